@@ -1,0 +1,177 @@
+"""Emit the C: build/gen/ops_gen.c (prep functions, Sqe methods, op table,
+constants), build/gen/ops_gen.h (op indices) and build/gen/methods_doc.h
+(docstrings of the hand-written methods)."""
+
+import textwrap
+from typing import List
+
+from model import Model, Op
+from signature import (HEADER, class_text_signature, method_text_signature,
+                       op_text_signature)
+
+
+def c_string(text: str) -> str:
+    """A C string literal, split at newlines for readable output."""
+    esc = text.replace("\\", "\\\\").replace('"', '\\"')
+    lines = esc.split("\n")
+    parts = ['"%s\\n"' % l for l in lines[:-1]] + ['"%s"' % lines[-1]]
+    return "\n    ".join(parts)
+
+
+def op_docstring(op: Op) -> str:
+    body = "\n".join(op.doc)
+    if op.args:
+        width = max(len(a.name) for a in op.args)
+        rows = []
+        for a in op.args:
+            text = a.doc or a.kind.text
+            wrapped = textwrap.wrap(text, 72 - width) or [""]
+            rows.append("  %-*s  %s" % (width, a.name, wrapped[0]))
+            rows += ["  %s  %s" % (" " * width, w) for w in wrapped[1:]]
+        body += "\n\n" + "\n".join(rows)
+    if op.returns:
+        body += "\n\n" + "\n".join(textwrap.wrap("Result: " + op.returns, 76))
+    tail = "Opcode %s" % op.opcode
+    if op.man:
+        tail += "; see the liburing man page %s(3)" % op.man
+    body += "\n\n" + tail + "."
+    return "%s\n--\n\n%s" % (op_text_signature(op), body)
+
+
+def _prep_function(op: Op) -> List[str]:
+    spec = "pu_spec_" + op.name
+    out = ["/* Sqe.%s: ops.def line %d */" % (op.method, op.lineno)]
+    names = ", ".join('"%s"' % a.name for a in op.args)
+    out.append("static const char *const pu_kw_%s[] = {%sNULL};"
+               % (op.name, names + ", " if names else ""))
+    out.append('static const pu_argspec %s = {"%s", pu_kw_%s, %d, %d};'
+               % (spec, op.method, op.name, op.nreq, len(op.args)))
+    out.append("")
+    out.append("static int")
+    out.append("pu_prep_%s(SqeObject *rec, struct io_uring_sqe *sqe, "
+               "PyObject *const *args," % op.name)
+    out.append("    Py_ssize_t nargs, PyObject *kwnames)")
+    out.append("{")
+    out.append("    PyObject *argv[%d];" % max(1, len(op.args)))
+    by_name = {a.name: a for a in op.args}
+    for a in op.args:
+        for d in a.kind.c_decls(a.name, a.default):
+            out.append("    " + d)
+    out.append("")
+    out.append("    (void)rec;")
+    out.append("    if (pu_parse_args(&%s, args, nargs, kwnames, argv) < 0)" % spec)
+    out.append("        return -1;")
+    for i, a in enumerate(op.args):
+        param = by_name[a.kind.param].kind.cname(a.kind.param) if a.kind.param else None
+        conv = a.kind.c_convert(spec, i, a.name, param)
+        cond = conv if a.required else "argv[%d] != NULL && %s" % (i, conv)
+        out.append("    if (%s < 0)" % cond)
+        out.append("        return -1;")
+    for call in op.calls:
+        out.append("    " + call)
+    out.append("    return 0;")
+    out.append("}")
+    out.append("")
+    out.append("static PyObject *")
+    out.append("Sqe_%s(PyObject *self, PyObject *const *args, Py_ssize_t nargs,"
+               % op.method)
+    out.append("    PyObject *kwnames)")
+    out.append("{")
+    out.append("    return pu_sqe_prep((SqeObject *)self, &pu_opdefs[PU_OP_%s], "
+               "args, nargs, kwnames);" % op.name.upper())
+    out.append("}")
+    out.append("")
+    return out
+
+
+def ops_c(model: Model) -> str:
+    out = ["/* %s */" % HEADER,
+           '#include "py_io_uring.h"',
+           '#include "ops_gen.h"',
+           "",
+           "#include <fcntl.h>",
+           "",
+           "/* ---- the prep functions and their Sqe methods ---- */",
+           ""]
+    for op in model.ops:
+        out += _prep_function(op)
+    out.append("/* ---- the op table, in ops.def order ---- */")
+    out.append("const pu_opdef pu_opdefs[] = {")
+    for op in model.ops:
+        out.append('    [PU_OP_%s] = {"%s", %s, pu_prep_%s},'
+                   % (op.name.upper(), op.name, op.opcode, op.name))
+    out.append("};")
+    out.append("const int pu_nopdefs = PU_NOPS;")
+    out.append("/* every op has an entry: checked when this file compiles */")
+    out.append("_Static_assert(sizeof(pu_opdefs) / sizeof(pu_opdefs[0]) == PU_NOPS,")
+    out.append('               "an op in ops_gen.h has no table entry");')
+    out.append("")
+    out.append("PyMethodDef pu_generated_sqe_methods[] = {")
+    for op in model.ops:
+        out.append('    {"%s", (PyCFunction)(void (*)(void))Sqe_%s,'
+                   % (op.method, op.method))
+        out.append("     METH_FASTCALL | METH_KEYWORDS,")
+        out.append("     %s}," % c_string(op_docstring(op)).replace("\n    ", "\n     "))
+    out.append("    {NULL, NULL, 0, NULL},")
+    out.append("};")
+    out.append("")
+    out.append("/* ---- constants: each only where the headers define it ---- */")
+    out.append("static int")
+    out.append("add_const(PyObject *m, const char *name, long long v)")
+    out.append("{")
+    out.append("    PyObject *o = PyLong_FromLongLong(v);")
+    out.append("    if (o == NULL || PyModule_AddObject(m, name, o) < 0) {")
+    out.append("        Py_XDECREF(o);")
+    out.append("        return -1;")
+    out.append("    }")
+    out.append("    return 0;")
+    out.append("}")
+    out.append("")
+    out.append("int")
+    out.append("pu_add_generated_constants(PyObject *m)")
+    out.append("{")
+    out.append("    (void)add_const;")
+    for c in model.consts:
+        out.append("#ifdef %s" % c)
+        out.append('    if (add_const(m, "%s", (long long)(%s)) < 0)' % (c, c))
+        out.append("        return -1;")
+        out.append("#endif")
+    out.append("    return 0;")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def ops_h(model: Model) -> str:
+    out = ["/* %s */" % HEADER,
+           "#ifndef PU_OPS_GEN_H",
+           "#define PU_OPS_GEN_H",
+           "",
+           "/* indices into pu_opdefs[] */",
+           "enum pu_op_index {"]
+    for op in model.ops:
+        out.append("    PU_OP_%s," % op.name.upper())
+    out.append("    PU_NOPS")
+    out.append("};")
+    out.append("")
+    out.append("#endif")
+    return "\n".join(out) + "\n"
+
+
+def methods_doc_h(model: Model) -> str:
+    out = ["/* %s */" % HEADER,
+           "#ifndef PU_METHODS_DOC_H",
+           "#define PU_METHODS_DOC_H",
+           ""]
+    for c in model.classes:
+        doc = "\n".join(c.doc)
+        if c.signature is not None:
+            doc = "%s\n--\n\n%s" % (class_text_signature(c.name, c.signature), doc)
+        out.append("#define PU_DOC_%s \\\n    %s" % (c.name, c_string(doc).replace("\n", " \\\n")))
+        out.append("")
+    for m in model.methods:
+        doc = "%s\n--\n\n%s" % (method_text_signature(m), "\n".join(m.doc))
+        out.append("#define PU_DOC_%s_%s \\\n    %s"
+                   % (m.cls, m.name, c_string(doc).replace("\n", " \\\n")))
+        out.append("")
+    out.append("#endif")
+    return "\n".join(out) + "\n"

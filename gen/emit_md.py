@@ -1,0 +1,65 @@
+"""Emit docs/api.md, the API reference."""
+
+from model import Model, Op
+from signature import (HEADER, class_text_signature, method_text_signature,
+                       op_text_signature)
+
+
+def _sig(text: str) -> str:
+    return text.replace("$self, ", "").replace("$self", "")
+
+
+def _op(op: Op) -> list:
+    out = ["### `Sqe.%s`" % _sig(op_text_signature(op)), ""]
+    out.append(" ".join(op.doc))
+    out.append("")
+    if op.args:
+        out.append("| argument | kind | default | meaning |")
+        out.append("| --- | --- | --- | --- |")
+        for a in op.args:
+            kind = a.kind.name + ("(%s)" % a.kind.param if a.kind.param else "")
+            out.append("| `%s` | %s | %s | %s |" % (
+                a.name, kind, "`%s`" % a.default_text if a.default_text else "required",
+                (a.doc or a.kind.text).replace("|", "\\|")))
+        out.append("")
+    if op.returns:
+        out.append("Result (`Cqe.getresult()`): %s." % op.returns)
+        out.append("")
+    man = " · liburing: `%s(3)`" % op.man if op.man else ""
+    out.append("Opcode `%s`%s · ops.def line %d" % (op.opcode, man, op.lineno))
+    out.append("")
+    return out
+
+
+def api_md(model: Model) -> str:
+    out = ["<!-- %s -->" % HEADER, "", "# py_io_uring API reference", ""]
+    out.append("Every `Sqe.prep_*` method below is generated from an entry of `ops.def`; "
+               "the other methods are the hand-written runtime in `src/`, documented "
+               "from `src/methods.def`. Argument kinds are described in "
+               "[adding-an-op.md](adding-an-op.md).")
+    out.append("")
+    for cls in model.classes:
+        head = cls.name
+        if cls.signature is not None:
+            head = class_text_signature(cls.name, cls.signature)
+        out.append("## `%s`" % head)
+        out.append("")
+        out.append(" ".join(d if d else "\n\n" for d in cls.doc).replace(" \n\n ", "\n\n"))
+        out.append("")
+        for m in model.methods:
+            if m.cls != cls.name:
+                continue
+            out.append("### `%s.%s`" % (cls.name, _sig(method_text_signature(m))))
+            out.append("")
+            out.append(" ".join(d if d else "\n\n" for d in m.doc).replace(" \n\n ", "\n\n"))
+            out.append("")
+        if cls.name == "Sqe":
+            out.append("## Operations (`Sqe.prep_*`)")
+            out.append("")
+            for op in model.ops:
+                out += _op(op)
+    out.append("## Constants")
+    out.append("")
+    out.append("Exported when the liburing headers the module was built with define them: "
+               + ", ".join("`%s`" % c for c in model.consts) + ".")
+    return "\n".join(out) + "\n"

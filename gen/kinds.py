@@ -1,0 +1,227 @@
+"""Argument kinds: one converter class per kind of Python argument.
+
+Each kind knows the C variables it declares, the runtime converter
+(src/args.c) that fills them, what it pins into the operation's record,
+its type in the .pyi stub and how it reads in the docs.  An ops.def entry
+names a kind per argument; a new operation whose arguments fit existing
+kinds needs no C at all.
+"""
+
+import ast
+from typing import Dict, List, Optional
+
+INT_RANGES = {
+    "u32": (0, 2**32 - 1),
+    "i32": (-(2**31), 2**31 - 1),
+    "u64": (0, 2**64 - 1),
+    "offset": (-1, 2**63 - 1),
+}
+
+
+class Kind:
+    name = ""
+    pyi = "Any"
+    text = ""              # for the docs: what the argument accepts
+    ctype = ""             # the main C variable's type
+    length = False         # also declares NAME_len (unsigned or socklen_t)
+    len_type = "unsigned"
+    pins = False           # converter takes the record (pins into it)
+    param_kind = None      # type: Optional[str]  kind of the named argument
+    allow_default = False
+
+    def __init__(self, param: Optional[str] = None) -> None:
+        self.param = param
+
+    # C variables -----------------------------------------------------
+    def cname(self, arg: str) -> str:
+        return arg
+
+    def c_names(self, arg: str) -> List[str]:
+        names = [self.cname(arg)]
+        if self.length:
+            names.append(arg + "_len")
+        return names
+
+    def c_decls(self, arg: str, default: object) -> List[str]:
+        decls = ["%s %s = %s;" % (self.ctype, self.cname(arg),
+                                  self.c_default(default))]
+        if self.length:
+            decls.append("%s %s_len = 0;" % (self.len_type, arg))
+        return decls
+
+    def c_default(self, default: object) -> str:
+        return "0"
+
+    def c_convert(self, spec: str, index: int, arg: str,
+                  param_cname: Optional[str]) -> str:
+        out = ["&" + self.cname(arg)]
+        if self.length:
+            out.append("&%s_len" % arg)
+        lead = "&%s, %d, " % (spec, index)
+        if self.pins:
+            lead += "rec, "
+        extra = (", " + param_cname) if param_cname else ""
+        return "pu_conv_%s(%sargv[%d]%s, %s)" % (
+            self.name, lead, index, extra, ", ".join(out))
+
+    # defaults ----------------------------------------------------------
+    def check_default(self, value: object) -> Optional[str]:
+        """None when value is an acceptable default, else the reason."""
+        if not self.allow_default:
+            return "kind '%s' takes no default" % self.name
+        return None
+
+
+class IntKind(Kind):
+    allow_default = True
+    pyi = "int"
+
+    def check_default(self, value: object) -> Optional[str]:
+        lo, hi = INT_RANGES[self.name]
+        if type(value) is not int:
+            return "default of kind '%s' must be an int" % self.name
+        if not lo <= value <= hi:
+            return "default %r is out of range for kind '%s'" % (value, self.name)
+        return None
+
+    def c_default(self, default: object) -> str:
+        if default is None:
+            return "0"
+        if self.name in ("u64", "offset"):
+            return "(__u64)%dLL" % default
+        return "%d" % default
+
+
+class U32(IntKind):
+    name = "u32"
+    ctype = "unsigned"
+    text = "int, 0 to 2**32-1"
+
+
+class I32(IntKind):
+    name = "i32"
+    ctype = "int"
+    text = "int, -2**31 to 2**31-1"
+
+
+class U64(IntKind):
+    name = "u64"
+    ctype = "__u64"
+    text = "int, 0 to 2**64-1"
+
+
+class Offset(IntKind):
+    name = "offset"
+    ctype = "__u64"
+    text = "file offset, int >= 0, or -1 for the current position"
+
+
+class Fd(Kind):
+    name = "fd"
+    ctype = "int"
+    pyi = "FileDescriptorLike"
+    text = "file descriptor: int >= 0, or an object with fileno()"
+
+    def c_default(self, default: object) -> str:
+        return "-1"
+
+
+class DirFd(Fd):
+    name = "dirfd"
+    text = "directory file descriptor: int, AT_FDCWD, or an object with fileno()"
+
+
+class BufferIn(Kind):
+    name = "buffer_in"
+    ctype = "const void *"
+    length = True
+    pins = True
+    pyi = "ReadableBuffer"
+    text = ("C-contiguous bytes-like object, pinned (kept alive and unresizable) "
+            "until the completion")
+
+    def c_default(self, default: object) -> str:
+        return "NULL"
+
+    def c_decls(self, arg: str, default: object) -> List[str]:
+        return ["const void *%s = NULL;" % arg, "unsigned %s_len = 0;" % arg]
+
+
+class BufferOut(Kind):
+    name = "buffer_out"
+    length = True
+    pins = True
+    pyi = "Union[int, WritableBuffer]"
+    text = ("int n (the module allocates n bytes; the result is the bytes read) "
+            "or a writable bytes-like object, filled in place and pinned until "
+            "the completion")
+
+    def c_decls(self, arg: str, default: object) -> List[str]:
+        return ["void *%s = NULL;" % arg, "unsigned %s_len = 0;" % arg]
+
+
+class Path(Kind):
+    name = "path"
+    pins = True
+    pyi = "StrOrBytesPath"
+    text = "str, bytes or os.PathLike; kept until the completion"
+
+    def c_decls(self, arg: str, default: object) -> List[str]:
+        return ["const char *%s = NULL;" % arg]
+
+
+class Timespec(Kind):
+    name = "timespec"
+    pins = True
+    pyi = "float"
+    text = "seconds, int or float >= 0; the timespec lives in the record"
+    allow_default = True
+
+    def check_default(self, value: object) -> Optional[str]:
+        if value is not None:
+            return "a timespec default can only be None"
+        return None
+
+    def c_decls(self, arg: str, default: object) -> List[str]:
+        return ["struct __kernel_timespec *%s = NULL;" % arg]
+
+
+class Target(Kind):
+    """Another Sqe of the same ring, named by its user_data (NAME_ud)."""
+    name = "target"
+    pins = True
+    pyi = "Sqe"
+    text = "an Sqe of the same ring; its user_data names the operation"
+
+    def cname(self, arg: str) -> str:
+        return arg + "_ud"
+
+    def c_decls(self, arg: str, default: object) -> List[str]:
+        return ["__u64 %s_ud = 0;" % arg]
+
+
+class SockAddr(Kind):
+    """A socket address, in the form of the family of the fd named in
+    parentheses: sockaddr(fd)."""
+    name = "sockaddr"
+    pins = True
+    length = True
+    param_kind = "fd"
+    pyi = "Any"
+    text = ("address as socket.connect() takes it for the socket's family: "
+            "(host, port) for AF_INET, (host, port[, flowinfo[, scope_id]]) "
+            "for AF_INET6, a path for AF_UNIX")
+
+    def c_decls(self, arg: str, default: object) -> List[str]:
+        return ["const struct sockaddr *%s = NULL;" % arg,
+                "socklen_t %s_len = 0;" % arg]
+
+
+KINDS = {k.name: k for k in (U32, I32, U64, Offset, Fd, DirFd, BufferIn,
+                             BufferOut, Path, Timespec, Target, SockAddr)}
+# type: Dict[str, type]
+
+
+def parse_literal(text: str) -> object:
+    """A default as written in ops.def: a Python literal (raises ValueError)."""
+    return ast.literal_eval(text)

@@ -1,0 +1,258 @@
+"""The validated model: operations and constants from ops.def, classes and
+methods from methods.def.  Emitters see only this model."""
+
+import ast
+import keyword
+import re
+from typing import List, NamedTuple, Optional
+
+from kinds import KINDS, Kind, parse_literal
+from parse import Block, DefError, parse_blocks
+
+IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+OPCODE = re.compile(r"^IORING_OP_[A-Z0-9_]+$")
+ARG = re.compile(r"^(?P<name>\S+)\s+(?P<kind>[a-z_0-9]+)(?:\((?P<param>[A-Za-z_0-9]*)\))?"
+                 r"(?:\s*=\s*(?P<default>.+?))?(?:\s+--\s+(?P<doc>.*))?$")
+# C names the generated prep function uses itself
+RESERVED_C = {"sqe", "rec", "args", "nargs", "kwnames", "argv"}
+
+
+class Arg(NamedTuple):
+    name: str
+    kind: Kind
+    default_text: Optional[str]     # as written, for signatures and docs
+    default: object                 # its value
+    doc: str
+    lineno: int
+
+    @property
+    def required(self) -> bool:
+        return self.default_text is None
+
+
+class Op(NamedTuple):
+    name: str
+    opcode: str
+    args: List[Arg]
+    calls: List[str]
+    returns: str
+    man: str
+    doc: List[str]
+    lineno: int
+
+    @property
+    def method(self) -> str:
+        return "prep_" + self.name
+
+    @property
+    def nreq(self) -> int:
+        return sum(1 for a in self.args if a.required)
+
+
+class Method(NamedTuple):
+    cls: str
+    name: str
+    signature: str                  # Python syntax, with annotations
+    returns: str
+    doc: List[str]
+    lineno: int
+
+
+class Class(NamedTuple):
+    name: str
+    signature: Optional[str]        # the constructor's, or None
+    doc: List[str]
+    lineno: int
+
+
+class Model(NamedTuple):
+    ops: List[Op]
+    consts: List[str]
+    classes: List[Class]
+    methods: List[Method]
+
+
+def _fields(path: str, block: Block, allowed: set) -> dict:
+    fields = {}  # type: dict
+    for item in block.items:
+        if item.key not in allowed:
+            raise DefError(path, item.lineno, "unknown field '%s' in %s '%s' "
+                           "(expected one of: %s)" % (item.key, block.keyword,
+                                                      block.head, ", ".join(sorted(allowed))))
+        fields.setdefault(item.key, []).append(item)
+    return fields
+
+
+def _one(path: str, block: Block, fields: dict, key: str,
+         required: bool = True) -> str:
+    items = fields.get(key, [])
+    if len(items) > 1:
+        raise DefError(path, items[1].lineno, "'%s' given twice" % key)
+    if not items:
+        if required:
+            raise DefError(path, block.lineno, "%s '%s' has no '%s'"
+                           % (block.keyword, block.head, key))
+        return ""
+    if not items[0].value:
+        raise DefError(path, items[0].lineno, "'%s' needs a value" % key)
+    return items[0].value
+
+
+def _arg(path: str, item, seen: dict) -> Arg:
+    m = ARG.match(item.value)
+    if m is None:
+        raise DefError(path, item.lineno, "arg must read 'NAME KIND [= DEFAULT] "
+                       "[-- text]', not %r" % item.value)
+    name, kname = m.group("name"), m.group("kind")
+    if not IDENT.match(name) or keyword.iskeyword(name):
+        raise DefError(path, item.lineno, "argument name %r is not a Python "
+                       "identifier" % name)
+    if name in seen:
+        raise DefError(path, item.lineno, "argument '%s' given twice" % name)
+    if kname not in KINDS:
+        raise DefError(path, item.lineno, "unknown argument kind '%s' (known: %s)"
+                       % (kname, ", ".join(sorted(KINDS))))
+    kcls = KINDS[kname]
+    param = m.group("param")
+    if kcls.param_kind is not None:
+        if not param:
+            raise DefError(path, item.lineno, "kind '%s' needs the name of a "
+                           "'%s' argument in parentheses" % (kname, kcls.param_kind))
+        if param not in seen or seen[param].kind.name != kcls.param_kind:
+            raise DefError(path, item.lineno, "'%s(%s)': %s is not an earlier '%s' "
+                           "argument" % (kname, param, param, kcls.param_kind))
+    elif param is not None:
+        raise DefError(path, item.lineno, "kind '%s' takes no parameter" % kname)
+    kind = kcls(param)
+    clash = RESERVED_C.intersection(kind.c_names(name))
+    if clash:
+        raise DefError(path, item.lineno, "argument '%s' would clash with the "
+                       "generated C name '%s'" % (name, clash.pop()))
+    default_text, default = m.group("default"), None
+    if default_text is not None:
+        try:
+            default = parse_literal(default_text)
+        except (ValueError, SyntaxError):
+            raise DefError(path, item.lineno, "default %r is not a Python literal"
+                           % default_text) from None
+        why = kind.check_default(default)
+        if why:
+            raise DefError(path, item.lineno, why)
+    return Arg(name, kind, default_text, default, (m.group("doc") or "").strip(),
+               item.lineno)
+
+
+def _op(path: str, block: Block) -> Op:
+    name = block.head
+    if not IDENT.match(name) or name != name.lower():
+        raise DefError(path, block.lineno, "op name %r must be a lower-case "
+                       "identifier" % name)
+    fields = _fields(path, block, {"opcode", "arg", "call", "returns", "man", "doc"})
+    opcode = _one(path, block, fields, "opcode")
+    if not OPCODE.match(opcode):
+        raise DefError(path, fields["opcode"][0].lineno, "opcode %r is not an "
+                       "IORING_OP_* name" % opcode)
+    args, seen = [], {}  # type: List[Arg], dict
+    for item in fields.get("arg", []):
+        a = _arg(path, item, seen)
+        if a.required and args and not args[-1].required:
+            raise DefError(path, item.lineno, "required argument '%s' follows an "
+                           "optional one" % a.name)
+        seen[a.name] = a
+        args.append(a)
+    bufs = sum(1 for a in args if a.kind.name in ("buffer_in", "buffer_out"))
+    if bufs > 2:
+        raise DefError(path, block.lineno, "at most 2 buffer arguments per op "
+                       "(PU_MAX_BUFS)")
+    calls = [i.value for i in fields.get("call", [])]
+    if not calls:
+        raise DefError(path, block.lineno, "op '%s' has no 'call'" % name)
+    for i in fields.get("call", []):
+        if not i.value.endswith(";") and not i.value.endswith("}"):
+            raise DefError(path, i.lineno, "a call line is a C statement ending "
+                           "with ';'")
+    doc = [i.value for i in fields.get("doc", [])]
+    if not doc or not doc[0]:
+        raise DefError(path, block.lineno, "op '%s' has no 'doc'" % name)
+    return Op(name, opcode, args, calls, _one(path, block, fields, "returns", False),
+              _one(path, block, fields, "man", False), doc, block.lineno)
+
+
+def load_ops(path: str, text: str):
+    ops, consts, names = [], [], {}  # type: List[Op], List[str], dict
+    for block in parse_blocks(path, text):
+        if block.keyword == "op":
+            if not block.head:
+                raise DefError(path, block.lineno, "'op' needs a name")
+            op = _op(path, block)
+            if op.name in names:
+                raise DefError(path, block.lineno, "op '%s' already defined at "
+                               "line %d" % (op.name, names[op.name]))
+            names[op.name] = block.lineno
+            ops.append(op)
+        elif block.keyword == "const":
+            if block.items:
+                raise DefError(path, block.items[0].lineno, "'const' takes no fields")
+            for c in block.head.split():
+                if not IDENT.match(c):
+                    raise DefError(path, block.lineno, "constant %r is not an "
+                                   "identifier" % c)
+                if c in consts:
+                    raise DefError(path, block.lineno, "constant %s given twice" % c)
+                consts.append(c)
+        else:
+            raise DefError(path, block.lineno, "unknown entry '%s' (expected 'op' "
+                           "or 'const')" % block.keyword)
+    if not ops:
+        raise DefError(path, 1, "no op defined")
+    return ops, consts
+
+
+HEAD = re.compile(r"^(?P<cls>[A-Za-z_]\w*)\.(?P<name>\w+)\((?P<sig>.*)\)\s*->\s*(?P<ret>.+)$")
+CLASS = re.compile(r"^(?P<name>[A-Za-z_]\w*)(?:\((?P<sig>.*)\))?$")
+
+
+def _check_sig(path: str, lineno: int, sig: str) -> None:
+    try:
+        ast.parse("def f(%s): pass" % sig)
+    except SyntaxError as e:
+        raise DefError(path, lineno, "bad signature (%s): %s" % (e.msg, sig)) from None
+
+
+def load_methods(path: str, text: str):
+    classes, methods = [], []  # type: List[Class], List[Method]
+    for block in parse_blocks(path, text):
+        fields = _fields(path, block, {"doc"})
+        doc = [i.value for i in fields.get("doc", [])]
+        if not doc:
+            raise DefError(path, block.lineno, "%s has no 'doc'" % block.head)
+        if block.keyword == "class":
+            m = CLASS.match(block.head)
+            if m is None:
+                raise DefError(path, block.lineno, "class must read NAME[(SIGNATURE)]")
+            if m.group("sig") is not None:
+                _check_sig(path, block.lineno, m.group("sig"))
+            classes.append(Class(m.group("name"), m.group("sig"), doc, block.lineno))
+        elif block.keyword == "method":
+            m = HEAD.match(block.head)
+            if m is None:
+                raise DefError(path, block.lineno, "method must read "
+                               "CLASS.NAME(SIGNATURE) -> TYPE")
+            if m.group("cls") not in [c.name for c in classes]:
+                raise DefError(path, block.lineno, "class %s is not defined above"
+                               % m.group("cls"))
+            _check_sig(path, block.lineno, m.group("sig"))
+            methods.append(Method(m.group("cls"), m.group("name"), m.group("sig"),
+                                  m.group("ret").strip(), doc, block.lineno))
+        else:
+            raise DefError(path, block.lineno, "unknown entry '%s' (expected "
+                           "'class' or 'method')" % block.keyword)
+    return classes, methods
+
+
+def load(ops_path: str, methods_path: str) -> Model:
+    with open(ops_path, encoding="utf-8") as f:
+        ops, consts = load_ops(ops_path, f.read())
+    with open(methods_path, encoding="utf-8") as f:
+        classes, methods = load_methods(methods_path, f.read())
+    return Model(ops, consts, classes, methods)

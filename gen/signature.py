@@ -1,0 +1,67 @@
+"""Signatures rendered three ways from one model: the __text_signature__
+that help() and inspect read, the .pyi stub, and the docs."""
+
+import ast
+from typing import List
+
+from model import Method, Op
+
+HEADER = "generated from ops.def and src/methods.def by gen/generate.py, do not edit"
+
+
+def op_text_signature(op: Op) -> str:
+    parts = ["$self"]
+    for a in op.args:
+        parts.append(a.name if a.required else "%s=%s" % (a.name, a.default_text))
+    return "%s(%s)" % (op.method, ", ".join(parts))
+
+
+def op_pyi_signature(op: Op) -> str:
+    parts = ["self"]
+    for a in op.args:
+        p = "%s: %s" % (a.name, a.kind.pyi)
+        if not a.required:
+            p += " = %s" % a.default_text
+        parts.append(p)
+    return "def %s(%s) -> None: ..." % (op.method, ", ".join(parts))
+
+
+def _strip_annotations(sig: str) -> str:
+    """'a: int, b: int = 0, /' -> 'a, b=0, /' (text signatures have no types)."""
+    src = "def f(%s): pass" % sig
+    fn = ast.parse(src).body[0]
+    a = fn.args  # type: ignore[attr-defined]
+    out = []  # type: List[str]
+
+    def seg(node) -> str:
+        return ast.get_source_segment(src, node)
+
+    positional = list(getattr(a, "posonlyargs", [])) + list(a.args)
+    defaults = [None] * (len(positional) - len(a.defaults)) + list(a.defaults)
+    for i, (arg, d) in enumerate(zip(positional, defaults)):
+        out.append(arg.arg if d is None else "%s=%s" % (arg.arg, seg(d)))
+        if i == len(getattr(a, "posonlyargs", [])) - 1:
+            out.append("/")
+    if a.vararg:
+        out.append("*" + a.vararg.arg)
+    elif a.kwonlyargs:
+        out.append("*")
+    for arg, d in zip(a.kwonlyargs, a.kw_defaults):
+        out.append(arg.arg if d is None else "%s=%s" % (arg.arg, seg(d)))
+    if a.kwarg:
+        out.append("**" + a.kwarg.arg)
+    return ", ".join(out)
+
+
+def method_text_signature(m: Method) -> str:
+    inner = _strip_annotations(m.signature)
+    return "%s($self%s)" % (m.name, ", " + inner if inner else "")
+
+
+def class_text_signature(name: str, sig: str) -> str:
+    return "%s(%s)" % (name, _strip_annotations(sig))
+
+
+def method_pyi_signature(m: Method) -> str:
+    sig = m.signature.strip()
+    return "def %s(self%s) -> %s: ..." % (m.name, ", " + sig if sig else "", m.returns)

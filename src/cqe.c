@@ -1,0 +1,101 @@
+/* cqe.c: the Cqe type: a completion copied out of the kernel's CQ, so it
+ * stays valid after cqe_seen(). */
+#include "py_io_uring.h"
+#include "methods_doc.h"
+
+static int
+Cqe_traverse(CqeObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->sqe);
+    Py_VISIT(self->result);
+    return 0;
+}
+
+static int
+Cqe_clear(CqeObject *self)
+{
+    Py_CLEAR(self->sqe);
+    Py_CLEAR(self->result);
+    return 0;
+}
+
+static void
+Cqe_dealloc(CqeObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Cqe_clear(self);
+    PyObject_GC_Del(self);
+}
+
+static PyObject *
+Cqe_res(CqeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLong(self->res);
+}
+
+static PyObject *
+Cqe_flags(CqeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromUnsignedLong(self->flags);
+}
+
+static PyObject *
+Cqe_get_data(CqeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *d = (self->sqe && self->sqe->data) ? self->sqe->data : Py_None;
+    Py_INCREF(d);
+    return d;
+}
+
+static PyObject *
+Cqe_getresult(CqeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->res < 0)
+        return pu_err_errno(-self->res);
+    if (self->result != NULL) {
+        Py_INCREF(self->result);
+        return self->result;
+    }
+    return PyLong_FromLong(self->res);
+}
+
+static PyObject *
+Cqe_convert_address(CqeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->sqe == NULL)
+        Py_RETURN_NONE;
+    return pu_sqe_peer(self->sqe);
+}
+
+static PyObject *
+Cqe_repr(CqeObject *self)
+{
+    return PyUnicode_FromFormat("<py_io_uring.Cqe %s res=%d flags=0x%x>",
+                                (self->sqe && self->sqe->op)
+                                    ? self->sqe->op->name : "nop",
+                                (int)self->res, (unsigned)self->flags);
+}
+
+static PyMethodDef Cqe_methods[] = {
+    {"res", (PyCFunction)Cqe_res, METH_NOARGS, PU_DOC_Cqe_res},
+    {"flags", (PyCFunction)Cqe_flags, METH_NOARGS, PU_DOC_Cqe_flags},
+    {"get_data", (PyCFunction)Cqe_get_data, METH_NOARGS, PU_DOC_Cqe_get_data},
+    {"getresult", (PyCFunction)Cqe_getresult, METH_NOARGS,
+     PU_DOC_Cqe_getresult},
+    {"convert_address", (PyCFunction)Cqe_convert_address, METH_NOARGS,
+     PU_DOC_Cqe_convert_address},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject pu_CqeType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "py_io_uring.Cqe",
+    .tp_basicsize = sizeof(CqeObject),
+    .tp_dealloc = (destructor)Cqe_dealloc,
+    .tp_repr = (reprfunc)Cqe_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = PU_DOC_Cqe,
+    .tp_traverse = (traverseproc)Cqe_traverse,
+    .tp_clear = (inquiry)Cqe_clear,
+    .tp_methods = Cqe_methods,
+};

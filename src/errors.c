@@ -1,0 +1,117 @@
+/* errors.c: the state checks every method makes, and OSError raising with
+ * messages that say what went wrong in plain words. */
+#include "py_io_uring.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+int
+pu_ring_check(RingObject *r)
+{
+    if (!r->initialised) {
+        PyErr_SetString(PyExc_ValueError,
+                        "IoUring is not initialised (call queue_init()) or "
+                        "was closed by queue_exit()");
+        return -1;
+    }
+    if (r->fork_generation != pu_fork_generation) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "this IoUring belongs to the parent process: a ring "
+                        "cannot be used after fork(); create a new IoUring "
+                        "in the child");
+        return -1;
+    }
+    if (r->closing) {
+        PyErr_SetString(PyExc_ValueError, "IoUring is being closed");
+        return -1;
+    }
+    return 0;
+}
+
+/* The submission side: liburing assumes one user at a time. */
+int
+pu_ring_check_sq(RingObject *r)
+{
+    if (pu_ring_check(r) < 0)
+        return -1;
+    if (r->sq_busy) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "another thread is submitting on this IoUring");
+        return -1;
+    }
+    return 0;
+}
+
+/* The completion side: one waiter or reaper at a time. */
+int
+pu_ring_check_cq(RingObject *r)
+{
+    if (pu_ring_check(r) < 0)
+        return -1;
+    if (r->cq_busy) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "another thread is waiting on this IoUring's "
+                        "completion queue (one waiter at a time)");
+        return -1;
+    }
+    return 0;
+}
+
+/* OSError, or the subclass that matches err (FileNotFoundError, ...). */
+PyObject *
+pu_err_errno(int err)
+{
+    PyObject *args = Py_BuildValue("(is)", err, strerror(err));
+    if (args != NULL) {
+        PyErr_SetObject(PyExc_OSError, args);
+        Py_DECREF(args);
+    }
+    return NULL;
+}
+
+/* io_uring_setup(2) failing is often about the system, not the call. */
+PyObject *
+pu_err_setup(int err)
+{
+    const char *why;
+    PyObject *args;
+    switch (err) {
+    case EPERM:
+        why = "io_uring is not allowed here: io_uring_setup() was refused "
+              "(check the sysctl kernel.io_uring_disabled, 0 allows it, 1 "
+              "limits it to kernel.io_uring_group; and a container's seccomp "
+              "profile, such as Docker's default or Kubernetes' "
+              "RuntimeDefault, which deny io_uring_setup)";
+        break;
+    case ENOSYS:
+        why = "io_uring is not available: this kernel has no io_uring_setup() "
+              "(Linux 5.1 or newer built with CONFIG_IO_URING is needed; a "
+              "seccomp filter may also hide it)";
+        break;
+    case ENOMEM:
+        why = "io_uring_setup() ran out of memory (on kernels before 5.12 "
+              "rings count against RLIMIT_MEMLOCK: see ulimit -l)";
+        break;
+    case EINVAL:
+        why = "io_uring_setup() rejected the parameters (entries must be "
+              "1..32768; some flags need a newer kernel or other flags)";
+        break;
+    default:
+        why = strerror(err);
+    }
+    args = Py_BuildValue("(is)", err, why);
+    if (args != NULL) {
+        PyErr_SetObject(PyExc_OSError, args);
+        Py_DECREF(args);
+    }
+    return NULL;
+}
+
+double
+pu_monotonic(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}

@@ -1,0 +1,199 @@
+/* py_io_uring.h: the runtime's types and the interface between the
+ * hand-written runtime (src/) and the code generated from ops.def. */
+#ifndef PY_IO_URING_H
+#define PY_IO_URING_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <liburing.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define PU_VERSION "0.1.0"
+
+struct pu_opdef;
+
+/* ---------------------------------------------------------------- records
+ *
+ * Every operation has a record: the Sqe object itself.  From get_sqe()
+ * until its final completion has been reaped the ring's slot table holds a
+ * strong reference to it, so everything the kernel may read or write (the
+ * pinned buffers, the timespec, the sockaddr, the path) lives in memory the
+ * kernel owns a claim on, whatever the user drops.  The SQE's user_data is
+ * (generation << 32 | slot), never a pointer: a stale cancel names a slot
+ * whose generation moved on, and the kernel answers -ENOENT.
+ */
+enum pu_state {
+    PU_NEW,        /* acquired: the SQE is a NOP carrying our user_data */
+    PU_PREPARED,   /* a prep_* method filled the SQE */
+    PU_SUBMITTED,  /* handed to the kernel; the SQE is no longer ours */
+    PU_DONE,       /* final completion reaped; resources released */
+};
+
+#define PU_MAX_BUFS 2
+
+typedef struct SqeObject {
+    PyObject_HEAD
+    struct RingObject *ring;        /* strong */
+    struct io_uring_sqe *sqe;       /* only while PU_NEW / PU_PREPARED */
+    const struct pu_opdef *op;      /* the op prepared, NULL for the NOP */
+    PyObject *data;                 /* set_data() */
+    PyObject *result;               /* bytes the module allocated for output */
+    PyObject *keep;                 /* an object the kernel reads (path) */
+    __u64 user_data;
+    uint8_t state;
+    uint8_t nbufs;
+    uint8_t has_peer;               /* an accept wrote peer/peerlen */
+    uint8_t leaked;                 /* teardown could not drain: never free */
+    socklen_t peerlen;
+    Py_buffer bufs[PU_MAX_BUFS];    /* pinned with the buffer protocol */
+    struct __kernel_timespec ts;
+    struct sockaddr_storage addr;   /* connect target or accept peer */
+    PyObject *weakreflist;
+} SqeObject;
+
+typedef struct CqeObject {
+    PyObject_HEAD
+    SqeObject *sqe;                 /* strong: user data, address */
+    PyObject *result;               /* per-completion result (bytes) */
+    __u64 user_data;
+    int32_t res;
+    uint32_t flags;
+} CqeObject;
+
+typedef struct RingObject {
+    PyObject_HEAD
+    struct io_uring ring;
+    uint8_t initialised;
+    uint8_t closing;                /* teardown running: refuse re-entry */
+    uint8_t sq_busy;                /* a thread is in submit without the GIL */
+    uint8_t cq_busy;                /* a thread waits or reaps */
+    unsigned fork_generation;
+    unsigned features;
+    unsigned setup_flags;
+    unsigned sq_entries;
+    /* the slot table: records from get_sqe() until their final completion */
+    SqeObject **slots;
+    uint32_t *slot_gen;
+    uint32_t *free_slots;
+    uint32_t nslots, nfree;
+    Py_ssize_t nrecords;            /* records in the table */
+    /* records acquired since the last submit, in SQ order */
+    SqeObject **pending;
+    unsigned npending;
+    /* completions reaped from the kernel and not yet marked seen */
+    CqeObject **cq;
+    Py_ssize_t cq_start, cq_end, cq_cap;
+    PyObject *weakreflist;
+} RingObject;
+
+/* user_data whose low half is all ones belongs to the runtime itself */
+#define PU_SLOT_INTERNAL 0xffffffffu
+#define PU_UD_INTERNAL ((__u64)0xfffffffeffffffffULL)
+#define PU_UD_SLOT(ud) ((uint32_t)((ud) & 0xffffffffu))
+#define PU_UD_GEN(ud) ((uint32_t)((ud) >> 32))
+
+extern PyTypeObject pu_RingType;
+extern PyTypeObject pu_SqeType;
+extern PyTypeObject pu_CqeType;
+extern PyObject *pu_SubmissionQueueFull;
+extern volatile unsigned pu_fork_generation;
+
+/* ---------------------------------------------------------------- op table
+ *
+ * One entry per operation, generated from ops.def (build/gen/ops_gen.c). */
+typedef int (*pu_prep_fn)(SqeObject *rec, struct io_uring_sqe *sqe,
+                          PyObject *const *args, Py_ssize_t nargs,
+                          PyObject *kwnames);
+
+typedef struct pu_opdef {
+    const char *name;               /* "read": Sqe.prep_read */
+    int opcode;                     /* IORING_OP_READ, for the probe */
+    pu_prep_fn prep;
+} pu_opdef;
+
+extern const pu_opdef pu_opdefs[];
+extern const int pu_nopdefs;
+extern PyMethodDef pu_generated_sqe_methods[];
+int pu_add_generated_constants(PyObject *module);
+
+/* ---------------------------------------------------------------- arguments
+ *
+ * The converters: one C function per argument kind of gen/kinds.py.  Each
+ * returns 0 or -1 with an exception set.  Converters that pin something put
+ * it in the record, which releases it at the final completion (or at once
+ * when the prep fails). */
+typedef struct pu_argspec {
+    const char *fname;              /* "prep_read" */
+    const char *const *kwlist;      /* NULL-terminated argument names */
+    Py_ssize_t nreq, nmax;
+} pu_argspec;
+
+int pu_parse_args(const pu_argspec *sp, PyObject *const *args,
+                  Py_ssize_t nargs, PyObject *kwnames, PyObject **out);
+
+int pu_conv_fd(const pu_argspec *sp, int i, PyObject *o, int *out);
+int pu_conv_dirfd(const pu_argspec *sp, int i, PyObject *o, int *out);
+int pu_conv_u32(const pu_argspec *sp, int i, PyObject *o, unsigned *out);
+int pu_conv_i32(const pu_argspec *sp, int i, PyObject *o, int *out);
+int pu_conv_u64(const pu_argspec *sp, int i, PyObject *o, __u64 *out);
+int pu_conv_offset(const pu_argspec *sp, int i, PyObject *o, __u64 *out);
+int pu_conv_buffer_in(const pu_argspec *sp, int i, SqeObject *rec,
+                      PyObject *o, const void **buf, unsigned *len);
+int pu_conv_buffer_out(const pu_argspec *sp, int i, SqeObject *rec,
+                       PyObject *o, void **buf, unsigned *len);
+int pu_conv_path(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+                 const char **out);
+int pu_conv_timespec(const pu_argspec *sp, int i, SqeObject *rec,
+                     PyObject *o, struct __kernel_timespec **out);
+int pu_conv_target(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+                   __u64 *out);
+int pu_conv_sockaddr(const pu_argspec *sp, int i, SqeObject *rec,
+                     PyObject *o, int fd, const struct sockaddr **out,
+                     socklen_t *outlen);
+
+/* storage for an accept's peer address, used in ops.def call lines */
+struct sockaddr *pu_rec_peer_addr(SqeObject *rec);
+socklen_t *pu_rec_peer_addrlen(SqeObject *rec);
+
+/* ---------------------------------------------------------------- runtime */
+/* records (src/record.c) */
+SqeObject *pu_record_new(RingObject *r);
+void pu_record_release(SqeObject *rec);
+void pu_record_finish(RingObject *r, SqeObject *rec);
+SqeObject *pu_record_lookup(RingObject *r, __u64 ud);
+int pu_ring_table_grow(RingObject *r);
+PyObject *pu_sqe_prep(SqeObject *self, const pu_opdef *op,
+                      PyObject *const *args, Py_ssize_t nargs,
+                      PyObject *kwnames);
+
+/* the types (src/sqe.c, src/cqe.c, src/ring.c) */
+int pu_sqe_type_init(void);
+PyObject *pu_sqe_peer(SqeObject *self);
+
+/* completions (src/reap.c) */
+int pu_reap(RingObject *r);
+void pu_reap_discard(RingObject *r, int *cancel_einval);
+void pu_cq_clear(RingObject *r);
+#define PU_CQ_LEN(r) ((r)->cq_end - (r)->cq_start)
+
+/* teardown (src/teardown.c) */
+void pu_ring_teardown(RingObject *r);
+
+/* checks and errors (src/errors.c) */
+int pu_ring_check(RingObject *r);
+int pu_ring_check_sq(RingObject *r);
+int pu_ring_check_cq(RingObject *r);
+PyObject *pu_err_errno(int err);
+PyObject *pu_err_setup(int err);
+
+/* addresses (src/sockaddr.c) */
+int pu_sockaddr_from_python(PyObject *o, int family, struct sockaddr_storage *ss,
+                            socklen_t *len);
+PyObject *pu_sockaddr_to_python(const struct sockaddr *sa, socklen_t len);
+
+/* time */
+double pu_monotonic(void);
+
+#endif

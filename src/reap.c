@@ -1,0 +1,146 @@
+/* reap.c: moving completions out of the kernel's CQ.
+ *
+ * pu_reap() copies every ready CQE into a Cqe object, appends it to the
+ * ring's queue of unseen completions and advances the kernel's CQ head once
+ * for the whole batch.  A final completion ends its record: the pinned
+ * buffers are released, the module-allocated output becomes the Cqe's
+ * result, and the table's reference to the record passes to the Cqe. */
+#include "py_io_uring.h"
+
+/* Room for `extra` more Cqe at the end of the queue. */
+static int
+cq_reserve(RingObject *r, Py_ssize_t extra)
+{
+    Py_ssize_t len = PU_CQ_LEN(r);
+    if (r->cq_end + extra <= r->cq_cap)
+        return 0;
+    if (r->cq_start > 0) {
+        memmove(r->cq, r->cq + r->cq_start, (size_t)len * sizeof(*r->cq));
+        r->cq_start = 0;
+        r->cq_end = len;
+    }
+    if (len + extra > r->cq_cap) {
+        Py_ssize_t cap = r->cq_cap ? r->cq_cap : 64;
+        CqeObject **q;
+        while (cap < len + extra)
+            cap *= 2;
+        q = PyMem_Realloc(r->cq, (size_t)cap * sizeof(*q));
+        if (q == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        r->cq = q;
+        r->cq_cap = cap;
+    }
+    return 0;
+}
+
+/* The output bytes hold exactly what the kernel wrote. */
+static PyObject *
+take_result(SqeObject *rec, int32_t res)
+{
+    PyObject *b = rec->result;
+    rec->result = NULL;
+    if (b == NULL || res < 0) {
+        Py_XDECREF(b);
+        return NULL;
+    }
+    if (res < PyBytes_GET_SIZE(b) && _PyBytes_Resize(&b, res) < 0) {
+        PyErr_Clear();   /* shrinking failed: b is gone; report the count */
+        return NULL;
+    }
+    return b;
+}
+
+int
+pu_reap(RingObject *r)
+{
+    struct io_uring_cqe *c;
+    unsigned head, ready, n = 0;
+    int err = 0;
+
+    ready = io_uring_cq_ready(&r->ring);
+    if (ready == 0) {
+        /* completions the kernel kept aside (IORING_FEAT_NODROP) are only
+         * moved into the CQ when we enter the kernel */
+        if (!(IO_URING_READ_ONCE(*r->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW))
+            return 0;
+        io_uring_get_events(&r->ring);
+        ready = io_uring_cq_ready(&r->ring);
+        if (ready == 0)
+            return 0;
+    }
+    if (cq_reserve(r, ready) < 0)
+        return -1;
+    /* allocation below may run the GC and finalizers: keep them off the CQ */
+    r->cq_busy = 1;
+    io_uring_for_each_cqe(&r->ring, head, c) {
+        SqeObject *rec = pu_record_lookup(r, c->user_data);
+        if (rec != NULL) {
+            CqeObject *q = PyObject_GC_New(CqeObject, &pu_CqeType);
+            if (q == NULL) {
+                err = -1;   /* this CQE stays in the ring for next time */
+                break;
+            }
+            q->user_data = c->user_data;
+            q->res = c->res;
+            q->flags = c->flags;
+            q->result = NULL;
+            if (c->flags & IORING_CQE_F_MORE) {
+                Py_INCREF(rec);
+                q->sqe = rec;
+            } else {
+                pu_record_finish(r, rec);
+                q->sqe = rec;            /* the table's reference */
+                q->result = take_result(rec, c->res);
+                pu_record_release(rec);
+            }
+            PyObject_GC_Track(q);
+            r->cq[r->cq_end++] = q;
+        }
+        if (++n == ready)
+            break;
+    }
+    io_uring_cq_advance(&r->ring, n);
+    r->cq_busy = 0;
+    return err;
+}
+
+/* Teardown's reaping: completions are dropped, records end.  One CQE at a
+ * time, marked seen before anything is released, so that code run by a
+ * release (a finalizer) never sees a half-consumed ring. */
+void
+pu_reap_discard(RingObject *r, int *cancel_einval)
+{
+    struct io_uring_cqe *c;
+
+    while (io_uring_peek_cqe(&r->ring, &c) == 0 && c != NULL) {
+        __u64 ud = c->user_data;
+        int32_t res = c->res;
+        uint32_t flags = c->flags;
+        SqeObject *rec;
+
+        io_uring_cqe_seen(&r->ring, c);
+        if (PU_UD_SLOT(ud) == PU_SLOT_INTERNAL) {
+            if (ud == PU_UD_INTERNAL && res == -EINVAL && cancel_einval)
+                *cancel_einval = 1;
+            continue;
+        }
+        rec = pu_record_lookup(r, ud);
+        if (rec == NULL || (flags & IORING_CQE_F_MORE))
+            continue;
+        pu_record_finish(r, rec);
+        pu_record_release(rec);
+        Py_DECREF(rec);
+    }
+}
+
+void
+pu_cq_clear(RingObject *r)
+{
+    while (r->cq_end > r->cq_start) {
+        CqeObject *q = r->cq[--r->cq_end];
+        Py_DECREF(q);
+    }
+    r->cq_start = r->cq_end = 0;
+}

@@ -1,0 +1,123 @@
+/* record.c: the slot table of operation records.
+ *
+ * A record (an Sqe object) enters the table in get_sqe() and leaves it when
+ * its final completion is reaped.  The table's strong reference is what
+ * keeps the record, and everything pinned in it, alive while the kernel may
+ * use it; user_data carries (generation << 32 | slot). */
+#include "py_io_uring.h"
+
+#define PU_FIRST_SLOTS 64
+
+int
+pu_ring_table_grow(RingObject *r)
+{
+    uint32_t n = r->nslots ? r->nslots * 2 : PU_FIRST_SLOTS;
+    SqeObject **slots;
+    uint32_t *gen, *fr;
+
+    if (n >= PU_SLOT_INTERNAL || n < r->nslots) {
+        PyErr_SetString(PyExc_MemoryError, "too many operations in flight");
+        return -1;
+    }
+    slots = PyMem_Realloc(r->slots, n * sizeof(*slots));
+    if (slots == NULL)
+        goto nomem;
+    r->slots = slots;
+    gen = PyMem_Realloc(r->slot_gen, n * sizeof(*gen));
+    if (gen == NULL)
+        goto nomem;
+    r->slot_gen = gen;
+    fr = PyMem_Realloc(r->free_slots, n * sizeof(*fr));
+    if (fr == NULL)
+        goto nomem;
+    r->free_slots = fr;
+    /* new slots go on the free stack highest first, so low slots are used
+     * first and stay warm in the cache */
+    for (uint32_t s = n; s-- > r->nslots;) {
+        r->slots[s] = NULL;
+        r->slot_gen[s] = 0;
+        r->free_slots[r->nfree++] = s;
+    }
+    r->nslots = n;
+    return 0;
+nomem:
+    PyErr_NoMemory();
+    return -1;
+}
+
+/* A new record with a slot.  The table holds the returned reference; the
+ * caller adds its own if it hands the record out. */
+SqeObject *
+pu_record_new(RingObject *r)
+{
+    SqeObject *rec;
+    uint32_t slot;
+
+    if (r->nfree == 0 && pu_ring_table_grow(r) < 0)
+        return NULL;
+    rec = PyObject_GC_New(SqeObject, &pu_SqeType);
+    if (rec == NULL)
+        return NULL;
+    Py_INCREF(r);
+    rec->ring = r;
+    rec->sqe = NULL;
+    rec->op = NULL;
+    rec->data = NULL;
+    rec->result = NULL;
+    rec->keep = NULL;
+    rec->state = PU_NEW;
+    rec->nbufs = 0;
+    rec->has_peer = 0;
+    rec->leaked = 0;
+    rec->peerlen = 0;
+    rec->weakreflist = NULL;
+    slot = r->free_slots[--r->nfree];
+    r->slots[slot] = rec;
+    rec->user_data = ((__u64)r->slot_gen[slot] << 32) | slot;
+    r->nrecords++;
+    PyObject_GC_Track(rec);
+    return rec;
+}
+
+/* Release what the kernel no longer uses: pinned buffers and kept objects.
+ * Only called once the operation's final completion was reaped, or before
+ * it was ever submitted (a failed prep). */
+void
+pu_record_release(SqeObject *rec)
+{
+    while (rec->nbufs > 0)
+        PyBuffer_Release(&rec->bufs[--rec->nbufs]);
+    Py_CLEAR(rec->keep);
+    Py_CLEAR(rec->result);
+}
+
+/* Take a record out of the table after its final completion.  The table's
+ * reference passes to the caller. */
+void
+pu_record_finish(RingObject *r, SqeObject *rec)
+{
+    uint32_t slot = PU_UD_SLOT(rec->user_data);
+
+    rec->state = PU_DONE;
+    rec->sqe = NULL;
+    r->slots[slot] = NULL;
+    r->slot_gen[slot]++;
+    r->free_slots[r->nfree++] = slot;
+    r->nrecords--;
+}
+
+/* The record a completion's user_data names, or NULL for the runtime's
+ * own operations and for stale values. */
+SqeObject *
+pu_record_lookup(RingObject *r, __u64 ud)
+{
+    uint32_t slot = PU_UD_SLOT(ud);
+    SqeObject *rec;
+
+    if (slot >= r->nslots)
+        return NULL;
+    rec = r->slots[slot];
+    if (rec == NULL || rec->user_data != ud)
+        return NULL;
+    return rec;
+}

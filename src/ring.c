@@ -1,0 +1,607 @@
+/* ring.c: the IoUring type: setup, the submission side, waiting and the
+ * queue of reaped completions not yet marked seen. */
+#include "py_io_uring.h"
+#include "methods_doc.h"
+
+#include <errno.h>
+#include <math.h>
+
+static int
+ring_setup(RingObject *r, long long entries, unsigned flags)
+{
+    int ret;
+
+    if (r->initialised) {
+        PyErr_SetString(PyExc_ValueError, "IoUring is already initialised");
+        return -1;
+    }
+    if (entries < 1 || entries > UINT32_MAX) {
+        pu_err_setup(EINVAL);
+        return -1;
+    }
+    ret = io_uring_queue_init((unsigned)entries, &r->ring, flags);
+    if (ret < 0) {
+        pu_err_setup(-ret);
+        return -1;
+    }
+    /* a forked child must not write into the parent's rings */
+    (void)io_uring_ring_dontfork(&r->ring);
+    r->features = r->ring.features;
+    r->setup_flags = flags;
+    r->sq_entries = *r->ring.sq.kring_entries;
+    r->pending = PyMem_Malloc(r->sq_entries * sizeof(*r->pending));
+    r->npending = 0;
+    r->nrecords = 0;
+    r->cq_start = r->cq_end = 0;
+    if (r->pending == NULL || pu_ring_table_grow(r) < 0) {
+        if (r->pending == NULL)
+            PyErr_NoMemory();
+        PyMem_Free(r->pending);
+        r->pending = NULL;
+        io_uring_queue_exit(&r->ring);
+        return -1;
+    }
+    r->fork_generation = pu_fork_generation;
+    r->initialised = 1;
+    return 0;
+}
+
+static int
+Ring_init(RingObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"entries", "flags", NULL};
+    PyObject *entries = Py_None;
+    unsigned int flags = 0;
+    long long n;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OI:IoUring", kwlist,
+                                     &entries, &flags))
+        return -1;
+    if (entries == Py_None)
+        return 0;
+    n = PyLong_AsLongLong(entries);
+    if (n == -1 && PyErr_Occurred())
+        return -1;
+    return ring_setup(self, n, flags);
+}
+
+static PyObject *
+Ring_queue_init(RingObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    long long entries;
+    unsigned long flags = 0;
+
+    if (nargs < 1 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "queue_init() takes 1 or 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    entries = PyLong_AsLongLong(args[0]);
+    if (entries == -1 && PyErr_Occurred())
+        return NULL;
+    if (nargs == 2) {
+        flags = PyLong_AsUnsignedLong(args[1]);
+        if (flags == (unsigned long)-1 && PyErr_Occurred())
+            return NULL;
+        if (flags > UINT32_MAX) {
+            PyErr_SetString(PyExc_OverflowError, "flags must fit in 32 bits");
+            return NULL;
+        }
+    }
+    if (ring_setup(self, entries, (unsigned)flags) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* queue_exit() and the context manager: cancel, drain, release, unmap. */
+static PyObject *
+Ring_queue_exit(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->sq_busy || self->cq_busy) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "queue_exit(): another thread is using this IoUring");
+        return NULL;
+    }
+    pu_ring_teardown(self);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Ring_get_sqe(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    struct io_uring_sqe *sqe;
+    SqeObject *rec;
+
+    if (pu_ring_check_sq(self) < 0)
+        return NULL;
+    if (io_uring_sq_space_left(&self->ring) == 0) {
+        PyErr_SetString(pu_SubmissionQueueFull,
+                        "the submission queue is full: call submit() and "
+                        "try again");
+        return NULL;
+    }
+    rec = pu_record_new(self);
+    if (rec == NULL)
+        return NULL;
+    sqe = io_uring_get_sqe(&self->ring);
+    /* an entry nobody prepares still completes, harmlessly, as a NOP */
+    io_uring_prep_nop(sqe);
+    sqe->user_data = rec->user_data;
+    rec->sqe = sqe;
+    self->pending[self->npending++] = rec;
+    Py_INCREF(rec);   /* the caller's; the table keeps its own */
+    return (PyObject *)rec;
+}
+
+/* Entries flushed to the kernel are no longer ours to write. */
+static void
+mark_submitted(RingObject *r)
+{
+    for (unsigned i = 0; i < r->npending; i++) {
+        SqeObject *rec = r->pending[i];
+        rec->state = PU_SUBMITTED;
+        rec->sqe = NULL;
+    }
+    r->npending = 0;
+}
+
+static PyObject *
+ring_submit(RingObject *r, unsigned wait_nr)
+{
+    int ret;
+
+    if (pu_ring_check_sq(r) < 0 || (wait_nr && pu_ring_check_cq(r) < 0))
+        return NULL;
+    for (;;) {
+        r->sq_busy = 1;
+        r->cq_busy = wait_nr > 0;
+        Py_BEGIN_ALLOW_THREADS
+        ret = wait_nr ? io_uring_submit_and_wait(&r->ring, wait_nr)
+                      : io_uring_submit(&r->ring);
+        Py_END_ALLOW_THREADS
+        r->sq_busy = 0;
+        r->cq_busy = 0;
+        mark_submitted(r);
+        if (ret != -EINTR)
+            break;
+        if (PyErr_CheckSignals() < 0)
+            return NULL;
+        wait_nr = 0;   /* the entries went in; the caller may wait again */
+    }
+    if (ret < 0)
+        return pu_err_errno(-ret);
+    return PyLong_FromLong(ret);
+}
+
+static PyObject *
+Ring_submit(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return ring_submit(self, 0);
+}
+
+static PyObject *
+Ring_submit_and_wait(RingObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    long n = 1;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "submit_and_wait() takes at most 1 argument");
+        return NULL;
+    }
+    if (nargs == 1) {
+        n = PyLong_AsLong(args[0]);
+        if (n == -1 && PyErr_Occurred())
+            return NULL;
+        if (n < 0 || n > INT32_MAX) {
+            PyErr_SetString(PyExc_ValueError, "wait_nr must be >= 0");
+            return NULL;
+        }
+    }
+    return ring_submit(self, (unsigned)n);
+}
+
+static int
+parse_timeout(PyObject *o, double *deadline)
+{
+    double t;
+    *deadline = -1.0;
+    if (o == NULL || o == Py_None)
+        return 0;
+    t = PyFloat_AsDouble(o);
+    if (t == -1.0 && PyErr_Occurred())
+        return -1;
+    if (!(t >= 0.0) || isinf(t)) {
+        PyErr_SetString(PyExc_ValueError, "timeout must be a finite number >= 0 or None");
+        return -1;
+    }
+    *deadline = pu_monotonic() + t;
+    return 0;
+}
+
+/* Wait until `want` completions are reaped and unseen.  Returns 1 when
+ * they are, 0 when the deadline passed first, -1 with an exception. */
+static int
+ring_wait(RingObject *r, Py_ssize_t want, double deadline)
+{
+    for (;;) {
+        struct io_uring_cqe *c;
+        struct __kernel_timespec ts;
+        Py_ssize_t need;
+        int ret, touch_sq;
+
+        if (PU_CQ_LEN(r) >= want)
+            return 1;
+        if (pu_reap(r) < 0)
+            return -1;
+        if (PU_CQ_LEN(r) >= want)
+            return 1;
+        if (r->nrecords - (Py_ssize_t)r->npending == 0) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "waiting would block forever: no operation is in "
+                            "flight (did you forget submit()?)");
+            return -1;
+        }
+        need = want - PU_CQ_LEN(r);
+        if (need > (Py_ssize_t)*r->ring.cq.kring_entries)
+            need = *r->ring.cq.kring_entries;
+        if (deadline >= 0) {
+            double left = deadline - pu_monotonic();
+            if (left <= 0)
+                return 0;
+            ts.tv_sec = (long long)left;
+            ts.tv_nsec = (long long)((left - (double)ts.tv_sec) * 1e9);
+        }
+        /* without IORING_FEAT_EXT_ARG liburing queues a timeout SQE */
+        touch_sq = deadline >= 0 && !(r->features & IORING_FEAT_EXT_ARG);
+        if (touch_sq && pu_ring_check_sq(r) < 0)
+            return -1;
+        r->cq_busy = 1;
+        r->sq_busy = (uint8_t)touch_sq;
+        Py_BEGIN_ALLOW_THREADS
+        if (deadline >= 0)
+            ret = io_uring_wait_cqes(&r->ring, &c, (unsigned)need, &ts, NULL);
+        else
+            ret = io_uring_wait_cqe_nr(&r->ring, &c, (unsigned)need);
+        Py_END_ALLOW_THREADS
+        r->cq_busy = 0;
+        r->sq_busy = 0;
+        if (touch_sq)
+            mark_submitted(r);
+        if (ret == -EINTR) {
+            /* run the handlers (Ctrl-C raises here); nothing was consumed */
+            if (PyErr_CheckSignals() < 0)
+                return -1;
+            continue;
+        }
+        if (ret < 0 && ret != -ETIME && ret != -EAGAIN) {
+            pu_err_errno(-ret);
+            return -1;
+        }
+    }
+}
+
+static const char *const wait_kw[] = {"timeout", NULL};
+static const pu_argspec wait_cqe_spec = {"wait_cqe", wait_kw, 0, 1};
+static const char *const wait_nr_kw[] = {"wait_nr", "timeout", NULL};
+static const pu_argspec wait_nr_spec = {"wait_cqe_nr", wait_nr_kw, 1, 2};
+
+static PyObject *
+Ring_wait_cqe(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
+              PyObject *kwnames)
+{
+    PyObject *argv[1];
+    double deadline;
+    int ret;
+
+    if (pu_parse_args(&wait_cqe_spec, args, nargs, kwnames, argv) < 0 ||
+        parse_timeout(argv[0], &deadline) < 0 || pu_ring_check_cq(self) < 0)
+        return NULL;
+    ret = ring_wait(self, 1, deadline);
+    if (ret < 0)
+        return NULL;
+    if (ret == 0)
+        Py_RETURN_NONE;
+    Py_INCREF(self->cq[self->cq_start]);
+    return (PyObject *)self->cq[self->cq_start];
+}
+
+static PyObject *
+Ring_wait_cqe_nr(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
+                 PyObject *kwnames)
+{
+    PyObject *argv[2], *list;
+    double deadline;
+    long n;
+    Py_ssize_t i, got;
+
+    if (pu_parse_args(&wait_nr_spec, args, nargs, kwnames, argv) < 0)
+        return NULL;
+    n = PyLong_AsLong(argv[0]);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "wait_nr must be >= 0");
+        return NULL;
+    }
+    if (parse_timeout(argv[1], &deadline) < 0 || pu_ring_check_cq(self) < 0)
+        return NULL;
+    if (n > 0 && ring_wait(self, n, deadline) < 0)
+        return NULL;
+    got = PU_CQ_LEN(self) < n ? PU_CQ_LEN(self) : n;
+    list = PyList_New(got);
+    if (list == NULL)
+        return NULL;
+    for (i = 0; i < got; i++) {
+        PyObject *q = (PyObject *)self->cq[self->cq_start + i];
+        Py_INCREF(q);
+        PyList_SET_ITEM(list, i, q);
+    }
+    return list;
+}
+
+static PyObject *
+Ring_peek_cqe(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (pu_ring_check_cq(self) < 0)
+        return NULL;
+    if (PU_CQ_LEN(self) == 0 && pu_reap(self) < 0)
+        return NULL;
+    if (PU_CQ_LEN(self) == 0)
+        Py_RETURN_NONE;
+    Py_INCREF(self->cq[self->cq_start]);
+    return (PyObject *)self->cq[self->cq_start];
+}
+
+static PyObject *
+Ring_cqe_seen(RingObject *self, PyObject *arg)
+{
+    CqeObject *q;
+
+    if (!PyObject_TypeCheck(arg, &pu_CqeType)) {
+        PyErr_Format(PyExc_TypeError, "cqe_seen() argument must be a Cqe, not %.100s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    q = (CqeObject *)arg;
+    if (self->cq_end > self->cq_start && self->cq[self->cq_start] == q) {
+        self->cq_start++;   /* the usual case: the oldest completion */
+        Py_DECREF(q);
+        Py_RETURN_NONE;
+    }
+    for (Py_ssize_t i = self->cq_start; i < self->cq_end; i++) {
+        if (self->cq[i] == q) {
+            memmove(self->cq + i, self->cq + i + 1,
+                    (size_t)(self->cq_end - i - 1) * sizeof(*self->cq));
+            self->cq_end--;
+            Py_DECREF(q);
+            Py_RETURN_NONE;
+        }
+    }
+    if (q->sqe == NULL || q->sqe->ring != self) {
+        PyErr_SetString(PyExc_ValueError,
+                        "cqe_seen(): this Cqe belongs to another IoUring");
+        return NULL;
+    }
+    Py_RETURN_NONE;   /* already seen */
+}
+
+static PyObject *
+Ring_sq_ready(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLong(io_uring_sq_ready(&self->ring));
+}
+
+static PyObject *
+Ring_sq_space_left(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLong(io_uring_sq_space_left(&self->ring));
+}
+
+static PyObject *
+Ring_cq_ready(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    return PyLong_FromSsize_t(PU_CQ_LEN(self) +
+                              (Py_ssize_t)io_uring_cq_ready(&self->ring));
+}
+
+static PyObject *
+Ring_cq_event_fd_enabled(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    return PyBool_FromLong(io_uring_cq_eventfd_enabled(&self->ring));
+}
+
+static PyObject *
+Ring_register_eventfd(RingObject *self, PyObject *arg)
+{
+    int fd, ret;
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    fd = PyObject_AsFileDescriptor(arg);
+    if (fd < 0)
+        return NULL;
+    ret = io_uring_register_eventfd(&self->ring, fd);
+    if (ret < 0)
+        return pu_err_errno(-ret);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Ring_unregister_eventfd(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    int ret;
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    ret = io_uring_unregister_eventfd(&self->ring);
+    if (ret < 0)
+        return pu_err_errno(-ret);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Ring_fileno(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    return PyLong_FromLong(self->ring.ring_fd);
+}
+
+static PyObject *
+Ring_in_flight(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSsize_t(self->initialised ? self->nrecords : 0);
+}
+
+static PyObject *
+Ring_probe(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    struct io_uring_probe *p;
+    PyObject *names, *result;
+
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    p = io_uring_get_probe_ring(&self->ring);
+    if (p == NULL)
+        return pu_err_errno(ENOMEM);
+    names = PySet_New(NULL);
+    for (int i = 0; names != NULL && i < pu_nopdefs; i++) {
+        PyObject *s;
+        if (!io_uring_opcode_supported(p, pu_opdefs[i].opcode))
+            continue;
+        s = PyUnicode_FromString(pu_opdefs[i].name);
+        if (s == NULL || PySet_Add(names, s) < 0)
+            Py_CLEAR(names);
+        Py_XDECREF(s);
+    }
+    io_uring_free_probe(p);
+    if (names == NULL)
+        return NULL;
+    result = PyFrozenSet_New(names);
+    Py_DECREF(names);
+    return result;
+}
+
+static PyObject *
+Ring_enter(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_INCREF(self);
+    return (PyObject *)self;
+}
+
+static PyObject *
+Ring_exit(RingObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)args;
+    (void)nargs;
+    return Ring_queue_exit(self, NULL);
+}
+
+static int
+Ring_traverse(RingObject *self, visitproc visit, void *arg)
+{
+    for (uint32_t s = 0; s < self->nslots; s++)
+        Py_VISIT(self->slots[s]);
+    for (Py_ssize_t i = self->cq_start; i < self->cq_end; i++)
+        Py_VISIT(self->cq[i]);
+    return 0;
+}
+
+/* The GC found the ring unreachable (a cycle through its in-flight
+ * operations or their user data): close it as queue_exit() would. */
+static int
+Ring_clear(RingObject *self)
+{
+    PyObject *et, *ev, *tb;
+
+    /* may run while an exception propagates: keep it intact */
+    PyErr_Fetch(&et, &ev, &tb);
+    pu_ring_teardown(self);
+    if (PyErr_Occurred())
+        PyErr_WriteUnraisable(NULL);
+    PyErr_Restore(et, ev, tb);
+    return 0;
+}
+
+static void
+Ring_dealloc(RingObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    /* no record can be in flight here: each holds a reference to the
+     * ring; this closes the fd and unmaps the ring */
+    Ring_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+Ring_repr(RingObject *self)
+{
+    if (!self->initialised)
+        return PyUnicode_FromString("<py_io_uring.IoUring closed>");
+    return PyUnicode_FromFormat("<py_io_uring.IoUring fd=%d entries=%u in_flight=%zd>",
+                                self->ring.ring_fd, self->sq_entries,
+                                self->nrecords);
+}
+
+static PyMethodDef Ring_methods[] = {
+    {"queue_init", (PyCFunction)(void (*)(void))Ring_queue_init, METH_FASTCALL,
+     PU_DOC_IoUring_queue_init},
+    {"queue_exit", (PyCFunction)Ring_queue_exit, METH_NOARGS,
+     PU_DOC_IoUring_queue_exit},
+    {"get_sqe", (PyCFunction)Ring_get_sqe, METH_NOARGS, PU_DOC_IoUring_get_sqe},
+    {"submit", (PyCFunction)Ring_submit, METH_NOARGS, PU_DOC_IoUring_submit},
+    {"submit_and_wait", (PyCFunction)(void (*)(void))Ring_submit_and_wait,
+     METH_FASTCALL, PU_DOC_IoUring_submit_and_wait},
+    {"wait_cqe", (PyCFunction)(void (*)(void))Ring_wait_cqe,
+     METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_wait_cqe},
+    {"wait_cqe_nr", (PyCFunction)(void (*)(void))Ring_wait_cqe_nr,
+     METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_wait_cqe_nr},
+    {"wait_cqes", (PyCFunction)(void (*)(void))Ring_wait_cqe_nr,
+     METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_wait_cqes},
+    {"peek_cqe", (PyCFunction)Ring_peek_cqe, METH_NOARGS, PU_DOC_IoUring_peek_cqe},
+    {"cqe_seen", (PyCFunction)Ring_cqe_seen, METH_O, PU_DOC_IoUring_cqe_seen},
+    {"sq_ready", (PyCFunction)Ring_sq_ready, METH_NOARGS, PU_DOC_IoUring_sq_ready},
+    {"sq_space_left", (PyCFunction)Ring_sq_space_left, METH_NOARGS,
+     PU_DOC_IoUring_sq_space_left},
+    {"cq_ready", (PyCFunction)Ring_cq_ready, METH_NOARGS, PU_DOC_IoUring_cq_ready},
+    {"cq_event_fd_enabled", (PyCFunction)Ring_cq_event_fd_enabled, METH_NOARGS,
+     PU_DOC_IoUring_cq_event_fd_enabled},
+    {"register_eventfd", (PyCFunction)Ring_register_eventfd, METH_O,
+     PU_DOC_IoUring_register_eventfd},
+    {"unregister_eventfd", (PyCFunction)Ring_unregister_eventfd, METH_NOARGS,
+     PU_DOC_IoUring_unregister_eventfd},
+    {"fileno", (PyCFunction)Ring_fileno, METH_NOARGS, PU_DOC_IoUring_fileno},
+    {"in_flight", (PyCFunction)Ring_in_flight, METH_NOARGS, PU_DOC_IoUring_in_flight},
+    {"probe", (PyCFunction)Ring_probe, METH_NOARGS, PU_DOC_IoUring_probe},
+    {"__enter__", (PyCFunction)Ring_enter, METH_NOARGS, PU_DOC_IoUring___enter__},
+    {"__exit__", (PyCFunction)(void (*)(void))Ring_exit, METH_FASTCALL,
+     PU_DOC_IoUring___exit__},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject pu_RingType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "py_io_uring.IoUring",
+    .tp_basicsize = sizeof(RingObject),
+    .tp_dealloc = (destructor)Ring_dealloc,
+    .tp_repr = (reprfunc)Ring_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = PU_DOC_IoUring,
+    .tp_traverse = (traverseproc)Ring_traverse,
+    .tp_clear = (inquiry)Ring_clear,
+    .tp_weaklistoffset = offsetof(RingObject, weakreflist),
+    .tp_methods = Ring_methods,
+    .tp_init = (initproc)Ring_init,
+    .tp_new = PyType_GenericNew,
+};

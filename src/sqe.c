@@ -1,0 +1,175 @@
+/* sqe.c: the Sqe type, which is also the operation's record, and the one
+ * function every generated prep_* method goes through. */
+#include "py_io_uring.h"
+#include "methods_doc.h"
+
+static const char *const state_names[] = {"new", "prepared", "submitted",
+                                          "done"};
+
+/* Called by each generated Sqe.prep_NAME(): check that the entry may still
+ * be written, run the op's generated prep (parse, convert, pin, fill), and
+ * on failure leave the entry a harmless NOP with nothing pinned. */
+PyObject *
+pu_sqe_prep(SqeObject *self, const pu_opdef *op, PyObject *const *args,
+            Py_ssize_t nargs, PyObject *kwnames)
+{
+    struct io_uring_sqe *sqe;
+
+    if (self->ring == NULL || pu_ring_check_sq(self->ring) < 0)
+        return NULL;
+    if (self->state != PU_NEW && self->state != PU_PREPARED) {
+        PyErr_Format(PyExc_ValueError,
+                     "prep_%s(): this Sqe was already submitted; get a new "
+                     "one with IoUring.get_sqe()", op->name);
+        return NULL;
+    }
+    sqe = self->sqe;
+    pu_record_release(self);   /* a second prep before submit replaces */
+    self->has_peer = 0;
+    if (op->prep(self, sqe, args, nargs, kwnames) < 0) {
+        pu_record_release(self);
+        io_uring_prep_nop(sqe);
+        sqe->user_data = self->user_data;
+        self->op = NULL;
+        self->state = PU_NEW;
+        return NULL;
+    }
+    sqe->user_data = self->user_data;
+    self->op = op;
+    self->state = PU_PREPARED;
+    Py_RETURN_NONE;
+}
+
+static int
+Sqe_traverse(SqeObject *self, visitproc visit, void *arg)
+{
+    /* Pinned buffers, kept objects and the output bytes are deliberately
+     * not visited: to the GC they look referenced from outside, so it can
+     * never clear them while the kernel may use them. */
+    Py_VISIT(self->ring);
+    Py_VISIT(self->data);
+    return 0;
+}
+
+static int
+Sqe_clear(SqeObject *self)
+{
+    /* Only the user's object: the ring reference and the pinned memory
+     * stay until the record is released (or forever, if leaked). */
+    Py_CLEAR(self->data);
+    return 0;
+}
+
+static void
+Sqe_dealloc(SqeObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    /* the table holds a reference until the final completion, so here the
+     * kernel is done with everything the record pinned */
+    pu_record_release(self);
+    Py_CLEAR(self->data);
+    Py_CLEAR(self->ring);
+    PyObject_GC_Del(self);
+}
+
+static PyObject *
+Sqe_set_data(SqeObject *self, PyObject *data)
+{
+    Py_INCREF(data);
+    Py_XSETREF(self->data, data);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Sqe_get_data(SqeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *d = self->data ? self->data : Py_None;
+    Py_INCREF(d);
+    return d;
+}
+
+static PyObject *
+Sqe_user_data(SqeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromUnsignedLongLong(self->user_data);
+}
+
+PyObject *
+pu_sqe_peer(SqeObject *self)
+{
+    if (!self->has_peer) {
+        PyErr_SetString(PyExc_ValueError,
+                        "convert_address(): no peer address (only an accept "
+                        "gives one)");
+        return NULL;
+    }
+    if (self->state != PU_DONE) {
+        PyErr_SetString(PyExc_ValueError,
+                        "convert_address(): the accept has not completed yet");
+        return NULL;
+    }
+    return pu_sockaddr_to_python((struct sockaddr *)&self->addr, self->peerlen);
+}
+
+static PyObject *
+Sqe_convert_address(SqeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return pu_sqe_peer(self);
+}
+
+static PyObject *
+Sqe_repr(SqeObject *self)
+{
+    return PyUnicode_FromFormat("<py_io_uring.Sqe %s %s user_data=0x%llx>",
+                                self->op ? self->op->name : "nop",
+                                state_names[self->state],
+                                (unsigned long long)self->user_data);
+}
+
+static PyMethodDef Sqe_runtime_methods[] = {
+    {"set_data", (PyCFunction)Sqe_set_data, METH_O, PU_DOC_Sqe_set_data},
+    {"get_data", (PyCFunction)Sqe_get_data, METH_NOARGS, PU_DOC_Sqe_get_data},
+    {"convert_address", (PyCFunction)Sqe_convert_address, METH_NOARGS,
+     PU_DOC_Sqe_convert_address},
+    {"user_data", (PyCFunction)Sqe_user_data, METH_NOARGS,
+     PU_DOC_Sqe_user_data},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject pu_SqeType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "py_io_uring.Sqe",
+    .tp_basicsize = sizeof(SqeObject),
+    .tp_dealloc = (destructor)Sqe_dealloc,
+    .tp_repr = (reprfunc)Sqe_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = PU_DOC_Sqe,
+    .tp_traverse = (traverseproc)Sqe_traverse,
+    .tp_clear = (inquiry)Sqe_clear,
+    .tp_weaklistoffset = offsetof(SqeObject, weakreflist),
+};
+
+/* The Sqe's method table: the runtime's methods, then the generated
+ * prep_* methods.  Built once, before PyType_Ready(). */
+int
+pu_sqe_type_init(void)
+{
+    size_t nrt = sizeof(Sqe_runtime_methods) / sizeof(PyMethodDef) - 1;
+    size_t ngen = 0, n;
+    PyMethodDef *all;
+
+    while (pu_generated_sqe_methods[ngen].ml_name != NULL)
+        ngen++;
+    n = nrt + ngen + 1;
+    all = PyMem_RawCalloc(n, sizeof(PyMethodDef));  /* lives as long as the type */
+    if (all == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(all, Sqe_runtime_methods, nrt * sizeof(PyMethodDef));
+    memcpy(all + nrt, pu_generated_sqe_methods, ngen * sizeof(PyMethodDef));
+    pu_SqeType.tp_methods = all;
+    return PyType_Ready(&pu_SqeType);
+}

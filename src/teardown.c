@@ -1,0 +1,173 @@
+/* teardown.c: closing a ring without ever freeing memory the kernel may
+ * still use.
+ *
+ * io_uring_queue_exit() alone only unmaps the ring and closes its fd; the
+ * kernel cancels in-flight requests in the background and some complete
+ * after close returns.  So: turn entries not yet submitted into NOPs,
+ * cancel everything with IORING_ASYNC_CANCEL_ANY | _ALL, and reap until the
+ * slot table is empty.  Records whose completion never comes within the
+ * deadline are leaked on purpose, with a warning: leaking is safe, freeing
+ * is not (CPython's Overlapped does the same). */
+#include "py_io_uring.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#define PU_TEARDOWN_DEADLINE 10.0   /* seconds before we give up and leak */
+#define PU_RECANCEL_EVERY 0.5       /* seconds between cancel rounds */
+
+static struct io_uring_sqe *
+internal_sqe(RingObject *r, int *cancel_einval)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+    if (sqe == NULL) {
+        io_uring_submit(&r->ring);
+        pu_reap_discard(r, cancel_einval);
+        sqe = io_uring_get_sqe(&r->ring);
+    }
+    return sqe;
+}
+
+/* Ask the kernel to cancel everything; on kernels before 5.19 (no
+ * IORING_ASYNC_CANCEL_ANY) cancel each record by its user_data. */
+static void
+cancel_all(RingObject *r, int *cancel_einval)
+{
+    struct io_uring_sqe *sqe;
+
+    if (!*cancel_einval) {
+        sqe = internal_sqe(r, cancel_einval);
+        if (sqe != NULL) {
+            io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY |
+                                           IORING_ASYNC_CANCEL_ALL);
+            sqe->user_data = PU_UD_INTERNAL;
+        }
+        return;
+    }
+    for (uint32_t s = 0; s < r->nslots; s++) {
+        SqeObject *rec = r->slots[s];
+        if (rec == NULL || rec->state != PU_SUBMITTED)
+            continue;
+        sqe = internal_sqe(r, cancel_einval);
+        if (sqe == NULL)
+            return;
+        io_uring_prep_cancel64(sqe, rec->user_data, 0);
+        sqe->user_data = PU_UD_INTERNAL - 1;
+    }
+}
+
+static void
+leak_remaining(RingObject *r)
+{
+    Py_ssize_t n = 0;
+    for (uint32_t s = 0; s < r->nslots; s++) {
+        SqeObject *rec = r->slots[s];
+        if (rec == NULL)
+            continue;
+        /* the table's reference is never dropped: the record, its buffers
+         * and its user data stay allocated for the life of the process */
+        rec->leaked = 1;
+        r->slots[s] = NULL;
+        n++;
+    }
+    r->nrecords = 0;
+    if (n > 0)
+        PyErr_WarnFormat(PyExc_ResourceWarning, 1,
+                         "IoUring teardown: %zd operation(s) did not complete "
+                         "after cancellation; their buffers are leaked rather "
+                         "than freed while the kernel may still use them", n);
+}
+
+/* Drain the ring: afterwards no record is in the table. */
+static void
+drain(RingObject *r)
+{
+    double start = pu_monotonic(), last_cancel = -1.0;
+    int cancel_einval = 0;
+
+    /* entries acquired but not submitted: make them harmless NOPs that
+     * still carry their user_data, so their records end like the others */
+    for (unsigned i = 0; i < r->npending; i++) {
+        SqeObject *rec = r->pending[i];
+        if (rec->sqe != NULL) {
+            io_uring_prep_nop(rec->sqe);
+            rec->sqe->user_data = rec->user_data;
+            rec->sqe = NULL;
+        }
+        rec->state = PU_SUBMITTED;
+    }
+    r->npending = 0;
+
+    while (r->nrecords > 0) {
+        double now = pu_monotonic();
+        struct __kernel_timespec ts = {0, 20 * 1000 * 1000};
+        struct io_uring_cqe *c;
+        int ret;
+
+        if (now - start > PU_TEARDOWN_DEADLINE) {
+            leak_remaining(r);
+            break;
+        }
+        if (last_cancel < 0 || now - last_cancel >= PU_RECANCEL_EVERY) {
+            cancel_all(r, &cancel_einval);
+            last_cancel = now;
+        }
+        do {
+            ret = io_uring_submit(&r->ring);
+        } while (ret == -EINTR);
+        pu_reap_discard(r, &cancel_einval);
+        if (r->nrecords == 0)
+            break;
+        Py_BEGIN_ALLOW_THREADS
+        ret = io_uring_wait_cqe_timeout(&r->ring, &c, &ts);
+        Py_END_ALLOW_THREADS
+        (void)ret;
+        pu_reap_discard(r, &cancel_einval);
+    }
+}
+
+void
+pu_ring_teardown(RingObject *r)
+{
+    if (!r->initialised || r->closing)
+        return;
+    r->closing = 1;
+    if (r->fork_generation == pu_fork_generation) {
+        drain(r);
+    } else {
+        /* a child after fork(): the ring's memory is not mapped here
+         * (MADV_DONTFORK) and the requests are the parent's; only our copy
+         * of the fd and our copies of the records go */
+        for (uint32_t s = 0; s < r->nslots; s++) {
+            SqeObject *rec = r->slots[s];
+            if (rec == NULL)
+                continue;
+            r->slots[s] = NULL;
+            rec->state = PU_DONE;
+            rec->sqe = NULL;
+            pu_record_release(rec);
+            Py_DECREF(rec);
+        }
+        r->nrecords = 0;
+        r->npending = 0;
+        /* no munmap: those addresses may hold the child's own mappings */
+        close(r->ring.ring_fd);
+    }
+    if (r->fork_generation == pu_fork_generation)
+        io_uring_queue_exit(&r->ring);
+    r->initialised = 0;
+    PyMem_Free(r->slots);
+    PyMem_Free(r->slot_gen);
+    PyMem_Free(r->free_slots);
+    PyMem_Free(r->pending);
+    r->slots = NULL;
+    r->slot_gen = NULL;
+    r->free_slots = NULL;
+    r->pending = NULL;
+    r->nslots = r->nfree = 0;
+    pu_cq_clear(r);
+    PyMem_Free(r->cq);
+    r->cq = NULL;
+    r->cq_cap = 0;
+    r->closing = 0;
+}
