@@ -49,7 +49,7 @@ def api_md(model: Model) -> str:
         for m in model.methods:
             if m.cls != cls.name:
                 continue
-            out.append("### `%s.%s`" % (cls.name, _sig(method_text_signature(m))))
+            out.append("### `%s.%s -> %s`" % (cls.name, _sig(method_text_signature(m)), m.returns))
             out.append("")
             out.append(" ".join(d if d else "\n\n" for d in m.doc).replace(" \n\n ", "\n\n"))
             out.append("")
