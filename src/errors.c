@@ -58,16 +58,24 @@ pu_ring_check_cq(RingObject *r)
     return 0;
 }
 
+/* The instance is made here, as PyErr_SetFromErrno() does, so that OSError
+ * picks its subclass now: `except FileNotFoundError` must match at once. */
+static PyObject *
+raise_oserror(int err, const char *message)
+{
+    PyObject *exc = PyObject_CallFunction(PyExc_OSError, "is", err, message);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
 /* OSError, or the subclass that matches err (FileNotFoundError, ...). */
 PyObject *
 pu_err_errno(int err)
 {
-    PyObject *args = Py_BuildValue("(is)", err, strerror(err));
-    if (args != NULL) {
-        PyErr_SetObject(PyExc_OSError, args);
-        Py_DECREF(args);
-    }
-    return NULL;
+    return raise_oserror(err, strerror(err));
 }
 
 /* io_uring_setup(2) failing is often about the system, not the call. */
@@ -75,7 +83,6 @@ PyObject *
 pu_err_setup(int err)
 {
     const char *why;
-    PyObject *args;
     switch (err) {
     case EPERM:
         why = "io_uring is not allowed here: io_uring_setup() was refused "
@@ -100,12 +107,7 @@ pu_err_setup(int err)
     default:
         why = strerror(err);
     }
-    args = Py_BuildValue("(is)", err, why);
-    if (args != NULL) {
-        PyErr_SetObject(PyExc_OSError, args);
-        Py_DECREF(args);
-    }
-    return NULL;
+    return raise_oserror(err, why);
 }
 
 double
