@@ -357,7 +357,9 @@ pu_conv_target(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
                      sp->fname);
         return -1;
     }
-    *out = t->user_data;
+    /* an Sqe from before the last queue_exit() names nothing now; its
+     * user_data could match a new operation, so send one that cannot */
+    *out = t->life == rec->ring->life ? t->user_data : PU_UD_STALE;
     return 0;
 }
 

@@ -42,6 +42,7 @@ typedef struct SqeObject {
     PyObject *result;               /* bytes the module allocated for output */
     PyObject *keep;                 /* an object the kernel reads (path) */
     __u64 user_data;
+    uint32_t life;                  /* the ring's life when acquired */
     uint8_t state;
     uint8_t nbufs;
     uint8_t has_peer;               /* an accept wrote peer/peerlen */
@@ -70,6 +71,8 @@ typedef struct RingObject {
     uint8_t sq_busy;                /* a thread is in submit without the GIL */
     uint8_t cq_busy;                /* a thread waits or reaps */
     unsigned fork_generation;
+    uint32_t life;                  /* queue_init() count: slot generations
+                                       restart with each life */
     unsigned features;
     unsigned setup_flags;
     unsigned sq_entries;
@@ -91,6 +94,7 @@ typedef struct RingObject {
 /* user_data whose low half is all ones belongs to the runtime itself */
 #define PU_SLOT_INTERNAL 0xffffffffu
 #define PU_UD_INTERNAL ((__u64)0xfffffffeffffffffULL)
+#define PU_UD_STALE ((__u64)0xfffffffdffffffffULL)  /* matches nothing */
 #define PU_UD_SLOT(ud) ((uint32_t)((ud) & 0xffffffffu))
 #define PU_UD_GEN(ud) ((uint32_t)((ud) >> 32))
 

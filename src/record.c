@@ -74,6 +74,7 @@ pu_record_new(RingObject *r)
     slot = r->free_slots[--r->nfree];
     r->slots[slot] = rec;
     rec->user_data = ((__u64)r->slot_gen[slot] << 32) | slot;
+    rec->life = r->life;
     r->nrecords++;
     PyObject_GC_Track(rec);
     return rec;

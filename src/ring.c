@@ -42,6 +42,7 @@ ring_setup(RingObject *r, long long entries, unsigned flags)
         return -1;
     }
     r->fork_generation = pu_fork_generation;
+    r->life++;
     r->initialised = 1;
     return 0;
 }

@@ -122,10 +122,11 @@ Sqe_convert_address(SqeObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 Sqe_repr(SqeObject *self)
 {
-    return PyUnicode_FromFormat("<py_io_uring.Sqe %s %s user_data=0x%llx>",
+    char ud[24];   /* PyUnicode_FromFormat has no %llx */
+    PyOS_snprintf(ud, sizeof(ud), "0x%llx", (unsigned long long)self->user_data);
+    return PyUnicode_FromFormat("<py_io_uring.Sqe %s %s user_data=%s>",
                                 self->op ? self->op->name : "nop",
-                                state_names[self->state],
-                                (unsigned long long)self->user_data);
+                                state_names[self->state], ud);
 }
 
 static PyMethodDef Sqe_runtime_methods[] = {
