@@ -63,7 +63,10 @@ pu_ring_check_cq(RingObject *r)
 static PyObject *
 raise_oserror(int err, const char *message)
 {
-    PyObject *exc = PyObject_CallFunction(PyExc_OSError, "is", err, message);
+    /* OSError maps ETIMEDOUT to TimeoutError but not ETIME, which is how
+     * io_uring says a timeout expired */
+    PyObject *type = err == ETIME ? PyExc_TimeoutError : PyExc_OSError;
+    PyObject *exc = PyObject_CallFunction(type, "is", err, message);
     if (exc != NULL) {
         PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
         Py_DECREF(exc);

@@ -460,7 +460,9 @@ Ring_fileno(RingObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 Ring_in_flight(RingObject *self, PyObject *Py_UNUSED(ignored))
 {
-    return PyLong_FromSsize_t(self->initialised ? self->nrecords : 0);
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    return PyLong_FromSsize_t(self->nrecords);
 }
 
 static PyObject *
