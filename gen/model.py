@@ -160,10 +160,10 @@ def _op(path: str, block: Block) -> Op:
                            "optional one" % a.name)
         seen[a.name] = a
         args.append(a)
-    bufs = sum(1 for a in args if a.kind.name in ("buffer_in", "buffer_out"))
-    if bufs > 2:
-        raise DefError(path, block.lineno, "at most 2 buffer arguments per op "
-                       "(PU_MAX_BUFS)")
+    keeps = sum(1 for a in args if a.kind.name == "path")
+    if keeps > 4:
+        raise DefError(path, block.lineno, "at most 4 path arguments per op "
+                       "(PU_MAX_KEEP)")
     calls = [i.value for i in fields.get("call", [])]
     if not calls:
         raise DefError(path, block.lineno, "op '%s' has no 'call'" % name)

@@ -205,17 +205,8 @@ clamp_len(Py_ssize_t n)
 static int
 pin(SqeObject *rec, PyObject *o, int flags, Py_buffer **view)
 {
-    Py_buffer *v;
-    if (rec->nbufs >= PU_MAX_BUFS) {
-        PyErr_SetString(PyExc_SystemError, "too many buffers for one operation");
-        return -1;
-    }
-    v = &rec->bufs[rec->nbufs];
-    if (PyObject_GetBuffer(o, v, flags) < 0)
-        return -1;
-    rec->nbufs++;
-    *view = v;
-    return 0;
+    *view = pu_rec_pin(rec, o, flags);
+    return *view == NULL ? -1 : 0;
 }
 
 int
@@ -300,7 +291,11 @@ pu_conv_path(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
     /* str, bytes or os.PathLike; raises ValueError on an embedded NUL */
     if (!PyUnicode_FSConverter(o, &b))
         return -1;
-    Py_XSETREF(rec->keep, b);
+    if (pu_rec_keep(rec, b) < 0) {
+        Py_DECREF(b);
+        return -1;
+    }
+    Py_DECREF(b);
     *out = PyBytes_AS_STRING(b);
     return 0;
 }

@@ -31,7 +31,21 @@ enum pu_state {
     PU_DONE,       /* final completion reaped; resources released */
 };
 
-#define PU_MAX_BUFS 2
+#define PU_INLINE_PINS 2
+#define PU_MAX_KEEP 4
+
+/* memory the record owns until it is released (iovec arrays, msghdrs,
+ * struct open_how, ...): a chain of blocks, freed together */
+typedef struct pu_block {
+    struct pu_block *next;
+    /* the block's memory follows, aligned for any type */
+} pu_block;
+
+/* a pinned buffer beyond the inline ones, itself in a record block */
+typedef struct pu_pin {
+    struct pu_pin *next;
+    Py_buffer view;
+} pu_pin;
 
 typedef struct SqeObject {
     PyObject_HEAD
@@ -40,15 +54,18 @@ typedef struct SqeObject {
     const struct pu_opdef *op;      /* the op prepared, NULL for the NOP */
     PyObject *data;                 /* set_data() */
     PyObject *result;               /* bytes the module allocated for output */
-    PyObject *keep;                 /* an object the kernel reads (path) */
+    PyObject *keep[PU_MAX_KEEP];    /* objects the kernel reads (paths) */
+    pu_block *blocks;               /* owned memory (pu_rec_alloc) */
+    pu_pin *pins;                   /* pinned buffers past the inline ones */
     __u64 user_data;
     uint32_t life;                  /* the ring's life when acquired */
     uint8_t state;
-    uint8_t nbufs;
+    uint8_t nbufs;                  /* inline pins in use */
+    uint8_t nkeep;
     uint8_t has_peer;               /* an accept wrote peer/peerlen */
     uint8_t leaked;                 /* teardown could not drain: never free */
     socklen_t peerlen;
-    Py_buffer bufs[PU_MAX_BUFS];    /* pinned with the buffer protocol */
+    Py_buffer bufs[PU_INLINE_PINS]; /* pinned with the buffer protocol */
     struct __kernel_timespec ts;
     struct sockaddr_storage addr;   /* connect target or accept peer */
     PyObject *weakreflist;
@@ -165,6 +182,9 @@ socklen_t *pu_rec_peer_addrlen(SqeObject *rec);
 /* records (src/record.c) */
 SqeObject *pu_record_new(RingObject *r);
 void pu_record_release(SqeObject *rec);
+void *pu_rec_alloc(SqeObject *rec, size_t size);
+Py_buffer *pu_rec_pin(SqeObject *rec, PyObject *o, int flags);
+int pu_rec_keep(SqeObject *rec, PyObject *o);
 void pu_record_finish(RingObject *r, SqeObject *rec);
 SqeObject *pu_record_lookup(RingObject *r, __u64 ud);
 int pu_ring_table_grow(RingObject *r);

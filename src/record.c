@@ -64,7 +64,9 @@ pu_record_new(RingObject *r)
     rec->op = NULL;
     rec->data = NULL;
     rec->result = NULL;
-    rec->keep = NULL;
+    rec->nkeep = 0;
+    rec->blocks = NULL;
+    rec->pins = NULL;
     rec->state = PU_NEW;
     rec->nbufs = 0;
     rec->has_peer = 0;
@@ -88,8 +90,76 @@ pu_record_release(SqeObject *rec)
 {
     while (rec->nbufs > 0)
         PyBuffer_Release(&rec->bufs[--rec->nbufs]);
-    Py_CLEAR(rec->keep);
+    for (pu_pin *p = rec->pins; p != NULL; p = p->next)
+        PyBuffer_Release(&p->view);
+    rec->pins = NULL;   /* the nodes live in the blocks freed below */
+    while (rec->nkeep > 0) {
+        PyObject *o = rec->keep[--rec->nkeep];   /* Py_CLEAR evaluates twice */
+        rec->keep[rec->nkeep] = NULL;
+        Py_DECREF(o);
+    }
     Py_CLEAR(rec->result);
+    while (rec->blocks != NULL) {
+        pu_block *b = rec->blocks;
+        rec->blocks = b->next;
+        PyMem_Free(b);
+    }
+}
+
+/* Zeroed memory that lives until the record is released. */
+void *
+pu_rec_alloc(SqeObject *rec, size_t size)
+{
+    size_t head = (sizeof(pu_block) + _Alignof(max_align_t) - 1) &
+                  ~(_Alignof(max_align_t) - 1);
+    pu_block *b;
+
+    if (size > PY_SSIZE_T_MAX - head) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    b = PyMem_Calloc(1, head + size);
+    if (b == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    b->next = rec->blocks;
+    rec->blocks = b;
+    return (char *)b + head;
+}
+
+/* Pin o's memory with the buffer protocol until the record is released. */
+Py_buffer *
+pu_rec_pin(SqeObject *rec, PyObject *o, int flags)
+{
+    pu_pin *p;
+
+    if (rec->nbufs < PU_INLINE_PINS) {
+        Py_buffer *v = &rec->bufs[rec->nbufs];
+        if (PyObject_GetBuffer(o, v, flags) < 0)
+            return NULL;
+        rec->nbufs++;
+        return v;
+    }
+    p = pu_rec_alloc(rec, sizeof(*p));
+    if (p == NULL || PyObject_GetBuffer(o, &p->view, flags) < 0)
+        return NULL;
+    p->next = rec->pins;
+    rec->pins = p;
+    return &p->view;
+}
+
+/* Keep a reference to o (new reference taken) until release. */
+int
+pu_rec_keep(SqeObject *rec, PyObject *o)
+{
+    if (rec->nkeep >= PU_MAX_KEEP) {
+        PyErr_SetString(PyExc_SystemError, "too many kept objects in one record");
+        return -1;
+    }
+    Py_INCREF(o);
+    rec->keep[rec->nkeep++] = o;
+    return 0;
 }
 
 /* Take a record out of the table after its final completion.  The table's
