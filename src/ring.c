@@ -155,6 +155,12 @@ ring_submit(RingObject *r, unsigned wait_nr)
 
     if (pu_ring_check_sq(r) < 0 || (wait_nr && pu_ring_check_cq(r) < 0))
         return NULL;
+    if (wait_nr > 0 && r->nrecords == 0 && io_uring_cq_ready(&r->ring) < wait_nr) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "submit_and_wait() would block forever: no operation "
+                        "is in flight");
+        return NULL;
+    }
     for (;;) {
         r->sq_busy = 1;
         r->cq_busy = wait_nr > 0;
@@ -238,9 +244,15 @@ ring_wait(RingObject *r, Py_ssize_t want, double deadline)
         if (PU_CQ_LEN(r) >= want)
             return 1;
         if (r->nrecords - (Py_ssize_t)r->npending == 0) {
-            PyErr_SetString(PyExc_RuntimeError,
-                            "waiting would block forever: no operation is in "
-                            "flight (did you forget submit()?)");
+            /* nothing submitted can complete: with a timeout that is just
+             * an early answer; without one it would be a hang */
+            if (deadline >= 0)
+                return 0;
+            PyErr_Format(PyExc_RuntimeError,
+                         "waiting would block forever: %zd more completion(s) "
+                         "wanted and no operation is in flight (%u acquired "
+                         "but not submitted: did you forget submit()?)",
+                         want - PU_CQ_LEN(r), r->npending);
             return -1;
         }
         need = want - PU_CQ_LEN(r);

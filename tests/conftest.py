@@ -1,0 +1,111 @@
+"""Shared fixtures for the py_io_uring test suite.
+
+The module under test is a C extension built into ``<repo>/build`` (or the
+folder named by the ``PY_IO_URING_BUILD`` environment variable); that folder
+is put first on ``sys.path`` so ``import py_io_uring`` finds the fresh build
+rather than anything installed.
+
+Test modules import ``py_io_uring`` at their top: when the module does not
+build, every such test fails loudly at collection instead of being skipped.
+Only ``test_gen.py`` does not need the module.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TESTS_DIR)
+BUILD = os.path.abspath(os.environ.get("PY_IO_URING_BUILD", os.path.join(REPO, "build")))
+
+sys.path.insert(0, BUILD)
+# The helper module lives next to this file; make it importable whatever
+# pytest's import mode is.
+if TESTS_DIR not in sys.path:
+    sys.path.insert(1, TESTS_DIR)
+
+from uring_helpers import TMP_CONTENT  # noqa: E402
+
+
+@pytest.fixture
+def ring():
+    """An initialised ring with 64 entries, torn down after the test."""
+    import py_io_uring
+
+    r = py_io_uring.IoUring()
+    r.queue_init(64)
+    try:
+        yield r
+    finally:
+        r.queue_exit()
+
+
+@pytest.fixture
+def listener():
+    """A TCP socket listening on 127.0.0.1, on a port the kernel chose."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def tcp_pair(listener):
+    """A connected pair of TCP sockets over 127.0.0.1: (client, server)."""
+    client = socket.create_connection(listener.getsockname(), timeout=5)
+    client.settimeout(None)
+    server, _ = listener.accept()
+    try:
+        yield client, server
+    finally:
+        client.close()
+        server.close()
+
+
+@pytest.fixture
+def tmp_file(tmp_path):
+    """A temporary file holding TMP_CONTENT (4096 known bytes); its path."""
+    p = tmp_path / "data.bin"
+    p.write_bytes(TMP_CONTENT)
+    return p
+
+
+@pytest.fixture
+def pipe():
+    """An os.pipe() pair (read_fd, write_fd); both ends closed afterwards
+    unless the test closed them itself."""
+    r, w = os.pipe()
+    yield r, w
+    for fd in (r, w):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def run_py():
+    """Run Python code in a fresh interpreter that imports the build under
+    test; returns subprocess.CompletedProcess (text mode)."""
+
+    def run(code, timeout=60, env_extra=None):
+        env = dict(os.environ)
+        env["PY_IO_URING_BUILD"] = BUILD
+        if env_extra:
+            env.update(env_extra)
+        prelude = "import sys; sys.path.insert(0, %r)\n" % BUILD
+        return subprocess.run(
+            [sys.executable, "-c", prelude + code],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
+
+    return run

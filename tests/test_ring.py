@@ -1,0 +1,648 @@
+"""The IoUring object: set-up and tear-down, the queues' bookkeeping, waiting,
+and the semantics the original module (the seed's help() listing) promised."""
+
+import errno
+import os
+import re
+import select
+import time
+import weakref
+
+import pytest
+
+import py_io_uring
+from py_io_uring import IoUring
+from uring_helpers import WAIT, by_data, closed_fd, eventfd, eventfd_read, parse_ops, prep, run_op, wait_n, wait_one
+
+# Methods that need an initialised ring, with arguments that would be valid on
+# one.  Used to check that a closed or never-initialised ring refuses them.
+RING_METHODS = [
+    ("get_sqe", ()),
+    ("submit", ()),
+    ("submit_and_wait", (1,)),
+    ("wait_cqe", ()),
+    ("wait_cqe_nr", (1,)),
+    ("wait_cqes", (1,)),
+    ("peek_cqe", ()),
+    ("sq_ready", ()),
+    ("sq_space_left", ()),
+    ("cq_ready", ()),
+    ("cq_event_fd_enabled", ()),
+    ("register_eventfd", (0,)),
+    ("unregister_eventfd", ()),
+    ("fileno", ()),
+    ("in_flight", ()),
+    ("probe", ()),
+]
+
+NOT_OPEN_MSG = r"(?i)(not\s+(been\s+)?initiali[sz]ed|uninitiali[sz]ed|closed|exited)"
+
+# The kernel ABI values of the constants ops.def exports (include/uapi/linux/io_uring.h).
+KNOWN_CONSTANTS = {
+    "AT_FDCWD": -100,
+    "IORING_SETUP_IOPOLL": 1 << 0,
+    "IORING_SETUP_SQPOLL": 1 << 1,
+    "IORING_SETUP_SQ_AFF": 1 << 2,
+    "IORING_SETUP_CQSIZE": 1 << 3,
+    "IORING_SETUP_CLAMP": 1 << 4,
+    "IORING_SETUP_SUBMIT_ALL": 1 << 7,
+    "IORING_SETUP_COOP_TASKRUN": 1 << 8,
+    "IORING_SETUP_SINGLE_ISSUER": 1 << 12,
+    "IORING_SETUP_DEFER_TASKRUN": 1 << 13,
+    "IORING_CQE_F_BUFFER": 1 << 0,
+    "IORING_CQE_F_MORE": 1 << 1,
+    "IORING_CQE_F_SOCK_NONEMPTY": 1 << 2,
+    "IORING_CQE_F_NOTIF": 1 << 3,
+    "IORING_TIMEOUT_ABS": 1 << 0,
+    "IORING_TIMEOUT_BOOTTIME": 1 << 2,
+    "IORING_TIMEOUT_REALTIME": 1 << 3,
+    "IORING_TIMEOUT_ETIME_SUCCESS": 1 << 5,
+    "IORING_ASYNC_CANCEL_ALL": 1 << 0,
+    "IORING_ASYNC_CANCEL_FD": 1 << 1,
+    "IORING_ASYNC_CANCEL_ANY": 1 << 2,
+    "IOSQE_FIXED_FILE": 1 << 0,
+    "IOSQE_IO_DRAIN": 1 << 1,
+    "IOSQE_IO_LINK": 1 << 2,
+    "IOSQE_IO_HARDLINK": 1 << 3,
+    "IOSQE_ASYNC": 1 << 4,
+    "IOSQE_BUFFER_SELECT": 1 << 5,
+    "IOSQE_CQE_SKIP_SUCCESS": 1 << 6,
+}
+
+
+def _header_defines(name):
+    """Whether the installed liburing headers define `name` (True when the
+    headers cannot be read: then every constant is expected)."""
+    if name == "AT_FDCWD":
+        return True
+    try:
+        with open("/usr/include/liburing/io_uring.h", encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return True
+    return re.search(r"\b%s\b" % re.escape(name), text) is not None
+
+
+# --------------------------------------------------------------------------
+# The module
+
+
+def test_module_exports_types_and_exception():
+    assert isinstance(IoUring, type)
+    assert isinstance(py_io_uring.Sqe, type)
+    assert isinstance(py_io_uring.Cqe, type)
+    assert issubclass(py_io_uring.SubmissionQueueFull, RuntimeError)
+
+
+def test_constants_of_ops_def_are_exported_with_kernel_values():
+    _, consts = parse_ops()
+    assert "AT_FDCWD" in consts and "IOSQE_IO_LINK" in consts
+    for name in consts:
+        if not _header_defines(name):
+            continue
+        value = getattr(py_io_uring, name)
+        assert type(value) is int, name
+        if name in KNOWN_CONSTANTS:
+            assert value == KNOWN_CONSTANTS[name], name
+
+
+@pytest.mark.parametrize("cls", ["Sqe", "Cqe"])
+def test_sqe_and_cqe_cannot_be_instantiated(cls):
+    with pytest.raises(TypeError):
+        getattr(py_io_uring, cls)()
+
+
+# --------------------------------------------------------------------------
+# Set-up and tear-down
+
+
+@pytest.mark.parametrize("name, args", RING_METHODS, ids=[m for m, _ in RING_METHODS])
+def test_uninitialised_ring_refuses_methods(name, args):
+    r = IoUring()
+    with pytest.raises(ValueError, match=NOT_OPEN_MSG):
+        getattr(r, name)(*args)
+    r.queue_exit()  # harmless on a never-initialised ring
+
+
+@pytest.mark.parametrize("name, args", RING_METHODS, ids=[m for m, _ in RING_METHODS])
+def test_exited_ring_refuses_methods(name, args):
+    r = IoUring()
+    r.queue_init(8)
+    r.queue_exit()
+    with pytest.raises(ValueError, match=NOT_OPEN_MSG):
+        getattr(r, name)(*args)
+
+
+def test_queue_exit_twice_is_harmless():
+    r = IoUring(8)
+    r.queue_exit()
+    r.queue_exit()
+    with pytest.raises(ValueError):
+        r.sq_ready()
+
+
+def test_constructor_with_entries_initialises():
+    for r in (IoUring(8), IoUring(8, 0), IoUring(entries=8, flags=0)):
+        try:
+            assert r.sq_space_left() == 8
+            run_op(r, "nop")
+        finally:
+            r.queue_exit()
+
+
+def test_constructor_with_none_does_not_initialise():
+    r = IoUring(None)
+    with pytest.raises(ValueError):
+        r.sq_ready()
+    r.queue_init(4)
+    assert r.sq_space_left() == 4
+    r.queue_exit()
+
+
+def test_queue_init_rounds_up_to_power_of_two():
+    r = IoUring()
+    r.queue_init(5)
+    try:
+        assert r.sq_space_left() == 8
+    finally:
+        r.queue_exit()
+
+
+@pytest.mark.parametrize("entries", [0, -1, -64])
+def test_queue_init_bad_entries_is_einval(entries):
+    r = IoUring()
+    with pytest.raises(OSError) as ei:
+        r.queue_init(entries, 0)
+    assert ei.value.errno == errno.EINVAL
+    # Still uninitialised, and usable once properly initialised.
+    with pytest.raises(ValueError):
+        r.sq_ready()
+    r.queue_init(4)
+    r.queue_exit()
+
+
+def test_constructor_bad_entries_is_einval():
+    with pytest.raises(OSError) as ei:
+        IoUring(-1)
+    assert ei.value.errno == errno.EINVAL
+
+
+def test_queue_init_passes_flags_to_the_kernel():
+    # 2**20 entries is above the kernel's maximum (32768): EINVAL, unless
+    # IORING_SETUP_CLAMP asks the kernel to clamp it.
+    r = IoUring()
+    with pytest.raises(OSError) as ei:
+        r.queue_init(1 << 20)
+    assert ei.value.errno == errno.EINVAL
+    r.queue_init(1 << 20, py_io_uring.IORING_SETUP_CLAMP)
+    try:
+        assert r.sq_space_left() == 32768
+        run_op(r, "nop")
+    finally:
+        r.queue_exit()
+
+
+def test_queue_init_twice_is_value_error(ring):
+    with pytest.raises(ValueError):
+        ring.queue_init(8)
+    # The ring is untouched by the failed call.
+    assert ring.sq_space_left() == 64
+    run_op(ring, "nop")
+
+
+def test_with_statement_closes_ring():
+    with IoUring() as r:
+        assert isinstance(r, IoUring)
+        r.queue_init(64)
+        run_op(r, "nop")
+    with pytest.raises(ValueError, match=NOT_OPEN_MSG):
+        r.get_sqe()
+
+
+def test_with_statement_enter_returns_the_ring_itself():
+    ring = IoUring(8)
+    with ring as r:
+        assert r is ring
+    with pytest.raises(ValueError):
+        ring.sq_ready()
+
+
+def test_with_statement_exception_propagates_and_closes():
+    r = IoUring()
+    with pytest.raises(ZeroDivisionError):
+        with r:
+            r.queue_init(8)
+            prep(r, "timeout", 60)
+            r.submit()
+            1 / 0
+    with pytest.raises(ValueError):
+        r.sq_ready()
+
+
+def test_with_statement_on_uninitialised_ring_is_harmless():
+    with IoUring() as r:
+        pass
+    with pytest.raises(ValueError):
+        r.sq_ready()
+
+
+def test_ring_supports_weakref():
+    r = IoUring()
+    assert weakref.ref(r)() is r
+
+
+# --------------------------------------------------------------------------
+# The queues, step by step (the seed's semantics)
+
+
+def test_seed_sequence():
+    r = IoUring()
+    r.queue_init(32, 0)
+    try:
+        assert r.sq_space_left() == 32
+        assert r.sq_ready() == 0
+        assert r.cq_ready() == 0
+        assert r.peek_cqe() is None
+
+        sqe = r.get_sqe()
+        assert isinstance(sqe, py_io_uring.Sqe)
+        sqe.prep_nop()
+        assert r.sq_ready() == 1
+        assert r.sq_space_left() == 31
+
+        assert r.submit() == 1
+        assert r.sq_ready() == 0
+        assert r.sq_space_left() == 32
+
+        cqe = r.wait_cqe()
+        assert isinstance(cqe, py_io_uring.Cqe)
+        assert r.cq_ready() == 1
+        # The unseen completion stays at the head: peeking and waiting again
+        # give the very same object.
+        assert r.peek_cqe() is cqe
+        assert r.wait_cqe() is cqe
+        assert cqe.res() == 0
+        assert cqe.flags() == 0
+        assert cqe.get_data() is None
+
+        r.cqe_seen(cqe)
+        assert r.cq_ready() == 0
+        assert r.peek_cqe() is None
+    finally:
+        r.queue_exit()
+
+
+def test_submission_queue_full():
+    r = IoUring(4)
+    try:
+        sqes = [r.get_sqe() for _ in range(4)]
+        assert r.sq_space_left() == 0
+        with pytest.raises(py_io_uring.SubmissionQueueFull):
+            r.get_sqe()
+        # Nothing was flushed behind our back.
+        assert r.sq_ready() == 4
+        with pytest.raises(RuntimeError):  # it is a RuntimeError too
+            r.get_sqe()
+        for i, s in enumerate(sqes):
+            s.prep_nop()
+            s.set_data(i)
+        assert r.submit() == 4
+        extra = r.get_sqe()  # works again
+        extra.prep_nop()
+        extra.set_data(4)
+        assert r.submit() == 1
+        cqes = wait_n(r, 5)
+        assert sorted(c.get_data() for c in cqes) == [0, 1, 2, 3, 4]
+        assert all(c.res() == 0 for c in cqes)
+    finally:
+        r.queue_exit()
+
+
+def test_unprepared_sqe_is_submitted_as_nop(ring):
+    sqe = ring.get_sqe()
+    sqe.set_data("bare")
+    assert ring.submit() == 1
+    cqe = wait_one(ring)
+    assert cqe.res() == 0
+    assert cqe.get_data() == "bare"
+    assert cqe.getresult() == 0
+
+
+def test_submit_with_nothing_prepared_returns_zero(ring):
+    assert ring.submit() == 0
+
+
+def test_submit_and_wait(ring):
+    for i in range(3):
+        prep(ring, "nop", tag=i)
+    assert ring.submit_and_wait(3) == 3
+    assert ring.cq_ready() == 3
+    assert [c.get_data() for c in wait_n(ring, 3)] == [0, 1, 2]
+
+
+def test_submit_and_wait_default_waits_for_one(ring):
+    prep(ring, "nop")
+    assert ring.submit_and_wait() == 1
+    assert ring.cq_ready() == 1
+    wait_one(ring)
+
+
+@pytest.mark.parametrize("method", ["wait_cqe_nr", "wait_cqes"])
+def test_wait_cqe_nr_returns_unseen_list_in_order(ring, method):
+    for i in range(3):
+        prep(ring, "nop", tag=i)
+    ring.submit()
+    cqes = getattr(ring, method)(3)
+    assert isinstance(cqes, list) and len(cqes) == 3
+    assert all(isinstance(c, py_io_uring.Cqe) for c in cqes)
+    # nops complete in submission order
+    assert [c.get_data() for c in cqes] == [0, 1, 2]
+    # not marked seen: each still needs cqe_seen
+    assert ring.cq_ready() == 3
+    assert ring.wait_cqe() is cqes[0]
+    for n, c in enumerate(cqes):
+        ring.cqe_seen(c)
+        assert ring.cq_ready() == 2 - n
+    assert ring.peek_cqe() is None
+
+
+def test_wait_cqe_nr_timeout_returns_what_arrived(ring):
+    prep(ring, "timeout", 60, tag="long")
+    prep(ring, "nop", tag="nop")
+    ring.submit()
+    t0 = time.monotonic()
+    cqes = ring.wait_cqe_nr(2, timeout=0.2)
+    elapsed = time.monotonic() - t0
+    assert [c.get_data() for c in cqes] == ["nop"]
+    assert 0.1 <= elapsed < WAIT
+    ring.cqe_seen(cqes[0])
+
+
+def test_wait_cqe_timeout_returns_none(ring):
+    prep(ring, "timeout", 60)
+    ring.submit()
+    t0 = time.monotonic()
+    assert ring.wait_cqe(timeout=0.05) is None
+    elapsed = time.monotonic() - t0
+    assert 0.03 <= elapsed < WAIT
+    # keyword and positional forms
+    assert ring.wait_cqe(0.01) is None
+
+
+def test_wait_cqe_with_nothing_in_flight_raises(ring):
+    with pytest.raises(RuntimeError):
+        ring.wait_cqe()
+    # An Sqe acquired but never submitted is not in flight.
+    ring.get_sqe()
+    with pytest.raises(RuntimeError):
+        ring.wait_cqe()
+    ring.submit()
+    wait_one(ring)
+    with pytest.raises(RuntimeError):
+        ring.wait_cqe()
+
+
+def test_waits_that_cannot_be_satisfied_say_so_instead_of_hanging(ring):
+    # submit_and_wait with nothing acquired or in flight would hang.
+    with pytest.raises(RuntimeError, match="forever"):
+        ring.submit_and_wait(1)
+    # Asking for two completions when only one can come: the message counts.
+    prep(ring, "nop")
+    ring.submit()
+    with pytest.raises(RuntimeError, match="1 more completion"):
+        ring.wait_cqe_nr(2)
+    # The one completion that did come is still there, unseen.
+    (cqe,) = ring.wait_cqe_nr(1)
+    ring.cqe_seen(cqe)
+
+
+def test_wait_with_timeout_and_nothing_in_flight_returns_at_once(ring):
+    t0 = time.monotonic()
+    assert ring.wait_cqe_nr(3, timeout=5) == []
+    assert ring.wait_cqe(timeout=5) is None
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_wait_cqe_returns_unseen_completion_without_anything_in_flight(ring):
+    run_op(ring, "nop")  # now nothing is in flight
+    prep(ring, "nop", tag="x")
+    ring.submit()
+    first = ring.wait_cqe()
+    # The completion was reaped but not marked seen: waiting again does not
+    # raise, it returns the same completion.
+    assert ring.wait_cqe() is first
+    ring.cqe_seen(first)
+
+
+def test_cqe_seen_twice_is_a_no_op(ring):
+    prep(ring, "nop", tag=1)
+    prep(ring, "nop", tag=2)
+    ring.submit()
+    first = ring.wait_cqe()
+    ring.wait_cqe_nr(2, timeout=WAIT)  # make sure both have been posted
+    assert ring.cq_ready() == 2
+    ring.cqe_seen(first)
+    ring.cqe_seen(first)  # must not consume the second completion
+    assert ring.cq_ready() == 1
+    second = ring.peek_cqe()
+    assert second.get_data() == 2
+    ring.cqe_seen(second)
+    assert ring.cq_ready() == 0
+
+
+def test_cqe_seen_of_another_rings_cqe_is_value_error(ring):
+    other = IoUring(4)
+    try:
+        prep(other, "nop")
+        other.submit()
+        foreign = other.wait_cqe()
+        prep(ring, "nop")
+        ring.submit()
+        mine = ring.wait_cqe()
+        with pytest.raises(ValueError):
+            ring.cqe_seen(foreign)
+        # Neither ring was disturbed.
+        assert ring.cq_ready() == 1 and other.cq_ready() == 1
+        ring.cqe_seen(mine)
+        other.cqe_seen(foreign)
+    finally:
+        other.queue_exit()
+
+
+@pytest.mark.parametrize("bad", [None, 0, "cqe", object()])
+def test_cqe_seen_of_non_cqe_is_type_error(ring, bad):
+    with pytest.raises(TypeError):
+        ring.cqe_seen(bad)
+
+
+def test_cqe_seen_of_an_sqe_is_type_error(ring):
+    sqe = prep(ring, "nop")
+    with pytest.raises(TypeError):
+        ring.cqe_seen(sqe)
+    ring.submit()
+    wait_one(ring)
+
+
+def test_cqe_accessors_keep_working_after_seen(ring, tmp_file):
+    fd = os.open(tmp_file, os.O_RDONLY)
+    try:
+        token = object()
+        _, cqe = run_op(ring, "read", fd, 10, 0, tag=token)
+        for _ in range(2):
+            assert cqe.res() == 10
+            assert cqe.flags() == 0
+            assert cqe.get_data() is token
+            assert cqe.getresult() == bytes(range(10))
+    finally:
+        os.close(fd)
+
+
+def test_cqe_outlives_its_ring():
+    r = IoUring(4)
+    token = ["token"]
+    _, cqe = run_op(r, "nop", tag=token)
+    r.queue_exit()
+    assert cqe.res() == 0
+    assert cqe.get_data() is token
+    assert cqe.getresult() == 0
+    del r
+
+
+def test_completions_of_many_operations_are_matched_by_data(ring):
+    # Out-of-order completion: a timeout submitted first completes last.
+    prep(ring, "timeout", 0.05, tag="timeout")
+    for i in range(10):
+        prep(ring, "nop", tag=i)
+    assert ring.submit() == 11
+    got = by_data(wait_n(ring, 11))
+    assert set(got) == set(range(10)) | {"timeout"}
+    assert got["timeout"].res() == -errno.ETIME
+    assert all(got[i].res() == 0 for i in range(10))
+
+
+# --------------------------------------------------------------------------
+# Introspection and registration
+
+
+def test_probe_lists_every_op_of_ops_def(ring):
+    supported = ring.probe()
+    assert isinstance(supported, frozenset)
+    assert all(isinstance(n, str) for n in supported)
+    assert {"nop", "read", "write"} <= supported
+    # Kernel 6.18 supports every op ops.def defines; and probe() only names
+    # operations the module has.
+    ops, _ = parse_ops()
+    assert supported == {op.name for op in ops}
+    for name in supported:
+        assert callable(getattr(py_io_uring.Sqe, "prep_" + name))
+
+
+def test_fileno_is_the_io_uring_fd(ring):
+    fd = ring.fileno()
+    assert type(fd) is int and fd >= 0
+    assert "io_uring" in os.readlink("/proc/self/fd/%d" % fd)
+    # close-on-exec, as the kernel sets it
+    assert not os.get_inheritable(fd)
+
+
+def test_in_flight_counts_acquired_and_submitted(ring):
+    assert ring.in_flight() == 0
+    t = prep(ring, "timeout", 60)
+    assert ring.in_flight() == 1
+    bare = ring.get_sqe()
+    assert ring.in_flight() == 2
+    ring.submit()
+    assert ring.in_flight() == 2  # the timeout is pending
+    wait_one(ring)  # the bare Sqe, a nop
+    assert ring.in_flight() == 1
+    c = ring.get_sqe()
+    c.prep_cancel(t)
+    ring.submit()
+    wait_n(ring, 2)
+    assert ring.in_flight() == 0
+    del bare
+
+
+def test_register_eventfd(ring):
+    efd = eventfd()
+    try:
+        ring.register_eventfd(efd)
+        assert ring.cq_event_fd_enabled() is True
+        run_op(ring, "nop")
+        readable, _, _ = select.select([efd], [], [], WAIT)
+        assert readable == [efd]
+        assert eventfd_read(efd) >= 1
+        ring.unregister_eventfd()
+        # No longer notified.
+        run_op(ring, "nop")
+        readable, _, _ = select.select([efd], [], [], 0.05)
+        assert readable == []
+    finally:
+        os.close(efd)
+
+
+def test_register_eventfd_accepts_fileno_object(ring):
+    class Holder:
+        def __init__(self, fd):
+            self.fd = fd
+
+        def fileno(self):
+            return self.fd
+
+    efd = eventfd()
+    try:
+        ring.register_eventfd(Holder(efd))
+        run_op(ring, "nop")
+        assert select.select([efd], [], [], WAIT)[0] == [efd]
+        ring.unregister_eventfd()
+    finally:
+        os.close(efd)
+
+
+def test_register_eventfd_bad_fd(ring):
+    with pytest.raises(OSError) as ei:
+        ring.register_eventfd(closed_fd())
+    assert ei.value.errno == errno.EBADF
+
+
+def test_sqe_user_data_identifies_operations(ring):
+    a = ring.get_sqe()
+    b = ring.get_sqe()
+    ua, ub = a.user_data(), b.user_data()
+    assert type(ua) is int and type(ub) is int
+    assert 0 <= ua < 2 ** 64 and 0 <= ub < 2 ** 64
+    assert ua != ub
+    ring.submit()
+    wait_n(ring, 2)
+    assert a.user_data() == ua  # stable after completion
+
+
+@pytest.mark.parametrize("reap", ["wait_cqe_nr", "peek_cqe"])
+def test_completion_queue_overflow_loses_nothing(reap):
+    # A 4-entry ring has 8 CQ entries; 20 completions left unreaped overflow
+    # into the kernel's backlog (IORING_FEAT_NODROP) and must all come back,
+    # in order, by waiting or by peeking.
+    r = IoUring(4)
+    try:
+        for batch in range(5):
+            for i in range(4):
+                prep(r, "nop", tag=batch * 4 + i)
+            assert r.submit() == 4
+        got = []
+        for _ in range(100):  # bounded
+            if len(got) == 20:
+                break
+            if reap == "wait_cqe_nr":
+                cqes = r.wait_cqe_nr(20 - len(got), timeout=WAIT)
+            else:
+                c = r.peek_cqe()
+                cqes = [c] if c is not None else []
+            assert cqes
+            for c in cqes:
+                got.append(c.get_data())
+                r.cqe_seen(c)
+        assert got == list(range(20))
+        assert r.in_flight() == 0
+        assert r.cq_ready() == 0
+    finally:
+        r.queue_exit()
