@@ -31,7 +31,7 @@ def op_docstring(op: Op) -> str:
         body += "\n\n" + "\n".join(rows)
     if op.returns:
         body += "\n\n" + "\n".join(textwrap.wrap("Result: " + op.returns, 76))
-    tail = "Opcode %s" % op.opcode
+    tail = "Opcode %s, Linux %s" % (op.opcode, op.kernel)
     if op.man:
         tail += "; see the liburing man page %s(3)" % op.man
     body += "\n\n" + tail + "."
@@ -88,6 +88,7 @@ def ops_c(model: Model) -> str:
     out = ["/* %s */" % HEADER,
            '#include "py_io_uring.h"',
            '#include "ops_gen.h"',
+           '#include "op_helpers.h"',
            "",
            "#include <fcntl.h>",
            "",
@@ -98,8 +99,9 @@ def ops_c(model: Model) -> str:
     out.append("/* ---- the op table, in ops.def order ---- */")
     out.append("const pu_opdef pu_opdefs[] = {")
     for op in model.ops:
-        out.append('    [PU_OP_%s] = {"%s", %s, pu_prep_%s},'
-                   % (op.name.upper(), op.name, op.opcode, op.name))
+        out.append('    [PU_OP_%s] = {"%s", %s, "%s", pu_prep_%s, %s},'
+                   % (op.name.upper(), op.name, op.opcode_c, op.opcode, op.name,
+                      op.result or "NULL"))
     out.append("};")
     out.append("const int pu_nopdefs = PU_NOPS;")
     out.append("/* every op has an entry: checked when this file compiles */")

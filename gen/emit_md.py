@@ -26,7 +26,8 @@ def _op(op: Op) -> list:
         out.append("Result (`Cqe.getresult()`): %s." % op.returns)
         out.append("")
     man = " · liburing: `%s(3)`" % op.man if op.man else ""
-    out.append("Opcode `%s`%s · ops.def line %d" % (op.opcode, man, op.lineno))
+    out.append("Opcode `%s` · Linux %s%s · ops.def line %d"
+               % (op.opcode, op.kernel, man, op.lineno))
     out.append("")
     return out
 

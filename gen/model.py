@@ -10,7 +10,8 @@ from kinds import KINDS, Kind, parse_literal
 from parse import Block, DefError, parse_blocks
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-OPCODE = re.compile(r"^IORING_OP_[A-Z0-9_]+$")
+OPCODE = re.compile(r"^(?P<name>IORING_OP_[A-Z0-9_]+)(?:\s*=\s*(?P<value>\d+))?$")
+KERNEL = re.compile(r"^\d+\.\d+$")
 ARG = re.compile(r"^(?P<name>\S+)\s+(?P<kind>[a-z_0-9]+)(?:\((?P<param>[A-Za-z_0-9]*)\))?"
                  r"(?:\s*=\s*(?P<default>.+?))?(?:\s+--\s+(?P<doc>.*))?$")
 # C names the generated prep function uses itself
@@ -32,13 +33,21 @@ class Arg(NamedTuple):
 
 class Op(NamedTuple):
     name: str
-    opcode: str
+    opcode: str                     # IORING_OP_* name
+    opcode_value: Optional[int]     # given when liburing 2.3's headers lack it
     args: List[Arg]
     calls: List[str]
     returns: str
+    result: str                     # C function making the result, or ""
+    kernel: str                     # the Linux version that added the op
     man: str
     doc: List[str]
     lineno: int
+
+    @property
+    def opcode_c(self) -> str:
+        """The opcode as C: the header's name, or the number it lacks."""
+        return self.opcode if self.opcode_value is None else str(self.opcode_value)
 
     @property
     def method(self) -> str:
@@ -147,11 +156,24 @@ def _op(path: str, block: Block) -> Op:
     if not IDENT.match(name) or name != name.lower():
         raise DefError(path, block.lineno, "op name %r must be a lower-case "
                        "identifier" % name)
-    fields = _fields(path, block, {"opcode", "arg", "call", "returns", "man", "doc"})
-    opcode = _one(path, block, fields, "opcode")
-    if not OPCODE.match(opcode):
-        raise DefError(path, fields["opcode"][0].lineno, "opcode %r is not an "
-                       "IORING_OP_* name" % opcode)
+    fields = _fields(path, block, {"opcode", "arg", "call", "returns", "result",
+                                   "kernel", "man", "doc"})
+    opm = OPCODE.match(_one(path, block, fields, "opcode"))
+    if opm is None:
+        raise DefError(path, fields["opcode"][0].lineno, "opcode must read "
+                       "IORING_OP_NAME [= NUMBER]")
+    opvalue = int(opm.group("value")) if opm.group("value") else None
+    if opvalue is not None and opvalue > 255:
+        raise DefError(path, fields["opcode"][0].lineno, "opcode number %d is "
+                       "out of range (0-255)" % opvalue)
+    kernel = _one(path, block, fields, "kernel")
+    if not KERNEL.match(kernel):
+        raise DefError(path, fields["kernel"][0].lineno, "kernel must read "
+                       "MAJOR.MINOR, not %r" % kernel)
+    result = _one(path, block, fields, "result", False)
+    if result and not IDENT.match(result):
+        raise DefError(path, fields["result"][0].lineno, "result must name a C "
+                       "function")
     args, seen = [], {}  # type: List[Arg], dict
     for item in fields.get("arg", []):
         a = _arg(path, item, seen)
@@ -174,7 +196,8 @@ def _op(path: str, block: Block) -> Op:
     doc = [i.value for i in fields.get("doc", [])]
     if not doc or not doc[0]:
         raise DefError(path, block.lineno, "op '%s' has no 'doc'" % name)
-    return Op(name, opcode, args, calls, _one(path, block, fields, "returns", False),
+    return Op(name, opm.group("name"), opvalue, args, calls,
+              _one(path, block, fields, "returns", False), result, kernel,
               _one(path, block, fields, "man", False), doc, block.lineno)
 
 
@@ -185,6 +208,10 @@ def load_ops(path: str, text: str):
             if not block.head:
                 raise DefError(path, block.lineno, "'op' needs a name")
             op = _op(path, block)
+            if op.opcode in [o.opcode for o in ops if o.opcode_value is not None] \
+                    and op.opcode_value is None:
+                raise DefError(path, block.lineno, "%s was given a number before"
+                               % op.opcode)
             if op.name in names:
                 raise DefError(path, block.lineno, "op '%s' already defined at "
                                "line %d" % (op.name, names[op.name]))

@@ -56,6 +56,8 @@ Cqe_getresult(CqeObject *self, PyObject *Py_UNUSED(ignored))
         Py_INCREF(self->result);
         return self->result;
     }
+    if (self->sqe != NULL && self->sqe->op != NULL && self->sqe->op->result != NULL)
+        return self->sqe->op->result(self);
     return PyLong_FromLong(self->res);
 }
 

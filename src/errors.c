@@ -113,6 +113,16 @@ pu_err_setup(int err)
     return raise_oserror(err, why);
 }
 
+PyObject *
+pu_err_unsupported(const pu_opdef *op)
+{
+    char msg[160];
+    PyOS_snprintf(msg, sizeof(msg), "prep_%s(): this kernel does not support "
+                  "%s (IoUring.probe() lists what it does)", op->name,
+                  op->opcode_name);
+    return raise_oserror(EOPNOTSUPP, msg);
+}
+
 double
 pu_monotonic(void)
 {

@@ -93,6 +93,7 @@ typedef struct RingObject {
     unsigned features;
     unsigned setup_flags;
     unsigned sq_entries;
+    uint8_t supported[256 / 8];     /* the kernel's probe, one bit per opcode */
     /* the slot table: records from get_sqe() until their final completion */
     SqeObject **slots;
     uint32_t *slot_gen;
@@ -128,11 +129,19 @@ typedef int (*pu_prep_fn)(SqeObject *rec, struct io_uring_sqe *sqe,
                           PyObject *const *args, Py_ssize_t nargs,
                           PyObject *kwnames);
 
+/* A Cqe's result in Python's terms, made when getresult() asks (res >= 0):
+ * statx's stat_result, recvmsg's tuple, pipe's pair of fds. */
+typedef PyObject *(*pu_result_fn)(struct CqeObject *q);
+
 typedef struct pu_opdef {
     const char *name;               /* "read": Sqe.prep_read */
-    int opcode;                     /* IORING_OP_READ, for the probe */
+    int opcode;                     /* for the probe */
+    const char *opcode_name;        /* "IORING_OP_READ", for messages */
     pu_prep_fn prep;
+    pu_result_fn result;            /* NULL: bytes read, or the int res */
 } pu_opdef;
+
+#define PU_SUPPORTED(r, op) (((r)->supported[(op) / 8] >> ((op) % 8)) & 1)
 
 extern const pu_opdef pu_opdefs[];
 extern const int pu_nopdefs;
@@ -211,6 +220,7 @@ int pu_ring_check_sq(RingObject *r);
 int pu_ring_check_cq(RingObject *r);
 PyObject *pu_err_errno(int err);
 PyObject *pu_err_setup(int err);
+PyObject *pu_err_unsupported(const pu_opdef *op);
 
 /* addresses (src/sockaddr.c) */
 int pu_sockaddr_from_python(PyObject *o, int family, struct sockaddr_storage *ss,

@@ -6,6 +6,25 @@
 #include <errno.h>
 #include <math.h>
 
+/* Which opcodes this kernel has, asked once: a prep of a missing op then
+ * fails with a clear error instead of a -EINVAL completion. */
+static void
+probe_opcodes(RingObject *r)
+{
+    struct io_uring_probe *p = io_uring_get_probe_ring(&r->ring);
+
+    memset(r->supported, 0, sizeof(r->supported));
+    if (p == NULL) {   /* before 5.6 there is no probe: assume all */
+        memset(r->supported, 0xff, sizeof(r->supported));
+        return;
+    }
+    for (int op = 0; op <= p->last_op && op < 256; op++) {
+        if (io_uring_opcode_supported(p, op))
+            r->supported[op / 8] |= (uint8_t)(1u << (op % 8));
+    }
+    io_uring_free_probe(p);
+}
+
 static int
 ring_setup(RingObject *r, long long entries, unsigned flags)
 {
@@ -41,6 +60,7 @@ ring_setup(RingObject *r, long long entries, unsigned flags)
         io_uring_queue_exit(&r->ring);
         return -1;
     }
+    probe_opcodes(r);
     r->fork_generation = pu_fork_generation;
     r->life++;
     r->initialised = 1;
@@ -480,25 +500,20 @@ Ring_in_flight(RingObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 Ring_probe(RingObject *self, PyObject *Py_UNUSED(ignored))
 {
-    struct io_uring_probe *p;
     PyObject *names, *result;
 
     if (pu_ring_check(self) < 0)
         return NULL;
-    p = io_uring_get_probe_ring(&self->ring);
-    if (p == NULL)
-        return pu_err_errno(ENOMEM);
     names = PySet_New(NULL);
     for (int i = 0; names != NULL && i < pu_nopdefs; i++) {
         PyObject *s;
-        if (!io_uring_opcode_supported(p, pu_opdefs[i].opcode))
+        if (!PU_SUPPORTED(self, pu_opdefs[i].opcode))
             continue;
         s = PyUnicode_FromString(pu_opdefs[i].name);
         if (s == NULL || PySet_Add(names, s) < 0)
             Py_CLEAR(names);
         Py_XDECREF(s);
     }
-    io_uring_free_probe(p);
     if (names == NULL)
         return NULL;
     result = PyFrozenSet_New(names);

@@ -23,6 +23,9 @@ pu_sqe_prep(SqeObject *self, const pu_opdef *op, PyObject *const *args,
                      "one with IoUring.get_sqe()", op->name);
         return NULL;
     }
+    if (!PU_SUPPORTED(self->ring, op->opcode)) {
+        return pu_err_unsupported(op);
+    }
     sqe = self->sqe;
     pu_record_release(self);   /* a second prep before submit replaces */
     self->has_peer = 0;

@@ -102,6 +102,7 @@ def test_generator_writes_nothing_outside_out(tmp_path):
 ENTRY = """
 op bogus
     opcode  IORING_OP_NOP
+    kernel  5.1
 {args}
     call    io_uring_prep_nop(sqe);
     returns 0
@@ -118,6 +119,8 @@ MALFORMED = {
     "default not a literal (call)": (ENTRY.format(args="    arg     flags   u32 = int('3')"), "int('3')"),
     "missing name": (ENTRY.replace("op bogus", "op").format(args=""), "op"),
     "duplicate op": (ENTRY.replace("op bogus", "op nop").format(args=""), "op nop"),
+    "kernel not a version": (ENTRY.replace("kernel  5.1", "kernel  soon").format(args=""), "kernel  soon"),
+    "opcode number out of range": (ENTRY.replace("IORING_OP_NOP", "IORING_OP_NEW = 300").format(args=""), "IORING_OP_NEW = 300"),
 }
 
 
@@ -169,15 +172,17 @@ def test_valid_extra_entry_is_accepted(tmp_path):
 # Adding an operation by editing ops.def alone
 
 
+# an op that ops.def itself does not have (fsync with IORING_FSYNC_DATASYNC)
 FSYNC = """
-op fsync
+op fdatasync
     opcode  IORING_OP_FSYNC
+    kernel  5.1
     arg     fd      fd          -- file descriptor, or an object with fileno()
-    arg     flags   u32 = 0     -- IORING_FSYNC_* flags
-    call    io_uring_prep_fsync(sqe, fd, flags);
+    arg     flags   u32 = 0     -- more IORING_FSYNC_* flags
+    call    io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC | flags);
     returns 0
     man     io_uring_prep_fsync
-    doc     Issue the equivalent of an fsync(2) system call.
+    doc     Issue the equivalent of an fdatasync(2) system call.
 """
 
 FSYNC_CHECK = r"""
@@ -187,10 +192,10 @@ sys.path.insert(0, build)
 import py_io_uring
 assert os.path.dirname(os.path.abspath(py_io_uring.__file__)) == os.path.abspath(build), py_io_uring.__file__
 
-sig = inspect.signature(py_io_uring.Sqe.prep_fsync)
+sig = inspect.signature(py_io_uring.Sqe.prep_fdatasync)
 assert list(sig.parameters) == ["self", "fd", "flags"], sig
 assert sig.parameters["flags"].default == 0, sig
-assert "fsync(2)" in py_io_uring.Sqe.prep_fsync.__doc__
+assert "fdatasync(2)" in py_io_uring.Sqe.prep_fdatasync.__doc__
 
 def closed_fd():
     fd = 1000
@@ -202,7 +207,7 @@ def closed_fd():
         fd += 1
 
 ring = py_io_uring.IoUring(8)
-assert "fsync" in ring.probe()
+assert "fdatasync" in ring.probe()
 fd = os.open(path, os.O_WRONLY)
 os.write(fd, b"data")
 f = open(path, "rb")
@@ -210,14 +215,14 @@ cases = [((fd,), {}, 0), ((fd,), {"flags": 1}, 0), ((), {"fd": f, "flags": 0}, 0
          ((closed_fd(),), {}, -errno.EBADF)]
 for args, kwargs, expected in cases:
     s = ring.get_sqe()
-    s.prep_fsync(*args, **kwargs)
+    s.prep_fdatasync(*args, **kwargs)
     assert ring.submit() == 1
     c = ring.wait_cqe(timeout=5)
     assert c is not None
     ring.cqe_seen(c)
     assert c.res() == expected, (args, kwargs, c.res())
 try:
-    ring.get_sqe().prep_fsync(-1)
+    ring.get_sqe().prep_fdatasync(-1)
 except ValueError:
     pass
 else:
@@ -237,7 +242,7 @@ def test_new_op_from_ops_def_alone_generates_docs(tmp_path):
     proc = generate(ops, tmp_path / "out")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     api = (tmp_path / "out" / "api.md").read_text(encoding="utf-8")
-    assert _has_signature(api, "prep_fsync", ["fd", "flags"])
+    assert _has_signature(api, "prep_fdatasync", ["fd", "flags"])
     assert "io_uring_prep_fsync" in api
 
 
