@@ -44,7 +44,7 @@ def _prep_function(op: Op) -> List[str]:
     names = ", ".join('"%s"' % a.name for a in op.args)
     out.append("static const char *const pu_kw_%s[] = {%sNULL};"
                % (op.name, names + ", " if names else ""))
-    out.append('static const pu_argspec %s = {"%s", pu_kw_%s, %d, %d};'
+    out.append('static const pu_argspec %s = {"%s", pu_kw_%s, %d, %d, 0};'
                % (spec, op.method, op.name, op.nreq, len(op.args)))
     out.append("")
     out.append("static int")

@@ -15,10 +15,11 @@ pu_parse_args(const pu_argspec *sp, PyObject *const *args, Py_ssize_t nargs,
 {
     Py_ssize_t i, nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
 
-    if (nargs > sp->nmax) {
+    Py_ssize_t npos = sp->nmax - sp->kwonly;
+    if (nargs > npos) {
         PyErr_Format(PyExc_TypeError,
-                     "%s() takes at most %zd argument%s (%zd given)",
-                     sp->fname, sp->nmax, sp->nmax == 1 ? "" : "s", nargs);
+                     "%s() takes at most %zd positional argument%s (%zd given)",
+                     sp->fname, npos, npos == 1 ? "" : "s", nargs);
         return -1;
     }
     for (i = 0; i < nargs; i++)

@@ -64,6 +64,12 @@ typedef struct SqeObject {
     uint8_t nkeep;
     uint8_t has_peer;               /* an accept wrote peer/peerlen */
     uint8_t leaked;                 /* teardown could not drain: never free */
+    uint8_t sqe_flags;              /* IOSQE_* from set_flags() */
+    uint16_t personality;
+    uint16_t buf_group;
+    __u64 chain_prev;               /* user_data of the linked entry before
+                                       this one when that one skips its
+                                       successful completion, else 0 */
     socklen_t peerlen;
     Py_buffer bufs[PU_INLINE_PINS]; /* pinned with the buffer protocol */
     struct __kernel_timespec ts;
@@ -158,6 +164,7 @@ typedef struct pu_argspec {
     const char *fname;              /* "prep_read" */
     const char *const *kwlist;      /* NULL-terminated argument names */
     Py_ssize_t nreq, nmax;
+    Py_ssize_t kwonly;              /* the last kwonly names are keyword-only */
 } pu_argspec;
 
 int pu_parse_args(const pu_argspec *sp, PyObject *const *args,
@@ -195,6 +202,7 @@ void *pu_rec_alloc(SqeObject *rec, size_t size);
 Py_buffer *pu_rec_pin(SqeObject *rec, PyObject *o, int flags);
 int pu_rec_keep(SqeObject *rec, PyObject *o);
 void pu_record_finish(RingObject *r, SqeObject *rec);
+void pu_record_finish_skipped(RingObject *r, SqeObject *rec);
 SqeObject *pu_record_lookup(RingObject *r, __u64 ud);
 int pu_ring_table_grow(RingObject *r);
 PyObject *pu_sqe_prep(SqeObject *self, const pu_opdef *op,

@@ -94,6 +94,7 @@ pu_reap(RingObject *r)
                 q->sqe = rec;            /* the table's reference */
                 q->result = take_result(rec, c->res);
                 pu_record_release(rec);
+                pu_record_finish_skipped(r, rec);
             }
             PyObject_GC_Track(q);
             r->cq[r->cq_end++] = q;
@@ -131,6 +132,7 @@ pu_reap_discard(RingObject *r, int *cancel_einval)
             continue;
         pu_record_finish(r, rec);
         pu_record_release(rec);
+        pu_record_finish_skipped(r, rec);
         Py_DECREF(rec);
     }
 }

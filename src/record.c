@@ -35,7 +35,7 @@ pu_ring_table_grow(RingObject *r)
      * first and stay warm in the cache */
     for (uint32_t s = n; s-- > r->nslots;) {
         r->slots[s] = NULL;
-        r->slot_gen[s] = 0;
+        r->slot_gen[s] = 1;   /* so that no user_data is 0 */
         r->free_slots[r->nfree++] = s;
     }
     r->nslots = n;
@@ -65,6 +65,10 @@ pu_record_new(RingObject *r)
     rec->data = NULL;
     rec->result = NULL;
     rec->nkeep = 0;
+    rec->sqe_flags = 0;
+    rec->personality = 0;
+    rec->buf_group = 0;
+    rec->chain_prev = 0;
     rec->blocks = NULL;
     rec->pins = NULL;
     rec->state = PU_NEW;
@@ -175,6 +179,26 @@ pu_record_finish(RingObject *r, SqeObject *rec)
     r->slot_gen[slot]++;
     r->free_slots[r->nfree++] = slot;
     r->nrecords--;
+}
+
+/* Entries linked before rec with IOSQE_CQE_SKIP_SUCCESS post nothing when
+ * they succeed; rec's completion proves they are done.  Their records end
+ * here (found by user_data, so one that already ended is skipped). */
+void
+pu_record_finish_skipped(RingObject *r, SqeObject *rec)
+{
+    __u64 ud = rec->chain_prev;
+    rec->chain_prev = 0;
+    while (ud != 0) {
+        SqeObject *p = pu_record_lookup(r, ud);
+        if (p == NULL)
+            break;
+        ud = p->chain_prev;
+        p->chain_prev = 0;
+        pu_record_finish(r, p);
+        pu_record_release(p);
+        Py_DECREF(p);   /* the table's reference */
+    }
 }
 
 /* The record a completion's user_data names, or NULL for the runtime's

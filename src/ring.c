@@ -26,9 +26,10 @@ probe_opcodes(RingObject *r)
 }
 
 static int
-ring_setup(RingObject *r, long long entries, unsigned flags)
+ring_setup(RingObject *r, long long entries, struct io_uring_params *p)
 {
     int ret;
+    unsigned flags = p->flags;
 
     if (r->initialised) {
         PyErr_SetString(PyExc_ValueError, "IoUring is already initialised");
@@ -38,7 +39,7 @@ ring_setup(RingObject *r, long long entries, unsigned flags)
         pu_err_setup(EINVAL);
         return -1;
     }
-    ret = io_uring_queue_init((unsigned)entries, &r->ring, flags);
+    ret = io_uring_queue_init_params((unsigned)entries, &r->ring, p);
     if (ret < 0) {
         pu_err_setup(-ret);
         return -1;
@@ -67,49 +68,102 @@ ring_setup(RingObject *r, long long entries, unsigned flags)
     return 0;
 }
 
+/* queue_init()'s arguments: the seed's (entries, flags) and, by keyword,
+ * the rest of struct io_uring_params. */
+static const char *const init_kw[] = {"entries", "flags", "sq_thread_idle",
+                                      "sq_thread_cpu", "cq_entries", "wq_fd",
+                                      NULL};
+static const pu_argspec init_spec = {"queue_init", init_kw, 1, 6, 4};
+
+static int
+parse_init(const pu_argspec *sp, PyObject *const *args, Py_ssize_t nargs,
+           PyObject *kwnames, long long *entries, struct io_uring_params *p)
+{
+    PyObject *argv[6];
+    int cpu, wq;
+
+    memset(p, 0, sizeof(*p));
+    if (pu_parse_args(sp, args, nargs, kwnames, argv) < 0)
+        return -1;
+    *entries = PyLong_AsLongLong(argv[0]);
+    if (*entries == -1 && PyErr_Occurred())
+        return -1;
+    if ((argv[1] && pu_conv_u32(sp, 1, argv[1], &p->flags) < 0) ||
+        (argv[2] && pu_conv_u32(sp, 2, argv[2], &p->sq_thread_idle) < 0) ||
+        (argv[4] && pu_conv_u32(sp, 4, argv[4], &p->cq_entries) < 0))
+        return -1;
+    if (argv[3] != NULL && argv[3] != Py_None) {
+        if (pu_conv_i32(sp, 3, argv[3], &cpu) < 0)
+            return -1;
+        p->sq_thread_cpu = (unsigned)cpu;
+        p->flags |= IORING_SETUP_SQ_AFF;
+    }
+    if (argv[4] != NULL && p->cq_entries)
+        p->flags |= IORING_SETUP_CQSIZE;
+    if (argv[5] != NULL && argv[5] != Py_None) {
+        if (pu_conv_fd(sp, 5, argv[5], &wq) < 0)
+            return -1;
+        p->wq_fd = (unsigned)wq;
+        p->flags |= IORING_SETUP_ATTACH_WQ;
+    }
+    return 0;
+}
+
+static const pu_argspec new_spec = {"IoUring", init_kw, 0, 6, 4};
+
 static int
 Ring_init(RingObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"entries", "flags", NULL};
-    PyObject *entries = Py_None;
-    unsigned int flags = 0;
-    long long n;
+    PyObject *stack[6], *names = NULL, *key, *value, *entries;
+    Py_ssize_t n = PyTuple_GET_SIZE(args), pos = 0, k = 0;
+    Py_ssize_t nkw = kwds != NULL ? PyDict_GET_SIZE(kwds) : 0;
+    struct io_uring_params p;
+    long long count;
+    int ret;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OI:IoUring", kwlist,
-                                     &entries, &flags))
+    if (n + nkw > 6) {
+        PyErr_SetString(PyExc_TypeError, "IoUring() takes at most 6 arguments");
         return -1;
-    if (entries == Py_None)
+    }
+    /* IoUring() or IoUring(None): initialise later with queue_init() */
+    entries = n > 0 ? PyTuple_GET_ITEM(args, 0)
+                    : (kwds != NULL ? PyDict_GetItemString(kwds, "entries") : NULL);
+    if (entries == NULL || entries == Py_None) {
+        if (n + nkw > (entries != NULL ? 1 : 0)) {
+            PyErr_SetString(PyExc_TypeError,
+                            "IoUring(): setup arguments need entries");
+            return -1;
+        }
         return 0;
-    n = PyLong_AsLongLong(entries);
-    if (n == -1 && PyErr_Occurred())
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        stack[i] = PyTuple_GET_ITEM(args, i);
+    if (nkw > 0) {
+        names = PyTuple_New(nkw);
+        if (names == NULL)
+            return -1;
+        while (PyDict_Next(kwds, &pos, &key, &value)) {
+            Py_INCREF(key);
+            PyTuple_SET_ITEM(names, k, key);
+            stack[n + k++] = value;
+        }
+    }
+    ret = parse_init(&new_spec, stack, n, names, &count, &p);
+    Py_XDECREF(names);
+    if (ret < 0)
         return -1;
-    return ring_setup(self, n, flags);
+    return ring_setup(self, count, &p);
 }
 
 static PyObject *
-Ring_queue_init(RingObject *self, PyObject *const *args, Py_ssize_t nargs)
+Ring_queue_init(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
+                PyObject *kwnames)
 {
+    struct io_uring_params p;
     long long entries;
-    unsigned long flags = 0;
 
-    if (nargs < 1 || nargs > 2) {
-        PyErr_Format(PyExc_TypeError,
-                     "queue_init() takes 1 or 2 arguments (%zd given)", nargs);
-        return NULL;
-    }
-    entries = PyLong_AsLongLong(args[0]);
-    if (entries == -1 && PyErr_Occurred())
-        return NULL;
-    if (nargs == 2) {
-        flags = PyLong_AsUnsignedLong(args[1]);
-        if (flags == (unsigned long)-1 && PyErr_Occurred())
-            return NULL;
-        if (flags > UINT32_MAX) {
-            PyErr_SetString(PyExc_OverflowError, "flags must fit in 32 bits");
-            return NULL;
-        }
-    }
-    if (ring_setup(self, entries, (unsigned)flags) < 0)
+    if (parse_init(&init_spec, args, nargs, kwnames, &entries, &p) < 0 ||
+        ring_setup(self, entries, &p) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -156,6 +210,23 @@ Ring_get_sqe(RingObject *self, PyObject *Py_UNUSED(ignored))
     return (PyObject *)rec;
 }
 
+/* Before the flush: IOSQE_CQE_SKIP_SUCCESS is kept only where a linked
+ * successor's completion will prove the entry done. */
+static void
+prepare_chains(RingObject *r)
+{
+    for (unsigned i = 0; i < r->npending; i++) {
+        SqeObject *rec = r->pending[i];
+        struct io_uring_sqe *sqe = rec->sqe;
+        if (sqe == NULL || !(sqe->flags & IOSQE_CQE_SKIP_SUCCESS))
+            continue;
+        if ((sqe->flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK)) && i + 1 < r->npending)
+            r->pending[i + 1]->chain_prev = rec->user_data;
+        else
+            sqe->flags &= (uint8_t)~IOSQE_CQE_SKIP_SUCCESS;
+    }
+}
+
 /* Entries flushed to the kernel are no longer ours to write. */
 static void
 mark_submitted(RingObject *r)
@@ -181,6 +252,7 @@ ring_submit(RingObject *r, unsigned wait_nr)
                         "is in flight");
         return NULL;
     }
+    prepare_chains(r);
     for (;;) {
         r->sq_busy = 1;
         r->cq_busy = wait_nr > 0;
@@ -289,6 +361,8 @@ ring_wait(RingObject *r, Py_ssize_t want, double deadline)
         touch_sq = deadline >= 0 && !(r->features & IORING_FEAT_EXT_ARG);
         if (touch_sq && pu_ring_check_sq(r) < 0)
             return -1;
+        if (touch_sq)
+            prepare_chains(r);
         r->cq_busy = 1;
         r->sq_busy = (uint8_t)touch_sq;
         Py_BEGIN_ALLOW_THREADS
@@ -315,9 +389,9 @@ ring_wait(RingObject *r, Py_ssize_t want, double deadline)
 }
 
 static const char *const wait_kw[] = {"timeout", NULL};
-static const pu_argspec wait_cqe_spec = {"wait_cqe", wait_kw, 0, 1};
+static const pu_argspec wait_cqe_spec = {"wait_cqe", wait_kw, 0, 1, 0};
 static const char *const wait_nr_kw[] = {"wait_nr", "timeout", NULL};
-static const pu_argspec wait_nr_spec = {"wait_cqe_nr", wait_nr_kw, 1, 2};
+static const pu_argspec wait_nr_spec = {"wait_cqe_nr", wait_nr_kw, 1, 2, 0};
 
 static PyObject *
 Ring_wait_cqe(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -585,8 +659,8 @@ Ring_repr(RingObject *self)
 }
 
 static PyMethodDef Ring_methods[] = {
-    {"queue_init", (PyCFunction)(void (*)(void))Ring_queue_init, METH_FASTCALL,
-     PU_DOC_IoUring_queue_init},
+    {"queue_init", (PyCFunction)(void (*)(void))Ring_queue_init,
+     METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_queue_init},
     {"queue_exit", (PyCFunction)Ring_queue_exit, METH_NOARGS,
      PU_DOC_IoUring_queue_exit},
     {"get_sqe", (PyCFunction)Ring_get_sqe, METH_NOARGS, PU_DOC_IoUring_get_sqe},

@@ -6,6 +6,18 @@
 static const char *const state_names[] = {"new", "prepared", "submitted",
                                           "done"};
 
+/* The fields every op shares, set with set_flags() and friends before or
+ * after the prep (the liburing helpers clear them). */
+static void
+apply_common(SqeObject *self, struct io_uring_sqe *sqe)
+{
+    sqe->flags |= self->sqe_flags;
+    if (self->personality)
+        sqe->personality = self->personality;
+    if (self->buf_group)
+        sqe->buf_group = self->buf_group;
+}
+
 /* Called by each generated Sqe.prep_NAME(): check that the entry may still
  * be written, run the op's generated prep (parse, convert, pin, fill), and
  * on failure leave the entry a harmless NOP with nothing pinned. */
@@ -38,6 +50,7 @@ pu_sqe_prep(SqeObject *self, const pu_opdef *op, PyObject *const *args,
         return NULL;
     }
     sqe->user_data = self->user_data;
+    apply_common(self, sqe);
     self->op = op;
     self->state = PU_PREPARED;
     Py_RETURN_NONE;
@@ -82,6 +95,80 @@ Sqe_set_data(SqeObject *self, PyObject *data)
 {
     Py_INCREF(data);
     Py_XSETREF(self->data, data);
+    Py_RETURN_NONE;
+}
+
+/* set_flags() and friends: the entry must still be ours to write. */
+static int
+check_writable(SqeObject *self, const char *what)
+{
+    if (pu_ring_check_sq(self->ring) < 0)
+        return -1;
+    if (self->state != PU_NEW && self->state != PU_PREPARED) {
+        PyErr_Format(PyExc_ValueError, "%s(): this Sqe was already submitted",
+                     what);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+small_uint(PyObject *o, unsigned long max, const char *what, unsigned long *out)
+{
+    unsigned long v = PyLong_AsUnsignedLong(o);
+    if (v == (unsigned long)-1 && PyErr_Occurred())
+        return -1;
+    if (v > max) {
+        PyErr_Format(PyExc_OverflowError, "%s must be 0-%lu", what, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static PyObject *
+Sqe_set_flags(SqeObject *self, PyObject *arg)
+{
+    unsigned long v;
+    if (check_writable(self, "set_flags") < 0 ||
+        small_uint(arg, 0xff, "flags", &v) < 0)
+        return NULL;
+    self->sqe_flags = (uint8_t)v;
+    /* replaces earlier set_flags() bits but keeps what the op set itself */
+    if (self->state == PU_NEW)
+        self->sqe->flags = (uint8_t)v;
+    else
+        self->sqe->flags = (uint8_t)((self->sqe->flags & IOSQE_BUFFER_SELECT) | v);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Sqe_get_flags(SqeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromUnsignedLong(self->sqe_flags);
+}
+
+static PyObject *
+Sqe_set_personality(SqeObject *self, PyObject *arg)
+{
+    unsigned long v;
+    if (check_writable(self, "set_personality") < 0 ||
+        small_uint(arg, 0xffff, "personality", &v) < 0)
+        return NULL;
+    self->personality = (uint16_t)v;
+    self->sqe->personality = (uint16_t)v;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Sqe_set_buf_group(SqeObject *self, PyObject *arg)
+{
+    unsigned long v;
+    if (check_writable(self, "set_buf_group") < 0 ||
+        small_uint(arg, 0xffff, "buf_group", &v) < 0)
+        return NULL;
+    self->buf_group = (uint16_t)v;
+    self->sqe->buf_group = (uint16_t)v;
     Py_RETURN_NONE;
 }
 
@@ -139,6 +226,12 @@ static PyMethodDef Sqe_runtime_methods[] = {
      PU_DOC_Sqe_convert_address},
     {"user_data", (PyCFunction)Sqe_user_data, METH_NOARGS,
      PU_DOC_Sqe_user_data},
+    {"set_flags", (PyCFunction)Sqe_set_flags, METH_O, PU_DOC_Sqe_set_flags},
+    {"get_flags", (PyCFunction)Sqe_get_flags, METH_NOARGS, PU_DOC_Sqe_get_flags},
+    {"set_personality", (PyCFunction)Sqe_set_personality, METH_O,
+     PU_DOC_Sqe_set_personality},
+    {"set_buf_group", (PyCFunction)Sqe_set_buf_group, METH_O,
+     PU_DOC_Sqe_set_buf_group},
     {NULL, NULL, 0, NULL},
 };
 

@@ -582,7 +582,9 @@ def test_ring_method_argument_types(ring):
     with pytest.raises(TypeError):
         r.queue_init()
     with pytest.raises(TypeError):
-        r.queue_init(entries=8)  # positional-only in methods.def
+        r.queue_init(8, 0, 100)  # sq_thread_idle and the rest are keyword-only
+    with pytest.raises(TypeError):
+        r.queue_init(8, cq_entries="64")
     with pytest.raises(TypeError):
         ring.wait_cqe(timeout="1")
     with pytest.raises(TypeError):

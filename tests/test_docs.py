@@ -101,7 +101,7 @@ def test_ioring_constructor_signature():
     sig = inspect.signature(py_io_uring.IoUring)
     got = [(p.name, p.kind, "<required>" if p.default is P.empty else p.default) for p in sig.parameters.values()]
     assert got == [(n, KINDS[k], d) for n, k, d in spec.params()]
-    assert [p.name for p in sig.parameters.values()] == ["entries", "flags"]
+    assert [p.name for p in sig.parameters.values()][:2] == ["entries", "flags"]
 
 
 @pytest.mark.parametrize("cls", sorted(CLASSES))
