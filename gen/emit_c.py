@@ -133,10 +133,14 @@ def ops_c(model: Model) -> str:
     out.append("pu_add_generated_constants(PyObject *m)")
     out.append("{")
     out.append("    (void)add_const;")
-    for c in model.consts:
+    for c, value in model.consts:
         out.append("#ifdef %s" % c)
         out.append('    if (add_const(m, "%s", (long long)(%s)) < 0)' % (c, c))
         out.append("        return -1;")
+        if value is not None:   # an enum, or newer than the headers
+            out.append("#else")
+            out.append('    if (add_const(m, "%s", %dLL) < 0)' % (c, value))
+            out.append("        return -1;")
         out.append("#endif")
     out.append("    return 0;")
     out.append("}")
@@ -154,6 +158,10 @@ def ops_h(model: Model) -> str:
         out.append("    PU_OP_%s," % op.name.upper())
     out.append("    PU_NOPS")
     out.append("};")
+    out.append("")
+    out.append("/* opcodes by op name, for call lines; numbers where the headers lack them */")
+    for op in model.ops:
+        out.append("#define PU_OPCODE_%s %s" % (op.name.upper(), op.opcode_c))
     out.append("")
     out.append("#endif")
     return "\n".join(out) + "\n"

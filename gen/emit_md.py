@@ -62,5 +62,5 @@ def api_md(model: Model) -> str:
     out.append("## Constants")
     out.append("")
     out.append("Exported when the liburing headers the module was built with define them: "
-               + ", ".join("`%s`" % c for c in model.consts) + ".")
+               + ", ".join("`%s`" % c for c, _ in model.consts) + ".")
     return "\n".join(out) + "\n"

@@ -7,7 +7,7 @@ PRELUDE = '''\
 import array
 import mmap
 import os
-from typing import Any, FrozenSet, List, Optional, Union
+from typing import Any, FrozenSet, List, Optional, Sequence, Tuple, Union
 
 try:
     from typing import Protocol
@@ -30,7 +30,7 @@ class SubmissionQueueFull(RuntimeError): ...
 
 def pyi(model: Model) -> str:
     out = ["# %s" % HEADER, PRELUDE]
-    for c in model.consts:
+    for c, _ in model.consts:
         out.append("%s: int" % c)
     for cls in model.classes:
         out.append("")

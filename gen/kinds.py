@@ -217,8 +217,83 @@ class SockAddr(Kind):
                 "socklen_t %s_len = 0;" % arg]
 
 
-KINDS = {k.name: k for k in (U32, I32, U64, Offset, Fd, DirFd, BufferIn,
-                             BufferOut, Path, Timespec, Target, SockAddr)}
+class SockAddrOpt(SockAddr):
+    """As sockaddr(FD), or None for no address (default None)."""
+    name = "sockaddr_opt"
+    pyi = "Optional[Any]"
+    allow_default = True
+    text = SockAddr.text + "; None for none"
+
+    def check_default(self, value: object) -> Optional[str]:
+        return None if value is None else "a sockaddr_opt default can only be None"
+
+
+class IovecsIn(Kind):
+    """A list of bytes-like objects: an iovec array in the record, every
+    buffer pinned.  NAME is the array, NAME_len the count."""
+    name = "iovecs_in"
+    pins = True
+    length = True
+    pyi = "Sequence[ReadableBuffer]"
+    text = "list or tuple of bytes-like objects, each pinned until the completion"
+
+    def c_decls(self, arg: str, default: object) -> List[str]:
+        return ["struct iovec *%s = NULL;" % arg, "unsigned %s_len = 0;" % arg]
+
+
+class IovecsOut(IovecsIn):
+    name = "iovecs_out"
+    pyi = "Sequence[WritableBuffer]"
+    text = ("list or tuple of writable bytes-like objects, filled in place and "
+            "pinned until the completion")
+
+
+class FdList(Kind):
+    """A sequence of fds (or -1): an int array in the record."""
+    name = "fd_list"
+    pins = True
+    length = True
+    pyi = "Sequence[FileDescriptorLike]"
+    text = "sequence of file descriptors (ints or objects with fileno()), -1 for none"
+
+    def c_decls(self, arg: str, default: object) -> List[str]:
+        return ["int *%s = NULL;" % arg, "unsigned %s_len = 0;" % arg]
+
+
+class Provided(Kind):
+    """Memory handed to the kernel's provided-buffer pool: pinned by the
+    ring, not the op, until the ring closes (the kernel uses it later)."""
+    name = "provided"
+    pins = True
+    length = True
+    pyi = "WritableBuffer"
+    text = ("writable bytes-like object, split into nr equal buffers; pinned by "
+            "the ring until queue_exit(), since receives use it later")
+
+    def c_decls(self, arg: str, default: object) -> List[str]:
+        return ["void *%s = NULL;" % arg, "unsigned %s_len = 0;" % arg]
+
+
+class Ancdata(Kind):
+    """socket.sendmsg()'s ancillary data: (level, type, data) items, as a
+    control buffer in the record (src/op_helpers.c)."""
+    name = "ancdata"
+    pins = True
+    length = True
+    allow_default = True
+    pyi = "Sequence[Tuple[int, int, ReadableBuffer]]"
+    text = "sequence of (level, type, data) tuples, as socket.sendmsg() takes"
+
+    def check_default(self, value: object) -> Optional[str]:
+        return None if value == () else "an ancdata default can only be ()"
+
+    def c_decls(self, arg: str, default: object) -> List[str]:
+        return ["void *%s = NULL;" % arg, "unsigned %s_len = 0;" % arg]
+
+
+KINDS = {k.name: k for k in (Provided, Ancdata, U32, I32, U64, Offset, Fd, DirFd, BufferIn,
+                             BufferOut, Path, Timespec, Target, SockAddr,
+                             SockAddrOpt, IovecsIn, IovecsOut, FdList)}
 # type: Dict[str, type]
 
 

@@ -4,7 +4,7 @@ methods from methods.def.  Emitters see only this model."""
 import ast
 import keyword
 import re
-from typing import List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional, Tuple
 
 from kinds import KINDS, Kind, parse_literal
 from parse import Block, DefError, parse_blocks
@@ -76,7 +76,7 @@ class Class(NamedTuple):
 
 class Model(NamedTuple):
     ops: List[Op]
-    consts: List[str]
+    consts: List[Tuple[str, Optional[int]]]   # name, value when not a macro
     classes: List[Class]
     methods: List[Method]
 
@@ -220,13 +220,14 @@ def load_ops(path: str, text: str):
         elif block.keyword == "const":
             if block.items:
                 raise DefError(path, block.items[0].lineno, "'const' takes no fields")
-            for c in block.head.split():
-                if not IDENT.match(c):
-                    raise DefError(path, block.lineno, "constant %r is not an "
-                                   "identifier" % c)
-                if c in consts:
+            for token in block.head.split():
+                c, _, value = token.partition("=")
+                if not IDENT.match(c) or (value and not re.match(r"^-?\d+$", value)):
+                    raise DefError(path, block.lineno, "constant %r must read NAME "
+                                   "or NAME=INTEGER" % token)
+                if c in [k for k, _ in consts]:
                     raise DefError(path, block.lineno, "constant %s given twice" % c)
-                consts.append(c)
+                consts.append((c, int(value) if value else None))
         else:
             raise DefError(path, block.lineno, "unknown entry '%s' (expected 'op' "
                            "or 'const')" % block.keyword)

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <sys/uio.h>
 
 #define ARGNAME(sp, i) ((sp)->kwlist[(i)])
 
@@ -390,4 +391,137 @@ socklen_t *
 pu_rec_peer_addrlen(SqeObject *rec)
 {
     return &rec->peerlen;
+}
+
+/* A sequence of bytes-like objects as an iovec array in the record, each
+ * buffer pinned (writable ones for reads). */
+static int
+conv_iovecs(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+            int writable, struct iovec **out, unsigned *count)
+{
+    PyObject *seq;
+    Py_ssize_t n;
+    struct iovec *iov;
+
+    if (PyUnicode_Check(o) || PyObject_CheckBuffer(o) ||
+        (seq = PySequence_Fast(o, "")) == NULL) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError,
+                     "%s() argument '%s' must be a list or tuple of %sbytes-like "
+                     "objects, not %.100s", sp->fname, ARGNAME(sp, i),
+                     writable ? "writable " : "", Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    n = PySequence_Fast_GET_SIZE(seq);
+    if (n > IOV_MAX) {
+        Py_DECREF(seq);
+        PyErr_Format(PyExc_ValueError, "%s() argument '%s' has more than %d buffers",
+                     sp->fname, ARGNAME(sp, i), IOV_MAX);
+        return -1;
+    }
+    iov = pu_rec_alloc(rec, (size_t)(n ? n : 1) * sizeof(*iov));
+    if (iov == NULL) {
+        Py_DECREF(seq);
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, k);
+        Py_buffer *v;
+        if (PyUnicode_Check(item) || !PyObject_CheckBuffer(item)) {
+            PyErr_Format(PyExc_TypeError, "%s() argument '%s' item %zd must be a "
+                         "bytes-like object, not %.100s", sp->fname,
+                         ARGNAME(sp, i), k, Py_TYPE(item)->tp_name);
+            Py_DECREF(seq);
+            return -1;
+        }
+        v = pu_rec_pin(rec, item, writable ? PyBUF_WRITABLE : PyBUF_SIMPLE);
+        if (v == NULL) {
+            if (writable && PyErr_ExceptionMatches(PyExc_BufferError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_TypeError, "%s() argument '%s' item %zd must "
+                             "be a writable bytes-like object", sp->fname,
+                             ARGNAME(sp, i), k);
+            }
+            Py_DECREF(seq);
+            return -1;
+        }
+        iov[k].iov_base = v->buf;
+        iov[k].iov_len = (size_t)v->len;
+    }
+    Py_DECREF(seq);
+    *out = iov;
+    *count = (unsigned)n;
+    return 0;
+}
+
+int
+pu_conv_iovecs_in(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+                  struct iovec **out, unsigned *count)
+{
+    return conv_iovecs(sp, i, rec, o, 0, out, count);
+}
+
+int
+pu_conv_iovecs_out(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+                   struct iovec **out, unsigned *count)
+{
+    return conv_iovecs(sp, i, rec, o, 1, out, count);
+}
+
+/* A sequence of file descriptors (or -1) as an int array in the record. */
+int
+pu_conv_fd_list(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+                int **out, unsigned *count)
+{
+    PyObject *seq = PySequence_Fast(o, "");
+    Py_ssize_t n;
+    int *fds;
+
+    if (seq == NULL) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s() argument '%s' must be a sequence of "
+                     "file descriptors", sp->fname, ARGNAME(sp, i));
+        return -1;
+    }
+    n = PySequence_Fast_GET_SIZE(seq);
+    if (n > INT_MAX / 2) {
+        Py_DECREF(seq);
+        PyErr_Format(PyExc_ValueError, "%s() argument '%s' is too long",
+                     sp->fname, ARGNAME(sp, i));
+        return -1;
+    }
+    fds = pu_rec_alloc(rec, (size_t)(n ? n : 1) * sizeof(int));
+    if (fds == NULL) {
+        Py_DECREF(seq);
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, k);
+        if (PyLong_Check(item) && PyLong_AsLong(item) == -1 && !PyErr_Occurred()) {
+            fds[k] = -1;   /* -1 leaves (or makes) the slot empty */
+            continue;
+        }
+        PyErr_Clear();
+        if (pu_conv_fd(sp, i, item, &fds[k]) < 0) {
+            Py_DECREF(seq);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    *out = fds;
+    *count = (unsigned)n;
+    return 0;
+}
+
+/* An optional socket address (None: no address). */
+int
+pu_conv_sockaddr_opt(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+                     int fd, const struct sockaddr **out, socklen_t *outlen)
+{
+    if (o == Py_None) {
+        *out = NULL;
+        *outlen = 0;
+        return 0;
+    }
+    return pu_conv_sockaddr(sp, i, rec, o, fd, out, outlen);
 }

@@ -40,6 +40,12 @@ Cqe_flags(CqeObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
+Cqe_user_data(CqeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromUnsignedLongLong(self->user_data);
+}
+
+static PyObject *
 Cqe_get_data(CqeObject *self, PyObject *Py_UNUSED(ignored))
 {
     PyObject *d = (self->sqe && self->sqe->data) ? self->sqe->data : Py_None;
@@ -82,6 +88,7 @@ static PyMethodDef Cqe_methods[] = {
     {"res", (PyCFunction)Cqe_res, METH_NOARGS, PU_DOC_Cqe_res},
     {"flags", (PyCFunction)Cqe_flags, METH_NOARGS, PU_DOC_Cqe_flags},
     {"get_data", (PyCFunction)Cqe_get_data, METH_NOARGS, PU_DOC_Cqe_get_data},
+    {"user_data", (PyCFunction)Cqe_user_data, METH_NOARGS, PU_DOC_Cqe_user_data},
     {"getresult", (PyCFunction)Cqe_getresult, METH_NOARGS,
      PU_DOC_Cqe_getresult},
     {"convert_address", (PyCFunction)Cqe_convert_address, METH_NOARGS,

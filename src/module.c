@@ -41,7 +41,9 @@ PyInit_py_io_uring(void)
     static int atfork_done;
     PyObject *m;
 
-    if (PyType_Ready(&pu_RingType) < 0 || PyType_Ready(&pu_CqeType) < 0)
+    if (pu_RingType.tp_methods == NULL && pu_ring_type_init() < 0)
+        return NULL;
+    if (PyType_Ready(&pu_CqeType) < 0)
         return NULL;
     if (pu_SqeType.tp_methods == NULL && pu_sqe_type_init() < 0)
         return NULL;

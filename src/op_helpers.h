@@ -1,9 +1,43 @@
 /* op_helpers.h: the small hand-written parts that some ops.def entries name:
- * result makers (`result` lines) and struct builders (`call` lines).  Each
+ * struct builders (`call` lines) and result makers (`result` lines).  Each
  * serves every op of its shape, not one op. */
 #ifndef PU_OP_HELPERS_H
 #define PU_OP_HELPERS_H
 
 #include "py_io_uring.h"
+
+#include <linux/falloc.h>
+#include <linux/stat.h>
+#include <stdio.h>
+#include <sys/xattr.h>
+#include <sys/epoll.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+
+void *pu_rec_state(SqeObject *rec, size_t size);
+
+/* The registered file slot a *_direct op fills: the SQE stores slot + 1
+ * (0 means "not direct"), and IORING_FILE_INDEX_ALLOC as itself (liburing
+ * 2.3's helpers would wrap it to 0). */
+static inline void
+pu_sqe_target_slot(struct io_uring_sqe *sqe, unsigned file_index)
+{
+    sqe->file_index = file_index == IORING_FILE_INDEX_ALLOC ? IORING_FILE_INDEX_ALLOC
+                                                            : file_index + 1;
+}
+
+int pu_conv_ancdata(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+                    void **out, unsigned *len);
+struct msghdr *pu_rec_msghdr(SqeObject *rec, struct iovec *iov, unsigned niov,
+                             void *control, unsigned controllen,
+                             const struct sockaddr *addr, socklen_t addrlen);
+struct msghdr *pu_rec_recvmsg(SqeObject *rec, unsigned bufsize,
+                              unsigned ancbufsize);
+
+PyObject *pu_result_recvmsg(CqeObject *q);
+PyObject *pu_result_statx(CqeObject *q);
+PyObject *pu_result_pipe(CqeObject *q);
+PyObject *pu_result_epoll_wait(CqeObject *q);
+PyObject *pu_result_waitid(CqeObject *q);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #define PU_VERSION "0.1.0"
 
@@ -57,6 +58,8 @@ typedef struct SqeObject {
     PyObject *keep[PU_MAX_KEEP];    /* objects the kernel reads (paths) */
     pu_block *blocks;               /* owned memory (pu_rec_alloc) */
     pu_pin *pins;                   /* pinned buffers past the inline ones */
+    void *op_state;                 /* a struct the op's result maker reads
+                                       (in blocks; kept until the Sqe goes) */
     __u64 user_data;
     uint32_t life;                  /* the ring's life when acquired */
     uint8_t state;
@@ -79,7 +82,9 @@ typedef struct SqeObject {
 
 typedef struct CqeObject {
     PyObject_HEAD
-    SqeObject *sqe;                 /* strong: user data, address */
+    SqeObject *sqe;                 /* strong: user data, address; NULL for
+                                       a message from another ring */
+    const void *ring_id;            /* the reaping ring, compared only */
     PyObject *result;               /* per-completion result (bytes) */
     __u64 user_data;
     int32_t res;
@@ -109,6 +114,12 @@ typedef struct RingObject {
     /* records acquired since the last submit, in SQ order */
     SqeObject **pending;
     unsigned npending;
+    /* registrations (src/register.c) */
+    Py_buffer *reg_bufs;
+    unsigned nreg_bufs;
+    struct pu_bufring *bufrings;
+    pu_pin *provided;               /* provide_buffers() memory: the kernel
+                                       owns it until used or removed */
     /* completions reaped from the kernel and not yet marked seen */
     CqeObject **cq;
     Py_ssize_t cq_start, cq_end, cq_cap;
@@ -190,6 +201,18 @@ int pu_conv_sockaddr(const pu_argspec *sp, int i, SqeObject *rec,
                      PyObject *o, int fd, const struct sockaddr **out,
                      socklen_t *outlen);
 
+int pu_conv_iovecs_in(const pu_argspec *sp, int i, SqeObject *rec,
+                      PyObject *o, struct iovec **out, unsigned *count);
+int pu_conv_iovecs_out(const pu_argspec *sp, int i, SqeObject *rec,
+                       PyObject *o, struct iovec **out, unsigned *count);
+int pu_conv_provided(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+                     void **buf, unsigned *len);
+int pu_conv_fd_list(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+                    int **out, unsigned *count);
+int pu_conv_sockaddr_opt(const pu_argspec *sp, int i, SqeObject *rec,
+                         PyObject *o, int fd, const struct sockaddr **out,
+                         socklen_t *outlen);
+
 /* storage for an accept's peer address, used in ops.def call lines */
 struct sockaddr *pu_rec_peer_addr(SqeObject *rec);
 socklen_t *pu_rec_peer_addrlen(SqeObject *rec);
@@ -198,6 +221,7 @@ socklen_t *pu_rec_peer_addrlen(SqeObject *rec);
 /* records (src/record.c) */
 SqeObject *pu_record_new(RingObject *r);
 void pu_record_release(SqeObject *rec);
+void pu_record_release_pins(SqeObject *rec);
 void *pu_rec_alloc(SqeObject *rec, size_t size);
 Py_buffer *pu_rec_pin(SqeObject *rec, PyObject *o, int flags);
 int pu_rec_keep(SqeObject *rec, PyObject *o);
@@ -218,6 +242,13 @@ int pu_reap(RingObject *r);
 void pu_reap_discard(RingObject *r, int *cancel_einval);
 void pu_cq_clear(RingObject *r);
 #define PU_CQ_LEN(r) ((r)->cq_end - (r)->cq_start)
+
+/* registrations (src/register.c) */
+extern PyMethodDef pu_register_methods[];
+PyObject *pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags,
+                          int32_t res);
+void pu_release_registrations(RingObject *r);
+int pu_ring_type_init(void);
 
 /* teardown (src/teardown.c) */
 void pu_ring_teardown(RingObject *r);

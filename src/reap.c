@@ -76,7 +76,9 @@ pu_reap(RingObject *r)
     r->cq_busy = 1;
     io_uring_for_each_cqe(&r->ring, head, c) {
         SqeObject *rec = pu_record_lookup(r, c->user_data);
-        if (rec != NULL) {
+        /* a completion no record of ours names (a msg_ring message from
+         * another ring) is delivered too, with no Sqe behind it */
+        if (rec != NULL || PU_UD_SLOT(c->user_data) != PU_SLOT_INTERNAL) {
             CqeObject *q = PyObject_GC_New(CqeObject, &pu_CqeType);
             if (q == NULL) {
                 err = -1;   /* this CQE stays in the ring for next time */
@@ -86,14 +88,32 @@ pu_reap(RingObject *r)
             q->res = c->res;
             q->flags = c->flags;
             q->result = NULL;
-            if (c->flags & IORING_CQE_F_MORE) {
+            q->ring_id = r;
+            /* a buffer the kernel picked from one of our rings: copy the
+             * bytes out and give the buffer back */
+            if (rec != NULL && (c->flags & IORING_CQE_F_BUFFER) && c->res >= 0) {
+                q->result = pu_bufring_take(r, rec->buf_group, c->flags, c->res);
+                if (q->result == NULL && PyErr_Occurred()) {
+                    q->sqe = NULL;
+                    Py_DECREF(q);
+                    err = -1;   /* the CQE stays for the next reap */
+                    break;
+                }
+            }
+            if (rec == NULL) {
+                q->sqe = NULL;
+            } else if (c->flags & IORING_CQE_F_MORE) {
                 Py_INCREF(rec);
                 q->sqe = rec;
             } else {
                 pu_record_finish(r, rec);
                 q->sqe = rec;            /* the table's reference */
-                q->result = take_result(rec, c->res);
-                pu_record_release(rec);
+                if (q->result == NULL)
+                    q->result = take_result(rec, c->res);
+                if (rec->op != NULL && rec->op->result != NULL)
+                    pu_record_release_pins(rec);   /* its state stays */
+                else
+                    pu_record_release(rec);
                 pu_record_finish_skipped(r, rec);
             }
             PyObject_GC_Track(q);

@@ -71,6 +71,7 @@ pu_record_new(RingObject *r)
     rec->chain_prev = 0;
     rec->blocks = NULL;
     rec->pins = NULL;
+    rec->op_state = NULL;
     rec->state = PU_NEW;
     rec->nbufs = 0;
     rec->has_peer = 0;
@@ -89,20 +90,30 @@ pu_record_new(RingObject *r)
 /* Release what the kernel no longer uses: pinned buffers and kept objects.
  * Only called once the operation's final completion was reaped, or before
  * it was ever submitted (a failed prep). */
+/* What the kernel no longer uses once the final completion is reaped: the
+ * pins and kept objects.  Blocks stay when the op's result maker reads them
+ * later (getresult() after the completion); pu_record_release() frees them. */
 void
-pu_record_release(SqeObject *rec)
+pu_record_release_pins(SqeObject *rec)
 {
     while (rec->nbufs > 0)
         PyBuffer_Release(&rec->bufs[--rec->nbufs]);
     for (pu_pin *p = rec->pins; p != NULL; p = p->next)
         PyBuffer_Release(&p->view);
-    rec->pins = NULL;   /* the nodes live in the blocks freed below */
+    rec->pins = NULL;   /* the nodes live in the blocks */
     while (rec->nkeep > 0) {
         PyObject *o = rec->keep[--rec->nkeep];   /* Py_CLEAR evaluates twice */
         rec->keep[rec->nkeep] = NULL;
         Py_DECREF(o);
     }
+}
+
+void
+pu_record_release(SqeObject *rec)
+{
+    pu_record_release_pins(rec);
     Py_CLEAR(rec->result);
+    rec->op_state = NULL;
     while (rec->blocks != NULL) {
         pu_block *b = rec->blocks;
         rec->blocks = b->next;

@@ -487,7 +487,7 @@ Ring_cqe_seen(RingObject *self, PyObject *arg)
             Py_RETURN_NONE;
         }
     }
-    if (q->sqe == NULL || q->sqe->ring != self) {
+    if (q->ring_id != self) {
         PyErr_SetString(PyExc_ValueError,
                         "cqe_seen(): this Cqe belongs to another IoUring");
         return NULL;
@@ -694,6 +694,26 @@ static PyMethodDef Ring_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* The ring's method table: these and the registration methods. */
+int
+pu_ring_type_init(void)
+{
+    size_t n1 = sizeof(Ring_methods) / sizeof(PyMethodDef) - 1, n2 = 0;
+    PyMethodDef *all;
+
+    while (pu_register_methods[n2].ml_name != NULL)
+        n2++;
+    all = PyMem_RawCalloc(n1 + n2 + 1, sizeof(PyMethodDef));
+    if (all == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(all, Ring_methods, n1 * sizeof(PyMethodDef));
+    memcpy(all + n1, pu_register_methods, n2 * sizeof(PyMethodDef));
+    pu_RingType.tp_methods = all;
+    return PyType_Ready(&pu_RingType);
+}
+
 PyTypeObject pu_RingType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "py_io_uring.IoUring",
@@ -705,7 +725,6 @@ PyTypeObject pu_RingType = {
     .tp_traverse = (traverseproc)Ring_traverse,
     .tp_clear = (inquiry)Ring_clear,
     .tp_weaklistoffset = offsetof(RingObject, weakreflist),
-    .tp_methods = Ring_methods,
     .tp_init = (initproc)Ring_init,
     .tp_new = PyType_GenericNew,
 };

@@ -155,6 +155,7 @@ pu_ring_teardown(RingObject *r)
     }
     if (r->fork_generation == pu_fork_generation)
         io_uring_queue_exit(&r->ring);
+    pu_release_registrations(r);   /* the kernel let go with the ring */
     r->initialised = 0;
     PyMem_Free(r->slots);
     PyMem_Free(r->slot_gen);

@@ -174,7 +174,7 @@ def parse_ops(path=OPS_DEF):
                 cur = OpSpec(rest, lineno)
                 ops.append(cur)
             elif word == "const":
-                consts.extend(rest.split())
+                consts.extend(t.partition("=")[0] for t in rest.split())
                 cur = None
             elif word == "opcode":
                 cur.opcode = rest

@@ -1,0 +1,319 @@
+/* op_helpers.c: the hand-written parts that ops.def entries name: builders
+ * of kernel structs kept in the record (`call` lines) and result makers
+ * (`result` lines).  Each serves every op of its shape. */
+#include "op_helpers.h"
+
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
+
+/* Zeroed memory in the record that the op's result maker reads later (the
+ * record keeps it until the Sqe is freed, not just until completion). */
+void *
+pu_rec_state(SqeObject *rec, size_t size)
+{
+    void *p = pu_rec_alloc(rec, size ? size : 1);
+    if (p != NULL)
+        rec->op_state = p;
+    return p;
+}
+
+/* ---- sendmsg ---- */
+
+int
+pu_conv_ancdata(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+                void **out, unsigned *len)
+{
+    PyObject *seq = PySequence_Fast(o, "");
+    Py_ssize_t n;
+    size_t total = 0;
+    char *buf;
+    struct msghdr m;
+    struct cmsghdr *c;
+
+    if (seq == NULL) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s() argument '%s' must be a sequence of "
+                     "(level, type, data) items", sp->fname, sp->kwlist[i]);
+        return -1;
+    }
+    n = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, k);
+        PyObject *data;
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3) {
+            PyErr_Format(PyExc_TypeError, "%s() argument '%s' items must be "
+                         "(level, type, data) tuples", sp->fname, sp->kwlist[i]);
+            Py_DECREF(seq);
+            return -1;
+        }
+        data = PyTuple_GET_ITEM(item, 2);
+        if (!PyObject_CheckBuffer(data)) {
+            PyErr_Format(PyExc_TypeError, "%s() ancillary data must be bytes-like",
+                         sp->fname);
+            Py_DECREF(seq);
+            return -1;
+        }
+        {
+            Py_buffer v;
+            if (PyObject_GetBuffer(data, &v, PyBUF_SIMPLE) < 0) {
+                Py_DECREF(seq);
+                return -1;
+            }
+            total += CMSG_SPACE((size_t)v.len);
+            PyBuffer_Release(&v);
+        }
+    }
+    if (n == 0) {
+        Py_DECREF(seq);
+        *out = NULL;
+        *len = 0;
+        return 0;
+    }
+    buf = pu_rec_alloc(rec, total);
+    if (buf == NULL) {
+        Py_DECREF(seq);
+        return -1;
+    }
+    memset(&m, 0, sizeof(m));
+    m.msg_control = buf;
+    m.msg_controllen = total;
+    c = CMSG_FIRSTHDR(&m);
+    for (Py_ssize_t k = 0; k < n && c != NULL; k++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, k);
+        int level = (int)PyLong_AsLong(PyTuple_GET_ITEM(item, 0));
+        int type = (int)PyLong_AsLong(PyTuple_GET_ITEM(item, 1));
+        Py_buffer v;
+        if (PyErr_Occurred() ||
+            PyObject_GetBuffer(PyTuple_GET_ITEM(item, 2), &v, PyBUF_SIMPLE) < 0) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        c->cmsg_level = level;
+        c->cmsg_type = type;
+        c->cmsg_len = CMSG_LEN((size_t)v.len);
+        memcpy(CMSG_DATA(c), v.buf, (size_t)v.len);
+        PyBuffer_Release(&v);
+        c = CMSG_NXTHDR(&m, c);
+    }
+    Py_DECREF(seq);
+    *out = buf;
+    *len = (unsigned)total;
+    return 0;
+}
+
+struct msghdr *
+pu_rec_msghdr(SqeObject *rec, struct iovec *iov, unsigned niov, void *control,
+              unsigned controllen, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct msghdr *m = pu_rec_alloc(rec, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    m->msg_iov = iov;
+    m->msg_iovlen = niov;
+    m->msg_control = control;
+    m->msg_controllen = controllen;
+    m->msg_name = (void *)addr;
+    m->msg_namelen = addr != NULL ? addrlen : 0;
+    return m;
+}
+
+/* ---- recvmsg: a msghdr with room for data, control and the sender ---- */
+
+typedef struct {
+    struct msghdr m;
+    struct iovec iov;
+    struct sockaddr_storage name;
+    /* data, then control, follow */
+} recvmsg_state;
+
+struct msghdr *
+pu_rec_recvmsg(SqeObject *rec, unsigned bufsize, unsigned ancbufsize)
+{
+    recvmsg_state *st;
+    if ((size_t)bufsize + ancbufsize > (size_t)INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "recvmsg buffers are too large");
+        return NULL;
+    }
+    st = pu_rec_state(rec, sizeof(*st) + bufsize + ancbufsize);
+    if (st == NULL)
+        return NULL;
+    st->iov.iov_base = (char *)(st + 1);
+    st->iov.iov_len = bufsize;
+    st->m.msg_iov = &st->iov;
+    st->m.msg_iovlen = 1;
+    st->m.msg_name = &st->name;
+    st->m.msg_namelen = sizeof(st->name);
+    st->m.msg_control = ancbufsize ? (char *)(st + 1) + bufsize : NULL;
+    st->m.msg_controllen = ancbufsize;
+    return &st->m;
+}
+
+/* (data, ancdata, msg_flags, address), as socket.recvmsg() returns */
+PyObject *
+pu_result_recvmsg(CqeObject *q)
+{
+    recvmsg_state *st = q->sqe->op_state;
+    PyObject *anc, *addr, *res;
+    struct cmsghdr *c;
+
+    anc = PyList_New(0);
+    if (anc == NULL)
+        return NULL;
+    for (c = st->m.msg_controllen ? CMSG_FIRSTHDR(&st->m) : NULL; c != NULL;
+         c = CMSG_NXTHDR(&st->m, c)) {
+        size_t dlen = c->cmsg_len - (size_t)((char *)CMSG_DATA(c) - (char *)c);
+        PyObject *t = Py_BuildValue("(iiy#)", c->cmsg_level, c->cmsg_type,
+                                    (char *)CMSG_DATA(c), (Py_ssize_t)dlen);
+        if (t == NULL || PyList_Append(anc, t) < 0) {
+            Py_XDECREF(t);
+            Py_DECREF(anc);
+            return NULL;
+        }
+        Py_DECREF(t);
+    }
+    if (st->m.msg_namelen > 0) {
+        addr = pu_sockaddr_to_python((struct sockaddr *)&st->name, st->m.msg_namelen);
+    } else {
+        addr = Py_None;
+        Py_INCREF(addr);
+    }
+    if (addr == NULL) {
+        Py_DECREF(anc);
+        return NULL;
+    }
+    res = Py_BuildValue("(y#NiN)", (char *)st->iov.iov_base, (Py_ssize_t)q->res,
+                        anc, st->m.msg_flags, addr);
+    return res;
+}
+
+/* ---- statx ---- */
+
+static PyObject *
+ts_float(struct statx_timestamp t)
+{
+    return PyFloat_FromDouble((double)t.tv_sec + (double)t.tv_nsec * 1e-9);
+}
+
+static PyObject *
+ts_ns(struct statx_timestamp t)
+{
+    PyObject *s = PyLong_FromLongLong(t.tv_sec), *g, *r;
+    if (s == NULL)
+        return NULL;
+    g = PyLong_FromLong(1000000000L);
+    r = g ? PyNumber_Multiply(s, g) : NULL;
+    Py_DECREF(s);
+    Py_XDECREF(g);
+    if (r == NULL)
+        return NULL;
+    s = PyLong_FromUnsignedLong(t.tv_nsec);
+    g = s ? PyNumber_Add(r, s) : NULL;
+    Py_DECREF(r);
+    Py_XDECREF(s);
+    return g;
+}
+
+/* an os.stat_result, with the fields os.stat() users know */
+PyObject *
+pu_result_statx(CqeObject *q)
+{
+    struct statx *st = q->sqe->op_state;
+    PyObject *os, *type, *seq, *extra, *res = NULL;
+
+    os = PyImport_ImportModule("os");
+    if (os == NULL)
+        return NULL;
+    type = PyObject_GetAttrString(os, "stat_result");
+    Py_DECREF(os);
+    if (type == NULL)
+        return NULL;
+    seq = Py_BuildValue("(IKKIIIKLLL)", (unsigned)st->stx_mode,
+                        (unsigned long long)st->stx_ino,
+                        (unsigned long long)makedev(st->stx_dev_major, st->stx_dev_minor),
+                        (unsigned)st->stx_nlink, (unsigned)st->stx_uid,
+                        (unsigned)st->stx_gid, (unsigned long long)st->stx_size,
+                        (long long)st->stx_atime.tv_sec,
+                        (long long)st->stx_mtime.tv_sec,
+                        (long long)st->stx_ctime.tv_sec);
+    extra = Py_BuildValue("{sNsNsNsNsNsNsIsKsKsNsN}",
+                          "st_atime", ts_float(st->stx_atime),
+                          "st_mtime", ts_float(st->stx_mtime),
+                          "st_ctime", ts_float(st->stx_ctime),
+                          "st_atime_ns", ts_ns(st->stx_atime),
+                          "st_mtime_ns", ts_ns(st->stx_mtime),
+                          "st_ctime_ns", ts_ns(st->stx_ctime),
+                          "st_blksize", (unsigned)st->stx_blksize,
+                          "st_blocks", (unsigned long long)st->stx_blocks,
+                          "st_rdev", (unsigned long long)makedev(st->stx_rdev_major,
+                                                                 st->stx_rdev_minor),
+                          "st_birthtime", ts_float(st->stx_btime),
+                          "st_birthtime_ns", ts_ns(st->stx_btime));
+    if (seq != NULL && extra != NULL) {
+        /* stat_result takes the fields it knows; older Pythons lack
+         * st_birthtime, so offer it only where it exists */
+        if (!PyObject_HasAttrString(type, "st_birthtime")) {
+            PyDict_DelItemString(extra, "st_birthtime");
+            PyDict_DelItemString(extra, "st_birthtime_ns");
+        } else if (!PyObject_HasAttrString(type, "st_birthtime_ns")) {
+            PyDict_DelItemString(extra, "st_birthtime_ns");
+        }
+        res = PyObject_CallFunctionObjArgs(type, seq, extra, NULL);
+    }
+    Py_XDECREF(seq);
+    Py_XDECREF(extra);
+    Py_DECREF(type);
+    return res;
+}
+
+/* ---- pipe: (read_fd, write_fd) ---- */
+
+PyObject *
+pu_result_pipe(CqeObject *q)
+{
+    int *fds = q->sqe->op_state;
+    return Py_BuildValue("(ii)", fds[0], fds[1]);
+}
+
+/* ---- epoll_wait: [(fd, events)], as select.epoll.poll() returns ---- */
+
+PyObject *
+pu_result_epoll_wait(CqeObject *q)
+{
+    struct epoll_event *ev = q->sqe->op_state;
+    PyObject *list = PyList_New(q->res);
+    if (list == NULL)
+        return NULL;
+    for (int k = 0; k < q->res; k++) {
+        PyObject *t = Py_BuildValue("(iI)", ev[k].data.fd, (unsigned)ev[k].events);
+        if (t == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, k, t);
+    }
+    return list;
+}
+
+/* ---- waitid: an os.waitid_result, or None when no child was waitable ---- */
+
+PyObject *
+pu_result_waitid(CqeObject *q)
+{
+    siginfo_t *si = q->sqe->op_state;
+    PyObject *os, *type, *res;
+    if (si->si_pid == 0)
+        Py_RETURN_NONE;
+    os = PyImport_ImportModule("os");
+    if (os == NULL)
+        return NULL;
+    type = PyObject_GetAttrString(os, "waitid_result");
+    Py_DECREF(os);
+    if (type == NULL)
+        return NULL;
+    res = PyObject_CallFunction(type, "((iiiii))", (int)si->si_pid, (int)si->si_uid,
+                                si->si_signo, si->si_status, si->si_code);
+    Py_DECREF(type);
+    return res;
+}
