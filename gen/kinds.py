@@ -43,14 +43,15 @@ class Kind:
         return names
 
     def c_decls(self, arg: str, default: object) -> List[str]:
-        decls = ["%s %s = %s;" % (self.ctype, self.cname(arg),
-                                  self.c_default(default))]
+        sep = "" if self.ctype.endswith("*") else " "
+        decls = ["%s%s%s = %s;" % (self.ctype, sep, self.cname(arg),
+                                   self.c_default(default))]
         if self.length:
             decls.append("%s %s_len = 0;" % (self.len_type, arg))
         return decls
 
     def c_default(self, default: object) -> str:
-        return "0"
+        return "NULL" if self.ctype.endswith("*") else "0"
 
     def c_convert(self, spec: str, index: int, arg: str,
                   param_cname: Optional[str]) -> str:
@@ -140,15 +141,11 @@ class BufferIn(Kind):
     text = ("C-contiguous bytes-like object, pinned (kept alive and unresizable) "
             "until the completion")
 
-    def c_default(self, default: object) -> str:
-        return "NULL"
-
-    def c_decls(self, arg: str, default: object) -> List[str]:
-        return ["const void *%s = NULL;" % arg, "unsigned %s_len = 0;" % arg]
 
 
 class BufferOut(Kind):
     name = "buffer_out"
+    ctype = "void *"
     length = True
     pins = True
     pyi = "Union[int, WritableBuffer]"
@@ -156,22 +153,20 @@ class BufferOut(Kind):
             "or a writable bytes-like object, filled in place and pinned until "
             "the completion")
 
-    def c_decls(self, arg: str, default: object) -> List[str]:
-        return ["void *%s = NULL;" % arg, "unsigned %s_len = 0;" % arg]
 
 
 class Path(Kind):
     name = "path"
+    ctype = "const char *"
     pins = True
     pyi = "StrOrBytesPath"
     text = "str, bytes or os.PathLike; kept until the completion"
 
-    def c_decls(self, arg: str, default: object) -> List[str]:
-        return ["const char *%s = NULL;" % arg]
 
 
 class Timespec(Kind):
     name = "timespec"
+    ctype = "struct __kernel_timespec *"
     pins = True
     pyi = "float"
     text = "seconds, int or float >= 0; the timespec lives in the record"
@@ -182,13 +177,12 @@ class Timespec(Kind):
             return "a timespec default can only be None"
         return None
 
-    def c_decls(self, arg: str, default: object) -> List[str]:
-        return ["struct __kernel_timespec *%s = NULL;" % arg]
 
 
 class Target(Kind):
     """Another Sqe of the same ring, named by its user_data (NAME_ud)."""
     name = "target"
+    ctype = "__u64"
     pins = True
     pyi = "Sqe"
     text = "an Sqe of the same ring; its user_data names the operation"
@@ -196,14 +190,14 @@ class Target(Kind):
     def cname(self, arg: str) -> str:
         return arg + "_ud"
 
-    def c_decls(self, arg: str, default: object) -> List[str]:
-        return ["__u64 %s_ud = 0;" % arg]
 
 
 class SockAddr(Kind):
     """A socket address, in the form of the family of the fd named in
     parentheses: sockaddr(fd)."""
     name = "sockaddr"
+    ctype = "const struct sockaddr *"
+    len_type = "socklen_t"
     pins = True
     length = True
     param_kind = "fd"
@@ -212,9 +206,6 @@ class SockAddr(Kind):
             "(host, port) for AF_INET, (host, port[, flowinfo[, scope_id]]) "
             "for AF_INET6, a path for AF_UNIX")
 
-    def c_decls(self, arg: str, default: object) -> List[str]:
-        return ["const struct sockaddr *%s = NULL;" % arg,
-                "socklen_t %s_len = 0;" % arg]
 
 
 class SockAddrOpt(SockAddr):
@@ -232,13 +223,12 @@ class IovecsIn(Kind):
     """A list of bytes-like objects: an iovec array in the record, every
     buffer pinned.  NAME is the array, NAME_len the count."""
     name = "iovecs_in"
+    ctype = "struct iovec *"
     pins = True
     length = True
     pyi = "Sequence[ReadableBuffer]"
     text = "list or tuple of bytes-like objects, each pinned until the completion"
 
-    def c_decls(self, arg: str, default: object) -> List[str]:
-        return ["struct iovec *%s = NULL;" % arg, "unsigned %s_len = 0;" % arg]
 
 
 class IovecsOut(IovecsIn):
@@ -251,33 +241,32 @@ class IovecsOut(IovecsIn):
 class FdList(Kind):
     """A sequence of fds (or -1): an int array in the record."""
     name = "fd_list"
+    ctype = "int *"
     pins = True
     length = True
     pyi = "Sequence[FileDescriptorLike]"
     text = "sequence of file descriptors (ints or objects with fileno()), -1 for none"
 
-    def c_decls(self, arg: str, default: object) -> List[str]:
-        return ["int *%s = NULL;" % arg, "unsigned %s_len = 0;" % arg]
 
 
 class Provided(Kind):
     """Memory handed to the kernel's provided-buffer pool: pinned by the
     ring, not the op, until the ring closes (the kernel uses it later)."""
     name = "provided"
+    ctype = "void *"
     pins = True
     length = True
     pyi = "WritableBuffer"
     text = ("writable bytes-like object, split into nr equal buffers; pinned by "
             "the ring until queue_exit(), since receives use it later")
 
-    def c_decls(self, arg: str, default: object) -> List[str]:
-        return ["void *%s = NULL;" % arg, "unsigned %s_len = 0;" % arg]
 
 
 class Ancdata(Kind):
     """socket.sendmsg()'s ancillary data: (level, type, data) items, as a
     control buffer in the record (src/op_helpers.c)."""
     name = "ancdata"
+    ctype = "void *"
     pins = True
     length = True
     allow_default = True
@@ -287,8 +276,6 @@ class Ancdata(Kind):
     def check_default(self, value: object) -> Optional[str]:
         return None if value == () else "an ancdata default can only be ()"
 
-    def c_decls(self, arg: str, default: object) -> List[str]:
-        return ["void *%s = NULL;" % arg, "unsigned %s_len = 0;" % arg]
 
 
 KINDS = {k.name: k for k in (Provided, Ancdata, U32, I32, U64, Offset, Fd, DirFd, BufferIn,
