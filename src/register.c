@@ -212,6 +212,40 @@ Ring_unregister_buffers(RingObject *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+/* ---- personalities ---- */
+
+static PyObject *
+Ring_register_personality(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    int ret;
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    ret = io_uring_register_personality(&self->ring);
+    if (ret < 0)
+        return pu_err_errno(-ret);
+    return PyLong_FromLong(ret);
+}
+
+static PyObject *
+Ring_unregister_personality(RingObject *self, PyObject *arg)
+{
+    long id;
+    int ret;
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    id = PyLong_AsLong(arg);
+    if (id == -1 && PyErr_Occurred())
+        return NULL;
+    if (id < 0 || id > 0xffff) {
+        PyErr_SetString(PyExc_OverflowError, "personality must be 0-65535");
+        return NULL;
+    }
+    ret = io_uring_unregister_personality(&self->ring, (int)id);
+    if (ret < 0)
+        return pu_err_errno(-ret);
+    Py_RETURN_NONE;
+}
+
 /* ---- buffer rings ---- */
 
 static struct pu_bufring *
@@ -416,6 +450,10 @@ PyMethodDef pu_register_methods[] = {
      PU_DOC_IoUring_register_buffers},
     {"unregister_buffers", (PyCFunction)Ring_unregister_buffers, METH_NOARGS,
      PU_DOC_IoUring_unregister_buffers},
+    {"register_personality", (PyCFunction)Ring_register_personality, METH_NOARGS,
+     PU_DOC_IoUring_register_personality},
+    {"unregister_personality", (PyCFunction)Ring_unregister_personality, METH_O,
+     PU_DOC_IoUring_unregister_personality},
     {"setup_buf_ring", (PyCFunction)(void (*)(void))Ring_setup_buf_ring,
      METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_setup_buf_ring},
     {"free_buf_ring", (PyCFunction)Ring_free_buf_ring, METH_O,
