@@ -132,11 +132,14 @@ struct msghdr *
 pu_rec_recvmsg(SqeObject *rec, unsigned bufsize, unsigned ancbufsize)
 {
     recvmsg_state *st;
+    /* the control buffer holds struct cmsghdr: keep it aligned */
+    size_t data_room = ((size_t)bufsize + _Alignof(struct cmsghdr) - 1) &
+                       ~(_Alignof(struct cmsghdr) - 1);
     if ((size_t)bufsize + ancbufsize > (size_t)INT32_MAX) {
         PyErr_SetString(PyExc_OverflowError, "recvmsg buffers are too large");
         return NULL;
     }
-    st = pu_rec_state(rec, sizeof(*st) + bufsize + ancbufsize);
+    st = pu_rec_state(rec, sizeof(*st) + data_room + ancbufsize);
     if (st == NULL)
         return NULL;
     st->iov.iov_base = (char *)(st + 1);
@@ -145,7 +148,7 @@ pu_rec_recvmsg(SqeObject *rec, unsigned bufsize, unsigned ancbufsize)
     st->m.msg_iovlen = 1;
     st->m.msg_name = &st->name;
     st->m.msg_namelen = sizeof(st->name);
-    st->m.msg_control = ancbufsize ? (char *)(st + 1) + bufsize : NULL;
+    st->m.msg_control = ancbufsize ? (char *)(st + 1) + data_room : NULL;
     st->m.msg_controllen = ancbufsize;
     return &st->m;
 }
