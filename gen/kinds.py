@@ -262,6 +262,18 @@ class Provided(Kind):
 
 
 
+class Futexv(Kind):
+    """futex_waitv's futexes: (futex word, expected value[, FUTEX2_* flags])
+    items, as a struct futex_waitv array in the record (src/op_helpers.c)."""
+    name = "futexv"
+    ctype = "void *"
+    pins = True
+    length = True
+    pyi = "Sequence[Tuple[ReadableBuffer, int, int]]"
+    text = ("sequence of (futex word, expected value[, FUTEX2_* flags]) tuples; the "
+            "words are 4-byte aligned bytes-like objects, pinned until the completion")
+
+
 class Ancdata(Kind):
     """socket.sendmsg()'s ancillary data: (level, type, data) items, as a
     control buffer in the record (src/op_helpers.c)."""
@@ -278,7 +290,7 @@ class Ancdata(Kind):
 
 
 
-KINDS = {k.name: k for k in (Provided, Ancdata, U32, I32, U64, Offset, Fd, DirFd, BufferIn,
+KINDS = {k.name: k for k in (Futexv, Provided, Ancdata, U32, I32, U64, Offset, Fd, DirFd, BufferIn,
                              BufferOut, Path, Timespec, Target, SockAddr,
                              SockAddrOpt, IovecsIn, IovecsOut, FdList)}
 # type: Dict[str, type]

@@ -320,3 +320,67 @@ pu_result_waitid(CqeObject *q)
     Py_DECREF(type);
     return res;
 }
+
+/* ---- futex_waitv: [(futex word, expected value[, FUTEX2_* flags])] ---- */
+
+struct pu_futex_waitv {   /* struct futex_waitv, which older headers lack */
+    uint64_t val;
+    uint64_t uaddr;
+    uint32_t flags;
+    uint32_t reserved;
+};
+
+int
+pu_conv_futexv(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+               void **out, unsigned *count)
+{
+    PyObject *seq = PySequence_Fast(o, "");
+    Py_ssize_t n;
+    struct pu_futex_waitv *v;
+
+    if (seq == NULL) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s() argument '%s' must be a sequence of "
+                     "(futex, val[, flags]) tuples", sp->fname, sp->kwlist[i]);
+        return -1;
+    }
+    n = PySequence_Fast_GET_SIZE(seq);
+    if (n < 1 || n > 128) {
+        Py_DECREF(seq);
+        PyErr_Format(PyExc_ValueError, "%s() takes 1 to 128 futexes", sp->fname);
+        return -1;
+    }
+    v = pu_rec_alloc(rec, (size_t)n * sizeof(*v));
+    if (v == NULL) {
+        Py_DECREF(seq);
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, k);
+        Py_buffer *b;
+        unsigned long long val;
+        unsigned long flags = 2;   /* FUTEX2_SIZE_U32 */
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) < 2 ||
+            PyTuple_GET_SIZE(item) > 3) {
+            PyErr_Format(PyExc_TypeError, "%s() items must be (futex, val[, flags])",
+                         sp->fname);
+            Py_DECREF(seq);
+            return -1;
+        }
+        val = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(item, 1));
+        if (PyTuple_GET_SIZE(item) == 3)
+            flags = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(item, 2));
+        if (PyErr_Occurred() ||
+            (b = pu_rec_pin(rec, PyTuple_GET_ITEM(item, 0), PyBUF_SIMPLE)) == NULL) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        v[k].val = val;
+        v[k].uaddr = (uint64_t)(uintptr_t)b->buf;
+        v[k].flags = (uint32_t)flags;
+    }
+    Py_DECREF(seq);
+    *out = v;
+    *count = (unsigned)n;
+    return 0;
+}

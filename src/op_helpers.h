@@ -28,6 +28,8 @@ pu_sqe_target_slot(struct io_uring_sqe *sqe, unsigned file_index)
 
 int pu_conv_ancdata(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
                     void **out, unsigned *len);
+int pu_conv_futexv(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+                   void **out, unsigned *count);
 struct msghdr *pu_rec_msghdr(SqeObject *rec, struct iovec *iov, unsigned niov,
                              void *control, unsigned controllen,
                              const struct sockaddr *addr, socklen_t addrlen);

@@ -373,6 +373,7 @@ def test_every_op_accepts_all_arguments_by_keyword(ring, tmp_file, tcp_pair):
         "fd_list": [sock.fileno(), -1],
         "ancdata": (),
         "provided": bytearray(8),
+        "futexv": [(bytearray(4), 0)],
     }
     ops, _ = parse_ops()
     supported = ring.probe()
