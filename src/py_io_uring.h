@@ -73,6 +73,10 @@ typedef struct SqeObject {
     __u64 chain_prev;               /* user_data of the linked entry before
                                        this one when that one skips its
                                        successful completion, else 0 */
+    __u64 chain_next;               /* user_data of the next entry of its
+                                       link chain, else 0 */
+    uint8_t op_flags;               /* IOSQE_* the op's prep set itself */
+    uint8_t flushed_flags;          /* the SQE's flags as submitted */
     socklen_t peerlen;
     Py_buffer bufs[PU_INLINE_PINS]; /* pinned with the buffer protocol */
     struct __kernel_timespec ts;
@@ -227,6 +231,7 @@ Py_buffer *pu_rec_pin(SqeObject *rec, PyObject *o, int flags);
 int pu_rec_keep(SqeObject *rec, PyObject *o);
 void pu_record_finish(RingObject *r, SqeObject *rec);
 void pu_record_finish_skipped(RingObject *r, SqeObject *rec);
+void pu_record_finish_suppressed(RingObject *r, SqeObject *rec, int32_t res);
 SqeObject *pu_record_lookup(RingObject *r, __u64 ud);
 int pu_ring_table_grow(RingObject *r);
 PyObject *pu_sqe_prep(SqeObject *self, const pu_opdef *op,
@@ -248,6 +253,7 @@ extern PyMethodDef pu_register_methods[];
 PyObject *pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags,
                           int32_t res);
 void pu_release_registrations(RingObject *r);
+void pu_provided_describe(RingObject *r, int each, int nr, int bgid, int bid);
 int pu_ring_type_init(void);
 
 /* teardown (src/teardown.c) */

@@ -108,13 +108,17 @@ pu_reap(RingObject *r)
             } else {
                 pu_record_finish(r, rec);
                 q->sqe = rec;            /* the table's reference */
-                if (q->result == NULL)
+                if (c->flags & IORING_CQE_F_BUFFER) {
+                    Py_CLEAR(rec->result);   /* the kernel wrote its own pick */
+                } else {
                     q->result = take_result(rec, c->res);
+                }
                 if (rec->op != NULL && rec->op->result != NULL)
                     pu_record_release_pins(rec);   /* its state stays */
                 else
                     pu_record_release(rec);
                 pu_record_finish_skipped(r, rec);
+                pu_record_finish_suppressed(r, rec, c->res);
             }
             PyObject_GC_Track(q);
             r->cq[r->cq_end++] = q;
@@ -153,6 +157,7 @@ pu_reap_discard(RingObject *r, int *cancel_einval)
         pu_record_finish(r, rec);
         pu_record_release(rec);
         pu_record_finish_skipped(r, rec);
+        pu_record_finish_suppressed(r, rec, res);
         Py_DECREF(rec);
     }
 }

@@ -69,6 +69,9 @@ pu_record_new(RingObject *r)
     rec->personality = 0;
     rec->buf_group = 0;
     rec->chain_prev = 0;
+    rec->chain_next = 0;
+    rec->op_flags = 0;
+    rec->flushed_flags = 0;
     rec->blocks = NULL;
     rec->pins = NULL;
     rec->op_state = NULL;
@@ -209,6 +212,28 @@ pu_record_finish_skipped(RingObject *r, SqeObject *rec)
         pu_record_finish(r, p);
         pu_record_release(p);
         Py_DECREF(p);   /* the table's reference */
+    }
+}
+
+/* When an entry with IOSQE_CQE_SKIP_SUCCESS and IOSQE_IO_LINK fails, the
+ * kernel cancels the rest of its chain without posting their completions
+ * (REQ_F_SKIP_LINK_CQES): those records end here. */
+void
+pu_record_finish_suppressed(RingObject *r, SqeObject *rec, int32_t res)
+{
+    uint8_t f = rec->flushed_flags;
+    __u64 ud = rec->chain_next;
+
+    if (res >= 0 || !(f & IOSQE_CQE_SKIP_SUCCESS) || !(f & IOSQE_IO_LINK))
+        return;
+    while (ud != 0) {
+        SqeObject *n = pu_record_lookup(r, ud);
+        if (n == NULL)
+            break;
+        ud = (n->flushed_flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK)) ? n->chain_next : 0;
+        pu_record_finish(r, n);
+        pu_record_release(n);
+        Py_DECREF(n);   /* the table's reference */
     }
 }
 

@@ -350,7 +350,8 @@ Ring_free_buf_ring(RingObject *self, PyObject *arg)
     /* the kernel may still pick buffers for an op of this group */
     for (uint32_t s = 0; s < self->nslots; s++) {
         SqeObject *rec = self->slots[s];
-        if (rec != NULL && rec->buf_group == bgid) {
+        if (rec != NULL && rec->buf_group == bgid &&
+            ((rec->flushed_flags | rec->op_flags | rec->sqe_flags) & IOSQE_BUFFER_SELECT)) {
             PyErr_Format(PyExc_RuntimeError, "buffer group %lu is in use by an "
                          "operation in flight; cancel it first", bgid);
             return NULL;
@@ -365,6 +366,9 @@ Ring_free_buf_ring(RingObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+static PyObject *provided_take(RingObject *r, unsigned bgid, unsigned bid,
+                               int32_t res);
+
 /* A completion that used a buffer of a module-owned ring: its bytes, and
  * the buffer goes back into the ring.  NULL with no exception when the
  * group has no ring of ours (the caller then reports the count). */
@@ -375,7 +379,9 @@ pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags, int32_t res)
     unsigned bid = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
     PyObject *data;
 
-    if (b == NULL || bid >= b->entries)
+    if (b == NULL)
+        return provided_take(r, bgid, bid, res);
+    if (bid >= b->entries)
         return NULL;
     if (res > (int32_t)b->size)
         res = (int32_t)b->size;
@@ -392,12 +398,17 @@ pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags, int32_t res)
 /* provide_buffers(): the kernel may write into this memory until a receive
  * uses it or remove_buffers() takes it back, long after this op completes,
  * so the pin belongs to the ring and lasts until teardown. */
+typedef struct pu_provided {
+    pu_pin pin;                     /* first: the ring's list is of pu_pin */
+    unsigned each, nr, bid0, bgid;  /* the group this memory was split into */
+} pu_provided;
+
 int
 pu_conv_provided(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
                  void **buf, unsigned *len)
 {
     RingObject *r = rec->ring;
-    pu_pin *p = PyMem_Calloc(1, sizeof(*p));
+    pu_pin *p = PyMem_Calloc(1, sizeof(pu_provided));
 
     if (p == NULL) {
         PyErr_NoMemory();
@@ -417,6 +428,36 @@ pu_conv_provided(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
     *buf = p->view.buf;
     *len = p->view.len > INT32_MAX ? (unsigned)INT32_MAX : (unsigned)p->view.len;
     return 0;
+}
+
+/* The provide_buffers call line describes the memory the converter just
+ * pinned, so that a receive that picks one of its buffers yields bytes. */
+void
+pu_provided_describe(RingObject *r, int each, int nr, int bgid, int bid)
+{
+    pu_provided *p = (pu_provided *)r->provided;
+    if (p == NULL || each <= 0 || nr <= 0)
+        return;
+    p->each = (unsigned)each;
+    p->nr = (unsigned)nr;
+    p->bgid = (unsigned)bgid;
+    p->bid0 = (unsigned)bid;
+}
+
+static PyObject *
+provided_take(RingObject *r, unsigned bgid, unsigned bid, int32_t res)
+{
+    /* newest first: a group re-provided later wins */
+    for (pu_pin *n = r->provided; n != NULL; n = n->next) {
+        pu_provided *p = (pu_provided *)n;
+        if (p->nr == 0 || p->bgid != bgid || bid < p->bid0 || bid >= p->bid0 + p->nr)
+            continue;
+        if (res > (int32_t)p->each)
+            res = (int32_t)p->each;
+        return PyBytes_FromStringAndSize((char *)n->view.buf +
+                                         (size_t)(bid - p->bid0) * p->each, res);
+    }
+    return NULL;
 }
 
 /* At teardown, after the drain: the kernel has let go of everything. */

@@ -218,12 +218,19 @@ prepare_chains(RingObject *r)
     for (unsigned i = 0; i < r->npending; i++) {
         SqeObject *rec = r->pending[i];
         struct io_uring_sqe *sqe = rec->sqe;
-        if (sqe == NULL || !(sqe->flags & IOSQE_CQE_SKIP_SUCCESS))
+        int linked;
+        if (sqe == NULL)
             continue;
-        if ((sqe->flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK)) && i + 1 < r->npending)
-            r->pending[i + 1]->chain_prev = rec->user_data;
-        else
-            sqe->flags &= (uint8_t)~IOSQE_CQE_SKIP_SUCCESS;
+        linked = (sqe->flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK)) && i + 1 < r->npending;
+        if (linked)
+            rec->chain_next = r->pending[i + 1]->user_data;
+        if (sqe->flags & IOSQE_CQE_SKIP_SUCCESS) {
+            if (linked)
+                r->pending[i + 1]->chain_prev = rec->user_data;
+            else
+                sqe->flags &= (uint8_t)~IOSQE_CQE_SKIP_SUCCESS;
+        }
+        rec->flushed_flags = sqe->flags;
     }
 }
 
@@ -335,11 +342,9 @@ ring_wait(RingObject *r, Py_ssize_t want, double deadline)
             return -1;
         if (PU_CQ_LEN(r) >= want)
             return 1;
-        if (r->nrecords - (Py_ssize_t)r->npending == 0) {
-            /* nothing submitted can complete: with a timeout that is just
-             * an early answer; without one it would be a hang */
-            if (deadline >= 0)
-                return 0;
+        if (r->nrecords - (Py_ssize_t)r->npending == 0 && deadline < 0) {
+            /* nothing submitted can complete: without a timeout this would
+             * hang; with one, a msg_ring from another ring may still come */
             PyErr_Format(PyExc_RuntimeError,
                          "waiting would block forever: %zd more completion(s) "
                          "wanted and no operation is in flight (%u acquired "

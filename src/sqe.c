@@ -40,6 +40,7 @@ pu_sqe_prep(SqeObject *self, const pu_opdef *op, PyObject *const *args,
     }
     sqe = self->sqe;
     pu_record_release(self);   /* a second prep before submit replaces */
+    self->op_flags = 0;
     self->has_peer = 0;
     if (op->prep(self, sqe, args, nargs, kwnames) < 0) {
         pu_record_release(self);
@@ -50,6 +51,7 @@ pu_sqe_prep(SqeObject *self, const pu_opdef *op, PyObject *const *args,
         return NULL;
     }
     sqe->user_data = self->user_data;
+    self->op_flags = sqe->flags;
     apply_common(self, sqe);
     self->op = op;
     self->state = PU_PREPARED;
@@ -135,10 +137,7 @@ Sqe_set_flags(SqeObject *self, PyObject *arg)
         return NULL;
     self->sqe_flags = (uint8_t)v;
     /* replaces earlier set_flags() bits but keeps what the op set itself */
-    if (self->state == PU_NEW)
-        self->sqe->flags = (uint8_t)v;
-    else
-        self->sqe->flags = (uint8_t)((self->sqe->flags & IOSQE_BUFFER_SELECT) | v);
+    self->sqe->flags = (uint8_t)((self->state == PU_NEW ? 0 : self->op_flags) | v);
     Py_RETURN_NONE;
 }
 

@@ -351,7 +351,7 @@ import py_io_uring
 
 # A module-global ring with several kinds of pending operations.
 ring = py_io_uring.IoUring(16)
-a, b = socket.socketpair()
+a, b = (s.detach() for s in socket.socketpair())   # fds, left open on purpose
 rfd, wfd = os.pipe()
 buf = bytearray(16)
 for prep, args in (("prep_timeout", (60,)), ("prep_recv", (a, 100)),
