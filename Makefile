@@ -4,6 +4,12 @@
 #   make demo       a short tour doing real I/O (installs what is missing)
 #   make test       the whole test suite (installs what is missing)
 #   make asan       the whole suite under AddressSanitizer + UBSan
+#   make leaks      the whole suite under python3.11-dbg, each test repeated,
+#                   failing on growth of references, blocks or fds
+#   make devmode    the whole suite under python -X dev, warnings as errors
+#   make fuzz       the stateful Hypothesis machine at 20,000 examples and
+#                   atheris over the converters (FUZZ_SECONDS each, ASan too)
+#   make fuzz-ci    the same, bounded for CI
 #   make docs       regenerate docs/api.md from ops.def and src/methods.def
 #   make install    copy the module and its stub into $(PYTHON)'s site-packages
 #
@@ -35,7 +41,7 @@ HDRS := $(wildcard src/*.h) $(GEN)/.stamp
 GENERATOR := $(wildcard gen/*.py)
 ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -I src -I $(GEN) -I $(PY_INCLUDE)
 
-.PHONY: all demo test asan docs install deps deps-test clean
+.PHONY: all demo test asan leaks devmode fuzz fuzz-ci docs install deps deps-test deps-dbg clean
 
 all: $(MODULE) $(STUB)
 
@@ -71,7 +77,20 @@ deps:
 	fi
 
 deps-test: deps
-	@$(PYTHON) -c "import pytest" 2>/dev/null || $(PYTHON) -m pip install -q pytest
+	@$(PYTHON) -c "import pytest, hypothesis" 2>/dev/null || $(PYTHON) -m pip install -q pytest hypothesis
+
+# Debian's debug interpreter, with pytest and hypothesis for it
+DBG_PYTHON = python3.11-dbg
+deps-dbg: deps
+	@if ! command -v $(DBG_PYTHON) >/dev/null || ! $(DBG_PYTHON) -c "import pytest, hypothesis" 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing $(DBG_PYTHON), python3-pytest, python3-hypothesis"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      $(DBG_PYTHON) python3-pytest python3-hypothesis >/dev/null; \
+	  else \
+	    echo "run  sudo apt-get install -y $(DBG_PYTHON) python3-pytest python3-hypothesis"; exit 1; \
+	  fi; \
+	fi
 
 demo: deps
 	@$(MAKE) --no-print-directory all
@@ -89,10 +108,37 @@ asan: deps-test
 	ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	PYTHONMALLOC=malloc $(PYTHON) -m pytest $(PYTEST_ARGS) tests
 
+leaks: deps-dbg
+	@$(MAKE) --no-print-directory all PYTHON=$(DBG_PYTHON) BUILD=build-dbg
+	PY_IO_URING_LEAKS=1 PY_IO_URING_BUILD=build-dbg $(DBG_PYTHON) -m pytest $(PYTEST_ARGS) tests
+
+devmode: deps-test
+	@$(MAKE) --no-print-directory all
+	PY_IO_URING_BUILD=$(BUILD) $(PYTHON) -X dev -m pytest $(PYTEST_ARGS) -W error tests
+
+FUZZ_SECONDS ?= 300
+fuzz: deps-test
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all BUILD=build-asan CFLAGS="$(ASAN_FLAGS)"
+	PY_IO_URING_BUILD=$(BUILD) PY_IO_URING_FUZZ_PROFILE=$(or $(FUZZ_PROFILE),fuzz) \
+	  $(PYTHON) -m pytest $(PYTEST_ARGS) tests/test_stateful.py
+	@# atheris ships wheels for x86_64; elsewhere it needs clang to build
+	@$(PYTHON) -c "import atheris" 2>/dev/null || $(PYTHON) -m pip install -q atheris || true
+	@if $(PYTHON) -c "import atheris" 2>/dev/null; then \
+	  set -e; \
+	  PY_IO_URING_BUILD=$(BUILD) $(PYTHON) tests/fuzz_converters.py -max_total_time=$(FUZZ_SECONDS); \
+	  PY_IO_URING_BUILD=build-asan LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
+	    ASAN_OPTIONS=detect_leaks=0 PYTHONMALLOC=malloc \
+	    $(PYTHON) tests/fuzz_converters.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=8192; \
+	else echo "atheris is not installable here: converter fuzzing skipped"; fi
+
+fuzz-ci:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30 FUZZ_PROFILE=ci
+
 install: all
 	@dest=$$($(PYTHON) -c "import sysconfig; print(sysconfig.get_paths()['platlib'])"); \
 	echo "installing into $$dest"; \
 	install -m 755 $(MODULE) $$dest/ && install -m 644 $(STUB) $$dest/
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-dbg build-dev

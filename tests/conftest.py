@@ -29,6 +29,14 @@ if TESTS_DIR not in sys.path:
 
 from uring_helpers import TMP_CONTENT  # noqa: E402
 
+# `make leaks`: repeat every test and watch references, blocks and fds
+if os.environ.get("PY_IO_URING_LEAKS") == "1":
+    pytest_plugins = ["leakcheck"]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "no_leakcheck: too slow to repeat under make leaks")
+
 
 @pytest.fixture
 def ring():
