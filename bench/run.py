@@ -1,0 +1,843 @@
+#!/usr/bin/env python3
+"""py_io_uring benchmark suite: one table of py_io_uring against baselines.
+
+    python3 bench/run.py [--size 1G] [--repeat 5] [--quick] [--out docs/performance.md]
+
+Every figure is the median of --repeat repetitions with the min-max spread;
+the variants of one workload are measured round-robin within each repetition,
+so each ratio compares figures taken side by side on the same (noisy) machine.
+The ratio is the median of the per-repetition ratios py_io_uring / baseline
+(above 1: py_io_uring is faster).  Nothing here asserts a time.
+
+The C baselines (bench/nop.c, bench/randread.c) must be built first into
+--bin (the Makefile's `bench` target does it).
+"""
+
+import argparse
+import datetime
+import mmap
+import os
+import platform
+import random
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BLOCK = 4096
+
+
+def load_module(build):
+    sys.path.insert(0, os.path.join(ROOT, os.environ.get("PY_IO_URING_BUILD", build)))
+    import py_io_uring
+    return py_io_uring
+
+
+def parse_size(text):
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    text = text.strip().lower().rstrip("ib").rstrip("b") if text[-1:].lower() == "b" else text.strip().lower()
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def human(n):
+    for unit, div in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= div:
+            return "%g %s" % (n / div, unit)
+    return "%d B" % n
+
+
+# --------------------------------------------------------------------------
+# measurement bookkeeping
+
+
+class Row:
+    """One workload: a py_io_uring variant and its baselines, measured together."""
+
+    def __init__(self, workload, unit, py_name, py_fn, baselines):
+        self.workload = workload
+        self.unit = unit
+        self.py_name = py_name
+        self.fns = [(py_name, py_fn)] + list(baselines)
+        self.samples = {name: [] for name, _ in self.fns}
+        self.notes = {}
+
+    def run(self, repeat):
+        order = list(self.fns)
+        for r in range(repeat):
+            for name, fn in order:
+                if name in self.notes:
+                    continue
+                try:
+                    self.samples[name].append(fn())
+                except Unavailable as exc:
+                    self.notes[name] = str(exc)
+                except Exception as exc:  # a baseline failing is reported, not fatal
+                    self.notes[name] = "failed: %s" % (exc,)
+            order = order[1:] + order[:1]   # rotate: nobody always goes first
+
+    def stats(self, name):
+        s = self.samples[name]
+        if name in self.notes or not s:
+            return None
+        return statistics.median(s), min(s), max(s)
+
+    def ratio(self, name):
+        py = self.samples[self.py_name]
+        other = self.samples[name]
+        if name in self.notes or self.py_name in self.notes or not other:
+            return None
+        rs = [a / b for a, b in zip(py, other) if b]
+        return statistics.median(rs), min(rs), max(rs)
+
+
+class Unavailable(Exception):
+    pass
+
+
+def fmt(stats, unit):
+    if stats is None:
+        return "-"
+    med, lo, hi = stats
+    if unit == "MB/s":
+        return "%.0f (%.0f-%.0f)" % (med, lo, hi)
+    return "%s (%s-%s)" % (si(med), si(lo), si(hi))
+
+
+def si(x):
+    if x >= 1e6:
+        return "%.2fM" % (x / 1e6)
+    if x >= 1e3:
+        return "%.0fk" % (x / 1e3)
+    return "%.0f" % x
+
+
+# --------------------------------------------------------------------------
+# 1. NOP round trips
+
+
+def py_nop(m, batch, total):
+    def run():
+        ring = m.IoUring(256)
+        try:
+            rounds = total // batch
+            s = 0
+            n = 0
+            get_sqe, submit, wait_cqe_nr, cqe_seen = ring.get_sqe, ring.submit, ring.wait_cqe_nr, ring.cqe_seen
+            t0 = time.perf_counter()
+            for _ in range(rounds):
+                for i in range(batch):
+                    sqe = get_sqe()
+                    sqe.prep_nop()
+                    sqe.set_data(n + i)
+                submit()
+                for c in wait_cqe_nr(batch):
+                    s += c.res() + c.get_data()
+                    cqe_seen(c)
+                n += batch
+            dt = time.perf_counter() - t0
+            assert s == n * (n - 1) // 2, "wrong user data"
+            return n / dt
+        finally:
+            ring.queue_exit()
+    return run
+
+
+def c_prog(binary, *args):
+    def run():
+        if not os.path.exists(binary):
+            raise Unavailable("not built (make bench)")
+        out = subprocess.run([binary] + [str(a) for a in args], check=True,
+                             capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            key, _, val = line.partition(" ")
+            if key == "ops_per_sec":
+                return float(val)
+        raise RuntimeError("no ops_per_sec in %r" % out)
+    return run
+
+
+def peer_nop(batch, total):
+    """The same loop over `pip install liburing` (YoSTEALTH's binding)."""
+    def run():
+        try:
+            import liburing as L
+        except ImportError:
+            raise Unavailable("not installed (pip install liburing failed or was not run)")
+        ring, cqe = L.Ring(), L.Cqe()
+        L.io_uring_queue_init(256, ring)
+        try:
+            rounds = total // batch
+            s = n = 0
+            get_sqe, prep_nop, set_data = L.io_uring_get_sqe, L.io_uring_prep_nop, L.io_uring_sqe_set_data64
+            submit, wait_cqe, get_data, seen = L.io_uring_submit, L.io_uring_wait_cqe, L.io_uring_cqe_get_data64, L.io_uring_cqe_seen
+            t0 = time.perf_counter()
+            for _ in range(rounds):
+                for i in range(batch):
+                    sqe = get_sqe(ring)
+                    prep_nop(sqe)
+                    set_data(sqe, n + i)
+                submit(ring)
+                for i in range(batch):
+                    wait_cqe(ring, cqe)
+                    c = cqe[0]
+                    s += c.res + get_data(c)
+                    seen(ring, c)
+                n += batch
+            dt = time.perf_counter() - t0
+            assert s == n * (n - 1) // 2, "wrong user data"
+            return n / dt
+        finally:
+            L.io_uring_queue_exit(ring)
+    return run
+
+
+# --------------------------------------------------------------------------
+# 2./3. random 4 KiB reads
+
+
+def make_file(path, size):
+    if os.path.exists(path) and os.path.getsize(path) == size:
+        return
+    chunk = os.urandom(1 << 20)
+    with open(path, "wb") as f:
+        left = size
+        while left > 0:
+            f.write(chunk[:min(left, len(chunk))])
+            left -= len(chunk)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def warm(path):
+    with open(path, "rb", buffering=0) as f:
+        while f.read(1 << 20):
+            pass
+
+
+def offsets_for(size, n, seed):
+    rnd = random.Random(seed)
+    blocks = size // BLOCK
+    return [rnd.randrange(blocks) * BLOCK for _ in range(n)]
+
+
+def py_randread(m, path, offs, depth, mode, direct=False):
+    """Keep `depth` reads in flight.  mode: 'buffer' (reused memoryview slices),
+    'length' (the module allocates bytes), 'fixed' (registered buffer)."""
+    def run():
+        flags = os.O_RDONLY | (os.O_DIRECT if direct else 0)
+        fd = os.open(path, flags)
+        ring = m.IoUring(max(256, depth))
+        # mmap gives page-aligned memory, as O_DIRECT needs
+        area = mmap.mmap(-1, BLOCK * depth)
+        view = memoryview(area)
+        if mode == "fixed":
+            ring.register_buffers([area])
+        slots = [view[i * BLOCK:(i + 1) * BLOCK] for i in range(depth)]
+        free = list(range(depth))
+        n = len(offs)
+        nxt = done = total = 0
+        get_sqe, submit_and_wait, peek_cqe, cqe_seen = ring.get_sqe, ring.submit_and_wait, ring.peek_cqe, ring.cqe_seen
+        try:
+            t0 = time.perf_counter()
+            while done < n:
+                while free and nxt < n:
+                    slot = free.pop()
+                    sqe = get_sqe()
+                    if mode == "buffer":
+                        sqe.prep_read(fd, slots[slot], offs[nxt])
+                    elif mode == "length":
+                        sqe.prep_read(fd, BLOCK, offs[nxt])
+                    else:
+                        sqe.prep_read_fixed(fd, slots[slot], offs[nxt], 0)
+                    sqe.set_data(slot)
+                    nxt += 1
+                submit_and_wait(1)
+                c = peek_cqe()
+                while c is not None:
+                    r = c.getresult()
+                    total += r if mode != "length" else len(r)
+                    free.append(c.get_data())
+                    cqe_seen(c)
+                    done += 1
+                    c = peek_cqe()
+            dt = time.perf_counter() - t0
+            assert total == n * BLOCK, "short reads"
+            return n / dt
+        finally:
+            ring.queue_exit()
+            del slots
+            view.release()
+            area.close()
+            os.close(fd)
+    return run
+
+
+def pread_loop(path, offs):
+    def run():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            pread = os.pread
+            t0 = time.perf_counter()
+            total = 0
+            for off in offs:
+                total += len(pread(fd, BLOCK, off))
+            dt = time.perf_counter() - t0
+            assert total == len(offs) * BLOCK
+            return len(offs) / dt
+        finally:
+            os.close(fd)
+    return run
+
+
+def preadv_direct(path, offs, workers):
+    """os.preadv into an aligned mmap buffer; workers > 1: a ThreadPoolExecutor
+    of that many threads, each taking a strided share of the offsets with its
+    own buffer (the cheapest way to use threads: one task per thread)."""
+    def part(share):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+        buf = mmap.mmap(-1, BLOCK)
+        try:
+            preadv, bufs, total = os.preadv, [buf], 0
+            for off in share:
+                total += preadv(fd, bufs, off)
+            return total
+        finally:
+            buf.close()
+            os.close(fd)
+
+    def run():
+        t0 = time.perf_counter()
+        if workers == 1:
+            total = part(offs)
+        else:
+            with ThreadPoolExecutor(workers) as ex:
+                total = sum(ex.map(part, [offs[i::workers] for i in range(workers)]))
+        dt = time.perf_counter() - t0
+        assert total == len(offs) * BLOCK
+        return len(offs) / dt
+    return run
+
+
+def direct_supported(path):
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    except OSError as exc:
+        return "open(O_DIRECT) failed: %s" % exc
+    buf = mmap.mmap(-1, BLOCK)
+    try:
+        os.preadv(fd, [buf], 0)
+    except OSError as exc:
+        return "O_DIRECT read failed: %s" % exc
+    finally:
+        buf.close()
+        os.close(fd)
+    return None
+
+
+# --------------------------------------------------------------------------
+# 4. copy
+
+
+def py_copy(m, src, dst, chunk=1 << 20, inflight=4):
+    """Read/write pipeline: `inflight` buffers, each going read -> write -> read."""
+    def run():
+        size = os.path.getsize(src)
+        fin = os.open(src, os.O_RDONLY)
+        fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        ring = m.IoUring(64)
+        bufs = [bytearray(chunk) for _ in range(inflight)]
+        views = [memoryview(b) for b in bufs]
+        pos = 0
+        pending = 0
+        t0 = time.perf_counter()
+        try:
+            # data: (slot, offset, is_write)
+            for slot in range(inflight):
+                if pos >= size:
+                    break
+                sqe = ring.get_sqe()
+                sqe.prep_read(fin, views[slot], pos)
+                sqe.set_data((slot, pos, False))
+                pos += chunk
+                pending += 1
+            while pending:
+                ring.submit_and_wait(1)
+                c = ring.peek_cqe()
+                while c is not None:
+                    slot, off, is_write = c.get_data()
+                    n = c.getresult()
+                    ring.cqe_seen(c)
+                    pending -= 1
+                    if not is_write:
+                        sqe = ring.get_sqe()
+                        sqe.prep_write(fout, views[slot][:n], off)
+                        sqe.set_data((slot, off, True))
+                        pending += 1
+                    elif pos < size:
+                        sqe = ring.get_sqe()
+                        sqe.prep_read(fin, views[slot], pos)
+                        sqe.set_data((slot, pos, False))
+                        pos += chunk
+                        pending += 1
+                    c = ring.peek_cqe()
+            dt = time.perf_counter() - t0
+        finally:
+            ring.queue_exit()
+            os.close(fin)
+            os.close(fout)
+        if os.path.getsize(dst) != size:
+            raise RuntimeError("copy has the wrong size")
+        os.unlink(dst)
+        return size / dt / 1e6
+    return run
+
+
+def shutil_copy(src, dst):
+    def run():
+        size = os.path.getsize(src)
+        t0 = time.perf_counter()
+        shutil.copyfile(src, dst)
+        dt = time.perf_counter() - t0
+        os.unlink(dst)
+        return size / dt / 1e6
+    return run
+
+
+def rw_loop_copy(src, dst, chunk=1 << 20):
+    def run():
+        size = os.path.getsize(src)
+        t0 = time.perf_counter()
+        buf = bytearray(chunk)
+        with open(src, "rb", buffering=0) as fi, open(dst, "wb", buffering=0) as fo:
+            view = memoryview(buf)
+            while True:
+                n = fi.readinto(buf)
+                if not n:
+                    break
+                fo.write(view[:n])
+        dt = time.perf_counter() - t0
+        os.unlink(dst)
+        return size / dt / 1e6
+    return run
+
+
+# --------------------------------------------------------------------------
+# where the time goes in the NOP loop
+
+
+def breakdown(m, n):
+    """Nanoseconds per call of each step of the NOP round trip (batch 64)."""
+    ring = m.IoUring(256)
+    res = {}
+    batch = 64
+    rounds = max(1, n // batch)
+    t_prep = t_sub = t_wait = t_cqe = 0.0
+    pc = time.perf_counter
+    for _ in range(rounds):
+        t0 = pc()
+        for i in range(batch):
+            sqe = ring.get_sqe()
+            sqe.prep_nop()
+            sqe.set_data(i)
+        t1 = pc()
+        ring.submit()
+        t2 = pc()
+        cqes = ring.wait_cqe_nr(batch)
+        t3 = pc()
+        for c in cqes:
+            c.res()
+            c.get_data()
+            ring.cqe_seen(c)
+        t4 = pc()
+        t_prep += t1 - t0
+        t_sub += t2 - t1
+        t_wait += t3 - t2
+        t_cqe += t4 - t3
+    ops = rounds * batch
+    res["get_sqe + prep_nop + set_data"] = t_prep / ops * 1e9
+    res["submit (per op, 64 a call)"] = t_sub / ops * 1e9
+    res["wait_cqe_nr (per op, 64 a call)"] = t_wait / ops * 1e9
+    res["res + get_data + cqe_seen"] = t_cqe / ops * 1e9
+    # the interpreter's own floor: one iteration of an empty for loop
+    t0 = pc()
+    for i in range(ops):
+        pass
+    res["(empty Python loop iteration)"] = (pc() - t0) / ops * 1e9
+    ring.queue_exit()
+    return res
+
+
+def perf_profile(cmd, workdir):
+    """Share of CPU samples per binary (`perf record` + `perf report --sort dso`)
+    for cmd, or a string saying why there is none."""
+    if not shutil.which("perf"):
+        return "perf is not installed"
+    data = os.path.join(workdir, "perf.data")
+    try:
+        rec = subprocess.run(["perf", "record", "-q", "-o", data, "--"] + cmd,
+                             capture_output=True, text=True, timeout=120)
+        if rec.returncode != 0:
+            return "perf record failed: %s" % rec.stderr.strip()[-200:]
+        rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso",
+                              "-q", "--stdio"], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return "perf failed: %s" % exc
+    shares = []
+    for line in rep.stdout.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) == 2 and parts[0].endswith("%"):
+            shares.append((parts[1].strip(), float(parts[0][:-1])))
+    return shares[:6] or "perf report gave nothing"
+
+
+# --------------------------------------------------------------------------
+
+
+def machine_info():
+    info = {}
+    info["uname -a"] = " ".join(platform.uname())
+    try:
+        info["uname -a"] = subprocess.run(["uname", "-a"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        pass
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info["CPU"] = "%s, %d logical CPUs" % (cpu, os.cpu_count() or 0)
+    info["kernel"] = platform.release()
+    info["python"] = sys.version.replace("\n", " ")
+    try:
+        info["liburing"] = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "liburing-dev"],
+                                          capture_output=True, text=True).stdout.strip() or "?"
+    except OSError:
+        info["liburing"] = "?"
+    try:
+        import liburing
+        info["peer binding"] = "liburing %s (PyPI, YoSTEALTH)" % getattr(liburing, "__version__", "?")
+    except ImportError:
+        info["peer binding"] = "liburing (PyPI): not installed"
+    return info
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", default=None, help="file size for O_DIRECT and copy (default 1G; 16M with --quick)")
+    ap.add_argument("--repeat", type=int, default=None, help="repetitions per figure (default 5; 3 with --quick)")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes and counts, for CI (well under a minute)")
+    ap.add_argument("--out", default=None, help="write the Markdown report here (and a PNG plot beside it)")
+    ap.add_argument("--build", default="build", help="folder of the built module (default build)")
+    ap.add_argument("--bin", default=None, help="folder of the C baselines (default <build>/bench)")
+    ap.add_argument("--dir", default=None, help="folder for the test files (default: a temporary one in /tmp)")
+    ap.add_argument("--nop-child", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--no-profile", action="store_true", help="skip the perf profile of the NOP loop")
+    ap.add_argument("--only", default="nop,cached,direct,copy", help="comma-separated workloads")
+    args = ap.parse_args()
+
+    quick = args.quick
+    size = parse_size(args.size) if args.size else (16 << 20 if quick else 1 << 30)
+    repeat = args.repeat or (3 if quick else 5)
+    binp = args.bin or os.path.join(ROOT, args.build, "bench")
+    only = set(args.only.split(","))
+    m = load_module(args.build)
+    if args.nop_child:      # the NOP loop alone, for perf record
+        print(py_nop(m, 64, args.nop_child)())
+        return
+    nop_n = {1: 20000 if quick else 200000, 64: 64000 if quick else 1280000}
+    cached_size = (8 << 20) if quick else (64 << 20)
+    cached_n = 10000 if quick else 200000
+    direct_n = 2000 if quick else 20000
+    seed = 1234
+
+    workdir = args.dir or tempfile.mkdtemp(prefix="py_io_uring_bench_", dir="/tmp")
+    os.makedirs(workdir, exist_ok=True)
+    rows = []
+    notes = []
+    t_start = time.time()
+    try:
+        if "nop" in only:
+            for batch in (1, 64):
+                n = nop_n[batch]
+                rows.append(Row("NOP round trip, batch %d" % batch, "ops/s", "py_io_uring",
+                                py_nop(m, batch, n),
+                                [("C liburing", c_prog(os.path.join(binp, "nop"), batch, n * 10)),
+                                 ("liburing (PyPI)", peer_nop(batch, n))]))
+
+        if "cached" in only:
+            path = os.path.join(workdir, "cached.dat")
+            make_file(path, cached_size)
+            warm(path)
+            offs = offsets_for(cached_size, cached_n, seed)
+            offpath = os.path.join(workdir, "cached.off")
+            with open(offpath, "wb") as f:
+                f.write(struct.pack("=%dQ" % len(offs), *offs))
+            crun = c_prog(os.path.join(binp, "randread"), path, offpath, BLOCK, 32)
+            base = [("C liburing", crun), ("os.pread loop", pread_loop(path, offs))]
+            wl = "4 KiB random read, page cache (%s), QD 32" % human(cached_size)
+            rows.append(Row(wl, "ops/s", "py_io_uring (reused memoryview)",
+                            py_randread(m, path, offs, 32, "buffer"), base))
+            rows.append(Row(wl, "ops/s", "py_io_uring (int length: new bytes)",
+                            py_randread(m, path, offs, 32, "length"), base[:1]))
+            rows.append(Row(wl, "ops/s", "py_io_uring (registered buffer, read_fixed)",
+                            py_randread(m, path, offs, 32, "fixed"), base[:1]))
+
+        big = None
+        if "direct" in only or "copy" in only:
+            big = os.path.join(workdir, "big.dat")
+            make_file(big, size)
+
+        if "direct" in only:
+            why = direct_supported(big)
+            if why:
+                notes.append("O_DIRECT is not supported on %s: %s; workload 3 skipped." % (workdir, why))
+            else:
+                offs = offsets_for(size, direct_n, seed + 1)
+                offpath = os.path.join(workdir, "direct.off")
+                with open(offpath, "wb") as f:
+                    f.write(struct.pack("=%dQ" % len(offs), *offs))
+                for depth in (1, 32, 128):
+                    base = [("C liburing", c_prog(os.path.join(binp, "randread"), big, offpath, BLOCK, depth, "direct"))]
+                    if depth == 1:
+                        base.append(("os.preadv loop", preadv_direct(big, offs, 1)))
+                    else:
+                        base.append(("os.preadv, %d threads" % depth, preadv_direct(big, offs, depth)))
+                    rows.append(Row("4 KiB random read, O_DIRECT (%s), QD %d" % (human(size), depth), "ops/s",
+                                    "py_io_uring (mmap buffers)",
+                                    py_randread(m, big, offs, depth, "buffer", direct=True), base))
+
+        if "copy" in only:
+            dst = os.path.join(workdir, "copy.dat")
+            rows.append(Row("copy a %s file (1 MiB chunks)" % human(size), "MB/s",
+                            "py_io_uring (4 buffers in flight)", py_copy(m, big, dst),
+                            [("shutil.copyfile", shutil_copy(big, dst)),
+                             ("readinto/write loop", rw_loop_copy(big, dst))]))
+
+        for row in rows:
+            print("... %s: %s" % (row.workload, row.py_name), file=sys.stderr, flush=True)
+            row.run(repeat)
+
+        gap = breakdown(m, 64000 if quick else 640000) if "nop" in only else None
+        profile = None
+        if "nop" in only and not quick and not args.no_profile:
+            print("... perf profile of the NOP loop", file=sys.stderr, flush=True)
+            profile = {
+                "py_io_uring": perf_profile([sys.executable, os.path.abspath(__file__), "--build", args.build,
+                                             "--nop-child", "2560000"], workdir),
+                "C liburing": perf_profile([os.path.join(binp, "nop"), "64", "12800000"], workdir),
+            }
+    finally:
+        if not args.dir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    elapsed = time.time() - t_start
+
+    table = render_table(rows)
+    print()
+    print(table)
+    for n in notes:
+        print("note: " + n)
+    if args.out:
+        plot = os.path.splitext(args.out)[0] + ".png"
+        plot_msg = write_plot(rows, plot)
+        write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_msg, plot, quick)
+        print("\nwrote %s" % args.out)
+
+
+def render_table(rows):
+    lines = ["| workload | py_io_uring variant | py_io_uring | baseline | baseline | ratio py/baseline |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        py = fmt(row.stats(row.py_name), row.unit) + " " + row.unit
+        if row.py_name in row.notes:
+            py = row.notes[row.py_name]
+        for name, _ in row.fns[1:]:
+            if name in row.notes:
+                b, r = row.notes[name], "-"
+            else:
+                b = fmt(row.stats(name), row.unit) + " " + row.unit
+                rr = row.ratio(name)
+                r = "%.2f (%.2f-%.2f)" % rr if rr else "-"
+            lines.append("| %s | %s | %s | %s | %s | %s |" % (row.workload, row.py_name, py, name, b, r))
+    return "\n".join(lines)
+
+
+def write_plot(rows, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed: no plot"
+    labels, meds, los, his = [], [], [], []
+    for row in rows:
+        for name, _ in row.fns[1:]:
+            rr = row.ratio(name)
+            if rr:
+                labels.append("%s\n%s vs %s" % (row.workload, row.py_name, name))
+                meds.append(rr[0])
+                los.append(rr[0] - rr[1])
+                his.append(rr[2] - rr[0])
+    if not labels:
+        return "nothing to plot"
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(labels) + 1.5))
+    y = list(range(len(labels)))[::-1]
+    ax.barh(y, meds, xerr=[los, his], color=["tab:green" if v >= 1 else "tab:orange" for v in meds])
+    ax.axvline(1.0, color="k", lw=0.8)
+    ax.set_yticks(y)
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("py_io_uring / baseline (median of paired repetitions, bars: min-max; >1 = py_io_uring faster)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None
+
+
+def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_msg, plot, quick):
+    info = machine_info()
+    out = []
+    out.append("# Performance")
+    out.append("")
+    out.append("Generated by `bench/run.py` (%s, %s run, %d repetitions per figure, %.0f s). "
+               "Each cell is the median of the repetitions with the min-max spread in brackets; "
+               "the variants of one workload run round-robin inside each repetition, and the ratio "
+               "is the median of the per-repetition ratios py_io_uring / baseline (above 1: "
+               "py_io_uring is faster). The machine is a shared 2-core VM: trust ratios more "
+               "than absolute figures." % (datetime.date.today().isoformat(),
+                                            "quick" if quick else "full", repeat, elapsed))
+    out.append("")
+    out.append(render_table(rows))
+    out.append("")
+    for n in notes:
+        out.append("Note: " + n)
+        out.append("")
+    if plot_msg is None:
+        out.append("![ratios](%s)" % os.path.basename(plot))
+    else:
+        out.append("Plot: %s." % plot_msg)
+    out.append("")
+    out.append("## Machine")
+    out.append("")
+    for k, v in info.items():
+        out.append("- %s: `%s`" % (k, v))
+    out.append("- test files: a temporary folder in /tmp (ext4 here); O_DIRECT/copy file size %s" % human(size))
+    out.append("")
+    out.append("## Commands")
+    out.append("")
+    out.append("```sh")
+    out.append("make bench        # builds the module and build/bench/{nop,randread}, then:")
+    out.append("python3 bench/run.py --out docs/performance.md      # --size 1G --repeat 5")
+    out.append("make bench-ci     # python3 bench/run.py --quick --out build/bench/performance.md")
+    out.append("```")
+    out.append("")
+    out.append("The exact command of this run: `%s`." % " ".join(["python3"] + sys.argv))
+    out.append("")
+    out.append("What each workload does:")
+    out.append("")
+    out.append("1. NOP: per op `get_sqe()`, `prep_nop()`, `set_data(i)`; per batch `submit()`, "
+               "`wait_cqe_nr(batch)`, then `res()`, `get_data()`, `cqe_seen()` per completion; ring of 256. "
+               "C (`bench/nop.c`) and the PyPI `liburing` binding do the same steps "
+               "(`io_uring_wait_cqe` per completion, user data as an integer).")
+    out.append("2. Random 4 KiB reads from a page-cached file, the same seeded offsets for every variant "
+               "(C reads them from a file run.py writes), 32 in flight, `submit_and_wait(1)` then "
+               "`peek_cqe()` until empty. `os.pread` is one system call per read.")
+    out.append("3. The same with O_DIRECT, page-aligned `mmap` buffers; the thread-pool baseline gives each "
+               "of N threads a strided share of the offsets (one task per thread, the cheapest use of a pool).")
+    out.append("4. Copy: py_io_uring keeps 4 one-MiB buffers cycling read -> write -> read; `shutil.copyfile` "
+               "uses `copy_file_range`/`sendfile` in the kernel (no copy to user space); the "
+               "readinto/write loop is the plain Python equivalent of the pipeline. The copy lands in "
+               "the page cache (no fsync).")
+    out.append("")
+    out.append("## Where the gap to C is")
+    out.append("")
+    if gap:
+        out.append("Measured in this run (`breakdown()` in run.py: the NOP loop at batch 64 timed "
+                   "step by step with `time.perf_counter`, per operation):")
+        out.append("")
+        out.append("| step | ns per op |")
+        out.append("| --- | --- |")
+        for k, v in gap.items():
+            out.append("| %s | %.0f |" % (k, v))
+        c_rows = [r for r in rows if r.workload.startswith("NOP") and "batch 64" in r.workload]
+        if c_rows and c_rows[0].stats("C liburing"):
+            out.append("| C liburing, whole round trip | %.0f |" % (1e9 / c_rows[0].stats("C liburing")[0]))
+        out.append("")
+    if profile:
+        out.append("`perf record` of the NOP loop at batch 64 (share of CPU samples per binary; "
+                   "the kernel part is io_uring's own submit and completion work, which C pays too):")
+        out.append("")
+        for who, shares in profile.items():
+            if isinstance(shares, str):
+                out.append("- %s: %s" % (who, shares))
+            else:
+                out.append("- %s: %s" % (who, ", ".join("%s %.0f%%" % (os.path.basename(d.strip("[]")) if not d.startswith("[") else d, v)
+                                                          for d, v in shares)))
+        out.append("")
+    else:
+        out.append("No `perf` profile in this run (quick run, --no-profile, or perf missing).")
+        out.append("")
+    out.append(GAP_TEXT)
+    out.append("")
+    with open(args.out, "w") as f:
+        f.write("\n".join(out))
+
+
+GAP_TEXT = """\
+Reading the table, the step timings and the profile above (the figures
+quoted are the range over two full runs on 2026-11-25, the second of which
+produced the table above; rerun to refresh them):
+
+- NOP, batch 64 (py_io_uring 0.25-0.26 of C). C's round trip is almost all
+  kernel time (the profile: ~94% of C's samples are io_uring's own submit
+  and completion work). py_io_uring pays that same kernel work (~24% of its
+  samples, i.e. about the ~65 ns a whole C round trip takes) and then about
+  three times as much in user space: six method calls per op through the interpreter, an `Sqe`
+  and a `Cqe` object allocated and freed per op, and an int user data
+  (libpython ~60% of the samples); the extension's own code is ~15%
+  (mostly the per-operation record that keeps the user data alive until the
+  completion is reaped, argument parsing and ring checks).  So the gap is
+  the per-op Python call and object overhead, not the binding's C code.
+- NOP, batch 1 (0.40-0.41 of C): one `io_uring_enter` per op dominates both
+  sides, so the ratio is closer.
+- Against the PyPI `liburing` binding, which makes the same number of
+  Python-level calls per op, py_io_uring was 1.09-1.14x (batch 1) and
+  1.59-1.61x (batch 64) as fast.
+- 4 KiB reads from the page cache at QD 32 (0.63-0.82 of C): the 4 KiB copy
+  in the kernel takes a larger share, so the Python overhead matters less;
+  a registered buffer (`read_fixed`) is the fastest form, the int-length form
+  pays a `bytes` allocation per read.  A plain `os.pread` loop beats
+  io_uring here (py_io_uring 0.77-0.78 of it): a page-cache hit completes
+  inline, so queue depth buys nothing and one `pread` system call per read
+  costs less than io_uring's per-op Python calls.
+- O_DIRECT (0.91-0.98 of C at every depth): the device latency dominates and
+  the binding's overhead disappears in it.  At depth 128 py_io_uring beat 128
+  threads doing `os.preadv` (1.15-1.39x); at depth 32 the 32 threads were
+  slightly ahead in both full runs (py_io_uring 0.89-0.91 of them) but ~2x
+  slower in quick runs: this shared VM's disk is noisy, and one Python
+  thread reaping completions is the limit at these rates.
+- Copy (page cache to page cache, no fsync): all three are bound by memory
+  bandwidth and by the writeback of the dirty pages, which makes the spread
+  huge (a single repetition can drop to 0.1x); by median py_io_uring's
+  pipeline was 0.75-0.83 of `shutil.copyfile` (in-kernel
+  `copy_file_range`, no copy to user space) and 0.83-0.88 of a plain
+  readinto/write loop.  A fair copy benchmark needs fsync'd output or a
+  dedicated disk.
+- Not measured: SQPOLL, DEFER_TASKRUN/SINGLE_ISSUER and other setup flags;
+  linked read->write chains for the copy; network workloads; a
+  `valgrind --tool=callgrind` instruction count of the extension's own
+  functions (the perf profile above only splits time per binary)."""
+
+
+if __name__ == "__main__":
+    main()
