@@ -1,0 +1,803 @@
+"""A Hypothesis state machine that drives one IoUring with real resources.
+
+The machine owns an IoUring(16), a pipe, a connected AF_UNIX socketpair, a
+temporary file and a TCP listener on 127.0.0.1.  Its rules acquire and
+prepare entries (nop, reads and writes on the pipe and the file, recv and
+send on the socketpair, short and long timeouts, accept), submit, wait in
+every way the ring offers, mark completions seen in any order, cancel and
+remove timeouts, feed data so that reads complete, drop every reference it
+holds and collect, and tear the ring down (queue_exit(), the context
+manager's exit, the garbage collector) before making a new one.
+
+A model of what was acquired, submitted and delivered checks after every
+step that
+
+* every completion carries the very token object attached to its entry,
+  belongs to an operation that was submitted, and is delivered once;
+* ``in_flight()``, ``sq_ready()`` and ``cq_ready()`` agree with the model
+  (a cancel or a timeout removal is an operation with its own completion);
+* results are what the operation can give (data bytes are accounted byte
+  for byte per stream; a cancel that succeeded means its target ended with
+  -ECANCELED and vice versa);
+* a buffer is never written after its read completed;
+* after a teardown no token, no buffer and no file descriptor survives.
+
+Profiles: ``PY_IO_URING_FUZZ_PROFILE=ci`` (the default: 1000 examples) or
+``fuzz`` (20000 examples); ``HYPOTHESIS_PROFILE`` is honoured as a fallback
+when it names one of these two.
+"""
+
+import collections
+import errno
+import gc
+import os
+import socket
+import stat
+import tempfile
+import time
+import weakref
+
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.stateful import (  # noqa: E402
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+import py_io_uring  # noqa: E402
+from py_io_uring import IoUring, SubmissionQueueFull  # noqa: E402
+
+# --------------------------------------------------------------------------
+# Profiles
+
+_COMMON = dict(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    print_blob=True,
+)
+settings.register_profile("py_io_uring-ci", max_examples=1000, stateful_step_count=30, **_COMMON)
+settings.register_profile("py_io_uring-fuzz", max_examples=20000, stateful_step_count=50, **_COMMON)
+
+
+def _profile_name():
+    for var in ("PY_IO_URING_FUZZ_PROFILE", "HYPOTHESIS_PROFILE"):
+        name = os.environ.get(var, "")
+        if name in ("ci", "fuzz"):
+            return "py_io_uring-" + name
+        if name in ("py_io_uring-ci", "py_io_uring-fuzz"):
+            return name
+        if name and var == "PY_IO_URING_FUZZ_PROFILE":
+            raise ValueError("PY_IO_URING_FUZZ_PROFILE must be 'ci' or 'fuzz', not %r" % name)
+    return "py_io_uring-ci"
+
+
+# --------------------------------------------------------------------------
+# The model
+
+ENTRIES = 16
+MAX_LIVE = 40  # operations outstanding at once (the CQ has 32 entries)
+FILE_SIZE = 8192
+FILE_CONTENT = bytes((i * 7 + i // 251) % 256 for i in range(FILE_SIZE))
+STREAM_LIMIT = 16384  # bytes that may sit unread in the pipe or the socket
+MAX_CLIENTS = 4
+
+ACQUIRED, SUBMITTED, DELIVERED = "acquired", "submitted", "delivered"
+CANCEL_KINDS = ("cancel", "timeout_remove")
+KINDS = (
+    "nop",
+    "pipe_read",
+    "pipe_write",
+    "recv",
+    "send",
+    "file_read",
+    "file_write",
+    "timeout",
+    "long_timeout",
+    "accept",
+)
+
+
+class Token:
+    """The user data of one operation: weak-referenceable, identity-compared."""
+
+    __slots__ = ("serial", "sqe", "__weakref__")
+
+    def __init__(self, serial):
+        self.serial = serial
+        self.sqe = None  # some tokens refer to their Sqe: a reference cycle
+
+    def __repr__(self):
+        return "Token(%d)" % self.serial
+
+
+class Op:
+    """What the model knows about one acquired entry."""
+
+    def __init__(self, serial, kind, sqe, token):
+        self.serial = serial
+        self.kind = kind
+        self.sqe = sqe  # None once the machine dropped it
+        self.token = token  # likewise
+        self.wref = weakref.ref(token)
+        self.user_data = sqe.user_data()
+        self.state = ACQUIRED
+        self.res = None
+        self.size = 0
+        self.value = 0  # the byte value a write sends
+        self.offset = 0
+        self.buf = None  # the bytearray a read fills, or None for a length
+        self.stream = None
+        self.target = None  # for cancels: the target's Op (None: stale)
+        self.expect_enoent = False
+        self.cancellers = []  # cancels and removals aimed at this op
+
+    def __repr__(self):
+        return "Op(%d %s %s res=%r)" % (self.serial, self.kind, self.state, self.res)
+
+
+class Stream:
+    """Bytes through a pipe or socket, accounted per byte value.
+
+    Every chunk written is one repeated byte value (never 0); a read may
+    return any bytes in any interleaving, but never more of a value than
+    was (possibly) written, and at the end everything written was read or
+    is still buffered."""
+
+    def __init__(self):
+        self.possible = collections.Counter()  # written, or in flight
+        self.read = collections.Counter()
+        self.next_value = 0
+
+    def value(self):
+        self.next_value = self.next_value % 255 + 1
+        return self.next_value
+
+    def unread_upper(self):
+        return sum(self.possible.values()) - sum(self.read.values())
+
+    def consumed(self, data):
+        for v, n in collections.Counter(data).items():
+            assert v != 0, "a read returned bytes nobody wrote (zeros)"
+            self.read[v] += n
+            assert self.read[v] <= self.possible[v], (
+                "read %d bytes of value %d, at most %d were written" % (self.read[v], v, self.possible[v])
+            )
+
+
+def _open_fds():
+    out = set()
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            os.fstat(fd)
+        except OSError:
+            continue  # the listing's own directory fd
+        out.add(fd)
+    return out
+
+
+class RingMachine(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        # What exists now (Hypothesis' growing bookkeeping included) is not
+        # garbage this example could create: freezing it, until teardown(),
+        # keeps each gc.collect() of the machine short.
+        gc.freeze()
+        self.base_fds = _open_fds()
+        self.ring = None
+        self.serial = 0
+        self.life = 0
+        self.ops = {}  # serial -> Op, this ring's life
+        self.acquired = []  # Ops acquired since the last submit
+        self.unseen = []  # Cqes delivered and not yet marked seen, in order
+        self.done_buffers = collections.deque(maxlen=16)  # (bytearray, snapshot)
+        self.carried = []  # Sqes of an earlier life, data cleared
+        self.file = tempfile.TemporaryFile()
+        self.file.write(FILE_CONTENT)
+        self.file.flush()
+        self.fd = self.file.fileno()
+        self._new_streams()
+        self._new_ring(IoUring(ENTRIES))
+
+    # ---- resources ---------------------------------------------------
+
+    def _new_streams(self):
+        self.pipe_r, self.pipe_w = os.pipe()
+        self.sock_a, self.sock_b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.pipe = Stream()
+        self.sock = Stream()
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.clients = []
+        self.client_addrs = set()
+        self.accepted = 0
+
+    def _close_streams(self):
+        for fd in (self.pipe_r, self.pipe_w):
+            os.close(fd)
+        for s in [self.sock_a, self.sock_b, self.listener] + self.clients:
+            s.close()
+        self.clients = []
+
+    def _resource_fds(self):
+        fds = {self.fd, self.pipe_r, self.pipe_w, self.sock_a.fileno(), self.sock_b.fileno(), self.listener.fileno()}
+        fds.update(c.fileno() for c in self.clients)
+        return fds
+
+    def _new_ring(self, ring):
+        self.ring = ring
+        self.life += 1
+        self.ops = {}
+        self.acquired = []
+        self.unseen = []
+
+    # ---- model helpers -----------------------------------------------
+
+    def live(self):
+        return [op for op in self.ops.values() if op.state != DELIVERED]
+
+    def _acquire(self):
+        try:
+            return self.ring.get_sqe()
+        except SubmissionQueueFull:
+            assert self.ring.sq_space_left() == 0
+            assert len(self.acquired) == ENTRIES, "SubmissionQueueFull with %d entries acquired" % len(self.acquired)
+            self._submit()
+            return self.ring.get_sqe()
+
+    def _new_op(self, kind):
+        sqe = self._acquire()
+        self.serial += 1
+        token = Token(self.serial)
+        if self.serial % 3 == 0:
+            token.sqe = sqe  # token -> Sqe -> token, until the teardown
+        op = Op(self.serial, kind, sqe, token)
+        assert op.user_data not in {o.user_data for o in self.live()}, "user_data reused while in flight"
+        self.ops[op.serial] = op
+        self.acquired.append(op)
+        return op
+
+    def _submit(self):
+        n = self.ring.submit()
+        assert n == len(self.acquired), "submit() took %d of %d entries" % (n, len(self.acquired))
+        for op in self.acquired:
+            op.state = SUBMITTED
+            if op.sqe is not None:
+                # a submitted entry can no longer be prepared
+                with pytest.raises(ValueError):
+                    op.sqe.prep_nop()
+        self.acquired = []
+
+    def _deliver(self, cqes):
+        """Account for completions returned by a wait or peek: the queue's
+        head repeats the unseen ones, in order; the rest are new."""
+        k = min(len(cqes), len(self.unseen))
+        for i in range(k):
+            assert cqes[i] is self.unseen[i], "the queue of unseen completions changed order"
+        for cqe in cqes[k:]:
+            assert all(cqe is not u for u in self.unseen), "an unseen completion came back twice"
+            self._deliver_one(cqe)
+            self.unseen.append(cqe)
+
+    def _deliver_one(self, cqe):
+        data = cqe.get_data()
+        assert isinstance(data, Token), "completion with data %r (user_data %#x)" % (data, cqe.user_data())
+        op = self.ops.get(data.serial)
+        assert op is not None, "completion of %r, which this ring never submitted" % data
+        assert op.state == SUBMITTED, "completion of %r in state %s" % (op, op.state)
+        assert op.wref() is data, "get_data() is not the object given to set_data()"
+        assert cqe.user_data() == op.user_data
+        assert not cqe.flags() & py_io_uring.IORING_CQE_F_MORE
+        op.state = DELIVERED
+        op.res = cqe.res()
+        op.token = None  # the Cqe keeps it now
+        self._check_result(op, cqe)
+        self._check_cancel_pair(op.target if op.kind in CANCEL_KINDS else op)
+
+    def _check_error(self, op, cqe, err):
+        assert op.res == -err
+        with pytest.raises(OSError) as info:
+            cqe.getresult()
+        assert info.value.errno == err
+
+    def _check_cancelled_buffer(self, op):
+        if op.buf is not None:
+            assert op.buf == bytearray(op.size), "a cancelled read wrote into its buffer"
+            self.done_buffers.append((op.buf, bytes(op.buf)))
+
+    def _read_data(self, op, cqe):
+        """The bytes a successful read or recv returned, checked against
+        getresult() and the sentinel."""
+        res = op.res
+        result = cqe.getresult()
+        if op.buf is None:
+            assert isinstance(result, bytes) and len(result) == res
+            return result
+        assert result == res
+        assert op.buf[res:] == bytearray(op.size - res), "bytes past res were written"
+        data = bytes(op.buf[:res])
+        self.done_buffers.append((op.buf, data + bytes(op.size - res)))
+        # reaped: the pin is gone, the bytearray can be resized again
+        op.buf.append(0)
+        del op.buf[-1]
+        return data
+
+    def _check_result(self, op, cqe):
+        kind, res = op.kind, op.res
+        if res == -errno.ECANCELED and kind not in CANCEL_KINDS:
+            assert op.cancellers, "%r cancelled, but nothing cancelled it" % op
+            self._check_error(op, cqe, errno.ECANCELED)
+            if kind in ("pipe_read", "recv"):
+                self._check_cancelled_buffer(op)
+            elif kind in ("pipe_write", "send"):
+                op.stream.possible[op.value] -= op.size
+            return
+        if kind == "nop":
+            assert res == 0 and cqe.getresult() == 0
+        elif kind in ("pipe_read", "recv"):
+            assert 0 < res <= op.size, "%r: res %d" % (op, res)
+            op.stream.consumed(self._read_data(op, cqe))
+        elif kind in ("pipe_write", "send"):
+            assert 0 < res <= op.size, "%r: res %d" % (op, res)
+            if kind == "pipe_write":
+                assert res == op.size, "a pipe write of <= PIPE_BUF bytes is atomic"
+            assert cqe.getresult() == res
+            op.stream.possible[op.value] -= op.size - res
+        elif kind == "file_read":
+            want = FILE_CONTENT[op.offset : op.offset + op.size]
+            assert res == len(want), "file read at %d of %d: res %d" % (op.offset, op.size, res)
+            assert self._read_data(op, cqe) == want
+        elif kind == "file_write":
+            assert res == op.size and cqe.getresult() == res
+        elif kind == "timeout":
+            assert res == -errno.ETIME, "%r" % op
+            with pytest.raises(TimeoutError):
+                cqe.getresult()
+        elif kind == "long_timeout":
+            raise AssertionError("a 60 s timeout completed with %d" % res)
+        elif kind == "accept":
+            assert res >= 0, "%r" % op
+            self.accepted += 1
+            assert self.accepted <= len(self.clients), "more connections accepted than made"
+            try:
+                assert cqe.getresult() == res
+                addr = cqe.convert_address()
+                assert addr in self.client_addrs, "peer %r is not one of our clients" % (addr,)
+                if op.sqe is not None:
+                    assert op.sqe.convert_address() == addr
+                assert stat.S_ISSOCK(os.fstat(res).st_mode)
+            finally:
+                os.close(res)
+        elif kind in CANCEL_KINDS:
+            assert res in (0, -errno.ENOENT, -errno.EALREADY), "%r" % op
+            if op.expect_enoent:
+                assert res == -errno.ENOENT, "%r aimed at a finished or stale target" % op
+        else:
+            raise AssertionError(kind)
+
+    def _check_cancel_pair(self, target):
+        """A cancel that returned 0 means its target ended -ECANCELED; a
+        target that ended -ECANCELED had a cancel that found it."""
+        if target is None or target.state != DELIVERED or not target.cancellers:
+            return
+        done = [c for c in target.cancellers if c.state == DELIVERED]
+        zeros = [c for c in done if c.res == 0]
+        # (two cancels submitted together may both find a request whose
+        # cancellation is still pending, and both return 0)
+        if zeros:
+            assert target.res == -errno.ECANCELED, "%r: cancelled by %r but ended %d" % (target, zeros[0], target.res)
+        if target.res == -errno.ECANCELED and len(done) == len(target.cancellers):
+            assert any(c.res in (0, -errno.EALREADY) for c in done), "%r cancelled, but no cancel found it: %r" % (
+                target,
+                done,
+            )
+
+    def _outstanding(self):
+        return sum(1 for op in self.ops.values() if op.state != DELIVERED)
+
+    # ---- preparing operations ----------------------------------------
+
+    # Preconditions may only depend on what the rules chose, never on when
+    # the kernel completed something (Hypothesis replays choices and needs
+    # the same rules enabled): rules that may find nothing to do return
+    # early instead.
+
+    @rule(
+        specs=st.lists(
+            st.tuples(
+                st.sampled_from(KINDS),
+                st.integers(1, 600),  # size
+                st.booleans(),  # into a bytearray (or a length)
+                st.integers(0, FILE_SIZE + 100),  # file offset
+                st.sampled_from([0.0002, 0.001, 0.003]),  # timeout
+            ),
+            min_size=1,
+            max_size=4,
+        )
+    )
+    def prepare(self, specs):
+        for spec in specs:
+            if self._outstanding() >= MAX_LIVE:
+                return
+            self._prepare_one(*spec)
+
+    def _prepare_one(self, kind, size, into_buffer, offset, delay):
+        if kind in ("pipe_write", "send"):
+            stream = self.pipe if kind == "pipe_write" else self.sock
+            if stream.unread_upper() + size > STREAM_LIMIT:
+                kind = "nop"  # would block behind a full buffer
+        if kind == "accept" and sum(1 for o in self.live() if o.kind == "accept") >= MAX_CLIENTS:
+            kind = "nop"
+        op = self._new_op(kind)
+        sqe = op.sqe
+        if kind == "nop":
+            sqe.prep_nop()
+        elif kind in ("pipe_read", "recv", "file_read"):
+            op.size = size
+            op.buf = bytearray(size) if into_buffer else None
+            arg = op.buf if into_buffer else size
+            if kind == "pipe_read":
+                op.stream = self.pipe
+                sqe.prep_read(self.pipe_r, arg)
+            elif kind == "recv":
+                op.stream = self.sock
+                sqe.prep_recv(self.sock_a, arg)
+            else:
+                op.offset = offset
+                sqe.prep_read(self.fd, arg, offset)
+        elif kind in ("pipe_write", "send"):
+            op.stream = self.pipe if kind == "pipe_write" else self.sock
+            op.size = size
+            op.value = op.stream.value()
+            op.stream.possible[op.value] += size
+            data = bytes([op.value]) * size
+            if kind == "pipe_write":
+                sqe.prep_write(self.pipe_w, data)
+            else:
+                sqe.prep_send(self.sock_b, bytearray(data) if into_buffer else data)
+        elif kind == "file_write":
+            op.offset = min(offset, FILE_SIZE - 1)
+            op.size = min(size, FILE_SIZE - op.offset)
+            # rewrites what is there: the file's content never changes
+            sqe.prep_write(self.fd, FILE_CONTENT[op.offset : op.offset + op.size], op.offset)
+        elif kind == "timeout":
+            sqe.prep_timeout(delay)
+        elif kind == "long_timeout":
+            sqe.prep_timeout(60)
+        elif kind == "accept":
+            sqe.prep_accept(self.listener)
+        sqe.set_data(op.token)
+
+    def _aim(self, op, target):
+        target.cancellers.append(op)
+        op.target = target
+        if target.state == DELIVERED:
+            op.expect_enoent = True
+
+    @rule(pick=st.integers(0, 1 << 16), by_user_data=st.booleans())
+    def cancel(self, pick, by_user_data):
+        targets = [o for o in self.ops.values() if o.kind not in CANCEL_KINDS]
+        if not targets:
+            return
+        target = targets[pick % len(targets)]
+        op = self._new_op("cancel")
+        if target.sqe is None or by_user_data:
+            op.sqe.prep_cancel64(target.user_data)
+        else:
+            op.sqe.prep_cancel(target.sqe)
+        op.sqe.set_data(op.token)
+        self._aim(op, target)
+
+    @rule(pick=st.integers(0, 1 << 16))
+    def timeout_remove(self, pick):
+        targets = [o for o in self.ops.values() if o.kind in ("timeout", "long_timeout") and o.sqe is not None]
+        if not targets:
+            return
+        target = targets[pick % len(targets)]
+        op = self._new_op("timeout_remove")
+        op.sqe.prep_timeout_remove(target.sqe)
+        op.sqe.set_data(op.token)
+        self._aim(op, target)
+
+    @rule(pick=st.integers(0, 1 << 16))
+    def cancel_stale(self, pick):
+        """Cancel an Sqe of a ring's earlier life: it names nothing now."""
+        if not self.carried:
+            return
+        stale = self.carried[pick % len(self.carried)]
+        op = self._new_op("cancel")
+        op.sqe.set_data(op.token)
+        if stale.ring is self.ring:
+            op.sqe.prep_cancel(stale.sqe)  # queue_init() again: same ring
+            op.expect_enoent = True
+        else:
+            with pytest.raises(ValueError, match="another IoUring"):
+                op.sqe.prep_cancel(stale.sqe)
+            op.kind = "nop"  # a failed prep leaves the entry a NOP
+
+    # ---- submitting and reaping --------------------------------------
+
+    @rule()
+    def submit(self):
+        if self.acquired:
+            self._submit()
+
+    @rule(timeout=st.sampled_from([0, 0.0005, 0.002]))
+    def wait_cqe(self, timeout):
+        cqe = self.ring.wait_cqe(timeout=timeout)
+        if cqe is None:
+            assert not self.unseen
+            return
+        self._deliver([cqe])
+
+    @rule()
+    def peek_cqe(self):
+        cqe = self.ring.peek_cqe()
+        if cqe is None:
+            assert not self.unseen
+            return
+        self._deliver([cqe])
+
+    @rule(n=st.integers(0, 6), timeout=st.sampled_from([0, 0.001]))
+    def wait_cqe_nr(self, n, timeout):
+        cqes = self.ring.wait_cqe_nr(n, timeout=timeout)
+        assert len(cqes) <= n
+        assert len(cqes) >= min(n, len(self.unseen))
+        self._deliver(cqes)
+
+    @rule(pick=st.integers(0, 1 << 16), twice=st.booleans())
+    def cqe_seen(self, pick, twice):
+        if not self.unseen:
+            return
+        cqe = self.unseen.pop(pick % len(self.unseen))
+        self.ring.cqe_seen(cqe)
+        if twice:
+            self.ring.cqe_seen(cqe)  # does nothing
+        # the Cqe keeps its result after being marked seen
+        assert cqe.get_data() is not None
+
+    @rule()
+    def exact_accounting(self):
+        """Reap everything the kernel has: then in_flight() is exact."""
+        cqes = self.ring.wait_cqe_nr(10000, timeout=0)
+        self._deliver(cqes)
+        assert len(cqes) == len(self.unseen)
+        assert self.ring.in_flight() == self._outstanding()
+
+    # ---- the other side of the streams -------------------------------
+
+    @rule(size=st.integers(1, 600))
+    def feed_pipe(self, size):
+        if self.pipe.unread_upper() >= STREAM_LIMIT:
+            return
+        size = min(size, STREAM_LIMIT - self.pipe.unread_upper())
+        v = self.pipe.value()
+        self.pipe.possible[v] += size
+        assert os.write(self.pipe_w, bytes([v]) * size) == size
+
+    @rule(size=st.integers(1, 600))
+    def feed_socket(self, size):
+        if self.sock.unread_upper() >= STREAM_LIMIT:
+            return
+        size = min(size, STREAM_LIMIT - self.sock.unread_upper())
+        v = self.sock.value()
+        self.sock.possible[v] += size
+        try:
+            sent = self.sock_b.send(bytes([v]) * size, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        self.sock.possible[v] -= size - sent
+
+    @precondition(lambda self: len(self.clients) < MAX_CLIENTS)
+    @rule()
+    def connect_client(self):
+        c = socket.create_connection(self.listener.getsockname(), timeout=5)
+        self.clients.append(c)
+        self.client_addrs.add(c.getsockname())
+
+    # ---- references and pins -----------------------------------------
+
+    @rule()
+    def drop_references(self):
+        """Drop every Sqe and token the machine holds for operations in
+        flight: the ring alone keeps them (and their buffers) alive."""
+        for op in self.live():
+            op.sqe = None
+            op.token = None
+        gc.collect()
+        for op in self.live():
+            assert op.wref() is not None, "the token of %r died while in flight" % op
+
+    @rule()
+    def pinned_buffers(self):
+        """While a read has not been reaped its bytearray cannot be resized."""
+        self._deliver(self.ring.wait_cqe_nr(10000, timeout=0))
+        if self.ring.in_flight() != self._outstanding():
+            return
+        for op in self.live():
+            if op.buf is not None:
+                with pytest.raises(BufferError):
+                    op.buf.append(1)
+                assert len(op.buf) == op.size
+
+    # ---- teardown ----------------------------------------------------
+
+    def _drain(self):
+        """Cancel everything still live and reap every completion: each
+        operation ends exactly once."""
+        if self.acquired:
+            self._submit()
+        for target in self.live():
+            if target.kind in CANCEL_KINDS:
+                continue
+            op = self._new_op("cancel")
+            op.sqe.prep_cancel64(target.user_data)
+            op.sqe.set_data(op.token)
+            self._aim(op, target)
+        if self.acquired:
+            self._submit()
+        deadline = time.monotonic() + 5
+        while self._outstanding():
+            assert time.monotonic() < deadline, "completions missing: %r" % self.live()
+            self._deliver(self.ring.wait_cqe_nr(len(self.unseen) + 1, timeout=1))
+        for c in self.unseen:
+            self.ring.cqe_seen(c)
+        self.unseen = []
+        assert self.ring.in_flight() == 0
+        assert self.ring.cq_ready() == 0 and self.ring.peek_cqe() is None
+        # every byte written was read or is still buffered, exactly once
+        os.set_blocking(self.pipe_r, False)
+        for stream, read in (
+            (self.pipe, lambda: os.read(self.pipe_r, 65536)),
+            (self.sock, lambda: self.sock_a.recv(65536, socket.MSG_DONTWAIT)),
+        ):
+            left = bytearray()
+            for _ in range(1000):
+                try:
+                    chunk = read()
+                except BlockingIOError:
+                    break
+                assert chunk, "unexpected end of stream"
+                left += chunk
+            stream.consumed(bytes(left))
+            assert stream.read == +stream.possible, "bytes lost or duplicated in a stream"
+
+    def _teardown_ring(self, how, carry):
+        ring = self.ring
+        undelivered_accepts = sum(1 for o in self.live() if o.kind == "accept")
+        self.carried = []
+        if how != "gc":
+            for op in list(self.ops.values())[:carry]:
+                if op.sqe is not None:
+                    op.sqe.set_data(None)  # its token must die with the rest
+                    self.carried.append(_Carried(op.sqe, ring if how == "reinit" else None))
+        wrefs = [(op.wref, op) for op in self.ops.values()]
+        for op in self.ops.values():
+            op.sqe = op.token = None
+            if op.buf is not None and op.state != DELIVERED:
+                self.done_buffers.append((op.buf, None))  # pinned or released
+        self.unseen = []
+        self.acquired = []
+        if how == "gc":
+            ring_ref = weakref.ref(ring)
+            self.ring = ring = None
+            gc.collect()
+            assert ring_ref() is None, "an IoUring with operations in flight was not collected"
+        elif how == "with":
+            with ring:
+                pass
+        else:
+            ring.queue_exit()
+        if ring is not None:
+            with pytest.raises(ValueError):
+                ring.in_flight()
+            ring.queue_exit()  # idempotent
+        self.ops = {}
+        if any(w() is not None for w, _ in wrefs):
+            gc.collect()
+        alive = [op for w, op in wrefs if w() is not None]
+        assert not alive, "tokens outlived the ring's teardown: %r" % alive
+        # the buffers of reads that never completed are released: resizable
+        for buf, snap in self.done_buffers:
+            if snap is None:
+                buf.append(1)
+                del buf[-1]
+        self.done_buffers.clear()
+        # an accept the teardown discarded leaves its socket open
+        known = self.base_fds | self._resource_fds()
+        extra = _open_fds() - known
+        stray = []
+        for fd in sorted(extra):
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                s = socket.socket(fileno=fd)
+                try:
+                    peer = s.getpeername()
+                except OSError:
+                    peer = None
+                if peer in self.client_addrs:
+                    s.close()
+                    continue
+                s.detach()
+            stray.append(fd)
+        assert not stray, "file descriptors leaked: %r" % stray
+        assert len(extra) <= undelivered_accepts, "%d sockets left for %d accepts" % (len(extra), undelivered_accepts)
+        return ring
+
+    @rule(how=st.sampled_from(["queue_exit", "reinit", "with", "gc"]), carry=st.integers(0, 2))
+    def recreate_ring(self, how, carry):
+        ring = self._teardown_ring(how, carry)
+        self._close_streams()
+        self._new_streams()
+        if how == "reinit":
+            ring.queue_init(ENTRIES)
+            self._new_ring(ring)
+        else:
+            self._new_ring(IoUring(ENTRIES))
+
+    # ---- invariants --------------------------------------------------
+
+    @invariant()
+    def accounting(self):
+        ring = self.ring
+        outstanding = self._outstanding()
+        in_flight = ring.in_flight()
+        assert in_flight <= outstanding, "in_flight() %d > %d outstanding" % (in_flight, outstanding)
+        # the difference is what was reaped into the queue but not yet
+        # returned by a wait or peek
+        assert outstanding - in_flight <= ring.cq_ready() - len(self.unseen)
+        assert ring.sq_ready() == len(self.acquired)
+        assert ring.sq_space_left() == ENTRIES - len(self.acquired)
+
+    @invariant()
+    def buffers_unchanged(self):
+        for buf, snap in self.done_buffers:
+            if snap is not None:
+                assert bytes(buf) == snap, "a read buffer was written after its completion"
+
+    def teardown(self):
+        try:
+            if self.ring is not None:
+                drained = False
+                try:
+                    self._drain()
+                    drained = True
+                finally:
+                    if drained:
+                        self._teardown_ring("queue_exit", 0)
+                    else:  # a check failed: only clean up
+                        self.ops, self.unseen, self.acquired, self.carried = {}, [], [], []
+                        self.done_buffers.clear()
+                        self.ring.queue_exit()
+        finally:
+            self._close_streams()
+            self.file.close()
+            gc.unfreeze()
+
+
+class _Carried:
+    """An Sqe kept across a teardown; ring is the ring it can still
+    be aimed from (after queue_init() on the same object), or None."""
+
+    __slots__ = ("sqe", "ring")
+
+    def __init__(self, sqe, ring):
+        self.sqe = sqe
+        self.ring = ring
+
+
+@pytest.mark.no_leakcheck
+def test_state_machine():
+    profile = settings.get_profile(_profile_name())
+    gc.collect()
+    try:
+        run_state_machine_as_test(RingMachine, settings=profile)
+    finally:
+        gc.unfreeze()
