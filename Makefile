@@ -151,13 +151,15 @@ $(BENCH_BIN)/%: bench/%.c
 	@mkdir -p $(BENCH_BIN)
 	$(CC) -O2 -Wall -Wextra -o $@ $< -luring
 
-bench: all $(BENCH_BIN)/nop $(BENCH_BIN)/randread
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)/nop $(BENCH_BIN)/randread
 	@# the peer binding and the plot are optional: try them, bounded, never fail
 	@$(PYTHON) -c "import liburing" 2>/dev/null || timeout 60 $(PYTHON) -m pip install -q liburing || true
 	@$(PYTHON) -c "import matplotlib" 2>/dev/null || timeout 120 $(PYTHON) -m pip install -q matplotlib || true
 	$(PYTHON) bench/run.py --build $(BUILD) --out docs/performance.md $(BENCH_ARGS)
 
-bench-ci: all $(BENCH_BIN)/nop $(BENCH_BIN)/randread
+bench-ci: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)/nop $(BENCH_BIN)/randread
 	$(PYTHON) bench/run.py --build $(BUILD) --quick --out $(BENCH_BIN)/performance.md $(BENCH_ARGS)
 
 .PHONY: bench bench-ci
