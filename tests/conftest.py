@@ -117,3 +117,20 @@ def run_py():
         )
 
     return run
+
+
+@pytest.fixture
+def rfd(tmp_file):
+    """tmp_file opened read-only."""
+    fd = os.open(tmp_file, os.O_RDONLY)
+    yield fd
+    os.close(fd)
+
+
+@pytest.fixture
+def wfd(tmp_path):
+    """The fd of an empty file opened read-write."""
+    p = tmp_path / "out.bin"
+    fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o600)
+    yield fd
+    os.close(fd)

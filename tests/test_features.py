@@ -27,8 +27,10 @@ from uring_helpers import (
     OPS_DEF,
     TMP_CONTENT,
     WAIT,
+    assert_fails,
     by_data,
     closed_fd,
+    need,
     parse_ops,
     prep,
     run_op,
@@ -37,21 +39,8 @@ from uring_helpers import (
 )
 
 
-def need(ring, *ops):
-    have = ring.probe()
-    for op in ops:
-        if op not in have:
-            pytest.skip("%s not in ring.probe() on this kernel" % op)
 
 
-def assert_fails(cqe, err):
-    assert cqe.res() == -err, (cqe.res(), -err, errno.errorcode.get(-cqe.res()))
-    try:
-        cqe.getresult()
-    except OSError as e:
-        assert e.errno == err
-    else:
-        pytest.fail("getresult() did not raise")
 
 
 def cancel_and_reap(ring, target):

@@ -13,34 +13,21 @@ import pytest
 
 import py_io_uring
 from py_io_uring import AT_FDCWD
-from uring_helpers import TMP_CONTENT, WAIT, by_data, closed_fd, prep, run_op, wait_n, wait_one
+from uring_helpers import (
+    TMP_CONTENT,
+    WAIT,
+    assert_fails,
+    by_data,
+    closed_fd,
+    prep,
+    run_op,
+    wait_n,
+    wait_one,
+)
 
 
-def assert_fails(cqe, err, exc_type=OSError):
-    """The completion failed with errno `err`: res() is -err and getresult()
-    raises the matching OSError subclass with .errno set."""
-    assert cqe.res() == -err, (cqe.res(), -err)
-    with pytest.raises(exc_type) as ei:
-        cqe.getresult()
-    assert ei.value.errno == err
-    return ei.value
 
 
-@pytest.fixture
-def rfd(tmp_file):
-    """tmp_file opened read-only."""
-    fd = os.open(tmp_file, os.O_RDONLY)
-    yield fd
-    os.close(fd)
-
-
-@pytest.fixture
-def wfd(tmp_path):
-    """The fd of an empty file opened read-write."""
-    p = tmp_path / "out.bin"
-    fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o600)
-    yield fd
-    os.close(fd)
 
 
 # --------------------------------------------------------------------------

@@ -32,9 +32,11 @@ from py_io_uring import (
 from uring_helpers import (
     TMP_CONTENT,
     WAIT,
+    assert_fails,
     by_data,
     closed_fd,
     exit_code,
+    need,
     prep,
     run_op,
     wait_n,
@@ -45,26 +47,8 @@ from uring_helpers import (
 # helpers
 
 
-def need(ring, *ops):
-    """Skip the test when the running kernel lacks one of ops."""
-    have = ring.probe()
-    for op in ops:
-        if op not in have:
-            pytest.skip("%s not in ring.probe() on this kernel" % op)
 
 
-def assert_fails(cqe, err, exc_type=OSError):
-    """The completion failed with errno `err`: res() is -err and getresult()
-    raises the matching OSError subclass with .errno set."""
-    assert cqe.res() == -err, (cqe.res(), -err, errno.errorcode.get(-cqe.res()))
-    # try/except rather than pytest.raises: no traceback cycle keeps this
-    # frame (and the buffers its caller passed) alive after the test
-    try:
-        cqe.getresult()
-    except exc_type as e:
-        assert e.errno == err, (e.errno, err)
-    else:
-        pytest.fail("getresult() did not raise %s" % exc_type.__name__)
 
 
 def op_fails(ring, op, err, *args, exc_type=OSError, **kwargs):
@@ -122,21 +106,6 @@ def recv_all(sock, n):
     return bytes(out)
 
 
-@pytest.fixture
-def rfd(tmp_file):
-    """tmp_file opened read-only."""
-    fd = os.open(tmp_file, os.O_RDONLY)
-    yield fd
-    os.close(fd)
-
-
-@pytest.fixture
-def wfd(tmp_path):
-    """The fd of an empty file opened read-write."""
-    p = tmp_path / "out.bin"
-    fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o600)
-    yield fd
-    os.close(fd)
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ import os
 import re
 import sys
 
+import pytest
+
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(TESTS_DIR)
 OPS_DEF = os.path.join(REPO, "ops.def")
@@ -249,3 +251,25 @@ def parse_methods(path=METHODS_DEF):
                 continue
             raise AssertionError("methods.def: unexpected line %r" % line)
     return out
+
+
+def need(ring, *ops):
+    """Skip the test when the running kernel lacks one of ops (its probe)."""
+    have = ring.probe()
+    for op in ops:
+        if op not in have:
+            pytest.skip("%s not in ring.probe() on this kernel" % op)
+
+
+def assert_fails(cqe, err, exc_type=OSError):
+    """The completion failed with errno `err`: res() is -err and getresult()
+    raises the matching OSError subclass with .errno set (returned)."""
+    assert cqe.res() == -err, (cqe.res(), -err, errno.errorcode.get(-cqe.res()))
+    # try/except rather than pytest.raises: no traceback cycle keeps this
+    # frame (and the buffers its caller passed) alive after the test
+    try:
+        cqe.getresult()
+    except exc_type as e:
+        assert e.errno == err, (e.errno, err)
+        return e
+    pytest.fail("getresult() did not raise %s" % exc_type.__name__)
