@@ -9,6 +9,7 @@
 #include <linux/falloc.h>
 #include <linux/stat.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/xattr.h>
 #include <sys/epoll.h>
 #include <sys/sysmacros.h>
@@ -24,6 +25,22 @@ pu_sqe_target_slot(struct io_uring_sqe *sqe, unsigned file_index)
 {
     sqe->file_index = file_index == IORING_FILE_INDEX_ALLOC ? IORING_FILE_INDEX_ALLOC
                                                             : file_index + 1;
+}
+
+/* IORING_OP_URING_CMD on a socket (SOCKET_URING_OP_*).  Newer headers name
+ * the fields sqe->level and sqe->optname (the two halves of addr),
+ * sqe->optval (addr3) and sqe->optlen (file_index); liburing 2.3's lack
+ * them, so they are filled here by the names it has. */
+static inline void
+pu_sqe_sock_cmd(struct io_uring_sqe *sqe, unsigned cmd_op, int fd, int level,
+                int optname, const void *optval, unsigned optlen)
+{
+    struct { uint32_t level, optname; } lo = {(uint32_t)level, (uint32_t)optname};
+    io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
+    sqe->cmd_op = cmd_op;
+    memcpy(&sqe->addr, &lo, sizeof(lo));
+    sqe->addr3 = (__u64)(uintptr_t)optval;
+    sqe->file_index = optlen;
 }
 
 int pu_conv_ancdata(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,

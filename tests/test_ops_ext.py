@@ -2402,3 +2402,66 @@ def test_futex_waitv_value_mismatch_is_eagain(ring, futex_word):
 
 def test_futex_waitv_nonzero_flags_is_einval(ring, futex_word):
     op_fails(ring, "futex_waitv", errno.EINVAL, [(futex_word[1], 0)], 1)
+
+
+# --------------------------------------------------------------------------
+# socket commands (IORING_OP_URING_CMD)
+
+
+def test_cmd_siocinq_and_siocoutq(ring, tcp_pair):
+    need(ring, "cmd_siocinq", "cmd_siocoutq")
+    client, server = tcp_pair
+    client.sendall(b"12345")
+    deadline = time.monotonic() + 5
+    while True:   # the bytes cross loopback asynchronously
+        _, cqe = run_op(ring, "cmd_siocinq", server)
+        if cqe.getresult() == 5 or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert cqe.getresult() == 5
+    assert server.recv(5) == b"12345"
+    _, cqe = run_op(ring, "cmd_siocinq", server)
+    assert cqe.getresult() == 0
+    _, cqe = run_op(ring, "cmd_siocoutq", client)
+    assert cqe.getresult() == 0
+
+
+def test_cmd_siocinq_on_a_file_is_eopnotsupp(ring, rfd):
+    need(ring, "cmd_siocinq")
+    op_fails(ring, "cmd_siocinq", errno.EOPNOTSUPP, rfd)
+
+
+def test_cmd_getsockopt_matches_socket_getsockopt(ring, tcp_pair):
+    need(ring, "cmd_getsockopt")
+    _, server = tcp_pair
+    _, cqe = run_op(ring, "cmd_getsockopt", server, socket.SOL_SOCKET, socket.SO_RCVBUF, 4)
+    assert cqe.res() == 4
+    assert struct.unpack("i", cqe.getresult())[0] == \
+        server.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    buf = bytearray(4)
+    _, cqe = run_op(ring, "cmd_getsockopt", server, socket.SOL_SOCKET, socket.SO_TYPE, buf)
+    assert cqe.getresult() == 4
+    assert struct.unpack("i", buf)[0] == socket.SOCK_STREAM
+
+
+def test_cmd_getsockopt_closed_fd_is_ebadf(ring):
+    need(ring, "cmd_getsockopt")
+    op_fails(ring, "cmd_getsockopt", errno.EBADF, closed_fd(), socket.SOL_SOCKET,
+             socket.SO_TYPE, 4)
+
+
+def test_cmd_setsockopt_sets_the_option(ring, tcp_pair):
+    need(ring, "cmd_setsockopt")
+    _, server = tcp_pair
+    assert server.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 0
+    _, cqe = run_op(ring, "cmd_setsockopt", server, socket.SOL_SOCKET,
+                    socket.SO_KEEPALIVE, struct.pack("i", 1))
+    assert cqe.getresult() == 0
+    assert server.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+
+
+def test_cmd_setsockopt_bad_option_is_enoprotoopt(ring, tcp_pair):
+    need(ring, "cmd_setsockopt")
+    _, server = tcp_pair
+    op_fails(ring, "cmd_setsockopt", errno.ENOPROTOOPT, server, socket.SOL_SOCKET,
+             9999, struct.pack("i", 1))
