@@ -289,7 +289,7 @@ def test_partial_sends_deliver_everything(ring, tcp_pair, flags):
     client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     total = 8 << 20
-    data = random.Random(7).randbytes(total)
+    data = random.Random(7).getrandbits(8 * total).to_bytes(total, "little")  # 3.8: no randbytes
     got = bytearray()
     done = threading.Event()
 
