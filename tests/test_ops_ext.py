@@ -2465,3 +2465,24 @@ def test_cmd_setsockopt_bad_option_is_enoprotoopt(ring, tcp_pair):
     _, server = tcp_pair
     op_fails(ring, "cmd_setsockopt", errno.ENOPROTOOPT, server, socket.SOL_SOCKET,
              9999, struct.pack("i", 1))
+
+
+def test_openat2_direct_into_a_slot(ring, tmp_file):
+    need(ring, "openat2_direct", "fixed_fd_install")
+    ring.register_files_sparse(4)
+    _, cqe = run_op(ring, "openat2_direct", AT_FDCWD, tmp_file, os.O_RDONLY, file_index=2)
+    assert cqe.getresult() == 0
+    _, cqe = run_op(ring, "fixed_fd_install", 2)
+    fd = cqe.getresult()
+    try:
+        assert os.pread(fd, 4, 0) == TMP_CONTENT[:4]
+    finally:
+        os.close(fd)
+    _, cqe = run_op(ring, "openat2_direct", AT_FDCWD, tmp_file, os.O_RDONLY)
+    assert cqe.getresult() in (0, 1, 3)   # an allocated free slot
+
+
+def test_openat2_direct_missing_file_is_enoent(ring, tmp_path):
+    need(ring, "openat2_direct")
+    ring.register_files_sparse(2)
+    op_fails(ring, "openat2_direct", errno.ENOENT, AT_FDCWD, str(tmp_path / "nope"))
