@@ -218,20 +218,38 @@ ts_ns(struct statx_timestamp t)
     return g;
 }
 
+/* os.<name>, looked up once: a fresh lookup per result would leave a
+ * string per call in CPython's type-attribute cache */
+static PyObject *
+os_type(PyObject **cache, const char *name)
+{
+    if (*cache == NULL) {
+        PyObject *os = PyImport_ImportModule("os");
+        if (os == NULL)
+            return NULL;
+        *cache = PyObject_GetAttrString(os, name);
+        Py_DECREF(os);
+    }
+    Py_XINCREF(*cache);
+    return *cache;
+}
+
 /* an os.stat_result, with the fields os.stat() users know */
 PyObject *
 pu_result_statx(CqeObject *q)
 {
+    static PyObject *stat_result;
+    static int has_birthtime = -1, has_birthtime_ns = -1;
     struct statx *st = q->sqe->op_state;
-    PyObject *os, *type, *seq, *extra, *res = NULL;
+    PyObject *type, *seq, *extra, *res = NULL;
 
-    os = PyImport_ImportModule("os");
-    if (os == NULL)
-        return NULL;
-    type = PyObject_GetAttrString(os, "stat_result");
-    Py_DECREF(os);
+    type = os_type(&stat_result, "stat_result");
     if (type == NULL)
         return NULL;
+    if (has_birthtime < 0) {
+        has_birthtime = PyObject_HasAttrString(type, "st_birthtime");
+        has_birthtime_ns = PyObject_HasAttrString(type, "st_birthtime_ns");
+    }
     seq = Py_BuildValue("(IKKIIIKLLL)", (unsigned)st->stx_mode,
                         (unsigned long long)st->stx_ino,
                         (unsigned long long)makedev(st->stx_dev_major, st->stx_dev_minor),
@@ -256,12 +274,10 @@ pu_result_statx(CqeObject *q)
     if (seq != NULL && extra != NULL) {
         /* stat_result takes the fields it knows; older Pythons lack
          * st_birthtime, so offer it only where it exists */
-        if (!PyObject_HasAttrString(type, "st_birthtime")) {
+        if (!has_birthtime)
             PyDict_DelItemString(extra, "st_birthtime");
+        if (!has_birthtime_ns)
             PyDict_DelItemString(extra, "st_birthtime_ns");
-        } else if (!PyObject_HasAttrString(type, "st_birthtime_ns")) {
-            PyDict_DelItemString(extra, "st_birthtime_ns");
-        }
         res = PyObject_CallFunctionObjArgs(type, seq, extra, NULL);
     }
     Py_XDECREF(seq);
@@ -304,15 +320,12 @@ pu_result_epoll_wait(CqeObject *q)
 PyObject *
 pu_result_waitid(CqeObject *q)
 {
+    static PyObject *waitid_result;
     siginfo_t *si = q->sqe->op_state;
-    PyObject *os, *type, *res;
+    PyObject *type, *res;
     if (si->si_pid == 0)
         Py_RETURN_NONE;
-    os = PyImport_ImportModule("os");
-    if (os == NULL)
-        return NULL;
-    type = PyObject_GetAttrString(os, "waitid_result");
-    Py_DECREF(os);
+    type = os_type(&waitid_result, "waitid_result");
     if (type == NULL)
         return NULL;
     res = PyObject_CallFunction(type, "((iiiii))", (int)si->si_pid, (int)si->si_uid,
