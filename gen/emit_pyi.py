@@ -7,12 +7,7 @@ PRELUDE = '''\
 import array
 import mmap
 import os
-from typing import Any, FrozenSet, List, Optional, Sequence, Tuple, Union
-
-try:
-    from typing import Protocol
-except ImportError:  # pragma: no cover
-    from typing_extensions import Protocol
+from typing import Any, FrozenSet, List, Optional, Protocol, Sequence, Tuple, Union
 
 class _HasFileno(Protocol):
     def fileno(self) -> int: ...
