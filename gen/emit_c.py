@@ -18,8 +18,18 @@ def c_string(text: str) -> str:
     return "\n    ".join(parts)
 
 
-def op_docstring(op: Op) -> str:
+def op_docstring(op: Op, aio: bool = False) -> str:
     body = "\n".join(op.doc)
+    if aio:
+        lead = ("An async iterator over the completions of Sqe.%s(): one item per "
+                "completion, until the operation ends." if op.aio == "iter" else
+                "Await Sqe.%s(): the future's result is what Cqe.getresult() gives, "
+                "an OSError subclass on failure.") % op.method
+        if "peer" in op.aio_flags:
+            lead += " Each result is (fd, peer address)."
+        if "fd" in op.aio_flags:
+            lead += " New file descriptors nobody awaits any more are closed."
+        body = "\n".join(textwrap.wrap(lead, 76)) + "\n\n" + body
     if op.args:
         width = max(len(a.name) for a in op.args)
         rows = []
@@ -35,7 +45,7 @@ def op_docstring(op: Op) -> str:
     if op.man:
         tail += "; see the liburing man page %s(3)" % op.man
     body += "\n\n" + tail + "."
-    return "%s\n--\n\n%s" % (op_text_signature(op), body)
+    return "%s\n--\n\n%s" % (op_text_signature(op, aio), body)
 
 
 def _prep_function(op: Op) -> List[str]:
@@ -81,7 +91,25 @@ def _prep_function(op: Op) -> List[str]:
                "args, nargs, kwnames);" % op.name.upper())
     out.append("}")
     out.append("")
+    if op.aio != "none":
+        fn = "pu_async_iter" if op.aio == "iter" else "pu_async_op"
+        out.append("static PyObject *")
+        out.append("AsyncRing_%s(PyObject *self, PyObject *const *args, Py_ssize_t nargs,"
+                   % op.name)
+        out.append("    PyObject *kwnames)")
+        out.append("{")
+        out.append("    return %s(self, &pu_opdefs[PU_OP_%s], args, nargs, kwnames);"
+                   % (fn, op.name.upper()))
+        out.append("}")
+        out.append("")
     return out
+
+
+AIO_MODE_C = {"await": "PU_ASYNC_AWAIT", "iter": "PU_ASYNC_ITER", "none": "PU_ASYNC_NONE"}
+
+
+def _aio_flags_c(op: Op) -> str:
+    return " | ".join("PU_ASYNC_%s" % f.upper() for f in op.aio_flags) or "0"
 
 
 def ops_c(model: Model) -> str:
@@ -99,9 +127,9 @@ def ops_c(model: Model) -> str:
     out.append("/* ---- the op table, in ops.def order ---- */")
     out.append("const pu_opdef pu_opdefs[] = {")
     for op in model.ops:
-        out.append('    [PU_OP_%s] = {"%s", %s, "%s", pu_prep_%s, %s},'
+        out.append('    [PU_OP_%s] = {"%s", %s, "%s", pu_prep_%s, %s, %s, %s},'
                    % (op.name.upper(), op.name, op.opcode_c, op.opcode, op.name,
-                      op.result or "NULL"))
+                      op.result or "NULL", AIO_MODE_C[op.aio], _aio_flags_c(op)))
     out.append("};")
     out.append("const int pu_nopdefs = PU_NOPS;")
     out.append("/* every op has an entry: checked when this file compiles */")
@@ -114,6 +142,17 @@ def ops_c(model: Model) -> str:
                    % (op.method, op.method))
         out.append("     METH_FASTCALL | METH_KEYWORDS,")
         out.append("     %s}," % c_string(op_docstring(op)).replace("\n    ", "\n     "))
+    out.append("    {NULL, NULL, 0, NULL},")
+    out.append("};")
+    out.append("")
+    out.append("/* AsyncRing's awaitable forms, one per op whose async mode is not none */")
+    out.append("PyMethodDef pu_generated_async_methods[] = {")
+    for op in model.ops:
+        if op.aio == "none":
+            continue
+        out.append('    {"%s", (PyCFunction)(void (*)(void))AsyncRing_%s,' % (op.name, op.name))
+        out.append("     METH_FASTCALL | METH_KEYWORDS,")
+        out.append("     %s}," % c_string(op_docstring(op, True)).replace("\n    ", "\n     "))
     out.append("    {NULL, NULL, 0, NULL},")
     out.append("};")
     out.append("")

@@ -32,6 +32,35 @@ def _op(op: Op) -> list:
     return out
 
 
+def _async_ops(model: Model) -> list:
+    out = ["### Awaitable operations", "",
+           "Each takes the arguments of its `Sqe.prep_*` method. `await`: returns a "
+           "future of what `Cqe.getresult()` gives; `iter`: an async iterator over the "
+           "completions of a multishot operation. `fd`: new file descriptors that "
+           "nobody awaits any more (the task was cancelled) are closed; `peer`: the "
+           "result is `(fd, address)`.", "",
+           "| method | form | arguments as |", "| --- | --- | --- |"]
+    for op in model.ops:
+        if op.aio == "none":
+            continue
+        form = " ".join((op.aio,) + op.aio_flags)
+        out.append("| `AsyncRing.%s` | %s | [`Sqe.%s`](#%s) |"
+                   % (_sig(op_text_signature(op, True)), form, op.method,
+                      _anchor("Sqe.%s" % _sig(op_text_signature(op)))))
+    out.append("")
+    skipped = [op.name for op in model.ops if op.aio == "none"]
+    out.append("Not awaitable (they name an `Sqe` or a user_data, which AsyncRing never "
+               "hands out): %s." % ", ".join("`%s`" % n for n in skipped))
+    out.append("")
+    return out
+
+
+def _anchor(text: str) -> str:
+    """GitHub's heading anchor: lower case, punctuation dropped, spaces to '-'."""
+    keep = "".join(c for c in text.lower() if c.isalnum() or c in " -_")
+    return keep.replace(" ", "-")
+
+
 def api_md(model: Model) -> str:
     out = ["<!-- %s -->" % HEADER, "", "# py_io_uring API reference", ""]
     out.append("Every `Sqe.prep_*` method below is generated from an entry of `ops.def`; "
@@ -54,6 +83,8 @@ def api_md(model: Model) -> str:
             out.append("")
             out.append(" ".join(d if d else "\n\n" for d in m.doc).replace(" \n\n ", "\n\n"))
             out.append("")
+        if cls.name == "AsyncRing":
+            out += _async_ops(model)
         if cls.name == "Sqe":
             out.append("## Operations (`Sqe.prep_*`)")
             out.append("")

@@ -7,7 +7,7 @@ PRELUDE = '''\
 import array
 import mmap
 import os
-from typing import Any, FrozenSet, List, Optional, Protocol, Sequence, Tuple, Union
+from typing import Any, AsyncIterator, Awaitable, Dict, FrozenSet, List, Optional, Protocol, Sequence, Tuple, Union
 
 class _HasFileno(Protocol):
     def fileno(self) -> int: ...
@@ -39,4 +39,8 @@ def pyi(model: Model) -> str:
         if cls.name == "Sqe":
             for op in model.ops:
                 out.append("    " + op_pyi_signature(op))
+        if cls.name == "AsyncRing":
+            for op in model.ops:
+                if op.aio != "none":
+                    out.append("    " + op_pyi_signature(op, True))
     return "\n".join(out) + "\n"

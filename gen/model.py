@@ -16,6 +16,8 @@ ARG = re.compile(r"^(?P<name>\S+)\s+(?P<kind>[a-z_0-9]+)(?:\((?P<param>[A-Za-z_0
                  r"(?:\s*=\s*(?P<default>.+?))?(?:\s+--\s+(?P<doc>.*))?$")
 # C names the generated prep function uses itself
 RESERVED_C = {"sqe", "rec", "args", "nargs", "kwnames", "argv"}
+# keyword-only arguments every AsyncRing form takes (signature.AIO_COMMON)
+RESERVED_PY = {"sqe_flags", "buf_group", "personality"}
 
 
 class Arg(NamedTuple):
@@ -43,6 +45,8 @@ class Op(NamedTuple):
     man: str
     doc: List[str]
     lineno: int
+    aio: str = "await"              # AsyncRing form: await, iter or none
+    aio_flags: Tuple[str, ...] = ()  # "fd", "peer"
 
     @property
     def opcode_c(self) -> str:
@@ -118,6 +122,9 @@ def _arg(path: str, item, seen: dict) -> Arg:
                        "identifier" % name)
     if name in seen:
         raise DefError(path, item.lineno, "argument '%s' given twice" % name)
+    if name in RESERVED_PY:
+        raise DefError(path, item.lineno, "argument name '%s' is taken by the "
+                       "keyword AsyncRing's forms share" % name)
     if kname not in KINDS:
         raise DefError(path, item.lineno, "unknown argument kind '%s' (known: %s)"
                        % (kname, ", ".join(sorted(KINDS))))
@@ -157,7 +164,7 @@ def _op(path: str, block: Block) -> Op:
         raise DefError(path, block.lineno, "op name %r must be a lower-case "
                        "identifier" % name)
     fields = _fields(path, block, {"opcode", "arg", "call", "returns", "result",
-                                   "kernel", "man", "doc"})
+                                   "kernel", "man", "doc", "async"})
     opm = OPCODE.match(_one(path, block, fields, "opcode"))
     if opm is None:
         raise DefError(path, fields["opcode"][0].lineno, "opcode must read "
@@ -196,9 +203,39 @@ def _op(path: str, block: Block) -> Op:
     doc = [i.value for i in fields.get("doc", [])]
     if not doc or not doc[0]:
         raise DefError(path, block.lineno, "op '%s' has no 'doc'" % name)
+    aio, aio_flags = _async(path, block, fields, args)
     return Op(name, opm.group("name"), opvalue, args, calls,
               _one(path, block, fields, "returns", False), result, kernel,
-              _one(path, block, fields, "man", False), doc, block.lineno)
+              _one(path, block, fields, "man", False), doc, block.lineno,
+              aio, aio_flags)
+
+
+AIO_MODES = ("await", "iter", "none")
+AIO_FLAGS = ("fd", "peer")
+
+
+def _async(path: str, block: Block, fields: dict, args: List[Arg]):
+    """'async MODE [fd] [peer]': the op's AsyncRing form (await by default)."""
+    text = _one(path, block, fields, "async", False) or "await"
+    lineno = fields["async"][0].lineno if "async" in fields else block.lineno
+    words = text.split()
+    mode, flags = words[0], tuple(words[1:])
+    if mode not in AIO_MODES:
+        raise DefError(path, lineno, "async must read MODE [fd] [peer], MODE one "
+                       "of %s, not %r" % (", ".join(AIO_MODES), mode))
+    for f in flags:
+        if f not in AIO_FLAGS or flags.count(f) > 1:
+            raise DefError(path, lineno, "unknown or repeated async flag %r "
+                           "(known: %s)" % (f, ", ".join(AIO_FLAGS)))
+    if mode == "none" and flags:
+        raise DefError(path, lineno, "'async none' takes no flags")
+    if "peer" in flags and "fd" not in flags:
+        raise DefError(path, lineno, "'peer' pairs a new fd with its peer: it needs 'fd'")
+    # AsyncRing hands out no Sqe objects, so an op that names one cannot be awaited
+    if mode != "none" and any(a.kind.name == "target" for a in args):
+        raise DefError(path, lineno, "op '%s' takes an Sqe target: it needs "
+                       "'async none'" % block.head)
+    return mode, flags
 
 
 def load_ops(path: str, text: str):
@@ -270,6 +307,9 @@ def load_methods(path: str, text: str):
                 raise DefError(path, block.lineno, "class %s is not defined above"
                                % m.group("cls"))
             _check_sig(path, block.lineno, m.group("sig"))
+            if any(x.name == m.group("name") and x.cls == m.group("cls") for x in methods):
+                raise DefError(path, block.lineno, "method %s.%s given twice"
+                               % (m.group("cls"), m.group("name")))
             methods.append(Method(m.group("cls"), m.group("name"), m.group("sig"),
                                   m.group("ret").strip(), doc, block.lineno))
         else:
@@ -283,4 +323,10 @@ def load(ops_path: str, methods_path: str) -> Model:
         ops, consts = load_ops(ops_path, f.read())
     with open(methods_path, encoding="utf-8") as f:
         classes, methods = load_methods(methods_path, f.read())
+    # AsyncRing's methods share a namespace with the awaitable ops
+    aio = {op.name: op for op in ops if op.aio != "none"}
+    for m in methods:
+        if m.cls == "AsyncRing" and m.name in aio:
+            raise DefError(methods_path, m.lineno, "AsyncRing.%s would hide the "
+                           "awaitable op of ops.def line %d" % (m.name, aio[m.name].lineno))
     return Model(ops, consts, classes, methods)

@@ -6,24 +6,35 @@ from typing import List
 
 from model import Method, Op
 
+# the SQE fields every op shares, keyword-only on AsyncRing's forms (an
+# Sqe has set_flags() and friends for them); src/async_ring.c parses them
+AIO_COMMON = ("sqe_flags", "buf_group", "personality")
+
 HEADER = "generated from ops.def and src/methods.def by gen/generate.py, do not edit"
 
 
-def op_text_signature(op: Op) -> str:
+def op_text_signature(op: Op, aio: bool = False) -> str:
+    """Sqe.prep_NAME's signature, or AsyncRing.NAME's (aio): same arguments."""
     parts = ["$self"]
     for a in op.args:
         parts.append(a.name if a.required else "%s=%s" % (a.name, a.default_text))
-    return "%s(%s)" % (op.method, ", ".join(parts))
+    if aio:
+        parts += ["*"] + ["%s=0" % n for n in AIO_COMMON]
+    return "%s(%s)" % (op.name if aio else op.method, ", ".join(parts))
 
 
-def op_pyi_signature(op: Op) -> str:
+def op_pyi_signature(op: Op, aio: bool = False) -> str:
     parts = ["self"]
     for a in op.args:
         p = "%s: %s" % (a.name, a.kind.pyi)
         if not a.required:
             p += " = %s" % a.default_text
         parts.append(p)
-    return "def %s(%s) -> None: ..." % (op.method, ", ".join(parts))
+    if not aio:
+        return "def %s(%s) -> None: ..." % (op.method, ", ".join(parts))
+    parts += ["*"] + ["%s: int = 0" % n for n in AIO_COMMON]
+    ret = "AsyncIterator[Any]" if op.aio == "iter" else "Awaitable[Any]"
+    return "def %s(%s) -> %s: ..." % (op.name, ", ".join(parts), ret)
 
 
 def _strip_annotations(sig: str) -> str:

@@ -56,6 +56,12 @@ Cqe_get_data(CqeObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 Cqe_getresult(CqeObject *self, PyObject *Py_UNUSED(ignored))
 {
+    return pu_cqe_result(self);
+}
+
+PyObject *
+pu_cqe_result(CqeObject *self)
+{
     if (self->res < 0)
         return pu_err_errno(-self->res);
     if (self->result != NULL) {

@@ -81,6 +81,14 @@ pu_err_errno(int err)
     return raise_oserror(err, strerror(err));
 }
 
+/* The same exception as an object, for a future's set_exception(). */
+PyObject *
+pu_oserror_new(int err)
+{
+    PyObject *type = err == ETIME ? PyExc_TimeoutError : PyExc_OSError;
+    return PyObject_CallFunction(type, "is", err, strerror(err));
+}
+
 /* io_uring_setup(2) failing is often about the system, not the call. */
 PyObject *
 pu_err_setup(int err)

@@ -47,6 +47,8 @@ PyInit_py_io_uring(void)
         return NULL;
     if (pu_SqeType.tp_methods == NULL && pu_sqe_type_init() < 0)
         return NULL;
+    if (pu_AsyncRingType.tp_methods == NULL && pu_async_type_init() < 0)
+        return NULL;
     if (!atfork_done) {
         if (pthread_atfork(NULL, NULL, after_fork_child) != 0)
             return PyErr_NoMemory();
@@ -71,6 +73,7 @@ PyInit_py_io_uring(void)
     if (add_type(m, "IoUring", &pu_RingType) < 0 ||
         add_type(m, "Sqe", &pu_SqeType) < 0 ||
         add_type(m, "Cqe", &pu_CqeType) < 0 ||
+        add_type(m, "AsyncRing", &pu_AsyncRingType) < 0 ||
         pu_add_generated_constants(m) < 0 ||
         PyModule_AddStringConstant(m, "__version__", PU_VERSION) < 0)
         goto fail;

@@ -81,8 +81,24 @@ typedef struct SqeObject {
     Py_buffer bufs[PU_INLINE_PINS]; /* pinned with the buffer protocol */
     struct __kernel_timespec ts;
     struct sockaddr_storage addr;   /* connect target or accept peer */
+    /* AsyncRing (src/async_ring.c): who is told of the completion */
+    PyObject *waiter;               /* the future (strong), or the multishot
+                                       iterator (borrowed, PU_AIO_ITER) */
+    PyObject *waiter_cb;            /* the future's done callback (strong) */
+    int32_t aio_res;                /* a first completion's res, kept when a
+                                       later one ends the op (send_zc) */
+    uint16_t aio;                   /* PU_AIO_* */
     PyObject *weakreflist;
 } SqeObject;
+
+/* SqeObject.aio bits */
+#define PU_AIO_ITER      0x01       /* waiter is a borrowed iterator */
+#define PU_AIO_STASHED   0x02       /* aio_res holds the first result */
+#define PU_AIO_FD        0x04       /* a result holds new fds (ops.def `fd`) */
+#define PU_AIO_PEER      0x08       /* result is (fd, peer address) */
+#define PU_AIO_NONE      0x10       /* the future's result is None */
+#define PU_AIO_SOCKET    0x20       /* (socket.socket, address): sock_accept */
+#define PU_AIO_SENDALL   0x40       /* data holds (fd, data, flags, offset) */
 
 typedef struct CqeObject {
     PyObject_HEAD
@@ -127,6 +143,8 @@ typedef struct RingObject {
     /* completions reaped from the kernel and not yet marked seen */
     CqeObject **cq;
     Py_ssize_t cq_start, cq_end, cq_cap;
+    struct AsyncRingObject *owner;  /* the AsyncRing driving this ring, or
+                                       NULL; borrowed, cleared by its dealloc */
     PyObject *weakreflist;
 } RingObject;
 
@@ -160,13 +178,20 @@ typedef struct pu_opdef {
     const char *opcode_name;        /* "IORING_OP_READ", for messages */
     pu_prep_fn prep;
     pu_result_fn result;            /* NULL: bytes read, or the int res */
+    uint8_t async_mode;             /* PU_ASYNC_AWAIT / _ITER / _NONE */
+    uint8_t async_flags;            /* PU_ASYNC_FD | PU_ASYNC_PEER */
 } pu_opdef;
+
+enum { PU_ASYNC_NONE, PU_ASYNC_AWAIT, PU_ASYNC_ITER };
+#define PU_ASYNC_FD 0x01            /* ops.def `async ... fd` */
+#define PU_ASYNC_PEER 0x02          /* ops.def `async ... peer` */
 
 #define PU_SUPPORTED(r, op) (((r)->supported[(op) / 8] >> ((op) % 8)) & 1)
 
 extern const pu_opdef pu_opdefs[];
 extern const int pu_nopdefs;
 extern PyMethodDef pu_generated_sqe_methods[];
+extern PyMethodDef pu_generated_async_methods[];
 int pu_add_generated_constants(PyObject *module);
 
 /* ---------------------------------------------------------------- arguments
@@ -241,6 +266,17 @@ PyObject *pu_sqe_prep(SqeObject *self, const pu_opdef *op,
 /* the types (src/sqe.c, src/cqe.c, src/ring.c) */
 int pu_sqe_type_init(void);
 PyObject *pu_sqe_peer(SqeObject *self);
+PyObject *pu_cqe_result(CqeObject *q);
+SqeObject *pu_ring_get_sqe(RingObject *r);
+int pu_ring_flush(RingObject *r, unsigned wait_nr);
+
+/* AsyncRing (src/async_ring.c) */
+extern PyTypeObject pu_AsyncRingType;
+int pu_async_type_init(void);
+PyObject *pu_async_op(PyObject *self, const pu_opdef *op, PyObject *const *args,
+                      Py_ssize_t nargs, PyObject *kwnames);
+PyObject *pu_async_iter(PyObject *self, const pu_opdef *op, PyObject *const *args,
+                        Py_ssize_t nargs, PyObject *kwnames);
 
 /* completions (src/reap.c) */
 int pu_reap(RingObject *r);
@@ -264,6 +300,7 @@ int pu_ring_check(RingObject *r);
 int pu_ring_check_sq(RingObject *r);
 int pu_ring_check_cq(RingObject *r);
 PyObject *pu_err_errno(int err);
+PyObject *pu_oserror_new(int err);
 PyObject *pu_err_setup(int err);
 PyObject *pu_err_unsupported(const pu_opdef *op);
 
@@ -274,5 +311,36 @@ PyObject *pu_sockaddr_to_python(const struct sockaddr *sa, socklen_t len);
 
 /* time */
 double pu_monotonic(void);
+
+/* The exception being raised, kept across code that may raise and clear
+ * (3.12 deprecated PyErr_Fetch() for PyErr_GetRaisedException()). */
+typedef struct { PyObject *type, *value, *tb; } pu_exc_state;
+
+static inline void
+pu_exc_save(pu_exc_state *s)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    s->type = s->tb = NULL;
+    s->value = PyErr_GetRaisedException();
+#else
+    PyErr_Fetch(&s->type, &s->value, &s->tb);
+#endif
+}
+
+static inline void
+pu_exc_restore(pu_exc_state *s)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(s->value);
+#else
+    PyErr_Restore(s->type, s->value, s->tb);
+#endif
+}
+
+/* 3.8 lacks the one- and no-argument call shortcuts */
+#if PY_VERSION_HEX < 0x03090000
+#define PyObject_CallNoArgs(f) PyObject_CallFunctionObjArgs((f), NULL)
+#define PyObject_CallOneArg(f, a) PyObject_CallFunctionObjArgs((f), (a), NULL)
+#endif
 
 #endif

@@ -80,6 +80,10 @@ pu_record_new(RingObject *r)
     rec->has_peer = 0;
     rec->leaked = 0;
     rec->peerlen = 0;
+    rec->waiter = NULL;
+    rec->waiter_cb = NULL;
+    rec->aio_res = 0;
+    rec->aio = 0;
     rec->weakreflist = NULL;
     slot = r->free_slots[--r->nfree];
     r->slots[slot] = rec;

@@ -186,6 +186,13 @@ Ring_queue_exit(RingObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 Ring_get_sqe(RingObject *self, PyObject *Py_UNUSED(ignored))
 {
+    return (PyObject *)pu_ring_get_sqe(self);
+}
+
+/* A new record on the next SQE, as a NOP; a new reference. */
+SqeObject *
+pu_ring_get_sqe(RingObject *self)
+{
     struct io_uring_sqe *sqe;
     SqeObject *rec;
 
@@ -207,7 +214,7 @@ Ring_get_sqe(RingObject *self, PyObject *Py_UNUSED(ignored))
     rec->sqe = sqe;
     self->pending[self->npending++] = rec;
     Py_INCREF(rec);   /* the caller's; the table keeps its own */
-    return (PyObject *)rec;
+    return rec;
 }
 
 /* Before the flush: IOSQE_CQE_SKIP_SUCCESS is kept only where a linked
@@ -249,15 +256,24 @@ mark_submitted(RingObject *r)
 static PyObject *
 ring_submit(RingObject *r, unsigned wait_nr)
 {
+    int ret = pu_ring_flush(r, wait_nr);
+    return ret < 0 ? NULL : PyLong_FromLong(ret);
+}
+
+/* submit() and submit_and_wait(): the number submitted, or -1 with an
+ * exception set. */
+int
+pu_ring_flush(RingObject *r, unsigned wait_nr)
+{
     int ret;
 
     if (pu_ring_check_sq(r) < 0 || (wait_nr && pu_ring_check_cq(r) < 0))
-        return NULL;
+        return -1;
     if (wait_nr > 0 && r->nrecords == 0 && io_uring_cq_ready(&r->ring) < wait_nr) {
         PyErr_SetString(PyExc_RuntimeError,
                         "submit_and_wait() would block forever: no operation "
                         "is in flight");
-        return NULL;
+        return -1;
     }
     prepare_chains(r);
     for (;;) {
@@ -273,12 +289,14 @@ ring_submit(RingObject *r, unsigned wait_nr)
         if (ret != -EINTR)
             break;
         if (PyErr_CheckSignals() < 0)
-            return NULL;
+            return -1;
         wait_nr = 0;   /* the entries went in; the caller may wait again */
     }
-    if (ret < 0)
-        return pu_err_errno(-ret);
-    return PyLong_FromLong(ret);
+    if (ret < 0) {
+        pu_err_errno(-ret);
+        return -1;
+    }
+    return ret;
 }
 
 static PyObject *
@@ -630,14 +648,14 @@ Ring_traverse(RingObject *self, visitproc visit, void *arg)
 static int
 Ring_clear(RingObject *self)
 {
-    PyObject *et, *ev, *tb;
+    pu_exc_state saved;
 
     /* may run while an exception propagates: keep it intact */
-    PyErr_Fetch(&et, &ev, &tb);
+    pu_exc_save(&saved);
     pu_ring_teardown(self);
     if (PyErr_Occurred())
         PyErr_WriteUnraisable(NULL);
-    PyErr_Restore(et, ev, tb);
+    pu_exc_restore(&saved);
     return 0;
 }
 

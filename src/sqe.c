@@ -66,6 +66,9 @@ Sqe_traverse(SqeObject *self, visitproc visit, void *arg)
      * never clear them while the kernel may use them. */
     Py_VISIT(self->ring);
     Py_VISIT(self->data);
+    if (!(self->aio & PU_AIO_ITER))
+        Py_VISIT(self->waiter);
+    Py_VISIT(self->waiter_cb);
     return 0;
 }
 
@@ -75,6 +78,11 @@ Sqe_clear(SqeObject *self)
     /* Only the user's object: the ring reference and the pinned memory
      * stay until the record is released (or forever, if leaked). */
     Py_CLEAR(self->data);
+    Py_CLEAR(self->waiter_cb);
+    if (self->aio & PU_AIO_ITER)
+        self->waiter = NULL;
+    else
+        Py_CLEAR(self->waiter);
     return 0;
 }
 
@@ -88,6 +96,9 @@ Sqe_dealloc(SqeObject *self)
      * kernel is done with everything the record pinned */
     pu_record_release(self);
     Py_CLEAR(self->data);
+    Py_CLEAR(self->waiter_cb);
+    if (!(self->aio & PU_AIO_ITER))
+        Py_CLEAR(self->waiter);
     Py_CLEAR(self->ring);
     PyObject_GC_Del(self);
 }

@@ -155,6 +155,8 @@ class OpSpec:
         self.opcode = None
         self.args = []  # list of (name, kind, default_text or None)
         self.doc = []
+        self.aio = "await"  # AsyncRing form: await, iter or none
+        self.aio_flags = ()
 
     def __repr__(self):
         return "OpSpec(%r)" % self.name
@@ -189,6 +191,9 @@ def parse_ops(path=OPS_DEF):
                 cur.args.append((name, kind.strip(), default))
             elif word == "doc":
                 cur.doc.append(rest)
+            elif word == "async":
+                cur.aio, *flags = rest.split()
+                cur.aio_flags = tuple(flags)
     return ops, consts
 
 
