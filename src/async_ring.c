@@ -273,6 +273,18 @@ record_done_cb(PyObject *recobj, PyObject *fut)
 
 static PyMethodDef record_done_def = {"_cancel_in_kernel", record_done_cb, METH_O, NULL};
 
+/* A failed prep leaves its entry a NOP nobody waits for: it still has to
+ * go in, and the exception being raised must survive scheduling that. */
+static void
+flush_orphan_nop(AsyncRingObject *self)
+{
+    pu_exc_state saved;
+    pu_exc_save(&saved);
+    if (schedule_flush(self) < 0)
+        PyErr_Clear();
+    pu_exc_restore(&saved);
+}
+
 /* The SQE fields every op shares: keyword-only on AsyncRing's forms
  * (gen/signature.py AIO_COMMON), taken out before the op's own parser. */
 typedef struct {
@@ -423,6 +435,7 @@ start_op(AsyncRingObject *self, const pu_opdef *op, PyObject *const *args,
     Py_DECREF(rec);
     return fut;
 fail:
+    flush_orphan_nop(self);
     Py_DECREF(rec);
     Py_DECREF(fut);
     return NULL;
@@ -530,6 +543,14 @@ result_value(SqeObject *rec, CqeObject *q)
         if (sock == NULL)
             goto fail;
         Py_SETREF(v, sock);
+        /* the fd is O_NONBLOCK already; the object learns it here */
+        sock = PyObject_CallMethod(v, "setblocking", "O", Py_False);
+        if (sock == NULL) {
+            Py_DECREF(peer);
+            Py_DECREF(v);   /* the socket object closes the fd */
+            return NULL;
+        }
+        Py_DECREF(sock);
     }
     return Py_BuildValue("(NN)", v, peer);
 fail:
@@ -923,6 +944,7 @@ iter_arm(AsyncIterObject *it)
     r = pu_sqe_prep(rec, it->op, &PyTuple_GET_ITEM(it->args, 0), it->nargs,
                     it->kwnames);
     if (r == NULL) {
+        flush_orphan_nop(a);
         Py_DECREF(rec);
         return -1;
     }
