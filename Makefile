@@ -76,19 +76,22 @@ deps:
 	  fi; \
 	fi
 
+# uvloop and trio: AsyncRing runs on both loops, the raw ring under trio
 deps-test: deps
-	@$(PYTHON) -c "import pytest, hypothesis" 2>/dev/null || $(PYTHON) -m pip install -q pytest hypothesis
+	@$(PYTHON) -c "import pytest, hypothesis, uvloop, trio" 2>/dev/null || \
+	  $(PYTHON) -m pip install -q pytest hypothesis uvloop trio
 
 # Debian's debug interpreter, with pytest and hypothesis for it
 DBG_PYTHON = python3.11-dbg
+DBG_PACKAGES = python3-pytest python3-hypothesis python3-uvloop python3-trio
 deps-dbg: deps
-	@if ! command -v $(DBG_PYTHON) >/dev/null || ! $(DBG_PYTHON) -c "import pytest, hypothesis" 2>/dev/null; then \
+	@if ! command -v $(DBG_PYTHON) >/dev/null || ! $(DBG_PYTHON) -c "import pytest, hypothesis, uvloop, trio" 2>/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing $(DBG_PYTHON), python3-pytest, python3-hypothesis"; \
+	    echo "installing $(DBG_PYTHON) $(DBG_PACKAGES)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      $(DBG_PYTHON) python3-pytest python3-hypothesis >/dev/null; \
+	      $(DBG_PYTHON) $(DBG_PACKAGES) >/dev/null; \
 	  else \
-	    echo "run  sudo apt-get install -y $(DBG_PYTHON) python3-pytest python3-hypothesis"; exit 1; \
+	    echo "run  sudo apt-get install -y $(DBG_PYTHON) $(DBG_PACKAGES)"; exit 1; \
 	  fi; \
 	fi
 
