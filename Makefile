@@ -80,6 +80,8 @@ deps:
 deps-test: deps
 	@$(PYTHON) -c "import pytest, hypothesis, uvloop, trio" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q pytest hypothesis uvloop trio
+	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
 # Debian's debug interpreter, with pytest and hypothesis for it
 DBG_PYTHON = python3.11-dbg
