@@ -19,7 +19,11 @@ try:
 except ImportError:  # pragma: no cover - CI installs it (make deps-test)
     uvloop = None
 
-LOOPS = ["asyncio", "uvloop"]
+# make leaks repeats the asyncio runs only: uvloop (Debian's 0.17 under
+# python3.11-dbg) keeps about 207 references per loop it creates, measured
+# with a bare loop and no py_io_uring; the module's code paths are the same
+# on both loops
+LOOPS = ["asyncio", pytest.param("uvloop", marks=pytest.mark.no_leakcheck)]
 
 
 @pytest.fixture(params=LOOPS)
@@ -637,6 +641,9 @@ def test_multishot_iterator_cancel_and_errors(run):
 
 # ---------------------------------------------------------------- the rest
 
+# looks up ~80 freshly built attribute names: CPython keeps blocks for them
+# (references unchanged), past make leaks' block slack
+@pytest.mark.no_leakcheck
 def test_generated_forms_match_the_sqe_methods():
     # every awaitable form takes its prep_* method's arguments, plus the
     # keyword-only fields every SQE shares
