@@ -36,6 +36,9 @@ typedef struct AsyncRingObject {
     PyObject *loop;                 /* the loop bound on first use */
     unsigned long thread;           /* the loop's thread */
     PyObject *call_soon;            /* loop.call_soon */
+    PyObject *future_type;          /* asyncio.Future when the loop's
+                                       create_future() makes exactly that:
+                                       built directly, no method call */
     PyObject *flush_cb;             /* self._flush as a callable */
     PyObject *ready_cb;             /* self._on_ready as a callable */
     PyObject *close_waiter;         /* aclose()'s future */
@@ -76,6 +79,7 @@ static PyObject *s_create_future, *s_add_done_callback, *s_remove_done_callback,
     *s_call_later, *s_add_reader, *s_remove_reader, *s_cancel, *s_is_closed,
     *s_fileno;
 static PyObject *get_running_loop;  /* asyncio.get_running_loop */
+static PyObject *kw_loop;           /* ("loop",): Future(loop=...) */
 static PyObject *socket_type;       /* socket.socket */
 
 static PyObject *
@@ -122,6 +126,21 @@ unraisable(const char *where)
 
 /* ---------------------------------------------------------------- binding */
 
+/* A future of the bound loop: Future(loop=loop) built with one vectorcall
+ * when that is what the loop's create_future() returns (asyncio, uvloop). */
+static PyObject *
+new_future(struct AsyncRingObject *self)
+{
+#if PY_VERSION_HEX >= 0x03090000
+    if (self->future_type != NULL) {
+        PyObject *args[2] = {NULL, self->loop};
+        return PyObject_Vectorcall(self->future_type, args + 1,
+                                   0 | PY_VECTORCALL_ARGUMENTS_OFFSET, kw_loop);
+    }
+#endif
+    return call0(self->loop, s_create_future);
+}
+
 static int
 check_open(AsyncRingObject *self)
 {
@@ -150,7 +169,11 @@ bind_loop(AsyncRingObject *self)
                             "thread than its event loop's");
             return -1;
         }
-        /* futures of a finished loop would never complete */
+        /* futures of a finished loop would never complete: check once per
+         * loop iteration (a pending flush means this one was checked;
+         * get_running_loop() costs a getpid() on 3.11) */
+        if (self->flush_scheduled)
+            return 0;
         loop = PyObject_CallNoArgs(get_running_loop);
         if (loop == NULL)
             return -1;
@@ -176,6 +199,23 @@ bind_loop(AsyncRingObject *self)
         return -1;
     self->loop = loop;
     self->thread = PyThread_get_thread_ident();
+    {
+        PyObject *probe = call0(loop, s_create_future), *asyncio, *ft;
+        if (probe == NULL)
+            return -1;
+        asyncio = PyImport_ImportModule("asyncio");
+        ft = asyncio ? PyObject_GetAttrString(asyncio, "Future") : NULL;
+        Py_XDECREF(asyncio);
+        if (ft == NULL) {
+            Py_DECREF(probe);
+            return -1;
+        }
+        if ((PyObject *)Py_TYPE(probe) == ft)
+            self->future_type = ft;
+        else
+            Py_DECREF(ft);
+        Py_DECREF(probe);
+    }
     self->call_soon = PyObject_GetAttr(loop, s_call_soon);
     self->flush_cb = PyCFunction_New(&flush_def, (PyObject *)self);
     self->ready_cb = PyCFunction_New(&ready_def, (PyObject *)self);
@@ -396,7 +436,7 @@ start_op(AsyncRingObject *self, const pu_opdef *op, PyObject *const *args,
 
     if (check_open(self) < 0 || bind_loop(self) < 0)
         return NULL;
-    fut = call0(self->loop, s_create_future);
+    fut = new_future(self);
     if (fut == NULL)
         return NULL;
     rec = new_record(self);
@@ -489,6 +529,29 @@ drop_result(SqeObject *rec, CqeObject *q)
         close_fd_object(v);
     }
     Py_DECREF(v);
+}
+
+/* The same for a value already made: its ints are fds, a socket closes. */
+static void
+drop_value(SqeObject *rec, PyObject *v)
+{
+    if (v == NULL || !(rec->aio & PU_AIO_FD))
+        return;
+    if (!PyTuple_Check(v)) {
+        close_fd_object(v);
+        return;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(v); i++) {
+        PyObject *o = PyTuple_GET_ITEM(v, i);
+        if (PyLong_Check(o)) {
+            close_fd_object(o);
+        } else if (socket_type != NULL && PyObject_TypeCheck(o, (PyTypeObject *)socket_type)) {
+            PyObject *r = PyObject_CallMethod(o, "close", NULL);
+            if (r == NULL)
+                PyErr_Clear();
+            Py_XDECREF(r);
+        }
+    }
 }
 
 /* The peer of a new connection: the record's, or getpeername()'s. */
@@ -594,7 +657,8 @@ resolve(PyObject *fut, PyObject *value)
     }
 }
 
-static int continue_send_all(AsyncRingObject *self, SqeObject *rec, CqeObject *q);
+static int continue_send_all(AsyncRingObject *self, SqeObject *rec, CqeObject *q,
+                             PyObject *fut, PyObject *cb);
 static void iter_deliver(AsyncIterObject *it, SqeObject *rec, CqeObject *q);
 
 /* One completion: tell its waiter. */
@@ -603,7 +667,7 @@ dispatch(AsyncRingObject *self, CqeObject *q)
 {
     SqeObject *rec = q->sqe;
     PyObject *fut, *cb, *value;
-    int done, more;
+    int more;
 
     self->completions++;
     if (rec == NULL)
@@ -633,56 +697,43 @@ dispatch(AsyncRingObject *self, CqeObject *q)
     rec->waiter = NULL;
     cb = rec->waiter_cb;
     rec->waiter_cb = NULL;
-    done = truth0(fut, s_done);
-    if (done != 0) {
-        /* cancelled: nobody takes the result */
-        drop_result(rec, q);
-        Py_DECREF(fut);
-        Py_XDECREF(cb);
-        return done < 0 ? -1 : 0;
-    }
     if ((rec->aio & PU_AIO_SENDALL) && q->res >= 0) {
-        int r;
-        rec->waiter = fut;        /* handed on to the next send */
-        rec->waiter_cb = cb;
-        r = continue_send_all(self, rec, q);
-        if (r != 0)               /* finished (1) or failed (-1) */
-            goto resolve_it;
-        return 0;
+        int r = continue_send_all(self, rec, q, fut, cb);
+        if (r == 0)
+            return 0;             /* the next send carries fut and cb on */
+        if (r < 0) {
+            value = NULL;
+            goto resolve_it;      /* keep the exception for the future */
+        }
     }
+    /* before the value is made: making it may leave an exception set */
     if (cb != NULL && call1_void(fut, s_remove_done_callback, cb) < 0)
         PyErr_Clear();
-    Py_XDECREF(cb);
-    value = result_value(rec, q);
-    {
-        int r = resolve(fut, value);
-        Py_XDECREF(value);
-        Py_DECREF(fut);
-        return r;
-    }
+    Py_CLEAR(cb);
+    if (!(rec->aio & PU_AIO_SENDALL) || q->res < 0)
+        value = result_value(rec, q);
+    else if (rec->aio & PU_AIO_NONE)
+        value = (Py_INCREF(Py_None), Py_None);
+    else
+        value = PyLong_FromSsize_t(PyObject_Length(PyTuple_GET_ITEM(rec->data, 1)));
 resolve_it:
-    fut = rec->waiter;
-    cb = rec->waiter_cb;
-    rec->waiter = NULL;
-    rec->waiter_cb = NULL;
-    if (cb != NULL && call1_void(fut, s_remove_done_callback, cb) < 0)
+    if (cb != NULL) {
+        pu_exc_state saved;
+        pu_exc_save(&saved);
+        if (call1_void(fut, s_remove_done_callback, cb) < 0)
+            PyErr_Clear();
+        pu_exc_restore(&saved);
+        Py_DECREF(cb);
+    }
+    /* a cancelled future refuses the result (no done() call per op for
+     * the rare case): nobody takes it, and fds in it are closed */
+    if (resolve(fut, value) < 0) {
         PyErr_Clear();
-    Py_XDECREF(cb);
-    if (PyErr_Occurred()) {
-        value = NULL;
-    } else if (rec->aio & PU_AIO_NONE) {
-        value = Py_None;
-        Py_INCREF(value);
-    } else {
-        value = PyTuple_GET_ITEM(rec->data, 1);
-        value = PyLong_FromSsize_t(PyObject_Length(value));
+        drop_value(rec, value);
     }
-    {
-        int r = resolve(fut, value);
-        Py_XDECREF(value);
-        Py_DECREF(fut);
-        return r;
-    }
+    Py_XDECREF(value);
+    Py_DECREF(fut);
+    return 0;
 }
 
 static void finish_close(AsyncRingObject *self);
@@ -729,9 +780,16 @@ AsyncRing_flush_cb(PyObject *op, PyObject *Py_UNUSED(unused))
         Py_RETURN_NONE;
     if (flush_now(self) < 0)
         return NULL;
-    /* ops that completed while being submitted need no trip through epoll */
-    if (io_uring_cq_ready(&self->ring->ring) > 0 && process(self) < 0)
-        return NULL;
+    /* ops that completed while being submitted need no trip through epoll:
+     * take the eventfd's count first (so nothing later is missed), then
+     * deliver, and the reader is not woken for what was delivered here */
+    if (io_uring_cq_ready(&self->ring->ring) > 0) {
+        uint64_t v;
+        if (read(self->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+            return pu_err_errno(errno);
+        if (process(self) < 0)
+            return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -754,29 +812,35 @@ AsyncRing_ready_cb(PyObject *op, PyObject *Py_UNUSED(unused))
 
 /* The op `send` with MSG_WAITALL: the kernel itself retries short sends on
  * stream sockets; if one still comes back short, the rest goes in a new
- * send carrying the same future.  1: all sent; 0: continued; -1: error. */
+ * send that carries the future (fut and cb, owned by the caller) on.
+ * 1: finished, all sent or the future cancelled; 0: continued, fut and cb
+ * were handed on; -1: an error, set. */
 static int
-continue_send_all(AsyncRingObject *self, SqeObject *rec, CqeObject *q)
+continue_send_all(AsyncRingObject *self, SqeObject *rec, CqeObject *q,
+                  PyObject *fut, PyObject *cb)
 {
-    PyObject *st = rec->data, *mv, *rest, *argv[3], *fut, *cb, *r;
+    PyObject *st = rec->data, *mv, *rest, *argv[3], *ncb, *r;
     Py_ssize_t offset, total;
     SqeObject *next;
+    int done;
 
     offset = PyLong_AsSsize_t(PyTuple_GET_ITEM(st, 3)) + q->res;
+    total = PyObject_Length(PyTuple_GET_ITEM(st, 1));
+    if (total < 0)
+        return -1;
+    if (offset >= total)
+        return 1;
+    if (q->res == 0 || self->closing) {
+        /* nothing more goes out: the peer is gone, or the ring closes */
+        pu_err_errno(q->res == 0 ? EPIPE : ECANCELED);
+        return -1;
+    }
+    done = truth0(fut, s_done);
+    if (done != 0)
+        return done < 0 ? -1 : 1;   /* cancelled: send no more */
     mv = PyMemoryView_FromObject(PyTuple_GET_ITEM(st, 1));
     if (mv == NULL)
         return -1;
-    total = PyObject_Length(mv);
-    if (offset >= total || q->res == 0 || self->closing) {
-        Py_DECREF(mv);
-        if (offset < total) {
-            /* nothing more goes out (the peer is gone, or closing) */
-            errno = q->res == 0 ? EPIPE : ECANCELED;
-            pu_err_errno(errno);
-            return -1;
-        }
-        return 1;
-    }
     rest = PySequence_GetSlice(mv, offset, total);
     Py_DECREF(mv);
     if (rest == NULL)
@@ -800,23 +864,24 @@ continue_send_all(AsyncRingObject *self, SqeObject *rec, CqeObject *q)
     if (next->data == NULL)
         goto fail;
     /* the future's cancel callback now names the new record */
-    fut = rec->waiter;
-    cb = PyCFunction_New(&record_done_def, (PyObject *)next);
-    if (cb == NULL)
+    ncb = PyCFunction_New(&record_done_def, (PyObject *)next);
+    if (ncb == NULL)
         goto fail;
-    if (call1_void(fut, s_remove_done_callback, rec->waiter_cb) < 0 ||
-        call1_void(fut, s_add_done_callback, cb) < 0) {
-        Py_DECREF(cb);
+    if ((cb != NULL && call1_void(fut, s_remove_done_callback, cb) < 0) ||
+        call1_void(fut, s_add_done_callback, ncb) < 0) {
+        Py_DECREF(ncb);
         goto fail;
     }
+    Py_XDECREF(cb);
     next->aio = rec->aio;
-    next->waiter = fut;
-    next->waiter_cb = cb;
-    rec->waiter = NULL;
-    Py_CLEAR(rec->waiter_cb);
+    next->waiter = fut;           /* the caller's reference */
+    next->waiter_cb = ncb;
     Py_DECREF(next);
-    return schedule_flush(self) < 0 ? -1 : 0;
+    if (schedule_flush(self) < 0)
+        PyErr_Clear();            /* the flush of the next op will take it */
+    return 0;
 fail:
+    flush_orphan_nop(self);
     Py_DECREF(next);
     return -1;
 }
@@ -1112,7 +1177,7 @@ AsyncIter_anext(AsyncIterObject *it)
     }
     if (bind_loop(it->aring) < 0)
         return NULL;
-    fut = call0(it->aring->loop, s_create_future);
+    fut = new_future(it->aring);
     if (fut == NULL)
         return NULL;
     Py_INCREF(fut);
@@ -1340,7 +1405,7 @@ static PyMethodDef deadline_def = {"_deadline", AsyncRing_deadline_cb, METH_NOAR
 static PyObject *
 done_future(AsyncRingObject *self, PyObject *value)
 {
-    PyObject *fut = call0(self->loop, s_create_future);
+    PyObject *fut = new_future(self);
     if (fut != NULL && call1_void(fut, s_set_result, value) < 0)
         Py_CLEAR(fut);
     return fut;
@@ -1362,7 +1427,7 @@ AsyncRing_aclose(AsyncRingObject *self, PyObject *Py_UNUSED(ignored))
     if (self->closed)
         return done_future(self, Py_None);
     self->closing = 1;
-    self->close_waiter = call0(self->loop, s_create_future);
+    self->close_waiter = new_future(self);
     if (self->close_waiter == NULL)
         return NULL;
     if (cancel_everything(self) < 0)
@@ -1524,6 +1589,7 @@ AsyncRing_traverse(AsyncRingObject *self, visitproc visit, void *arg)
     Py_VISIT(self->ring);
     Py_VISIT(self->loop);
     Py_VISIT(self->call_soon);
+    Py_VISIT(self->future_type);
     Py_VISIT(self->flush_cb);
     Py_VISIT(self->ready_cb);
     Py_VISIT(self->close_waiter);
@@ -1537,6 +1603,7 @@ AsyncRing_clear(AsyncRingObject *self)
     /* the ring stays until dealloc: its records may still be in the kernel */
     Py_CLEAR(self->loop);
     Py_CLEAR(self->call_soon);
+    Py_CLEAR(self->future_type);
     Py_CLEAR(self->flush_cb);
     Py_CLEAR(self->ready_cb);
     Py_CLEAR(self->close_waiter);
@@ -1641,6 +1708,8 @@ pu_async_type_init(void)
             (*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL)
             return -1;
     }
+    if (kw_loop == NULL && (kw_loop = Py_BuildValue("(s)", "loop")) == NULL)
+        return -1;
     if (all == NULL) {
         while (AsyncRing_methods[nh].ml_name != NULL)
             nh++;

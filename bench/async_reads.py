@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""4 KiB random reads from a page-cached file under asyncio, 32 tasks each
+with one read in flight: AsyncRing.read() against asyncio's own way of doing
+file I/O (os.preadv in the loop's thread pool), on the stock loop and on
+uvloop.  Prints reads/s per variant, medians of --repeat rounds measured
+round-robin, and the ratios measured in the same run.
+
+    python3 bench/async_reads.py [--reads 20000] [--repeat 5]
+"""
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BLOCK = 4096
+TASKS = 32
+
+
+async def ring_reads(ring, fd, offsets):
+    buf = bytearray(BLOCK)
+    for off in offsets:
+        await ring.read(fd, buf, off)
+
+
+async def pool_reads(loop, pool, fd, offsets):
+    buf = bytearray(BLOCK)
+    for off in offsets:
+        await loop.run_in_executor(pool, os.preadv, fd, [buf], off)
+
+
+async def run_variant(kind, fd, offsets):
+    from py_io_uring import AsyncRing
+    per = [offsets[i::TASKS] for i in range(TASKS)]
+    loop = asyncio.get_running_loop()
+    if kind == "ring":
+        async with AsyncRing(256) as ring:
+            t = time.perf_counter()
+            await asyncio.gather(*[ring_reads(ring, fd, p) for p in per])
+            return len(offsets) / (time.perf_counter() - t)
+    with ThreadPoolExecutor(TASKS) as pool:
+        t = time.perf_counter()
+        await asyncio.gather(*[pool_reads(loop, pool, fd, p) for p in per])
+        return len(offsets) / (time.perf_counter() - t)
+
+
+def measure(loop_kind, kind, fd, offsets):
+    if loop_kind == "uvloop":
+        import uvloop
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(run_variant(kind, fd, offsets))
+    finally:
+        loop.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reads", type=int, default=20000)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--size", type=int, default=64 << 20)
+    args = ap.parse_args()
+    sys.path.insert(0, os.path.join(ROOT, os.environ.get("PY_IO_URING_BUILD", "build")))
+    loops = ["asyncio"]
+    try:
+        import uvloop  # noqa: F401
+        loops.append("uvloop")
+    except ImportError:
+        print("uvloop: not installed, its rows are skipped")
+    with tempfile.NamedTemporaryFile(dir=os.environ.get("TMPDIR", "/var/tmp")) as f:
+        f.write(os.urandom(args.size))
+        f.flush()
+        fd = os.open(f.name, os.O_RDONLY)
+        rnd = random.Random(1)
+        offsets = [rnd.randrange(args.size // BLOCK) * BLOCK for _ in range(args.reads)]
+        os.pread(fd, args.size, 0)                      # in the page cache
+        results = {}
+        for _ in range(args.repeat):
+            for lk in loops:
+                for kind in ("ring", "pool"):
+                    results.setdefault((lk, kind), []).append(measure(lk, kind, fd, offsets))
+        os.close(fd)
+    print("| loop | AsyncRing.read reads/s | run_in_executor(os.preadv) reads/s | ratio |")
+    print("| --- | --- | --- | --- |")
+    for lk in loops:
+        r, p = results[(lk, "ring")], results[(lk, "pool")]
+        ratio = statistics.median(a / b for a, b in zip(r, p))
+        print("| %s | %.0f (%.0f-%.0f) | %.0f (%.0f-%.0f) | %.2fx |" % (
+            lk, statistics.median(r), min(r), max(r), statistics.median(p), min(p), max(p), ratio))
+
+
+if __name__ == "__main__":
+    main()
