@@ -359,6 +359,59 @@ def test_cancel_pending_operation(run, kind):
     run(main)
 
 
+@pytest.mark.parametrize("kind", ["readv", "recvmsg", "splice", "futex_wait", "waitid"])
+def test_cancel_more_kinds(run, kind):
+    """More shapes of pending operation: vectored buffers, a msghdr, two
+    fds, a futex word, a child process; each cancelled in the kernel, its
+    memory released only after the final completion."""
+    async def main():
+        c, s = sock_pair()
+        r, w = os.pipe()
+        r2, w2 = os.pipe()
+        bufs = [Buf(8), Buf(8)]
+        refs = [weakref.ref(b) for b in bufs]
+        child = None
+        async with AsyncRing() as ring:
+            if kind == "readv":
+                fut = ring.readv(r, bufs)
+            elif kind == "recvmsg":
+                fut = ring.recvmsg(s, 64, 64)
+            elif kind == "splice":
+                fut = ring.splice(r, -1, w2, -1, 100)
+            elif kind == "futex_wait":
+                fut = ring.futex_wait(memoryview(bufs[0])[:4], 0)
+            else:
+                child = os.fork()
+                if child == 0:
+                    os.read(r, 1)              # waits for the parent's word
+                    os._exit(3)
+                fut = ring.waitid(os.P_PID, child, os.WEXITED)
+            task = asyncio.ensure_future(fut)
+            await asyncio.sleep(0.02)
+            assert ring.in_flight() == 1 and not task.done()
+            del bufs
+            gc.collect()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await settle(ring)
+            gc.collect()
+            assert all(ref() is None for ref in refs)
+            # nothing the cancelled op would have taken is gone
+            os.write(w, b"z")
+            if kind == "waitid":
+                st = await ring.waitid(os.P_PID, child, os.WEXITED)
+                assert st.si_pid == child and st.si_status == 3
+            else:
+                assert await ring.read(r, 10) == b"z"
+        for x in (c, s):
+            x.close()
+        for fd in (r, w, r2, w2):
+            os.close(fd)
+
+    run(main)
+
+
 def test_wait_for_timeout_cancels_in_kernel(run):
     async def main():
         c, s = sock_pair()
