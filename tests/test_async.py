@@ -755,3 +755,35 @@ def test_trio_on_the_raw_ring():
         os.close(w)
 
     trio.run(main)
+
+
+@pytest.mark.no_leakcheck
+def test_ctrl_c_with_operations_in_flight(run_py):
+    """SIGINT while tasks wait on the ring: asyncio.run() cancels them, the
+    ring closes inside `async with`, and the process exits cleanly."""
+    code = r'''
+import asyncio, os, signal, socket
+from py_io_uring import AsyncRing
+a, b = socket.socketpair()
+
+async def main():
+    ring = AsyncRing()
+    try:
+        async with ring:
+            waiters = [asyncio.ensure_future(ring.recv(b, 10)) for _ in range(5)]
+            await asyncio.sleep(0.05)
+            print("in flight", ring.in_flight(), flush=True)
+            asyncio.get_running_loop().call_later(0.05, os.kill, os.getpid(), signal.SIGINT)
+            await asyncio.gather(*waiters)
+    finally:
+        print("closed", ring.closed(), ring.in_flight(), flush=True)
+
+try:
+    asyncio.run(main())
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", flush=True)
+'''
+    p = run_py(code, timeout=30)
+    assert "in flight 5" in p.stdout, p.stderr
+    assert "closed True 0" in p.stdout and "KeyboardInterrupt" in p.stdout, (p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr, p.stderr
