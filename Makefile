@@ -126,7 +126,7 @@ fuzz: deps-test
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory all BUILD=build-asan CFLAGS="$(ASAN_FLAGS)"
 	PY_IO_URING_BUILD=$(BUILD) PY_IO_URING_FUZZ_PROFILE=$(or $(FUZZ_PROFILE),fuzz) \
-	  $(PYTHON) -m pytest $(PYTEST_ARGS) tests/test_stateful.py
+	  $(PYTHON) -m pytest $(PYTEST_ARGS) tests/test_stateful.py tests/test_async_fuzz.py
 	@# atheris ships wheels for x86_64; elsewhere it needs clang to build
 	@$(PYTHON) -c "import atheris" 2>/dev/null || $(PYTHON) -m pip install -q atheris || true
 	@if $(PYTHON) -c "import atheris" 2>/dev/null; then \
