@@ -152,14 +152,15 @@ $(BENCH_BIN)/%: bench/%.c
 	$(CC) -O2 -Wall -Wextra -o $@ $< -luring
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(BENCH_BIN)/nop $(BENCH_BIN)/randread
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)/nop $(BENCH_BIN)/randread $(BENCH_BIN)/echo_load $(BENCH_BIN)/echo_server
 	@# the peer binding and the plot are optional: try them, bounded, never fail
 	@$(PYTHON) -c "import liburing" 2>/dev/null || timeout 60 $(PYTHON) -m pip install -q liburing || true
 	@$(PYTHON) -c "import matplotlib" 2>/dev/null || timeout 120 $(PYTHON) -m pip install -q matplotlib || true
+	@$(PYTHON) -c "import uvloop" 2>/dev/null || timeout 120 $(PYTHON) -m pip install -q uvloop || true
 	$(PYTHON) bench/run.py --build $(BUILD) --out docs/performance.md $(BENCH_ARGS)
 
 bench-ci: deps
-	@$(MAKE) --no-print-directory all $(BENCH_BIN)/nop $(BENCH_BIN)/randread
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)/nop $(BENCH_BIN)/randread $(BENCH_BIN)/echo_load $(BENCH_BIN)/echo_server
 	$(PYTHON) bench/run.py --build $(BUILD) --quick --out $(BENCH_BIN)/performance.md $(BENCH_ARGS)
 
 .PHONY: bench bench-ci
