@@ -259,10 +259,33 @@ int pu_ring_type_init(void);
 /* teardown (src/teardown.c) */
 void pu_ring_teardown(RingObject *r);
 
-/* checks and errors (src/errors.c) */
-int pu_ring_check(RingObject *r);
-int pu_ring_check_sq(RingObject *r);
-int pu_ring_check_cq(RingObject *r);
+/* checks and errors (src/errors.c).  pu_ring_check*() return 0 when the
+ * ring may be used (the submission side / the completion side too), else
+ * -1 with the exception set.  The test that passes is inline: these run
+ * several times per operation; the error paths are in errors.c. */
+int pu_ring_check_fail(RingObject *r, int side);   /* side: 0, 's', 'c' */
+
+#define PU_RING_USABLE(r) \
+    ((r)->initialised && !(r)->closing && \
+     (r)->fork_generation == pu_fork_generation)
+
+static inline int
+pu_ring_check(RingObject *r)
+{
+    return PU_RING_USABLE(r) ? 0 : pu_ring_check_fail(r, 0);
+}
+
+static inline int
+pu_ring_check_sq(RingObject *r)
+{
+    return (PU_RING_USABLE(r) && !r->sq_busy) ? 0 : pu_ring_check_fail(r, 's');
+}
+
+static inline int
+pu_ring_check_cq(RingObject *r)
+{
+    return (PU_RING_USABLE(r) && !r->cq_busy) ? 0 : pu_ring_check_fail(r, 'c');
+}
 PyObject *pu_err_errno(int err);
 PyObject *pu_err_setup(int err);
 PyObject *pu_err_unsupported(const pu_opdef *op);

@@ -99,6 +99,8 @@ pu_record_new(RingObject *r)
 void
 pu_record_release_pins(SqeObject *rec)
 {
+    if (rec->nbufs == 0 && rec->pins == NULL && rec->nkeep == 0)
+        return;   /* the usual case for a NOP, a recv into a length, ... */
     while (rec->nbufs > 0)
         PyBuffer_Release(&rec->bufs[--rec->nbufs]);
     for (pu_pin *p = rec->pins; p != NULL; p = p->next)
@@ -114,6 +116,11 @@ pu_record_release_pins(SqeObject *rec)
 void
 pu_record_release(SqeObject *rec)
 {
+    if (rec->blocks == NULL && rec->result == NULL && rec->nbufs == 0 &&
+        rec->pins == NULL && rec->nkeep == 0) {
+        rec->op_state = NULL;
+        return;   /* nothing held */
+    }
     pu_record_release_pins(rec);
     Py_CLEAR(rec->result);
     rec->op_state = NULL;
