@@ -238,6 +238,22 @@ PyObject *pu_sqe_prep(SqeObject *self, const pu_opdef *op,
                       PyObject *const *args, Py_ssize_t nargs,
                       PyObject *kwnames);
 
+/* Free lists of Sqe and Cqe objects (src/record.c): a dealloc'ed object's
+ * memory is kept for the next get_sqe() or reaped completion instead of
+ * going back to the allocator.  An Sqe reaches its dealloc only after the
+ * slot table dropped it, i.e. after its final completion, so the kernel is
+ * done with it as surely as if it were freed.  Off under AddressSanitizer
+ * (which must see every use after free) and where CPython has no
+ * _Py_NewReference() for extensions (3.13 on). */
+#if !defined(__SANITIZE_ADDRESS__) && PY_VERSION_HEX < 0x030D0000
+#define PU_FREELISTS 1
+#endif
+#define PU_FREELIST_MAX 256
+SqeObject *pu_sqe_alloc(void);        /* refcount 1, not tracked, fields unset */
+void pu_sqe_free(SqeObject *rec);     /* untracked and cleared already */
+CqeObject *pu_cqe_alloc(void);
+void pu_cqe_free(CqeObject *q);
+
 /* the types (src/sqe.c, src/cqe.c, src/ring.c) */
 int pu_sqe_type_init(void);
 PyObject *pu_sqe_peer(SqeObject *self);

@@ -79,7 +79,7 @@ pu_reap(RingObject *r)
         /* a completion no record of ours names (a msg_ring message from
          * another ring) is delivered too, with no Sqe behind it */
         if (rec != NULL || PU_UD_SLOT(c->user_data) != PU_SLOT_INTERNAL) {
-            CqeObject *q = PyObject_GC_New(CqeObject, &pu_CqeType);
+            CqeObject *q = pu_cqe_alloc();
             if (q == NULL) {
                 err = -1;   /* this CQE stays in the ring for next time */
                 break;

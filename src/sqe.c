@@ -89,7 +89,7 @@ Sqe_dealloc(SqeObject *self)
     pu_record_release(self);
     Py_CLEAR(self->data);
     Py_CLEAR(self->ring);
-    PyObject_GC_Del(self);
+    pu_sqe_free(self);
 }
 
 static PyObject *
