@@ -19,6 +19,7 @@ import mmap
 import os
 import platform
 import random
+import re
 import shutil
 import statistics
 import struct
@@ -611,6 +612,73 @@ def breakdown(m, n):
     return res
 
 
+def _objects_ir(path):
+    """Instructions per object file in a callgrind output: {basename: Ir}."""
+    out = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100", path],
+                         capture_output=True, text=True, timeout=300).stdout
+    per = {}
+    for line in out.splitlines():
+        mm = re.match(r"\s*([\d,]+) \([ \d.]+%\)\s+.*\[(.*)\]$", line)
+        if mm:
+            obj = os.path.basename(mm.group(2))
+            per[obj] = per.get(obj, 0) + int(mm.group(1).replace(",", ""))
+    return per
+
+
+def callgrind_per_op(make_cmd, n, workdir):
+    """User-space instructions per op, per object file: make_cmd(ops) runs the
+    loop; run with n and 2n ops under callgrind, the difference over n is
+    the per-op cost without start-up.  Returns {object: Ir/op} or a string."""
+    if not shutil.which("valgrind") or not shutil.which("callgrind_annotate"):
+        return "valgrind is not installed"
+    runs = []
+    for ops in (n, 2 * n):
+        path = os.path.join(workdir, "callgrind.%d" % ops)
+        try:
+            r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + path] + make_cmd(ops),
+                               capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return "callgrind failed: %s" % exc
+        if r.returncode != 0:
+            return "callgrind failed: %s" % r.stderr.strip()[-200:]
+        runs.append(_objects_ir(path))
+        os.unlink(path)
+    a, b = runs
+    return {k: (b[k] - a.get(k, 0)) / n for k in b if abs(b[k] - a.get(k, 0)) / n >= 0.5}
+
+
+def rusage_per_op(make_cmd, n):
+    """(user ns, system ns) of CPU per op: the child's rusage with n and 2n ops,
+    the difference over n."""
+    import resource
+    t = []
+    for ops in (n, 2 * n):
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(make_cmd(ops), check=True, capture_output=True, timeout=600)
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t.append((r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime))
+    return ((t[1][0] - t[0][0]) / n * 1e9, (t[1][1] - t[0][1]) / n * 1e9)
+
+
+def gap_measure(args, binp, workdir, quick):
+    """Per NOP round trip at batch 64: callgrind instructions per object and
+    user/system CPU time, for C and for each Python loop in NOP_APIS."""
+    def py_cmd(api):
+        return lambda ops: [sys.executable, os.path.join(ROOT, "bench", "nop_loop.py"), str(ops),
+                            "--api", api, "--build", args.build]
+    cmds = [("C liburing", lambda ops: [os.path.join(binp, "nop"), "64", str(ops)])]
+    cmds += [("py_io_uring, %s" % ("cqe_seen per op" if api == "wait_cqe_nr" else "fastest API"), py_cmd(api))
+             for api in NOP_APIS]
+    res = {}
+    for name, make in cmds:
+        print("... callgrind and rusage: %s" % name, file=sys.stderr, flush=True)
+        cg = callgrind_per_op(make, 6400 if quick else 32000, workdir)
+        n = 64000 if quick else 2560000
+        ru = rusage_per_op(make, n * 5 if name.startswith("C") else n)   # C: long enough for the tick
+        res[name] = (cg, ru)
+    return res
+
+
 def perf_profile(cmd, workdir):
     """Share of CPU samples per binary (`perf record` + `perf report --sort dso`)
     for cmd, or a string saying why there is none."""
@@ -680,6 +748,8 @@ def main():
     ap.add_argument("--dir", default=None, help="folder for the test files (default: a temporary one in /tmp)")
     ap.add_argument("--nop-child", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--no-profile", action="store_true", help="skip the perf profile of the NOP loop")
+    ap.add_argument("--no-callgrind", action="store_true",
+                    help="skip the callgrind instruction counts and CPU split of the NOP loop")
     ap.add_argument("--only", default="nop,cached,direct,copy,echo", help="comma-separated workloads")
     args = ap.parse_args()
 
@@ -787,6 +857,7 @@ def main():
             row.run(repeat)
 
         gap = breakdown(m, 64000 if quick else 640000) if "nop" in only else None
+        per_op = gap_measure(args, binp, workdir, quick) if "nop" in only and not args.no_callgrind else None
         profile = None
         if "nop" in only and not quick and not args.no_profile:
             print("... perf profile of the NOP loop", file=sys.stderr, flush=True)
@@ -808,7 +879,7 @@ def main():
     if args.out:
         plot = os.path.splitext(args.out)[0] + ".png"
         plot_msg = write_plot(rows, plot)
-        write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_msg, plot, quick)
+        write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_msg, plot, quick, per_op)
         print("\nwrote %s" % args.out)
 
 
@@ -862,7 +933,26 @@ def write_plot(rows, path):
     return None
 
 
-def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_msg, plot, quick):
+def render_per_op(per_op):
+    """The callgrind/rusage table of gap_measure()."""
+    lines = ["| NOP round trip, batch 64 | module (py_io_uring .so / liburing) | interpreter (libpython) | "
+             "libc and the rest | user-space instructions | user CPU ns | kernel (system) CPU ns |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, (cg, ru) in per_op.items():
+        if isinstance(cg, str):
+            cells = [cg, "-", "-", "-"]
+        else:
+            mod = sum(v for k, v in cg.items() if k.startswith("py_io_uring") or k.startswith("liburing")
+                      or k == "nop")
+            interp = sum(v for k, v in cg.items() if k.startswith("libpython"))
+            total = sum(cg.values())
+            cells = ["%.0f" % mod, "%.0f" % interp if interp else "0", "%.0f" % (total - mod - interp),
+                     "%.0f" % total]
+        lines.append("| %s | %s | %.0f | %.0f |" % (name, " | ".join(cells), ru[0], ru[1]))
+    return "\n".join(lines)
+
+
+def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_msg, plot, quick, per_op=None):
     info = machine_info()
     out = []
     out.append("# Performance")
@@ -940,6 +1030,16 @@ def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_ms
         c_rows = [r for r in rows if r.workload.startswith("NOP") and "batch 64" in r.workload]
         if c_rows and c_rows[0].stats("C liburing"):
             out.append("| C liburing, whole round trip | %.0f |" % (1e9 / c_rows[0].stats("C liburing")[0]))
+        out.append("")
+    if per_op:
+        out.append("Per NOP round trip at batch 64, measured in this run (`gap_measure()` in run.py): "
+                   "user-space instructions from `valgrind --tool=callgrind` (the loop run with N and 2N "
+                   "ops, the difference over N, so start-up cancels; split by the binary the "
+                   "instructions ran in: for C the program and liburing count as \"module\"), and the CPU "
+                   "time the process spent in user space and in the kernel (getrusage, same N/2N "
+                   "difference, at full speed; callgrind cannot see the kernel):")
+        out.append("")
+        out.append(render_per_op(per_op))
         out.append("")
     if profile:
         out.append("`perf record` of the NOP loop at batch 64 (share of CPU samples per binary; "

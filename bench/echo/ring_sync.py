@@ -1,7 +1,8 @@
 """Echo server over py_io_uring's synchronous IoUring API, written the way a
 user would: one multishot accept, then per connection a recv into its own
 reusable buffer and a send of what arrived (the rest again on a partial
-send); submit_and_wait(1), then every ready completion is handled in a batch."""
+send); submit_and_wait(1), then every ready completion is handled in a batch
+(wait_cqe_nr(cq_ready()), one cq_advance() for the batch)."""
 
 import socket
 
@@ -29,8 +30,8 @@ def main():
     m = common.load_py_io_uring(args.build)
     lsock = common.listener()
     ring = m.IoUring(4096)
-    get_sqe, submit_and_wait, wait_cqe_nr, cq_ready, cqe_seen = (
-        ring.get_sqe, ring.submit_and_wait, ring.wait_cqe_nr, ring.cq_ready, ring.cqe_seen)
+    get_sqe, submit_and_wait, wait_cqe_nr, cq_ready, cq_advance = (
+        ring.get_sqe, ring.submit_and_wait, ring.wait_cqe_nr, ring.cq_ready, ring.cq_advance)
     more = m.IORING_CQE_F_MORE
     accept_data = ("accept", None)
 
@@ -54,11 +55,11 @@ def main():
     common.ready(lsock)
     while True:
         submit_and_wait(1)
-        for cqe in wait_cqe_nr(cq_ready()):
+        cqes = wait_cqe_nr(cq_ready())
+        for cqe in cqes:
             c, kind = cqe.get_data()
             res = cqe.res()
-            cqe_seen(cqe)
-            if c == "accept":
+            if kind is None:          # the accept
                 if res >= 0:
                     recv(Conn(res))
                 if not cqe.flags() & more:
@@ -76,6 +77,7 @@ def main():
                 else:
                     c.pending = None
                     recv(c)
+        cq_advance(len(cqes))
 
 
 if __name__ == "__main__":
