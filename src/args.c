@@ -11,20 +11,12 @@
 #define ARGNAME(sp, i) ((sp)->kwlist[(i)])
 
 int
-pu_parse_args(const pu_argspec *sp, PyObject *const *args, Py_ssize_t nargs,
-              PyObject *kwnames, PyObject **out)
+pu_parse_args_full(const pu_argspec *sp, PyObject *const *args, Py_ssize_t nargs,
+                   PyObject *kwnames, PyObject **out)
 {
     Py_ssize_t i, nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
 
     Py_ssize_t npos = sp->nmax - sp->kwonly;
-    if (nkw == 0 && nargs >= sp->nreq && nargs <= npos) {
-        /* the usual call: positional arguments only, all required given */
-        for (i = 0; i < nargs; i++)
-            out[i] = args[i];
-        for (; i < sp->nmax; i++)
-            out[i] = NULL;
-        return 0;
-    }
     if (nargs > npos) {
         PyErr_Format(PyExc_TypeError,
                      "%s() takes at most %zd positional argument%s (%zd given)",

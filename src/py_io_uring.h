@@ -182,8 +182,26 @@ typedef struct pu_argspec {
     Py_ssize_t kwonly;              /* the last kwonly names are keyword-only */
 } pu_argspec;
 
-int pu_parse_args(const pu_argspec *sp, PyObject *const *args,
-                  Py_ssize_t nargs, PyObject *kwnames, PyObject **out);
+int pu_parse_args_full(const pu_argspec *sp, PyObject *const *args,
+                       Py_ssize_t nargs, PyObject *kwnames, PyObject **out);
+
+/* Fill out[0..nmax) from a vectorcall's arguments (NULL: not given).  The
+ * usual call, positional arguments only with every required one given, is
+ * handled inline; keywords and errors in args.c. */
+static inline int
+pu_parse_args(const pu_argspec *sp, PyObject *const *args, Py_ssize_t nargs,
+              PyObject *kwnames, PyObject **out)
+{
+    Py_ssize_t i;
+
+    if (kwnames != NULL || nargs < sp->nreq || nargs > sp->nmax - sp->kwonly)
+        return pu_parse_args_full(sp, args, nargs, kwnames, out);
+    for (i = 0; i < nargs; i++)
+        out[i] = args[i];
+    for (; i < sp->nmax; i++)
+        out[i] = NULL;
+    return 0;
+}
 
 int pu_conv_fd(const pu_argspec *sp, int i, PyObject *o, int *out);
 int pu_conv_dirfd(const pu_argspec *sp, int i, PyObject *o, int *out);
@@ -224,7 +242,7 @@ socklen_t *pu_rec_peer_addrlen(SqeObject *rec);
 /* ---------------------------------------------------------------- runtime */
 /* records (src/record.c) */
 SqeObject *pu_record_new(RingObject *r);
-void pu_record_release(SqeObject *rec);
+void pu_record_release_full(SqeObject *rec);
 void pu_record_release_pins(SqeObject *rec);
 void *pu_rec_alloc(SqeObject *rec, size_t size);
 Py_buffer *pu_rec_pin(SqeObject *rec, PyObject *o, int flags);
@@ -233,6 +251,25 @@ void pu_record_finish(RingObject *r, SqeObject *rec);
 void pu_record_finish_skipped(RingObject *r, SqeObject *rec);
 void pu_record_finish_suppressed(RingObject *r, SqeObject *rec, int32_t res);
 SqeObject *pu_record_lookup(RingObject *r, __u64 ud);
+/* Release everything the record holds (pins, kept objects, the output
+ * bytes, its blocks): only once the kernel is done with it.  Inline, the
+ * usual case: nothing is held. */
+static inline void
+pu_record_release(SqeObject *rec)
+{
+    if (rec->blocks == NULL && rec->result == NULL && rec->nbufs == 0 &&
+        rec->pins == NULL && rec->nkeep == 0) {
+        rec->op_state = NULL;
+        return;
+    }
+    pu_record_release_full(rec);
+}
+
+/* pu_record_lookup(), inline, for the reaping loop */
+#define PU_RECORD_LOOKUP(r, ud)                                            \
+    (PU_UD_SLOT(ud) < (r)->nslots && (r)->slots[PU_UD_SLOT(ud)] != NULL && \
+     (r)->slots[PU_UD_SLOT(ud)]->user_data == (ud)                        \
+         ? (r)->slots[PU_UD_SLOT(ud)] : NULL)
 int pu_ring_table_grow(RingObject *r);
 PyObject *pu_sqe_prep(SqeObject *self, const pu_opdef *op,
                       PyObject *const *args, Py_ssize_t nargs,

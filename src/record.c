@@ -170,13 +170,8 @@ pu_record_release_pins(SqeObject *rec)
 }
 
 void
-pu_record_release(SqeObject *rec)
+pu_record_release_full(SqeObject *rec)
 {
-    if (rec->blocks == NULL && rec->result == NULL && rec->nbufs == 0 &&
-        rec->pins == NULL && rec->nkeep == 0) {
-        rec->op_state = NULL;
-        return;   /* nothing held */
-    }
     pu_record_release_pins(rec);
     Py_CLEAR(rec->result);
     rec->op_state = NULL;
