@@ -614,14 +614,23 @@ def breakdown(m, n):
 
 def _objects_ir(path):
     """Instructions per object file in a callgrind output: {basename: Ir}."""
-    out = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100", path],
+    out = subprocess.run(["callgrind_annotate", "--auto=no", "--inclusive=no", "--threshold=100", path],
                          capture_output=True, text=True, timeout=300).stdout
-    per = {}
+    rows, home = [], {}
     for line in out.splitlines():
-        mm = re.match(r"\s*([\d,]+) \([ \d.]+%\)\s+.*\[(.*)\]$", line)
-        if mm:
-            obj = os.path.basename(mm.group(2))
-            per[obj] = per.get(obj, 0) + int(mm.group(1).replace(",", ""))
+        mm = re.match(r"\s*([\d,]+) \([ \d.]+%\)\s+(\S.*?)(?: \[(.*)\])?$", line)
+        if not mm or "PROGRAM TOTALS" in line:
+            continue
+        fn = mm.group(2).rsplit(":", 1)[-1].split("'")[0]
+        if mm.group(3):
+            home.setdefault(fn, os.path.basename(mm.group(3)))
+        rows.append((int(mm.group(1).replace(",", "")), fn, mm.group(3)))
+    per = {}
+    for ir, fn, obj in rows:
+        # callgrind_annotate leaves the binary out for code inlined from a
+        # header: it belongs to the binary of the function it was inlined in
+        obj = os.path.basename(obj) if obj else home.get(fn, "other")
+        per[obj] = per.get(obj, 0) + ir
     return per
 
 
@@ -748,6 +757,9 @@ def main():
     ap.add_argument("--dir", default=None, help="folder for the test files (default: a temporary one in /tmp)")
     ap.add_argument("--nop-child", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--no-profile", action="store_true", help="skip the perf profile of the NOP loop")
+    ap.add_argument("--json", default=None, help="also save the raw results here")
+    ap.add_argument("--render", default=None, metavar="JSON",
+                    help="measure nothing: rewrite the report (--out) from results saved with --json")
     ap.add_argument("--no-callgrind", action="store_true",
                     help="skip the callgrind instruction counts and CPU split of the NOP loop")
     ap.add_argument("--only", default="nop,cached,direct,copy,echo", help="comma-separated workloads")
@@ -758,6 +770,11 @@ def main():
     repeat = args.repeat or (3 if quick else 5)
     binp = args.bin or os.path.join(ROOT, args.build, "bench")
     only = set(args.only.split(","))
+    if args.render:
+        data, rows = load_json(args.render)
+        output(args, rows, data["notes"], data["gap"], data["profile"], data["size"], data["repeat"],
+               data["elapsed"], data["quick"], data["per_op"], argv=data["argv"], date=data["date"])
+        return
     m = load_module(args.build)
     if args.nop_child:      # the NOP loop alone, for perf record
         print(py_nop(m, 64, args.nop_child)())
@@ -870,7 +887,38 @@ def main():
         if not args.dir:
             shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.time() - t_start
+    if args.json:
+        save_json(args.json, rows, notes, gap, profile, per_op, size, repeat, elapsed, quick)
+    output(args, rows, notes, gap, profile, size, repeat, elapsed, quick, per_op)
 
+
+def save_json(path, rows, notes, gap, profile, per_op, size, repeat, elapsed, quick):
+    """The raw results, so that --render can rewrite the report without
+    measuring again."""
+    import json
+    data = {"argv": sys.argv, "date": datetime.date.today().isoformat(), "notes": notes, "gap": gap,
+            "profile": profile, "per_op": per_op, "size": size, "repeat": repeat, "elapsed": elapsed,
+            "quick": quick,
+            "rows": [{"workload": r.workload, "unit": r.unit, "py_name": r.py_name,
+                      "names": [n for n, _ in r.fns], "samples": r.samples, "notes": r.notes}
+                     for r in rows]}
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1)
+
+
+def load_json(path):
+    import json
+    with open(path) as f:
+        data = json.load(f)
+    rows = []
+    for d in data["rows"]:
+        r = Row(d["workload"], d["unit"], d["py_name"], None, [(n, None) for n in d["names"][1:]])
+        r.samples, r.notes = d["samples"], d["notes"]
+        rows.append(r)
+    return data, rows
+
+
+def output(args, rows, notes, gap, profile, size, repeat, elapsed, quick, per_op, argv=None, date=None):
     table = render_table(rows)
     print()
     print(table)
@@ -879,7 +927,8 @@ def main():
     if args.out:
         plot = os.path.splitext(args.out)[0] + ".png"
         plot_msg = write_plot(rows, plot)
-        write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_msg, plot, quick, per_op)
+        write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_msg, plot, quick, per_op,
+                     argv=argv, date=date)
         print("\nwrote %s" % args.out)
 
 
@@ -945,6 +994,8 @@ def render_per_op(per_op):
             mod = sum(v for k, v in cg.items() if k.startswith("py_io_uring") or k.startswith("liburing")
                       or k == "nop")
             interp = sum(v for k, v in cg.items() if k.startswith("libpython"))
+            mod = sum(v for k, v in cg.items() if k.startswith("py_io_uring") or k.startswith("liburing")
+                      or k.startswith("nop"))
             total = sum(cg.values())
             cells = ["%.0f" % mod, "%.0f" % interp if interp else "0", "%.0f" % (total - mod - interp),
                      "%.0f" % total]
@@ -952,7 +1003,8 @@ def render_per_op(per_op):
     return "\n".join(lines)
 
 
-def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_msg, plot, quick, per_op=None):
+def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_msg, plot, quick, per_op=None,
+                 argv=None, date=None):
     info = machine_info()
     out = []
     out.append("# Performance")
@@ -962,7 +1014,7 @@ def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_ms
                "the variants of one workload run round-robin inside each repetition, and the ratio "
                "is the median of the per-repetition ratios py_io_uring / baseline (above 1: "
                "py_io_uring is faster). The machine is a shared 2-core VM: trust ratios more "
-               "than absolute figures." % (datetime.date.today().isoformat(),
+               "than absolute figures." % (date or datetime.date.today().isoformat(),
                                             "quick" if quick else "full", repeat, elapsed))
     out.append("")
     out.append(render_table(rows))
@@ -989,7 +1041,7 @@ def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_ms
     out.append("make bench-ci     # python3 bench/run.py --quick --out build/bench/performance.md")
     out.append("```")
     out.append("")
-    out.append("The exact command of this run: `%s`." % " ".join(["python3"] + sys.argv))
+    out.append("The exact command of this run: `%s`." % " ".join(["python3"] + (argv or sys.argv)))
     out.append("")
     out.append("What each workload does:")
     out.append("")
