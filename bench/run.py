@@ -496,6 +496,23 @@ ECHO_BASELINES = [
 ]
 
 
+# per server: (load generator CPU share, server CPU share) of each run
+LOAD_CPU = {}
+
+
+def load_note(servers):
+    """Who was busy during the echo runs: the load generator's and the
+    server's CPU time over the run's wall time (1.0 = one core)."""
+    parts = []
+    for name, spec in servers:
+        got = LOAD_CPU.get(" ".join(spec))
+        if got:
+            parts.append("%s: load generator %.2f, server %.2f" % (
+                name, statistics.median(g for g, _ in got), statistics.median(sv for _, sv in got)))
+    return ("CPU use during the echo runs (CPU-seconds per second of the run, median; 1.00 is one "
+            "core of the two): " + "; ".join(parts) + ".") if parts else None
+
+
 def server_command(spec, build, binp):
     """The argv that starts a server given as in ECHO_PY_SERVERS."""
     first, rest = spec[0], list(spec[1:])
@@ -552,6 +569,8 @@ def echo_run(spec, build, binp, conns, msg, seconds, cpu_sink=None):
             vals = dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
             if cpu_sink is not None:
                 cpu_sink.append(float(vals["messages"]) / cpu if cpu > 0 else float("nan"))
+            LOAD_CPU.setdefault(" ".join(spec), []).append(
+                (float(vals["cpu_seconds"]) / float(vals["seconds"]), cpu / float(vals["seconds"])))
             return float(vals["msgs_per_sec"])
         finally:
             if srv.poll() is None:
@@ -873,6 +892,8 @@ def main():
             print("... %s: %s" % (row.workload, row.py_name), file=sys.stderr, flush=True)
             row.run(repeat)
 
+        if "echo" in only and load_note(ECHO_PY_SERVERS + ECHO_BASELINES):
+            notes.append(load_note(ECHO_PY_SERVERS + ECHO_BASELINES))
         gap = breakdown(m, 64000 if quick else 640000) if "nop" in only else None
         per_op = gap_measure(args, binp, workdir, quick) if "nop" in only and not args.no_callgrind else None
         profile = None
