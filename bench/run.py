@@ -1069,7 +1069,9 @@ def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_ms
     out.append("1. NOP: per op `get_sqe()`, `prep_nop()`, `set_data(i)`; per batch `submit()`, "
                "`wait_cqe_nr(batch)`, then `res()`, `get_data()`, `cqe_seen()` per completion; ring of 256. "
                "C (`bench/nop.c`) and the PyPI `liburing` binding do the same steps "
-               "(`io_uring_wait_cqe` per completion, user data as an integer).")
+               "(`io_uring_wait_cqe` per completion, user data as an integer). The fastest-API row "
+               "does per batch `submit_and_wait(batch)`, `wait_cqe_nr(batch)` (already reaped: no system "
+               "call), `res()` and `get_data()` per completion and one `cq_advance(batch)`.")
     out.append("2. Random 4 KiB reads from a page-cached file, the same seeded offsets for every variant "
                "(C reads them from a file run.py writes), 32 in flight, `submit_and_wait(1)` then "
                "`peek_cqe()` until empty. `os.pread` is one system call per read.")
@@ -1083,7 +1085,8 @@ def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_ms
                "sends a 1 KiB message and waits for the whole echo, checked byte for byte, before the "
                "next; %s per repetition) against one server at a time, each a plain script on this "
                "interpreter (`bench/echo/`, every one with reusable receive buffers where its API allows: "
-               "asyncio streams cannot) or the C epoll server `bench/echo_server.c`. The py_io_uring server "
+               "asyncio streams and `Protocol.data_received` get new bytes per read, `BufferedProtocol` "
+               "reuses one buffer) or the C epoll server `bench/echo_server.c`. The py_io_uring server "
                "uses the synchronous `IoUring` API: a multishot accept, a `recv` into the connection's "
                "own buffer and a `send` of what arrived, `submit_and_wait(1)` and the ready completions "
                "handled in a batch. The second echo row is the same runs divided by the CPU time the server "
@@ -1135,49 +1138,101 @@ def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_ms
 
 
 GAP_TEXT = """\
-Reading the table, the step timings and the profile above (the figures
-quoted are the range over two full runs on 2026-11-25, the second of which
-produced the table above; rerun to refresh them):
+Reading the table, the per-op counts and the profile above. Two full runs
+on 2026-11-25 (after the runtime work of issue 5), the second of which
+produced the table; ranges below are over both. This VM's two cores are
+shared with other jobs, and during these runs they were busy: absolute
+figures moved by 2x between repetitions, so the paired ratios and the
+instruction counts are what to read.
 
-- NOP, batch 64 (py_io_uring 0.25-0.26 of C). C's round trip is almost all
-  kernel time (the profile: ~94% of C's samples are io_uring's own submit
-  and completion work). py_io_uring pays that same kernel work (~24% of its
-  samples, i.e. about the ~65 ns a whole C round trip takes) and then about
-  three times as much in user space: six method calls per op through the interpreter, an `Sqe`
-  and a `Cqe` object allocated and freed per op, and an int user data
-  (libpython ~60% of the samples); the extension's own code is ~15%
-  (mostly the per-operation record that keeps the user data alive until the
-  completion is reaped, argument parsing and ring checks).  So the gap is
-  the per-op Python call and object overhead, not the binding's C code.
-- NOP, batch 1 (0.40-0.41 of C): one `io_uring_enter` per op dominates both
-  sides, so the ratio is closer.
-- Against the PyPI `liburing` binding, which makes the same number of
-  Python-level calls per op, py_io_uring was 1.09-1.14x (batch 1) and
-  1.59-1.61x (batch 64) as fast.
-- 4 KiB reads from the page cache at QD 32 (0.63-0.82 of C): the 4 KiB copy
-  in the kernel takes a larger share, so the Python overhead matters less;
-  a registered buffer (`read_fixed`) is the fastest form, the int-length form
-  pays a `bytes` allocation per read.  A plain `os.pread` loop beats
-  io_uring here (py_io_uring 0.77-0.78 of it): a page-cache hit completes
-  inline, so queue depth buys nothing and one `pread` system call per read
-  costs less than io_uring's per-op Python calls.
-- O_DIRECT (0.91-0.98 of C at every depth): the device latency dominates and
-  the binding's overhead disappears in it.  At depth 128 py_io_uring beat 128
-  threads doing `os.preadv` (1.15-1.39x); at depth 32 the 32 threads were
-  slightly ahead in both full runs (py_io_uring 0.89-0.91 of them) but ~2x
-  slower in quick runs: this shared VM's disk is noisy, and one Python
-  thread reaping completions is the limit at these rates.
-- Copy (page cache to page cache, no fsync): all three are bound by memory
-  bandwidth and by the writeback of the dirty pages, which makes the spread
-  huge (a single repetition can drop to 0.1x); by median py_io_uring's
-  pipeline was 0.75-0.83 of `shutil.copyfile` (in-kernel
-  `copy_file_range`, no copy to user space) and 0.83-0.88 of a plain
-  readinto/write loop.  A fair copy benchmark needs fsync'd output or a
-  dedicated disk.
-- Not measured: SQPOLL, DEFER_TASKRUN/SINGLE_ISSUER and other setup flags;
-  linked read->write chains for the copy; network workloads; a
-  `valgrind --tool=callgrind` instruction count of the extension's own
-  functions (the perf profile above only splits time per binary)."""
+**NOP round trip, batch 64** (py_io_uring 0.26-0.31 of C, either API;
+1.3-2.1x the PyPI binding). The kernel's part is about the same for both
+(system CPU per op: 68 ns for C, 48-81 ns for py_io_uring in the rusage
+columns of the two runs); the whole gap is user space: C spends 61 instructions per op there,
+py_io_uring about 2150 with the fastest API. Of those (callgrind, per op):
+
+- ~500 in the module: reaping (~80 per completion: copy the CQE into a
+  `Cqe`, find and end the record, track it for the GC), `pu_sqe_prep` (~57),
+  `pu_record_new` (~50), `get_sqe`, the submit's link-chain pass (~16), and
+  the deallocs of the `Sqe` and `Cqe`;
+- ~920 in the interpreter's eval loop: the bytecode of the loop itself,
+  five method calls per op (`get_sqe`, `prep_nop`, `set_data`, `res`,
+  `get_data`);
+- ~400 in the benchmark's own integer arithmetic (`s += c.res() +
+  c.get_data()` and `n + i` make new ints past the small-int cache:
+  `_PyLong_Add`, `x_add`, `PyLong_FromLong`, malloc/free), which the C loop
+  does in registers and the PyPI binding pays too;
+- ~330 more in libpython: call dispatch, reference counts, list iteration,
+  `_Py_NewReference` of recycled objects.
+
+So what is left is mostly the interpreter running five calls per op; the
+module's own share is now about a quarter of the user-space instructions.
+
+What issue 5 changed, measured the same way (callgrind, whole process,
+instructions per NOP round trip at batch 64, `bench/nop_loop.py` with 32000
+and 64000 ops):
+
+| runtime | loop | total | module | interpreter |
+| --- | --- | --- | --- | --- |
+| before issue 5 | `cqe_seen()` per op | 2764 | 678 | 2079 |
+| + inline ring checks, nothing-held release returns at once | `cqe_seen()` per op | 2672 | 585 | 2079 |
+| + free lists of `Sqe` and `Cqe` (256 each) | `cqe_seen()` per op | 2403 | 629 | 1768 |
+| + inline argument parsing, record release and lookup; no chain calls without a chain | `cqe_seen()` per op | 2307 | 534 | 1767 |
+| the same runtime | fastest API: `submit_and_wait`, `wait_cqe_nr`, one `cq_advance(n)` | 2154 | 504 | 1644 |
+| C liburing (`bench/nop.c`) | | 61 | 61 | - |
+
+That is 22% fewer instructions per op in all (the free lists the largest
+single step: no allocator round trip for two objects per op).  In wall
+clock the change is inside this machine's noise: the ratio to C at batch 64
+was 0.25-0.26 before, 0.26-0.31 after.
+
+- **NOP, batch 1** (0.36-0.42 of C): one `io_uring_enter` per op dominates
+  both sides.  The batch API brings nothing here (three calls per op
+  either way).
+- **4 KiB reads from the page cache, QD 32** (0.61-0.90 of C): the 4 KiB
+  copy in the kernel takes a larger share, so the Python overhead matters
+  less; a registered buffer (`read_fixed`) is the fastest form.  A plain
+  `os.pread` loop still beats io_uring here (py_io_uring 0.53-0.81 of it):
+  a page-cache hit completes inline, so queue depth buys nothing.
+- **O_DIRECT** (0.90-1.06 of C at every depth): the device latency
+  dominates; at depth 128 py_io_uring beat 128 threads doing `os.preadv`
+  (1.24-1.69x), at depth 32 it was level with 32 threads (0.95-1.09).
+- **Copy** (page cache to page cache, no fsync): bound by memory bandwidth
+  and dirty-page writeback, with single repetitions down to 0.1x; the
+  medians say nothing reliable.
+- **TCP echo, 64 connections, 1 KiB messages.** Per CPU-second of the
+  server process, the py_io_uring server (plain Python on the synchronous
+  API: recv into a reused buffer, send, batch reaping) did 0.88-1.08 of the
+  C epoll server's work (three runs), 1.22-1.31x uvloop (Protocol),
+  1.35-1.42x uvloop (BufferedProtocol), 1.54-1.74x asyncio's
+  BufferedProtocol, 4.3-4.4x an asyncio Protocol and 5.0-5.3x asyncio
+  streams.  Each message costs the server
+  ~5.7 us of CPU even in C, nearly all of it the kernel's TCP work
+  (recv, send, and on loopback the peer's receive path), so io_uring's
+  fewer system calls (one `io_uring_enter` for a batch of completions and
+  new requests, against `epoll_wait` + `recv` + `send` per message) offset
+  the interpreter's cost per message.  Throughput (messages/s) tells less:
+  the load generator needs about as much CPU per message as the C server
+  (the loopback TCP work is split between both ends), so with two cores it
+  cannot push the C server much past the fastest Python servers: py_io_uring's
+  throughput was 0.90-0.92 of C's and 1.07-1.11x uvloop's (Protocol).  It does drive C 3x faster than asyncio's Protocol and
+  streams servers, which use more CPU per message than the load generator
+  does.  In an echo-only rerun (3 repetitions) on the busy machine, the
+  load generator and each fast server got only a third of a core each
+  (`CPU use` note there: load generator 0.33 and server 0.32 for both C
+  and py_io_uring; asyncio streams 0.16 and 0.50): there throughput is set
+  by the machine, and the per-CPU-second row is the comparison to trust.
+- **Tried and kept**: everything in the table above.  **Tried, no effect
+  measurable in wall clock**: the batch API at batch 1; the batch API at
+  batch 64 is 6% fewer instructions, within this machine's timing noise.
+- **Not done**: fewer Python calls per op (a `prep_nop` that takes the user
+  data, or a vectorised prep of many entries) would cut the largest part
+  left, the interpreter's ~920 instructions per op, but is new API shape
+  rather than a faster runtime; free lists on 3.13+ (no
+  `_Py_NewReference()` for extensions); SQPOLL, DEFER_TASKRUN/SINGLE_ISSUER
+  and other setup flags; linked read->write chains for the copy; an
+  AsyncRing echo server (the runner takes one more line in
+  `ECHO_PY_SERVERS`)."""
 
 
 if __name__ == "__main__":
