@@ -769,7 +769,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default=None, help="file size for O_DIRECT and copy (default 1G; 16M with --quick)")
     ap.add_argument("--repeat", type=int, default=None, help="repetitions per figure (default 5; 3 with --quick)")
-    ap.add_argument("--quick", action="store_true", help="tiny sizes and counts, for CI (well under a minute)")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes and counts, for CI (about a minute)")
     ap.add_argument("--out", default=None, help="write the Markdown report here (and a PNG plot beside it)")
     ap.add_argument("--build", default="build", help="folder of the built module (default build)")
     ap.add_argument("--bin", default=None, help="folder of the C baselines (default <build>/bench)")
