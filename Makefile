@@ -150,21 +150,23 @@ clean:
 
 # Benchmarks (bench/README.md): py_io_uring against C over liburing and the
 # standard library.  `bench` rewrites docs/performance.md (1 GiB files);
-# `bench-ci` is the quick form, written to build/bench/ and well under a minute.
+# `bench-ci` is the quick form, written to build/bench/ and a minute or two (the echo servers and
+# callgrind of the NOP loop take most of it).
 BENCH_BIN = $(BUILD)/bench
 $(BENCH_BIN)/%: bench/%.c
 	@mkdir -p $(BENCH_BIN)
 	$(CC) -O2 -Wall -Wextra -o $@ $< -luring
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(BENCH_BIN)/nop $(BENCH_BIN)/randread
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)/nop $(BENCH_BIN)/randread $(BENCH_BIN)/echo_load $(BENCH_BIN)/echo_server
 	@# the peer binding and the plot are optional: try them, bounded, never fail
 	@$(PYTHON) -c "import liburing" 2>/dev/null || timeout 60 $(PYTHON) -m pip install -q liburing || true
 	@$(PYTHON) -c "import matplotlib" 2>/dev/null || timeout 120 $(PYTHON) -m pip install -q matplotlib || true
+	@$(PYTHON) -c "import uvloop" 2>/dev/null || timeout 120 $(PYTHON) -m pip install -q uvloop || true
 	$(PYTHON) bench/run.py --build $(BUILD) --out docs/performance.md $(BENCH_ARGS)
 
 bench-ci: deps
-	@$(MAKE) --no-print-directory all $(BENCH_BIN)/nop $(BENCH_BIN)/randread
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)/nop $(BENCH_BIN)/randread $(BENCH_BIN)/echo_load $(BENCH_BIN)/echo_server
 	$(PYTHON) bench/run.py --build $(BUILD) --quick --out $(BENCH_BIN)/performance.md $(BENCH_ARGS)
 
 .PHONY: bench bench-ci

@@ -19,6 +19,7 @@ import mmap
 import os
 import platform
 import random
+import re
 import shutil
 import statistics
 import struct
@@ -81,6 +82,14 @@ class Row:
                 except Exception as exc:  # a baseline failing is reported, not fatal
                     self.notes[name] = "failed: %s" % (exc,)
             order = order[1:] + order[:1]   # rotate: nobody always goes first
+
+    def fill(self):
+        """Take the samples another row's runs left in sinks (filled_by)."""
+        src, sinks = self.filled_by
+        self.notes = dict(src.notes)
+        for name, _ in self.fns:
+            # the baselines' sinks also hold earlier rows' runs: take this row's
+            self.samples[name] = sinks[name][-len(src.samples[name]):] if src.samples[name] else []
 
     def stats(self, name):
         s = self.samples[name]
@@ -147,6 +156,43 @@ def py_nop(m, batch, total):
         finally:
             ring.queue_exit()
     return run
+
+
+def py_nop_batch(m, batch, total):
+    """The fastest API: per op get_sqe(), prep_nop(), set_data(i); per batch
+    submit_and_wait(batch) (submit and wait in one system call),
+    wait_cqe_nr(batch) (the completions are already there: no system call),
+    res() + get_data() per completion and one cq_advance(batch)."""
+    def run():
+        ring = m.IoUring(256)
+        try:
+            rounds = total // batch
+            s = 0
+            n = 0
+            get_sqe, submit_and_wait, wait_cqe_nr, cq_advance = (
+                ring.get_sqe, ring.submit_and_wait, ring.wait_cqe_nr, ring.cq_advance)
+            t0 = time.perf_counter()
+            for _ in range(rounds):
+                for i in range(batch):
+                    sqe = get_sqe()
+                    sqe.prep_nop()
+                    sqe.set_data(n + i)
+                submit_and_wait(batch)
+                cqes = wait_cqe_nr(batch)
+                for c in cqes:
+                    s += c.res() + c.get_data()
+                cq_advance(len(cqes))
+                n += batch
+            dt = time.perf_counter() - t0
+            assert s == n * (n - 1) // 2, "wrong user data"
+            return n / dt
+        finally:
+            ring.queue_exit()
+    return run
+
+
+# the NOP loops by name, for bench/nop_loop.py (callgrind)
+NOP_APIS = {"wait_cqe_nr": py_nop, "batch": py_nop_batch}
 
 
 def c_prog(binary, *args):
@@ -429,6 +475,117 @@ def rw_loop_copy(src, dst, chunk=1 << 20):
 
 
 # --------------------------------------------------------------------------
+# 5. TCP echo
+#
+# A server is (name, command): a script in bench/echo/ run with this
+# interpreter (see bench/echo/common.py for what it must do), or a C program
+# from --bin.  Each py_io_uring server in ECHO_PY_SERVERS gets a row against
+# every server in ECHO_BASELINES; a new server (an AsyncRing one, say) is one
+# more line here.
+
+ECHO_PY_SERVERS = [
+    ("py_io_uring (sync IoUring)", ["bench/echo/ring_sync.py"]),
+]
+ECHO_BASELINES = [
+    ("C epoll server", ["@echo_server"]),
+    ("asyncio streams", ["bench/echo/asyncio_streams.py"]),
+    ("asyncio Protocol", ["bench/echo/asyncio_protocol.py"]),
+    ("asyncio BufferedProtocol", ["bench/echo/asyncio_protocol.py", "--buffered"]),
+    ("uvloop Protocol", ["bench/echo/asyncio_protocol.py", "--uvloop"]),
+    ("uvloop BufferedProtocol", ["bench/echo/asyncio_protocol.py", "--uvloop", "--buffered"]),
+]
+
+
+# per server: (load generator CPU share, server CPU share) of each run
+LOAD_CPU = {}
+
+
+def load_note(servers):
+    """Who was busy during the echo runs: the load generator's and the
+    server's CPU time over the run's wall time (1.0 = one core)."""
+    parts = []
+    for name, spec in servers:
+        got = LOAD_CPU.get(" ".join(spec))
+        if got:
+            parts.append("%s: load generator %.2f, server %.2f" % (
+                name, statistics.median(g for g, _ in got), statistics.median(sv for _, sv in got)))
+    return ("CPU use during the echo runs (CPU-seconds per second of the run, median; 1.00 is one "
+            "core of the two): " + "; ".join(parts) + ".") if parts else None
+
+
+def server_command(spec, build, binp):
+    """The argv that starts a server given as in ECHO_PY_SERVERS."""
+    first, rest = spec[0], list(spec[1:])
+    if first.startswith("@"):
+        return [os.path.join(binp, first[1:])] + rest
+    return [sys.executable, os.path.join(ROOT, first)] + rest + ["--build", build]
+
+
+def needs_module(spec):
+    """Why a server cannot run here (a module it imports is missing), or None."""
+    if "--uvloop" in spec:
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            return "uvloop is not installed (pip install uvloop failed or was not run)"
+    return None
+
+
+def proc_cpu(pid):
+    """CPU seconds (user + system) the process has used so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def echo_run(spec, build, binp, conns, msg, seconds, cpu_sink=None):
+    """Start the server, drive it with echo_load for `seconds`, stop it;
+    return messages per second.  cpu_sink, a list, gets the messages per
+    CPU-second the server itself used (its efficiency, which the load
+    generator's own limit does not cap)."""
+    def run():
+        why = needs_module(spec)
+        if why:
+            raise Unavailable(why)
+        load = os.path.join(binp, "echo_load")
+        cmd = server_command(spec, build, binp)
+        for path in (load, cmd[0]):
+            if not os.path.exists(path):
+                raise Unavailable("%s is not built (make bench)" % os.path.basename(path))
+        srv = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        try:
+            line = srv.stdout.readline()   # bounded: the server prints or dies
+            if not line.startswith("PORT "):
+                srv.kill()
+                raise RuntimeError("server gave no port: %r %s" % (line, srv.stderr.read()[-300:]))
+            port = int(line.split()[1])
+            cpu0 = proc_cpu(srv.pid)
+            out = subprocess.run([load, str(port), str(conns), str(msg), str(seconds)],
+                                 capture_output=True, text=True, timeout=seconds + 60)
+            if out.returncode != 0:
+                raise RuntimeError("echo_load failed: %s" % out.stderr.strip()[-300:])
+            cpu = proc_cpu(srv.pid) - cpu0
+            vals = dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+            if cpu_sink is not None:
+                cpu_sink.append(float(vals["messages"]) / cpu if cpu > 0 else float("nan"))
+            LOAD_CPU.setdefault(" ".join(spec), []).append(
+                (float(vals["cpu_seconds"]) / float(vals["seconds"]), cpu / float(vals["seconds"])))
+            return float(vals["msgs_per_sec"])
+        finally:
+            if srv.poll() is None:
+                srv.stdin.close()          # the server exits on stdin EOF
+                try:
+                    srv.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    srv.kill()
+                    srv.wait(timeout=5)
+            for f in (srv.stdout, srv.stderr):
+                f.close()
+    return run
+
+
+# --------------------------------------------------------------------------
 # where the time goes in the NOP loop
 
 
@@ -471,6 +628,82 @@ def breakdown(m, n):
         pass
     res["(empty Python loop iteration)"] = (pc() - t0) / ops * 1e9
     ring.queue_exit()
+    return res
+
+
+def _objects_ir(path):
+    """Instructions per object file in a callgrind output: {basename: Ir}."""
+    out = subprocess.run(["callgrind_annotate", "--auto=no", "--inclusive=no", "--threshold=100", path],
+                         capture_output=True, text=True, timeout=300).stdout
+    rows, home = [], {}
+    for line in out.splitlines():
+        mm = re.match(r"\s*([\d,]+) \([ \d.]+%\)\s+(\S.*?)(?: \[(.*)\])?$", line)
+        if not mm or "PROGRAM TOTALS" in line:
+            continue
+        fn = mm.group(2).rsplit(":", 1)[-1].split("'")[0]
+        if mm.group(3):
+            home.setdefault(fn, os.path.basename(mm.group(3)))
+        rows.append((int(mm.group(1).replace(",", "")), fn, mm.group(3)))
+    per = {}
+    for ir, fn, obj in rows:
+        # callgrind_annotate leaves the binary out for code inlined from a
+        # header: it belongs to the binary of the function it was inlined in
+        obj = os.path.basename(obj) if obj else home.get(fn, "other")
+        per[obj] = per.get(obj, 0) + ir
+    return per
+
+
+def callgrind_per_op(make_cmd, n, workdir):
+    """User-space instructions per op, per object file: make_cmd(ops) runs the
+    loop; run with n and 2n ops under callgrind, the difference over n is
+    the per-op cost without start-up.  Returns {object: Ir/op} or a string."""
+    if not shutil.which("valgrind") or not shutil.which("callgrind_annotate"):
+        return "valgrind is not installed"
+    runs = []
+    for ops in (n, 2 * n):
+        path = os.path.join(workdir, "callgrind.%d" % ops)
+        try:
+            r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + path] + make_cmd(ops),
+                               capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return "callgrind failed: %s" % exc
+        if r.returncode != 0:
+            return "callgrind failed: %s" % r.stderr.strip()[-200:]
+        runs.append(_objects_ir(path))
+        os.unlink(path)
+    a, b = runs
+    return {k: (b[k] - a.get(k, 0)) / n for k in b if abs(b[k] - a.get(k, 0)) / n >= 0.5}
+
+
+def rusage_per_op(make_cmd, n):
+    """(user ns, system ns) of CPU per op: the child's rusage with n and 2n ops,
+    the difference over n."""
+    import resource
+    t = []
+    for ops in (n, 2 * n):
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(make_cmd(ops), check=True, capture_output=True, timeout=600)
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t.append((r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime))
+    return ((t[1][0] - t[0][0]) / n * 1e9, (t[1][1] - t[0][1]) / n * 1e9)
+
+
+def gap_measure(args, binp, workdir, quick):
+    """Per NOP round trip at batch 64: callgrind instructions per object and
+    user/system CPU time, for C and for each Python loop in NOP_APIS."""
+    def py_cmd(api):
+        return lambda ops: [sys.executable, os.path.join(ROOT, "bench", "nop_loop.py"), str(ops),
+                            "--api", api, "--build", args.build]
+    cmds = [("C liburing", lambda ops: [os.path.join(binp, "nop"), "64", str(ops)])]
+    cmds += [("py_io_uring, %s" % ("cqe_seen per op" if api == "wait_cqe_nr" else "fastest API"), py_cmd(api))
+             for api in NOP_APIS]
+    res = {}
+    for name, make in cmds:
+        print("... callgrind and rusage: %s" % name, file=sys.stderr, flush=True)
+        cg = callgrind_per_op(make, 6400 if quick else 32000, workdir)
+        n = 64000 if quick else 2560000
+        ru = rusage_per_op(make, n * 5 if name.startswith("C") else n)   # C: long enough for the tick
+        res[name] = (cg, ru)
     return res
 
 
@@ -536,14 +769,19 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default=None, help="file size for O_DIRECT and copy (default 1G; 16M with --quick)")
     ap.add_argument("--repeat", type=int, default=None, help="repetitions per figure (default 5; 3 with --quick)")
-    ap.add_argument("--quick", action="store_true", help="tiny sizes and counts, for CI (well under a minute)")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes and counts, for CI (about a minute)")
     ap.add_argument("--out", default=None, help="write the Markdown report here (and a PNG plot beside it)")
     ap.add_argument("--build", default="build", help="folder of the built module (default build)")
     ap.add_argument("--bin", default=None, help="folder of the C baselines (default <build>/bench)")
     ap.add_argument("--dir", default=None, help="folder for the test files (default: a temporary one in /tmp)")
     ap.add_argument("--nop-child", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--no-profile", action="store_true", help="skip the perf profile of the NOP loop")
-    ap.add_argument("--only", default="nop,cached,direct,copy", help="comma-separated workloads")
+    ap.add_argument("--json", default=None, help="also save the raw results here")
+    ap.add_argument("--render", default=None, metavar="JSON",
+                    help="measure nothing: rewrite the report (--out) from results saved with --json")
+    ap.add_argument("--no-callgrind", action="store_true",
+                    help="skip the callgrind instruction counts and CPU split of the NOP loop")
+    ap.add_argument("--only", default="nop,cached,direct,copy,echo", help="comma-separated workloads")
     args = ap.parse_args()
 
     quick = args.quick
@@ -551,6 +789,11 @@ def main():
     repeat = args.repeat or (3 if quick else 5)
     binp = args.bin or os.path.join(ROOT, args.build, "bench")
     only = set(args.only.split(","))
+    if args.render:
+        data, rows = load_json(args.render)
+        output(args, rows, data["notes"], data["gap"], data["profile"], data["size"], data["repeat"],
+               data["elapsed"], data["quick"], data["per_op"], argv=data["argv"], date=data["date"])
+        return
     m = load_module(args.build)
     if args.nop_child:      # the NOP loop alone, for perf record
         print(py_nop(m, 64, args.nop_child)())
@@ -570,10 +813,13 @@ def main():
         if "nop" in only:
             for batch in (1, 64):
                 n = nop_n[batch]
-                rows.append(Row("NOP round trip, batch %d" % batch, "ops/s", "py_io_uring",
-                                py_nop(m, batch, n),
-                                [("C liburing", c_prog(os.path.join(binp, "nop"), batch, n * 10)),
-                                 ("liburing (PyPI)", peer_nop(batch, n))]))
+                base = [("C liburing", c_prog(os.path.join(binp, "nop"), batch, n * 10)),
+                        ("liburing (PyPI)", peer_nop(batch, n))]
+                rows.append(Row("NOP round trip, batch %d" % batch, "ops/s", "py_io_uring (cqe_seen per op)",
+                                py_nop(m, batch, n), base))
+                rows.append(Row("NOP round trip, batch %d" % batch, "ops/s",
+                                "py_io_uring (fastest: submit_and_wait, cq_advance per batch)",
+                                py_nop_batch(m, batch, n), base))
 
         if "cached" in only:
             path = os.path.join(workdir, "cached.dat")
@@ -624,11 +870,32 @@ def main():
                             [("shutil.copyfile", shutil_copy(big, dst)),
                              ("readinto/write loop", rw_loop_copy(big, dst))]))
 
+        if "echo" in only:
+            conns, msg = 64, 1024
+            secs = 0.3 if quick else 2.0
+            wl = "TCP echo, %d connections, %s messages" % (conns, human(msg))
+            effs = {name: [] for name, _ in ECHO_BASELINES + ECHO_PY_SERVERS}
+            base = [(name, echo_run(spec, args.build, binp, conns, msg, secs, effs[name]))
+                    for name, spec in ECHO_BASELINES]
+            for name, spec in ECHO_PY_SERVERS:
+                row = Row(wl, "msg/s", name, echo_run(spec, args.build, binp, conns, msg, secs, effs[name]), base)
+                rows.append(row)
+                # the same runs seen as the server's CPU cost: filled in by the row above
+                eff = Row(wl + ", per server CPU-second", "msg/CPU-s", name, None, base)
+                eff.filled_by = (row, effs)
+                rows.append(eff)
+
         for row in rows:
+            if getattr(row, "filled_by", None):
+                row.fill()
+                continue
             print("... %s: %s" % (row.workload, row.py_name), file=sys.stderr, flush=True)
             row.run(repeat)
 
+        if "echo" in only and load_note(ECHO_PY_SERVERS + ECHO_BASELINES):
+            notes.append(load_note(ECHO_PY_SERVERS + ECHO_BASELINES))
         gap = breakdown(m, 64000 if quick else 640000) if "nop" in only else None
+        per_op = gap_measure(args, binp, workdir, quick) if "nop" in only and not args.no_callgrind else None
         profile = None
         if "nop" in only and not quick and not args.no_profile:
             print("... perf profile of the NOP loop", file=sys.stderr, flush=True)
@@ -641,7 +908,38 @@ def main():
         if not args.dir:
             shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.time() - t_start
+    if args.json:
+        save_json(args.json, rows, notes, gap, profile, per_op, size, repeat, elapsed, quick)
+    output(args, rows, notes, gap, profile, size, repeat, elapsed, quick, per_op)
 
+
+def save_json(path, rows, notes, gap, profile, per_op, size, repeat, elapsed, quick):
+    """The raw results, so that --render can rewrite the report without
+    measuring again."""
+    import json
+    data = {"argv": sys.argv, "date": datetime.date.today().isoformat(), "notes": notes, "gap": gap,
+            "profile": profile, "per_op": per_op, "size": size, "repeat": repeat, "elapsed": elapsed,
+            "quick": quick,
+            "rows": [{"workload": r.workload, "unit": r.unit, "py_name": r.py_name,
+                      "names": [n for n, _ in r.fns], "samples": r.samples, "notes": r.notes}
+                     for r in rows]}
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1)
+
+
+def load_json(path):
+    import json
+    with open(path) as f:
+        data = json.load(f)
+    rows = []
+    for d in data["rows"]:
+        r = Row(d["workload"], d["unit"], d["py_name"], None, [(n, None) for n in d["names"][1:]])
+        r.samples, r.notes = d["samples"], d["notes"]
+        rows.append(r)
+    return data, rows
+
+
+def output(args, rows, notes, gap, profile, size, repeat, elapsed, quick, per_op, argv=None, date=None):
     table = render_table(rows)
     print()
     print(table)
@@ -650,7 +948,8 @@ def main():
     if args.out:
         plot = os.path.splitext(args.out)[0] + ".png"
         plot_msg = write_plot(rows, plot)
-        write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_msg, plot, quick)
+        write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_msg, plot, quick, per_op,
+                     argv=argv, date=date)
         print("\nwrote %s" % args.out)
 
 
@@ -704,7 +1003,29 @@ def write_plot(rows, path):
     return None
 
 
-def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_msg, plot, quick):
+def render_per_op(per_op):
+    """The callgrind/rusage table of gap_measure()."""
+    lines = ["| NOP round trip, batch 64 | module (py_io_uring .so / liburing) | interpreter (libpython) | "
+             "libc and the rest | user-space instructions | user CPU ns | kernel (system) CPU ns |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, (cg, ru) in per_op.items():
+        if isinstance(cg, str):
+            cells = [cg, "-", "-", "-"]
+        else:
+            mod = sum(v for k, v in cg.items() if k.startswith("py_io_uring") or k.startswith("liburing")
+                      or k == "nop")
+            interp = sum(v for k, v in cg.items() if k.startswith("libpython"))
+            mod = sum(v for k, v in cg.items() if k.startswith("py_io_uring") or k.startswith("liburing")
+                      or k.startswith("nop"))
+            total = sum(cg.values())
+            cells = ["%.0f" % mod, "%.0f" % interp if interp else "0", "%.0f" % (total - mod - interp),
+                     "%.0f" % total]
+        lines.append("| %s | %s | %.0f | %.0f |" % (name, " | ".join(cells), ru[0], ru[1]))
+    return "\n".join(lines)
+
+
+def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_msg, plot, quick, per_op=None,
+                 argv=None, date=None):
     info = machine_info()
     out = []
     out.append("# Performance")
@@ -714,7 +1035,7 @@ def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_ms
                "the variants of one workload run round-robin inside each repetition, and the ratio "
                "is the median of the per-repetition ratios py_io_uring / baseline (above 1: "
                "py_io_uring is faster). The machine is a shared 2-core VM: trust ratios more "
-               "than absolute figures." % (datetime.date.today().isoformat(),
+               "than absolute figures." % (date or datetime.date.today().isoformat(),
                                             "quick" if quick else "full", repeat, elapsed))
     out.append("")
     out.append(render_table(rows))
@@ -736,19 +1057,21 @@ def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_ms
     out.append("## Commands")
     out.append("")
     out.append("```sh")
-    out.append("make bench        # builds the module and build/bench/{nop,randread}, then:")
+    out.append("make bench        # builds the module and build/bench/{nop,randread,echo_load,echo_server}, then:")
     out.append("python3 bench/run.py --out docs/performance.md      # --size 1G --repeat 5")
     out.append("make bench-ci     # python3 bench/run.py --quick --out build/bench/performance.md")
     out.append("```")
     out.append("")
-    out.append("The exact command of this run: `%s`." % " ".join(["python3"] + sys.argv))
+    out.append("The exact command of this run: `%s`." % " ".join(["python3"] + (argv or sys.argv)))
     out.append("")
     out.append("What each workload does:")
     out.append("")
     out.append("1. NOP: per op `get_sqe()`, `prep_nop()`, `set_data(i)`; per batch `submit()`, "
                "`wait_cqe_nr(batch)`, then `res()`, `get_data()`, `cqe_seen()` per completion; ring of 256. "
                "C (`bench/nop.c`) and the PyPI `liburing` binding do the same steps "
-               "(`io_uring_wait_cqe` per completion, user data as an integer).")
+               "(`io_uring_wait_cqe` per completion, user data as an integer). The fastest-API row "
+               "does per batch `submit_and_wait(batch)`, `wait_cqe_nr(batch)` (already reaped: no system "
+               "call), `res()` and `get_data()` per completion and one `cq_advance(batch)`.")
     out.append("2. Random 4 KiB reads from a page-cached file, the same seeded offsets for every variant "
                "(C reads them from a file run.py writes), 32 in flight, `submit_and_wait(1)` then "
                "`peek_cqe()` until empty. `os.pread` is one system call per read.")
@@ -758,6 +1081,17 @@ def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_ms
                "uses `copy_file_range`/`sendfile` in the kernel (no copy to user space); the "
                "readinto/write loop is the plain Python equivalent of the pipeline. The copy lands in "
                "the page cache (no fsync).")
+    out.append("5. TCP echo on 127.0.0.1: `bench/echo_load.c` (epoll, 64 keep-alive connections, each "
+               "sends a 1 KiB message and waits for the whole echo, checked byte for byte, before the "
+               "next; %s per repetition) against one server at a time, each a plain script on this "
+               "interpreter (`bench/echo/`, every one with reusable receive buffers where its API allows: "
+               "asyncio streams and `Protocol.data_received` get new bytes per read, `BufferedProtocol` "
+               "reuses one buffer) or the C epoll server `bench/echo_server.c`. The py_io_uring server "
+               "uses the synchronous `IoUring` API: a multishot accept, a `recv` into the connection's "
+               "own buffer and a `send` of what arrived, `submit_and_wait(1)` and the ready completions "
+               "handled in a batch. The second echo row is the same runs divided by the CPU time the server "
+               "process used (from /proc), which the 2-core machine's cap on throughput does not hide."
+               % ("0.3 s" if quick else "2 s"))
     out.append("")
     out.append("## Where the gap to C is")
     out.append("")
@@ -772,6 +1106,16 @@ def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_ms
         c_rows = [r for r in rows if r.workload.startswith("NOP") and "batch 64" in r.workload]
         if c_rows and c_rows[0].stats("C liburing"):
             out.append("| C liburing, whole round trip | %.0f |" % (1e9 / c_rows[0].stats("C liburing")[0]))
+        out.append("")
+    if per_op:
+        out.append("Per NOP round trip at batch 64, measured in this run (`gap_measure()` in run.py): "
+                   "user-space instructions from `valgrind --tool=callgrind` (the loop run with N and 2N "
+                   "ops, the difference over N, so start-up cancels; split by the binary the "
+                   "instructions ran in: for C the program and liburing count as \"module\"), and the CPU "
+                   "time the process spent in user space and in the kernel (getrusage, same N/2N "
+                   "difference, at full speed; callgrind cannot see the kernel):")
+        out.append("")
+        out.append(render_per_op(per_op))
         out.append("")
     if profile:
         out.append("`perf record` of the NOP loop at batch 64 (share of CPU samples per binary; "
@@ -794,49 +1138,101 @@ def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_ms
 
 
 GAP_TEXT = """\
-Reading the table, the step timings and the profile above (the figures
-quoted are the range over two full runs on 2026-11-25, the second of which
-produced the table above; rerun to refresh them):
+Reading the table, the per-op counts and the profile above. Two full runs
+on 2026-11-25 (after the runtime work of issue 5), the second of which
+produced the table; ranges below are over both. This VM's two cores are
+shared with other jobs, and during these runs they were busy: absolute
+figures moved by 2x between repetitions, so the paired ratios and the
+instruction counts are what to read.
 
-- NOP, batch 64 (py_io_uring 0.25-0.26 of C). C's round trip is almost all
-  kernel time (the profile: ~94% of C's samples are io_uring's own submit
-  and completion work). py_io_uring pays that same kernel work (~24% of its
-  samples, i.e. about the ~65 ns a whole C round trip takes) and then about
-  three times as much in user space: six method calls per op through the interpreter, an `Sqe`
-  and a `Cqe` object allocated and freed per op, and an int user data
-  (libpython ~60% of the samples); the extension's own code is ~15%
-  (mostly the per-operation record that keeps the user data alive until the
-  completion is reaped, argument parsing and ring checks).  So the gap is
-  the per-op Python call and object overhead, not the binding's C code.
-- NOP, batch 1 (0.40-0.41 of C): one `io_uring_enter` per op dominates both
-  sides, so the ratio is closer.
-- Against the PyPI `liburing` binding, which makes the same number of
-  Python-level calls per op, py_io_uring was 1.09-1.14x (batch 1) and
-  1.59-1.61x (batch 64) as fast.
-- 4 KiB reads from the page cache at QD 32 (0.63-0.82 of C): the 4 KiB copy
-  in the kernel takes a larger share, so the Python overhead matters less;
-  a registered buffer (`read_fixed`) is the fastest form, the int-length form
-  pays a `bytes` allocation per read.  A plain `os.pread` loop beats
-  io_uring here (py_io_uring 0.77-0.78 of it): a page-cache hit completes
-  inline, so queue depth buys nothing and one `pread` system call per read
-  costs less than io_uring's per-op Python calls.
-- O_DIRECT (0.91-0.98 of C at every depth): the device latency dominates and
-  the binding's overhead disappears in it.  At depth 128 py_io_uring beat 128
-  threads doing `os.preadv` (1.15-1.39x); at depth 32 the 32 threads were
-  slightly ahead in both full runs (py_io_uring 0.89-0.91 of them) but ~2x
-  slower in quick runs: this shared VM's disk is noisy, and one Python
-  thread reaping completions is the limit at these rates.
-- Copy (page cache to page cache, no fsync): all three are bound by memory
-  bandwidth and by the writeback of the dirty pages, which makes the spread
-  huge (a single repetition can drop to 0.1x); by median py_io_uring's
-  pipeline was 0.75-0.83 of `shutil.copyfile` (in-kernel
-  `copy_file_range`, no copy to user space) and 0.83-0.88 of a plain
-  readinto/write loop.  A fair copy benchmark needs fsync'd output or a
-  dedicated disk.
-- Not measured: SQPOLL, DEFER_TASKRUN/SINGLE_ISSUER and other setup flags;
-  linked read->write chains for the copy; network workloads; a
-  `valgrind --tool=callgrind` instruction count of the extension's own
-  functions (the perf profile above only splits time per binary)."""
+**NOP round trip, batch 64** (py_io_uring 0.26-0.31 of C, either API;
+1.3-2.1x the PyPI binding). The kernel's part is about the same for both
+(system CPU per op: 68 ns for C, 48-81 ns for py_io_uring in the rusage
+columns of the two runs); the whole gap is user space: C spends 61 instructions per op there,
+py_io_uring about 2150 with the fastest API. Of those (callgrind, per op):
+
+- ~500 in the module: reaping (~80 per completion: copy the CQE into a
+  `Cqe`, find and end the record, track it for the GC), `pu_sqe_prep` (~57),
+  `pu_record_new` (~50), `get_sqe`, the submit's link-chain pass (~16), and
+  the deallocs of the `Sqe` and `Cqe`;
+- ~920 in the interpreter's eval loop: the bytecode of the loop itself,
+  five method calls per op (`get_sqe`, `prep_nop`, `set_data`, `res`,
+  `get_data`);
+- ~400 in the benchmark's own integer arithmetic (`s += c.res() +
+  c.get_data()` and `n + i` make new ints past the small-int cache:
+  `_PyLong_Add`, `x_add`, `PyLong_FromLong`, malloc/free), which the C loop
+  does in registers and the PyPI binding pays too;
+- ~330 more in libpython: call dispatch, reference counts, list iteration,
+  `_Py_NewReference` of recycled objects.
+
+So what is left is mostly the interpreter running five calls per op; the
+module's own share is now about a quarter of the user-space instructions.
+
+What issue 5 changed, measured the same way (callgrind, whole process,
+instructions per NOP round trip at batch 64, `bench/nop_loop.py` with 32000
+and 64000 ops):
+
+| runtime | loop | total | module | interpreter |
+| --- | --- | --- | --- | --- |
+| before issue 5 | `cqe_seen()` per op | 2764 | 678 | 2079 |
+| + inline ring checks, nothing-held release returns at once | `cqe_seen()` per op | 2672 | 585 | 2079 |
+| + free lists of `Sqe` and `Cqe` (256 each) | `cqe_seen()` per op | 2403 | 629 | 1768 |
+| + inline argument parsing, record release and lookup; no chain calls without a chain | `cqe_seen()` per op | 2307 | 534 | 1767 |
+| the same runtime | fastest API: `submit_and_wait`, `wait_cqe_nr`, one `cq_advance(n)` | 2154 | 504 | 1644 |
+| C liburing (`bench/nop.c`) | | 61 | 61 | - |
+
+That is 22% fewer instructions per op in all (the free lists the largest
+single step: no allocator round trip for two objects per op).  In wall
+clock the change is inside this machine's noise: the ratio to C at batch 64
+was 0.25-0.26 before, 0.26-0.31 after.
+
+- **NOP, batch 1** (0.36-0.42 of C): one `io_uring_enter` per op dominates
+  both sides.  The batch API brings nothing here (three calls per op
+  either way).
+- **4 KiB reads from the page cache, QD 32** (0.61-0.90 of C): the 4 KiB
+  copy in the kernel takes a larger share, so the Python overhead matters
+  less; a registered buffer (`read_fixed`) is the fastest form.  A plain
+  `os.pread` loop still beats io_uring here (py_io_uring 0.53-0.81 of it):
+  a page-cache hit completes inline, so queue depth buys nothing.
+- **O_DIRECT** (0.90-1.06 of C at every depth): the device latency
+  dominates; at depth 128 py_io_uring beat 128 threads doing `os.preadv`
+  (1.24-1.69x), at depth 32 it was level with 32 threads (0.95-1.09).
+- **Copy** (page cache to page cache, no fsync): bound by memory bandwidth
+  and dirty-page writeback, with single repetitions down to 0.1x; the
+  medians say nothing reliable.
+- **TCP echo, 64 connections, 1 KiB messages.** Per CPU-second of the
+  server process, the py_io_uring server (plain Python on the synchronous
+  API: recv into a reused buffer, send, batch reaping) did 0.88-1.08 of the
+  C epoll server's work (three runs), 1.22-1.31x uvloop (Protocol),
+  1.35-1.42x uvloop (BufferedProtocol), 1.54-1.74x asyncio's
+  BufferedProtocol, 4.3-4.4x an asyncio Protocol and 5.0-5.3x asyncio
+  streams.  Each message costs the server
+  ~5.7 us of CPU even in C, nearly all of it the kernel's TCP work
+  (recv, send, and on loopback the peer's receive path), so io_uring's
+  fewer system calls (one `io_uring_enter` for a batch of completions and
+  new requests, against `epoll_wait` + `recv` + `send` per message) offset
+  the interpreter's cost per message.  Throughput (messages/s) tells less:
+  the load generator needs about as much CPU per message as the C server
+  (the loopback TCP work is split between both ends), so with two cores it
+  cannot push the C server much past the fastest Python servers: py_io_uring's
+  throughput was 0.90-0.92 of C's and 1.07-1.11x uvloop's (Protocol).  It does drive C 3x faster than asyncio's Protocol and
+  streams servers, which use more CPU per message than the load generator
+  does.  In an echo-only rerun (3 repetitions) on the busy machine, the
+  load generator and each fast server got only a third of a core each
+  (`CPU use` note there: load generator 0.33 and server 0.32 for both C
+  and py_io_uring; asyncio streams 0.16 and 0.50): there throughput is set
+  by the machine, and the per-CPU-second row is the comparison to trust.
+- **Tried and kept**: everything in the table above.  **Tried, no effect
+  measurable in wall clock**: the batch API at batch 1; the batch API at
+  batch 64 is 6% fewer instructions, within this machine's timing noise.
+- **Not done**: fewer Python calls per op (a `prep_nop` that takes the user
+  data, or a vectorised prep of many entries) would cut the largest part
+  left, the interpreter's ~920 instructions per op, but is new API shape
+  rather than a faster runtime; free lists on 3.13+ (no
+  `_Py_NewReference()` for extensions); SQPOLL, DEFER_TASKRUN/SINGLE_ISSUER
+  and other setup flags; linked read->write chains for the copy; an
+  AsyncRing echo server (the runner takes one more line in
+  `ECHO_PY_SERVERS`)."""
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@
 #define ARGNAME(sp, i) ((sp)->kwlist[(i)])
 
 int
-pu_parse_args(const pu_argspec *sp, PyObject *const *args, Py_ssize_t nargs,
-              PyObject *kwnames, PyObject **out)
+pu_parse_args_full(const pu_argspec *sp, PyObject *const *args, Py_ssize_t nargs,
+                   PyObject *kwnames, PyObject **out)
 {
     Py_ssize_t i, nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
 

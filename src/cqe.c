@@ -24,7 +24,7 @@ Cqe_dealloc(CqeObject *self)
 {
     PyObject_GC_UnTrack(self);
     Cqe_clear(self);
-    PyObject_GC_Del(self);
+    pu_cqe_free(self);
 }
 
 static PyObject *

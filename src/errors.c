@@ -6,8 +6,12 @@
 #include <string.h>
 #include <time.h>
 
+/* Why the ring may not be used (the inline pu_ring_check*() found it so):
+ * set the exception and return -1.  side: 0 the ring, 's' its submission
+ * side (liburing assumes one user at a time), 'c' its completion side
+ * (one waiter or reaper at a time). */
 int
-pu_ring_check(RingObject *r)
+pu_ring_check_fail(RingObject *r, int side)
 {
     if (!r->initialised) {
         PyErr_SetString(PyExc_ValueError,
@@ -26,30 +30,12 @@ pu_ring_check(RingObject *r)
         PyErr_SetString(PyExc_ValueError, "IoUring is being closed");
         return -1;
     }
-    return 0;
-}
-
-/* The submission side: liburing assumes one user at a time. */
-int
-pu_ring_check_sq(RingObject *r)
-{
-    if (pu_ring_check(r) < 0)
-        return -1;
-    if (r->sq_busy) {
+    if (side == 's' && r->sq_busy) {
         PyErr_SetString(PyExc_RuntimeError,
                         "another thread is submitting on this IoUring");
         return -1;
     }
-    return 0;
-}
-
-/* The completion side: one waiter or reaper at a time. */
-int
-pu_ring_check_cq(RingObject *r)
-{
-    if (pu_ring_check(r) < 0)
-        return -1;
-    if (r->cq_busy) {
+    if (side == 'c' && r->cq_busy) {
         PyErr_SetString(PyExc_RuntimeError,
                         "another thread is waiting on this IoUring's "
                         "completion queue (one waiter at a time)");

@@ -207,8 +207,26 @@ typedef struct pu_argspec {
     Py_ssize_t kwonly;              /* the last kwonly names are keyword-only */
 } pu_argspec;
 
-int pu_parse_args(const pu_argspec *sp, PyObject *const *args,
-                  Py_ssize_t nargs, PyObject *kwnames, PyObject **out);
+int pu_parse_args_full(const pu_argspec *sp, PyObject *const *args,
+                       Py_ssize_t nargs, PyObject *kwnames, PyObject **out);
+
+/* Fill out[0..nmax) from a vectorcall's arguments (NULL: not given).  The
+ * usual call, positional arguments only with every required one given, is
+ * handled inline; keywords and errors in args.c. */
+static inline int
+pu_parse_args(const pu_argspec *sp, PyObject *const *args, Py_ssize_t nargs,
+              PyObject *kwnames, PyObject **out)
+{
+    Py_ssize_t i;
+
+    if (kwnames != NULL || nargs < sp->nreq || nargs > sp->nmax - sp->kwonly)
+        return pu_parse_args_full(sp, args, nargs, kwnames, out);
+    for (i = 0; i < nargs; i++)
+        out[i] = args[i];
+    for (; i < sp->nmax; i++)
+        out[i] = NULL;
+    return 0;
+}
 
 int pu_conv_fd(const pu_argspec *sp, int i, PyObject *o, int *out);
 int pu_conv_dirfd(const pu_argspec *sp, int i, PyObject *o, int *out);
@@ -249,7 +267,7 @@ socklen_t *pu_rec_peer_addrlen(SqeObject *rec);
 /* ---------------------------------------------------------------- runtime */
 /* records (src/record.c) */
 SqeObject *pu_record_new(RingObject *r);
-void pu_record_release(SqeObject *rec);
+void pu_record_release_full(SqeObject *rec);
 void pu_record_release_pins(SqeObject *rec);
 void *pu_rec_alloc(SqeObject *rec, size_t size);
 Py_buffer *pu_rec_pin(SqeObject *rec, PyObject *o, int flags);
@@ -258,10 +276,45 @@ void pu_record_finish(RingObject *r, SqeObject *rec);
 void pu_record_finish_skipped(RingObject *r, SqeObject *rec);
 void pu_record_finish_suppressed(RingObject *r, SqeObject *rec, int32_t res);
 SqeObject *pu_record_lookup(RingObject *r, __u64 ud);
+/* Release everything the record holds (pins, kept objects, the output
+ * bytes, its blocks): only once the kernel is done with it.  Inline, the
+ * usual case: nothing is held. */
+static inline void
+pu_record_release(SqeObject *rec)
+{
+    if (rec->blocks == NULL && rec->result == NULL && rec->nbufs == 0 &&
+        rec->pins == NULL && rec->nkeep == 0) {
+        rec->op_state = NULL;
+        return;
+    }
+    pu_record_release_full(rec);
+}
+
+/* pu_record_lookup(), inline, for the reaping loop */
+#define PU_RECORD_LOOKUP(r, ud)                                            \
+    (PU_UD_SLOT(ud) < (r)->nslots && (r)->slots[PU_UD_SLOT(ud)] != NULL && \
+     (r)->slots[PU_UD_SLOT(ud)]->user_data == (ud)                        \
+         ? (r)->slots[PU_UD_SLOT(ud)] : NULL)
 int pu_ring_table_grow(RingObject *r);
 PyObject *pu_sqe_prep(SqeObject *self, const pu_opdef *op,
                       PyObject *const *args, Py_ssize_t nargs,
                       PyObject *kwnames);
+
+/* Free lists of Sqe and Cqe objects (src/record.c): a dealloc'ed object's
+ * memory is kept for the next get_sqe() or reaped completion instead of
+ * going back to the allocator.  An Sqe reaches its dealloc only after the
+ * slot table dropped it, i.e. after its final completion, so the kernel is
+ * done with it as surely as if it were freed.  Off under AddressSanitizer
+ * (which must see every use after free) and where CPython has no
+ * _Py_NewReference() for extensions (3.13 on). */
+#if !defined(__SANITIZE_ADDRESS__) && PY_VERSION_HEX < 0x030D0000
+#define PU_FREELISTS 1
+#endif
+#define PU_FREELIST_MAX 256
+SqeObject *pu_sqe_alloc(void);        /* refcount 1, not tracked, fields unset */
+void pu_sqe_free(SqeObject *rec);     /* untracked and cleared already */
+CqeObject *pu_cqe_alloc(void);
+void pu_cqe_free(CqeObject *q);
 
 /* the types (src/sqe.c, src/cqe.c, src/ring.c) */
 int pu_sqe_type_init(void);
@@ -295,10 +348,33 @@ int pu_ring_type_init(void);
 /* teardown (src/teardown.c) */
 void pu_ring_teardown(RingObject *r);
 
-/* checks and errors (src/errors.c) */
-int pu_ring_check(RingObject *r);
-int pu_ring_check_sq(RingObject *r);
-int pu_ring_check_cq(RingObject *r);
+/* checks and errors (src/errors.c).  pu_ring_check*() return 0 when the
+ * ring may be used (the submission side / the completion side too), else
+ * -1 with the exception set.  The test that passes is inline: these run
+ * several times per operation; the error paths are in errors.c. */
+int pu_ring_check_fail(RingObject *r, int side);   /* side: 0, 's', 'c' */
+
+#define PU_RING_USABLE(r) \
+    ((r)->initialised && !(r)->closing && \
+     (r)->fork_generation == pu_fork_generation)
+
+static inline int
+pu_ring_check(RingObject *r)
+{
+    return PU_RING_USABLE(r) ? 0 : pu_ring_check_fail(r, 0);
+}
+
+static inline int
+pu_ring_check_sq(RingObject *r)
+{
+    return (PU_RING_USABLE(r) && !r->sq_busy) ? 0 : pu_ring_check_fail(r, 's');
+}
+
+static inline int
+pu_ring_check_cq(RingObject *r)
+{
+    return (PU_RING_USABLE(r) && !r->cq_busy) ? 0 : pu_ring_check_fail(r, 'c');
+}
 PyObject *pu_err_errno(int err);
 PyObject *pu_oserror_new(int err);
 PyObject *pu_err_setup(int err);

@@ -75,11 +75,11 @@ pu_reap(RingObject *r)
     /* allocation below may run the GC and finalizers: keep them off the CQ */
     r->cq_busy = 1;
     io_uring_for_each_cqe(&r->ring, head, c) {
-        SqeObject *rec = pu_record_lookup(r, c->user_data);
+        SqeObject *rec = PU_RECORD_LOOKUP(r, c->user_data);
         /* a completion no record of ours names (a msg_ring message from
          * another ring) is delivered too, with no Sqe behind it */
         if (rec != NULL || PU_UD_SLOT(c->user_data) != PU_SLOT_INTERNAL) {
-            CqeObject *q = PyObject_GC_New(CqeObject, &pu_CqeType);
+            CqeObject *q = pu_cqe_alloc();
             if (q == NULL) {
                 err = -1;   /* this CQE stays in the ring for next time */
                 break;
@@ -117,8 +117,10 @@ pu_reap(RingObject *r)
                     pu_record_release_pins(rec);   /* its state stays */
                 else
                     pu_record_release(rec);
-                pu_record_finish_skipped(r, rec);
-                pu_record_finish_suppressed(r, rec, c->res);
+                if (rec->chain_prev != 0)   /* both end at once otherwise */
+                    pu_record_finish_skipped(r, rec);
+                if (c->res < 0)
+                    pu_record_finish_suppressed(r, rec, c->res);
             }
             PyObject_GC_Track(q);
             r->cq[r->cq_end++] = q;

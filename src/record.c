@@ -45,6 +45,62 @@ nomem:
     return -1;
 }
 
+#ifdef PU_FREELISTS
+static SqeObject *sqe_free[PU_FREELIST_MAX];
+static CqeObject *cqe_free[PU_FREELIST_MAX];
+static int sqe_nfree, cqe_nfree;
+#endif
+
+SqeObject *
+pu_sqe_alloc(void)
+{
+#ifdef PU_FREELISTS
+    if (sqe_nfree > 0) {
+        SqeObject *rec = sqe_free[--sqe_nfree];
+        _Py_NewReference((PyObject *)rec);
+        return rec;
+    }
+#endif
+    return PyObject_GC_New(SqeObject, &pu_SqeType);
+}
+
+void
+pu_sqe_free(SqeObject *rec)
+{
+#ifdef PU_FREELISTS
+    if (sqe_nfree < PU_FREELIST_MAX) {
+        sqe_free[sqe_nfree++] = rec;
+        return;
+    }
+#endif
+    PyObject_GC_Del(rec);
+}
+
+CqeObject *
+pu_cqe_alloc(void)
+{
+#ifdef PU_FREELISTS
+    if (cqe_nfree > 0) {
+        CqeObject *q = cqe_free[--cqe_nfree];
+        _Py_NewReference((PyObject *)q);
+        return q;
+    }
+#endif
+    return PyObject_GC_New(CqeObject, &pu_CqeType);
+}
+
+void
+pu_cqe_free(CqeObject *q)
+{
+#ifdef PU_FREELISTS
+    if (cqe_nfree < PU_FREELIST_MAX) {
+        cqe_free[cqe_nfree++] = q;
+        return;
+    }
+#endif
+    PyObject_GC_Del(q);
+}
+
 /* A new record with a slot.  The table holds the returned reference; the
  * caller adds its own if it hands the record out. */
 SqeObject *
@@ -55,7 +111,7 @@ pu_record_new(RingObject *r)
 
     if (r->nfree == 0 && pu_ring_table_grow(r) < 0)
         return NULL;
-    rec = PyObject_GC_New(SqeObject, &pu_SqeType);
+    rec = pu_sqe_alloc();
     if (rec == NULL)
         return NULL;
     Py_INCREF(r);
@@ -103,6 +159,8 @@ pu_record_new(RingObject *r)
 void
 pu_record_release_pins(SqeObject *rec)
 {
+    if (rec->nbufs == 0 && rec->pins == NULL && rec->nkeep == 0)
+        return;   /* the usual case for a NOP, a recv into a length, ... */
     while (rec->nbufs > 0)
         PyBuffer_Release(&rec->bufs[--rec->nbufs]);
     for (pu_pin *p = rec->pins; p != NULL; p = p->next)
@@ -116,7 +174,7 @@ pu_record_release_pins(SqeObject *rec)
 }
 
 void
-pu_record_release(SqeObject *rec)
+pu_record_release_full(SqeObject *rec)
 {
     pu_record_release_pins(rec);
     Py_CLEAR(rec->result);

@@ -518,6 +518,77 @@ Ring_cqe_seen(RingObject *self, PyObject *arg)
     Py_RETURN_NONE;   /* already seen */
 }
 
+/* ---- batch reaping: peek_batch_cqe() and cq_advance() ---- */
+
+static int
+batch_count(PyObject *arg, const char *what, Py_ssize_t *out)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred())
+        return -1;
+    if (n < 0) {
+        PyErr_Format(PyExc_ValueError, "%s must be >= 0", what);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+static PyObject *
+Ring_peek_batch_cqe(RingObject *self, PyObject *arg)
+{
+    Py_ssize_t n, got;
+    PyObject *list;
+
+    if (batch_count(arg, "peek_batch_cqe(): count", &n) < 0 ||
+        pu_ring_check_cq(self) < 0)
+        return NULL;
+    if (PU_CQ_LEN(self) < n && pu_reap(self) < 0)
+        return NULL;
+    got = PU_CQ_LEN(self) < n ? PU_CQ_LEN(self) : n;
+    list = PyList_New(got);
+    if (list == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < got; i++) {
+        PyObject *q = (PyObject *)self->cq[self->cq_start + i];
+        Py_INCREF(q);
+        PyList_SET_ITEM(list, i, q);
+    }
+    return list;
+}
+
+static PyObject *
+Ring_cq_advance(RingObject *self, PyObject *arg)
+{
+    CqeObject *local[64], **taken = local;
+    Py_ssize_t n;
+
+    if (batch_count(arg, "cq_advance(): nr", &n) < 0 || pu_ring_check(self) < 0)
+        return NULL;
+    if (n > PU_CQ_LEN(self)) {
+        PyErr_Format(PyExc_ValueError,
+                     "cq_advance(%zd): only %zd completion(s) are reaped and "
+                     "not yet seen (nothing was marked)", n, PU_CQ_LEN(self));
+        return NULL;
+    }
+    if (n > (Py_ssize_t)(sizeof(local) / sizeof(local[0]))) {
+        taken = PyMem_Malloc((size_t)n * sizeof(*taken));
+        if (taken == NULL)
+            return PyErr_NoMemory();
+    }
+    /* take them all out of the queue first: a release below may run code
+     * (a finalizer of some user data) that uses this ring */
+    memcpy(taken, self->cq + self->cq_start, (size_t)n * sizeof(*taken));
+    self->cq_start += n;
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_DECREF(taken[i]);
+    if (taken != local)
+        PyMem_Free(taken);
+    Py_RETURN_NONE;
+}
+
+/* ---- end of batch reaping ---- */
+
 static PyObject *
 Ring_sq_ready(RingObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -714,6 +785,11 @@ static PyMethodDef Ring_methods[] = {
     {"__enter__", (PyCFunction)Ring_enter, METH_NOARGS, PU_DOC_IoUring___enter__},
     {"__exit__", (PyCFunction)(void (*)(void))Ring_exit, METH_FASTCALL,
      PU_DOC_IoUring___exit__},
+    /* batch reaping */
+    {"peek_batch_cqe", (PyCFunction)Ring_peek_batch_cqe, METH_O,
+     PU_DOC_IoUring_peek_batch_cqe},
+    {"cq_advance", (PyCFunction)Ring_cq_advance, METH_O,
+     PU_DOC_IoUring_cq_advance},
     {NULL, NULL, 0, NULL},
 };
 

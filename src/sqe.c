@@ -100,7 +100,7 @@ Sqe_dealloc(SqeObject *self)
     if (!(self->aio & PU_AIO_ITER))
         Py_CLEAR(self->waiter);
     Py_CLEAR(self->ring);
-    PyObject_GC_Del(self);
+    pu_sqe_free(self);
 }
 
 static PyObject *

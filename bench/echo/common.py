@@ -1,0 +1,49 @@
+"""What every echo server of bench/run.py shares.
+
+A server is a script run as ``python3 SCRIPT [--build BUILD]``: it listens
+on 127.0.0.1 (a free port), prints ``PORT <n>`` on stdout once it accepts
+connections, echoes everything each connection sends, and exits when its
+stdin reaches EOF (run.py closes the pipe) or on SIGTERM.  To add a server,
+write such a script and list it in ECHO_SERVERS in bench/run.py.
+"""
+
+import argparse
+import os
+import socket
+import sys
+import threading
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUF = 65536   # each connection's reusable receive buffer
+
+
+def parse_args():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build", help="folder of the built py_io_uring module")
+    return ap.parse_args()
+
+
+def load_py_io_uring(build):
+    sys.path.insert(0, os.path.join(ROOT, os.environ.get("PY_IO_URING_BUILD", build)))
+    import py_io_uring
+    return py_io_uring
+
+
+def listener(backlog=1024):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(backlog)
+    return s
+
+
+def ready(sock):
+    """Say the port, then exit the whole process when stdin closes."""
+    def watch():
+        try:
+            while os.read(0, 256):
+                pass
+        finally:
+            os._exit(0)
+    threading.Thread(target=watch, daemon=True).start()
+    print("PORT %d" % sock.getsockname()[1], flush=True)
