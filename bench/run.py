@@ -485,12 +485,15 @@ def rw_loop_copy(src, dst, chunk=1 << 20):
 
 ECHO_PY_SERVERS = [
     ("py_io_uring (sync IoUring)", ["bench/echo/ring_sync.py"]),
+    ("AsyncRing on asyncio", ["bench/echo/asyncring.py"]),
+    ("AsyncRing on uvloop", ["bench/echo/asyncring.py", "--uvloop"]),
 ]
 ECHO_BASELINES = [
     ("C epoll server", ["@echo_server"]),
     ("asyncio streams", ["bench/echo/asyncio_streams.py"]),
     ("asyncio Protocol", ["bench/echo/asyncio_protocol.py"]),
     ("asyncio BufferedProtocol", ["bench/echo/asyncio_protocol.py", "--buffered"]),
+    ("uvloop streams", ["bench/echo/asyncio_streams.py", "--uvloop"]),
     ("uvloop Protocol", ["bench/echo/asyncio_protocol.py", "--uvloop"]),
     ("uvloop BufferedProtocol", ["bench/echo/asyncio_protocol.py", "--uvloop", "--buffered"]),
 ]
