@@ -49,6 +49,22 @@ async def run_variant(kind, fd, offsets):
         return len(offsets) / (time.perf_counter() - t)
 
 
+def runner(loop_kind, kind, path, offsets):
+    """A callable for bench/run.py: one measurement of one variant."""
+    def run():
+        if loop_kind == "uvloop":
+            try:
+                import uvloop  # noqa: F401
+            except ImportError:
+                raise RuntimeError("uvloop is not installed") from None
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return measure(loop_kind, kind, fd, offsets)
+        finally:
+            os.close(fd)
+    return run
+
+
 def measure(loop_kind, kind, fd, offsets):
     if loop_kind == "uvloop":
         import uvloop

@@ -784,7 +784,8 @@ def main():
                     help="measure nothing: rewrite the report (--out) from results saved with --json")
     ap.add_argument("--no-callgrind", action="store_true",
                     help="skip the callgrind instruction counts and CPU split of the NOP loop")
-    ap.add_argument("--only", default="nop,cached,direct,copy,echo", help="comma-separated workloads")
+    ap.add_argument("--only", default="nop,cached,async,direct,copy,echo",
+                    help="comma-separated workloads")
     args = ap.parse_args()
 
     quick = args.quick
@@ -841,6 +842,21 @@ def main():
                             py_randread(m, path, offs, 32, "length"), base[:1]))
             rows.append(Row(wl, "ops/s", "py_io_uring (registered buffer, read_fixed)",
                             py_randread(m, path, offs, 32, "fixed"), base[:1]))
+
+        if "async" in only:
+            # asyncio does file I/O in a thread pool: AsyncRing against that
+            import async_reads
+            path = os.path.join(workdir, "async.dat")
+            make_file(path, cached_size)
+            warm(path)
+            offs = offsets_for(cached_size, cached_n // 4, seed)
+            wl = "4 KiB random read, page cache (%s), %d asyncio tasks" % (human(cached_size),
+                                                                            async_reads.TASKS)
+            for lk in ("asyncio", "uvloop"):
+                base = [("run_in_executor(os.preadv) on %s" % lk,
+                         async_reads.runner(lk, "pool", path, offs))]
+                rows.append(Row(wl, "ops/s", "AsyncRing.read on %s" % lk,
+                                async_reads.runner(lk, "ring", path, offs), base))
 
         big = None
         if "direct" in only or "copy" in only:
