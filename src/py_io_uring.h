@@ -256,6 +256,11 @@ void pu_release_registrations(RingObject *r);
 void pu_provided_describe(RingObject *r, int each, int nr, int bgid, int bid);
 int pu_ring_type_init(void);
 
+#ifdef PU_FUZZ_RAW
+/* Sqe._fuzz_prep_raw, in the fuzz build only (src/fuzz_raw.c) */
+extern PyMethodDef pu_fuzz_raw_methods[];
+#endif
+
 /* teardown (src/teardown.c) */
 void pu_ring_teardown(RingObject *r);
 
