@@ -211,26 +211,39 @@ Ring_get_sqe(RingObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 /* Before the flush: IOSQE_CQE_SKIP_SUCCESS is kept only where a linked
- * successor's completion will prove the entry done. */
+ * successor's completion will prove the entry done, and never on the first
+ * entry of a chain joined by IOSQE_IO_HARDLINK alone.  When any entry of a
+ * chain fails as it is submitted (its prep's -EINVAL), the kernel fails
+ * the whole chain as if it were IOSQE_IO_LINK, and a head with
+ * CQE_SKIP_SUCCESS makes it drop every completion after the head's; when
+ * the hard-linked head instead fails as it runs, the rest runs and
+ * completes.  The head's completion cannot tell the two apart, so such a
+ * head keeps its own completion and the rest post theirs. */
 static void
 prepare_chains(RingObject *r)
 {
+    int in_chain = 0;   /* the previous entry links to this one */
+
     for (unsigned i = 0; i < r->npending; i++) {
         SqeObject *rec = r->pending[i];
         struct io_uring_sqe *sqe = rec->sqe;
-        int linked;
-        if (sqe == NULL)
+        int linked, head;
+        if (sqe == NULL) {
+            in_chain = 0;
             continue;
+        }
+        head = !in_chain;
         linked = (sqe->flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK)) && i + 1 < r->npending;
         if (linked)
             rec->chain_next = r->pending[i + 1]->user_data;
         if (sqe->flags & IOSQE_CQE_SKIP_SUCCESS) {
-            if (linked)
+            if (linked && !(head && !(sqe->flags & IOSQE_IO_LINK)))
                 r->pending[i + 1]->chain_prev = rec->user_data;
             else
                 sqe->flags &= (uint8_t)~IOSQE_CQE_SKIP_SUCCESS;
         }
         rec->flushed_flags = sqe->flags;
+        in_chain = linked;
     }
 }
 

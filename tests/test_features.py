@@ -337,6 +337,48 @@ def test_cqe_skip_success_on_the_last_of_a_chain_still_completes(ring):
     assert ring.in_flight() == 0
 
 
+# The first entry of a chain joined by IOSQE_IO_HARDLINK alone keeps its
+# completion despite IOSQE_CQE_SKIP_SUCCESS: when an entry fails as it is
+# submitted the kernel fails the chain like an IOSQE_IO_LINK one and drops
+# every completion after the head's, when it fails as it runs the rest
+# runs.  (Found by tests/fuzz_raw.py: the entries after such a head stayed
+# in flight for ever, and teardown waited 10 s, then leaked them.)
+def test_cqe_skip_success_hardlink_head_failing_at_submit(ring):
+    bad = prep(ring, "timeout", 1, 0, 0xffff, tag="bad")   # flags: EINVAL at submit
+    bad.set_flags(IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS)
+    prep(ring, "nop", tag="nop")
+    ring.submit()
+    cqes = by_data(wait_n(ring, 2))
+    assert_fails(cqes["bad"], errno.EINVAL)
+    assert_fails(cqes["nop"], errno.ECANCELED)
+    assert ring.in_flight() == 0
+
+
+def test_cqe_skip_success_hardlink_head_failing_as_it_runs(ring, rw_fd):
+    bad = prep(ring, "read", closed_fd(), 8, 0, tag="bad")
+    bad.set_flags(IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS)
+    prep(ring, "write", rw_fd, b"written anyway", 0, tag="write")
+    ring.submit()
+    cqes = by_data(wait_n(ring, 2))
+    assert_fails(cqes["bad"], errno.EBADF)
+    assert cqes["write"].getresult() == 14
+    assert ring.in_flight() == 0
+
+
+def test_cqe_skip_success_hardlink_head_posts_its_success(ring):
+    head = prep(ring, "nop", tag="head")
+    head.set_flags(IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS)
+    mid = prep(ring, "nop", tag="mid")   # not a head: still skipped
+    mid.set_flags(IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS)
+    prep(ring, "nop", tag="last")
+    ring.submit()
+    cqes = wait_n(ring, 2)
+    assert [c.get_data() for c in cqes] == ["head", "last"]
+    time.sleep(0.05)
+    assert ring.peek_cqe() is None
+    assert ring.in_flight() == 0
+
+
 def test_io_drain_waits_for_earlier_operations(ring, pipe):
     r, w = pipe
     prep(ring, "read", r, 16, tag="read")
