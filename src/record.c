@@ -217,14 +217,17 @@ pu_record_finish_skipped(RingObject *r, SqeObject *rec)
 
 /* When an entry with IOSQE_CQE_SKIP_SUCCESS and IOSQE_IO_LINK fails, the
  * kernel cancels the rest of its chain without posting their completions
- * (REQ_F_SKIP_LINK_CQES): those records end here. */
+ * (REQ_F_SKIP_LINK_CQES): those records end here.  IOSQE_IO_HARDLINK, even
+ * with IOSQE_IO_LINK, makes the rest run after a failure and complete as
+ * usual (a hard-linked head never skips: see prepare_chains()). */
 void
 pu_record_finish_suppressed(RingObject *r, SqeObject *rec, int32_t res)
 {
     uint8_t f = rec->flushed_flags;
     __u64 ud = rec->chain_next;
 
-    if (res >= 0 || !(f & IOSQE_CQE_SKIP_SUCCESS) || !(f & IOSQE_IO_LINK))
+    if (res >= 0 || !(f & IOSQE_CQE_SKIP_SUCCESS) || !(f & IOSQE_IO_LINK) ||
+        (f & IOSQE_IO_HARDLINK))
         return;
     while (ud != 0) {
         SqeObject *n = pu_record_lookup(r, ud);

@@ -212,7 +212,8 @@ Ring_get_sqe(RingObject *self, PyObject *Py_UNUSED(ignored))
 
 /* Before the flush: IOSQE_CQE_SKIP_SUCCESS is kept only where a linked
  * successor's completion will prove the entry done, and never on the first
- * entry of a chain joined by IOSQE_IO_HARDLINK alone.  When any entry of a
+ * entry of a chain joined by IOSQE_IO_HARDLINK (with or without
+ * IOSQE_IO_LINK: the kernel treats both as a hard link).  When any entry of a
  * chain fails as it is submitted (its prep's -EINVAL), the kernel fails
  * the whole chain as if it were IOSQE_IO_LINK, and a head with
  * CQE_SKIP_SUCCESS makes it drop every completion after the head's; when
@@ -237,7 +238,7 @@ prepare_chains(RingObject *r)
         if (linked)
             rec->chain_next = r->pending[i + 1]->user_data;
         if (sqe->flags & IOSQE_CQE_SKIP_SUCCESS) {
-            if (linked && !(head && !(sqe->flags & IOSQE_IO_LINK)))
+            if (linked && !(head && (sqe->flags & IOSQE_IO_HARDLINK)))
                 r->pending[i + 1]->chain_prev = rec->user_data;
             else
                 sqe->flags &= (uint8_t)~IOSQE_CQE_SKIP_SUCCESS;

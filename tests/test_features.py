@@ -337,7 +337,7 @@ def test_cqe_skip_success_on_the_last_of_a_chain_still_completes(ring):
     assert ring.in_flight() == 0
 
 
-# The first entry of a chain joined by IOSQE_IO_HARDLINK alone keeps its
+# The first entry of a chain joined by IOSQE_IO_HARDLINK keeps its
 # completion despite IOSQE_CQE_SKIP_SUCCESS: when an entry fails as it is
 # submitted the kernel fails the chain like an IOSQE_IO_LINK one and drops
 # every completion after the head's, when it fails as it runs the rest
@@ -362,6 +362,24 @@ def test_cqe_skip_success_hardlink_head_failing_as_it_runs(ring, rw_fd):
     cqes = by_data(wait_n(ring, 2))
     assert_fails(cqes["bad"], errno.EBADF)
     assert cqes["write"].getresult() == 14
+    assert ring.in_flight() == 0
+
+
+def test_cqe_skip_success_link_and_hardlink_failing_as_it_runs(ring, rw_fd):
+    # both link flags: the kernel treats the entry as hard-linked, so the
+    # rest runs and posts its completions (the runtime once ended them
+    # early, as after an IOSQE_IO_LINK failure, while they still ran)
+    first = prep(ring, "nop", tag="first")
+    first.set_flags(IOSQE_IO_LINK)
+    bad = prep(ring, "read", closed_fd(), 8, 0, tag="bad")
+    bad.set_flags(IOSQE_IO_LINK | IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS)
+    prep(ring, "write", rw_fd, b"written anyway", 0, tag="write")
+    ring.submit()
+    cqes = by_data(wait_n(ring, 3))
+    assert cqes["first"].res() == 0
+    assert_fails(cqes["bad"], errno.EBADF)
+    assert cqes["write"].getresult() == 14
+    assert cqes["write"].get_data() == "write"
     assert ring.in_flight() == 0
 
 
