@@ -75,6 +75,9 @@ typedef struct SqeObject {
                                        successful completion, else 0 */
     __u64 chain_next;               /* user_data of the next entry of its
                                        link chain, else 0 */
+    uint8_t chain_broken;           /* an earlier entry of its chain failed:
+                                       the kernel cancels this one and posts
+                                       its completion whatever its flags */
     uint8_t op_flags;               /* IOSQE_* the op's prep set itself */
     uint8_t flushed_flags;          /* the SQE's flags as submitted */
     socklen_t peerlen;
