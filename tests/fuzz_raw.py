@@ -22,8 +22,10 @@ it checks what the runtime promises:
     make fuzz-ci     # or by hand, see the Makefile's FUZZ_ENV
 """
 
+import atexit
 import os
 import resource
+import shutil
 import socket
 import sys
 import tempfile
@@ -52,6 +54,7 @@ INTERESTING = [0, 1, 2, 7, 8, 0x7f, 0x80, 0xff, 0x100, 0xfff, 0x1000, 0x7fff,
                2**64 - 1, 2**64 - 4096]
 HIGH_FD = resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 1
 TMPDIR = tempfile.mkdtemp(prefix="pu-fuzz-raw-")
+atexit.register(shutil.rmtree, TMPDIR, True)
 TMPFILE = os.path.join(TMPDIR, "file")
 TRACE = os.environ.get("PU_FUZZ_RAW_TRACE")   # replaying a crash: print the program
 

@@ -46,7 +46,8 @@ ring.queue_exit()
 
 def test_normal_build_has_no_raw_entry_point():
     assert not hasattr(py_io_uring.Sqe, "_fuzz_prep_raw")
-    assert "_fuzz_prep_raw" not in dir(py_io_uring.IoUring(2).get_sqe())
+    with py_io_uring.IoUring(2) as ring:
+        assert "_fuzz_prep_raw" not in dir(ring.get_sqe())
 
 
 @pytest.mark.skipif(not (shutil.which("make") and shutil.which("gcc")), reason="make and gcc are needed")
