@@ -7,9 +7,11 @@
 #   make leaks      the whole suite under python3.11-dbg, each test repeated,
 #                   failing on growth of references, blocks or fds
 #   make devmode    the whole suite under python -X dev, warnings as errors
-#   make fuzz       the stateful Hypothesis machine at 20,000 examples and
-#                   atheris over the converters (FUZZ_SECONDS each, ASan too)
-#   make fuzz-ci    the same, bounded for CI
+#   make fuzz       the stateful Hypothesis machine at 20,000 examples, then
+#                   atheris over the converters and over raw SQE field values
+#                   (FUZZ_SECONDS each) against the clang fuzz build
+#                   (coverage of the C code, ASan, UBSan)
+#   make fuzz-ci    the same, bounded for CI (1,000 examples, 30 s each)
 #   make docs       regenerate docs/api.md from ops.def and src/methods.def
 #   make install    copy the module and its stub into $(PYTHON)'s site-packages
 #
@@ -41,7 +43,7 @@ HDRS := $(wildcard src/*.h) $(GEN)/.stamp
 GENERATOR := $(wildcard gen/*.py)
 ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -I src -I $(GEN) -I $(PY_INCLUDE)
 
-.PHONY: all demo test asan leaks devmode fuzz fuzz-ci docs install deps deps-test deps-dbg clean
+.PHONY: all demo test asan leaks devmode fuzz fuzz-ci docs install deps deps-test deps-dbg deps-fuzz clean
 
 all: $(MODULE) $(STUB)
 
@@ -121,21 +123,43 @@ devmode: deps-test
 	@$(MAKE) --no-print-directory all
 	PY_IO_URING_BUILD=$(BUILD) $(PYTHON) -X dev -m pytest $(PYTEST_ARGS) -W error tests
 
+# The fuzz build (build-fuzz/): clang with libFuzzer's coverage
+# instrumentation, so atheris sees which branches of the C code an input
+# reached, with ASan and UBSan, and with the raw-SQE entry point
+# Sqe._fuzz_prep_raw (src/fuzz_raw.c, -DPU_FUZZ_RAW; never in other builds).
+# It runs under atheris' own ASan runtime, which carries libFuzzer.
 FUZZ_SECONDS ?= 300
-fuzz: deps-test
+FUZZ_CC ?= clang
+FUZZ_FLAGS = -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+  -fno-omit-frame-pointer -DPU_FUZZ_RAW
+FUZZ_ENV = PY_IO_URING_BUILD=build-fuzz \
+  LD_PRELOAD=$$($(PYTHON) -c "import atheris, os; print(os.path.join(atheris.path(), 'asan_with_fuzzer.so'))") \
+  ASAN_OPTIONS=detect_leaks=0:quarantine_size_mb=64 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  PYTHONMALLOC=malloc
+# libFuzzer keeps what it learns in build-fuzz/corpus/, so runs build on each other
+FUZZ_ARGS = -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -print_final_stats=1 \
+  -artifact_prefix=build-fuzz/
+
+# clang from apt and atheris from PyPI (as root; otherwise say the commands)
+deps-fuzz: deps-test
+	@if ! command -v $(FUZZ_CC) >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing clang"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null; \
+	  else \
+	    echo "clang is missing: run  sudo apt-get install -y clang"; exit 1; \
+	  fi; \
+	fi
+	@$(PYTHON) -c "import atheris" 2>/dev/null || $(PYTHON) -m pip install -q atheris
+
+fuzz: deps-fuzz
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory all BUILD=build-asan CFLAGS="$(ASAN_FLAGS)"
+	@$(MAKE) --no-print-directory all BUILD=build-fuzz CC=$(FUZZ_CC) CFLAGS="$(FUZZ_FLAGS)"
 	PY_IO_URING_BUILD=$(BUILD) PY_IO_URING_FUZZ_PROFILE=$(or $(FUZZ_PROFILE),fuzz) \
 	  $(PYTHON) -m pytest $(PYTEST_ARGS) tests/test_stateful.py tests/test_async_fuzz.py
-	@# atheris ships wheels for x86_64; elsewhere it needs clang to build
-	@$(PYTHON) -c "import atheris" 2>/dev/null || $(PYTHON) -m pip install -q atheris || true
-	@if $(PYTHON) -c "import atheris" 2>/dev/null; then \
-	  set -e; \
-	  PY_IO_URING_BUILD=$(BUILD) $(PYTHON) tests/fuzz_converters.py -max_total_time=$(FUZZ_SECONDS); \
-	  PY_IO_URING_BUILD=build-asan LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
-	    ASAN_OPTIONS=detect_leaks=0 PYTHONMALLOC=malloc \
-	    $(PYTHON) tests/fuzz_converters.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=8192; \
-	else echo "atheris is not installable here: converter fuzzing skipped"; fi
+	@mkdir -p build-fuzz/corpus/converters build-fuzz/corpus/raw
+	$(FUZZ_ENV) $(PYTHON) tests/fuzz_converters.py $(FUZZ_ARGS) build-fuzz/corpus/converters
+	$(FUZZ_ENV) $(PYTHON) tests/fuzz_raw.py $(FUZZ_ARGS) build-fuzz/corpus/raw
 
 fuzz-ci:
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30 FUZZ_PROFILE=ci
@@ -146,7 +170,7 @@ install: all
 	install -m 755 $(MODULE) $$dest/ && install -m 644 $(STUB) $$dest/
 
 clean:
-	rm -rf build build-asan build-dbg build-dev
+	rm -rf build build-asan build-dbg build-dev build-fuzz
 
 # Benchmarks (bench/README.md): py_io_uring against C over liburing and the
 # standard library.  `bench` rewrites docs/performance.md (1 GiB files);

@@ -75,6 +75,9 @@ typedef struct SqeObject {
                                        successful completion, else 0 */
     __u64 chain_next;               /* user_data of the next entry of its
                                        link chain, else 0 */
+    uint8_t chain_broken;           /* an earlier entry of its chain failed:
+                                       the kernel cancels this one and posts
+                                       its completion whatever its flags */
     uint8_t op_flags;               /* IOSQE_* the op's prep set itself */
     uint8_t flushed_flags;          /* the SQE's flags as submitted */
     socklen_t peerlen;
@@ -344,6 +347,11 @@ PyObject *pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags,
 void pu_release_registrations(RingObject *r);
 void pu_provided_describe(RingObject *r, int each, int nr, int bgid, int bid);
 int pu_ring_type_init(void);
+
+#ifdef PU_FUZZ_RAW
+/* Sqe._fuzz_prep_raw, in the fuzz build only (src/fuzz_raw.c) */
+extern PyMethodDef pu_fuzz_raw_methods[];
+#endif
 
 /* teardown (src/teardown.c) */
 void pu_ring_teardown(RingObject *r);

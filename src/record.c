@@ -126,6 +126,7 @@ pu_record_new(RingObject *r)
     rec->buf_group = 0;
     rec->chain_prev = 0;
     rec->chain_next = 0;
+    rec->chain_broken = 0;
     rec->op_flags = 0;
     rec->flushed_flags = 0;
     rec->blocks = NULL;
@@ -279,15 +280,25 @@ pu_record_finish_skipped(RingObject *r, SqeObject *rec)
 
 /* When an entry with IOSQE_CQE_SKIP_SUCCESS and IOSQE_IO_LINK fails, the
  * kernel cancels the rest of its chain without posting their completions
- * (REQ_F_SKIP_LINK_CQES): those records end here. */
+ * (REQ_F_SKIP_LINK_CQES): those records end here.  Only when the failure
+ * starts with this entry: when an earlier entry of the chain failed, the
+ * kernel cancelled this one with the rest and cleared their skip flags, so
+ * all of them post (chain_broken, set here by the entry before).  Chains
+ * with a hard link keep no skip flag (prepare_chains() in ring.c). */
 void
 pu_record_finish_suppressed(RingObject *r, SqeObject *rec, int32_t res)
 {
     uint8_t f = rec->flushed_flags;
     __u64 ud = rec->chain_next;
 
-    if (res >= 0 || !(f & IOSQE_CQE_SKIP_SUCCESS) || !(f & IOSQE_IO_LINK))
+    if (res >= 0 || ud == 0 || !(f & IOSQE_IO_LINK) || (f & IOSQE_IO_HARDLINK))
         return;
+    if (!(f & IOSQE_CQE_SKIP_SUCCESS) || rec->chain_broken) {
+        SqeObject *n = pu_record_lookup(r, ud);
+        if (n != NULL)
+            n->chain_broken = 1;
+        return;
+    }
     while (ud != 0) {
         SqeObject *n = pu_record_lookup(r, ud);
         if (n == NULL)

@@ -217,27 +217,55 @@ pu_ring_get_sqe(RingObject *self)
     return rec;
 }
 
+/* Does the link chain starting at pending[i] hold an IOSQE_IO_HARDLINK? */
+static int
+chain_has_hardlink(RingObject *r, unsigned i)
+{
+    for (; i < r->npending && r->pending[i]->sqe != NULL; i++) {
+        uint8_t f = r->pending[i]->sqe->flags;
+        if (f & IOSQE_IO_HARDLINK)
+            return 1;
+        if (!(f & IOSQE_IO_LINK))
+            break;
+    }
+    return 0;
+}
+
 /* Before the flush: IOSQE_CQE_SKIP_SUCCESS is kept only where a linked
- * successor's completion will prove the entry done. */
+ * successor's completion will prove the entry done, and never in a chain
+ * that holds an IOSQE_IO_HARDLINK.  There, when an entry fails as it is
+ * submitted (its prep's -EINVAL), the kernel fails the whole chain as if
+ * it were IOSQE_IO_LINK, and a head with CQE_SKIP_SUCCESS silences every
+ * completion after its own; when a hard-linked entry fails as it runs, the
+ * rest runs and completes.  No completion tells the two apart, so in such a
+ * chain every entry posts its own. */
 static void
 prepare_chains(RingObject *r)
 {
+    int in_chain = 0;   /* the previous entry links to this one */
+    int hard = 0;       /* the current chain holds a hard link */
+
     for (unsigned i = 0; i < r->npending; i++) {
         SqeObject *rec = r->pending[i];
         struct io_uring_sqe *sqe = rec->sqe;
         int linked;
-        if (sqe == NULL)
+        if (sqe == NULL) {
+            in_chain = 0;
             continue;
+        }
+        if (!in_chain)
+            hard = chain_has_hardlink(r, i);
         linked = (sqe->flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK)) && i + 1 < r->npending;
         if (linked)
             rec->chain_next = r->pending[i + 1]->user_data;
         if (sqe->flags & IOSQE_CQE_SKIP_SUCCESS) {
-            if (linked)
+            if (linked && !hard)
                 r->pending[i + 1]->chain_prev = rec->user_data;
             else
                 sqe->flags &= (uint8_t)~IOSQE_CQE_SKIP_SUCCESS;
         }
         rec->flushed_flags = sqe->flags;
+        in_chain = linked;
     }
 }
 

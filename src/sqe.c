@@ -259,17 +259,21 @@ PyTypeObject pu_SqeType = {
 };
 
 /* The Sqe's method table: the runtime's methods, then the generated
- * prep_* methods.  Built once, before PyType_Ready(). */
+ * prep_* methods (and, in the fuzz build only, _fuzz_prep_raw).  Built once, before PyType_Ready(). */
 int
 pu_sqe_type_init(void)
 {
     size_t nrt = sizeof(Sqe_runtime_methods) / sizeof(PyMethodDef) - 1;
-    size_t ngen = 0, n;
+    size_t ngen = 0, nfuzz = 0, n;
     PyMethodDef *all;
 
     while (pu_generated_sqe_methods[ngen].ml_name != NULL)
         ngen++;
-    n = nrt + ngen + 1;
+#ifdef PU_FUZZ_RAW
+    while (pu_fuzz_raw_methods[nfuzz].ml_name != NULL)
+        nfuzz++;
+#endif
+    n = nrt + ngen + nfuzz + 1;
     all = PyMem_RawCalloc(n, sizeof(PyMethodDef));  /* lives as long as the type */
     if (all == NULL) {
         PyErr_NoMemory();
@@ -277,6 +281,9 @@ pu_sqe_type_init(void)
     }
     memcpy(all, Sqe_runtime_methods, nrt * sizeof(PyMethodDef));
     memcpy(all + nrt, pu_generated_sqe_methods, ngen * sizeof(PyMethodDef));
+#ifdef PU_FUZZ_RAW
+    memcpy(all + nrt + ngen, pu_fuzz_raw_methods, nfuzz * sizeof(PyMethodDef));
+#endif
     pu_SqeType.tp_methods = all;
     return PyType_Ready(&pu_SqeType);
 }

@@ -6,11 +6,12 @@ tuples and lists of those, Sqes of this ring and of another, objects whose
 fileno() misbehaves) and calls it on a fresh Sqe.  The call must either
 succeed or raise one of the documented exceptions; the prepared entry is
 then replaced with a NOP before submission, so no fuzzed operation ever
-reaches a real file.  Run under the ASan build, a converter that reads or
-writes out of bounds, or leaks a pin, shows up as a crash or a growing
-record count.
+reaches a real file.  `make fuzz` runs it against the clang fuzz build
+(build-fuzz/), so libFuzzer's coverage includes the C converters and a
+converter that reads or writes out of bounds, or leaks a pin, shows up as
+an ASan or UBSan report or a growing record count.
 
-    python3 tests/fuzz_converters.py -max_total_time=60
+    make fuzz-ci     # or by hand, see docs/reliability.md
 """
 
 import os

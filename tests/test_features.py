@@ -337,6 +337,88 @@ def test_cqe_skip_success_on_the_last_of_a_chain_still_completes(ring):
     assert ring.in_flight() == 0
 
 
+# The first entry of a chain joined by IOSQE_IO_HARDLINK keeps its
+# completion despite IOSQE_CQE_SKIP_SUCCESS: when an entry fails as it is
+# submitted the kernel fails the chain like an IOSQE_IO_LINK one and drops
+# every completion after the head's, when it fails as it runs the rest
+# runs.  (Found by tests/fuzz_raw.py: the entries after such a head stayed
+# in flight for ever, and teardown waited 10 s, then leaked them.)
+def test_cqe_skip_success_hardlink_head_failing_at_submit(ring):
+    bad = prep(ring, "timeout", 1, 0, 0xffff, tag="bad")   # flags: EINVAL at submit
+    bad.set_flags(IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS)
+    prep(ring, "nop", tag="nop")
+    ring.submit()
+    cqes = by_data(wait_n(ring, 2))
+    assert_fails(cqes["bad"], errno.EINVAL)
+    assert_fails(cqes["nop"], errno.ECANCELED)
+    assert ring.in_flight() == 0
+
+
+def test_cqe_skip_success_hardlink_head_failing_as_it_runs(ring, rw_fd):
+    bad = prep(ring, "read", closed_fd(), 8, 0, tag="bad")
+    bad.set_flags(IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS)
+    prep(ring, "write", rw_fd, b"written anyway", 0, tag="write")
+    ring.submit()
+    cqes = by_data(wait_n(ring, 2))
+    assert_fails(cqes["bad"], errno.EBADF)
+    assert cqes["write"].getresult() == 14
+    assert ring.in_flight() == 0
+
+
+def test_cqe_skip_success_link_and_hardlink_failing_as_it_runs(ring, rw_fd):
+    # both link flags: the kernel treats the entry as hard-linked, so the
+    # rest runs and posts its completions (the runtime once ended them
+    # early, as after an IOSQE_IO_LINK failure, while they still ran)
+    first = prep(ring, "nop", tag="first")
+    first.set_flags(IOSQE_IO_LINK)
+    bad = prep(ring, "read", closed_fd(), 8, 0, tag="bad")
+    bad.set_flags(IOSQE_IO_LINK | IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS)
+    prep(ring, "write", rw_fd, b"written anyway", 0, tag="write")
+    ring.submit()
+    cqes = by_data(wait_n(ring, 3))
+    assert cqes["first"].res() == 0
+    assert_fails(cqes["bad"], errno.EBADF)
+    assert cqes["write"].getresult() == 14
+    assert cqes["write"].get_data() == "write"
+    assert ring.in_flight() == 0
+
+
+def test_cqe_skip_success_in_a_hardlinked_chain_posts_every_success(ring):
+    head = prep(ring, "nop", tag="head")
+    head.set_flags(IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS)
+    mid = prep(ring, "nop", tag="mid")
+    mid.set_flags(IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS)
+    prep(ring, "nop", tag="last")
+    ring.submit()
+    cqes = wait_n(ring, 3)
+    assert [c.get_data() for c in cqes] == ["head", "mid", "last"]
+    assert ring.in_flight() == 0
+
+
+# An entry with IOSQE_CQE_SKIP_SUCCESS cancelled because an earlier entry of
+# its chain failed posts its -ECANCELED, and so does the rest: the kernel
+# clears their skip flags.  (Found by tests/fuzz_raw.py: the runtime took
+# the skip-success entry's failure for the start of a silenced chain, ended
+# the rest early, and their completions then came for no record.)
+@pytest.mark.parametrize("when", ["as it runs", "at submit"])
+def test_cqe_skip_success_entry_cancelled_by_an_earlier_failure(ring, when):
+    if when == "as it runs":
+        bad = prep(ring, "read", closed_fd(), 8, 0, tag="bad")
+    else:
+        bad = prep(ring, "timeout", 1, 0, 0xffff, tag="bad")
+    bad.set_flags(IOSQE_IO_LINK)
+    mid = prep(ring, "nop", tag="mid")
+    mid.set_flags(IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS)
+    prep(ring, "nop", tag="last")
+    ring.submit()
+    cqes = wait_n(ring, 3)
+    assert [c.get_data() for c in cqes] == ["bad", "mid", "last"]
+    assert_fails(cqes[0], errno.EBADF if when == "as it runs" else errno.EINVAL)
+    assert_fails(cqes[1], errno.ECANCELED)
+    assert_fails(cqes[2], errno.ECANCELED)
+    assert ring.in_flight() == 0
+
+
 def test_io_drain_waits_for_earlier_operations(ring, pipe):
     r, w = pipe
     prep(ring, "read", r, 16, tag="read")
