@@ -1,6 +1,8 @@
 # py_io_uring: build the extension from ops.def (through gen/) and src/.
 #
-#   make            build $(BUILD)/py_io_uring<EXT_SUFFIX> and its .pyi stub
+#   make            build the package $(BUILD)/py_io_uring/: the extension
+#                   _core<EXT_SUFFIX>, its stub __init__.pyi, py.typed and
+#                   the Python files of src/py_io_uring/
 #   make demo       a short tour doing real I/O (installs what is missing)
 #   make test       the whole test suite (installs what is missing)
 #   make asan       the whole suite under AddressSanitizer + UBSan
@@ -11,7 +13,9 @@
 #                   atheris over the converters (FUZZ_SECONDS each, ASan too)
 #   make fuzz-ci    the same, bounded for CI
 #   make docs       regenerate docs/api.md from ops.def and src/methods.def
-#   make install    copy the module and its stub into $(PYTHON)'s site-packages
+#   make install    copy the package into $(PYTHON)'s site-packages
+#   make matrix     the suite on every python3.8..3.13 pyenv has, each in a
+#                   venv of its own under build-matrix/
 #
 # PYTHON=... picks the interpreter; BUILD=... and OPS=... the build folder
 # and the ops file (the tests use them to build a variant).
@@ -33,8 +37,11 @@ endif
 
 GEN := $(BUILD)/gen
 OBJDIR := $(BUILD)/obj$(basename $(EXT_SUFFIX))
-MODULE := $(BUILD)/py_io_uring$(EXT_SUFFIX)
-STUB := $(BUILD)/py_io_uring.pyi
+PKG := $(BUILD)/py_io_uring
+MODULE := $(PKG)/_core$(EXT_SUFFIX)
+STUB := $(PKG)/__init__.pyi
+PKG_SRCS := $(wildcard src/py_io_uring/*.py) src/py_io_uring/py.typed
+PKG_FILES := $(PKG_SRCS:src/py_io_uring/%=$(PKG)/%)
 SRCS := $(wildcard src/*.c)
 OBJS := $(SRCS:src/%.c=$(OBJDIR)/%.o) $(OBJDIR)/ops_gen.o
 HDRS := $(wildcard src/*.h) $(GEN)/.stamp
@@ -43,7 +50,11 @@ ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -I src -I $(GEN) -I $(PY_INCLUDE)
 
 .PHONY: all demo test asan leaks devmode fuzz fuzz-ci docs install deps deps-test deps-dbg clean
 
-all: $(MODULE) $(STUB)
+all: $(MODULE) $(STUB) $(PKG_FILES)
+
+$(PKG)/%: src/py_io_uring/%
+	@mkdir -p $(PKG)
+	cp $< $@
 
 $(GEN)/.stamp: $(OPS) src/methods.def $(GENERATOR)
 	$(PYTHON) gen/generate.py --ops $(OPS) --methods src/methods.def --out $(GEN) --pyi $(STUB)
@@ -60,6 +71,7 @@ $(OBJDIR)/ops_gen.o: $(GEN)/.stamp src/py_io_uring.h
 	$(CC) $(ALL_CFLAGS) -c $(GEN)/ops_gen.c -o $@
 
 $(MODULE): $(OBJS)
+	@mkdir -p $(PKG)
 	$(CC) -shared $(CFLAGS) $(LDFLAGS) $(OBJS) -luring -o $@
 
 docs:
@@ -135,13 +147,18 @@ fuzz: deps-test
 fuzz-ci:
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30 FUZZ_PROFILE=ci
 
+# the package as pip would install it; the single-file module of earlier
+# versions is removed so it cannot be imported instead
 install: all
 	@dest=$$($(PYTHON) -c "import sysconfig; print(sysconfig.get_paths()['platlib'])"); \
-	echo "installing into $$dest"; \
-	install -m 755 $(MODULE) $$dest/ && install -m 644 $(STUB) $$dest/
+	echo "installing into $$dest/py_io_uring"; \
+	rm -f $$dest/py_io_uring$(EXT_SUFFIX) $$dest/py_io_uring.pyi; \
+	install -d $$dest/py_io_uring && \
+	install -m 755 $(MODULE) $$dest/py_io_uring/ && \
+	install -m 644 $(STUB) $(PKG_FILES) $$dest/py_io_uring/
 
 clean:
-	rm -rf build build-asan build-dbg build-dev
+	rm -rf build build-asan build-dbg build-dev build-matrix dist *.egg-info src/*.egg-info
 
 # Benchmarks (bench/README.md): py_io_uring against C over liburing and the
 # standard library.  `bench` rewrites docs/performance.md (1 GiB files);
