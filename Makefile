@@ -88,8 +88,13 @@ deps:
 	  fi; \
 	fi
 
+# what the suite needs; pyproject.toml's [test] extra says the same (a test
+# compares them): mypy for stubtest, build and setuptools for the sdist test
+TEST_DEPS = pytest hypothesis mypy build 'setuptools>=61'
 deps-test: deps
-	@$(PYTHON) -c "import pytest, hypothesis" 2>/dev/null || $(PYTHON) -m pip install -q pytest hypothesis
+	@$(PYTHON) -c "import pytest, hypothesis, mypy, build, setuptools as s; \
+	  assert int(s.__version__.split('.')[0]) >= 61" 2>/dev/null || \
+	  $(PYTHON) -m pip install -q $(TEST_DEPS)
 
 # Debian's debug interpreter, with pytest and hypothesis for it
 DBG_PYTHON = python3.11-dbg
