@@ -48,7 +48,7 @@ HDRS := $(wildcard src/*.h) $(GEN)/.stamp
 GENERATOR := $(wildcard gen/*.py)
 ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -I src -I $(GEN) -I $(PY_INCLUDE)
 
-.PHONY: all demo test asan leaks devmode fuzz fuzz-ci docs install deps deps-test deps-dbg clean
+.PHONY: all demo test asan leaks devmode matrix fuzz fuzz-ci docs install deps deps-test deps-dbg clean
 
 all: $(MODULE) $(STUB) $(PKG_FILES)
 
@@ -90,10 +90,10 @@ deps:
 
 # what the suite needs; pyproject.toml's [test] extra says the same (a test
 # compares them): mypy for stubtest, build and setuptools for the sdist test
-TEST_DEPS = pytest hypothesis mypy build 'setuptools>=61'
+TEST_DEPS = pytest hypothesis mypy build 'setuptools>=70.1'
 deps-test: deps
 	@$(PYTHON) -c "import pytest, hypothesis, mypy, build, setuptools as s; \
-	  assert int(s.__version__.split('.')[0]) >= 61" 2>/dev/null || \
+	  assert tuple(map(int, s.__version__.split('.')[:2])) >= (70, 1)" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q $(TEST_DEPS)
 
 # Debian's debug interpreter, with pytest and hypothesis for it
@@ -132,6 +132,10 @@ leaks: deps-dbg
 devmode: deps-test
 	@$(MAKE) --no-print-directory all
 	PY_IO_URING_BUILD=$(BUILD) $(PYTHON) -X dev -m pytest $(PYTEST_ARGS) -W error tests
+
+# every CPython 3.8..3.13 pyenv has, each in its own venv (.ci/matrix)
+matrix: deps
+	TEST_DEPS="$(TEST_DEPS)" PYTEST_ARGS="$(PYTEST_ARGS)" nice .ci/matrix
 
 FUZZ_SECONDS ?= 300
 fuzz: deps-test

@@ -74,11 +74,17 @@ def test_sdist_installs_into_a_fresh_venv_and_runs_a_nop(tmp_path):
     assert generated == [], "the sdist carries generated files: %s" % generated
 
     venv = tmp_path / "venv"
-    # the venv sees this interpreter's pip and setuptools; the package goes
-    # into the venv's own site-packages
-    proc = run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], 120)
+    proc = run([sys.executable, "-m", "venv", "--without-pip", str(venv)], 120)
     assert proc.returncode == 0, proc.stderr
     py = str(venv / "bin" / "python")
+    # The venv borrows this interpreter's pip and setuptools through a .pth
+    # file, after its own site-packages, so it builds offline and imports
+    # what it installed.  (--system-site-packages would give the base
+    # interpreter's, when this one is itself a venv.)
+    proc = run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], 60)
+    outer = [p for p in sys.path if p.endswith("-packages") and os.path.isdir(p)]
+    with open(os.path.join(proc.stdout.strip(), "outer.pth"), "w") as f:
+        f.write("\n".join(outer) + "\n")
     proc = run([py, "-m", "pip", "install", "-q", "--no-build-isolation", "--no-deps", "--no-index",
                 str(tmp_path / "dist" / sdist)], 600, env=env, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
