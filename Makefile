@@ -96,16 +96,18 @@ deps-test: deps
 	  assert tuple(map(int, s.__version__.split('.')[:2])) >= (70, 1)" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q $(TEST_DEPS)
 
-# Debian's debug interpreter, with pytest and hypothesis for it
+# Debian's debug interpreter, with the test tools for it from Debian (mypy,
+# build and wheel serve the stub and sdist tests)
 DBG_PYTHON = python3.11-dbg
+DBG_DEPS = python3-pytest python3-hypothesis python3-mypy python3-build python3-wheel
 deps-dbg: deps
-	@if ! command -v $(DBG_PYTHON) >/dev/null || ! $(DBG_PYTHON) -c "import pytest, hypothesis" 2>/dev/null; then \
+	@if ! command -v $(DBG_PYTHON) >/dev/null || ! $(DBG_PYTHON) -c "import pytest, hypothesis, mypy, build, wheel" 2>/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing $(DBG_PYTHON), python3-pytest, python3-hypothesis"; \
+	    echo "installing $(DBG_PYTHON) $(DBG_DEPS)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      $(DBG_PYTHON) python3-pytest python3-hypothesis >/dev/null; \
+	      $(DBG_PYTHON) $(DBG_DEPS) >/dev/null; \
 	  else \
-	    echo "run  sudo apt-get install -y $(DBG_PYTHON) python3-pytest python3-hypothesis"; exit 1; \
+	    echo "run  sudo apt-get install -y $(DBG_PYTHON) $(DBG_DEPS)"; exit 1; \
 	  fi; \
 	fi
 
