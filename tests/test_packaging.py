@@ -27,6 +27,16 @@ def test_test_extra_matches_makefile():
     assert sorted(m.group(1).replace("'", "").split()) == _extra_test_deps()
 
 
+def test_setup_py_compiles_with_the_makefiles_warnings():
+    # both paths must reject the same code: the Makefile's WARN is setup.py's
+    with open(os.path.join(REPO, "Makefile"), encoding="utf-8") as f:
+        make_warn = re.search(r"^WARN = (.*)$", f.read(), re.M).group(1).split()
+    with open(os.path.join(REPO, "setup.py"), encoding="utf-8") as f:
+        setup_warn = re.findall(r'"([^"]+)"', re.search(r"^WARN = \[(.*)\]$", f.read(), re.M).group(1))
+    assert setup_warn == make_warn
+    assert "-Werror" in make_warn
+
+
 def _need_build_tools():
     for mod in ("build", "setuptools"):
         try:
