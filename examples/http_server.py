@@ -50,11 +50,12 @@ def answer(buf):
         for line in lines[1:]:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip().lower()
-        length = int(headers.get("content-length", "0") or "0")
-        if len(buf) < end + 4 + length:          # the body has not all arrived
+        length = headers.get("content-length", "0")
+        length = int(length) if length.isdigit() else -1
+        if length >= 0 and len(buf) < end + 4 + length:   # the body has not all arrived
             return b"".join(out), buf, False
-        buf = buf[end + 4 + length:]
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        buf = buf[end + 4 + max(length, 0):]
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or length < 0:
             out.append(response(b"400 Bad Request", b"bad request\n", False))
             return b"".join(out), b"", True
         method, target, version = parts

@@ -199,6 +199,21 @@ def test_http_server_keep_alive(server):
         assert rest == b"" and s.recv(1) == b""
 
 
+def test_http_server_refuses_a_bad_request_and_closes(server):
+    srv = server("http_server.py")
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=20) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nContent-Length: lots\r\n\r\n")
+        status, headers, body, rest = _read_response(s, b"")
+        assert status == "HTTP/1.1 400 Bad Request" and headers["connection"] == "close"
+        assert rest == b"" and s.recv(1) == b""
+    # and it goes on serving others
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=20) as s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")      # HTTP/1.0: closed after one
+        status, headers, body, rest = _read_response(s, b"")
+        assert (status, body) == ("HTTP/1.1 200 OK", b"Hello from io_uring\n")
+        assert headers["connection"] == "close" and s.recv(1) == b""
+
+
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
 def test_http_server_under_wrk(server):
     srv = server("http_server.py")
