@@ -1,5 +1,5 @@
 """Helpers for the tests that build, install or type-check the package in
-other processes (test_packaging.py, test_typing.py, test_main.py)."""
+other processes (test_packaging.py, test_typing.py)."""
 
 import os
 import shutil
