@@ -1,6 +1,8 @@
 # py_io_uring: build the extension from ops.def (through gen/) and src/.
 #
-#   make            build $(BUILD)/py_io_uring<EXT_SUFFIX> and its .pyi stub
+#   make            build the package $(BUILD)/py_io_uring/: the extension
+#                   _core<EXT_SUFFIX>, its stub __init__.pyi, py.typed and
+#                   the Python files of src/py_io_uring/
 #   make demo       a short tour doing real I/O (installs what is missing)
 #   make test       the whole test suite (installs what is missing)
 #   make asan       the whole suite under AddressSanitizer + UBSan
@@ -13,7 +15,9 @@
 #                   (coverage of the C code, ASan, UBSan)
 #   make fuzz-ci    the same, bounded for CI (1,000 examples, 30 s each)
 #   make docs       regenerate docs/api.md from ops.def and src/methods.def
-#   make install    copy the module and its stub into $(PYTHON)'s site-packages
+#   make install    copy the package into $(PYTHON)'s site-packages
+#   make matrix     the suite on every python3.8..3.13 pyenv has, each in a
+#                   venv of its own under build-matrix/
 #
 # PYTHON=... picks the interpreter; BUILD=... and OPS=... the build folder
 # and the ops file (the tests use them to build a variant).
@@ -35,17 +39,24 @@ endif
 
 GEN := $(BUILD)/gen
 OBJDIR := $(BUILD)/obj$(basename $(EXT_SUFFIX))
-MODULE := $(BUILD)/py_io_uring$(EXT_SUFFIX)
-STUB := $(BUILD)/py_io_uring.pyi
+PKG := $(BUILD)/py_io_uring
+MODULE := $(PKG)/_core$(EXT_SUFFIX)
+STUB := $(PKG)/__init__.pyi
+PKG_SRCS := $(wildcard src/py_io_uring/*.py) src/py_io_uring/py.typed
+PKG_FILES := $(PKG_SRCS:src/py_io_uring/%=$(PKG)/%)
 SRCS := $(wildcard src/*.c)
 OBJS := $(SRCS:src/%.c=$(OBJDIR)/%.o) $(OBJDIR)/ops_gen.o
 HDRS := $(wildcard src/*.h) $(GEN)/.stamp
 GENERATOR := $(wildcard gen/*.py)
 ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -I src -I $(GEN) -I $(PY_INCLUDE)
 
-.PHONY: all demo test asan leaks devmode fuzz fuzz-ci docs install deps deps-test deps-dbg deps-fuzz clean
+.PHONY: all demo test asan leaks devmode matrix fuzz fuzz-ci docs install deps deps-test deps-dbg deps-fuzz clean
 
-all: $(MODULE) $(STUB)
+all: $(MODULE) $(STUB) $(PKG_FILES)
+
+$(PKG)/%: src/py_io_uring/%
+	@mkdir -p $(PKG)
+	cp $< $@
 
 $(GEN)/.stamp: $(OPS) src/methods.def $(GENERATOR)
 	$(PYTHON) gen/generate.py --ops $(OPS) --methods src/methods.def --out $(GEN) --pyi $(STUB)
@@ -62,6 +73,7 @@ $(OBJDIR)/ops_gen.o: $(GEN)/.stamp src/py_io_uring.h
 	$(CC) $(ALL_CFLAGS) -c $(GEN)/ops_gen.c -o $@
 
 $(MODULE): $(OBJS)
+	@mkdir -p $(PKG)
 	$(CC) -shared $(CFLAGS) $(LDFLAGS) $(OBJS) -luring -o $@
 
 docs:
@@ -78,24 +90,30 @@ deps:
 	  fi; \
 	fi
 
-# uvloop and trio: AsyncRing runs on both loops, the raw ring under trio
+# what the suite needs; pyproject.toml's [test] extra says the same (a test
+# compares them): mypy for stubtest, build and setuptools for the sdist test,
+# uvloop and trio because AsyncRing runs on both loops and the raw ring under trio
+TEST_DEPS = pytest hypothesis mypy build 'setuptools>=70.1' uvloop trio
 deps-test: deps
-	@$(PYTHON) -c "import pytest, hypothesis, uvloop, trio" 2>/dev/null || \
-	  $(PYTHON) -m pip install -q pytest hypothesis uvloop trio
+	@$(PYTHON) -c "import pytest, hypothesis, mypy, build, uvloop, trio, setuptools as s; \
+	  assert tuple(map(int, s.__version__.split('.')[:2])) >= (70, 1)" 2>/dev/null || \
+	  $(PYTHON) -m pip install -q $(TEST_DEPS)
 	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
-# Debian's debug interpreter, with pytest and hypothesis for it
+# Debian's debug interpreter, with the test tools for it from Debian (mypy,
+# build and wheel serve the stub and sdist tests)
 DBG_PYTHON = python3.11-dbg
-DBG_PACKAGES = python3-pytest python3-hypothesis python3-uvloop python3-trio
+DBG_DEPS = python3-pytest python3-hypothesis python3-mypy python3-build python3-wheel \
+  python3-uvloop python3-trio
 deps-dbg: deps
-	@if ! command -v $(DBG_PYTHON) >/dev/null || ! $(DBG_PYTHON) -c "import pytest, hypothesis, uvloop, trio" 2>/dev/null; then \
+	@if ! command -v $(DBG_PYTHON) >/dev/null || ! $(DBG_PYTHON) -c "import pytest, hypothesis, mypy, build, wheel, uvloop, trio" 2>/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing $(DBG_PYTHON) $(DBG_PACKAGES)"; \
+	    echo "installing $(DBG_PYTHON) $(DBG_DEPS)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      $(DBG_PYTHON) $(DBG_PACKAGES) >/dev/null; \
+	      $(DBG_PYTHON) $(DBG_DEPS) >/dev/null; \
 	  else \
-	    echo "run  sudo apt-get install -y $(DBG_PYTHON) $(DBG_PACKAGES)"; exit 1; \
+	    echo "run  sudo apt-get install -y $(DBG_PYTHON) $(DBG_DEPS)"; exit 1; \
 	  fi; \
 	fi
 
@@ -122,6 +140,10 @@ leaks: deps-dbg
 devmode: deps-test
 	@$(MAKE) --no-print-directory all
 	PY_IO_URING_BUILD=$(BUILD) $(PYTHON) -X dev -m pytest $(PYTEST_ARGS) -W error tests
+
+# every CPython 3.8..3.13 pyenv has, each in its own venv (.ci/matrix)
+matrix: deps
+	TEST_DEPS="$(TEST_DEPS)" PYTEST_ARGS="$(PYTEST_ARGS)" nice .ci/matrix
 
 # The fuzz build (build-fuzz/): clang with libFuzzer's coverage
 # instrumentation, so atheris sees which branches of the C code an input
@@ -164,13 +186,18 @@ fuzz: deps-fuzz
 fuzz-ci:
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30 FUZZ_PROFILE=ci
 
+# the package as pip would install it; the single-file module of earlier
+# versions is removed so it cannot be imported instead
 install: all
 	@dest=$$($(PYTHON) -c "import sysconfig; print(sysconfig.get_paths()['platlib'])"); \
-	echo "installing into $$dest"; \
-	install -m 755 $(MODULE) $$dest/ && install -m 644 $(STUB) $$dest/
+	echo "installing into $$dest/py_io_uring"; \
+	rm -f $$dest/py_io_uring$(EXT_SUFFIX) $$dest/py_io_uring.pyi; \
+	install -d $$dest/py_io_uring && \
+	install -m 755 $(MODULE) $$dest/py_io_uring/ && \
+	install -m 644 $(STUB) $(PKG_FILES) $$dest/py_io_uring/
 
 clean:
-	rm -rf build build-asan build-dbg build-dev build-fuzz
+	rm -rf build build-asan build-dbg build-dev build-fuzz build-matrix dist *.egg-info src/*.egg-info
 
 # Benchmarks (bench/README.md): py_io_uring against C over liburing and the
 # standard library.  `bench` rewrites docs/performance.md (1 GiB files);

@@ -132,6 +132,10 @@ def ops_c(model: Model) -> str:
                       op.result or "NULL", AIO_MODE_C[op.aio], _aio_flags_c(op)))
     out.append("};")
     out.append("const int pu_nopdefs = PU_NOPS;")
+    out.append("const char *const pu_op_kernels[] = {")
+    for op in model.ops:
+        out.append('    [PU_OP_%s] = "%s",' % (op.name.upper(), op.kernel))
+    out.append("};")
     out.append("/* every op has an entry: checked when this file compiles */")
     out.append("_Static_assert(sizeof(pu_opdefs) / sizeof(pu_opdefs[0]) == PU_NOPS,")
     out.append('               "an op in ops_gen.h has no table entry");')

@@ -90,6 +90,22 @@ def api_md(model: Model) -> str:
             out.append("")
             for op in model.ops:
                 out += _op(op)
+    out.append("## Module attributes")
+    out.append("")
+    out.append("- `__version__`: the module's version.")
+    out.append("- `LIBURING_VERSION`: `(major, minor)` of the liburing headers the module was "
+               "built with, or `None` when they predate `IO_URING_VERSION_MAJOR` (liburing 2.3 "
+               "and older).")
+    out.append("- `OPERATIONS`: one `(name, opcode name, opcode, Linux version)` tuple per "
+               "`Sqe.prep_*` operation, in `ops.def` order; `IoUring.probe()` says which the "
+               "running kernel supports.")
+    out.append("- `SubmissionQueueFull`: raised by `get_sqe()` when the submission queue is "
+               "full (a `RuntimeError`).")
+    out.append("")
+    out.append("`python -m py_io_uring` prints these, the kernel's version, the ring's "
+               "`IORING_FEAT_*` features and which operations the kernel supports "
+               "(`--json` for the same as JSON).")
+    out.append("")
     out.append("## Constants")
     out.append("")
     out.append("Exported when the liburing headers the module was built with define them: "

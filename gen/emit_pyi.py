@@ -1,4 +1,4 @@
-"""Emit the py_io_uring.pyi stub."""
+"""Emit the package's stub (installed as py_io_uring/__init__.pyi)."""
 
 from model import Model
 from signature import HEADER, method_pyi_signature, op_pyi_signature
@@ -7,17 +7,19 @@ PRELUDE = '''\
 import array
 import mmap
 import os
-from typing import Any, AsyncIterator, Awaitable, Dict, FrozenSet, List, Optional, Protocol, Sequence, Tuple, Union
+from typing import Any, AsyncIterator, Awaitable, Dict, FrozenSet, List, Optional, Protocol, Sequence, Tuple, Union, final
 
 class _HasFileno(Protocol):
     def fileno(self) -> int: ...
 
-FileDescriptorLike = Union[int, _HasFileno]
-ReadableBuffer = Union[bytes, bytearray, memoryview, array.array, mmap.mmap]
-WritableBuffer = Union[bytearray, memoryview, array.array, mmap.mmap]
-StrOrBytesPath = Union[str, bytes, os.PathLike]
+_FileDescriptorLike = Union[int, _HasFileno]
+_ReadableBuffer = Union[bytes, bytearray, memoryview, array.array, mmap.mmap]
+_WritableBuffer = Union[bytearray, memoryview, array.array, mmap.mmap]
+_StrOrBytesPath = Union[str, bytes, os.PathLike]
 
 __version__: str
+LIBURING_VERSION: Optional[Tuple[int, int]]
+OPERATIONS: Tuple[Tuple[str, str, int, str], ...]
 
 class SubmissionQueueFull(RuntimeError): ...
 '''
@@ -29,6 +31,8 @@ def pyi(model: Model) -> str:
         out.append("%s: int" % c)
     for cls in model.classes:
         out.append("")
+        # the C types cannot be subclassed (no Py_TPFLAGS_BASETYPE)
+        out.append("@final")
         out.append("class %s:" % cls.name)
         if cls.signature is not None:
             sig = cls.signature.strip()

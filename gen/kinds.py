@@ -120,7 +120,7 @@ class Offset(IntKind):
 class Fd(Kind):
     name = "fd"
     ctype = "int"
-    pyi = "FileDescriptorLike"
+    pyi = "_FileDescriptorLike"
     text = "file descriptor: int >= 0, or an object with fileno()"
 
     def c_default(self, default: object) -> str:
@@ -137,7 +137,7 @@ class BufferIn(Kind):
     ctype = "const void *"
     length = True
     pins = True
-    pyi = "ReadableBuffer"
+    pyi = "_ReadableBuffer"
     text = ("C-contiguous bytes-like object, pinned (kept alive and unresizable) "
             "until the completion")
 
@@ -148,7 +148,7 @@ class BufferOut(Kind):
     ctype = "void *"
     length = True
     pins = True
-    pyi = "Union[int, WritableBuffer]"
+    pyi = "Union[int, _WritableBuffer]"
     text = ("int n (the module allocates n bytes; the result is the bytes read) "
             "or a writable bytes-like object, filled in place and pinned until "
             "the completion")
@@ -159,7 +159,7 @@ class Path(Kind):
     name = "path"
     ctype = "const char *"
     pins = True
-    pyi = "StrOrBytesPath"
+    pyi = "_StrOrBytesPath"
     text = "str, bytes or os.PathLike; kept until the completion"
 
 
@@ -226,14 +226,14 @@ class IovecsIn(Kind):
     ctype = "struct iovec *"
     pins = True
     length = True
-    pyi = "Sequence[ReadableBuffer]"
+    pyi = "Sequence[_ReadableBuffer]"
     text = "list or tuple of bytes-like objects, each pinned until the completion"
 
 
 
 class IovecsOut(IovecsIn):
     name = "iovecs_out"
-    pyi = "Sequence[WritableBuffer]"
+    pyi = "Sequence[_WritableBuffer]"
     text = ("list or tuple of writable bytes-like objects, filled in place and "
             "pinned until the completion")
 
@@ -244,7 +244,7 @@ class FdList(Kind):
     ctype = "int *"
     pins = True
     length = True
-    pyi = "Sequence[FileDescriptorLike]"
+    pyi = "Sequence[_FileDescriptorLike]"
     text = "sequence of file descriptors (ints or objects with fileno()), -1 for none"
 
 
@@ -256,7 +256,7 @@ class Provided(Kind):
     ctype = "void *"
     pins = True
     length = True
-    pyi = "WritableBuffer"
+    pyi = "_WritableBuffer"
     text = ("writable bytes-like object, split into nr equal buffers; pinned by "
             "the ring until queue_exit(), since receives use it later")
 
@@ -269,7 +269,7 @@ class Futexv(Kind):
     ctype = "void *"
     pins = True
     length = True
-    pyi = "Sequence[Tuple[ReadableBuffer, int, int]]"
+    pyi = "Sequence[Tuple[_ReadableBuffer, int, int]]"
     text = ("sequence of (futex word, expected value[, FUTEX2_* flags]) tuples; the "
             "words are 4-byte aligned bytes-like objects, pinned until the completion")
 
@@ -282,7 +282,7 @@ class Ancdata(Kind):
     pins = True
     length = True
     allow_default = True
-    pyi = "Sequence[Tuple[int, int, ReadableBuffer]]"
+    pyi = "Sequence[Tuple[int, int, _ReadableBuffer]]"
     text = "sequence of (level, type, data) tuples, as socket.sendmsg() takes"
 
     def check_default(self, value: object) -> Optional[str]:

@@ -1,4 +1,5 @@
-/* module.c: the py_io_uring module: its types, exception and constants. */
+/* module.c: py_io_uring._core, the extension behind the py_io_uring package
+ * (src/py_io_uring/): its types, exception and constants. */
 #include "py_io_uring.h"
 
 #include <pthread.h>
@@ -17,7 +18,7 @@ after_fork_child(void)
 
 static struct PyModuleDef moduledef = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "py_io_uring",
+    .m_name = "py_io_uring._core",
     .m_doc = "Linux io_uring for Python, over liburing: queue many I/O operations,\n"
              "reap their completions with few system calls, and never let the\n"
              "kernel touch memory that Python has freed.",
@@ -36,7 +37,7 @@ add_type(PyObject *m, const char *name, PyTypeObject *t)
 }
 
 PyMODINIT_FUNC
-PyInit_py_io_uring(void)
+PyInit__core(void)
 {
     static int atfork_done;
     PyObject *m;
@@ -57,6 +58,8 @@ PyInit_py_io_uring(void)
     m = PyModule_Create(&moduledef);
     if (m == NULL)
         return NULL;
+    if (pu_add_info(m) < 0)
+        goto fail;
     if (pu_SubmissionQueueFull == NULL) {
         pu_SubmissionQueueFull = PyErr_NewExceptionWithDoc(
             "py_io_uring.SubmissionQueueFull",

@@ -193,9 +193,11 @@ enum { PU_ASYNC_NONE, PU_ASYNC_AWAIT, PU_ASYNC_ITER };
 
 extern const pu_opdef pu_opdefs[];
 extern const int pu_nopdefs;
+extern const char *const pu_op_kernels[];   /* "5.6": the Linux that added it */
 extern PyMethodDef pu_generated_sqe_methods[];
 extern PyMethodDef pu_generated_async_methods[];
 int pu_add_generated_constants(PyObject *module);
+int pu_add_info(PyObject *module);  /* src/info.c */
 
 /* ---------------------------------------------------------------- arguments
  *

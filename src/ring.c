@@ -694,6 +694,14 @@ Ring_in_flight(RingObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
+Ring_features(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLong(self->features);
+}
+
+static PyObject *
 Ring_probe(RingObject *self, PyObject *Py_UNUSED(ignored))
 {
     PyObject *names, *result;
@@ -810,6 +818,7 @@ static PyMethodDef Ring_methods[] = {
     {"fileno", (PyCFunction)Ring_fileno, METH_NOARGS, PU_DOC_IoUring_fileno},
     {"in_flight", (PyCFunction)Ring_in_flight, METH_NOARGS, PU_DOC_IoUring_in_flight},
     {"probe", (PyCFunction)Ring_probe, METH_NOARGS, PU_DOC_IoUring_probe},
+    {"features", (PyCFunction)Ring_features, METH_NOARGS, PU_DOC_IoUring_features},
     {"__enter__", (PyCFunction)Ring_enter, METH_NOARGS, PU_DOC_IoUring___enter__},
     {"__exit__", (PyCFunction)(void (*)(void))Ring_exit, METH_FASTCALL,
      PU_DOC_IoUring___exit__},

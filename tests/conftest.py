@@ -1,9 +1,11 @@
 """Shared fixtures for the py_io_uring test suite.
 
-The module under test is a C extension built into ``<repo>/build`` (or the
-folder named by the ``PY_IO_URING_BUILD`` environment variable); that folder
-is put first on ``sys.path`` so ``import py_io_uring`` finds the fresh build
-rather than anything installed.
+The module under test is the package ``py_io_uring`` (its C extension
+``_core``, its stub and Python files) that ``make`` builds into
+``<repo>/build/py_io_uring/`` (or under the folder named by the
+``PY_IO_URING_BUILD`` environment variable); that folder is put first on
+``sys.path`` so ``import py_io_uring`` finds the fresh build rather than
+anything installed.
 
 Test modules import ``py_io_uring`` at their top: when the module does not
 build, every such test fails loudly at collection instead of being skipped.

@@ -191,7 +191,7 @@ import errno, fcntl, inspect, os, sys
 build, path = sys.argv[1], sys.argv[2]
 sys.path.insert(0, build)
 import py_io_uring
-assert os.path.dirname(os.path.abspath(py_io_uring.__file__)) == os.path.abspath(build), py_io_uring.__file__
+assert os.path.dirname(os.path.abspath(py_io_uring.__file__)) == os.path.join(os.path.abspath(build), "py_io_uring"), py_io_uring.__file__
 
 sig = inspect.signature(py_io_uring.Sqe.prep_fdatasync)
 assert list(sig.parameters) == ["self", "fd", "flags"], sig

@@ -1,0 +1,54 @@
+/* info.c: what the module was built from, for `python -m py_io_uring` and
+ * for programs that adapt to the machine: the liburing headers' version and
+ * the table of operations (the kernel's support is IoUring.probe()). */
+#include "py_io_uring.h"
+
+/* LIBURING_VERSION: (major, minor) from the headers, or None: liburing
+ * defines IO_URING_VERSION_* only from 2.4 on, so None means 2.3 or older. */
+static PyObject *
+liburing_version(void)
+{
+#if defined(IO_URING_VERSION_MAJOR) && defined(IO_URING_VERSION_MINOR)
+    return Py_BuildValue("(ii)", IO_URING_VERSION_MAJOR, IO_URING_VERSION_MINOR);
+#else
+    Py_RETURN_NONE;
+#endif
+}
+
+/* OPERATIONS: one (name, opcode name, opcode, Linux version) per prep_*
+ * method, in ops.def order. */
+static PyObject *
+operations(void)
+{
+    PyObject *t = PyTuple_New(pu_nopdefs);
+
+    for (int i = 0; t != NULL && i < pu_nopdefs; i++) {
+        PyObject *rec = Py_BuildValue("(ssis)", pu_opdefs[i].name,
+                                      pu_opdefs[i].opcode_name,
+                                      pu_opdefs[i].opcode, pu_op_kernels[i]);
+        if (rec == NULL)
+            Py_CLEAR(t);
+        else
+            PyTuple_SET_ITEM(t, i, rec);
+    }
+    return t;
+}
+
+static int
+add(PyObject *m, const char *name, PyObject *o)
+{
+    if (o == NULL || PyModule_AddObject(m, name, o) < 0) {
+        Py_XDECREF(o);
+        return -1;
+    }
+    return 0;
+}
+
+int
+pu_add_info(PyObject *m)
+{
+    if (add(m, "LIBURING_VERSION", liburing_version()) < 0 ||
+        add(m, "OPERATIONS", operations()) < 0)
+        return -1;
+    return 0;
+}

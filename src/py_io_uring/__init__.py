@@ -1,0 +1,9 @@
+# The py_io_uring package: a thin shell around the C extension
+# py_io_uring._core.  Every public name is the extension's, re-exported here,
+# so py_io_uring.IoUring is the one type whichever way it is imported.  The
+# package exists so that `python -m py_io_uring` can run (an extension module
+# cannot be run with -m) and so the stub (__init__.pyi, generated) and the
+# py.typed marker have a home.  Its docstring is the extension's.
+
+from ._core import *  # noqa: F401,F403
+from ._core import __doc__, __version__  # noqa: F401
