@@ -97,7 +97,7 @@ async def program(actions, close_early, path):
     assert len(set(map(id, ends))) == len(futs)
 
     got = {k: bytearray() for k in sent}
-    data = open(path, "rb").read()
+    data = path.read_bytes()
     for kind, i, f, buf in futs:
         assert f.done()
         if f.cancelled():
