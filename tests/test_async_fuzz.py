@@ -11,13 +11,14 @@ cancelled operation stays pinned until the kernel is done with it.
 
 import asyncio
 import errno
+from collections import Counter
 import os
 import socket
 
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from py_io_uring import AsyncRing  # noqa: E402
@@ -41,10 +42,24 @@ action = st.one_of(
 
 
 async def program(actions, close_early, path):
-    loop = asyncio.get_running_loop()
+    # the descriptors close even when a check fails: Hypothesis shrinks a
+    # failure by running it again hundreds of times
     pairs = [socket.socketpair() for _ in range(NPAIRS)]
     pipes = [os.pipe() for _ in range(NPAIRS)]
     fd = os.open(path, os.O_RDONLY)
+    try:
+        await run_program(actions, close_early, path, pairs, pipes, fd)
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
+        for r, w in pipes:
+            os.close(r)
+            os.close(w)
+        os.close(fd)
+
+
+async def run_program(actions, close_early, path, pairs, pipes, fd):
     ring = AsyncRing(16)                          # small: full SQs happen
     futs = []                                     # (kind, index, future, buffer)
     sent = {("s", i): bytearray() for i in range(NPAIRS)}
@@ -96,7 +111,7 @@ async def program(actions, close_early, path):
     assert len(ends) == len(futs)                 # each ended once
     assert len(set(map(id, ends))) == len(futs)
 
-    got = {k: bytearray() for k in sent}
+    got = {k: [] for k in sent}
     data = path.read_bytes()
     for kind, i, f, buf in futs:
         assert f.done()
@@ -115,26 +130,26 @@ async def program(actions, close_early, path):
         elif kind == "timeout":
             assert r == 0
         elif buf is not None:
-            got[kind] += buf[:r]
+            got[kind].append(bytes(buf[:r]))
         else:
-            got[kind] += r
-    # in order, nothing invented; cancelled reads may have eaten some bytes,
-    # so what arrived is a subsequence of what was sent
-    for k, g in got.items():
-        it = iter(sent[k])
-        assert all(b in it for b in g), k
-    for a, b in pairs:
-        a.close()
-        b.close()
-    for r, w in pipes:
-        os.close(r)
-        os.close(w)
-    os.close(fd)
+            got[kind].append(r)
+    # Nothing invented.  Reads in flight together on one pipe or socket
+    # complete in no defined order (the kernel wakes the newest waiter
+    # first), and cancelled reads may have eaten bytes: so each read got
+    # one contiguous piece of what was sent, and no byte arrived more
+    # often than it was sent.
+    for k, pieces in got.items():
+        for piece in pieces:
+            assert piece in sent[k], (k, piece)
+        assert not Counter(b"".join(pieces)) - Counter(sent[k]), k
 
 
 @settings(max_examples=EXAMPLES, deadline=None, print_blob=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(actions=st.lists(action, max_size=40), close_early=st.booleans())
+# found in CI: two reads in flight on one pipe get its bytes newest-first
+@example(actions=[("read_pipe", 1, 1), ("read_pipe", 1, 1), ("yield", 1),
+                  ("write_pipe", 1, b"\x00\x01")], close_early=True)
 def test_random_async_programs(actions, close_early, tmp_path):
     path = tmp_path / "data"
     if not path.exists():
