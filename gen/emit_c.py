@@ -6,8 +6,8 @@ import textwrap
 from typing import List
 
 from model import Model, Op
-from signature import (HEADER, class_text_signature, method_text_signature,
-                       op_text_signature)
+from signature import (AIO, HEADER, RING, SQE, class_text_signature,
+                       method_text_signature, op_text_signature)
 
 
 def c_string(text: str) -> str:
@@ -18,9 +18,16 @@ def c_string(text: str) -> str:
     return "\n    ".join(parts)
 
 
-def op_docstring(op: Op, aio: bool = False) -> str:
+def op_docstring(op: Op, form: str = SQE) -> str:
     body = "\n".join(op.doc)
-    if aio:
+    if form == RING:
+        lead = ("The fast form of get_sqe().%s(...) with set_data(user_data): "
+                "no Sqe object is made. The completion carries user_data "
+                "(reap() gives it back). sqe_flags, buf_group and personality "
+                "set what Sqe.set_flags() and friends set. A call that raises "
+                "leaves nothing in the submission queue." % op.method)
+        body = "\n".join(textwrap.wrap(lead, 76)) + "\n\n" + body
+    if form == AIO:
         lead = ("An async iterator over the completions of Sqe.%s(): one item per "
                 "completion, until the operation ends." if op.aio == "iter" else
                 "Await Sqe.%s(): the future's result is what Cqe.getresult() gives, "
@@ -45,7 +52,7 @@ def op_docstring(op: Op, aio: bool = False) -> str:
     if op.man:
         tail += "; see the liburing man page %s(3)" % op.man
     body += "\n\n" + tail + "."
-    return "%s\n--\n\n%s" % (op_text_signature(op, aio), body)
+    return "%s\n--\n\n%s" % (op_text_signature(op, form), body)
 
 
 def _prep_function(op: Op) -> List[str]:
@@ -89,6 +96,15 @@ def _prep_function(op: Op) -> List[str]:
     out.append("{")
     out.append("    return pu_sqe_prep((SqeObject *)self, &pu_opdefs[PU_OP_%s], "
                "args, nargs, kwnames);" % op.name.upper())
+    out.append("}")
+    out.append("")
+    out.append("static PyObject *")
+    out.append("IoUring_%s(PyObject *self, PyObject *const *args, Py_ssize_t nargs,"
+               % op.method)
+    out.append("    PyObject *kwnames)")
+    out.append("{")
+    out.append("    return pu_ring_prep(self, &pu_opdefs[PU_OP_%s], args, nargs, kwnames);"
+               % op.name.upper())
     out.append("}")
     out.append("")
     if op.aio != "none":
@@ -149,6 +165,15 @@ def ops_c(model: Model) -> str:
     out.append("    {NULL, NULL, 0, NULL},")
     out.append("};")
     out.append("")
+    out.append("/* IoUring's fast forms, one per op */")
+    out.append("PyMethodDef pu_generated_ring_methods[] = {")
+    for op in model.ops:
+        out.append('    {"%s", (PyCFunction)(void (*)(void))IoUring_%s,' % (op.method, op.method))
+        out.append("     METH_FASTCALL | METH_KEYWORDS,")
+        out.append("     %s}," % c_string(op_docstring(op, RING)).replace("\n    ", "\n     "))
+    out.append("    {NULL, NULL, 0, NULL},")
+    out.append("};")
+    out.append("")
     out.append("/* AsyncRing's awaitable forms, one per op whose async mode is not none */")
     out.append("PyMethodDef pu_generated_async_methods[] = {")
     for op in model.ops:
@@ -156,7 +181,7 @@ def ops_c(model: Model) -> str:
             continue
         out.append('    {"%s", (PyCFunction)(void (*)(void))AsyncRing_%s,' % (op.name, op.name))
         out.append("     METH_FASTCALL | METH_KEYWORDS,")
-        out.append("     %s}," % c_string(op_docstring(op, True)).replace("\n    ", "\n     "))
+        out.append("     %s}," % c_string(op_docstring(op, AIO)).replace("\n    ", "\n     "))
     out.append("    {NULL, NULL, 0, NULL},")
     out.append("};")
     out.append("")

@@ -1,8 +1,8 @@
 """Emit docs/api.md, the API reference."""
 
 from model import Model, Op
-from signature import (HEADER, class_text_signature, method_text_signature,
-                       op_text_signature)
+from signature import (AIO, HEADER, RING_KW, class_text_signature,
+                       method_text_signature, op_text_signature)
 
 
 def _sig(text: str) -> str:
@@ -45,12 +45,30 @@ def _async_ops(model: Model) -> list:
             continue
         form = " ".join((op.aio,) + op.aio_flags)
         out.append("| `AsyncRing.%s` | %s | [`Sqe.%s`](#%s) |"
-                   % (_sig(op_text_signature(op, True)), form, op.method,
+                   % (_sig(op_text_signature(op, AIO)), form, op.method,
                       _anchor("Sqe.%s" % _sig(op_text_signature(op)))))
     out.append("")
     skipped = [op.name for op in model.ops if op.aio == "none"]
     out.append("Not awaitable (they name an `Sqe` or a user_data, which AsyncRing never "
                "hands out): %s." % ", ".join("`%s`" % n for n in skipped))
+    out.append("")
+    return out
+
+
+def _ring_ops(model: Model) -> list:
+    kw = ", ".join("%s=%s" % (n, d) for n, d, _ in RING_KW)
+    out = ["### Fast forms: `IoUring.prep_*`", "",
+           "Each `Sqe.prep_NAME(...)` is also `IoUring.prep_NAME(..., *, %s)`: "
+           "the same arguments, and in one call what `sqe = ring.get_sqe(); "
+           "sqe.prep_NAME(...); sqe.set_data(user_data)` does, with no `Sqe` object "
+           "made. The record behind it pins what the kernel uses until the final "
+           "completion, as for `get_sqe()`. `reap()` gives each completion back as "
+           "`(user_data, result, flags)`. A call that raises leaves nothing in the "
+           "submission queue." % kw, "",
+           "| method | arguments as |", "| --- | --- |"]
+    for op in model.ops:
+        out.append("| `IoUring.%s` | [`Sqe.%s`](#%s) |"
+                   % (op.method, op.method, _anchor("Sqe.%s" % _sig(op_text_signature(op)))))
     out.append("")
     return out
 
@@ -85,6 +103,8 @@ def api_md(model: Model) -> str:
             out.append("")
         if cls.name == "AsyncRing":
             out += _async_ops(model)
+        if cls.name == "IoUring":
+            out += _ring_ops(model)
         if cls.name == "Sqe":
             out.append("## Operations (`Sqe.prep_*`)")
             out.append("")

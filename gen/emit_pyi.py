@@ -1,7 +1,7 @@
 """Emit the package's stub (installed as py_io_uring/__init__.pyi)."""
 
 from model import Model
-from signature import HEADER, method_pyi_signature, op_pyi_signature
+from signature import AIO, HEADER, RING, method_pyi_signature, op_pyi_signature
 
 PRELUDE = '''\
 import array
@@ -43,8 +43,11 @@ def pyi(model: Model) -> str:
         if cls.name == "Sqe":
             for op in model.ops:
                 out.append("    " + op_pyi_signature(op))
+        if cls.name == "IoUring":
+            for op in model.ops:
+                out.append("    " + op_pyi_signature(op, RING))
         if cls.name == "AsyncRing":
             for op in model.ops:
                 if op.aio != "none":
-                    out.append("    " + op_pyi_signature(op, True))
+                    out.append("    " + op_pyi_signature(op, AIO))
     return "\n".join(out) + "\n"

@@ -16,8 +16,9 @@ ARG = re.compile(r"^(?P<name>\S+)\s+(?P<kind>[a-z_0-9]+)(?:\((?P<param>[A-Za-z_0
                  r"(?:\s*=\s*(?P<default>.+?))?(?:\s+--\s+(?P<doc>.*))?$")
 # C names the generated prep function uses itself
 RESERVED_C = {"sqe", "rec", "args", "nargs", "kwnames", "argv"}
-# keyword-only arguments every AsyncRing form takes (signature.AIO_COMMON)
-RESERVED_PY = {"sqe_flags", "buf_group", "personality"}
+# keyword-only arguments the IoUring.prep_NAME and AsyncRing.NAME forms
+# take (signature.COMMON_KW)
+RESERVED_PY = {"user_data", "sqe_flags", "buf_group", "personality"}
 
 
 class Arg(NamedTuple):
@@ -124,7 +125,8 @@ def _arg(path: str, item, seen: dict) -> Arg:
         raise DefError(path, item.lineno, "argument '%s' given twice" % name)
     if name in RESERVED_PY:
         raise DefError(path, item.lineno, "argument name '%s' is taken by the "
-                       "keyword AsyncRing's forms share" % name)
+                       "keyword every IoUring.prep_NAME and AsyncRing.NAME "
+                       "form shares" % name)
     if kname not in KINDS:
         raise DefError(path, item.lineno, "unknown argument kind '%s' (known: %s)"
                        % (kname, ", ".join(sorted(KINDS))))

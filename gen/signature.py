@@ -6,35 +6,52 @@ from typing import List
 
 from model import Method, Op
 
-# the SQE fields every op shares, keyword-only on AsyncRing's forms (an
-# Sqe has set_flags() and friends for them); src/async_ring.c parses them
-AIO_COMMON = ("sqe_flags", "buf_group", "personality")
+# The fields every op shares, keyword-only where no Sqe object is made (an
+# Sqe has set_data(), set_flags() and friends for them); src/common_args.c
+# parses them.  Per form: its method name, its keywords (name, default,
+# annotation) and its return annotation.
+SQE, RING, AIO = "sqe", "ring", "aio"
+COMMON_KW = (("sqe_flags", "0", "int"), ("buf_group", "0", "int"),
+             ("personality", "0", "int"))
+RING_KW = (("user_data", "None", "Any"),) + COMMON_KW
 
 HEADER = "generated from ops.def and src/methods.def by gen/generate.py, do not edit"
 
 
-def op_text_signature(op: Op, aio: bool = False) -> str:
-    """Sqe.prep_NAME's signature, or AsyncRing.NAME's (aio): same arguments."""
+def form_name(op: Op, form: str) -> str:
+    """Sqe.prep_read and IoUring.prep_read, AsyncRing.read."""
+    return op.name if form == AIO else op.method
+
+
+def _form_kw(form: str):
+    return {SQE: (), RING: RING_KW, AIO: COMMON_KW}[form]
+
+
+def op_text_signature(op: Op, form: str = SQE) -> str:
+    """One form's signature: the same arguments, then the form's keywords."""
     parts = ["$self"]
     for a in op.args:
         parts.append(a.name if a.required else "%s=%s" % (a.name, a.default_text))
-    if aio:
-        parts += ["*"] + ["%s=0" % n for n in AIO_COMMON]
-    return "%s(%s)" % (op.name if aio else op.method, ", ".join(parts))
+    kw = _form_kw(form)
+    if kw:
+        parts += ["*"] + ["%s=%s" % (n, d) for n, d, _ in kw]
+    return "%s(%s)" % (form_name(op, form), ", ".join(parts))
 
 
-def op_pyi_signature(op: Op, aio: bool = False) -> str:
+def op_pyi_signature(op: Op, form: str = SQE) -> str:
     parts = ["self"]
     for a in op.args:
         p = "%s: %s" % (a.name, a.kind.pyi)
         if not a.required:
             p += " = %s" % a.default_text
         parts.append(p)
-    if not aio:
-        return "def %s(%s) -> None: ..." % (op.method, ", ".join(parts))
-    parts += ["*"] + ["%s: int = 0" % n for n in AIO_COMMON]
-    ret = "AsyncIterator[Any]" if op.aio == "iter" else "Awaitable[Any]"
-    return "def %s(%s) -> %s: ..." % (op.name, ", ".join(parts), ret)
+    kw = _form_kw(form)
+    if kw:
+        parts += ["*"] + ["%s: %s = %s" % (n, t, d) for n, d, t in kw]
+    ret = "None"
+    if form == AIO:
+        ret = "AsyncIterator[Any]" if op.aio == "iter" else "Awaitable[Any]"
+    return "def %s(%s) -> %s: ..." % (form_name(op, form), ", ".join(parts), ret)
 
 
 def _strip_annotations(sig: str) -> str:

@@ -325,111 +325,18 @@ flush_orphan_nop(AsyncRingObject *self)
     pu_exc_restore(&saved);
 }
 
-/* The SQE fields every op shares: keyword-only on AsyncRing's forms
- * (gen/signature.py AIO_COMMON), taken out before the op's own parser. */
-typedef struct {
-    uint8_t sqe_flags;
-    uint16_t buf_group, personality;
-} aio_common;
-
-#define PU_MAX_CALL_ARGS 16
 /* link flags would tie the op to whatever happens to be prepared next */
-#define PU_AIO_SQE_FLAGS (IOSQE_FIXED_FILE | IOSQE_ASYNC | IOSQE_BUFFER_SELECT)
-
-typedef struct {
-    PyObject *stack[PU_MAX_CALL_ARGS];
-    PyObject *const *args;
-    PyObject *kwnames;              /* new reference or NULL */
-} call_args;
-
-static int
-common_value(PyObject *v, const char *name, unsigned long max, unsigned long *out)
-{
-    unsigned long x = PyLong_AsUnsignedLong(v);
-    if (x == (unsigned long)-1 && PyErr_Occurred())
-        return -1;
-    if (x > max) {
-        PyErr_Format(PyExc_ValueError, "%s must be 0-%lu", name, max);
-        return -1;
-    }
-    *out = x;
-    return 0;
-}
-
-static int
-split_common(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
-             call_args *out, aio_common *c)
-{
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0, k = 0;
-    PyObject *keep[PU_MAX_CALL_ARGS];
-
-    memset(c, 0, sizeof(*c));
-    out->args = args;
-    out->kwnames = NULL;
-    if (nkw == 0) {
-        return 0;
-    }
-    if (nargs + nkw > PU_MAX_CALL_ARGS) {
-        PyErr_SetString(PyExc_TypeError, "too many arguments");
-        return -1;
-    }
-    memcpy(out->stack, args, (size_t)nargs * sizeof(*args));
-    for (Py_ssize_t i = 0; i < nkw; i++) {
-        PyObject *name = PyTuple_GET_ITEM(kwnames, i), *v = args[nargs + i];
-        unsigned long x;
-        if (PyUnicode_CompareWithASCIIString(name, "sqe_flags") == 0) {
-            if (common_value(v, "sqe_flags", 0xff, &x) < 0)
-                return -1;
-            if (x & ~(unsigned long)PU_AIO_SQE_FLAGS) {
-                PyErr_SetString(PyExc_ValueError, "sqe_flags: only IOSQE_FIXED_FILE, "
-                                "IOSQE_ASYNC and IOSQE_BUFFER_SELECT apply to an "
-                                "AsyncRing operation");
-                return -1;
-            }
-            c->sqe_flags = (uint8_t)x;
-        } else if (PyUnicode_CompareWithASCIIString(name, "buf_group") == 0) {
-            if (common_value(v, "buf_group", 0xffff, &x) < 0)
-                return -1;
-            c->buf_group = (uint16_t)x;
-        } else if (PyUnicode_CompareWithASCIIString(name, "personality") == 0) {
-            if (common_value(v, "personality", 0xffff, &x) < 0)
-                return -1;
-            c->personality = (uint16_t)x;
-        } else {
-            keep[k] = name;
-            out->stack[nargs + k++] = v;
-        }
-    }
-    if (k == nkw)
-        return 0;   /* none of ours: the call goes through as it came */
-    out->args = out->stack;
-    if (k > 0) {
-        out->kwnames = PyTuple_New(k);
-        if (out->kwnames == NULL)
-            return -1;
-        for (Py_ssize_t i = 0; i < k; i++) {
-            Py_INCREF(keep[i]);
-            PyTuple_SET_ITEM(out->kwnames, i, keep[i]);
-        }
-    }
-    return 1;
-}
-
-/* pu_sqe_prep() applies these after the op's own prep */
-static void
-apply_common(SqeObject *rec, const aio_common *c)
-{
-    rec->sqe_flags = c->sqe_flags;
-    rec->buf_group = c->buf_group;
-    rec->personality = c->personality;
-}
+static const pu_common_rules aio_rules = {
+    0, IOSQE_FIXED_FILE | IOSQE_ASYNC | IOSQE_BUFFER_SELECT,
+    "sqe_flags: only IOSQE_FIXED_FILE, IOSQE_ASYNC and IOSQE_BUFFER_SELECT "
+    "apply to an AsyncRing operation"};
 
 /* Prepare op into a new record whose waiter is a new future; the future,
  * or NULL with the exception the prep raised. */
 static PyObject *
 start_op(AsyncRingObject *self, const pu_opdef *op, PyObject *const *args,
          Py_ssize_t nargs, PyObject *kwnames, uint16_t aio, PyObject *data,
-         const aio_common *common)
+         const pu_common *common)
 {
     SqeObject *rec;
     PyObject *fut, *r, *cb;
@@ -445,7 +352,7 @@ start_op(AsyncRingObject *self, const pu_opdef *op, PyObject *const *args,
         return NULL;
     }
     if (common != NULL)
-        apply_common(rec, common);
+        pu_common_apply(rec, common);
     /* a failed prep leaves a harmless NOP with no waiter */
     r = pu_sqe_prep(rec, op, args, nargs, kwnames);
     if (r == NULL)
@@ -485,16 +392,16 @@ PyObject *
 pu_async_op(PyObject *self, const pu_opdef *op, PyObject *const *args,
             Py_ssize_t nargs, PyObject *kwnames)
 {
-    call_args ca;
-    aio_common c;
+    pu_call_args ca;
+    pu_common c;
     PyObject *fut;
-    if (split_common(args, nargs, kwnames, &ca, &c) < 0) {
-        Py_XDECREF(ca.kwnames);
+    if (pu_split_common(args, nargs, kwnames, &ca, &c, &aio_rules) < 0) {
+        Py_XDECREF(ca.owned);
         return NULL;
     }
-    fut = start_op((AsyncRingObject *)self, op, ca.args, nargs,
-                   ca.args == args ? kwnames : ca.kwnames, 0, NULL, &c);
-    Py_XDECREF(ca.kwnames);
+    fut = start_op((AsyncRingObject *)self, op, ca.args, nargs, ca.kwnames,
+                   0, NULL, &c);
+    Py_XDECREF(ca.owned);
     return fut;
 }
 
@@ -1030,22 +937,20 @@ pu_async_iter(PyObject *self, const pu_opdef *op, PyObject *const *args,
               Py_ssize_t nargs, PyObject *kwnames)
 {
     AsyncIterObject *it;
-    call_args ca;
-    aio_common c;
+    pu_call_args ca;
+    pu_common c;
     Py_ssize_t n;
 
-    if (split_common(args, nargs, kwnames, &ca, &c) < 0) {
-        Py_XDECREF(ca.kwnames);
+    if (pu_split_common(args, nargs, kwnames, &ca, &c, &aio_rules) < 0) {
+        Py_XDECREF(ca.owned);
         return NULL;
     }
-    if (ca.args != args) {
-        args = ca.args;
-        kwnames = ca.kwnames;
-    }
+    args = ca.args;
+    kwnames = ca.kwnames;
     n = nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
     it = PyObject_GC_New(AsyncIterObject, &AsyncIterType);
     if (it == NULL) {
-        Py_XDECREF(ca.kwnames);
+        Py_XDECREF(ca.owned);
         return NULL;
     }
     it->sqe_flags = c.sqe_flags;
@@ -1065,7 +970,7 @@ pu_async_iter(PyObject *self, const pu_opdef *op, PyObject *const *args,
     it->error = NULL;
     it->ended = 0;
     it->cancelled = 0;
-    Py_XDECREF(ca.kwnames);   /* it->kwnames took its own */
+    Py_XDECREF(ca.owned);   /* it->kwnames took its own */
     PyObject_GC_Track(it);
     if (it->args == NULL || it->items == NULL) {
         Py_DECREF(it);

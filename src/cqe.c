@@ -64,6 +64,15 @@ pu_cqe_result(CqeObject *self)
 {
     if (self->res < 0)
         return pu_err_errno(-self->res);
+    return pu_cqe_value(self);
+}
+
+/* getresult()'s value, with a failure as its negative errno (an int) */
+PyObject *
+pu_cqe_value(CqeObject *self)
+{
+    if (self->res < 0)
+        return PyLong_FromLong(self->res);
     if (self->result != NULL) {
         Py_INCREF(self->result);
         return self->result;
@@ -71,6 +80,32 @@ pu_cqe_result(CqeObject *self)
     if (self->sqe != NULL && self->sqe->op != NULL && self->sqe->op->result != NULL)
         return self->sqe->op->result(self);
     return PyLong_FromLong(self->res);
+}
+
+/* reap()'s item: (user_data, value, flags).  A completion no record of
+ * ours made (a msg_ring message) carries its raw 64-bit user_data. */
+PyObject *
+pu_cqe_tuple(CqeObject *q)
+{
+    PyObject *t = PyTuple_New(3), *d, *v, *f;
+    if (t == NULL)
+        return NULL;
+    if (q->sqe != NULL) {
+        d = q->sqe->data ? q->sqe->data : Py_None;
+        Py_INCREF(d);
+    } else {
+        d = PyLong_FromUnsignedLongLong(q->user_data);
+    }
+    v = pu_cqe_value(q);
+    f = PyLong_FromUnsignedLong(q->flags);
+    PyTuple_SET_ITEM(t, 0, d);
+    PyTuple_SET_ITEM(t, 1, v);
+    PyTuple_SET_ITEM(t, 2, f);
+    if (d == NULL || v == NULL || f == NULL) {
+        Py_DECREF(t);
+        return NULL;
+    }
+    return t;
 }
 
 static PyObject *

@@ -196,6 +196,7 @@ extern const int pu_nopdefs;
 extern const char *const pu_op_kernels[];   /* "5.6": the Linux that added it */
 extern PyMethodDef pu_generated_sqe_methods[];
 extern PyMethodDef pu_generated_async_methods[];
+extern PyMethodDef pu_generated_ring_methods[];
 int pu_add_generated_constants(PyObject *module);
 int pu_add_info(PyObject *module);  /* src/info.c */
 
@@ -265,6 +266,48 @@ int pu_conv_sockaddr_opt(const pu_argspec *sp, int i, SqeObject *rec,
                          PyObject *o, int fd, const struct sockaddr **out,
                          socklen_t *outlen);
 
+/* The keyword-only arguments every op shares where no Sqe object is made
+ * (src/common_args.c): IoUring.prep_NAME()'s user_data, sqe_flags,
+ * buf_group and personality; AsyncRing.NAME()'s same but user_data. */
+#define PU_MAX_CALL_ARGS 16
+typedef struct {
+    PyObject *data;                 /* user_data=, borrowed; NULL: not given */
+    uint8_t sqe_flags;
+    uint16_t buf_group, personality;
+} pu_common;
+
+/* the call with the shared keywords taken out */
+typedef struct {
+    PyObject *stack[PU_MAX_CALL_ARGS];
+    PyObject *const *args;
+    PyObject *kwnames;              /* borrowed: the caller's or `owned` */
+    PyObject *owned;                /* a new kwnames tuple, or NULL */
+} pu_call_args;
+
+/* what a form accepts: user_data or not, which IOSQE_* flags */
+typedef struct {
+    int with_data;
+    unsigned allowed_flags;
+    const char *flags_error;        /* the ValueError for another flag */
+} pu_common_rules;
+
+int pu_common_args_init(void);
+/* Take the shared keywords out of a vectorcall: 0, or -1 with an exception
+ * set.  Py_XDECREF(out->owned) afterwards, in both cases. */
+int pu_split_common(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                    pu_call_args *out, pu_common *c, const pu_common_rules *rules);
+int pu_small_uint(PyObject *o, unsigned long max, const char *what,
+                  unsigned long *out);
+
+/* pu_sqe_prep() applies these after the op's own prep */
+static inline void
+pu_common_apply(SqeObject *rec, const pu_common *c)
+{
+    rec->sqe_flags = c->sqe_flags;
+    rec->buf_group = c->buf_group;
+    rec->personality = c->personality;
+}
+
 /* storage for an accept's peer address, used in ops.def call lines */
 struct sockaddr *pu_rec_peer_addr(SqeObject *rec);
 socklen_t *pu_rec_peer_addrlen(SqeObject *rec);
@@ -325,7 +368,12 @@ void pu_cqe_free(CqeObject *q);
 int pu_sqe_type_init(void);
 PyObject *pu_sqe_peer(SqeObject *self);
 PyObject *pu_cqe_result(CqeObject *q);
+PyObject *pu_cqe_value(CqeObject *q);
+PyObject *pu_cqe_tuple(CqeObject *q);
 SqeObject *pu_ring_get_sqe(RingObject *r);
+int pu_ring_unget_sqe(RingObject *r, SqeObject *rec);
+PyObject *pu_ring_prep(PyObject *self, const pu_opdef *op, PyObject *const *args,
+                       Py_ssize_t nargs, PyObject *kwnames);
 int pu_ring_flush(RingObject *r, unsigned wait_nr);
 
 /* AsyncRing (src/async_ring.c) */

@@ -217,6 +217,27 @@ pu_ring_get_sqe(RingObject *self)
     return rec;
 }
 
+/* Give back the entry pu_ring_get_sqe() just handed out, unsubmitted, with
+ * its record: 1 when done, 0 when something took an entry after it (code a
+ * converter ran), which leaves it in the queue as the harmless NOP it is. */
+int
+pu_ring_unget_sqe(RingObject *self, SqeObject *rec)
+{
+    struct io_uring_sq *sq = &self->ring.sq;
+    unsigned shift = (self->ring.flags & IORING_SETUP_SQE128) ? 1 : 0;
+
+    if (self->npending == 0 || self->pending[self->npending - 1] != rec ||
+        sq->sqe_tail == sq->sqe_head ||
+        rec->sqe != &sq->sqes[((sq->sqe_tail - 1) & sq->ring_mask) << shift])
+        return 0;
+    self->npending--;
+    self->ring.sq.sqe_tail--;   /* never flushed, so the kernel never saw it */
+    pu_record_finish(self, rec);
+    pu_record_release(rec);
+    Py_DECREF(rec);             /* the table's reference */
+    return 1;
+}
+
 /* Does the link chain starting at pending[i] hold an IOSQE_IO_HARDLINK? */
 static int
 chain_has_hardlink(RingObject *r, unsigned i)
@@ -243,7 +264,9 @@ static void
 prepare_chains(RingObject *r)
 {
     int in_chain = 0;   /* the previous entry links to this one */
-    int hard = 0;       /* the current chain holds a hard link */
+    int hard = -1;      /* the current chain holds a hard link (-1: not
+                           looked at yet, as most entries need not) */
+    unsigned start = 0; /* where the current chain starts */
 
     for (unsigned i = 0; i < r->npending; i++) {
         SqeObject *rec = r->pending[i];
@@ -253,12 +276,21 @@ prepare_chains(RingObject *r)
             in_chain = 0;
             continue;
         }
-        if (!in_chain)
-            hard = chain_has_hardlink(r, i);
+        rec->flushed_flags = sqe->flags;
+        if (!(sqe->flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS))) {
+            in_chain = 0;   /* the usual entry: no chain starts or goes on */
+            continue;
+        }
+        if (!in_chain) {
+            hard = -1;
+            start = i;
+        }
         linked = (sqe->flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK)) && i + 1 < r->npending;
         if (linked)
             rec->chain_next = r->pending[i + 1]->user_data;
         if (sqe->flags & IOSQE_CQE_SKIP_SUCCESS) {
+            if (linked && hard < 0)
+                hard = chain_has_hardlink(r, start);
             if (linked && !hard)
                 r->pending[i + 1]->chain_prev = rec->user_data;
             else
@@ -562,6 +594,30 @@ batch_count(PyObject *arg, const char *what, Py_ssize_t *out)
     return 0;
 }
 
+/* Mark the n oldest unseen completions seen (n <= PU_CQ_LEN). */
+static int
+cq_take(RingObject *self, Py_ssize_t n)
+{
+    CqeObject *local[64], **taken = local;
+
+    if (n > (Py_ssize_t)(sizeof(local) / sizeof(local[0]))) {
+        taken = PyMem_Malloc((size_t)n * sizeof(*taken));
+        if (taken == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    /* take them all out of the queue first: a release below may run code
+     * (a finalizer of some user data) that uses this ring */
+    memcpy(taken, self->cq + self->cq_start, (size_t)n * sizeof(*taken));
+    self->cq_start += n;
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_DECREF(taken[i]);
+    if (taken != local)
+        PyMem_Free(taken);
+    return 0;
+}
+
 static PyObject *
 Ring_peek_batch_cqe(RingObject *self, PyObject *arg)
 {
@@ -588,7 +644,6 @@ Ring_peek_batch_cqe(RingObject *self, PyObject *arg)
 static PyObject *
 Ring_cq_advance(RingObject *self, PyObject *arg)
 {
-    CqeObject *local[64], **taken = local;
     Py_ssize_t n;
 
     if (batch_count(arg, "cq_advance(): nr", &n) < 0 || pu_ring_check(self) < 0)
@@ -599,20 +654,56 @@ Ring_cq_advance(RingObject *self, PyObject *arg)
                      "not yet seen (nothing was marked)", n, PU_CQ_LEN(self));
         return NULL;
     }
-    if (n > (Py_ssize_t)(sizeof(local) / sizeof(local[0]))) {
-        taken = PyMem_Malloc((size_t)n * sizeof(*taken));
-        if (taken == NULL)
-            return PyErr_NoMemory();
-    }
-    /* take them all out of the queue first: a release below may run code
-     * (a finalizer of some user data) that uses this ring */
-    memcpy(taken, self->cq + self->cq_start, (size_t)n * sizeof(*taken));
-    self->cq_start += n;
-    for (Py_ssize_t i = 0; i < n; i++)
-        Py_DECREF(taken[i]);
-    if (taken != local)
-        PyMem_Free(taken);
+    if (cq_take(self, n) < 0)
+        return NULL;
     Py_RETURN_NONE;
+}
+
+static const char *const reap_kw[] = {"count", "wait_nr", NULL};
+static const pu_argspec reap_spec = {"reap", reap_kw, 1, 2, 0};
+
+/* reap(count, wait_nr=0): up to count completions as (user_data, result,
+ * flags) tuples, marked seen.  The whole batch is built before anything is
+ * marked, so a failure marks nothing. */
+static PyObject *
+Ring_reap(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
+          PyObject *kwnames)
+{
+    PyObject *argv[2], *list;
+    Py_ssize_t n, wait_nr = 0, got;
+
+    if (pu_parse_args(&reap_spec, args, nargs, kwnames, argv) < 0 ||
+        batch_count(argv[0], "reap(): count", &n) < 0 ||
+        (argv[1] != NULL && batch_count(argv[1], "reap(): wait_nr", &wait_nr) < 0) ||
+        pu_ring_check_cq(self) < 0)
+        return NULL;
+    if (wait_nr > n) {
+        PyErr_SetString(PyExc_ValueError, "reap(): wait_nr must be <= count");
+        return NULL;
+    }
+    if (wait_nr > 0) {
+        if (ring_wait(self, wait_nr, -1.0) < 0)
+            return NULL;
+    }
+    if (PU_CQ_LEN(self) < n && pu_reap(self) < 0)
+        return NULL;
+    got = PU_CQ_LEN(self) < n ? PU_CQ_LEN(self) : n;
+    list = PyList_New(got);
+    if (list == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < got; i++) {
+        PyObject *t = pu_cqe_tuple(self->cq[self->cq_start + i]);
+        if (t == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, t);
+    }
+    if (cq_take(self, got) < 0) {
+        Py_DECREF(list);
+        return NULL;
+    }
+    return list;
 }
 
 /* ---- end of batch reaping ---- */
@@ -827,25 +918,31 @@ static PyMethodDef Ring_methods[] = {
      PU_DOC_IoUring_peek_batch_cqe},
     {"cq_advance", (PyCFunction)Ring_cq_advance, METH_O,
      PU_DOC_IoUring_cq_advance},
+    {"reap", (PyCFunction)(void (*)(void))Ring_reap, METH_FASTCALL | METH_KEYWORDS,
+     PU_DOC_IoUring_reap},
     {NULL, NULL, 0, NULL},
 };
 
-/* The ring's method table: these and the registration methods. */
+/* The ring's method table: these, the registration methods and the
+ * generated prep_* fast forms. */
 int
 pu_ring_type_init(void)
 {
-    size_t n1 = sizeof(Ring_methods) / sizeof(PyMethodDef) - 1, n2 = 0;
+    size_t n1 = sizeof(Ring_methods) / sizeof(PyMethodDef) - 1, n2 = 0, n3 = 0;
     PyMethodDef *all;
 
     while (pu_register_methods[n2].ml_name != NULL)
         n2++;
-    all = PyMem_RawCalloc(n1 + n2 + 1, sizeof(PyMethodDef));
+    while (pu_generated_ring_methods[n3].ml_name != NULL)
+        n3++;
+    all = PyMem_RawCalloc(n1 + n2 + n3 + 1, sizeof(PyMethodDef));
     if (all == NULL) {
         PyErr_NoMemory();
         return -1;
     }
     memcpy(all, Ring_methods, n1 * sizeof(PyMethodDef));
     memcpy(all + n1, pu_register_methods, n2 * sizeof(PyMethodDef));
+    memcpy(all + n1 + n2, pu_generated_ring_methods, n3 * sizeof(PyMethodDef));
     pu_RingType.tp_methods = all;
     return PyType_Ready(&pu_RingType);
 }

@@ -125,26 +125,12 @@ check_writable(SqeObject *self, const char *what)
     return 0;
 }
 
-static int
-small_uint(PyObject *o, unsigned long max, const char *what, unsigned long *out)
-{
-    unsigned long v = PyLong_AsUnsignedLong(o);
-    if (v == (unsigned long)-1 && PyErr_Occurred())
-        return -1;
-    if (v > max) {
-        PyErr_Format(PyExc_OverflowError, "%s must be 0-%lu", what, max);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 static PyObject *
 Sqe_set_flags(SqeObject *self, PyObject *arg)
 {
     unsigned long v;
     if (check_writable(self, "set_flags") < 0 ||
-        small_uint(arg, 0xff, "flags", &v) < 0)
+        pu_small_uint(arg, 0xff, "flags", &v) < 0)
         return NULL;
     self->sqe_flags = (uint8_t)v;
     /* replaces earlier set_flags() bits but keeps what the op set itself */
@@ -163,7 +149,7 @@ Sqe_set_personality(SqeObject *self, PyObject *arg)
 {
     unsigned long v;
     if (check_writable(self, "set_personality") < 0 ||
-        small_uint(arg, 0xffff, "personality", &v) < 0)
+        pu_small_uint(arg, 0xffff, "personality", &v) < 0)
         return NULL;
     self->personality = (uint16_t)v;
     self->sqe->personality = (uint16_t)v;
@@ -175,7 +161,7 @@ Sqe_set_buf_group(SqeObject *self, PyObject *arg)
 {
     unsigned long v;
     if (check_writable(self, "set_buf_group") < 0 ||
-        small_uint(arg, 0xffff, "buf_group", &v) < 0)
+        pu_small_uint(arg, 0xffff, "buf_group", &v) < 0)
         return NULL;
     self->buf_group = (uint16_t)v;
     self->sqe->buf_group = (uint16_t)v;

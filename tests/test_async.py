@@ -184,7 +184,7 @@ def test_errors_are_oserror_subclasses(run, tmp_path):
                 ring.write(1, 12345)
             with pytest.raises(ValueError):
                 ring.nop(sqe_flags=py_io_uring.IOSQE_IO_LINK)
-            with pytest.raises(ValueError):
+            with pytest.raises(OverflowError):
                 ring.nop(buf_group=1 << 16)
             await settle(ring)
 

@@ -1,0 +1,122 @@
+/* common_args.c: the keyword-only arguments every op shares on the forms
+ * that make an SQE without an Sqe object: IoUring.prep_NAME() (user_data,
+ * sqe_flags, buf_group, personality) and AsyncRing.NAME() (all but
+ * user_data).  They are taken out of the call before the op's own
+ * generated parser sees it, so that parser stays the one Sqe.prep_NAME()
+ * uses. */
+#include "py_io_uring.h"
+
+int
+pu_small_uint(PyObject *o, unsigned long max, const char *what,
+              unsigned long *out)
+{
+    unsigned long v = PyLong_AsUnsignedLong(o);
+    if (v == (unsigned long)-1 && PyErr_Occurred())
+        return -1;
+    if (v > max) {
+        PyErr_Format(PyExc_OverflowError, "%s must be 0-%lu", what, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The keyword names, interned: the compiler interns the names a call
+ * spells out, so the usual match is a pointer comparison. */
+static PyObject *s_user_data, *s_sqe_flags, *s_buf_group, *s_personality;
+
+int
+pu_common_args_init(void)
+{
+    s_user_data = PyUnicode_InternFromString("user_data");
+    s_sqe_flags = PyUnicode_InternFromString("sqe_flags");
+    s_buf_group = PyUnicode_InternFromString("buf_group");
+    s_personality = PyUnicode_InternFromString("personality");
+    return (s_user_data && s_sqe_flags && s_buf_group && s_personality) ? 0 : -1;
+}
+
+static int
+name_is(PyObject *name, PyObject *interned)
+{
+    return name == interned || PyUnicode_Compare(name, interned) == 0;
+}
+
+/* One shared keyword: 1 when it is one (and stored), 0 when it is not. */
+static int
+take_common(PyObject *name, PyObject *v, pu_common *c, const pu_common_rules *rules)
+{
+    unsigned long x;
+
+    if (rules->with_data && name_is(name, s_user_data)) {
+        c->data = v;
+        return 1;
+    }
+    if (name_is(name, s_sqe_flags)) {
+        if (pu_small_uint(v, 0xff, "sqe_flags", &x) < 0)
+            return -1;
+        if (x & ~(unsigned long)rules->allowed_flags) {
+            PyErr_SetString(PyExc_ValueError, rules->flags_error);
+            return -1;
+        }
+        c->sqe_flags = (uint8_t)x;
+        return 1;
+    }
+    if (name_is(name, s_buf_group)) {
+        if (pu_small_uint(v, 0xffff, "buf_group", &x) < 0)
+            return -1;
+        c->buf_group = (uint16_t)x;
+        return 1;
+    }
+    if (name_is(name, s_personality)) {
+        if (pu_small_uint(v, 0xffff, "personality", &x) < 0)
+            return -1;
+        c->personality = (uint16_t)x;
+        return 1;
+    }
+    return 0;
+}
+
+int
+pu_split_common(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                pu_call_args *out, pu_common *c, const pu_common_rules *rules)
+{
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0, k = 0;
+    PyObject *keep[PU_MAX_CALL_ARGS];
+
+    memset(c, 0, sizeof(*c));
+    out->args = args;
+    out->kwnames = kwnames;
+    out->owned = NULL;
+    if (nkw == 0)
+        return 0;
+    if (nargs + nkw > PU_MAX_CALL_ARGS) {
+        PyErr_SetString(PyExc_TypeError, "too many arguments");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i), *v = args[nargs + i];
+        int r = take_common(name, v, c, rules);
+        if (r < 0)
+            return -1;
+        if (r == 0) {
+            keep[k] = name;
+            out->stack[nargs + k++] = v;
+        }
+    }
+    if (k == nkw)
+        return 0;   /* none of ours: the call goes through as it came */
+    out->kwnames = NULL;
+    if (k == 0)
+        return 0;   /* all ours: the positional arguments as they came */
+    memcpy(out->stack, args, (size_t)nargs * sizeof(*args));
+    out->args = out->stack;
+    out->owned = PyTuple_New(k);
+    if (out->owned == NULL)
+        return -1;
+    for (Py_ssize_t i = 0; i < k; i++) {
+        Py_INCREF(keep[i]);
+        PyTuple_SET_ITEM(out->owned, i, keep[i]);
+    }
+    out->kwnames = out->owned;
+    return 0;
+}
