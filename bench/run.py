@@ -308,9 +308,11 @@ def offsets_for(size, n, seed):
     return [rnd.randrange(blocks) * BLOCK for _ in range(n)]
 
 
-def py_randread(m, path, offs, depth, mode, direct=False):
+def py_randread(m, path, offs, depth, mode, direct=False, fast=False):
     """Keep `depth` reads in flight.  mode: 'buffer' (reused memoryview slices),
-    'length' (the module allocates bytes), 'fixed' (registered buffer)."""
+    'length' (the module allocates bytes), 'fixed' (registered buffer).
+    fast: IoUring.prep_read(..., user_data=slot) and reap() instead of
+    get_sqe(), Sqe.prep_read(), set_data() and a Cqe per completion."""
     def run():
         flags = os.O_RDONLY | (os.O_DIRECT if direct else 0)
         fd = os.open(path, flags)
@@ -325,8 +327,23 @@ def py_randread(m, path, offs, depth, mode, direct=False):
         n = len(offs)
         nxt = done = total = 0
         get_sqe, submit_and_wait, peek_cqe, cqe_seen = ring.get_sqe, ring.submit_and_wait, ring.peek_cqe, ring.cqe_seen
+        prep_read, prep_read_fixed, reap = ring.prep_read, ring.prep_read_fixed, ring.reap
         try:
             t0 = time.perf_counter()
+            while fast and done < n:
+                # the fast forms: one call per read, one reap() per batch
+                while free and nxt < n:
+                    slot = free.pop()
+                    if mode == "buffer":
+                        prep_read(fd, slots[slot], offs[nxt], user_data=slot)
+                    else:
+                        prep_read_fixed(fd, slots[slot], offs[nxt], 0, user_data=slot)
+                    nxt += 1
+                submit_and_wait(1)
+                for slot, r, _ in reap(depth):
+                    total += r
+                    free.append(slot)
+                done = nxt - len(slots) + len(free)
             while done < n:
                 while free and nxt < n:
                     slot = free.pop()
@@ -733,8 +750,9 @@ def gap_measure(args, binp, workdir, quick):
         return lambda ops: [sys.executable, os.path.join(ROOT, "bench", "nop_loop.py"), str(ops),
                             "--api", api, "--build", args.build]
     cmds = [("C liburing", lambda ops: [os.path.join(binp, "nop"), "64", str(ops)])]
-    cmds += [("py_io_uring, %s" % ("cqe_seen per op" if api == "wait_cqe_nr" else "fastest API"), py_cmd(api))
-             for api in NOP_APIS]
+    label = {"wait_cqe_nr": "cqe_seen per op", "batch": "Sqe/Cqe objects, cq_advance",
+             "fast": "fast forms, reap()"}
+    cmds += [("py_io_uring, %s" % label[api], py_cmd(api)) for api in NOP_APIS]
     res = {}
     for name, make in cmds:
         print("... callgrind and rusage: %s" % name, file=sys.stderr, flush=True)
@@ -857,8 +875,11 @@ def main():
                 rows.append(Row("NOP round trip, batch %d" % batch, "ops/s", "py_io_uring (cqe_seen per op)",
                                 py_nop(m, batch, n), base))
                 rows.append(Row("NOP round trip, batch %d" % batch, "ops/s",
-                                "py_io_uring (fastest: submit_and_wait, cq_advance per batch)",
+                                "py_io_uring (Sqe and Cqe objects, cq_advance per batch)",
                                 py_nop_batch(m, batch, n), base))
+                rows.append(Row("NOP round trip, batch %d" % batch, "ops/s",
+                                "py_io_uring (fastest: ring.prep_nop(user_data=), reap())",
+                                py_nop_fast(m, batch, n), base))
 
         if "cached" in only:
             path = os.path.join(workdir, "cached.dat")
@@ -873,6 +894,10 @@ def main():
             wl = "4 KiB random read, page cache (%s), QD 32" % human(cached_size)
             rows.append(Row(wl, "ops/s", "py_io_uring (reused memoryview)",
                             py_randread(m, path, offs, 32, "buffer"), base))
+            rows.append(Row(wl, "ops/s", "py_io_uring (fast forms: ring.prep_read, reap)",
+                            py_randread(m, path, offs, 32, "buffer", fast=True), base))
+            rows.append(Row(wl, "ops/s", "py_io_uring (fast forms, registered buffer)",
+                            py_randread(m, path, offs, 32, "fixed", fast=True), base))
             rows.append(Row(wl, "ops/s", "py_io_uring (int length: new bytes)",
                             py_randread(m, path, offs, 32, "length"), base[:1]))
             rows.append(Row(wl, "ops/s", "py_io_uring (registered buffer, read_fixed)",
@@ -1123,12 +1148,19 @@ def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_ms
     out.append("1. NOP: per op `get_sqe()`, `prep_nop()`, `set_data(i)`; per batch `submit()`, "
                "`wait_cqe_nr(batch)`, then `res()`, `get_data()`, `cqe_seen()` per completion; ring of 256. "
                "C (`bench/nop.c`) and the PyPI `liburing` binding do the same steps "
-               "(`io_uring_wait_cqe` per completion, user data as an integer). The fastest-API row "
-               "does per batch `submit_and_wait(batch)`, `wait_cqe_nr(batch)` (already reaped: no system "
-               "call), `res()` and `get_data()` per completion and one `cq_advance(batch)`.")
+               "(`io_uring_wait_cqe` per completion, user data as an integer). The \"Sqe and Cqe "
+               "objects\" row does per batch `submit_and_wait(batch)`, `wait_cqe_nr(batch)` (already "
+               "reaped: no system call), `res()` and `get_data()` per completion and one "
+               "`cq_advance(batch)`. The fastest row uses the fast forms: per op "
+               "`ring.prep_nop(user_data=n + i)` (no Sqe object), per batch `submit_and_wait(batch)` and "
+               "`for data, res, flags in ring.reap(batch)` (tuples straight from the kernel's CQ, no Cqe "
+               "object). Every Python loop sums `res + user data` per batch and checks the total, as C "
+               "does per op.")
     out.append("2. Random 4 KiB reads from a page-cached file, the same seeded offsets for every variant "
                "(C reads them from a file run.py writes), 32 in flight, `submit_and_wait(1)` then "
-               "`peek_cqe()` until empty. `os.pread` is one system call per read.")
+               "`peek_cqe()` until empty; the fast-form rows do `ring.prep_read(fd, buf, off, "
+               "user_data=slot)` per read and `ring.reap(32)` per wait. `os.pread` is one system "
+               "call per read.")
     out.append("3. The same with O_DIRECT, page-aligned `mmap` buffers; the thread-pool baseline gives each "
                "of N threads a strided share of the offsets (one task per thread, the cheapest use of a pool).")
     out.append("4. Copy: py_io_uring keeps 4 one-MiB buffers cycling read -> write -> read; `shutil.copyfile` "

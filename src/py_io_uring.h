@@ -386,6 +386,7 @@ PyObject *pu_async_iter(PyObject *self, const pu_opdef *op, PyObject *const *arg
 
 /* completions (src/reap.c) */
 int pu_reap(RingObject *r);
+Py_ssize_t pu_reap_tuples(RingObject *r, PyObject **out, Py_ssize_t max);
 void pu_reap_discard(RingObject *r, int *cancel_einval);
 void pu_cq_clear(RingObject *r);
 #define PU_CQ_LEN(r) ((r)->cq_end - (r)->cq_start)

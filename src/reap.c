@@ -173,3 +173,90 @@ pu_cq_clear(RingObject *r)
     }
     r->cq_start = r->cq_end = 0;
 }
+
+/* reap()'s direct path, without Cqe objects: each ready CQE becomes a
+ * (user_data, value, flags) tuple in out[], up to max.  It stops before a
+ * CQE whose value needs more (a result maker such as statx's, or a buffer
+ * picked from a buffer ring): the caller moves those through pu_reap() and
+ * the queue.  The tuple's objects are made before the CQE is consumed, so
+ * a failure consumes nothing.  Returns how many were made (0 when the CQ is
+ * empty or starts with such a CQE), or -1 with an exception when none was.
+ * Records that end are dropped after the CQ head moves, in chunks, so code
+ * their release runs never sees a half-consumed ring. */
+#define PU_REAP_CHUNK 64
+
+Py_ssize_t
+pu_reap_tuples(RingObject *r, PyObject **out, Py_ssize_t max)
+{
+    Py_ssize_t got = 0;
+    int err = 0, stop = 0;
+
+    while (got < max && !err && !stop) {
+        SqeObject *ended[PU_REAP_CHUNK];
+        struct io_uring_cqe *c;
+        unsigned head, n = 0, nended = 0;
+
+        r->cq_busy = 1;
+        io_uring_for_each_cqe(&r->ring, head, c) {
+            SqeObject *rec = PU_RECORD_LOOKUP(r, c->user_data);
+            PyObject *t, *d, *v, *f, *b;
+
+            if (got == max || nended == PU_REAP_CHUNK)
+                break;
+            if (rec == NULL && PU_UD_SLOT(c->user_data) == PU_SLOT_INTERNAL) {
+                n++;        /* the runtime's own (a cancel): nobody sees it */
+                continue;
+            }
+            if ((c->flags & IORING_CQE_F_BUFFER) ||
+                (rec != NULL && rec->op != NULL && rec->op->result != NULL)) {
+                stop = 1;
+                break;
+            }
+            t = PyTuple_New(3);
+            v = PyLong_FromLong(c->res);
+            f = PyLong_FromUnsignedLong(c->flags);
+            if (rec != NULL) {
+                d = rec->data ? rec->data : Py_None;
+                Py_INCREF(d);
+            } else {
+                d = PyLong_FromUnsignedLongLong(c->user_data);
+            }
+            if (t == NULL || v == NULL || f == NULL || d == NULL) {
+                Py_XDECREF(t);
+                Py_XDECREF(v);
+                Py_XDECREF(f);
+                Py_XDECREF(d);
+                err = 1;    /* this CQE stays in the ring */
+                break;
+            }
+            if (rec != NULL && !(c->flags & IORING_CQE_F_MORE)) {
+                /* the final completion: as pu_reap() ends a record */
+                pu_record_finish(r, rec);
+                b = take_result(rec, c->res);
+                if (b != NULL)
+                    Py_SETREF(v, b);
+                pu_record_release(rec);
+                if (rec->chain_prev != 0)
+                    pu_record_finish_skipped(r, rec);
+                if (c->res < 0)
+                    pu_record_finish_suppressed(r, rec, c->res);
+                ended[nended++] = rec;   /* the table's reference */
+            }
+            PyTuple_SET_ITEM(t, 0, d);
+            PyTuple_SET_ITEM(t, 1, v);
+            PyTuple_SET_ITEM(t, 2, f);
+            out[got++] = t;
+            n++;
+        }
+        io_uring_cq_advance(&r->ring, n);
+        r->cq_busy = 0;
+        for (unsigned i = 0; i < nended; i++)
+            Py_DECREF(ended[i]);
+        if (n == 0)
+            break;
+    }
+    if (err && got == 0)
+        return -1;
+    PyErr_Clear();   /* what was made is returned; the failure comes again */
+    return got;
+}

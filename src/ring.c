@@ -663,14 +663,17 @@ static const char *const reap_kw[] = {"count", "wait_nr", NULL};
 static const pu_argspec reap_spec = {"reap", reap_kw, 1, 2, 0};
 
 /* reap(count, wait_nr=0): up to count completions as (user_data, result,
- * flags) tuples, marked seen.  The whole batch is built before anything is
- * marked, so a failure marks nothing. */
+ * flags) tuples, marked seen.  Completions already in the queue (reaped by
+ * peek_cqe() and friends) come first; the rest go from the kernel's CQ
+ * straight into tuples (pu_reap_tuples), except those whose value needs a
+ * Cqe, which pass through the queue.  A failure returns what was already
+ * taken, or raises with nothing taken. */
 static PyObject *
 Ring_reap(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
           PyObject *kwnames)
 {
     PyObject *argv[2], *list;
-    Py_ssize_t n, wait_nr = 0, got;
+    Py_ssize_t n, wait_nr = 0, cap, got = 0;
 
     if (pu_parse_args(&reap_spec, args, nargs, kwnames, argv) < 0 ||
         batch_count(argv[0], "reap(): count", &n) < 0 ||
@@ -681,28 +684,60 @@ Ring_reap(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
         PyErr_SetString(PyExc_ValueError, "reap(): wait_nr must be <= count");
         return NULL;
     }
-    if (wait_nr > 0) {
-        if (ring_wait(self, wait_nr, -1.0) < 0)
-            return NULL;
-    }
-    if (PU_CQ_LEN(self) < n && pu_reap(self) < 0)
+    if (wait_nr > 0 && ring_wait(self, wait_nr, -1.0) < 0)
         return NULL;
-    got = PU_CQ_LEN(self) < n ? PU_CQ_LEN(self) : n;
-    list = PyList_New(got);
+    if (io_uring_cq_ready(&self->ring) == 0 && pu_reap(self) < 0)
+        return NULL;    /* (completions the kernel kept aside: see pu_reap) */
+    cap = PU_CQ_LEN(self) + (Py_ssize_t)io_uring_cq_ready(&self->ring);
+    if (cap > n)
+        cap = n;
+    list = PyList_New(cap);
     if (list == NULL)
         return NULL;
-    for (Py_ssize_t i = 0; i < got; i++) {
-        PyObject *t = pu_cqe_tuple(self->cq[self->cq_start + i]);
-        if (t == NULL) {
-            Py_DECREF(list);
-            return NULL;
+    while (got < cap) {
+        Py_ssize_t k = PU_CQ_LEN(self);
+        if (k > 0) {
+            if (k > cap - got)
+                k = cap - got;
+            for (Py_ssize_t i = 0; i < k; i++) {
+                PyObject *t = pu_cqe_tuple(self->cq[self->cq_start + i]);
+                if (t == NULL) {
+                    while (i-- > 0)
+                        Py_CLEAR(((PyListObject *)list)->ob_item[got + i]);
+                    goto fail;
+                }
+                PyList_SET_ITEM(list, got + i, t);
+            }
+            if (cq_take(self, k) < 0) {
+                for (Py_ssize_t i = 0; i < k; i++)
+                    Py_CLEAR(((PyListObject *)list)->ob_item[got + i]);
+                goto fail;
+            }
+            got += k;
+            continue;
         }
-        PyList_SET_ITEM(list, i, t);
+        k = pu_reap_tuples(self, ((PyListObject *)list)->ob_item + got, cap - got);
+        if (k < 0)
+            goto fail;
+        got += k;
+        if (got == cap)
+            break;
+        /* stopped before a completion that needs a Cqe (queue it), or the
+         * CQ held fewer than counted (the runtime's own completions) */
+        if (pu_reap(self) < 0)
+            goto fail;
+        if (PU_CQ_LEN(self) == 0)
+            break;
     }
-    if (cq_take(self, got) < 0) {
+    Py_SET_SIZE(list, got);
+    return list;
+fail:
+    Py_SET_SIZE(list, got);
+    if (got == 0) {
         Py_DECREF(list);
         return NULL;
     }
+    PyErr_Clear();   /* what was taken is returned; the failure comes again */
     return list;
 }
 
