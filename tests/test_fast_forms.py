@@ -1,0 +1,572 @@
+"""The fast forms IoUring.prep_NAME(..., *, user_data=None, sqe_flags=0,
+buf_group=0, personality=0) and IoUring.reap(count, wait_nr=0), against the
+real kernel: the data and results a user gets back, the order and count
+rules of reap(), what a failing call leaves behind (nothing), links and
+IOSQE_CQE_SKIP_SUCCESS, buffers and user data kept exactly while the kernel
+may use them, buffer selection, msg_ring, and Python code run by an
+argument's converter that uses the same ring."""
+
+import errno
+import gc
+import inspect
+import mmap
+import os
+import pydoc
+import socket
+import sys
+import time
+import weakref
+
+import pytest
+
+import py_io_uring
+from py_io_uring import (
+    AT_FDCWD,
+    IORING_CQE_BUFFER_SHIFT,
+    IORING_CQE_F_BUFFER,
+    IORING_CQE_F_MORE,
+    IORING_CQE_F_SOCK_NONEMPTY,
+    IOSQE_ASYNC,
+    IOSQE_BUFFER_SELECT,
+    IOSQE_CQE_SKIP_SUCCESS,
+    IOSQE_IO_LINK,
+    IoUring,
+    SubmissionQueueFull,
+)
+from uring_helpers import TMP_CONTENT, WAIT, closed_fd, fill_pipe, need, read_exactly
+
+COMMON = ["user_data", "sqe_flags", "buf_group", "personality"]
+COMMON_DEFAULTS = [None, 0, 0, 0]
+
+
+class Token:
+    """Weak-referenceable user data with an identity."""
+
+
+class Buf(bytearray):
+    """A bytearray that can be weakly referenced."""
+
+
+class CustomError(Exception):
+    pass
+
+
+class FilenoObject:
+    """fileno() returns value, or raises a new instance of it when it is an
+    exception class (a stored instance would collect tracebacks)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def fileno(self):
+        if isinstance(self.value, type) and issubclass(self.value, BaseException):
+            raise self.value("from fileno")
+        return self.value
+
+
+def reap_n(ring, n, timeout=WAIT):
+    """reap() until n completions came, bounded: reap(wait_nr=) has no
+    deadline, so each wait goes through wait_cqe(timeout=) (which leaves the
+    completion unseen, for reap() to take)."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n:
+        left = deadline - time.monotonic()
+        assert left > 0, "only %d of %d completions within %s s: %r" % (len(got), n, timeout, got)
+        if ring.wait_cqe(timeout=left) is None:
+            continue
+        got.extend(ring.reap(n - len(got)))
+    return got
+
+
+def by_ud(items):
+    """{user_data: (result, flags)} of reap() tuples (user data hashable)."""
+    out = {}
+    for ud, res, flags in items:
+        assert ud not in out, "two completions for %r: %r" % (ud, items)
+        out[ud] = (res, flags)
+    return out
+
+
+def assert_nothing_queued(ring):
+    """Nothing acquired, nothing in flight, nothing to submit or reap."""
+    assert ring.sq_ready() == 0
+    assert ring.in_flight() == 0
+    assert ring.submit() == 0
+    assert ring.reap(16) == []
+    assert ring.cq_ready() == 0
+
+
+# --------------------------------------------------------------------------
+# the methods themselves
+
+
+# inspect builds fresh strings per call: more blocks than make leaks' slack
+@pytest.mark.no_leakcheck
+def test_every_operation_has_a_fast_form_with_the_sqe_arguments():
+    names = [op[0] for op in py_io_uring.OPERATIONS]
+    assert len(names) > 50
+    for name in names:
+        fast = getattr(IoUring, "prep_" + name, None)
+        assert fast is not None, "IoUring.prep_%s is missing" % name
+        slow = inspect.signature(getattr(py_io_uring.Sqe, "prep_" + name)).parameters
+        params = inspect.signature(fast).parameters
+        assert list(params) == list(slow) + COMMON, name
+        for p, d in zip(COMMON, COMMON_DEFAULTS):
+            assert params[p].kind is inspect.Parameter.KEYWORD_ONLY, (name, p)
+            assert params[p].default == d, (name, p)
+        for p in slow:   # the op's own arguments are unchanged
+            assert params[p].kind == slow[p].kind and params[p].default == slow[p].default
+    # and no fast form without an operation
+    extra = {m[5:] for m in dir(IoUring) if m.startswith("prep_")} - set(names)
+    assert not extra
+
+
+@pytest.mark.no_leakcheck
+def test_every_fast_form_goes_to_its_own_operation(ring):
+    # the error names the op: each generated method reaches its own opdef
+    have = ring.probe()
+    for name, *_ in py_io_uring.OPERATIONS:
+        if name not in have:
+            continue
+        with pytest.raises(TypeError) as ei:
+            getattr(ring, "prep_" + name)(bogus_kw=1, user_data="x")
+        assert str(ei.value) == "prep_%s() got an unexpected keyword argument 'bogus_kw'" % name
+    assert_nothing_queued(ring)
+
+
+@pytest.mark.no_leakcheck
+def test_help_shows_the_keyword_only_arguments():
+    sig = str(inspect.signature(IoUring.prep_read))
+    assert sig == ("(self, /, fd, buf, offset=-1, *, user_data=None, sqe_flags=0, "
+                   "buf_group=0, personality=0)")
+    text = pydoc.render_doc(IoUring.prep_read, renderer=pydoc.plaintext)
+    assert "prep_read(self, /, fd, buf, offset=-1, *, user_data=None, sqe_flags=0" in text
+    assert "get_sqe().prep_read(...)" in IoUring.prep_read.__doc__
+    assert "reap()" in IoUring.prep_read.__doc__
+    assert str(inspect.signature(IoUring.reap)) == "(self, /, count, wait_nr=0)"
+
+
+def test_fast_form_returns_none(ring):
+    assert ring.prep_nop() is None
+    assert ring.sq_ready() == 1 and ring.in_flight() == 1
+    assert ring.submit() == 1
+    assert ring.reap(1, 1) == [(None, 0, 0)]
+    assert ring.in_flight() == 0
+
+
+# --------------------------------------------------------------------------
+# operations through the fast forms, results through reap()
+
+
+TOKEN = Token()
+
+
+@pytest.mark.parametrize("data", ["a string", (1, "two", 3.0), TOKEN, 0, 2 ** 100, [1], None, ""],
+                         ids=["str", "tuple", "object", "zero", "bigint", "list", "None", "empty"])
+def test_user_data_is_the_very_object(ring, data):
+    ring.prep_nop(user_data=data)
+    ring.submit()
+    [(ud, res, flags)] = ring.reap(1, 1)
+    assert ud is data
+    assert res == 0 and flags == 0
+
+
+def test_user_data_defaults_to_none_and_many_keep_their_own(ring):
+    objs = [Token() for _ in range(10)]
+    ring.prep_nop()
+    for o in objs:
+        ring.prep_nop(user_data=o)
+    assert ring.submit() == 11
+    got = ring.reap(11, 11)
+    assert got[0] == (None, 0, 0)
+    # nops complete in submission order, each with its own object
+    assert len(got) == 11
+    assert all(g[0] is o for g, o in zip(got[1:], objs))
+
+
+def test_read_into_a_length_and_into_a_buffer(ring, rfd):
+    buf = bytearray(8)
+    ring.prep_read(rfd, 16, 32, user_data="len")
+    ring.prep_read(rfd, buf, 100, user_data="buf")
+    ring.prep_read(rfd, 100, 4090, user_data="short")   # 6 bytes left
+    ring.prep_read(rfd, 10, 5000, user_data="eof")
+    ring.submit()
+    got = by_ud(ring.reap(4, 4))
+    assert got["len"] == (TMP_CONTENT[32:48], 0)
+    assert type(got["len"][0]) is bytes
+    assert got["buf"] == (8, 0)
+    assert buf == TMP_CONTENT[100:108]
+    assert got["short"] == (TMP_CONTENT[4090:], 0)
+    assert got["eof"] == (b"", 0)
+
+
+def test_op_keywords_mixed_with_the_common_ones(ring, rfd):
+    # the shared keywords are taken out of the call wherever they stand
+    ring.prep_read(rfd, buf=16, user_data="a", offset=32)
+    ring.prep_read(user_data="b", fd=rfd, sqe_flags=0, buf=4, personality=0, offset=64)
+    ring.prep_read(rfd, 8, 128, sqe_flags=0, user_data="c")   # only ours
+    ring.prep_read(fd=rfd, buf=2, offset=0)                    # none of ours
+    ring.submit()
+    got = by_ud(ring.reap(4, 4))
+    assert got == {"a": (TMP_CONTENT[32:48], 0), "b": (TMP_CONTENT[64:68], 0),
+                   "c": (TMP_CONTENT[128:136], 0), None: (TMP_CONTENT[:2], 0)}
+
+
+def test_write_and_read_back(ring, wfd):
+    ring.prep_write(wfd, b"fast form data", 0, user_data="w")
+    ring.prep_write(wfd, memoryview(b"XYZ"), 100, user_data="w2")
+    ring.submit()
+    assert by_ud(ring.reap(2, 2)) == {"w": (14, 0), "w2": (3, 0)}
+    assert os.pread(wfd, 14, 0) == b"fast form data"
+    assert os.pread(wfd, 10, 100) == b"XYZ"
+    ring.prep_read(wfd, 14, 0, user_data="r")
+    ring.submit()
+    assert ring.reap(1, 1) == [("r", b"fast form data", 0)]
+
+
+def test_writev_and_readv(ring, wfd):
+    ring.prep_writev(wfd, [b"abc", bytearray(b"de"), memoryview(b"fghij")], 0, user_data="wv")
+    ring.submit()
+    assert ring.reap(1, 1) == [("wv", 10, 0)]
+    a, b, c = bytearray(2), bytearray(5), bytearray(10)
+    ring.prep_readv(wfd, [a, b, c], 0, user_data="rv")
+    ring.submit()
+    assert ring.reap(1, 1) == [("rv", 10, 0)]
+    assert (a, b, c[:3]) == (b"ab", b"cdefg", b"hij")
+
+
+def test_send_and_recv(ring, tcp_pair):
+    client, server = tcp_pair
+    ring.prep_send(client, b"hello over tcp", user_data="send")
+    ring.submit()
+    assert ring.reap(1, 1) == [("send", 14, 0)]
+    ring.prep_recv(server, 64, user_data="recv")
+    ring.submit()
+    got = reap_n(ring, 1)
+    assert got == [("recv", b"hello over tcp", 0)]
+    buf = bytearray(4)
+    client.sendall(b"0123456789")
+    ring.prep_recv(server.fileno(), buf, user_data="into")
+    ring.submit()
+    [(ud, n, flags)] = reap_n(ring, 1)
+    assert (ud, n) == ("into", 4)
+    # 6 bytes are left: kernels that say so set IORING_CQE_F_SOCK_NONEMPTY
+    assert flags in (0, IORING_CQE_F_SOCK_NONEMPTY)
+    assert buf == b"0123"
+
+
+def test_recv_waits_for_the_data(ring, tcp_pair):
+    client, server = tcp_pair
+    ring.prep_recv(server, 16, user_data="later")
+    ring.submit()
+    assert ring.wait_cqe(timeout=0.05) is None
+    assert ring.reap(4) == []
+    assert ring.in_flight() == 1
+    client.sendall(b"now")
+    assert reap_n(ring, 1) == [("later", b"now", 0)]
+
+
+def test_openat_and_statx(ring, tmp_file):
+    ring.prep_openat(AT_FDCWD, str(tmp_file), os.O_RDONLY, user_data="open")
+    ring.prep_statx(AT_FDCWD, tmp_file, user_data="stat")
+    ring.prep_openat(AT_FDCWD, tmp_file.parent / "missing", os.O_RDONLY, user_data="missing")
+    ring.submit()
+    got = by_ud(ring.reap(3, 3))
+    fd, flags = got["open"]
+    assert type(fd) is int and fd >= 0 and flags == 0
+    try:
+        assert os.pread(fd, 4096, 0) == TMP_CONTENT
+    finally:
+        os.close(fd)
+    st, flags = got["stat"]
+    assert isinstance(st, os.stat_result) and flags == 0
+    ref = os.stat(tmp_file)
+    assert (st.st_size, st.st_ino, st.st_dev, st.st_mode) == (4096, ref.st_ino, ref.st_dev, ref.st_mode)
+    assert got["missing"] == (-errno.ENOENT, 0)
+
+
+def test_timeout_result_is_negative_etime(ring):
+    ring.prep_timeout(0.01, user_data="t")
+    ring.submit()
+    t0 = time.monotonic()
+    assert ring.reap(1, 1) == [("t", -errno.ETIME, 0)]
+    assert time.monotonic() - t0 > 0.005
+
+
+def test_accept(ring, listener):
+    ring.prep_accept(listener, user_data="acc")
+    ring.submit()
+    assert ring.reap(1) == []
+    client = socket.create_connection(listener.getsockname(), timeout=WAIT)
+    try:
+        [(ud, fd, flags)] = reap_n(ring, 1)
+        assert ud == "acc" and flags == 0 and type(fd) is int and fd >= 0
+        conn = socket.socket(fileno=fd)
+        try:
+            assert conn.getpeername() == client.getsockname()
+            client.sendall(b"accepted")
+            conn.settimeout(WAIT)
+            assert conn.recv(16) == b"accepted"
+        finally:
+            conn.close()
+    finally:
+        client.close()
+
+
+def test_read_on_a_closed_fd_is_negative_ebadf(ring):
+    ring.prep_read(closed_fd(), 8, user_data="ud")
+    ring.submit()
+    assert ring.reap(1, 1) == [("ud", -errno.EBADF, 0)]
+    assert ring.in_flight() == 0
+
+
+def test_failures_are_negative_errno_ints_not_exceptions(ring, pipe):
+    ring.prep_write(pipe[0], b"x", user_data="write to the read end")
+    ring.prep_accept(pipe[0], user_data="accept on a pipe")
+    ring.submit()
+    got = by_ud(ring.reap(2, 2))
+    assert got["write to the read end"] == (-errno.EBADF, 0)
+    assert got["accept on a pipe"] == (-errno.ENOTSOCK, 0)
+    assert all(type(r) is int for r, _ in got.values())
+
+
+def test_personality(ring):
+    pid = ring.register_personality()
+    try:
+        ring.prep_nop(personality=pid, user_data="registered")
+        ring.submit()
+        assert ring.reap(1, 1) == [("registered", 0, 0)]
+    finally:
+        ring.unregister_personality(pid)
+    # a personality the ring does not know: the kernel refuses the entry
+    ring.prep_nop(personality=pid, user_data="gone")
+    ring.submit()
+    assert ring.reap(1, 1) == [("gone", -errno.EINVAL, 0)]
+
+
+def test_sqe_flags_async(ring, rfd):
+    ring.prep_read(rfd, 16, 16, sqe_flags=IOSQE_ASYNC, user_data="async")
+    ring.prep_nop(sqe_flags=IOSQE_ASYNC, buf_group=65535, personality=0, user_data="max")
+    ring.submit()
+    assert by_ud(ring.reap(2, 2)) == {"async": (TMP_CONTENT[16:32], 0), "max": (0, 0)}
+
+
+def test_sqe_flags_fixed_file(ring, tmp_file):
+    fd = os.open(tmp_file, os.O_RDONLY)
+    try:
+        ring.register_files([fd])
+    finally:
+        os.close(fd)   # the table keeps its own reference
+    ring.prep_read(0, 8, 16, sqe_flags=py_io_uring.IOSQE_FIXED_FILE, user_data="fixed")
+    ring.prep_read(5, 8, 16, sqe_flags=py_io_uring.IOSQE_FIXED_FILE, user_data="no slot")
+    ring.submit()
+    assert by_ud(ring.reap(2, 2)) == {"fixed": (TMP_CONTENT[16:24], 0),
+                                      "no slot": (-errno.EBADF, 0)}
+
+
+# --------------------------------------------------------------------------
+# reap(): count, order, waiting, errors
+
+
+def test_reap_count_limit_and_order(ring):
+    for i in range(5):
+        ring.prep_nop(user_data=i)
+    ring.submit_and_wait(5)
+    assert ring.cq_ready() == 5
+    assert ring.reap(2) == [(0, 0, 0), (1, 0, 0)]
+    assert ring.cq_ready() == 3
+    assert ring.reap(1) == [(2, 0, 0)]
+    assert ring.reap(10) == [(3, 0, 0), (4, 0, 0)]
+    assert ring.reap(10) == []
+    assert ring.cq_ready() == 0
+    assert ring.in_flight() == 0
+
+
+def test_reap_on_an_empty_queue_is_an_empty_list(ring):
+    assert ring.reap(8) == []
+    assert ring.reap(0) == []
+    ring.prep_timeout(30, user_data="long")
+    ring.submit()
+    assert ring.reap(8) == []   # does not wait
+    assert ring.in_flight() == 1
+
+
+def test_reap_zero_takes_nothing(ring):
+    ring.prep_nop(user_data="kept")
+    ring.submit_and_wait(1)
+    assert ring.reap(0) == []
+    assert ring.cq_ready() == 1
+    assert ring.reap(0, 0) == []
+    assert ring.reap(1) == [("kept", 0, 0)]
+
+
+def test_reap_wait_nr_waits(ring):
+    ring.prep_timeout(0.01, user_data="t10ms")
+    ring.submit()
+    t0 = time.monotonic()
+    got = ring.reap(4, wait_nr=1)
+    elapsed = time.monotonic() - t0
+    assert got == [("t10ms", -errno.ETIME, 0)]
+    assert 0.005 < elapsed < WAIT
+
+
+def test_reap_wait_nr_waits_for_all_then_takes_up_to_count(ring):
+    for i in range(3):
+        ring.prep_timeout(0.005 * (i + 1), user_data="t%d" % i)
+    ring.submit()
+    got = ring.reap(count=3, wait_nr=3)
+    assert got == [("t0", -errno.ETIME, 0), ("t1", -errno.ETIME, 0), ("t2", -errno.ETIME, 0)]
+    assert ring.in_flight() == 0
+
+
+def test_reap_wait_nr_takes_more_when_ready(ring):
+    for i in range(4):
+        ring.prep_nop(user_data=i)
+    ring.submit_and_wait(4)
+    # wait_nr is a minimum: what is ready comes, up to count
+    assert [g[0] for g in ring.reap(3, wait_nr=1)] == [0, 1, 2]
+    assert ring.reap(3, 1) == [(3, 0, 0)]
+
+
+def test_reap_wait_with_nothing_in_flight_raises_instead_of_hanging(ring):
+    with pytest.raises(RuntimeError):
+        ring.reap(1, 1)
+    ring.prep_nop(user_data="unsubmitted")
+    with pytest.raises(RuntimeError) as ei:
+        ring.reap(1, 1)
+    assert "submit" in str(ei.value)
+    ring.submit()
+    assert ring.reap(1, 1) == [("unsubmitted", 0, 0)]
+
+
+@pytest.mark.parametrize("args, kwargs, exc", [
+    ((2,), {"wait_nr": 3}, ValueError),
+    ((-1,), {}, ValueError),
+    ((1,), {"wait_nr": -1}, ValueError),
+    (("1",), {}, TypeError),
+    ((1.0,), {}, TypeError),
+    ((None,), {}, TypeError),
+    ((1, "0"), {}, TypeError),
+    ((), {}, TypeError),
+    ((1, 0, 0), {}, TypeError),
+    ((1,), {"timeout": 1}, TypeError),
+    ((2 ** 64,), {}, OverflowError),
+], ids=["wait_nr>count", "negative count", "negative wait_nr", "str", "float", "None",
+        "str wait_nr", "no count", "three", "unknown keyword", "huge"])
+def test_reap_argument_errors_take_nothing(ring, args, kwargs, exc):
+    ring.prep_nop(user_data="stays")
+    ring.submit_and_wait(1)
+    with pytest.raises(exc):
+        ring.reap(*args, **kwargs)
+    assert ring.cq_ready() == 1
+    assert ring.reap(1) == [("stays", 0, 0)]
+
+
+def test_reap_more_than_64_at_once():
+    # past the stack array of the batch marking: a heap one
+    r = IoUring(256)
+    try:
+        for rnd in range(2):
+            for i in range(150):
+                r.prep_nop(user_data=(rnd, i))
+            assert r.submit() == 150
+            got = r.reap(1000, 150)
+            assert got == [((rnd, i), 0, 0) for i in range(150)]
+            assert r.in_flight() == 0 and r.cq_ready() == 0
+    finally:
+        r.queue_exit()
+
+
+def test_reap_through_a_completion_queue_overflow():
+    # a 4-entry ring has 8 CQ entries: 20 unreaped completions overflow
+    # into the kernel's backlog and must all come back, in order
+    r = IoUring(4)
+    try:
+        for batch in range(5):
+            for i in range(4):
+                r.prep_nop(user_data=batch * 4 + i)
+            assert r.submit() == 4
+        got = r.reap(20, 20)
+        assert got == [(i, 0, 0) for i in range(20)]
+        # and without waiting: repeated calls until an empty list
+        for batch in range(5):
+            for i in range(4):
+                r.prep_nop(user_data=batch * 4 + i)
+            r.submit()
+        got = []
+        for _ in range(50):   # bounded
+            more = r.reap(100)
+            if not more:
+                break
+            got += more
+        assert got == [(i, 0, 0) for i in range(20)]
+        assert r.in_flight() == 0
+    finally:
+        r.queue_exit()
+
+
+def test_reap_after_peek_cqe_gives_the_peeked_completion_first(ring):
+    ring.prep_nop(user_data="a")
+    ring.prep_nop(user_data="b")
+    ring.prep_nop(user_data="c")
+    ring.submit_and_wait(3)
+    peeked = ring.peek_cqe()
+    assert peeked.get_data() == "a"
+    waited = ring.wait_cqe_nr(2, timeout=WAIT)   # unseen too
+    assert [c.get_data() for c in waited] == ["a", "b"]
+    assert ring.reap(10) == [("a", 0, 0), ("b", 0, 0), ("c", 0, 0)]
+    assert ring.cq_ready() == 0
+    assert ring.peek_cqe() is None
+    ring.cqe_seen(peeked)            # already seen by reap(): nothing happens
+    assert ring.cq_ready() == 0
+    assert peeked.get_data() == "a" and peeked.res() == 0   # the object stays valid
+
+
+def test_reap_after_peek_batch_then_cq_advance(ring):
+    for i in range(4):
+        ring.prep_nop(user_data=i)
+    ring.submit_and_wait(4)
+    assert [c.get_data() for c in ring.peek_batch_cqe(4)] == [0, 1, 2, 3]
+    ring.cq_advance(1)
+    assert ring.reap(2) == [(1, 0, 0), (2, 0, 0)]
+    assert [c.get_data() for c in ring.peek_batch_cqe(4)] == [3]
+    assert ring.reap(4) == [(3, 0, 0)]
+
+
+def test_reap_gives_get_sqe_operations_too(ring, rfd):
+    sqe = ring.get_sqe()
+    sqe.prep_read(rfd, 4, 8)
+    sqe.set_data("classic")
+    ring.prep_nop(user_data="fast")
+    bare = ring.get_sqe()   # unprepared: a nop with no data
+    ring.submit()
+    got = by_ud(ring.reap(3, 3))
+    assert got == {"classic": (TMP_CONTENT[8:12], 0), "fast": (0, 0), None: (0, 0)}
+    del bare
+
+
+def test_reap_and_prep_on_a_closed_ring():
+    r = IoUring(4)
+    r.queue_exit()
+    with pytest.raises(ValueError):
+        r.reap(1)
+    with pytest.raises(ValueError):
+        r.prep_nop(user_data="x")
+    never = IoUring()
+    with pytest.raises(ValueError):
+        never.prep_nop()
+    with pytest.raises(ValueError):
+        never.reap(0)
+
+
+def test_completions_left_unreaped_at_queue_exit_release_user_data():
+    r = IoUring(8)
+    t = Token()
+    ref = weakref.ref(t)
+    r.prep_nop(user_data=t)
+    r.submit_and_wait(1)
+    del t
+    r.queue_exit()
+    gc.collect()
+    assert ref() is None
