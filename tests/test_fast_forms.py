@@ -570,3 +570,604 @@ def test_completions_left_unreaped_at_queue_exit_release_user_data():
     r.queue_exit()
     gc.collect()
     assert ref() is None
+
+
+# --------------------------------------------------------------------------
+# a call that raises leaves nothing behind
+
+
+# (op, args, kwargs): calls both forms refuse before anything reaches the kernel
+BAD_CALLS = [
+    ("read", (-1, 10), {}),
+    ("read", ("not an fd", 10), {}),
+    ("read", (FilenoObject(CustomError), 10), {}),
+    ("read", (0, -1), {}),
+    ("read", (0, 2 ** 40), {}),
+    ("read", (0, b"read-only"), {}),
+    ("read", (0, 10, "offset"), {}),
+    ("read", (0, 10, -2), {}),
+    ("read", (0,), {}),
+    ("read", (0, 10), {"fd": 1}),
+    ("write", (1, 12345), {}),
+    ("write", (1, "text"), {}),
+    ("write", (1, b"x", 1.5), {}),
+    ("readv", (0, [b"read-only"]), {}),
+    ("readv", (0, "not a list"), {}),
+    ("send", (1, b"x", 2 ** 40), {}),
+    ("recv", (1,), {}),
+    ("openat", (AT_FDCWD, "nul\0inside"), {}),
+    ("openat", (AT_FDCWD, 12345), {}),
+    ("statx", (AT_FDCWD, None), {}),
+    ("timeout", (-1.0,), {}),
+    ("timeout", (float("nan"),), {}),
+    ("timeout", ("1",), {}),
+    ("nop", (1,), {}),
+    ("nop", (), {"flags": 1}),
+    ("accept", (-5,), {}),
+    ("cancel64", (), {}),
+    ("cancel64", ("ud",), {}),
+]
+
+
+@pytest.mark.parametrize("op, args, kwargs", BAD_CALLS,
+                         ids=["%s-%d" % (c[0], i) for i, c in enumerate(BAD_CALLS)])
+def test_bad_argument_raises_what_sqe_prep_raises_and_queues_nothing(ring, op, args, kwargs):
+    token = Token()
+    base = sys.getrefcount(token)
+    name = sys.intern("prep_" + op)
+    try:
+        getattr(ring, name)(*args, user_data=token, **kwargs)
+    except Exception as e:   # not pytest.raises: no traceback keeps token
+        fast = (type(e), str(e))
+    else:
+        pytest.fail("IoUring.%s%r did not raise" % (name, args))
+    assert sys.getrefcount(token) == base, "user data kept by a failed call"
+    assert_nothing_queued(ring)
+    sqe = ring.get_sqe()
+    try:
+        getattr(sqe, name)(*args, **kwargs)
+    except Exception as e:
+        slow = (type(e), str(e))
+    else:
+        pytest.fail("Sqe.%s%r did not raise" % (name, args))
+    assert fast == slow
+
+
+@pytest.mark.parametrize("kwargs, exc", [
+    ({"sqe_flags": 256}, OverflowError),
+    ({"sqe_flags": -1}, OverflowError),
+    ({"sqe_flags": 2 ** 70}, OverflowError),
+    ({"sqe_flags": 1.5}, TypeError),
+    ({"sqe_flags": "1"}, TypeError),
+    ({"sqe_flags": None}, TypeError),
+    ({"buf_group": 65536}, OverflowError),
+    ({"buf_group": -1}, OverflowError),
+    ({"buf_group": 1.0}, TypeError),
+    ({"personality": 65536}, OverflowError),
+    ({"personality": -1}, OverflowError),
+    ({"personality": "0"}, TypeError),
+    ({"bogus": 1}, TypeError),
+    ({"flags": 0}, TypeError),
+    ({"sqe": None}, TypeError),
+], ids=lambda v: repr(v) if isinstance(v, dict) else v.__name__)
+def test_bad_common_keyword_queues_nothing(ring, rfd, kwargs, exc):
+    buf = bytearray(8)
+    token = Token()
+    base_buf, base_tok = sys.getrefcount(buf), sys.getrefcount(token)
+    for call in (lambda: ring.prep_nop(user_data=token, **kwargs),
+                 lambda: ring.prep_read(rfd, buf, 0, user_data=token, **kwargs)):
+        try:
+            call()
+        except exc:
+            pass
+        else:
+            pytest.fail("%r did not raise %s" % (kwargs, exc.__name__))
+    assert sys.getrefcount(token) == base_tok
+    assert sys.getrefcount(buf) == base_buf
+    buf.extend(b"not pinned")   # no BufferError
+    assert_nothing_queued(ring)
+
+
+def test_user_data_is_keyword_only(ring):
+    with pytest.raises(TypeError):
+        ring.prep_nop("positional")
+    with pytest.raises(TypeError):
+        ring.prep_read(0, 4, 0, "positional user data")
+    assert_nothing_queued(ring)
+
+
+def test_failed_prep_after_pinning_releases_the_buffer(ring, pipe):
+    buf = bytearray(b"payload")
+    base = sys.getrefcount(buf)
+    with pytest.raises(TypeError):
+        ring.prep_write(pipe[1], buf, "bad offset", user_data="w")   # buf pinned first
+    with pytest.raises(TypeError):
+        ring.prep_readv(pipe[0], [bytearray(4), buf, b"read-only"], user_data="rv")
+    assert sys.getrefcount(buf) == base
+    buf.extend(b" resized")     # nothing holds an export any more
+    assert_nothing_queued(ring)
+
+
+def test_failed_prep_between_good_ones_keeps_the_others(ring, rfd):
+    ring.prep_read(rfd, 4, 0, user_data="first")
+    with pytest.raises(ValueError):
+        ring.prep_read(rfd, -1, user_data="bad")
+    ring.prep_read(rfd, 4, 4, user_data="last")
+    assert ring.sq_ready() == 2 and ring.in_flight() == 2
+    assert ring.submit() == 2
+    assert ring.reap(3, 2) == [("first", TMP_CONTENT[:4], 0), ("last", TMP_CONTENT[4:8], 0)]
+    assert ring.in_flight() == 0
+
+
+def test_many_failed_calls_do_not_use_up_slots_or_entries():
+    r = IoUring(4)
+    try:
+        for _ in range(300):
+            with pytest.raises(ValueError):
+                r.prep_read(0, -1, user_data="bad")
+        assert r.sq_ready() == 0 and r.in_flight() == 0
+        for i in range(4):
+            r.prep_nop(user_data=i)
+        assert r.submit() == 4
+        assert r.reap(4, 4) == [(i, 0, 0) for i in range(4)]
+    finally:
+        r.queue_exit()
+
+
+def test_submission_queue_full():
+    r = IoUring(4)
+    try:
+        token = Token()
+        base = sys.getrefcount(token)
+        for i in range(4):
+            r.prep_nop(user_data=i)
+        with pytest.raises(SubmissionQueueFull):
+            r.prep_nop(user_data=token)
+        with pytest.raises(SubmissionQueueFull):
+            r.prep_read(0, bytearray(4), user_data=token)
+        assert sys.getrefcount(token) == base
+        assert r.sq_ready() == 4 and r.in_flight() == 4
+        assert r.submit() == 4
+        r.prep_nop(user_data="fifth")   # room again
+        assert r.submit() == 1
+        assert r.reap(8, 5) == [(0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 0, 0), ("fifth", 0, 0)]
+        assert r.in_flight() == 0
+    finally:
+        r.queue_exit()
+
+
+# --------------------------------------------------------------------------
+# links and IOSQE_CQE_SKIP_SUCCESS
+
+
+def test_linked_write_then_read_on_a_pipe(ring, pipe):
+    r, w = pipe
+    ring.prep_write(w, b"ping", sqe_flags=IOSQE_IO_LINK, user_data="write")
+    ring.prep_read(r, 16, user_data="read")
+    assert ring.submit() == 2
+    assert ring.reap(2, 2) == [("write", 4, 0), ("read", b"ping", 0)]
+
+
+def test_linked_chain_runs_in_order(ring, wfd):
+    ring.prep_write(wfd, b"linked", 0, sqe_flags=IOSQE_IO_LINK, user_data=1)
+    ring.prep_fsync(wfd, sqe_flags=IOSQE_IO_LINK, user_data=2)
+    ring.prep_read(wfd, 64, 0, user_data=3)
+    ring.submit()
+    assert ring.reap(3, 3) == [(1, 6, 0), (2, 0, 0), (3, b"linked", 0)]
+
+
+def test_link_with_a_failing_head_cancels_the_rest(ring, wfd):
+    ring.prep_read(closed_fd(), 8, 0, sqe_flags=IOSQE_IO_LINK, user_data="bad")
+    ring.prep_write(wfd, b"must not be written", 0, sqe_flags=IOSQE_IO_LINK, user_data="write")
+    ring.prep_nop(user_data="nop")
+    ring.submit()
+    got = ring.reap(3, 3)
+    assert got == [("bad", -errno.EBADF, 0), ("write", -errno.ECANCELED, 0),
+                   ("nop", -errno.ECANCELED, 0)]
+    assert os.fstat(wfd).st_size == 0
+    assert ring.in_flight() == 0
+
+
+def test_failed_prep_with_link_flag_does_not_link_the_next(ring):
+    # the entry of a failed call is given back: its IOSQE_IO_LINK cannot
+    # reach the next call's entry
+    with pytest.raises(ValueError):
+        ring.prep_read(closed_fd(), -1, sqe_flags=IOSQE_IO_LINK, user_data="bad")
+    ring.prep_read(closed_fd(), 8, user_data="fails")
+    ring.prep_nop(user_data="independent")
+    ring.submit()
+    assert by_ud(ring.reap(2, 2)) == {"fails": (-errno.EBADF, 0), "independent": (0, 0)}
+
+
+def test_cqe_skip_success_inside_a_chain(ring, wfd):
+    skipped, silent = Token(), Token()
+    refs = [weakref.ref(skipped), weakref.ref(silent)]
+    ring.prep_write(wfd, b"silent but done", 0, sqe_flags=IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS,
+                    user_data=skipped)
+    ring.prep_nop(sqe_flags=IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS, user_data=silent)
+    ring.prep_read(wfd, 64, 0, user_data="last")
+    del skipped, silent
+    assert ring.in_flight() == 3
+    ring.submit()
+    # only the last of the chain posts; its completion ends the skipped ones
+    assert ring.reap(8, 1) == [("last", b"silent but done", 0)]
+    assert ring.in_flight() == 0
+    assert ring.wait_cqe(timeout=0.05) is None
+    assert ring.reap(8) == []
+    gc.collect()
+    assert [r() for r in refs] == [None, None], "a skipped entry's record kept its user data"
+
+
+def test_cqe_skip_success_on_a_lone_fast_form_still_completes(ring):
+    # documented (test_features): where no linked successor can prove the
+    # entry done the flag is dropped at submit, so the completion comes
+    ring.prep_nop(sqe_flags=IOSQE_CQE_SKIP_SUCCESS, user_data="lone")
+    ring.submit()
+    assert ring.reap(2, 1) == [("lone", 0, 0)]
+    assert ring.in_flight() == 0
+
+
+def test_cqe_skip_success_head_fails_silences_the_rest(ring):
+    # REQ_F_SKIP_LINK_CQES: the failure posts, the entries after it do not;
+    # their records still end (nothing stays in flight, no hang)
+    ring.prep_read(closed_fd(), 8, 0, sqe_flags=IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS,
+                   user_data="bad")
+    ring.prep_nop(user_data="after")
+    ring.submit()
+    got = ring.reap(4, 1)
+    assert got[0] == ("bad", -errno.EBADF, 0)
+    time.sleep(0.02)
+    got += ring.reap(4)
+    assert got[1:] in ([], [("after", -errno.ECANCELED, 0)])
+    assert ring.in_flight() == 0
+
+
+# --------------------------------------------------------------------------
+# lifetimes: what only the fast form was given stays alive while the kernel
+# may use it
+
+
+def test_read_buffer_given_only_to_the_fast_form(ring, pipe, tmp_path):
+    r, w = pipe
+    # a file-backed mmap: what the kernel writes stays visible in the file
+    # after the mmap object is gone
+    backing = tmp_path / "backing"
+    backing.write_bytes(b"\0" * 16)
+    with open(backing, "r+b") as f:
+        m = mmap.mmap(f.fileno(), 16)
+    ref = weakref.ref(m)
+    ring.prep_read(r, m, user_data="mmap")
+    ring.submit()
+    with pytest.raises(BufferError):
+        m.close()   # exported to the kernel
+    del m
+    gc.collect()
+    assert ref() is not None, "read buffer freed while the kernel may write it"
+    os.write(w, b"filled")
+    assert reap_n(ring, 1) == [("mmap", 6, 0)]
+    gc.collect()
+    assert ref() is None, "read buffer kept after its completion"
+    assert backing.read_bytes() == b"filled" + b"\0" * 10
+
+
+def test_bytearray_dropped_before_the_data_arrives(ring, pipe):
+    r, w = pipe
+    buf = Buf(32)
+    ref = weakref.ref(buf)
+    ring.prep_read(r, buf, user_data="dropped")
+    ring.submit()
+    del buf
+    gc.collect()
+    assert ref() is not None
+    assert ring.reap(1) == []
+    os.write(w, b"x" * 20)
+    assert reap_n(ring, 1) == [("dropped", 20, 0)]
+    assert ref() is None   # released at reap, no collection needed
+
+
+def test_bytearray_dropped_before_submit(ring, pipe):
+    r, w = pipe
+    os.write(w, b"queued first")
+    buf = Buf(12)
+    ref = weakref.ref(buf)
+    ring.prep_read(r, buf, user_data="unsubmitted")
+    del buf
+    gc.collect()
+    assert ref() is not None
+    ring.submit()
+    got = reap_n(ring, 1)
+    assert got == [("unsubmitted", 12, 0)]
+
+
+def test_pinned_bytearray_cannot_be_resized(ring, pipe):
+    r, w = pipe
+    buf = bytearray(8)
+    base = sys.getrefcount(buf)
+    ring.prep_read(r, buf, user_data="pinned")
+    with pytest.raises(BufferError):
+        buf.extend(b"before submit")
+    ring.submit()
+    with pytest.raises(BufferError):
+        buf.extend(b"in flight")
+    with pytest.raises(BufferError):
+        del buf[0]
+    assert sys.getrefcount(buf) > base
+    os.write(w, b"12345678")
+    assert reap_n(ring, 1) == [("pinned", 8, 0)]
+    assert buf == b"12345678"
+    assert sys.getrefcount(buf) == base
+    buf.extend(b"!")   # released at reap
+    assert buf == b"12345678!"
+
+
+def test_write_source_kept_alive_and_unchanged(ring, pipe):
+    r, w = pipe
+    filled = fill_pipe(w)   # the write waits for room
+    m = mmap.mmap(-1, 4096)
+    m[:] = TMP_CONTENT
+    ref = weakref.ref(m)
+    ring.prep_write(w, m, user_data="w")
+    ring.submit()
+    assert ring.wait_cqe(timeout=0.05) is None
+    del m
+    gc.collect()
+    assert ref() is not None, "write source freed while the kernel may read it"
+    assert read_exactly(r, filled) == b"\xaa" * filled
+    [(ud, n, flags)] = reap_n(ring, 1)
+    assert ud == "w" and 0 < n <= 4096 and flags == 0
+    assert read_exactly(r, n) == TMP_CONTENT[:n]
+    gc.collect()
+    assert ref() is None
+
+
+def test_user_data_kept_while_in_flight_released_after_reap(ring):
+    token = Token()
+    ref = weakref.ref(token)
+    ring.prep_timeout(0.02, user_data=token)
+    ring.submit()
+    del token
+    gc.collect()
+    assert ref() is not None, "user data freed while in flight"
+    got = ring.reap(1, 1)
+    assert got[0][0] is ref()
+    del got
+    assert ref() is None, "user data kept after reap() (no collection needed)"
+
+
+def test_reap_leaves_no_reference_behind(ring, rfd):
+    token = Token()
+    buf = bytearray(16)
+    bt, bb = sys.getrefcount(token), sys.getrefcount(buf)
+    for _ in range(20):
+        ring.prep_read(rfd, buf, 0, user_data=token)
+        ring.prep_read(rfd, 16, 0, user_data=token)
+        ring.submit()
+        got = ring.reap(2, 2)
+        assert got == [(token, 16, 0), (token, TMP_CONTENT[:16], 0)]
+        del got
+    assert sys.getrefcount(token) == bt
+    assert sys.getrefcount(buf) == bb
+
+
+def test_read_result_outlives_the_ring(tmp_file):
+    r = IoUring(4)
+    fd = os.open(tmp_file, os.O_RDONLY)
+    try:
+        r.prep_read(fd, 64, 0, user_data="x")
+        r.submit()
+        got = r.reap(1, 1)
+    finally:
+        os.close(fd)
+    r.queue_exit()
+    del r
+    gc.collect()
+    assert got == [("x", TMP_CONTENT[:64], 0)]
+
+
+def test_queue_exit_with_a_fast_form_read_in_flight(pipe):
+    r = IoUring(4)
+    buf = Buf(8)
+    ref = weakref.ref(buf)
+    token = Token()
+    tref = weakref.ref(token)
+    r.prep_read(pipe[0], buf, user_data=token)
+    r.submit()
+    del buf, token
+    r.queue_exit()   # cancels, waits for the completion, then releases
+    gc.collect()
+    assert ref() is None and tref() is None
+    os.write(pipe[1], b"late")   # nobody reads into freed memory
+
+
+def test_ring_as_user_data_of_its_own_pending_read_is_collected(pipe):
+    r, w = pipe
+    ring = IoUring(8)
+    buf = bytearray(4)
+    ring.prep_read(r, buf, user_data=ring)   # ring -> record -> ring
+    ring.submit()
+    ref = weakref.ref(ring)
+    del ring
+    t0 = time.monotonic()
+    gc.collect()
+    assert ref() is None
+    assert time.monotonic() - t0 < WAIT
+    os.write(w, b"data")   # the read was cancelled first: nobody takes it
+    os.set_blocking(r, False)
+    assert os.read(r, 10) == b"data"
+    assert buf == bytearray(4)
+
+
+# --------------------------------------------------------------------------
+# buffer selection
+
+
+@pytest.fixture
+def unix_pair():
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_recv_with_provided_buffers(ring, unix_pair):
+    need(ring, "provide_buffers")
+    a, b = unix_pair
+    pool = bytearray(2 * 64)
+    ring.prep_provide_buffers(pool, 2, 12, 100, user_data="provide")
+    ring.submit()
+    assert ring.reap(1, 1) == [("provide", 0, 0)]
+    bids = set()
+    for msg in (b"hello world", b"second"):
+        a.sendall(msg)
+        ring.prep_recv(b, 64, sqe_flags=IOSQE_BUFFER_SELECT, buf_group=12, user_data=msg)
+        ring.submit()
+        [(ud, data, flags)] = reap_n(ring, 1)
+        assert ud is msg and data == msg
+        assert flags & IORING_CQE_F_BUFFER
+        bid = flags >> IORING_CQE_BUFFER_SHIFT
+        assert bid in (100, 101) and bid not in bids
+        bids.add(bid)
+        assert pool[(bid - 100) * 64:(bid - 100) * 64 + len(msg)] == msg
+    # the group is empty now
+    a.sendall(b"x")
+    ring.prep_recv(b, 64, sqe_flags=IOSQE_BUFFER_SELECT, buf_group=12, user_data="none left")
+    ring.submit()
+    assert reap_n(ring, 1) == [("none left", -errno.ENOBUFS, 0)]
+
+
+def test_recv_with_buffer_select_and_the_wrong_group(ring, unix_pair):
+    need(ring, "provide_buffers")
+    a, b = unix_pair
+    ring.prep_provide_buffers(bytearray(64), 1, 5, user_data="provide")
+    ring.submit()
+    assert ring.reap(1, 1) == [("provide", 0, 0)]
+    a.sendall(b"data")
+    # buf_group really reaches the entry: group 6 has no buffers
+    ring.prep_recv(b, 64, sqe_flags=IOSQE_BUFFER_SELECT, buf_group=6, user_data="wrong")
+    ring.submit()
+    assert reap_n(ring, 1) == [("wrong", -errno.ENOBUFS, 0)]
+    ring.prep_recv(b, 64, sqe_flags=IOSQE_BUFFER_SELECT, buf_group=5, user_data="right")
+    ring.submit()
+    [(ud, data, flags)] = reap_n(ring, 1)
+    assert (ud, data) == ("right", b"data") and flags & IORING_CQE_F_BUFFER
+
+
+def test_recv_from_a_buffer_ring(ring, unix_pair):
+    a, b = unix_pair
+    ring.setup_buf_ring(7, 4, 64)
+    try:
+        for i in range(6):   # more receives than buffers: each goes back at reap
+            msg = b"ring message %d" % i
+            a.sendall(msg)
+            ring.prep_recv(b, 64, sqe_flags=IOSQE_BUFFER_SELECT, buf_group=7, user_data=i)
+            ring.submit()
+            [(ud, data, flags)] = reap_n(ring, 1)
+            assert (ud, data) == (i, msg)
+            assert flags & IORING_CQE_F_BUFFER
+            assert (flags >> IORING_CQE_BUFFER_SHIFT) < 4
+        assert ring.in_flight() == 0
+    finally:
+        ring.free_buf_ring(7)
+
+
+def test_recv_multishot_from_a_buffer_ring(ring):
+    need(ring, "recv_multishot", "cancel_fd")
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", 0))
+        ring.setup_buf_ring(9, 4, 128)
+        rx = Token()
+        ring.prep_recv_multishot(a, buf_group=9, user_data=rx)
+        ring.submit()
+        for i in range(10):
+            msg = b"datagram %d" % i
+            b.sendto(msg, a.getsockname())
+            [(ud, data, flags)] = reap_n(ring, 1)
+            assert ud is rx and data == msg
+            assert flags & IORING_CQE_F_MORE and flags & IORING_CQE_F_BUFFER
+        # the group is in use by the fast form's record
+        with pytest.raises(RuntimeError):
+            ring.free_buf_ring(9)
+        ring.prep_cancel_fd(a, user_data="cancel")
+        ring.submit()
+        got = reap_n(ring, 2)
+        final = [g for g in got if g[0] is rx]
+        assert ("cancel", 0, 0) in got
+        assert len(final) == 1
+        assert final[0][1] == -errno.ECANCELED and not final[0][2] & IORING_CQE_F_MORE
+        assert ring.in_flight() == 0
+        ring.free_buf_ring(9)
+    finally:
+        a.close()
+        b.close()
+
+
+# --------------------------------------------------------------------------
+# msg_ring: a completion no operation of this ring made
+
+
+def test_msg_ring_from_another_ring_gives_the_raw_user_data(ring):
+    need(ring, "msg_ring")
+    other = IoUring(8)
+    try:
+        big = 2 ** 64 - 2 ** 32 + 5   # all 64 bits, names no record
+        other.prep_msg_ring(ring, 1234, 0xDEADBEEF, user_data="sender")
+        other.prep_msg_ring(ring.fileno(), 7, big, user_data="sender 2")
+        other.submit()
+        assert other.reap(2, 2) == [("sender", 0, 0), ("sender 2", 0, 0)]
+        got = reap_n(ring, 2)
+        assert got == [(0xDEADBEEF, 1234, 0), (big, 7, 0)]
+        assert all(type(g[0]) is int for g in got)
+        assert ring.in_flight() == 0 and other.in_flight() == 0
+    finally:
+        other.queue_exit()
+
+
+def test_msg_ring_to_itself(ring):
+    need(ring, "msg_ring")
+    ring.prep_msg_ring(ring, 3, 42, user_data="self")
+    ring.submit()
+    got = reap_n(ring, 2)
+    assert sorted(got, key=repr) == sorted([("self", 0, 0), (42, 3, 0)], key=repr)
+
+
+# --------------------------------------------------------------------------
+# cancel64: its argument is `target` now (user_data is the fast forms')
+
+
+def test_cancel64_by_target_keyword(ring, pipe):
+    need(ring, "cancel64")
+    victim = ring.get_sqe()
+    victim.prep_read(pipe[0], 10)
+    victim.set_data("victim")
+    ring.submit()
+    ring.prep_cancel64(target=victim.user_data(), user_data="cancel")
+    ring.submit()
+    assert by_ud(reap_n(ring, 2)) == {"cancel": (0, 0), "victim": (-errno.ECANCELED, 0)}
+    # Sqe's form takes the keyword too
+    victim2 = ring.get_sqe()
+    victim2.prep_read(pipe[0], 10)
+    victim2.set_data("victim2")
+    ring.submit()
+    s = ring.get_sqe()
+    s.prep_cancel64(target=victim2.user_data())
+    s.set_data("cancel2")
+    ring.submit()
+    assert by_ud(reap_n(ring, 2)) == {"cancel2": (0, 0), "victim2": (-errno.ECANCELED, 0)}
+    ring.prep_cancel64(victim2.user_data(), user_data="nothing left")
+    ring.submit()
+    assert reap_n(ring, 1) == [("nothing left", -errno.ENOENT, 0)]
+
+
+def test_cancel64_old_keyword_is_gone(ring):
+    # on the fast form user_data= is the completion's data, not the target
+    with pytest.raises(TypeError) as ei:
+        ring.prep_cancel64(user_data=5)
+    assert "target" in str(ei.value)
+    assert_nothing_queued(ring)
+    s = ring.get_sqe()
+    with pytest.raises(TypeError) as ei:
+        s.prep_cancel64(user_data=5)
+    assert "user_data" in str(ei.value)
