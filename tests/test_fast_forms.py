@@ -1171,3 +1171,71 @@ def test_cancel64_old_keyword_is_gone(ring):
     with pytest.raises(TypeError) as ei:
         s.prep_cancel64(user_data=5)
     assert "user_data" in str(ei.value)
+
+
+# --------------------------------------------------------------------------
+# Python code a converter runs (__index__, fileno()) that uses the same ring
+
+
+class Offset:
+    """An offset whose __index__ queues a nop on the ring, then returns
+    `value` or raises it."""
+
+    def __init__(self, ring, value, data="inner"):
+        self.ring, self.value, self.data = ring, value, data
+
+    def __index__(self):
+        self.ring.prep_nop(user_data=self.data)
+        if isinstance(self.value, BaseException):
+            raise self.value
+        return self.value
+
+
+def test_converter_takes_an_sqe_then_raises(ring, rfd):
+    with pytest.raises(CustomError):
+        ring.prep_read(rfd, 16, Offset(ring, CustomError("no offset")), user_data="outer")
+    # the outer entry could not be given back (the inner one came after
+    # it): it stays, as a nop without data; the inner nop is untouched
+    assert ring.sq_ready() == 2
+    assert ring.submit() == 2
+    assert ring.reap(4, 2) == [(None, 0, 0), ("inner", 0, 0)]
+    assert ring.in_flight() == 0
+
+
+def test_converter_takes_an_sqe_and_succeeds(ring, rfd):
+    ring.prep_read(rfd, 16, Offset(ring, 32), user_data="outer")
+    assert ring.sq_ready() == 2
+    ring.submit()
+    assert by_ud(ring.reap(4, 2)) == {"outer": (TMP_CONTENT[32:48], 0), "inner": (0, 0)}
+    assert ring.in_flight() == 0
+
+
+def test_converter_in_fd_takes_an_sqe_and_succeeds(ring, rfd):
+    class Fd:
+        def fileno(self):
+            ring.prep_nop(user_data="from fileno")
+            return rfd
+
+    ring.prep_read(Fd(), 4, 0, user_data="outer")
+    ring.submit()
+    assert by_ud(ring.reap(4, 2)) == {"outer": (TMP_CONTENT[:4], 0), "from fileno": (0, 0)}
+
+
+def test_converter_raises_without_taking_an_sqe(ring):
+    with pytest.raises(CustomError):
+        ring.prep_read(FilenoObject(CustomError), 4, user_data="outer")
+    assert_nothing_queued(ring)
+
+
+def test_converter_nested_fast_form_fails_too(ring, rfd):
+    # the inner call fails (its own entry is given back), the outer one
+    # fails with the inner's exception: the outer entry is the last again
+    # and is given back too
+    class Bad:
+        def __index__(self):
+            ring.prep_read(rfd, -1, user_data="inner")
+            return 0
+
+    with pytest.raises(ValueError):
+        ring.prep_read(rfd, 4, Bad(), user_data="outer")
+    assert_nothing_queued(ring)
