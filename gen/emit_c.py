@@ -75,7 +75,6 @@ def _prep_function(op: Op) -> List[str]:
         for d in a.kind.c_decls(a.name, a.default):
             out.append("    " + d)
     out.append("")
-    out.append("    (void)rec;")
     out.append("    if (pu_parse_args(&%s, args, nargs, kwnames, argv) < 0)" % spec)
     out.append("        return -1;")
     for i, a in enumerate(op.args):
@@ -84,6 +83,9 @@ def _prep_function(op: Op) -> List[str]:
         cond = conv if a.required else "argv[%d] != NULL && %s" % (i, conv)
         out.append("    if (%s < 0)" % cond)
         out.append("        return -1;")
+    # converters may have run Python code: write only an entry still ours
+    out.append("    if (pu_prep_entry_check(rec, sqe, %s.fname) < 0)" % spec)
+    out.append("        return -1;")
     for call in op.calls:
         out.append("    " + call)
     out.append("    return 0;")

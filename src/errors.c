@@ -124,3 +124,16 @@ pu_monotonic(void)
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
+
+int
+pu_err_entry_lost(SqeObject *rec, const char *fname)
+{
+    if (!PU_RING_USABLE(rec->ring))
+        PyErr_Format(PyExc_RuntimeError, "%s(): the ring was closed while "
+                     "the arguments were converted", fname);
+    else
+        PyErr_Format(PyExc_RuntimeError, "%s(): the entry was submitted or "
+                     "prepared again while the arguments were converted (by "
+                     "code a converter ran); nothing was written to it", fname);
+    return -1;
+}

@@ -30,6 +30,7 @@ enum pu_state {
     PU_PREPARED,   /* a prep_* method filled the SQE */
     PU_SUBMITTED,  /* handed to the kernel; the SQE is no longer ours */
     PU_DONE,       /* final completion reaped; resources released */
+    PU_PREPARING,  /* in a prep_* method: converters may run Python code */
 };
 
 #define PU_INLINE_PINS 2
@@ -435,6 +436,20 @@ pu_ring_check_cq(RingObject *r)
     return (PU_RING_USABLE(r) && !r->cq_busy) ? 0 : pu_ring_check_fail(r, 'c');
 }
 PyObject *pu_err_errno(int err);
+int pu_err_entry_lost(SqeObject *rec, const char *fname);
+
+/* Converters run Python code (fileno(), __index__, __fspath__, buffer
+ * exporters) that may submit the entry being prepared, hand its SQ slot to
+ * another entry, or close the ring.  Each generated prep calls this between
+ * its conversions and its liburing call: the SQE is written only while it
+ * is still this record's. */
+static inline int
+pu_prep_entry_check(SqeObject *rec, struct io_uring_sqe *sqe, const char *fname)
+{
+    if (rec->sqe == sqe && rec->state == PU_PREPARING && PU_RING_USABLE(rec->ring))
+        return 0;
+    return pu_err_entry_lost(rec, fname);
+}
 PyObject *pu_oserror_new(int err);
 PyObject *pu_err_setup(int err);
 PyObject *pu_err_unsupported(const pu_opdef *op);

@@ -471,6 +471,27 @@ ring_wait(RingObject *r, Py_ssize_t want, double deadline)
     }
 }
 
+/* A list of the (up to) n oldest unseen Cqe, not marked seen.  The list's
+ * allocation may run the GC and finalizers: they find the queue busy. */
+static PyObject *
+cq_list(RingObject *self, Py_ssize_t n)
+{
+    Py_ssize_t got = PU_CQ_LEN(self) < n ? PU_CQ_LEN(self) : n;
+    PyObject *list;
+
+    self->cq_busy = 1;
+    list = PyList_New(got);
+    self->cq_busy = 0;
+    if (list == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < got; i++) {
+        PyObject *q = (PyObject *)self->cq[self->cq_start + i];
+        Py_INCREF(q);
+        PyList_SET_ITEM(list, i, q);
+    }
+    return list;
+}
+
 static const char *const wait_kw[] = {"timeout", NULL};
 static const pu_argspec wait_cqe_spec = {"wait_cqe", wait_kw, 0, 1, 0};
 static const char *const wait_nr_kw[] = {"wait_nr", "timeout", NULL};
@@ -500,10 +521,9 @@ static PyObject *
 Ring_wait_cqe_nr(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
                  PyObject *kwnames)
 {
-    PyObject *argv[2], *list;
+    PyObject *argv[2];
     double deadline;
     long n;
-    Py_ssize_t i, got;
 
     if (pu_parse_args(&wait_nr_spec, args, nargs, kwnames, argv) < 0)
         return NULL;
@@ -518,16 +538,7 @@ Ring_wait_cqe_nr(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
         return NULL;
     if (n > 0 && ring_wait(self, n, deadline) < 0)
         return NULL;
-    got = PU_CQ_LEN(self) < n ? PU_CQ_LEN(self) : n;
-    list = PyList_New(got);
-    if (list == NULL)
-        return NULL;
-    for (i = 0; i < got; i++) {
-        PyObject *q = (PyObject *)self->cq[self->cq_start + i];
-        Py_INCREF(q);
-        PyList_SET_ITEM(list, i, q);
-    }
-    return list;
+    return cq_list(self, n);
 }
 
 static PyObject *
@@ -600,6 +611,8 @@ cq_take(RingObject *self, Py_ssize_t n)
 {
     CqeObject *local[64], **taken = local;
 
+    if (n == 0)
+        return 0;   /* (the queue may not exist yet: no memcpy from NULL) */
     if (n > (Py_ssize_t)(sizeof(local) / sizeof(local[0]))) {
         taken = PyMem_Malloc((size_t)n * sizeof(*taken));
         if (taken == NULL) {
@@ -621,24 +634,14 @@ cq_take(RingObject *self, Py_ssize_t n)
 static PyObject *
 Ring_peek_batch_cqe(RingObject *self, PyObject *arg)
 {
-    Py_ssize_t n, got;
-    PyObject *list;
+    Py_ssize_t n;
 
     if (batch_count(arg, "peek_batch_cqe(): count", &n) < 0 ||
         pu_ring_check_cq(self) < 0)
         return NULL;
     if (PU_CQ_LEN(self) < n && pu_reap(self) < 0)
         return NULL;
-    got = PU_CQ_LEN(self) < n ? PU_CQ_LEN(self) : n;
-    list = PyList_New(got);
-    if (list == NULL)
-        return NULL;
-    for (Py_ssize_t i = 0; i < got; i++) {
-        PyObject *q = (PyObject *)self->cq[self->cq_start + i];
-        Py_INCREF(q);
-        PyList_SET_ITEM(list, i, q);
-    }
-    return list;
+    return cq_list(self, n);
 }
 
 static PyObject *
@@ -699,15 +702,20 @@ Ring_reap(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
         if (k > 0) {
             if (k > cap - got)
                 k = cap - got;
+            /* the allocations below may run the GC and finalizers: keep
+             * them off the queue being read */
+            self->cq_busy = 1;
             for (Py_ssize_t i = 0; i < k; i++) {
                 PyObject *t = pu_cqe_tuple(self->cq[self->cq_start + i]);
                 if (t == NULL) {
+                    self->cq_busy = 0;
                     while (i-- > 0)
                         Py_CLEAR(((PyListObject *)list)->ob_item[got + i]);
                     goto fail;
                 }
                 PyList_SET_ITEM(list, got + i, t);
             }
+            self->cq_busy = 0;
             if (cq_take(self, k) < 0) {
                 for (Py_ssize_t i = 0; i < k; i++)
                     Py_CLEAR(((PyListObject *)list)->ob_item[got + i]);

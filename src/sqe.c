@@ -4,7 +4,7 @@
 #include "methods_doc.h"
 
 static const char *const state_names[] = {"new", "prepared", "submitted",
-                                          "done"};
+                                          "done", "preparing"};
 
 /* The fields every op shares, set with set_flags() and friends before or
  * after the prep (the liburing helpers clear them). */
@@ -29,6 +29,12 @@ pu_sqe_prep(SqeObject *self, const pu_opdef *op, PyObject *const *args,
 
     if (self->ring == NULL || pu_ring_check_sq(self->ring) < 0)
         return NULL;
+    if (self->state == PU_PREPARING) {
+        PyErr_Format(PyExc_RuntimeError, "prep_%s(): this Sqe is being "
+                     "prepared already (by a prep_* whose converter ran this)",
+                     op->name);
+        return NULL;
+    }
     if (self->state != PU_NEW && self->state != PU_PREPARED) {
         PyErr_Format(PyExc_ValueError,
                      "prep_%s(): this Sqe was already submitted; get a new "
@@ -42,11 +48,14 @@ pu_sqe_prep(SqeObject *self, const pu_opdef *op, PyObject *const *args,
     pu_record_release(self);   /* a second prep before submit replaces */
     self->op_flags = 0;
     self->has_peer = 0;
+    self->op = NULL;
+    self->state = PU_PREPARING;
     if (op->prep(self, sqe, args, nargs, kwnames) < 0) {
         pu_record_release(self);
+        if (self->state != PU_PREPARING)
+            return NULL;   /* submitted or torn down meanwhile: not ours */
         io_uring_prep_nop(sqe);
         sqe->user_data = self->user_data;
-        self->op = NULL;
         self->state = PU_NEW;
         return NULL;
     }

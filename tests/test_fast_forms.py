@@ -64,23 +64,6 @@ class FilenoObject:
         return self.value
 
 
-ASAN = os.environ.get("PY_IO_URING_ASAN") == "1"   # `make asan`
-
-
-@pytest.fixture
-def ring(ring):
-    """conftest's ring.  Under `make asan` one nop is run through it first:
-    reap() on a ring that never reaped anything aborts the sanitizer build
-    (the bug test_bug_reap_on_a_ring_that_never_reaped shows, in a child);
-    without this the whole run would stop at the first such call.  Remove
-    with the fix."""
-    if ASAN:
-        ring.prep_nop()
-        ring.submit()
-        assert ring.reap(1, 1) == [(None, 0, 0)]
-    return ring
-
-
 def reap_n(ring, n, timeout=WAIT):
     """reap() until n completions came, bounded: reap(wait_nr=) has no
     deadline, so each wait goes through wait_cqe(timeout=) (which leaves the
@@ -1258,9 +1241,9 @@ def test_converter_nested_fast_form_fails_too(ring, rfd):
     assert_nothing_queued(ring)
 
 
-# -- bugs found while writing these tests: each runs in a child process, as
-# -- the bug crashes the interpreter or leaves the ring waiting at teardown.
-# -- Marked xfail(strict=True): remove the marker with the fix.
+# -- Four bugs these tests found (fixed): each runs in a child process, as a
+# -- regression would crash the interpreter or leave the ring waiting at
+# -- teardown.
 
 SUBMIT_AND_WRAP_CHILD = r"""
 import json, os, sys, time
@@ -1301,12 +1284,10 @@ os._exit(0)                       # a stuck record would make teardown wait 10 s
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: pu_sqe_prep() keeps the SQE pointer across converters; a converter "
-    "that submits and takes the same SQ slot again gets its entry overwritten "
-    "by the outer prep, which then runs under the finished outer record "
-    "(buffer unpinned while the kernel reads into it, inner op never completes)"))
-def test_bug_converter_submits_and_reuses_the_sqe_slot(run_py):
+def test_a_converter_that_submits_the_entry_makes_the_prep_raise(run_py):
+    # pu_sqe_prep() kept its SQE pointer across converters: the outer prep
+    # overwrote the inner entry and ran under a finished record (buffer
+    # unpinned while the kernel read into it)
     proc = run_py(SUBMIT_AND_WRAP_CHILD, timeout=60)
     assert proc.returncode == 0, proc.stderr
     import json
@@ -1315,11 +1296,8 @@ def test_bug_converter_submits_and_reuses_the_sqe_slot(run_py):
     assert "'inner'" in uds, out                       # the inner nop completes
     assert all(u.startswith("'") or u == "None" for u in uds), out   # no stray raw ints
     assert out["in_flight"] == 0, out
-    if out["raised"] is None:
-        # the outer read really ran, with its buffer pinned until its end
-        assert ["'outer'", "4", 0] in out["got"], out
-        assert out["pinned"], out
-        assert out["buf"] == "abcd", out
+    assert out["raised"] == "RuntimeError", out
+    assert not out["pinned"], out   # the failed read released its buffer
 
 
 QUEUE_EXIT_CHILD = r"""
@@ -1345,15 +1323,13 @@ sys.stdout.flush()
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: queue_exit() run by a converter (fileno/__index__) during a prep "
-    "unmaps the SQ ring; pu_sqe_prep() then writes the SQE through its stale "
-    "pointer: SIGSEGV (fast form and Sqe form alike)"))
 @pytest.mark.parametrize("form", ["fast", "sqe"])
-def test_bug_converter_closes_the_ring(run_py, form):
+def test_a_converter_that_closes_the_ring_makes_the_prep_raise(run_py, form):
+    # was SIGSEGV: the prep wrote the SQE through a pointer into the
+    # unmapped SQ ring
     proc = run_py("FORM = %r\n" % form + QUEUE_EXIT_CHILD, timeout=60)
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
-    assert proc.stdout.startswith(("raised", "returned")), proc.stdout
+    assert proc.stdout.strip() == "raised RuntimeError", proc.stdout
 
 
 REAP_REENTRY_CHILD = r"""
@@ -1386,11 +1362,9 @@ print(json.dumps({"outer": [list(t) for t in outer],
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Ring_reap() builds its tuples from self->cq[cq_start + i] after "
-    "fixing the count; a GC finalizer run by that allocation that reaps the "
-    "same ring frees/moves those entries: use after free, then NULL deref"))
-def test_bug_finalizer_reaping_during_reap(run_py):
+def test_a_finalizer_reaping_during_reap_finds_the_queue_busy(run_py):
+    # was a use after free: reap() read the queue while its allocations ran
+    # a finalizer that emptied it
     proc = run_py(REAP_REENTRY_CHILD, timeout=60)
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     import json
@@ -1411,14 +1385,34 @@ print("ok")
 """
 
 
-# Only the sanitizer build can see it (the normal build passes): under
-# `make asan` (PY_IO_URING_ASAN=1) it is an expected failure.
-@pytest.mark.xfail(ASAN, strict=True, reason=(
-    "BUG: cq_take() (src/ring.c) does memcpy(taken, self->cq + cq_start, 0) "
-    "with self->cq still NULL when the ring never reaped anything: "
-    "undefined behaviour, UBSan's nonnull-attribute check aborts the process"))
-def test_bug_reap_on_a_ring_that_never_reaped(run_py):
+# memcpy from a NULL queue: only the sanitizer build (`make asan`) sees it
+def test_reap_on_a_ring_that_never_reaped(run_py):
     proc = run_py(FRESH_RING_CHILD, timeout=60)
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     assert "runtime error" not in proc.stderr, proc.stderr[-2000:]
     assert proc.stdout.strip() == "ok"
+
+
+def test_a_converter_that_prepares_the_same_sqe_again_is_refused(ring):
+    # a nested prep on the record being prepared would release the outer
+    # prep's pins before it writes their addresses into the SQE
+    rfd, wfd = os.pipe()
+    try:
+        sqe = ring.get_sqe()
+        buf = bytearray(4)
+
+        class Off:
+            def __index__(self):
+                sqe.prep_nop()
+                return 0
+
+        with pytest.raises(RuntimeError, match="being prepared"):
+            sqe.prep_read(rfd, buf, Off())
+        buf.extend(b"x")                  # nothing pinned it: resizable
+        ring.submit()
+        c = ring.wait_cqe()
+        assert c.res() == 0 and c.get_data() is None   # the entry stayed a NOP
+        ring.cqe_seen(c)
+    finally:
+        os.close(rfd)
+        os.close(wfd)
