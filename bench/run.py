@@ -198,7 +198,9 @@ def py_nop_batch(m, batch, total):
 def py_nop_fast(m, batch, total):
     """The fast forms: per op ring.prep_nop(user_data=i), no Sqe object; per
     batch submit_and_wait(batch) and reap(batch), which gives (user_data,
-    result, flags) tuples and marks them seen."""
+    result, flags) tuples and marks them seen.  At batch 1 without the inner
+    loops, as one writes a loop of one operation at a time, and with
+    reap(1, 1, submit=True): one call submits, waits and reaps."""
     def run():
         ring = m.IoUring(256)
         try:
@@ -207,6 +209,14 @@ def py_nop_fast(m, batch, total):
             n = 0
             prep_nop, submit_and_wait, reap = ring.prep_nop, ring.submit_and_wait, ring.reap
             t0 = time.perf_counter()
+            if batch == 1:
+                # one op at a time, written as one would: no inner loops
+                for n in range(rounds):
+                    prep_nop(user_data=n)
+                    data, res, flags = reap(1, 1, True)[0]   # submit, wait, reap
+                    s += res + data
+                n = rounds
+                rounds = 0
             for _ in range(rounds):
                 for i in range(batch):
                     prep_nop(user_data=n + i)
@@ -330,20 +340,31 @@ def py_randread(m, path, offs, depth, mode, direct=False, fast=False):
         prep_read, prep_read_fixed, reap = ring.prep_read, ring.prep_read_fixed, ring.reap
         try:
             t0 = time.perf_counter()
-            while fast and done < n:
-                # the fast forms: one call per read, one reap() per batch
-                while free and nxt < n:
-                    slot = free.pop()
-                    if mode == "buffer":
-                        prep_read(fd, slots[slot], offs[nxt], user_data=slot)
+            if fast:
+                # the fast forms: each completion's slot is refilled at once,
+                # one call per read, one reap() per wait
+                prep = prep_read if mode == "buffer" else prep_read_fixed
+                fixed = mode != "buffer"
+                for slot in free[:n]:
+                    if fixed:
+                        prep(fd, slots[slot], offs[nxt], 0, user_data=slot)
                     else:
-                        prep_read_fixed(fd, slots[slot], offs[nxt], 0, user_data=slot)
+                        prep(fd, slots[slot], offs[nxt], user_data=slot)
                     nxt += 1
-                submit_and_wait(1)
-                for slot, r, _ in reap(depth):
-                    total += r
-                    free.append(slot)
-                done = nxt - len(slots) + len(free)
+                inflight = nxt
+                while inflight:
+                    submit_and_wait(1)
+                    for slot, r, _ in reap(depth):
+                        total += r
+                        if nxt < n:
+                            if fixed:
+                                prep(fd, slots[slot], offs[nxt], 0, user_data=slot)
+                            else:
+                                prep(fd, slots[slot], offs[nxt], user_data=slot)
+                            nxt += 1
+                        else:
+                            inflight -= 1
+                done = n
             while done < n:
                 while free and nxt < n:
                     slot = free.pop()

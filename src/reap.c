@@ -255,8 +255,10 @@ pu_reap_tuples(RingObject *r, PyObject **out, Py_ssize_t max)
         if (n == 0)
             break;
     }
-    if (err && got == 0)
-        return -1;
-    PyErr_Clear();   /* what was made is returned; the failure comes again */
+    if (err) {
+        if (got == 0)
+            return -1;
+        PyErr_Clear();   /* what was made is returned; the failure comes again */
+    }
     return got;
 }

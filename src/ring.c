@@ -406,7 +406,7 @@ parse_timeout(PyObject *o, double *deadline)
 /* Wait until `want` completions are reaped and unseen.  Returns 1 when
  * they are, 0 when the deadline passed first, -1 with an exception. */
 static int
-ring_wait(RingObject *r, Py_ssize_t want, double deadline)
+ring_wait_full(RingObject *r, Py_ssize_t want, double deadline, int in_kernel_cq)
 {
     for (;;) {
         struct io_uring_cqe *c;
@@ -416,8 +416,21 @@ ring_wait(RingObject *r, Py_ssize_t want, double deadline)
 
         if (PU_CQ_LEN(r) >= want)
             return 1;
-        if (pu_reap(r) < 0)
+        if (in_kernel_cq) {
+            /* reap() takes them from the kernel's CQ itself: count them
+             * there instead of moving them into Cqe objects, unless the CQ
+             * is full or overflowed: then only moving them makes room */
+            unsigned ready = io_uring_cq_ready(&r->ring);
+            if (PU_CQ_LEN(r) + (Py_ssize_t)ready >= want)
+                return 1;
+            if ((ready > 0 && ready >= *r->ring.cq.kring_entries) ||
+                (IO_URING_READ_ONCE(*r->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)) {
+                if (pu_reap(r) < 0)
+                    return -1;
+            }
+        } else if (pu_reap(r) < 0) {
             return -1;
+        }
         if (PU_CQ_LEN(r) >= want)
             return 1;
         if (r->nrecords - (Py_ssize_t)r->npending == 0 && deadline < 0) {
@@ -469,6 +482,12 @@ ring_wait(RingObject *r, Py_ssize_t want, double deadline)
             return -1;
         }
     }
+}
+
+static int
+ring_wait(RingObject *r, Py_ssize_t want, double deadline)
+{
+    return ring_wait_full(r, want, deadline, 0);
 }
 
 /* A list of the (up to) n oldest unseen Cqe, not marked seen.  The list's
@@ -662,11 +681,11 @@ Ring_cq_advance(RingObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-static const char *const reap_kw[] = {"count", "wait_nr", NULL};
-static const pu_argspec reap_spec = {"reap", reap_kw, 1, 2, 0};
+static const char *const reap_kw[] = {"count", "wait_nr", "submit", NULL};
+static const pu_argspec reap_spec = {"reap", reap_kw, 1, 3, 0};
 
-/* reap(count, wait_nr=0): up to count completions as (user_data, result,
- * flags) tuples, marked seen.  Completions already in the queue (reaped by
+/* reap(count, wait_nr=0, submit=False): up to count completions as
+ * (user_data, result, flags) tuples, marked seen.  Completions already in the queue (reaped by
  * peek_cqe() and friends) come first; the rest go from the kernel's CQ
  * straight into tuples (pu_reap_tuples), except those whose value needs a
  * Cqe, which pass through the queue.  A failure returns what was already
@@ -675,19 +694,30 @@ static PyObject *
 Ring_reap(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
           PyObject *kwnames)
 {
-    PyObject *argv[2], *list;
+    PyObject *argv[3], *list;
     Py_ssize_t n, wait_nr = 0, cap, got = 0;
+    int submit = 0;
 
     if (pu_parse_args(&reap_spec, args, nargs, kwnames, argv) < 0 ||
         batch_count(argv[0], "reap(): count", &n) < 0 ||
         (argv[1] != NULL && batch_count(argv[1], "reap(): wait_nr", &wait_nr) < 0) ||
+        (argv[2] != NULL && (submit = PyObject_IsTrue(argv[2])) < 0) ||
         pu_ring_check_cq(self) < 0)
         return NULL;
     if (wait_nr > n) {
         PyErr_SetString(PyExc_ValueError, "reap(): wait_nr must be <= count");
         return NULL;
     }
-    if (wait_nr > 0 && ring_wait(self, wait_nr, -1.0) < 0)
+    if (wait_nr > UINT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "reap(): wait_nr is too large");
+        return NULL;
+    }
+    /* submit=True: what is queued goes in with the same io_uring_enter()
+     * that waits, as submit_and_wait() does */
+    if (submit && self->npending > 0 &&
+        pu_ring_flush(self, (unsigned)(wait_nr > PU_CQ_LEN(self) ? wait_nr - PU_CQ_LEN(self) : 0)) < 0)
+        return NULL;
+    if (wait_nr > 0 && ring_wait_full(self, wait_nr, -1.0, 1) < 0)
         return NULL;
     if (io_uring_cq_ready(&self->ring) == 0 && pu_reap(self) < 0)
         return NULL;    /* (completions the kernel kept aside: see pu_reap) */

@@ -144,7 +144,7 @@ def test_help_shows_the_keyword_only_arguments():
     assert "prep_read(self, /, fd, buf, offset=-1, *, user_data=None, sqe_flags=0" in text
     assert "get_sqe().prep_read(...)" in IoUring.prep_read.__doc__
     assert "reap()" in IoUring.prep_read.__doc__
-    assert str(inspect.signature(IoUring.reap)) == "(self, /, count, wait_nr=0)"
+    assert str(inspect.signature(IoUring.reap)) == "(self, /, count, wait_nr=0, submit=False)"
 
 
 def test_fast_form_returns_none(ring):
@@ -449,11 +449,11 @@ def test_reap_wait_with_nothing_in_flight_raises_instead_of_hanging(ring):
     ((None,), {}, TypeError),
     ((1, "0"), {}, TypeError),
     ((), {}, TypeError),
-    ((1, 0, 0), {}, TypeError),
+    ((1, 0, 0, 0), {}, TypeError),
     ((1,), {"timeout": 1}, TypeError),
     ((2 ** 64,), {}, OverflowError),
 ], ids=["wait_nr>count", "negative count", "negative wait_nr", "str", "float", "None",
-        "str wait_nr", "no count", "three", "unknown keyword", "huge"])
+        "str wait_nr", "no count", "four", "unknown keyword", "huge"])
 def test_reap_argument_errors_take_nothing(ring, args, kwargs, exc):
     ring.prep_nop(user_data="stays")
     ring.submit_and_wait(1)
@@ -1416,3 +1416,26 @@ def test_a_converter_that_prepares_the_same_sqe_again_is_refused(ring):
     finally:
         os.close(rfd)
         os.close(wfd)
+
+
+def test_reap_submit_true_submits_waits_and_reaps_in_one_call(ring):
+    for i in range(3):
+        ring.prep_nop(user_data=i)
+    assert ring.sq_ready() == 3
+    assert ring.reap(8, 3, True) == [(0, 0, 0), (1, 0, 0), (2, 0, 0)]
+    assert ring.sq_ready() == 0 and ring.cq_ready() == 0
+    # with nothing queued it only waits
+    ring.prep_timeout(0.01, user_data="t")
+    ring.submit()
+    assert ring.reap(1, 1, submit=True) == [("t", -errno.ETIME, 0)]
+    # and nothing in flight: waiting would block forever
+    with pytest.raises(RuntimeError):
+        ring.reap(1, 1, submit=True)
+
+
+def test_reap_submit_true_counts_completions_already_reaped(ring):
+    ring.prep_nop(user_data="old")
+    ring.submit_and_wait(1)
+    assert ring.peek_cqe() is not None        # now in the queue of unseen ones
+    ring.prep_nop(user_data="new")
+    assert ring.reap(2, 2, submit=True) == [("old", 0, 0), ("new", 0, 0)]
