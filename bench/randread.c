@@ -1,11 +1,13 @@
 /* Random reads in C over liburing: the baseline for bench/run.py.
  *
- *   randread FILE OFFSETS_FILE BLOCK DEPTH [direct]
+ *   randread FILE OFFSETS_FILE BLOCK DEPTH [direct] [fixed]
  *
  * OFFSETS_FILE holds native uint64 offsets (written by run.py, so C and
  * Python read the same blocks in the same order).  Keeps DEPTH reads in
  * flight, one reused aligned buffer per slot; with "direct" the file is
- * opened O_DIRECT.  Prints "ops_per_sec <float>" and "bytes <n>".
+ * opened O_DIRECT; with "fixed" the file and the buffers are registered
+ * (IOSQE_FIXED_FILE and io_uring_prep_read_fixed).  Prints "ops_per_sec
+ * <float>" and "bytes <n>".
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -28,12 +30,16 @@ static double now(void)
 int main(int argc, char **argv)
 {
     if (argc < 5) {
-        fprintf(stderr, "usage: %s FILE OFFSETS BLOCK DEPTH [direct]\n", argv[0]);
+        fprintf(stderr, "usage: %s FILE OFFSETS BLOCK DEPTH [direct] [fixed]\n", argv[0]);
         return 2;
     }
     unsigned block = (unsigned)atoi(argv[3]);
     unsigned depth = (unsigned)atoi(argv[4]);
-    int direct = argc > 5 && strcmp(argv[5], "direct") == 0;
+    int direct = 0, fixed = 0;
+    for (int a = 5; a < argc; a++) {
+        direct |= strcmp(argv[a], "direct") == 0;
+        fixed |= strcmp(argv[a], "fixed") == 0;
+    }
     int fd = open(argv[1], O_RDONLY | (direct ? O_DIRECT : 0));
     if (fd < 0) { perror("open"); return 1; }
 
@@ -55,6 +61,13 @@ int main(int argc, char **argv)
     struct io_uring ring;
     int ret = io_uring_queue_init(depth < 256 ? 256 : depth, &ring, 0);
     if (ret < 0) { fprintf(stderr, "queue_init: %s\n", strerror(-ret)); return 1; }
+    if (fixed) {
+        struct iovec iov = {bufs, (size_t)block * depth};
+        ret = io_uring_register_files(&ring, &fd, 1);
+        if (ret == 0)
+            ret = io_uring_register_buffers(&ring, &iov, 1);
+        if (ret < 0) { fprintf(stderr, "register: %s\n", strerror(-ret)); return 1; }
+    }
 
     size_t next = 0, completed = 0;
     unsigned long long bytes = 0;
@@ -63,7 +76,13 @@ int main(int argc, char **argv)
         while (nfree && next < n) {
             unsigned slot = free_slots[--nfree];
             struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-            io_uring_prep_read(sqe, fd, bufs + (size_t)slot * block, block, offs[next++]);
+            if (fixed) {
+                io_uring_prep_read_fixed(sqe, 0, bufs + (size_t)slot * block, block,
+                                         offs[next++], 0);
+                sqe->flags |= IOSQE_FIXED_FILE;
+            } else {
+                io_uring_prep_read(sqe, fd, bufs + (size_t)slot * block, block, offs[next++]);
+            }
             io_uring_sqe_set_data64(sqe, slot);
         }
         io_uring_submit_and_wait(&ring, 1);

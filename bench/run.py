@@ -325,13 +325,15 @@ def py_randread(m, path, offs, depth, mode, direct=False, fast=False):
     get_sqe(), Sqe.prep_read(), set_data() and a Cqe per completion."""
     def run():
         flags = os.O_RDONLY | (os.O_DIRECT if direct else 0)
-        fd = os.open(path, flags)
+        fd = file_fd = os.open(path, flags)
         ring = m.IoUring(max(256, depth))
         # mmap gives page-aligned memory, as O_DIRECT needs
         area = mmap.mmap(-1, BLOCK * depth)
         view = memoryview(area)
-        if mode == "fixed":
+        if mode in ("fixed", "registered"):
             ring.register_buffers([area])
+        if mode == "registered":        # the file too: IOSQE_FIXED_FILE, index 0
+            ring.register_files([fd])
         slots = [view[i * BLOCK:(i + 1) * BLOCK] for i in range(depth)]
         free = list(range(depth))
         n = len(offs)
@@ -345,20 +347,24 @@ def py_randread(m, path, offs, depth, mode, direct=False, fast=False):
                 # one call per read, one reap() per wait
                 prep = prep_read if mode == "buffer" else prep_read_fixed
                 fixed = mode != "buffer"
+                if mode == "registered":
+                    fd, sflags = 0, m.IOSQE_FIXED_FILE
+                else:
+                    sflags = 0
                 for slot in free[:n]:
                     if fixed:
-                        prep(fd, slots[slot], offs[nxt], 0, user_data=slot)
+                        prep(fd, slots[slot], offs[nxt], 0, user_data=slot, sqe_flags=sflags)
                     else:
                         prep(fd, slots[slot], offs[nxt], user_data=slot)
                     nxt += 1
                 inflight = nxt
                 while inflight:
-                    submit_and_wait(1)
-                    for slot, r, _ in reap(depth):
+                    for slot, r, _ in reap(depth, 1, True):   # submit, wait, reap
                         total += r
                         if nxt < n:
                             if fixed:
-                                prep(fd, slots[slot], offs[nxt], 0, user_data=slot)
+                                prep(fd, slots[slot], offs[nxt], 0, user_data=slot,
+                                     sqe_flags=sflags)
                             else:
                                 prep(fd, slots[slot], offs[nxt], user_data=slot)
                             nxt += 1
@@ -394,7 +400,7 @@ def py_randread(m, path, offs, depth, mode, direct=False, fast=False):
             del slots
             view.release()
             area.close()
-            os.close(fd)
+            os.close(file_fd)
     return run
 
 
@@ -919,6 +925,10 @@ def main():
                             py_randread(m, path, offs, 32, "buffer", fast=True), base))
             rows.append(Row(wl, "ops/s", "py_io_uring (fast forms, registered buffer)",
                             py_randread(m, path, offs, 32, "fixed", fast=True), base))
+            creg = c_prog(os.path.join(binp, "randread"), path, offpath, BLOCK, 32, "fixed")
+            rows.append(Row(wl, "ops/s", "py_io_uring (fast forms, registered file and buffer)",
+                            py_randread(m, path, offs, 32, "registered", fast=True),
+                            [("C liburing, registered file and buffer", creg)] + base))
             rows.append(Row(wl, "ops/s", "py_io_uring (int length: new bytes)",
                             py_randread(m, path, offs, 32, "length"), base[:1]))
             rows.append(Row(wl, "ops/s", "py_io_uring (registered buffer, read_fixed)",
