@@ -1122,11 +1122,9 @@ def render_per_op(per_op):
         if isinstance(cg, str):
             cells = [cg, "-", "-", "-"]
         else:
-            mod = sum(v for k, v in cg.items() if k.startswith("py_io_uring") or k.startswith("liburing")
-                      or k == "nop")
+            # the extension is py_io_uring/_core.*.so (py_io_uring.*.so before)
+            mod = sum(v for k, v in cg.items() if k.startswith(("py_io_uring", "_core", "liburing", "nop")))
             interp = sum(v for k, v in cg.items() if k.startswith("libpython"))
-            mod = sum(v for k, v in cg.items() if k.startswith("py_io_uring") or k.startswith("liburing")
-                      or k.startswith("nop"))
             total = sum(cg.values())
             cells = ["%.0f" % mod, "%.0f" % interp if interp else "0", "%.0f" % (total - mod - interp),
                      "%.0f" % total]
