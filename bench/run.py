@@ -1317,113 +1317,107 @@ def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_ms
 
 
 GAP_TEXT = """\
-Reading the table, the per-op counts and the profile above. Two full runs
-on 2026-11-25 (after the runtime work of issue 5), the second of which
-produced the table; ranges below are over both. This VM's two cores are
-shared with other jobs, and during these runs they were busy: absolute
-figures moved by 2x between repetitions, so the paired ratios and the
-instruction counts are what to read.
+Reading the table, the per-op counts and the profile above. The run that
+produced the table is the last of four full runs on 2026-11-26; where a
+ratio moved between them, the range over the runs is given. This VM's two
+cores are shared with other jobs: absolute figures move by up to 2x
+between repetitions, so read the paired ratios and the instruction counts.
 
-**NOP round trip, batch 64** (py_io_uring 0.26-0.31 of C, either API;
-1.3-2.1x the PyPI binding). The kernel's part is about the same for both
-(system CPU per op: 68 ns for C, 48-81 ns for py_io_uring in the rusage
-columns of the two runs); the whole gap is user space: C spends 61 instructions per op there,
-py_io_uring about 2150 with the fastest API. Of those (callgrind, per op):
+**The fast forms.** Every `Sqe.prep_NAME` is also `IoUring.prep_NAME(...,
+user_data=...)`: one call per operation and no `Sqe` object; `reap(n)`
+hands completions back as `(user_data, result, flags)` tuples read straight
+from the kernel's CQ, with no `Cqe` object, and `reap(n, wait_nr, True)`
+also submits, in the same system call as the wait. They are the module's
+fastest API and the rows marked "fastest" or "fast forms" use them.
 
-- ~500 in the module: reaping (~80 per completion: copy the CQE into a
-  `Cqe`, find and end the record, track it for the GC), `pu_sqe_prep` (~57),
-  `pu_record_new` (~50), `get_sqe`, the submit's link-chain pass (~16), and
-  the deallocs of the `Sqe` and `Cqe`;
-- ~920 in the interpreter's eval loop: the bytecode of the loop itself,
-  five method calls per op (`get_sqe`, `prep_nop`, `set_data`, `res`,
-  `get_data`);
-- ~400 in the benchmark's own integer arithmetic (`s += c.res() +
-  c.get_data()` and `n + i` make new ints past the small-int cache:
-  `_PyLong_Add`, `x_add`, `PyLong_FromLong`, malloc/free), which the C loop
-  does in registers and the PyPI binding pays too;
-- ~330 more in libpython: call dispatch, reference counts, list iteration,
-  `_Py_NewReference` of recycled objects.
+**NOP round trip, batch 64** (fast forms 0.32-0.34 of C; the `Sqe`/`Cqe`
+loops 0.29-0.30; the fast forms 2.04-2.14x the PyPI binding, which is the
+fastest Python binding installable here). The kernel's part is the same
+for all (system CPU per op: 64-75 ns in the rusage columns); the gap is
+user space, where C spends 61 instructions per op and the fast forms about
+1950 (callgrind, per op):
 
-So what is left is mostly the interpreter running five calls per op; the
-module's own share is now about a quarter of the user-space instructions.
+- ~630 in the module: the fast-form call (taking the keyword arguments out,
+  ~75; the record from the slot table and the free list, ~130; the prep and
+  its checks, ~90), the submit's pass over the new entries, and reaping
+  (~100 per completion: find and end the record, make the tuple; its
+  allocation and deallocation are counted in libpython);
+- ~1300 in libpython: the loop's bytecode and one call per op, about 400 of
+  them the benchmark's own integer arithmetic (`n + i` and `res + data`
+  make new ints past the small-int cache, with malloc and free each; C does
+  it in registers), the tuple per completion, reference counts.
 
-What issue 5 changed, measured the same way (callgrind, whole process,
-instructions per NOP round trip at batch 64, `bench/nop_loop.py` with 32000
-and 64000 ops):
+So the interpreter running the loop is what is left. The same loop with
+no io_uring at all, measured on this machine (`bench/loop_floor.py`, 3
+runs): its bytecode alone (the additions and iterating 64 ready-made
+tuples) runs 16M iterations/s; with one call of an empty Python function
+per op, 11M/s, i.e. ~93 ns per op before any I/O. Add the kernel's ~68 ns
+per NOP (system CPU above) and one Python call per op caps a loop near
+0.43x of C; the fast forms reach 0.33x. The issue's 0.5x at batch 64 would
+need fewer Python steps per op than one call: a vectorised API (many SQEs
+per call), which the module does not have.
 
-| runtime | loop | total | module | interpreter |
-| --- | --- | --- | --- | --- |
-| before issue 5 | `cqe_seen()` per op | 2764 | 678 | 2079 |
-| + inline ring checks, nothing-held release returns at once | `cqe_seen()` per op | 2672 | 585 | 2079 |
-| + free lists of `Sqe` and `Cqe` (256 each) | `cqe_seen()` per op | 2403 | 629 | 1768 |
-| + inline argument parsing, record release and lookup; no chain calls without a chain | `cqe_seen()` per op | 2307 | 534 | 1767 |
-| the same runtime | fastest API: `submit_and_wait`, `wait_cqe_nr`, one `cq_advance(n)` | 2154 | 504 | 1644 |
-| C liburing (`bench/nop.c`) | | 61 | 61 | - |
-
-That is 22% fewer instructions per op in all (the free lists the largest
-single step: no allocator round trip for two objects per op).  In wall
-clock the change is inside this machine's noise: the ratio to C at batch 64
-was 0.25-0.26 before, 0.26-0.31 after.
-
-- **NOP, batch 1** (0.36-0.42 of C): one `io_uring_enter` per op dominates
-  both sides.  The batch API brings nothing here (three calls per op
-  either way).
-- **4 KiB reads from the page cache, QD 32** (0.61-0.90 of C): the 4 KiB
-  copy in the kernel takes a larger share, so the Python overhead matters
-  less; a registered buffer (`read_fixed`) is the fastest form.  A plain
-  `os.pread` loop still beats io_uring here (py_io_uring 0.53-0.81 of it):
-  a page-cache hit completes inline, so queue depth buys nothing.
-- **O_DIRECT** (0.90-1.06 of C at every depth): the device latency
-  dominates; at depth 128 py_io_uring beat 128 threads doing `os.preadv`
-  (1.24-1.69x), at depth 32 it was level with 32 threads (0.95-1.09).
+- **NOP, batch 1** (fast forms 0.51-0.57 of C, 1.42-1.56x the PyPI
+  binding; the `Sqe`/`Cqe` loops 0.37-0.41): one `io_uring_enter` per op
+  on both sides; `reap(1, 1, True)` makes it one Python call per round
+  trip besides the prep. The GIL's release and re-acquisition around that
+  system call costs ~50 ns (~7%) per op (measured with a build that keeps
+  the GIL: kept, as every blocking call must let other threads run).
+- **4 KiB reads from the page cache, QD 32** (fast forms 0.81-0.83 of C
+  and 0.98-1.12x an `os.pread` loop; with a registered buffer 0.85-0.87
+  of C and 1.00-1.03x `os.pread`; with the file registered too, 0.85-0.91 of
+  plain C and 0.78-0.79 of C doing the same registration, 1.04-1.12x
+  `os.pread`). A page-cache hit completes inline in the submit, so queue
+  depth buys nothing and each read's cost is the kernel's copy plus the
+  per-op work above; the `Sqe`/`Cqe` loop is at 0.59-0.66 of C.
+- **O_DIRECT** (0.95-1.04 of C at every depth; at depth 128, 1.75-1.88x
+  128 threads doing `os.preadv` and about 5x the `os.preadv` loop of the QD 1
+  row): the device's latency dominates.
 - **Copy** (page cache to page cache, no fsync): bound by memory bandwidth
-  and dirty-page writeback, with single repetitions down to 0.1x; the
-  medians say nothing reliable.
+  and dirty-page writeback, with single repetitions down to 0.1x in every
+  variant. The splice row (each 1 MiB chunk spliced from the file into a
+  pipe, linked to a splice from the pipe into the copy at the same offset,
+  4 pipes in flight: no copy through user space) did 1.06 (0.21-1.10) of
+  `shutil.copyfile` here and 1.22x in a short run; the read/write pipeline
+  0.72-1.06.
 - **TCP echo, 64 connections, 1 KiB messages.** Per CPU-second of the
-  server process, the py_io_uring server (plain Python on the synchronous
-  API: recv into a reused buffer, send, batch reaping) did 0.88-1.08 of the
-  C epoll server's work (three runs), 1.22-1.31x uvloop (Protocol),
-  1.35-1.42x uvloop (BufferedProtocol), 1.54-1.74x asyncio's
-  BufferedProtocol, 4.3-4.4x an asyncio Protocol and 5.0-5.3x asyncio
-  streams.  Each message costs the server
-  ~5.7 us of CPU even in C, nearly all of it the kernel's TCP work
-  (recv, send, and on loopback the peer's receive path), so io_uring's
-  fewer system calls (one `io_uring_enter` for a batch of completions and
-  new requests, against `epoll_wait` + `recv` + `send` per message) offset
-  the interpreter's cost per message.  Throughput (messages/s) tells less:
-  the load generator needs about as much CPU per message as the C server
-  (the loopback TCP work is split between both ends), so with two cores it
-  cannot push the C server much past the fastest Python servers: py_io_uring's
-  throughput was 0.90-0.92 of C's and 1.07-1.11x uvloop's (Protocol).  It does drive C 3x faster than asyncio's Protocol and
-  streams servers, which use more CPU per message than the load generator
-  does.  In an echo-only rerun (3 repetitions) on the busy machine, the
-  load generator and each fast server got only a third of a core each
-  (`CPU use` note there: load generator 0.33 and server 0.32 for both C
-  and py_io_uring; asyncio streams 0.16 and 0.50): there throughput is set
-  by the machine, and the per-CPU-second row is the comparison to trust.
-- **AsyncRing** (the same servers' idiom under async/await: one task per
-  connection, `await ring.recv(fd, buf)` then `await ring.send_all(...)`,
-  `bench/echo/asyncring.py`). In the run above, per server CPU-second:
-  on the stock asyncio loop 3.3x asyncio streams and 3.6x an asyncio
-  Protocol (the issue asks 1.5x), 1.1x asyncio's BufferedProtocol; on
-  uvloop 1.34x uvloop streams, 0.90 (0.70-0.97) of uvloop's Protocol and
-  0.96 of its BufferedProtocol.  The gap to uvloop's protocols is the
-  coroutine: every message wakes the connection's task twice (a `Task`
-  step and a loop handle each), where a protocol's `data_received()` is a
-  plain callback; the ring's own work per operation (record, future, one
-  cancel callback, reaping) is the smaller part.  On page-cache reads,
-  32 tasks each awaiting `ring.read()` did 14-15x what asyncio's own way
-  of doing file I/O (`run_in_executor(os.preadv)` in a thread pool) did,
+  server process, the py_io_uring server (plain Python, `bench/echo/ring_sync.py`:
+  fast forms, one `reap(4096, 1, True)` per round, a ring set up with
+  `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN`) did 0.95 of the C
+  epoll server's work, 1.15 (0.89-1.20) of uvloop's Protocol, 1.23x its
+  BufferedProtocol, 1.8x uvloop streams, 1.44x asyncio's BufferedProtocol
+  and 4.5-4.7x asyncio's Protocol and streams. The same server on the
+  `Sqe`/`Cqe` API without the setup flags did 0.88-0.93 of uvloop's Protocol
+  in two runs the same day: DEFER_TASKRUN (the kernel runs completion work
+  when the server waits, instead of interrupting it) is most of the
+  difference. Each message costs ~5.5 us of server CPU even in C, nearly
+  all of it the kernel's TCP work, so fewer system calls (one
+  `io_uring_enter` for a batch of completions and new requests, against
+  `epoll_wait` + `recv` + `send` per message) offset the interpreter. The
+  load generator needs about as much CPU per message as the C server, so
+  on two cores throughput is set by the machine; the per-CPU-second rows
+  are the comparison to trust.
+- **AsyncRing** (the same servers' idiom under async/await,
+  `bench/echo/asyncring.py`): per server CPU-second on uvloop 1.22-1.41x
+  uvloop streams (the same coroutine code), 0.77-0.90 of uvloop's Protocol
+  and 0.90-0.98 of its BufferedProtocol; on the stock asyncio loop 3.0-3.4x
+  an asyncio Protocol (the issue asks 1.5x). The gap to uvloop's protocols
+  is the coroutine: every message wakes the connection's task twice, where
+  a protocol's `data_received()` is a plain callback. On page-cache reads,
+  32 tasks each awaiting `ring.read()` did 13-15x `run_in_executor(os.preadv)`
   on either loop.
-- **Tried and kept**: everything in the table above.  **Tried, no effect
-  measurable in wall clock**: the batch API at batch 1; the batch API at
-  batch 64 is 6% fewer instructions, within this machine's timing noise.
-- **Not done**: fewer Python calls per op (a `prep_nop` that takes the user
-  data, or a vectorised prep of many entries) would cut the largest part
-  left, the interpreter's ~920 instructions per op, but is new API shape
-  rather than a faster runtime; free lists on 3.13+ (no
-  `_Py_NewReference()` for extensions); SQPOLL, DEFER_TASKRUN/SINGLE_ISSUER
-  and other setup flags; linked read->write chains for the copy."""
+- **Tried and kept**: the fast forms and `reap()` (per NOP at batch 64,
+  1950 instructions against 2150 for the `Sqe`/`Cqe` loop; in wall clock
+  +10% NOPs at batch 64, +45% at batch 1, +20-30% page-cache reads);
+  reaping into tuples without `Cqe` objects (-150 instructions per
+  completion); `prepare_chains()` looking only at entries with link or skip
+  flags (-20 per op); the earlier runtime work in the table below.
+  **Tried, not kept**: submitting without releasing the GIL (7% at batch 1;
+  a submit can block).
+- **Not done**: a vectorised prep (many entries per call) for the NOP
+  target; free lists on 3.13+ (no `_Py_NewReference()` for extensions);
+  SQPOLL; DEFER_TASKRUN for AsyncRing's benchmark server; `Cqe`-free
+  dispatch in AsyncRing."""
 
 
 if __name__ == "__main__":
