@@ -1370,7 +1370,7 @@ per call), which the module does not have.
   `os.pread`). A page-cache hit completes inline in the submit, so queue
   depth buys nothing and each read's cost is the kernel's copy plus the
   per-op work above; the `Sqe`/`Cqe` loop is at 0.59-0.66 of C.
-- **O_DIRECT** (0.95-1.04 of C at every depth; at depth 128, 1.75-1.88x
+- **O_DIRECT** (0.89-1.04 of C at every depth; at depth 128, 1.75-1.88x
   128 threads doing `os.preadv` and about 5x the `os.preadv` loop of the QD 1
   row): the device's latency dominates.
 - **Copy** (page cache to page cache, no fsync): bound by memory bandwidth
@@ -1379,7 +1379,7 @@ per call), which the module does not have.
   pipe, linked to a splice from the pipe into the copy at the same offset,
   4 pipes in flight: no copy through user space) did 1.06 (0.21-1.10) of
   `shutil.copyfile` here and 1.22x in a short run; the read/write pipeline
-  0.72-1.06.
+  0.56-1.06 over the runs.
 - **TCP echo, 64 connections, 1 KiB messages.** Per CPU-second of the
   server process, the py_io_uring server (plain Python, `bench/echo/ring_sync.py`:
   fast forms, one `reap(4096, 1, True)` per round, a ring set up with
@@ -1387,7 +1387,7 @@ per call), which the module does not have.
   epoll server's work, 1.15 (0.89-1.20) of uvloop's Protocol, 1.23x its
   BufferedProtocol, 1.8x uvloop streams, 1.44x asyncio's BufferedProtocol
   and 4.5-4.7x asyncio's Protocol and streams. The same server on the
-  `Sqe`/`Cqe` API without the setup flags did 0.88-0.93 of uvloop's Protocol
+  `Sqe`/`Cqe` API without the setup flags did 0.88-0.94 of uvloop's Protocol
   in two runs the same day: DEFER_TASKRUN (the kernel runs completion work
   when the server waits, instead of interrupting it) is most of the
   difference. Each message costs ~5.5 us of server CPU even in C, nearly
@@ -1398,10 +1398,11 @@ per call), which the module does not have.
   on two cores throughput is set by the machine; the per-CPU-second rows
   are the comparison to trust.
 - **AsyncRing** (the same servers' idiom under async/await,
-  `bench/echo/asyncring.py`): per server CPU-second on uvloop 1.22-1.41x
-  uvloop streams (the same coroutine code), 0.77-0.90 of uvloop's Protocol
-  and 0.90-0.98 of its BufferedProtocol; on the stock asyncio loop 3.0-3.4x
-  an asyncio Protocol (the issue asks 1.5x). The gap to uvloop's protocols
+  `bench/echo/asyncring.py`): per server CPU-second on uvloop 1.34-1.41x
+  uvloop streams (the same coroutine code), 0.82-0.90 of uvloop's Protocol
+  and 0.96-0.98 of its BufferedProtocol (this run and the day before); on
+  the stock asyncio loop 3.0-3.3x asyncio's Protocol and streams (the issue
+  asks 1.5x). The gap to uvloop's protocols
   is the coroutine: every message wakes the connection's task twice, where
   a protocol's `data_received()` is a plain callback. On page-cache reads,
   32 tasks each awaiting `ring.read()` did 13-15x `run_in_executor(os.preadv)`
