@@ -1,6 +1,7 @@
 """Echo server on AsyncRing: multishot accept, one task per connection,
 each with one reusable buffer: recv into it, send_all what came in.  With
---uvloop the same code runs on uvloop's event loop."""
+--uvloop the same code runs on uvloop's event loop.  The ring is set up with
+IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, as ring_sync.py's."""
 
 import asyncio
 import socket
@@ -31,9 +32,12 @@ async def client(ring, fd):
         await ring.close(fd)
 
 
+FLAGS = 0   # the setup flags, set by main() once the module is loaded
+
+
 async def serve(sock, AsyncRing):
     tasks = set()
-    async with AsyncRing(1024) as ring:
+    async with AsyncRing(1024, FLAGS) as ring:
         common.ready(sock)
         async for fd, _ in ring.multishot_accept(sock):
             nodelay(fd)
@@ -52,6 +56,8 @@ def main():
         loop = uvloop.new_event_loop()
     else:
         loop = asyncio.new_event_loop()
+    global FLAGS
+    FLAGS = mod.IORING_SETUP_SINGLE_ISSUER | mod.IORING_SETUP_DEFER_TASKRUN
     loop.run_until_complete(serve(sock, mod.AsyncRing))
 
 
