@@ -1318,7 +1318,7 @@ def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_ms
 
 GAP_TEXT = """\
 Reading the table, the per-op counts and the profile above. The run that
-produced the table is the last of four full runs on 2026-11-26; where a
+produced the table is the last of five full runs on 2026-11-26; where a
 ratio moved between them, the range over the runs is given. This VM's two
 cores are shared with other jobs: absolute figures move by up to 2x
 between repetitions, so read the paired ratios and the instruction counts.
@@ -1364,29 +1364,30 @@ per call), which the module does not have.
   system call costs ~50 ns (~7%) per op (measured with a build that keeps
   the GIL: kept, as every blocking call must let other threads run).
 - **4 KiB reads from the page cache, QD 32** (fast forms 0.81-0.83 of C
-  and 0.98-1.12x an `os.pread` loop; with a registered buffer 0.85-0.87
+  and 0.98-1.12x an `os.pread` loop; with a registered buffer 0.84-0.87
   of C and 1.00-1.03x `os.pread`; with the file registered too, 0.85-0.91 of
   plain C and 0.78-0.79 of C doing the same registration, 1.04-1.12x
   `os.pread`). A page-cache hit completes inline in the submit, so queue
   depth buys nothing and each read's cost is the kernel's copy plus the
   per-op work above; the `Sqe`/`Cqe` loop is at 0.59-0.66 of C.
-- **O_DIRECT** (0.89-1.04 of C at every depth; at depth 128, 1.75-1.88x
+- **O_DIRECT** (0.89-1.04 of C at every depth; at depth 128, 1.75-1.91x
   128 threads doing `os.preadv` and about 5x the `os.preadv` loop of the QD 1
   row): the device's latency dominates.
 - **Copy** (page cache to page cache, no fsync): bound by memory bandwidth
-  and dirty-page writeback, with single repetitions down to 0.1x in every
-  variant. The splice row (each 1 MiB chunk spliced from the file into a
-  pipe, linked to a splice from the pipe into the copy at the same offset,
-  4 pipes in flight: no copy through user space) did 1.06 (0.21-1.10) of
-  `shutil.copyfile` here and 1.22x in a short run; the read/write pipeline
-  0.56-1.06 over the runs.
+  and dirty-page writeback, with single repetitions from 0.1x to 5x in
+  every variant, so the medians say little. The splice row (each 1 MiB
+  chunk spliced from the file into a pipe, linked to a splice from the pipe
+  into the copy at the same offset, 4 pipes in flight: no copy through user
+  space) had medians of 1.06 and 0.21 of `shutil.copyfile` in the two runs
+  that had it (1.22x in a short run); the read/write pipeline 0.56-1.06.
+  Not a result to lean on either way.
 - **TCP echo, 64 connections, 1 KiB messages.** Per CPU-second of the
   server process, the py_io_uring server (plain Python, `bench/echo/ring_sync.py`:
   fast forms, one `reap(4096, 1, True)` per round, a ring set up with
-  `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN`) did 0.95 of the C
-  epoll server's work, 1.15 (0.89-1.20) of uvloop's Protocol, 1.23x its
-  BufferedProtocol, 1.8x uvloop streams, 1.44x asyncio's BufferedProtocol
-  and 4.5-4.7x asyncio's Protocol and streams. The same server on the
+  `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN`) did 0.93-0.95
+  of the C epoll server's work, 1.12-1.15 (0.89-1.39) of uvloop's Protocol,
+  1.23-1.24x its BufferedProtocol, 1.7-1.8x uvloop streams, 1.4x asyncio's
+  BufferedProtocol and 4.5-5.0x asyncio's Protocol and streams (two runs). The same server on the
   `Sqe`/`Cqe` API without the setup flags did 0.88-0.94 of uvloop's Protocol
   in two runs the same day: DEFER_TASKRUN (the kernel runs completion work
   when the server waits, instead of interrupting it) is most of the
@@ -1398,14 +1399,15 @@ per call), which the module does not have.
   on two cores throughput is set by the machine; the per-CPU-second rows
   are the comparison to trust.
 - **AsyncRing** (the same servers' idiom under async/await,
-  `bench/echo/asyncring.py`): per server CPU-second on uvloop 1.34-1.41x
-  uvloop streams (the same coroutine code), 0.82-0.90 of uvloop's Protocol
-  and 0.96-0.98 of its BufferedProtocol (this run and the day before); on
-  the stock asyncio loop 3.0-3.3x asyncio's Protocol and streams (the issue
-  asks 1.5x). The gap to uvloop's protocols
+  `bench/echo/asyncring.py`, now also with SINGLE_ISSUER | DEFER_TASKRUN):
+  per server CPU-second on uvloop 1.45x uvloop streams (the same coroutine
+  code), 0.94 (0.86-1.20) of uvloop's Protocol and 1.01 of its
+  BufferedProtocol; without the flags 0.82-0.90 and 0.96-0.98. On the
+  stock asyncio loop 3.2-3.3x asyncio's Protocol and streams (the issue
+  asks 1.5x) and 1.0x its BufferedProtocol. The gap to uvloop's protocols
   is the coroutine: every message wakes the connection's task twice, where
   a protocol's `data_received()` is a plain callback. On page-cache reads,
-  32 tasks each awaiting `ring.read()` did 13-15x `run_in_executor(os.preadv)`
+  32 tasks each awaiting `ring.read()` did 13-17x `run_in_executor(os.preadv)`
   on either loop.
 - **Tried and kept**: the fast forms and `reap()` (per NOP at batch 64,
   1950 instructions against 2150 for the `Sqe`/`Cqe` loop; in wall clock
@@ -1417,8 +1419,7 @@ per call), which the module does not have.
   a submit can block).
 - **Not done**: a vectorised prep (many entries per call) for the NOP
   target; free lists on 3.13+ (no `_Py_NewReference()` for extensions);
-  SQPOLL; DEFER_TASKRUN for AsyncRing's benchmark server; `Cqe`-free
-  dispatch in AsyncRing."""
+  SQPOLL; `Cqe`-free dispatch in AsyncRing."""
 
 
 if __name__ == "__main__":
