@@ -487,10 +487,11 @@ pu_exc_restore(pu_exc_state *s)
 #endif
 }
 
-/* 3.8 lacks the one- and no-argument call shortcuts */
+/* 3.8 lacks the one- and no-argument call shortcuts and Py_SET_SIZE() */
 #if PY_VERSION_HEX < 0x03090000
 #define PyObject_CallNoArgs(f) PyObject_CallFunctionObjArgs((f), NULL)
 #define PyObject_CallOneArg(f, a) PyObject_CallFunctionObjArgs((f), (a), NULL)
+#define Py_SET_SIZE(o, n) (Py_SIZE(o) = (n))
 #endif
 
 #endif
