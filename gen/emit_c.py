@@ -6,7 +6,7 @@ import textwrap
 from typing import List
 
 from model import Model, Op
-from signature import (AIO, HEADER, RING, SQE, class_text_signature,
+from signature import (AIO, HEADER, RING, SQE, class_text_signature, form_name,
                        method_text_signature, op_text_signature)
 
 
@@ -123,6 +123,23 @@ def _prep_function(op: Op) -> List[str]:
     return out
 
 
+# the C function behind each form's method (emitted by _prep_function)
+FORM_C_PREFIX = {SQE: "Sqe_", RING: "IoUring_", AIO: "AsyncRing_"}
+
+
+def _method_table(array: str, ops: List[Op], form: str) -> List[str]:
+    """One PyMethodDef array: a method per op, in one form."""
+    out = ["PyMethodDef %s[] = {" % array]
+    for op in ops:
+        name = form_name(op, form)
+        out.append('    {"%s", (PyCFunction)(void (*)(void))%s%s,'
+                   % (name, FORM_C_PREFIX[form], name))
+        out.append("     METH_FASTCALL | METH_KEYWORDS,")
+        out.append("     %s}," % c_string(op_docstring(op, form)).replace("\n    ", "\n     "))
+    out += ["    {NULL, NULL, 0, NULL},", "};", ""]
+    return out
+
+
 AIO_MODE_C = {"await": "PU_ASYNC_AWAIT", "iter": "PU_ASYNC_ITER", "none": "PU_ASYNC_NONE"}
 
 
@@ -158,35 +175,12 @@ def ops_c(model: Model) -> str:
     out.append("_Static_assert(sizeof(pu_opdefs) / sizeof(pu_opdefs[0]) == PU_NOPS,")
     out.append('               "an op in ops_gen.h has no table entry");')
     out.append("")
-    out.append("PyMethodDef pu_generated_sqe_methods[] = {")
-    for op in model.ops:
-        out.append('    {"%s", (PyCFunction)(void (*)(void))Sqe_%s,'
-                   % (op.method, op.method))
-        out.append("     METH_FASTCALL | METH_KEYWORDS,")
-        out.append("     %s}," % c_string(op_docstring(op)).replace("\n    ", "\n     "))
-    out.append("    {NULL, NULL, 0, NULL},")
-    out.append("};")
-    out.append("")
+    out += _method_table("pu_generated_sqe_methods", model.ops, SQE)
     out.append("/* IoUring's fast forms, one per op */")
-    out.append("PyMethodDef pu_generated_ring_methods[] = {")
-    for op in model.ops:
-        out.append('    {"%s", (PyCFunction)(void (*)(void))IoUring_%s,' % (op.method, op.method))
-        out.append("     METH_FASTCALL | METH_KEYWORDS,")
-        out.append("     %s}," % c_string(op_docstring(op, RING)).replace("\n    ", "\n     "))
-    out.append("    {NULL, NULL, 0, NULL},")
-    out.append("};")
-    out.append("")
+    out += _method_table("pu_generated_ring_methods", model.ops, RING)
     out.append("/* AsyncRing's awaitable forms, one per op whose async mode is not none */")
-    out.append("PyMethodDef pu_generated_async_methods[] = {")
-    for op in model.ops:
-        if op.aio == "none":
-            continue
-        out.append('    {"%s", (PyCFunction)(void (*)(void))AsyncRing_%s,' % (op.name, op.name))
-        out.append("     METH_FASTCALL | METH_KEYWORDS,")
-        out.append("     %s}," % c_string(op_docstring(op, AIO)).replace("\n    ", "\n     "))
-    out.append("    {NULL, NULL, 0, NULL},")
-    out.append("};")
-    out.append("")
+    out += _method_table("pu_generated_async_methods",
+                         [op for op in model.ops if op.aio != "none"], AIO)
     out.append("/* ---- constants: each only where the headers define it ---- */")
     out.append("static int")
     out.append("add_const(PyObject *m, const char *name, long long v)")
