@@ -7,7 +7,7 @@ PRELUDE = '''\
 import array
 import mmap
 import os
-from typing import Any, AsyncIterator, Awaitable, Dict, FrozenSet, List, Optional, Protocol, Sequence, Tuple, Union, final
+from typing import Any, AsyncIterator, Awaitable, Dict, FrozenSet, Iterable, List, Literal, Optional, Protocol, Sequence, Tuple, Union, final
 
 class _HasFileno(Protocol):
     def fileno(self) -> int: ...
@@ -27,6 +27,9 @@ class SubmissionQueueFull(RuntimeError): ...
 
 def pyi(model: Model) -> str:
     out = ["# %s" % HEADER, PRELUDE]
+    # the op names IoUring.prep_many() takes, so a type checker catches a typo
+    out.append("_OpName = Literal[%s]" % ", ".join('"%s"' % op.name for op in model.ops))
+    out.append("")
     for c, _ in model.consts:
         out.append("%s: int" % c)
     for cls in model.classes:

@@ -19,6 +19,8 @@ RESERVED_C = {"sqe", "rec", "args", "nargs", "kwnames", "argv"}
 # keyword-only arguments the IoUring.prep_NAME and AsyncRing.NAME forms
 # take (signature.COMMON_KW)
 RESERVED_PY = {"user_data", "sqe_flags", "buf_group", "personality"}
+# op names whose IoUring.prep_NAME a hand-written method already is
+RESERVED_OPS = {"many"}
 
 
 class Arg(NamedTuple):
@@ -165,6 +167,9 @@ def _op(path: str, block: Block) -> Op:
     if not IDENT.match(name) or name != name.lower():
         raise DefError(path, block.lineno, "op name %r must be a lower-case "
                        "identifier" % name)
+    if name in RESERVED_OPS:
+        raise DefError(path, block.lineno, "op name %r is taken: IoUring.prep_%s "
+                       "is a method of its own" % (name, name))
     fields = _fields(path, block, {"opcode", "arg", "call", "returns", "result",
                                    "kernel", "man", "doc", "async"})
     opm = OPCODE.match(_one(path, block, fields, "opcode"))

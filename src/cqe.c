@@ -82,30 +82,27 @@ pu_cqe_value(CqeObject *self)
     return PyLong_FromLong(self->res);
 }
 
-/* reap()'s item: (user_data, value, flags).  A completion no record of
- * ours made (a msg_ring message) carries its raw 64-bit user_data. */
-PyObject *
-pu_cqe_tuple(CqeObject *q)
+/* reap()'s item, (user_data, value, flags), as three new references; -1
+ * with none made on failure.  A completion no record of ours made (a
+ * msg_ring message) carries its raw 64-bit user_data. */
+int
+pu_cqe_parts(CqeObject *q, PyObject **d, PyObject **v, PyObject **f)
 {
-    PyObject *t = PyTuple_New(3), *d, *v, *f;
-    if (t == NULL)
-        return NULL;
     if (q->sqe != NULL) {
-        d = q->sqe->data ? q->sqe->data : Py_None;
-        Py_INCREF(d);
+        *d = q->sqe->data ? q->sqe->data : Py_None;
+        Py_INCREF(*d);
     } else {
-        d = PyLong_FromUnsignedLongLong(q->user_data);
+        *d = PyLong_FromUnsignedLongLong(q->user_data);
     }
-    v = pu_cqe_value(q);
-    f = PyLong_FromUnsignedLong(q->flags);
-    PyTuple_SET_ITEM(t, 0, d);
-    PyTuple_SET_ITEM(t, 1, v);
-    PyTuple_SET_ITEM(t, 2, f);
-    if (d == NULL || v == NULL || f == NULL) {
-        Py_DECREF(t);
-        return NULL;
+    *v = pu_cqe_value(q);
+    *f = PyLong_FromUnsignedLong(q->flags);
+    if (*d == NULL || *v == NULL || *f == NULL) {
+        Py_CLEAR(*d);
+        Py_CLEAR(*v);
+        Py_CLEAR(*f);
+        return -1;
     }
-    return t;
+    return 0;
 }
 
 static PyObject *

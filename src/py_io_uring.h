@@ -370,11 +370,13 @@ int pu_sqe_type_init(void);
 PyObject *pu_sqe_peer(SqeObject *self);
 PyObject *pu_cqe_result(CqeObject *q);
 PyObject *pu_cqe_value(CqeObject *q);
-PyObject *pu_cqe_tuple(CqeObject *q);
+int pu_cqe_parts(CqeObject *q, PyObject **d, PyObject **v, PyObject **f);
 SqeObject *pu_ring_get_sqe(RingObject *r);
 int pu_ring_unget_sqe(RingObject *r, SqeObject *rec);
 PyObject *pu_ring_prep(PyObject *self, const pu_opdef *op, PyObject *const *args,
                        Py_ssize_t nargs, PyObject *kwnames);
+PyObject *pu_ring_prep_many(PyObject *self, PyObject *const *args,
+                           Py_ssize_t nargs, PyObject *kwnames);
 int pu_ring_flush(RingObject *r, unsigned wait_nr);
 
 /* AsyncRing (src/async_ring.c) */
@@ -387,7 +389,43 @@ PyObject *pu_async_iter(PyObject *self, const pu_opdef *op, PyObject *const *arg
 
 /* completions (src/reap.c) */
 int pu_reap(RingObject *r);
-Py_ssize_t pu_reap_tuples(RingObject *r, PyObject **out, Py_ssize_t max);
+/* Where reap() and reap_columns() put each completion: one list of
+ * (user_data, value, flags) tuples, or a list of each (columns). */
+typedef struct pu_reap_sink {
+    PyObject *lists[3];
+    int columns;
+} pu_reap_sink;
+int pu_sink_new(pu_reap_sink *s, int columns, Py_ssize_t cap);
+
+/* What one more item needs beforehand: its tuple (NULL for columns) */
+static inline int
+pu_sink_slot(const pu_reap_sink *s, PyObject **t)
+{
+    *t = s->columns ? NULL : PyTuple_New(3);
+    return (s->columns || *t != NULL) ? 0 : -1;
+}
+
+/* Item i: steals t (from pu_sink_slot), d, v and f.  Never fails: the
+ * lists were made at full size. */
+static inline void
+pu_sink_put(pu_reap_sink *s, Py_ssize_t i, PyObject *t, PyObject *d,
+            PyObject *v, PyObject *f)
+{
+    if (s->columns) {
+        PyList_SET_ITEM(s->lists[0], i, d);
+        PyList_SET_ITEM(s->lists[1], i, v);
+        PyList_SET_ITEM(s->lists[2], i, f);
+        return;
+    }
+    PyTuple_SET_ITEM(t, 0, d);
+    PyTuple_SET_ITEM(t, 1, v);
+    PyTuple_SET_ITEM(t, 2, f);
+    PyList_SET_ITEM(s->lists[0], i, t);
+}
+void pu_sink_unput(pu_reap_sink *s, Py_ssize_t from, Py_ssize_t to);
+PyObject *pu_sink_finish(pu_reap_sink *s, Py_ssize_t got);
+Py_ssize_t pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at,
+                          Py_ssize_t max);
 void pu_reap_discard(RingObject *r, int *cancel_einval);
 void pu_cq_clear(RingObject *r);
 #define PU_CQ_LEN(r) ((r)->cq_end - (r)->cq_start)

@@ -174,11 +174,63 @@ pu_cq_clear(RingObject *r)
     r->cq_start = r->cq_end = 0;
 }
 
-/* reap()'s direct path, without Cqe objects: each ready CQE becomes a
- * (user_data, value, flags) tuple in out[], up to max.  It stops before a
+/* ---- the sink: where reap() and reap_columns() put completions ----
+ *
+ * The lists are made at their full size up front and cut to what was
+ * reaped, so putting an item never fails: every allocation a completion
+ * needs happens before its CQE is consumed. */
+
+int
+pu_sink_new(pu_reap_sink *s, int columns, Py_ssize_t cap)
+{
+    s->columns = columns;
+    s->lists[0] = s->lists[1] = s->lists[2] = NULL;
+    for (int i = 0; i < (columns ? 3 : 1); i++) {
+        s->lists[i] = PyList_New(cap);
+        if (s->lists[i] == NULL) {
+            Py_CLEAR(s->lists[0]);
+            Py_CLEAR(s->lists[1]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Drop items [from, to) again */
+void
+pu_sink_unput(pu_reap_sink *s, Py_ssize_t from, Py_ssize_t to)
+{
+    for (int k = 0; k < 3 && s->lists[k] != NULL; k++)
+        for (Py_ssize_t i = from; i < to; i++)
+            Py_CLEAR(((PyListObject *)s->lists[k])->ob_item[i]);
+}
+
+/* The lists cut to `got` items: the list, or the tuple of three lists.
+ * Consumes the sink, also on failure. */
+PyObject *
+pu_sink_finish(pu_reap_sink *s, Py_ssize_t got)
+{
+    PyObject *ret;
+
+    for (int k = 0; k < 3 && s->lists[k] != NULL; k++)
+        Py_SET_SIZE(s->lists[k], got);
+    if (!s->columns)
+        return s->lists[0];
+    ret = PyTuple_New(3);
+    for (int k = 0; k < 3; k++) {
+        if (ret != NULL)
+            PyTuple_SET_ITEM(ret, k, s->lists[k]);
+        else
+            Py_DECREF(s->lists[k]);
+    }
+    return ret;
+}
+
+/* reap()'s direct path, without Cqe objects: each ready CQE becomes item
+ * at, at+1, ... of the sink, up to max items.  It stops before a
  * CQE whose value needs more (a result maker such as statx's, or a buffer
  * picked from a buffer ring): the caller moves those through pu_reap() and
- * the queue.  The tuple's objects are made before the CQE is consumed, so
+ * the queue.  An item's objects are made before its CQE is consumed, so
  * a failure consumes nothing.  Returns how many were made (0 when the CQ is
  * empty or starts with such a CQE), or -1 with an exception when none was.
  * Records that end are dropped after the CQ head moves, in chunks, so code
@@ -186,7 +238,7 @@ pu_cq_clear(RingObject *r)
 #define PU_REAP_CHUNK 64
 
 Py_ssize_t
-pu_reap_tuples(RingObject *r, PyObject **out, Py_ssize_t max)
+pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
 {
     Py_ssize_t got = 0;
     int err = 0, stop = 0;
@@ -212,7 +264,6 @@ pu_reap_tuples(RingObject *r, PyObject **out, Py_ssize_t max)
                 stop = 1;
                 break;
             }
-            t = PyTuple_New(3);
             v = PyLong_FromLong(c->res);
             f = PyLong_FromUnsignedLong(c->flags);
             if (rec != NULL) {
@@ -221,7 +272,7 @@ pu_reap_tuples(RingObject *r, PyObject **out, Py_ssize_t max)
             } else {
                 d = PyLong_FromUnsignedLongLong(c->user_data);
             }
-            if (t == NULL || v == NULL || f == NULL || d == NULL) {
+            if (pu_sink_slot(s, &t) < 0 || v == NULL || f == NULL || d == NULL) {
                 Py_XDECREF(t);
                 Py_XDECREF(v);
                 Py_XDECREF(f);
@@ -242,10 +293,7 @@ pu_reap_tuples(RingObject *r, PyObject **out, Py_ssize_t max)
                     pu_record_finish_suppressed(r, rec, c->res);
                 ended[nended++] = rec;   /* the table's reference */
             }
-            PyTuple_SET_ITEM(t, 0, d);
-            PyTuple_SET_ITEM(t, 1, v);
-            PyTuple_SET_ITEM(t, 2, f);
-            out[got++] = t;
+            pu_sink_put(s, at + got++, t, d, v, f);
             n++;
         }
         io_uring_cq_advance(&r->ring, n);

@@ -683,33 +683,37 @@ Ring_cq_advance(RingObject *self, PyObject *arg)
 
 static const char *const reap_kw[] = {"count", "wait_nr", "submit", NULL};
 static const pu_argspec reap_spec = {"reap", reap_kw, 1, 3, 0};
+static const pu_argspec reap_columns_spec = {"reap_columns", reap_kw, 1, 3, 0};
 
 /* reap(count, wait_nr=0, submit=False): up to count completions as
- * (user_data, result, flags) tuples, marked seen.  Completions already in the queue (reaped by
+ * (user_data, result, flags) tuples, marked seen; reap_columns() gives the
+ * same as three lists.  Completions already in the queue (reaped by
  * peek_cqe() and friends) come first; the rest go from the kernel's CQ
- * straight into tuples (pu_reap_tuples), except those whose value needs a
- * Cqe, which pass through the queue.  A failure returns what was already
+ * straight into the lists (pu_reap_direct), except those whose value needs
+ * a Cqe, which pass through the queue.  A failure returns what was already
  * taken, or raises with nothing taken. */
 static PyObject *
-Ring_reap(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
-          PyObject *kwnames)
+reap_to_sink(RingObject *self, const pu_argspec *spec, int columns,
+             PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    PyObject *argv[3], *list;
+    PyObject *argv[3];
+    pu_reap_sink sink;
     Py_ssize_t n, wait_nr = 0, cap, got = 0;
     int submit = 0;
 
-    if (pu_parse_args(&reap_spec, args, nargs, kwnames, argv) < 0 ||
-        batch_count(argv[0], "reap(): count", &n) < 0 ||
-        (argv[1] != NULL && batch_count(argv[1], "reap(): wait_nr", &wait_nr) < 0) ||
+    if (pu_parse_args(spec, args, nargs, kwnames, argv) < 0 ||
+        batch_count(argv[0], columns ? "reap_columns(): count" : "reap(): count", &n) < 0 ||
+        (argv[1] != NULL && batch_count(argv[1], columns ? "reap_columns(): wait_nr"
+                                                         : "reap(): wait_nr", &wait_nr) < 0) ||
         (argv[2] != NULL && (submit = PyObject_IsTrue(argv[2])) < 0) ||
         pu_ring_check_cq(self) < 0)
         return NULL;
     if (wait_nr > n) {
-        PyErr_SetString(PyExc_ValueError, "reap(): wait_nr must be <= count");
+        PyErr_Format(PyExc_ValueError, "%s(): wait_nr must be <= count", spec->fname);
         return NULL;
     }
     if (wait_nr > UINT32_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "reap(): wait_nr is too large");
+        PyErr_Format(PyExc_OverflowError, "%s(): wait_nr is too large", spec->fname);
         return NULL;
     }
     /* submit=True: what is queued goes in with the same io_uring_enter()
@@ -724,8 +728,7 @@ Ring_reap(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
     cap = PU_CQ_LEN(self) + (Py_ssize_t)io_uring_cq_ready(&self->ring);
     if (cap > n)
         cap = n;
-    list = PyList_New(cap);
-    if (list == NULL)
+    if (pu_sink_new(&sink, columns, cap) < 0)
         return NULL;
     while (got < cap) {
         Py_ssize_t k = PU_CQ_LEN(self);
@@ -736,25 +739,25 @@ Ring_reap(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
              * them off the queue being read */
             self->cq_busy = 1;
             for (Py_ssize_t i = 0; i < k; i++) {
-                PyObject *t = pu_cqe_tuple(self->cq[self->cq_start + i]);
-                if (t == NULL) {
+                PyObject *t, *d, *v, *f;
+                if (pu_sink_slot(&sink, &t) < 0 ||
+                    pu_cqe_parts(self->cq[self->cq_start + i], &d, &v, &f) < 0) {
+                    Py_XDECREF(t);
                     self->cq_busy = 0;
-                    while (i-- > 0)
-                        Py_CLEAR(((PyListObject *)list)->ob_item[got + i]);
+                    pu_sink_unput(&sink, got, got + i);
                     goto fail;
                 }
-                PyList_SET_ITEM(list, got + i, t);
+                pu_sink_put(&sink, got + i, t, d, v, f);
             }
             self->cq_busy = 0;
             if (cq_take(self, k) < 0) {
-                for (Py_ssize_t i = 0; i < k; i++)
-                    Py_CLEAR(((PyListObject *)list)->ob_item[got + i]);
+                pu_sink_unput(&sink, got, got + k);
                 goto fail;
             }
             got += k;
             continue;
         }
-        k = pu_reap_tuples(self, ((PyListObject *)list)->ob_item + got, cap - got);
+        k = pu_reap_direct(self, &sink, got, cap - got);
         if (k < 0)
             goto fail;
         got += k;
@@ -767,16 +770,28 @@ Ring_reap(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
         if (PU_CQ_LEN(self) == 0)
             break;
     }
-    Py_SET_SIZE(list, got);
-    return list;
+    return pu_sink_finish(&sink, got);
 fail:
-    Py_SET_SIZE(list, got);
     if (got == 0) {
-        Py_DECREF(list);
+        Py_XDECREF(pu_sink_finish(&sink, 0));
         return NULL;
     }
     PyErr_Clear();   /* what was taken is returned; the failure comes again */
-    return list;
+    return pu_sink_finish(&sink, got);
+}
+
+static PyObject *
+Ring_reap(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
+          PyObject *kwnames)
+{
+    return reap_to_sink(self, &reap_spec, 0, args, nargs, kwnames);
+}
+
+static PyObject *
+Ring_reap_columns(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
+                  PyObject *kwnames)
+{
+    return reap_to_sink(self, &reap_columns_spec, 1, args, nargs, kwnames);
 }
 
 /* ---- end of batch reaping ---- */
@@ -993,6 +1008,10 @@ static PyMethodDef Ring_methods[] = {
      PU_DOC_IoUring_cq_advance},
     {"reap", (PyCFunction)(void (*)(void))Ring_reap, METH_FASTCALL | METH_KEYWORDS,
      PU_DOC_IoUring_reap},
+    {"reap_columns", (PyCFunction)(void (*)(void))Ring_reap_columns,
+     METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_reap_columns},
+    {"prep_many", (PyCFunction)(void (*)(void))pu_ring_prep_many,
+     METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_prep_many},
     {NULL, NULL, 0, NULL},
 };
 

@@ -120,6 +120,7 @@ MALFORMED = {
     "default not a literal (call)": (ENTRY.format(args="    arg     flags   u32 = int('3')"), "int('3')"),
     "missing name": (ENTRY.replace("op bogus", "op").format(args=""), "op"),
     "duplicate op": (ENTRY.replace("op bogus", "op nop").format(args=""), "op nop"),
+    "op name taken by IoUring.prep_many": (ENTRY.replace("op bogus", "op many").format(args=""), "op many"),
     "kernel not a version": (ENTRY.replace("kernel  5.1", "kernel  soon").format(args=""), "kernel  soon"),
     "opcode number out of range": (ENTRY.replace("IORING_OP_NOP", "IORING_OP_NEW = 300").format(args=""), "IORING_OP_NEW = 300"),
 }
