@@ -180,12 +180,16 @@ class Timespec(Kind):
 
 
 class Target(Kind):
-    """Another Sqe of the same ring, named by its user_data (NAME_ud)."""
+    """Another operation of the same ring, named by its user_data (NAME_ud):
+    given as its Sqe, or as the user_data object a fast form queued it
+    with (IoUring.prep_NAME(user_data=...), which has no Sqe)."""
     name = "target"
     ctype = "__u64"
     pins = True
-    pyi = "Sqe"
-    text = "an Sqe of the same ring; its user_data names the operation"
+    pyi = "Union[Sqe, Any]"
+    text = ("an Sqe of the same ring, or the user_data of an operation in flight on it "
+            "(the same object, or an equal int or str; one whose completion was "
+            "already handed out is an error, one completed but not yet seen gives -ENOENT)")
 
     def cname(self, arg: str) -> str:
         return arg + "_ud"

@@ -331,15 +331,79 @@ pu_conv_timespec(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
     return 0;
 }
 
+/* Does a record's user_data name `data`: the same object, or an equal int
+ * or str (compared without running Python code: both exact types). */
+static int
+same_data(PyObject *mine, PyObject *data)
+{
+    if (mine == data)
+        return 1;
+    if (mine == NULL || Py_TYPE(mine) != Py_TYPE(data))
+        return 0;
+    if (PyLong_CheckExact(data))
+        return PyObject_RichCompareBool(mine, data, Py_EQ) == 1;
+    if (PyUnicode_CheckExact(data))
+        return PyUnicode_Compare(mine, data) == 0;
+    return 0;
+}
+
+/* The operation on r whose user_data is `data` (see same_data), other than
+ * `self`: what a fast form (IoUring.prep_NAME(user_data=...)) gives its
+ * caller to name it by.  It names one from its prep until its completion
+ * is marked seen: in the slot table until the final completion is reaped,
+ * then in the queue of unseen completions.  Sets *n to how many match
+ * (those in flight, if any). */
+static SqeObject *
+record_by_data(RingObject *r, SqeObject *self, PyObject *data, int *n)
+{
+    SqeObject *found = NULL;
+
+    *n = 0;
+    for (uint32_t k = 0; k < r->nslots; k++) {
+        SqeObject *t = r->slots[k];
+        if (t != NULL && t != self && same_data(t->data, data)) {
+            found = t;
+            ++*n;
+        }
+    }
+    /* one in flight wins over one whose completion waits to be seen */
+    for (Py_ssize_t k = r->cq_start; *n == 0 && k < r->cq_end; k++) {
+        SqeObject *t = r->cq[k]->sqe;
+        /* a multishot op's earlier completions name the record that is
+         * still in the table: counted there */
+        if (t != NULL && t != self && same_data(t->data, data) && t->state == PU_DONE) {
+            found = t;
+            ++*n;
+        }
+    }
+    return found;
+}
+
 int
 pu_conv_target(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
                __u64 *out)
 {
     SqeObject *t;
     if (!PyObject_TypeCheck(o, &pu_SqeType)) {
-        PyErr_Format(PyExc_TypeError,
-                     "%s() argument '%s' must be an Sqe, not %.100s",
-                     sp->fname, ARGNAME(sp, i), Py_TYPE(o)->tp_name);
+        int n = 0;
+        t = o == Py_None ? NULL : record_by_data(rec->ring, rec, o, &n);
+        if (n == 1) {
+            /* completed already: the kernel answers -ENOENT, as for a
+             * completed Sqe */
+            *out = t->state == PU_DONE ? PU_UD_STALE : t->user_data;
+            return 0;
+        }
+        if (n > 1)
+            PyErr_Format(PyExc_ValueError,
+                         "%s() argument '%s': %d operations in flight have "
+                         "this user_data; name one by its Sqe", sp->fname,
+                         ARGNAME(sp, i), n);
+        else
+            PyErr_Format(PyExc_TypeError,
+                         "%s() argument '%s' must be an Sqe or the user_data "
+                         "of an operation in flight, not %.100s (no "
+                         "operation in flight has it)",
+                         sp->fname, ARGNAME(sp, i), Py_TYPE(o)->tp_name);
         return -1;
     }
     t = (SqeObject *)o;

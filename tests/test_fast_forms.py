@@ -1441,3 +1441,164 @@ def test_reap_submit_true_counts_completions_already_reaped(ring):
     assert ring.peek_cqe() is not None        # now in the queue of unseen ones
     ring.prep_nop(user_data="new")
     assert ring.reap(2, 2, submit=True) == [("old", 0, 0), ("new", 0, 0)]
+
+
+# --------------------------------------------------------------------------
+# naming a fast-form operation to cancel, remove or update: it has no Sqe,
+# so the target argument takes the user_data it was queued with
+
+
+@pytest.fixture
+def idle_pipe():
+    """A pipe nobody writes to: a read on it stays in flight."""
+    r, w = os.pipe()
+    yield r, w
+    os.close(r)
+    os.close(w)
+
+
+def _by_data(results):
+    return {d: res for d, res, _ in results}
+
+
+@pytest.mark.parametrize("make_data", [lambda: 10 ** 6, lambda: "read-" + "x" * 3, Token],
+                         ids=["int", "str", "object"])
+def test_cancel_names_a_fast_form_op_by_its_user_data(ring, idle_pipe, make_data):
+    data = make_data()
+    buf = bytearray(8)
+    ring.prep_read(idle_pipe[0], buf, user_data=data)
+    assert ring.submit() == 1
+    # an int or str equal to the user_data names it; any other object must be it
+    same = int(str(data)) if isinstance(data, int) else (
+        "".join(data) if isinstance(data, str) else data)
+    ring.prep_cancel(same, user_data="cancel")
+    got = _by_data(ring.reap(4, 2, True))
+    assert got == {data: -errno.ECANCELED, "cancel": 0}
+    assert ring.cq_ready() == 0
+
+
+def test_equal_object_of_another_type_names_nothing(ring, idle_pipe):
+    ring.prep_read(idle_pipe[0], 8, user_data=10 ** 6)
+    ring.submit()
+    for other in (float(10 ** 6), str(10 ** 6), [10 ** 6]):
+        with pytest.raises(TypeError, match="user_data of an operation in flight"):
+            ring.prep_cancel(other)
+    assert ring.sq_ready() == 0
+    ring.prep_cancel(10 ** 6)
+    assert _by_data(ring.reap(4, 2, True))[10 ** 6] == -errno.ECANCELED
+
+
+def test_custom_eq_is_not_called_and_does_not_match(ring, idle_pipe):
+    calls = []
+
+    class Eq:
+        def __eq__(self, other):
+            calls.append(other)
+            return True
+
+        __hash__ = object.__hash__
+
+    ring.prep_read(idle_pipe[0], 8, user_data=Eq())
+    ring.submit()
+    with pytest.raises(TypeError):
+        ring.prep_cancel(Eq())
+    assert calls == []
+    ring.prep_cancel_fd(idle_pipe[0])
+    assert len(ring.reap(4, 2, True)) == 2
+
+
+def test_two_ops_with_the_same_user_data_are_ambiguous(ring, idle_pipe):
+    ring.prep_read(idle_pipe[0], 8, user_data="dup")
+    ring.prep_read(idle_pipe[0], 8, user_data="dup")
+    ring.submit()
+    with pytest.raises(ValueError, match="2 operations in flight"):
+        ring.prep_cancel("dup")
+    assert ring.sq_ready() == 0
+    ring.prep_cancel_fd(idle_pipe[0], py_io_uring.IORING_ASYNC_CANCEL_ALL, user_data="all")
+    got = ring.reap(4, 3, True)
+    assert sorted(res for d, res, _ in got if d == "dup") == [-errno.ECANCELED] * 2
+    assert _by_data(got)["all"] == 2
+
+
+def test_user_data_of_a_handed_out_completion_names_nothing(ring):
+    ring.prep_nop(user_data=777777)
+    assert ring.reap(1, 1, True) == [(777777, 0, 0)]
+    with pytest.raises(TypeError, match="no operation in flight"):
+        ring.prep_cancel(777777)
+    assert ring.sq_ready() == 0
+
+
+def test_completed_but_unseen_target_gives_enoent(ring):
+    ring.prep_nop(user_data="done")
+    ring.prep_nop(user_data="other")
+    ring.submit_and_wait(2)
+    first = ring.peek_cqe()          # moves both completions into the queue
+    assert first is not None and first.get_data() == "done"
+    ring.prep_cancel("other", user_data="cancel")
+    ring.submit_and_wait(1)
+    got = ring.reap(8)
+    assert [d for d, _, _ in got] == ["done", "other", "cancel"]
+    assert _by_data(got)["cancel"] == -errno.ENOENT
+
+
+def test_an_op_in_flight_wins_over_a_completed_one_with_the_same_user_data(ring, idle_pipe):
+    ring.prep_nop(user_data="same")
+    ring.submit_and_wait(1)
+    assert ring.peek_cqe().get_data() == "same"     # completed, not yet seen
+    ring.prep_read(idle_pipe[0], 8, user_data="same")
+    ring.submit()
+    ring.prep_cancel("same", user_data="cancel")
+    got = ring.reap(8, 3, True)
+    assert [(d, res) for d, res, _ in got if d == "same"] == [("same", 0), ("same", -errno.ECANCELED)]
+    assert _by_data(got)["cancel"] == 0
+
+
+def test_none_is_never_a_target(ring, idle_pipe):
+    ring.prep_read(idle_pipe[0], 8)          # no user_data given
+    ring.submit()
+    with pytest.raises(TypeError):
+        ring.prep_cancel(None)
+    ring.prep_cancel_fd(idle_pipe[0])
+    assert len(ring.reap(4, 2, True)) == 2
+
+
+def test_the_cancel_never_names_itself(ring):
+    s = ring.get_sqe()
+    s.set_data("me")
+    with pytest.raises(TypeError):
+        s.prep_cancel("me")          # no other operation has it
+    with pytest.raises(TypeError):
+        ring.prep_cancel("me2", user_data="me2")
+
+
+def test_timeout_remove_and_update_by_user_data(ring):
+    ring.prep_timeout(30.0, user_data="t1")
+    ring.prep_timeout(30.0, user_data="t2")
+    ring.submit()
+    ring.prep_timeout_update("t2", 0.001, user_data="upd")
+    ring.prep_timeout_remove("t1", user_data="rm")
+    got = _by_data(ring.reap(8, 4, True))
+    assert got == {"t1": -errno.ECANCELED, "rm": 0, "upd": 0, "t2": -errno.ETIME}
+
+
+def test_poll_remove_by_user_data(ring, idle_pipe):
+    import select
+    key = ("poll", idle_pipe[0])          # built at run time: its own object
+    ring.prep_poll_add(idle_pipe[0], select.POLLIN, user_data=key)
+    ring.submit()
+    assert ring.reap(4) == []             # nothing ready
+    with pytest.raises(TypeError):        # an equal tuple is not the same object
+        ring.prep_poll_remove(("poll", idle_pipe[0]))
+    ring.prep_poll_remove(key, user_data="rm")
+    got = ring.reap(4, 2, True)
+    assert (key, -errno.ECANCELED) in [(d, res) for d, res, _ in got]
+    assert ("rm", 0) in [(d, res) for d, res, _ in got]
+
+
+def test_prep_many_cancels_by_user_data(ring, idle_pipe):
+    ring.prep_many("read", [(idle_pipe[0], 8)] * 3, user_data=[101, 102, 103])
+    ring.submit()
+    assert ring.prep_many("cancel", [(101,), (102,), (103,)], user_data=["c"] * 3) == 3
+    got = ring.reap(8, 6, True)
+    assert sorted(res for d, res, _ in got if d != "c") == [-errno.ECANCELED] * 3
+    assert [res for d, res, _ in got if d == "c"] == [0, 0, 0]
