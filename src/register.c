@@ -11,6 +11,7 @@
 #include "methods_doc.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -478,6 +479,81 @@ pu_release_registrations(RingObject *r)
     }
 }
 
+/* ---- the ring's async workers (io-wq) ---- */
+
+/* register_iowq_max_workers(bounded, unbounded): cap the kernel's worker
+ * threads for this ring; 0 leaves a cap as it is.  Returns the old caps. */
+static PyObject *
+Ring_register_iowq_max_workers(RingObject *self, PyObject *const *args,
+                               Py_ssize_t nargs)
+{
+    unsigned int vals[2];
+    unsigned long v;
+    int ret;
+
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "register_iowq_max_workers() takes 2 "
+                     "arguments (bounded, unbounded), %zd given", nargs);
+        return NULL;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (pu_small_uint(args[i], UINT32_MAX, i ? "unbounded" : "bounded", &v) < 0)
+            return NULL;
+        vals[i] = (unsigned int)v;
+    }
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    ret = io_uring_register_iowq_max_workers(&self->ring, vals);
+    if (ret < 0)
+        return pu_err_errno(-ret);
+    return Py_BuildValue("(II)", vals[0], vals[1]);
+}
+
+/* register_iowq_aff(cpus): the CPUs the ring's async workers may run on */
+static PyObject *
+Ring_register_iowq_aff(RingObject *self, PyObject *arg)
+{
+    PyObject *seq = PySequence_Fast(arg, "register_iowq_aff() takes a sequence of CPU numbers");
+    cpu_set_t set;
+    int ret;
+
+    if (seq == NULL)
+        return NULL;
+    CPU_ZERO(&set);
+    for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(seq); k++) {
+        unsigned long cpu;
+        if (pu_small_uint(PySequence_Fast_GET_ITEM(seq, k), CPU_SETSIZE - 1,
+                          "a CPU number", &cpu) < 0) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        CPU_SET(cpu, &set);
+    }
+    Py_DECREF(seq);
+    if (CPU_COUNT(&set) == 0) {
+        PyErr_SetString(PyExc_ValueError, "register_iowq_aff() needs at least one CPU");
+        return NULL;
+    }
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    ret = io_uring_register_iowq_aff(&self->ring, sizeof(set), &set);
+    if (ret < 0)
+        return pu_err_errno(-ret);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Ring_unregister_iowq_aff(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    int ret;
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    ret = io_uring_unregister_iowq_aff(&self->ring);
+    if (ret < 0)
+        return pu_err_errno(-ret);
+    Py_RETURN_NONE;
+}
+
 PyMethodDef pu_register_methods[] = {
     {"register_files", (PyCFunction)Ring_register_files, METH_O,
      PU_DOC_IoUring_register_files},
@@ -499,5 +575,11 @@ PyMethodDef pu_register_methods[] = {
      METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_setup_buf_ring},
     {"free_buf_ring", (PyCFunction)Ring_free_buf_ring, METH_O,
      PU_DOC_IoUring_free_buf_ring},
+    {"register_iowq_max_workers", (PyCFunction)(void (*)(void))Ring_register_iowq_max_workers,
+     METH_FASTCALL, PU_DOC_IoUring_register_iowq_max_workers},
+    {"register_iowq_aff", (PyCFunction)Ring_register_iowq_aff, METH_O,
+     PU_DOC_IoUring_register_iowq_aff},
+    {"unregister_iowq_aff", (PyCFunction)Ring_unregister_iowq_aff, METH_NOARGS,
+     PU_DOC_IoUring_unregister_iowq_aff},
     {NULL, NULL, 0, NULL},
 };

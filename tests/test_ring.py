@@ -33,6 +33,12 @@ RING_METHODS = [
     ("fileno", ()),
     ("in_flight", ()),
     ("probe", ()),
+    ("prep_many", ("nop", [()])),
+    ("reap", (1,)),
+    ("reap_columns", (1,)),
+    ("register_iowq_max_workers", (0, 0)),
+    ("register_iowq_aff", ([0],)),
+    ("unregister_iowq_aff", ()),
 ]
 
 NOT_OPEN_MSG = r"(?i)(not\s+(been\s+)?initiali[sz]ed|uninitiali[sz]ed|closed|exited)"
@@ -647,3 +653,59 @@ def test_completion_queue_overflow_loses_nothing(reap):
         assert r.cq_ready() == 0
     finally:
         r.queue_exit()
+
+
+# --------------------------------------------------------------------------
+# The ring's async workers (io-wq)
+
+
+def test_iowq_max_workers_returns_the_old_caps(ring):
+    bounded, unbounded = ring.register_iowq_max_workers(0, 0)   # 0, 0: only read
+    assert bounded >= 1 and unbounded >= 1
+    assert ring.register_iowq_max_workers(1, 2) == (bounded, unbounded)
+    assert ring.register_iowq_max_workers(0, 0) == (1, 2)
+    assert ring.register_iowq_max_workers(0, 3) == (1, 2)       # 0 keeps that cap
+    assert ring.register_iowq_max_workers(0, 0) == (1, 3)
+
+
+def test_iowq_capped_ring_still_runs_blocking_work(ring, tmp_path):
+    # with one bounded worker, writes the kernel punts run one at a time
+    ring.register_iowq_max_workers(1, 1)
+    path = tmp_path / "f"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        chunks = [bytes([i]) * 65536 for i in range(8)]
+        for i, c in enumerate(chunks):
+            ring.prep_write(fd, c, i * 65536, user_data=i, sqe_flags=py_io_uring.IOSQE_ASYNC)
+        got = ring.reap(8, 8, True)
+        assert sorted(got) == [(i, 65536, 0) for i in range(8)]
+        assert os.pread(fd, 8 * 65536, 0) == b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("args, exc", [
+    ((-1, 0), OverflowError), ((0, 2 ** 32), OverflowError), (("1", 0), TypeError),
+    ((1,), TypeError), ((1, 2, 3), TypeError)])
+def test_iowq_max_workers_bad_arguments(ring, args, exc):
+    before = ring.register_iowq_max_workers(0, 0)
+    with pytest.raises(exc):
+        ring.register_iowq_max_workers(*args)
+    assert ring.register_iowq_max_workers(0, 0) == before
+
+
+def test_iowq_affinity(ring):
+    cpus = sorted(os.sched_getaffinity(0))
+    ring.register_iowq_aff(cpus[:1])
+    run_op(ring, "nop")
+    ring.unregister_iowq_aff()
+    ring.register_iowq_aff(iter(cpus))   # any iterable of CPU numbers
+    ring.unregister_iowq_aff()
+
+
+@pytest.mark.parametrize("cpus, exc", [([], ValueError), ([-1], OverflowError),
+                                       ([1 << 20], OverflowError), (["0"], TypeError),
+                                       (5, TypeError)])
+def test_iowq_affinity_bad_arguments(ring, cpus, exc):
+    with pytest.raises(exc):
+        ring.register_iowq_aff(cpus)
