@@ -325,7 +325,7 @@ ring_submit(RingObject *r, unsigned wait_nr)
 int
 pu_ring_flush(RingObject *r, unsigned wait_nr)
 {
-    int ret;
+    int ret, total = 0;
 
     if (pu_ring_check_sq(r) < 0 || (wait_nr && pu_ring_check_cq(r) < 0))
         return -1;
@@ -346,17 +346,31 @@ pu_ring_flush(RingObject *r, unsigned wait_nr)
         r->sq_busy = 0;
         r->cq_busy = 0;
         mark_submitted(r);
-        if (ret != -EINTR)
+        if (ret == -EINTR) {
+            if (PyErr_CheckSignals() < 0)
+                return -1;
+            wait_nr = 0;   /* the entries went in; the caller may wait again */
+            continue;
+        }
+        if (ret < 0)
             break;
-        if (PyErr_CheckSignals() < 0)
-            return -1;
-        wait_nr = 0;   /* the entries went in; the caller may wait again */
+        total += ret;
+        /* The kernel stops at an entry that fails as it is submitted (an
+         * unknown personality, say): it posts that entry's completion and
+         * leaves the rest in the SQ, without waiting.  Every record is
+         * marked submitted, and a wait would never see the rest complete:
+         * submit them too, as the caller asked.  Each round consumes at
+         * least the failing entry.  (With SQPOLL the kernel thread takes
+         * them.) */
+        if (ret == 0 || (r->ring.flags & IORING_SETUP_SQPOLL) ||
+            IO_URING_READ_ONCE(*r->ring.sq.khead) == *r->ring.sq.ktail)
+            break;
     }
-    if (ret < 0) {
+    if (ret < 0 && total == 0) {
         pu_err_errno(-ret);
         return -1;
     }
-    return ret;
+    return total;
 }
 
 static PyObject *

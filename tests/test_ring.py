@@ -709,3 +709,37 @@ def test_iowq_affinity(ring):
 def test_iowq_affinity_bad_arguments(ring, cpus, exc):
     with pytest.raises(exc):
         ring.register_iowq_aff(cpus)
+
+
+# --------------------------------------------------------------------------
+# An entry that fails as it is submitted
+
+
+def test_submit_goes_on_past_an_entry_the_kernel_refuses(ring):
+    # the kernel stops submitting at an entry that fails at submission (an
+    # unknown personality) and leaves the rest in the SQ; submit() hands
+    # them in too, so every entry it counted completes
+    pid = ring.register_personality()
+    ring.unregister_personality(pid)
+    for name in ("bad", "ok1", "bad2", "ok2"):
+        s = ring.get_sqe()
+        s.prep_nop()
+        s.set_data(name)
+        if name.startswith("bad"):
+            s.set_personality(pid)
+    assert ring.submit() == 4
+    assert ring.sq_ready() == 0
+    got = {c.get_data(): c.res() for c in ring.wait_cqe_nr(4)}
+    assert got == {"bad": -errno.EINVAL, "ok1": 0, "bad2": -errno.EINVAL, "ok2": 0}
+    ring.cq_advance(4)
+    assert ring.in_flight() == 0
+
+
+def test_submit_and_wait_waits_past_an_entry_the_kernel_refuses(ring):
+    pid = ring.register_personality()
+    ring.unregister_personality(pid)
+    ring.prep_nop(user_data="bad", personality=pid)
+    ring.prep_nop(user_data="ok")
+    assert ring.submit_and_wait(2) == 2
+    assert ring.cq_ready() == 2
+    assert sorted(ring.reap(2)) == [("bad", -errno.EINVAL, 0), ("ok", 0, 0)]
