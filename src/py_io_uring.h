@@ -484,7 +484,11 @@ int pu_err_entry_lost(SqeObject *rec, const char *fname);
 static inline int
 pu_prep_entry_check(SqeObject *rec, struct io_uring_sqe *sqe, const char *fname)
 {
-    if (rec->sqe == sqe && rec->state == PU_PREPARING && PU_RING_USABLE(rec->ring))
+    /* sq_busy: another thread is submitting without the GIL (a converter
+     * let it run); the kernel may hold this entry already, still marked
+     * ours until that submit returns */
+    if (rec->sqe == sqe && rec->state == PU_PREPARING && PU_RING_USABLE(rec->ring) &&
+        !rec->ring->sq_busy)
         return 0;
     return pu_err_entry_lost(rec, fname);
 }
