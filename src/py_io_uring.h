@@ -115,6 +115,14 @@ typedef struct CqeObject {
     uint32_t flags;
 } CqeObject;
 
+/* Records kept for reuse per ring (pu_record_recycle).  0 under
+ * AddressSanitizer, which must see a record used after its end. */
+#ifdef __SANITIZE_ADDRESS__
+#define PU_RECORD_POOL 0
+#else
+#define PU_RECORD_POOL 128
+#endif
+
 typedef struct RingObject {
     PyObject_HEAD
     struct io_uring ring;
@@ -135,6 +143,10 @@ typedef struct RingObject {
     uint32_t *free_slots;
     uint32_t nslots, nfree;
     Py_ssize_t nrecords;            /* records in the table */
+    /* records whose operation ended while nothing but the table held
+     * them, kept for reuse (pu_record_recycle) */
+    SqeObject *pool[PU_RECORD_POOL + 1];
+    unsigned npool;
     /* records acquired since the last submit, in SQ order */
     SqeObject **pending;
     unsigned npending;
@@ -316,6 +328,8 @@ socklen_t *pu_rec_peer_addrlen(SqeObject *rec);
 /* ---------------------------------------------------------------- runtime */
 /* records (src/record.c) */
 SqeObject *pu_record_new(RingObject *r);
+void pu_record_recycle(RingObject *r, SqeObject *rec);
+void pu_record_pool_clear(RingObject *r);
 void pu_record_release_full(SqeObject *rec);
 void pu_record_release_pins(SqeObject *rec);
 void *pu_rec_alloc(SqeObject *rec, size_t size);

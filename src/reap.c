@@ -299,7 +299,7 @@ pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
         io_uring_cq_advance(&r->ring, n);
         r->cq_busy = 0;
         for (unsigned i = 0; i < nended; i++)
-            Py_DECREF(ended[i]);
+            pu_record_recycle(r, ended[i]);   /* the table's reference */
         if (n == 0)
             break;
     }

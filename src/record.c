@@ -108,12 +108,19 @@ pu_record_new(RingObject *r)
 {
     SqeObject *rec;
     uint32_t slot;
+    int fresh = 0;
 
     if (r->nfree == 0 && pu_ring_table_grow(r) < 0)
         return NULL;
-    rec = pu_sqe_alloc();
-    if (rec == NULL)
-        return NULL;
+    if (r->npool > 0) {
+        rec = r->pool[--r->npool];   /* live, tracked, ours: see recycle */
+    } else {
+        rec = pu_sqe_alloc();
+        if (rec == NULL)
+            return NULL;
+        rec->weakreflist = NULL;
+        fresh = 1;
+    }
     Py_INCREF(r);
     rec->ring = r;
     rec->sqe = NULL;
@@ -141,14 +148,52 @@ pu_record_new(RingObject *r)
     rec->waiter_cb = NULL;
     rec->aio_res = 0;
     rec->aio = 0;
-    rec->weakreflist = NULL;
     slot = r->free_slots[--r->nfree];
     r->slots[slot] = rec;
     rec->user_data = ((__u64)r->slot_gen[slot] << 32) | slot;
     rec->life = r->life;
     r->nrecords++;
-    PyObject_GC_Track(rec);
+    if (fresh)
+        PyObject_GC_Track(rec);
     return rec;
+}
+
+/* Drop the table's reference to a record whose final completion was
+ * reaped and whose resources are released.  When nothing else holds it (no
+ * Sqe object in Python's hands, no Cqe, no weak reference) it is not freed
+ * but kept, live and empty, for the next pu_record_new(): a fast-form
+ * operation then costs no allocation, no GC tracking and no dealloc.  The
+ * kernel is done with it either way.  A pooled record holds nothing: not
+ * the ring (so dropping a ring still frees it at once), not its user data;
+ * queue_exit() and the ring's dealloc free the pool. */
+void
+pu_record_recycle(RingObject *r, SqeObject *rec)
+{
+    PyObject *data;
+
+    if (Py_REFCNT(rec) != 1 || rec->weakreflist != NULL || rec->aio != 0 ||
+        rec->waiter != NULL || rec->waiter_cb != NULL || rec->ring != r ||
+        r->npool == PU_RECORD_POOL || !PU_RING_USABLE(r)) {
+        Py_DECREF(rec);
+        return;
+    }
+    pu_record_release(rec);
+    data = rec->data;
+    rec->data = NULL;
+    rec->ring = NULL;
+    rec->state = PU_DONE;
+    r->pool[r->npool++] = rec;
+    /* both may run Python code (a finalizer): the record is already in
+     * its pooled state; the caller holds the ring */
+    Py_DECREF(r);
+    Py_XDECREF(data);
+}
+
+void
+pu_record_pool_clear(RingObject *r)
+{
+    while (r->npool > 0)
+        Py_DECREF(r->pool[--r->npool]);
 }
 
 /* Release what the kernel no longer uses: pinned buffers and kept objects.

@@ -170,5 +170,6 @@ pu_ring_teardown(RingObject *r)
     PyMem_Free(r->cq);
     r->cq = NULL;
     r->cq_cap = 0;
+    pu_record_pool_clear(r);
     r->closing = 0;
 }
