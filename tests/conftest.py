@@ -41,6 +41,15 @@ def pytest_configure(config):
 
 
 @pytest.fixture
+def unix_pair():
+    """A connected AF_UNIX stream socket pair, closed after the test."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    yield a, b
+    a.close()
+    b.close()
+
+
+@pytest.fixture
 def ring():
     """An initialised ring with 64 entries, torn down after the test."""
     import py_io_uring

@@ -1003,14 +1003,6 @@ def test_ring_as_user_data_of_its_own_pending_read_is_collected(pipe):
 # buffer selection
 
 
-@pytest.fixture
-def unix_pair():
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    yield a, b
-    a.close()
-    b.close()
-
-
 def test_recv_with_provided_buffers(ring, unix_pair):
     need(ring, "provide_buffers")
     a, b = unix_pair

@@ -121,14 +121,6 @@ def udp_pair():
 
 
 @pytest.fixture
-def unix_pair():
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    yield a, b
-    a.close()
-    b.close()
-
-
-@pytest.fixture
 def xattr_file(tmp_path):
     """A file on a filesystem that takes user.* xattrs."""
     p = tmp_path / "x.txt"
