@@ -1292,10 +1292,14 @@ def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_ms
                "(`io_uring_wait_cqe` per completion, user data as an integer). The \"Sqe and Cqe "
                "objects\" row does per batch `submit_and_wait(batch)`, `wait_cqe_nr(batch)` (already "
                "reaped: no system call), `res()` and `get_data()` per completion and one "
-               "`cq_advance(batch)`. The fastest row uses the fast forms: per op "
+               "`cq_advance(batch)`. The fast-form row: per op "
                "`ring.prep_nop(user_data=n + i)` (no Sqe object), per batch `submit_and_wait(batch)` and "
                "`for data, res, flags in ring.reap(batch)` (tuples straight from the kernel's CQ, no Cqe "
-               "object). Every Python loop sums `res + user data` per batch and checks the total, as C "
+               "object). The fastest row, batch 64 only: per batch one "
+               "`ring.prep_many(\"nop\", user_data=range(n, n + batch))` and one "
+               "`data, res, flags = ring.reap_columns(batch, batch, True)` (submit, wait and reap in one "
+               "call, three lists), then `sum(res) + sum(data)`: no Python loop per op. Every Python loop "
+               "sums `res + user data` per batch and checks the total, as C "
                "does per op.")
     out.append("2. Random 4 KiB reads from a page-cached file, the same seeded offsets for every variant "
                "(C reads them from a file run.py writes), 32 in flight, `submit_and_wait(1)` then "
@@ -1307,7 +1311,9 @@ def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_ms
     out.append("4. Copy: py_io_uring keeps 4 one-MiB buffers cycling read -> write -> read; `shutil.copyfile` "
                "uses `copy_file_range`/`sendfile` in the kernel (no copy to user space); the "
                "readinto/write loop is the plain Python equivalent of the pipeline. The copy lands in "
-               "the page cache (no fsync).")
+               "the page cache (no fsync). Each variant runs once untimed before the repetitions. The "
+               "\"1 io-wq worker\" row is the pipeline with `register_iowq_max_workers(1, 1)`; the splice "
+               "row moves each chunk file -> pipe -> file with two linked splices.")
     out.append("5. TCP echo on 127.0.0.1: `bench/echo_load.c` (epoll, 64 keep-alive connections, each "
                "sends a 1 KiB message and waits for the whole echo, checked byte for byte, before the "
                "next; %s per repetition) against one server at a time, each a plain script on this "
@@ -1366,78 +1372,90 @@ def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_ms
 
 GAP_TEXT = """\
 Reading the table, the per-op counts and the profile above. The run that
-produced the table is the last of five full runs on 2026-11-26; where a
+produced the table is the last of several full runs on 2026-11-26; where a
 ratio moved between them, the range over the runs is given. This VM's two
 cores are shared with other jobs: absolute figures move by up to 2x
 between repetitions, so read the paired ratios and the instruction counts.
 
-**The fast forms.** Every `Sqe.prep_NAME` is also `IoUring.prep_NAME(...,
-user_data=...)`: one call per operation and no `Sqe` object; `reap(n)`
-hands completions back as `(user_data, result, flags)` tuples read straight
-from the kernel's CQ, with no `Cqe` object, and `reap(n, wait_nr, True)`
-also submits, in the same system call as the wait. They are the module's
-fastest API and the rows marked "fastest" or "fast forms" use them.
+**The APIs.** Every `Sqe.prep_NAME` is also `IoUring.prep_NAME(...,
+user_data=...)` (the fast forms): one call per operation and no `Sqe`
+object; `reap(n)` hands completions back as `(user_data, result, flags)`
+tuples read straight from the kernel's CQ, with no `Cqe` object, and
+`reap(n, wait_nr, True)` also submits, in the same system call as the wait.
+For a batch, `prep_many(op, args, user_data=...)` runs the same per-entry
+prep from C for every entry in one call, and `reap_columns()` returns the
+completions as three lists: no interpreter loop per operation on either
+side. That pair is the fastest API; the fast forms are the fastest one
+operation at a time.
 
-**NOP round trip, batch 64** (fast forms 0.32-0.34 of C; the `Sqe`/`Cqe`
-loops 0.29-0.30; the fast forms 2.04-2.14x the PyPI binding, which is the
-fastest Python binding installable here). The kernel's part is the same
-for all (system CPU per op: 64-75 ns in the rusage columns); the gap is
-user space, where C spends 61 instructions per op and the fast forms about
-1950 (callgrind, per op):
+**NOP round trip, batch 64** (`prep_many`/`reap_columns` 0.45-0.46 of C and
+2.8x the PyPI binding, the fastest Python binding installable here; the
+fast forms 0.32-0.34; the `Sqe`/`Cqe` loops 0.29-0.30). Per op
+(callgrind and rusage above), C spends 61 user-space instructions and
+62-70 ns in the kernel. The batch API spends about 970 instructions (the
+rest of the table's row: record, prep, reap, and in libpython the ints of
+`range()` that become the user data, the three lists and `sum()`) and
+68 ns of user CPU; its kernel time per NOP is higher than C's (70-85 ns:
+the same io_uring work, with the caches the interpreter also uses). So the
+issue's 0.5x is missed by about 10%, and what is left is split between the
+per-op record and Python objects a Python API must make (the user data
+object, the result int) and the kernel's own cost. Reusing records
+(a ring keeps up to 128 ended records nobody holds) took 6% of the
+instructions and did not move the wall clock beyond the noise.
 
-- ~630 in the module: the fast-form call (taking the keyword arguments out,
-  ~75; the record from the slot table and the free list, ~130; the prep and
-  its checks, ~90), the submit's pass over the new entries, and reaping
-  (~100 per completion: find and end the record, make the tuple; its
-  allocation and deallocation are counted in libpython);
-- ~1300 in libpython: the loop's bytecode and one call per op, about 400 of
-  them the benchmark's own integer arithmetic (`n + i` and `res + data`
-  make new ints past the small-int cache, with malloc and free each; C does
-  it in registers), the tuple per completion, reference counts.
+With one Python call per operation the ceiling is lower: the same loop
+with no io_uring at all (`bench/loop_floor.py`, 3 runs) runs 16M
+iterations/s as bare bytecode and 11M/s with one call of an empty Python
+function per op, ~93 ns per op before any I/O; add the kernel's ~68 ns per
+NOP and a loop of one call per op is capped near 0.43x of C. The fast forms
+reach 0.33x: 1,950 instructions per op, ~650 in the module, ~1,300 in
+libpython (the loop's bytecode, the call, the tuple per completion, and
+`n + i`, `res + data` making ints past the small-int cache).
 
-So the interpreter running the loop is what is left. The same loop with
-no io_uring at all, measured on this machine (`bench/loop_floor.py`, 3
-runs): its bytecode alone (the additions and iterating 64 ready-made
-tuples) runs 16M iterations/s; with one call of an empty Python function
-per op, 11M/s, i.e. ~93 ns per op before any I/O. Add the kernel's ~68 ns
-per NOP (system CPU above) and one Python call per op caps a loop near
-0.43x of C; the fast forms reach 0.33x. The issue's 0.5x at batch 64 would
-need fewer Python steps per op than one call: a vectorised API (many SQEs
-per call), which the module does not have.
-
-- **NOP, batch 1** (fast forms 0.51-0.57 of C, 1.42-1.56x the PyPI
+- **NOP, batch 1** (fast forms 0.51-0.55 of C, 1.4-1.5x the PyPI
   binding; the `Sqe`/`Cqe` loops 0.37-0.41): one `io_uring_enter` per op
   on both sides; `reap(1, 1, True)` makes it one Python call per round
-  trip besides the prep. The GIL's release and re-acquisition around that
-  system call costs ~50 ns (~7%) per op (measured with a build that keeps
-  the GIL: kept, as every blocking call must let other threads run).
-- **4 KiB reads from the page cache, QD 32** (fast forms 0.81-0.83 of C
-  and 0.98-1.12x an `os.pread` loop; with a registered buffer 0.84-0.87
-  of C and 1.00-1.03x `os.pread`; with the file registered too, 0.85-0.91 of
-  plain C and 0.78-0.79 of C doing the same registration, 1.04-1.12x
+  trip besides the prep. The 0.6x target is missed. Releasing and taking
+  back the GIL around that system call costs ~50 ns (~7%) per op; a build
+  that keeps it measured 0.50-0.57x, so the GIL is not the lever: the rest
+  is ~3,200 user-space instructions per round trip, 660 of them the loop's
+  own bytecode. Kept: every call that can block must let other threads run.
+- **4 KiB reads from the page cache, QD 32** (fast forms 0.78-0.83 of C
+  and 0.96-1.12x an `os.pread` loop; with a registered buffer 0.82-0.87
+  of C and 1.00-1.11x `os.pread`; with the file registered too, 0.85-0.94 of
+  plain C and 0.77-0.79 of C doing the same registration, 1.04-1.12x
   `os.pread`). A page-cache hit completes inline in the submit, so queue
-  depth buys nothing and each read's cost is the kernel's copy plus the
-  per-op work above; the `Sqe`/`Cqe` loop is at 0.59-0.66 of C.
-- **O_DIRECT** (0.89-1.04 of C at every depth; at depth 128, 1.75-1.91x
+  depth buys nothing; two thirds of the time is the kernel's copy
+  (`perf`: `memcpy` alone 30%), and the rest is the per-read Python loop
+  (refill the slot that completed). `prep_many` does not help here: the
+  tuple of arguments per read costs what the call it saves did (measured:
+  0.79-0.84 of C against 0.75-0.82 for the fast forms, same run). The
+  `Sqe`/`Cqe` loop is at 0.59-0.66 of C.
+- **O_DIRECT** (0.89-1.04 of C at every depth; at depth 128, 1.6-1.9x
   128 threads doing `os.preadv` and about 5x the `os.preadv` loop of the QD 1
   row): the device's latency dominates.
-- **Copy** (page cache to page cache, no fsync): bound by memory bandwidth
-  and dirty-page writeback, with single repetitions from 0.1x to 5x in
-  every variant, so the medians say little. The splice row (each 1 MiB
-  chunk spliced from the file into a pipe, linked to a splice from the pipe
-  into the copy at the same offset, 4 pipes in flight: no copy through user
-  space) had medians of 1.06 and 0.21 of `shutil.copyfile` in the two runs
-  that had it (1.22x in a short run); the read/write pipeline 0.56-1.06.
-  Not a result to lean on either way.
+- **Copy** (page cache to page cache, no fsync). Single runs collapse to
+  0.1-0.3x of their usual speed at random, in every variant including the
+  plain `readinto`/`write` loop, so compare medians only. `perf` on a
+  collapsed run showed two things: with splice, the kernel's io-wq workers
+  spinning on the destination's inode lock (`rwsem_spin_on_owner`, 32% of
+  the cycles: the pipe-to-file splices of different chunks contend); and,
+  also with one worker (`register_iowq_max_workers(1, 1)`), the copy into
+  freshly allocated page-cache pages taking 4-5x its usual CPU, which on
+  this VM looks like the host backing guest memory on first touch. Each
+  variant now runs once untimed first. The read/write pipeline's medians
+  were 1.14-1.20x `shutil.copyfile` (one median in the runs before the
+  warm-up was 0.56); capping the workers did not help (0.83-1.05); the
+  splice row's medians ranged from 0.24 to 1.14.
 - **TCP echo, 64 connections, 1 KiB messages.** Per CPU-second of the
   server process, the py_io_uring server (plain Python, `bench/echo/ring_sync.py`:
   fast forms, one `reap(4096, 1, True)` per round, a ring set up with
-  `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN`) did 0.93-0.95
-  of the C epoll server's work, 1.12-1.15 (0.89-1.39) of uvloop's Protocol,
-  1.23-1.24x its BufferedProtocol, 1.7-1.8x uvloop streams, 1.4x asyncio's
-  BufferedProtocol and 4.5-5.0x asyncio's Protocol and streams (two runs). The same server on the
-  `Sqe`/`Cqe` API without the setup flags did 0.88-0.94 of uvloop's Protocol
-  in two runs the same day: DEFER_TASKRUN (the kernel runs completion work
+  `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN`) did 0.93-1.02
+  of the C epoll server's work, 1.12-1.18 of uvloop's Protocol,
+  1.23-1.25x its BufferedProtocol, 1.7-1.8x uvloop streams, 1.4-1.5x asyncio's
+  BufferedProtocol and 4.5-5.0x asyncio's Protocol and streams. The same server on the
+  `Sqe`/`Cqe` API without the setup flags did 0.88-0.94 of uvloop's Protocol:
+  DEFER_TASKRUN (the kernel runs completion work
   when the server waits, instead of interrupting it) is most of the
   difference. Each message costs ~5.5 us of server CPU even in C, nearly
   all of it the kernel's TCP work, so fewer system calls (one
@@ -1447,27 +1465,27 @@ per call), which the module does not have.
   on two cores throughput is set by the machine; the per-CPU-second rows
   are the comparison to trust.
 - **AsyncRing** (the same servers' idiom under async/await,
-  `bench/echo/asyncring.py`, now also with SINGLE_ISSUER | DEFER_TASKRUN):
-  per server CPU-second on uvloop 1.45x uvloop streams (the same coroutine
-  code), 0.94 (0.86-1.20) of uvloop's Protocol and 1.01 of its
-  BufferedProtocol; without the flags 0.82-0.90 and 0.96-0.98. On the
-  stock asyncio loop 3.2-3.3x asyncio's Protocol and streams (the issue
-  asks 1.5x) and 1.0x its BufferedProtocol. The gap to uvloop's protocols
-  is the coroutine: every message wakes the connection's task twice, where
-  a protocol's `data_received()` is a plain callback. On page-cache reads,
-  32 tasks each awaiting `ring.read()` did 13-17x `run_in_executor(os.preadv)`
-  on either loop.
+  `bench/echo/asyncring.py`, also with SINGLE_ISSUER | DEFER_TASKRUN):
+  per server CPU-second on uvloop 1.45-1.50x uvloop streams (the same coroutine
+  code), 0.94-1.04 of uvloop's Protocol and 1.01-1.16 of its
+  BufferedProtocol. On the stock asyncio loop 2.9-3.4x asyncio's Protocol and
+  streams (the issue asks 1.5x) and 1.0-1.1x its BufferedProtocol. The gap to
+  uvloop's protocols is the coroutine: every message wakes the connection's
+  task twice, where a protocol's `data_received()` is a plain callback. On
+  page-cache reads, 32 tasks each awaiting `ring.read()` did 13-17x
+  `run_in_executor(os.preadv)` on either loop.
 - **Tried and kept**: the fast forms and `reap()` (per NOP at batch 64,
   1950 instructions against 2150 for the `Sqe`/`Cqe` loop; in wall clock
   +10% NOPs at batch 64, +45% at batch 1, +20-30% page-cache reads);
-  reaping into tuples without `Cqe` objects (-150 instructions per
-  completion); `prepare_chains()` looking only at entries with link or skip
-  flags (-20 per op); the earlier runtime work in the table below.
-  **Tried, not kept**: submitting without releasing the GIL (7% at batch 1;
-  a submit can block).
-- **Not done**: a vectorised prep (many entries per call) for the NOP
-  target; free lists on 3.13+ (no `_Py_NewReference()` for extensions);
-  SQPOLL; `Cqe`-free dispatch in AsyncRing."""
+  `prep_many()` with `reap_columns()` (+35-40% NOPs at batch 64 over the
+  fast forms; about 1000 instructions per op); reusing ended records
+  (-6% instructions); reaping into tuples without `Cqe` objects (-150
+  instructions per completion); `prepare_chains()` looking only at entries
+  with link or skip flags (-20 per op); the earlier runtime work in the
+  table below. **Tried, not kept**: submitting without releasing the GIL
+  (7% at batch 1; a submit can block).
+- **Not done**: SQPOLL rows (they need a core of their own, and this
+  machine has two); `Cqe`-free dispatch in AsyncRing."""
 
 
 if __name__ == "__main__":
