@@ -1389,14 +1389,15 @@ side. That pair is the fastest API; the fast forms are the fastest one
 operation at a time.
 
 **NOP round trip, batch 64** (`prep_many`/`reap_columns` 0.45-0.46 of C and
-2.8x the PyPI binding, the fastest Python binding installable here; the
+2.8-2.9x the PyPI binding, the fastest Python binding installable here; the
 fast forms 0.32-0.34; the `Sqe`/`Cqe` loops 0.29-0.30). Per op
 (callgrind and rusage above), C spends 61 user-space instructions and
-62-70 ns in the kernel. The batch API spends about 970 instructions (the
-rest of the table's row: record, prep, reap, and in libpython the ints of
-`range()` that become the user data, the three lists and `sum()`) and
-68 ns of user CPU; its kernel time per NOP is higher than C's (70-85 ns:
-the same io_uring work, with the caches the interpreter also uses). So the
+62-63 ns in the kernel. The batch API spends about 960 instructions (the
+module ~550: record, prep, reap; libpython ~400: the ints of `range()`
+that become the user data, the three lists and `sum()`) and 55-68 ns of
+user CPU; its kernel time per NOP measured higher than C's (85-91 ns in
+two runs; the same io_uring work, with the caches the interpreter also
+uses, and rusage splits user and system time by sampling). So the
 issue's 0.5x is missed by about 10%, and what is left is split between the
 per-op record and Python objects a Python API must make (the user data
 object, the result int) and the kernel's own cost. Reusing records
@@ -1444,13 +1445,13 @@ libpython (the loop's bytecode, the call, the tuple per completion, and
   freshly allocated page-cache pages taking 4-5x its usual CPU, which on
   this VM looks like the host backing guest memory on first touch. Each
   variant now runs once untimed first. The read/write pipeline's medians
-  were 1.14-1.20x `shutil.copyfile` (one median in the runs before the
-  warm-up was 0.56); capping the workers did not help (0.83-1.05); the
-  splice row's medians ranged from 0.24 to 1.14.
+  were 1.14-1.28x `shutil.copyfile` in three runs (one median in the runs
+  before the warm-up was 0.56); capping the workers did not help (medians
+  0.26-1.05); the splice row's medians ranged from 0.24 to 1.14.
 - **TCP echo, 64 connections, 1 KiB messages.** Per CPU-second of the
   server process, the py_io_uring server (plain Python, `bench/echo/ring_sync.py`:
   fast forms, one `reap(4096, 1, True)` per round, a ring set up with
-  `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN`) did 0.93-1.02
+  `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN`) did 0.93-1.03
   of the C epoll server's work, 1.12-1.18 of uvloop's Protocol,
   1.23-1.25x its BufferedProtocol, 1.7-1.8x uvloop streams, 1.4-1.5x asyncio's
   BufferedProtocol and 4.5-5.0x asyncio's Protocol and streams. The same server on the
@@ -1466,8 +1467,8 @@ libpython (the loop's bytecode, the call, the tuple per completion, and
   are the comparison to trust.
 - **AsyncRing** (the same servers' idiom under async/await,
   `bench/echo/asyncring.py`, also with SINGLE_ISSUER | DEFER_TASKRUN):
-  per server CPU-second on uvloop 1.45-1.50x uvloop streams (the same coroutine
-  code), 0.94-1.04 of uvloop's Protocol and 1.01-1.16 of its
+  per server CPU-second on uvloop 1.44-1.50x uvloop streams (the same coroutine
+  code), 0.94-1.04 of uvloop's Protocol and 1.00-1.16 of its
   BufferedProtocol. On the stock asyncio loop 2.9-3.4x asyncio's Protocol and
   streams (the issue asks 1.5x) and 1.0-1.1x its BufferedProtocol. The gap to
   uvloop's protocols is the coroutine: every message wakes the connection's
