@@ -430,6 +430,7 @@ BAD_READS = {
     "str offset": lambda fd: (fd, 4, "offset"),
     "missing argument": lambda fd: (fd,),
     "fileno() raises": lambda fd: (FilenoObject(CustomError), 4),
+    "too many arguments": lambda fd: (fd, 4, 0, 0),
 }
 
 
@@ -1317,17 +1318,8 @@ def test_an_entry_flushed_by_another_thread_while_its_converter_ran(run_py):
 # property: any mix of good and bad entries queues all of them or none
 
 
-# bad entries, each refused by prep_read's converters or parser
-BAD_KINDS = {
-    "neglen": lambda fd: (fd, -1),
-    "strfd": lambda fd: ("nope", 4),
-    "readonly": lambda fd: (fd, b"ro"),
-    "stroffset": lambda fd: (fd, 4, "x"),
-    "missing": lambda fd: (fd,),
-    "toomany": lambda fd: (fd, 4, 0, 0),
-    "raises": lambda fd: (FilenoObject(CustomError), 4),
-    "notuple": lambda fd: [fd, 4],
-}
+# bad entries: those prep_read refuses, and one prep_many refuses itself
+BAD_KINDS = dict(BAD_READS, **{"not a tuple": lambda fd: [fd, 4]})
 
 if hypothesis is not None:
     GOOD = st.tuples(st.just("good"), st.integers(0, 4200), st.integers(1, 64), st.booleans())
