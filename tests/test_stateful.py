@@ -9,6 +9,15 @@ remove timeouts, feed data so that reads complete, drop every reference it
 holds and collect, and tear the ring down (queue_exit(), the context
 manager's exit, the garbage collector) before making a new one.
 
+The same operations also go in through the newer APIs, mixed on the same
+ring: the fast forms (``ring.prep_NAME(..., user_data=token)``, no Sqe),
+``prep_many()`` (several entries in one call; sometimes with a bad entry,
+which must queue none and pin nothing), cancels and timeout removals that
+name their target by its user data (and raise TypeError when nothing the
+ring still holds has it), and reaping with ``reap()`` and
+``reap_columns()``.  Every completion, whichever API reaped it, goes
+through one checking path (``Completion``).
+
 A model of what was acquired, submitted and delivered checks after every
 step that
 
@@ -109,6 +118,30 @@ KINDS = (
 )
 
 
+# the method each op name goes through (literals: interned)
+PREP = {
+    "nop": "prep_nop",
+    "read": "prep_read",
+    "write": "prep_write",
+    "recv": "prep_recv",
+    "send": "prep_send",
+    "timeout": "prep_timeout",
+    "accept": "prep_accept",
+    "cancel": "prep_cancel",
+    "timeout_remove": "prep_timeout_remove",
+}
+# the kinds prep_many() can queue under each op name: (flag false, flag true)
+MANY_KINDS = {
+    "nop": ("nop", "nop"),
+    "read": ("file_read", "pipe_read"),
+    "write": ("file_write", "pipe_write"),
+    "recv": ("recv", "recv"),
+    "send": ("send", "send"),
+    "timeout": ("timeout", "long_timeout"),
+    "accept": ("accept", "accept"),
+}
+
+
 class Token:
     """The user data of one operation: weak-referenceable, identity-compared."""
 
@@ -128,10 +161,11 @@ class Op:
     def __init__(self, serial, kind, sqe, token):
         self.serial = serial
         self.kind = kind
-        self.sqe = sqe  # None once the machine dropped it
+        self.sqe = sqe  # None once the machine dropped it (or a fast form)
         self.token = token  # likewise
         self.wref = weakref.ref(token)
-        self.user_data = sqe.user_data()
+        # the raw 64-bit user_data; a fast-form op has no Sqe to ask
+        self.user_data = sqe.user_data() if sqe is not None else None
         self.state = ACQUIRED
         self.res = None
         self.size = 0
@@ -174,6 +208,51 @@ class Stream:
             assert self.read[v] <= self.possible[v], (
                 "read %d bytes of value %d, at most %d were written" % (self.read[v], v, self.possible[v])
             )
+
+
+class Completion:
+    """One completion, whichever API reaped it: a Cqe (wait_cqe(),
+    peek_cqe(), wait_cqe_nr()) or a (user_data, result, flags) item of
+    reap() or reap_columns(), so that both go through the same checks."""
+
+    __slots__ = ("data", "res", "flags", "cqe", "value")
+
+    def __init__(self, data, res, flags, cqe, value):
+        self.data = data
+        self.res = res
+        self.flags = flags
+        self.cqe = cqe
+        self.value = value
+
+    @classmethod
+    def of_cqe(cls, cqe):
+        return cls(cqe.get_data(), cqe.res(), cqe.flags(), cqe, None)
+
+    @classmethod
+    def of_item(cls, user_data, result, flags):
+        assert type(flags) is int
+        if type(result) is bytes:
+            res = len(result)
+        else:
+            assert type(result) is int, "reap() result %r" % (result,)
+            res = result
+        return cls(user_data, res, flags, None, result)
+
+    def result(self):
+        """What getresult() returns (a Cqe) or reap()'s result."""
+        if self.cqe is not None:
+            return self.cqe.getresult()
+        assert not (type(self.value) is int and self.value < 0), "failure %d where a result was due" % self.value
+        return self.value
+
+    def check_error(self, err, exc=OSError):
+        """A failure: getresult() raises it, reap() gives -errno as an int."""
+        if self.cqe is not None:
+            with pytest.raises(exc) as info:
+                self.cqe.getresult()
+            assert info.value.errno == err
+        else:
+            assert type(self.value) is int and self.value == -err, "reap() result %r, not -%d" % (self.value, err)
 
 
 def _open_fds():
@@ -270,9 +349,39 @@ class RingMachine(RuleBasedStateMachine):
         self.acquired.append(op)
         return op
 
+    def _register(self, op, sqe=None):
+        """Enter an op the ring accepted (through an Sqe, or a fast form)."""
+        if sqe is not None:
+            op.sqe = sqe
+            op.user_data = sqe.user_data()
+            assert op.user_data not in {o.user_data for o in self.live()}, "user_data reused while in flight"
+        self.ops[op.serial] = op
+        self.acquired.append(op)
+
+    def _fresh_op(self, kind):
+        """A model op for a fast form: not registered until the ring took it."""
+        self.serial += 1
+        return Op(self.serial, kind, None, Token(self.serial))
+
+    def _fast(self, name, args, op):
+        """Queue op through the fast form; when the queue is full, the call
+        raises SubmissionQueueFull having queued nothing: submit, retry."""
+        method = getattr(self.ring, PREP[name])
+        if self.ring.sq_space_left() == 0:
+            assert len(self.acquired) == ENTRIES
+            with pytest.raises(SubmissionQueueFull):
+                method(*args, user_data=op.token)
+            assert self.ring.sq_ready() == ENTRIES
+            self._submit()
+        assert method(*args, user_data=op.token) is None
+        self._register(op)
+
     def _submit(self):
         n = self.ring.submit()
         assert n == len(self.acquired), "submit() took %d of %d entries" % (n, len(self.acquired))
+        self._mark_submitted()
+
+    def _mark_submitted(self):
         for op in self.acquired:
             op.state = SUBMITTED
             if op.sqe is not None:
@@ -289,44 +398,61 @@ class RingMachine(RuleBasedStateMachine):
             assert cqes[i] is self.unseen[i], "the queue of unseen completions changed order"
         for cqe in cqes[k:]:
             assert all(cqe is not u for u in self.unseen), "an unseen completion came back twice"
-            self._deliver_one(cqe)
+            self._deliver_one(Completion.of_cqe(cqe))
             self.unseen.append(cqe)
 
-    def _deliver_one(self, cqe):
-        data = cqe.get_data()
-        assert isinstance(data, Token), "completion with data %r (user_data %#x)" % (data, cqe.user_data())
+    def _deliver_items(self, items):
+        """Account for what reap() or reap_columns() returned: first the
+        unseen completions a wait or peek returned, in order (now marked
+        seen), then new ones."""
+        k = min(len(items), len(self.unseen))
+        for (data, result, flags), cqe in zip(items[:k], self.unseen[:k]):
+            assert data is cqe.get_data(), "reap() did not start with the unseen completions, in order"
+            assert flags == cqe.flags()
+            if type(result) is bytes:
+                assert result == cqe.getresult()
+            else:
+                assert type(result) is int and result == cqe.res()
+        taken, self.unseen = self.unseen[:k], self.unseen[k:]
+        if taken:
+            self.ring.cqe_seen(taken[-1])  # seen already: does nothing
+        for item in items[k:]:
+            self._deliver_one(Completion.of_item(*item))
+
+    def _deliver_one(self, comp):
+        data = comp.data
+        assert isinstance(data, Token), "completion with data %r (res %r)" % (data, comp.res)
         op = self.ops.get(data.serial)
         assert op is not None, "completion of %r, which this ring never submitted" % data
         assert op.state == SUBMITTED, "completion of %r in state %s" % (op, op.state)
-        assert op.wref() is data, "get_data() is not the object given to set_data()"
-        assert cqe.user_data() == op.user_data
-        assert not cqe.flags() & py_io_uring.IORING_CQE_F_MORE
+        assert op.wref() is data, "the completion's user data is not the object given with the op"
+        if comp.cqe is not None and op.user_data is not None:
+            assert comp.cqe.user_data() == op.user_data
+        assert not comp.flags & py_io_uring.IORING_CQE_F_MORE
         op.state = DELIVERED
-        op.res = cqe.res()
-        op.token = None  # the Cqe keeps it now
-        self._check_result(op, cqe)
+        op.res = comp.res
+        op.token = None  # the Cqe (or the caller of reap()) keeps it now
+        self._check_result(op, comp)
         self._check_cancel_pair(op.target if op.kind in CANCEL_KINDS else op)
 
-    def _check_error(self, op, cqe, err):
+    def _check_error(self, op, comp, err, exc=OSError):
         assert op.res == -err
-        with pytest.raises(OSError) as info:
-            cqe.getresult()
-        assert info.value.errno == err
+        comp.check_error(err, exc)
 
     def _check_cancelled_buffer(self, op):
         if op.buf is not None:
             assert op.buf == bytearray(op.size), "a cancelled read wrote into its buffer"
             self.done_buffers.append((op.buf, bytes(op.buf)))
 
-    def _read_data(self, op, cqe):
+    def _read_data(self, op, comp):
         """The bytes a successful read or recv returned, checked against
-        getresult() and the sentinel."""
+        getresult() (or reap()'s result) and the sentinel."""
         res = op.res
-        result = cqe.getresult()
+        result = comp.result()
         if op.buf is None:
-            assert isinstance(result, bytes) and len(result) == res
+            assert type(result) is bytes and len(result) == res
             return result
-        assert result == res
+        assert type(result) is int and result == res
         assert op.buf[res:] == bytearray(op.size - res), "bytes past res were written"
         data = bytes(op.buf[:res])
         self.done_buffers.append((op.buf, data + bytes(op.size - res)))
@@ -336,6 +462,7 @@ class RingMachine(RuleBasedStateMachine):
         return data
 
     def _check_result(self, op, cqe):
+        """cqe: a Completion."""
         kind, res = op.kind, op.res
         if res == -errno.ECANCELED and kind not in CANCEL_KINDS:
             assert op.cancellers, "%r cancelled, but nothing cancelled it" % op
@@ -346,7 +473,7 @@ class RingMachine(RuleBasedStateMachine):
                 op.stream.possible[op.value] -= op.size
             return
         if kind == "nop":
-            assert res == 0 and cqe.getresult() == 0
+            assert res == 0 and cqe.result() == 0
         elif kind in ("pipe_read", "recv"):
             assert 0 < res <= op.size, "%r: res %d" % (op, res)
             op.stream.consumed(self._read_data(op, cqe))
@@ -354,18 +481,17 @@ class RingMachine(RuleBasedStateMachine):
             assert 0 < res <= op.size, "%r: res %d" % (op, res)
             if kind == "pipe_write":
                 assert res == op.size, "a pipe write of <= PIPE_BUF bytes is atomic"
-            assert cqe.getresult() == res
+            assert cqe.result() == res
             op.stream.possible[op.value] -= op.size - res
         elif kind == "file_read":
             want = FILE_CONTENT[op.offset : op.offset + op.size]
             assert res == len(want), "file read at %d of %d: res %d" % (op.offset, op.size, res)
             assert self._read_data(op, cqe) == want
         elif kind == "file_write":
-            assert res == op.size and cqe.getresult() == res
+            assert res == op.size and cqe.result() == res
         elif kind == "timeout":
             assert res == -errno.ETIME, "%r" % op
-            with pytest.raises(TimeoutError):
-                cqe.getresult()
+            self._check_error(op, cqe, errno.ETIME, TimeoutError)
         elif kind == "long_timeout":
             raise AssertionError("a 60 s timeout completed with %d" % res)
         elif kind == "accept":
@@ -373,12 +499,18 @@ class RingMachine(RuleBasedStateMachine):
             self.accepted += 1
             assert self.accepted <= len(self.clients), "more connections accepted than made"
             try:
-                assert cqe.getresult() == res
-                addr = cqe.convert_address()
+                assert cqe.result() == res
+                assert stat.S_ISSOCK(os.fstat(res).st_mode)
+                s = socket.socket(fileno=res)
+                try:
+                    addr = s.getpeername()
+                finally:
+                    s.detach()
                 assert addr in self.client_addrs, "peer %r is not one of our clients" % (addr,)
+                if cqe.cqe is not None:
+                    assert cqe.cqe.convert_address() == addr
                 if op.sqe is not None:
                     assert op.sqe.convert_address() == addr
-                assert stat.S_ISSOCK(os.fstat(res).st_mode)
             finally:
                 os.close(res)
         elif kind in CANCEL_KINDS:
@@ -442,52 +574,172 @@ class RingMachine(RuleBasedStateMachine):
                 return
             self._prepare_one(*spec)
 
-    def _prepare_one(self, kind, size, into_buffer, offset, delay):
+    def _plan(self, kind, size, into_buffer, offset, delay, pending=()):
+        """A new model op of this kind (or a NOP where it would block or
+        exceed the accept limit) and the prep_NAME it needs: (op, name,
+        args).  Not registered: the caller enters it once the ring took
+        it, or _unplan()s it.  pending: ops planned for the same batch."""
         if kind in ("pipe_write", "send"):
             stream = self.pipe if kind == "pipe_write" else self.sock
             if stream.unread_upper() + size > STREAM_LIMIT:
                 kind = "nop"  # would block behind a full buffer
-        if kind == "accept" and sum(1 for o in self.live() if o.kind == "accept") >= MAX_CLIENTS:
-            kind = "nop"
-        op = self._new_op(kind)
-        sqe = op.sqe
+        if kind == "accept":
+            accepts = sum(1 for o in self.live() if o.kind == "accept") + sum(1 for o in pending if o.kind == "accept")
+            if accepts >= MAX_CLIENTS:
+                kind = "nop"
+        op = self._fresh_op(kind)
         if kind == "nop":
-            sqe.prep_nop()
-        elif kind in ("pipe_read", "recv", "file_read"):
+            return op, "nop", ()
+        if kind in ("pipe_read", "recv", "file_read"):
             op.size = size
             op.buf = bytearray(size) if into_buffer else None
             arg = op.buf if into_buffer else size
             if kind == "pipe_read":
                 op.stream = self.pipe
-                sqe.prep_read(self.pipe_r, arg)
-            elif kind == "recv":
+                return op, "read", (self.pipe_r, arg)
+            if kind == "recv":
                 op.stream = self.sock
-                sqe.prep_recv(self.sock_a, arg)
-            else:
-                op.offset = offset
-                sqe.prep_read(self.fd, arg, offset)
-        elif kind in ("pipe_write", "send"):
+                return op, "recv", (self.sock_a, arg)
+            op.offset = offset
+            return op, "read", (self.fd, arg, offset)
+        if kind in ("pipe_write", "send"):
             op.stream = self.pipe if kind == "pipe_write" else self.sock
             op.size = size
             op.value = op.stream.value()
             op.stream.possible[op.value] += size
             data = bytes([op.value]) * size
             if kind == "pipe_write":
-                sqe.prep_write(self.pipe_w, data)
-            else:
-                sqe.prep_send(self.sock_b, bytearray(data) if into_buffer else data)
-        elif kind == "file_write":
+                return op, "write", (self.pipe_w, data)
+            return op, "send", (self.sock_b, bytearray(data) if into_buffer else data)
+        if kind == "file_write":
             op.offset = min(offset, FILE_SIZE - 1)
             op.size = min(size, FILE_SIZE - op.offset)
             # rewrites what is there: the file's content never changes
-            sqe.prep_write(self.fd, FILE_CONTENT[op.offset : op.offset + op.size], op.offset)
-        elif kind == "timeout":
-            sqe.prep_timeout(delay)
-        elif kind == "long_timeout":
-            sqe.prep_timeout(60)
-        elif kind == "accept":
-            sqe.prep_accept(self.listener)
+            return op, "write", (self.fd, FILE_CONTENT[op.offset : op.offset + op.size], op.offset)
+        if kind == "timeout":
+            return op, "timeout", (delay,)
+        if kind == "long_timeout":
+            return op, "timeout", (60,)
+        if kind == "accept":
+            return op, "accept", (self.listener,)
+        raise AssertionError(kind)
+
+    def _unplan(self, op):
+        """Forget a planned op the ring did not take."""
+        if op.kind in ("pipe_write", "send"):
+            op.stream.possible[op.value] -= op.size
+
+    def _prepare_one(self, kind, size, into_buffer, offset, delay):
+        op, name, args = self._plan(kind, size, into_buffer, offset, delay)
+        sqe = self._acquire()
+        if op.serial % 3 == 0:
+            op.token.sqe = sqe  # token -> Sqe -> token, until the teardown
+        getattr(sqe, PREP[name])(*args)
         sqe.set_data(op.token)
+        self._register(op, sqe)
+
+    @rule(
+        specs=st.lists(
+            st.tuples(
+                st.sampled_from(KINDS),
+                st.integers(1, 600),  # size
+                st.booleans(),  # into a bytearray (or a length)
+                st.integers(0, FILE_SIZE + 100),  # file offset
+                st.sampled_from([0.0002, 0.001, 0.003]),  # timeout
+            ),
+            min_size=1,
+            max_size=4,
+        )
+    )
+    def prepare_fast(self, specs):
+        """The same operations through ring.prep_NAME(..., user_data=)."""
+        for spec in specs:
+            if self._outstanding() >= MAX_LIVE:
+                return
+            op, name, args = self._plan(*spec)
+            self._fast(name, args, op)
+
+    @rule(
+        name=st.sampled_from(sorted(MANY_KINDS)),
+        specs=st.lists(
+            st.tuples(
+                st.booleans(),  # which kind of the op name
+                st.integers(1, 600),
+                st.booleans(),
+                st.integers(0, FILE_SIZE + 100),
+                st.sampled_from([0.0002, 0.001, 0.003]),
+            ),
+            min_size=1,
+            max_size=6,
+        ),
+        bad=st.integers(0, 15),  # < 7: an entry that fails goes in at that index
+    )
+    def prepare_many(self, name, specs, bad):
+        """Several entries in one prep_many() call: all or nothing."""
+        ops, args = [], []
+        for flag, size, into_buffer, offset, delay in specs:
+            if self._outstanding() + len(ops) >= MAX_LIVE:
+                break
+            op, got, a = self._plan(MANY_KINDS[name][flag], size, into_buffer, offset, delay, ops)
+            if got != name:  # it became a NOP: the batch ends here
+                self._unplan(op)
+                break
+            ops.append(op)
+            args.append(a)
+        if not ops:
+            return
+        if bad < 7:
+            self._prepare_many_bad(name, ops, args, min(bad, len(ops)))
+            return
+        tokens = [op.token for op in ops]
+        no_args = name == "nop" and bad % 2 == 0
+        call = (lambda: self.ring.prep_many(name, user_data=tokens)) if no_args else (
+            lambda: self.ring.prep_many(name, args, user_data=tokens)
+        )
+        if self.ring.sq_space_left() < len(ops):
+            with pytest.raises(SubmissionQueueFull):
+                call()
+            assert self.ring.sq_ready() == len(self.acquired)
+            self._submit()
+        assert call() == len(ops)
+        for op in ops:
+            self._register(op)
+
+    def _prepare_many_bad(self, name, ops, args, at):
+        """prep_many() with one bad entry: raises, queues none of the
+        entries, keeps neither their user data nor their buffers."""
+        bad_args = {
+            "nop": (1,),
+            "read": (self.pipe_r, "not a buffer"),
+            "write": (self.pipe_w, None),
+            "recv": (self.sock_a, "not a buffer"),
+            "send": (self.sock_b, 5),
+            "timeout": (-1.0,),
+            "accept": ("not an fd",),
+        }[name]
+        args = args[:at] + [bad_args] + args[at:]
+        extra = Token(-1)
+        extra_ref = weakref.ref(extra)
+        tokens = [op.token for op in ops]
+        tokens.insert(at, extra)
+        del extra
+        before = self.ring.sq_ready()
+        if self.ring.sq_space_left() < len(args):
+            self._submit()
+            before = 0
+        with pytest.raises((TypeError, ValueError)):
+            self.ring.prep_many(name, args, user_data=tokens)
+        assert self.ring.sq_ready() == before, "a failed prep_many() left entries queued"
+        assert self.ring.sq_space_left() == ENTRIES - before
+        del tokens, args
+        for op in ops:
+            self._unplan(op)
+            op.token = None
+            if op.buf is not None:  # not pinned
+                op.buf.append(0)
+                del op.buf[-1]
+        refs = [op.wref for op in ops] + [extra_ref]
+        assert all(r() is None for r in refs), "a failed prep_many() kept user data"
 
     def _aim(self, op, target):
         target.cancellers.append(op)
@@ -501,6 +753,9 @@ class RingMachine(RuleBasedStateMachine):
         if not targets:
             return
         target = targets[pick % len(targets)]
+        if target.user_data is None:  # a fast-form op: name it by its token
+            self._cancel_by_data(target, "cancel", by_user_data)
+            return
         op = self._new_op("cancel")
         if target.sqe is None or by_user_data:
             op.sqe.prep_cancel64(target.user_data)
@@ -508,6 +763,55 @@ class RingMachine(RuleBasedStateMachine):
             op.sqe.prep_cancel(target.sqe)
         op.sqe.set_data(op.token)
         self._aim(op, target)
+
+    def _nameable(self, target, token):
+        """Whether the ring still holds an op with this user data: from its
+        prep until its completion is marked seen."""
+        if target.state != DELIVERED:
+            return True
+        return any(c.get_data() is token for c in self.unseen)
+
+    def _cancel_by_data(self, target, kind, fast):
+        token = target.wref()
+        if token is None:
+            return  # completed and dropped: nothing left to name it by
+        if not self._nameable(target, token):
+            # its completion was marked seen: nothing in flight has it
+            if self.ring.sq_space_left() == 0:
+                self._submit()  # (a full queue is checked before the target)
+            before = self.ring.sq_ready()
+            if fast:
+                with pytest.raises(TypeError, match="no operation in flight has it"):
+                    getattr(self.ring, PREP[kind])(token, user_data=token)
+                assert self.ring.sq_ready() == before
+            else:
+                op = self._new_op("nop")  # a failed prep leaves the entry a NOP
+                op.sqe.set_data(op.token)
+                with pytest.raises(TypeError, match="no operation in flight has it"):
+                    getattr(op.sqe, PREP[kind])(token)
+            return
+        if fast:
+            op = self._fresh_op(kind)
+            self._fast(kind, (token,), op)
+        else:
+            op = self._new_op(kind)
+            getattr(op.sqe, PREP[kind])(token)
+            op.sqe.set_data(op.token)
+        # (completed but not yet seen: the kernel is sent a user_data that
+        # names nothing, and answers -ENOENT)
+        self._aim(op, target)
+
+    @rule(pick=st.integers(0, 1 << 16), remove=st.booleans(), fast=st.booleans())
+    def cancel_by_data(self, pick, remove, fast):
+        """Cancel, or remove a timeout, naming the target by its user data
+        (the token object), through the fast form or an Sqe."""
+        if remove:
+            targets = [o for o in self.ops.values() if o.kind in ("timeout", "long_timeout")]
+        else:
+            targets = [o for o in self.ops.values() if o.kind not in CANCEL_KINDS]
+        if not targets:
+            return
+        self._cancel_by_data(targets[pick % len(targets)], "timeout_remove" if remove else "cancel", fast)
 
     @rule(pick=st.integers(0, 1 << 16))
     def timeout_remove(self, pick):
@@ -585,6 +889,48 @@ class RingMachine(RuleBasedStateMachine):
         assert len(cqes) == len(self.unseen)
         assert self.ring.in_flight() == self._outstanding()
 
+    @rule(
+        count=st.integers(0, 8),
+        wait=st.integers(0, 3),
+        submit=st.booleans(),
+        columns=st.booleans(),
+    )
+    def reap(self, count, wait, submit, columns):
+        """reap() or reap_columns(); they wait only for completions already
+        reaped into the queue (no timeout to rely on)."""
+        unseen = len(self.unseen)
+        wait_nr = min(wait, count, unseen)
+        items = self._reap(count, wait_nr, submit, columns)
+        if submit:
+            self._mark_submitted()
+        assert min(count, unseen) <= len(items) <= count
+        self._deliver_items(items)
+
+    def _reap(self, count, wait_nr, submit, columns):
+        if not columns:
+            items = self.ring.reap(count, wait_nr, submit)
+            assert type(items) is list and all(type(t) is tuple and len(t) == 3 for t in items)
+            return items
+        cols = self.ring.reap_columns(count, wait_nr, submit)
+        assert type(cols) is tuple and len(cols) == 3
+        assert all(type(c) is list and len(c) == len(cols[0]) for c in cols)
+        return list(zip(*cols))
+
+    @rule(columns=st.booleans())
+    def reap_all(self, columns):
+        """reap() until it returns nothing: then in_flight() is exact."""
+        for _ in range(100):
+            items = self._reap(64, 0, False, columns)
+            self._deliver_items(items)
+            if not items:
+                break
+        else:
+            raise AssertionError("reap() never ran dry")
+        assert not self.unseen
+        # (cq_ready() is not asserted: a timeout may complete meanwhile, and
+        # stays in flight until reaped, on both sides of this equation)
+        assert self.ring.in_flight() == self._outstanding()
+
     # ---- the other side of the streams -------------------------------
 
     @rule(size=st.integers(1, 600))
@@ -648,13 +994,32 @@ class RingMachine(RuleBasedStateMachine):
         operation ends exactly once."""
         if self.acquired:
             self._submit()
+        fast = []
         for target in self.live():
             if target.kind in CANCEL_KINDS:
+                continue
+            if target.user_data is None:
+                fast.append(target)
                 continue
             op = self._new_op("cancel")
             op.sqe.prep_cancel64(target.user_data)
             op.sqe.set_data(op.token)
             self._aim(op, target)
+        # fast-form ops have only their token to be named by: cancel them
+        # with prep_many(), as many at a time as the queue has room for
+        while fast:
+            room = self.ring.sq_space_left()
+            if room == 0:
+                self._submit()
+                continue
+            batch, fast = fast[:room], fast[room:]
+            ops = [self._fresh_op("cancel") for _ in batch]
+            targets = [(t.wref(),) for t in batch]
+            assert all(t[0] is not None for t in targets), "the token of a live op died"
+            assert self.ring.prep_many("cancel", targets, user_data=[o.token for o in ops]) == len(batch)
+            for op, target in zip(ops, batch):
+                self._register(op)
+                self._aim(op, target)
         if self.acquired:
             self._submit()
         deadline = time.monotonic() + 5
