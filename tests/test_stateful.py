@@ -267,6 +267,21 @@ def _open_fds():
     return out
 
 
+# what prepare() and prepare_fast() draw: up to 4 ops, each
+# (kind, size, into a bytearray or a length, file offset, timeout)
+SPECS = st.lists(
+    st.tuples(
+        st.sampled_from(KINDS),
+        st.integers(1, 600),
+        st.booleans(),
+        st.integers(0, FILE_SIZE + 100),
+        st.sampled_from([0.0002, 0.001, 0.003]),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
 class RingMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
@@ -555,19 +570,7 @@ class RingMachine(RuleBasedStateMachine):
     # the same rules enabled): rules that may find nothing to do return
     # early instead.
 
-    @rule(
-        specs=st.lists(
-            st.tuples(
-                st.sampled_from(KINDS),
-                st.integers(1, 600),  # size
-                st.booleans(),  # into a bytearray (or a length)
-                st.integers(0, FILE_SIZE + 100),  # file offset
-                st.sampled_from([0.0002, 0.001, 0.003]),  # timeout
-            ),
-            min_size=1,
-            max_size=4,
-        )
-    )
+    @rule(specs=SPECS)
     def prepare(self, specs):
         for spec in specs:
             if self._outstanding() >= MAX_LIVE:
@@ -638,19 +641,7 @@ class RingMachine(RuleBasedStateMachine):
         sqe.set_data(op.token)
         self._register(op, sqe)
 
-    @rule(
-        specs=st.lists(
-            st.tuples(
-                st.sampled_from(KINDS),
-                st.integers(1, 600),  # size
-                st.booleans(),  # into a bytearray (or a length)
-                st.integers(0, FILE_SIZE + 100),  # file offset
-                st.sampled_from([0.0002, 0.001, 0.003]),  # timeout
-            ),
-            min_size=1,
-            max_size=4,
-        )
-    )
+    @rule(specs=SPECS)
     def prepare_fast(self, specs):
         """The same operations through ring.prep_NAME(..., user_data=)."""
         for spec in specs:
