@@ -35,10 +35,30 @@ pu_common_args_init(void)
     return (s_user_data && s_sqe_flags && s_buf_group && s_personality) ? 0 : -1;
 }
 
+/* Which shared keyword name is: 0 user_data, 1 sqe_flags, 2 buf_group,
+ * 3 personality, -1 none.  Every interned name is tried by pointer before
+ * any is compared by value: a call that spells sqe_flags= must not pay a
+ * string comparison against user_data first. */
 static int
-name_is(PyObject *name, PyObject *interned)
+common_index(PyObject *name)
 {
-    return name == interned || PyUnicode_Compare(name, interned) == 0;
+    if (name == s_user_data)
+        return 0;
+    if (name == s_sqe_flags)
+        return 1;
+    if (name == s_buf_group)
+        return 2;
+    if (name == s_personality)
+        return 3;
+    if (PyUnicode_Compare(name, s_user_data) == 0)
+        return 0;
+    if (PyUnicode_Compare(name, s_sqe_flags) == 0)
+        return 1;
+    if (PyUnicode_Compare(name, s_buf_group) == 0)
+        return 2;
+    if (PyUnicode_Compare(name, s_personality) == 0)
+        return 3;
+    return -1;
 }
 
 /* One shared keyword: 1 when it is one (and stored), 0 when it is not. */
@@ -47,11 +67,13 @@ take_common(PyObject *name, PyObject *v, pu_common *c, const pu_common_rules *ru
 {
     unsigned long x;
 
-    if (rules->with_data && name_is(name, s_user_data)) {
+    switch (common_index(name)) {
+    case 0:
+        if (!rules->with_data)
+            return 0;
         c->data = v;
         return 1;
-    }
-    if (name_is(name, s_sqe_flags)) {
+    case 1:
         if (pu_small_uint(v, 0xff, "sqe_flags", &x) < 0)
             return -1;
         if (x & ~(unsigned long)rules->allowed_flags) {
@@ -60,20 +82,19 @@ take_common(PyObject *name, PyObject *v, pu_common *c, const pu_common_rules *ru
         }
         c->sqe_flags = (uint8_t)x;
         return 1;
-    }
-    if (name_is(name, s_buf_group)) {
+    case 2:
         if (pu_small_uint(v, 0xffff, "buf_group", &x) < 0)
             return -1;
         c->buf_group = (uint16_t)x;
         return 1;
-    }
-    if (name_is(name, s_personality)) {
+    case 3:
         if (pu_small_uint(v, 0xffff, "personality", &x) < 0)
             return -1;
         c->personality = (uint16_t)x;
         return 1;
+    default:
+        return 0;
     }
-    return 0;
 }
 
 int

@@ -215,6 +215,19 @@ def test_op_keywords_mixed_with_the_common_ones(ring, rfd):
                    "c": (TMP_CONTENT[128:136], 0), None: (TMP_CONTENT[:2], 0)}
 
 
+def test_common_keywords_spelled_at_run_time(ring, rfd):
+    # keyword names built at run time are not the interned ones: they are
+    # still recognised, by value
+    kw = {"user" + "_data": "x", "sqe" + "_flags": 0, "buf" + "_group": 0,
+          "person" + "ality": 0, "off" + "set": 8}
+    ring.prep_read(rfd, 4, **kw)
+    ring.submit()
+    assert ring.reap(1, 1) == [("x", TMP_CONTENT[8:12], 0)]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'user_datum'"):
+        ring.prep_read(rfd, 4, 0, **{"user" + "_datum": 1})
+    assert ring.sq_ready() == 0
+
+
 def test_write_and_read_back(ring, wfd):
     ring.prep_write(wfd, b"fast form data", 0, user_data="w")
     ring.prep_write(wfd, memoryview(b"XYZ"), 100, user_data="w2")
