@@ -85,6 +85,49 @@ op_by_name(PyObject *name)
     return &pu_opdefs[PyLong_AsLong(i)];
 }
 
+/* range(start, stop, step) as a tuple of ints, made from C longs: a batch
+ * numbered by a range is the usual user_data, and walking it through the
+ * iterator protocol costs more than the entries' own prep.  NULL without
+ * an error when some bound is not a C long (the caller then iterates). */
+static PyObject *
+range_tuple(PyObject *o)
+{
+    static const char *const names[3] = {"start", "step", NULL};
+    long long v[2];
+    Py_ssize_t n = PyObject_Length(o);
+    PyObject *t;
+
+    if (n < 0)
+        return NULL;
+    for (int k = 0; k < 2; k++) {
+        int overflow = 0;
+        PyObject *a = PyObject_GetAttrString(o, names[k]);
+
+        if (a == NULL)
+            return NULL;
+        v[k] = PyLong_AsLongLongAndOverflow(a, &overflow);
+        Py_DECREF(a);
+        if (v[k] == -1 && PyErr_Occurred())
+            return NULL;
+        /* the last item must fit too: |start|, |step| * n below 2**62 */
+        if (overflow || v[k] > (1LL << 31) * (1LL << 31) ||
+            v[k] < -(1LL << 31) * (1LL << 31))
+            return NULL;
+    }
+    if (n > 0 && (v[1] > (1LL << 62) / n || v[1] < -(1LL << 62) / n))
+        return NULL;
+    t = PyTuple_New(n);
+    for (Py_ssize_t i = 0; t != NULL && i < n; i++) {
+        PyObject *x = PyLong_FromLongLong(v[0] + v[1] * (long long)i);
+
+        if (x == NULL)
+            Py_CLEAR(t);
+        else
+            PyTuple_SET_ITEM(t, i, x);
+    }
+    return t;
+}
+
 /* A copy as a tuple: converters run Python code, which may change a list
  * the call is still walking. */
 static PyObject *
@@ -95,6 +138,12 @@ column(PyObject *o, const char *what)
     if (PyTuple_CheckExact(o)) {
         Py_INCREF(o);
         return o;
+    }
+    if (PyRange_Check(o)) {
+        PyObject *t = range_tuple(o);
+
+        if (t != NULL || PyErr_Occurred())
+            return t;
     }
     o = PySequence_Tuple(o);
     if (o == NULL && PyErr_ExceptionMatches(PyExc_TypeError)) {

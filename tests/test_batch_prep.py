@@ -189,6 +189,30 @@ def test_prep_many_returns_the_count(ring):
     assert ring.in_flight() == 0
 
 
+@pytest.mark.parametrize("numbers", [
+    range(5), range(10, 0, -3), range(7, 8), range(0),
+    range(2**62, 2**62 + 3),                   # made from C longs near the edge
+    range(-2**63, -2**63 + 2),                 # past it: iterated instead
+    range(0, 2**70, 2**68), range(2**64, 2**64 + 2),
+], ids=str)
+def test_user_data_from_a_range_is_its_ints(ring, numbers):
+    # a range is walked from C longs when they fit; either way entry i gets
+    # the int numbers[i], equal to what iterating it gives
+    assert ring.prep_many("nop", user_data=numbers) == len(numbers)
+    ring.submit()
+    data, res, flags = ring.reap_columns(8, len(numbers))
+    assert data == list(numbers) and res == [0] * len(numbers)
+    assert all(type(d) is int for d in data)
+
+
+def test_user_data_range_longer_than_the_queue_queues_nothing(ring):
+    with pytest.raises(SubmissionQueueFull):
+        ring.prep_many("nop", user_data=range(10**6))
+    with pytest.raises((OverflowError, MemoryError, SubmissionQueueFull)):
+        ring.prep_many("nop", user_data=range(2**80))
+    assert_nothing_queued(ring)
+
+
 def test_empty_batches_queue_nothing(ring):
     assert ring.prep_many("nop", []) == 0
     assert ring.prep_many("nop", user_data=()) == 0
