@@ -743,3 +743,74 @@ def test_submit_and_wait_waits_past_an_entry_the_kernel_refuses(ring):
     assert ring.submit_and_wait(2) == 2
     assert ring.cq_ready() == 2
     assert sorted(ring.reap(2)) == [("bad", -errno.EINVAL, 0), ("ok", 0, 0)]
+
+
+# --------------------------------------------------------------------------
+# Submit and wait: a submit alone first when completions may come inline
+
+
+SETUPS = {
+    "default": 0,
+    "coop_taskrun": py_io_uring.IORING_SETUP_COOP_TASKRUN,
+    "defer_taskrun": py_io_uring.IORING_SETUP_SINGLE_ISSUER | py_io_uring.IORING_SETUP_DEFER_TASKRUN,
+}
+
+
+@pytest.mark.parametrize("setup", sorted(SETUPS))
+@pytest.mark.parametrize("how", ["submit_and_wait", "reap"])
+def test_submit_and_wait_still_waits_for_what_completes_later(setup, how):
+    # two NOPs complete inside the submit, the timeout 50 ms later: a wait
+    # for three must not return on the two (the submit-alone shortcut)
+    with IoUring(8, SETUPS[setup]) as ring:
+        ring.prep_nop(user_data="a")
+        ring.prep_timeout(0.05, user_data="t")
+        ring.prep_nop(user_data="b")
+        t0 = time.monotonic()
+        if how == "reap":
+            got = ring.reap(3, 3, True)
+        else:
+            assert ring.submit_and_wait(3) == 3
+            got = ring.reap(3)
+        assert time.monotonic() - t0 >= 0.04
+        assert sorted(got) == [("a", 0, 0), ("b", 0, 0), ("t", -errno.ETIME, 0)]
+        assert ring.in_flight() == 0
+
+
+@pytest.mark.parametrize("setup", sorted(SETUPS))
+def test_submit_and_wait_returns_on_inline_completions(setup):
+    # NOPs complete in the submit: the wait is satisfied at once, and what
+    # is still in flight (a long timeout) does not hold it up
+    with IoUring(8, SETUPS[setup]) as ring:
+        ring.prep_timeout(30, user_data="late")
+        for i in range(3):
+            ring.prep_nop(user_data=i)
+        t0 = time.monotonic()
+        assert ring.submit_and_wait(3) == 4
+        assert sorted(ring.reap(8)) == [(0, 0, 0), (1, 0, 0), (2, 0, 0)]
+        assert time.monotonic() - t0 < 5
+        ring.prep_timeout_remove("late", user_data="rm")
+        ring.submit()
+        assert sorted(ring.reap(2, 2)) == [("late", -errno.ECANCELED, 0), ("rm", 0, 0)]
+
+
+def test_submit_and_wait_counts_what_went_in_when_the_wait_is_interrupted():
+    # a signal during the wait: the entries are in (counted by the next
+    # wait's completions), the handler's exception comes out, nothing is lost
+    import signal
+
+    def boom(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, boom)
+    try:
+        with IoUring(8) as ring:
+            ring.prep_nop(user_data="n")
+            ring.prep_timeout(0.3, user_data="t")
+            signal.setitimer(signal.ITIMER_REAL, 0.05)
+            with pytest.raises(KeyboardInterrupt):
+                ring.submit_and_wait(2)
+            assert ring.sq_ready() == 0 and ring.in_flight() == 2
+            assert sorted(ring.reap(2, 2)) == [("n", 0, 0), ("t", -errno.ETIME, 0)]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
