@@ -56,7 +56,6 @@ typedef struct SqeObject {
     const struct pu_opdef *op;      /* the op prepared, NULL for the NOP */
     PyObject *data;                 /* set_data() */
     PyObject *result;               /* bytes the module allocated for output */
-    PyObject *keep[PU_MAX_KEEP];    /* objects the kernel reads (paths) */
     pu_block *blocks;               /* owned memory (pu_rec_alloc) */
     pu_pin *pins;                   /* pinned buffers past the inline ones */
     void *op_state;                 /* a struct the op's result maker reads
@@ -82,9 +81,6 @@ typedef struct SqeObject {
     uint8_t op_flags;               /* IOSQE_* the op's prep set itself */
     uint8_t flushed_flags;          /* the SQE's flags as submitted */
     socklen_t peerlen;
-    Py_buffer bufs[PU_INLINE_PINS]; /* pinned with the buffer protocol */
-    struct __kernel_timespec ts;
-    struct sockaddr_storage addr;   /* connect target or accept peer */
     /* AsyncRing (src/async_ring.c): who is told of the completion */
     PyObject *waiter;               /* the future (strong), or the multishot
                                        iterator (borrowed, PU_AIO_ITER) */
@@ -93,6 +89,13 @@ typedef struct SqeObject {
                                        later one ends the op (send_zc) */
     uint16_t aio;                   /* PU_AIO_* */
     PyObject *weakreflist;
+    /* Everything above is touched by every op (made, prepared, reaped,
+     * recycled) and fits in three cache lines; what follows only by the
+     * ops that use it. */
+    PyObject *keep[PU_MAX_KEEP];    /* objects the kernel reads (paths) */
+    Py_buffer bufs[PU_INLINE_PINS]; /* pinned with the buffer protocol */
+    struct __kernel_timespec ts;
+    struct sockaddr_storage addr;   /* connect target or accept peer */
 } SqeObject;
 
 /* SqeObject.aio bits */
