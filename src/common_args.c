@@ -21,6 +21,19 @@ pu_small_uint(PyObject *o, unsigned long max, const char *what,
     return 0;
 }
 
+PyObject *pu_small_ints[PU_SMALL_INTS];
+
+int
+pu_small_ints_init(void)
+{
+    for (long i = 0; i < PU_SMALL_INTS; i++) {
+        if (pu_small_ints[i] == NULL &&
+            (pu_small_ints[i] = PyLong_FromLong(i)) == NULL)
+            return -1;
+    }
+    return 0;
+}
+
 /* The keyword names, interned: the compiler interns the names a call
  * spells out, so the usual match is a pointer comparison. */
 static PyObject *s_user_data, *s_sqe_flags, *s_buf_group, *s_personality;

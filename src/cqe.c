@@ -79,7 +79,7 @@ pu_cqe_value(CqeObject *self)
     }
     if (self->sqe != NULL && self->sqe->op != NULL && self->sqe->op->result != NULL)
         return self->sqe->op->result(self);
-    return PyLong_FromLong(self->res);
+    return pu_long(self->res);
 }
 
 /* reap()'s item, (user_data, value, flags), as three new references; -1
@@ -95,7 +95,8 @@ pu_cqe_parts(CqeObject *q, PyObject **d, PyObject **v, PyObject **f)
         *d = PyLong_FromUnsignedLongLong(q->user_data);
     }
     *v = pu_cqe_value(q);
-    *f = PyLong_FromUnsignedLong(q->flags);
+    *f = q->flags < PU_SMALL_INTS ? pu_long((long)q->flags)
+                                  : PyLong_FromUnsignedLong(q->flags);
     if (*d == NULL || *v == NULL || *f == NULL) {
         Py_CLEAR(*d);
         Py_CLEAR(*v);

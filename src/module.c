@@ -42,7 +42,7 @@ PyInit__core(void)
     static int atfork_done;
     PyObject *m;
 
-    if (pu_common_args_init() < 0)
+    if (pu_common_args_init() < 0 || pu_small_ints_init() < 0)
         return NULL;
     if (pu_RingType.tp_methods == NULL && pu_ring_type_init() < 0)
         return NULL;

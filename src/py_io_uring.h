@@ -356,6 +356,23 @@ pu_record_release(SqeObject *rec)
     pu_record_release_full(rec);
 }
 
+/* Results and flags are mostly small: 0..PU_SMALL_INTS-1 come from a
+ * table of CPython's own cached ints (the same objects PyLong_FromLong
+ * gives), without a call into libpython per completion. */
+#define PU_SMALL_INTS 256
+extern PyObject *pu_small_ints[PU_SMALL_INTS];
+int pu_small_ints_init(void);
+
+static inline PyObject *
+pu_long(long v)
+{
+    if ((unsigned long)v < PU_SMALL_INTS) {
+        Py_INCREF(pu_small_ints[v]);
+        return pu_small_ints[v];
+    }
+    return PyLong_FromLong(v);
+}
+
 /* pu_record_lookup(), inline, for the reaping loop */
 #define PU_RECORD_LOOKUP(r, ud)                                            \
     (PU_UD_SLOT(ud) < (r)->nslots && (r)->slots[PU_UD_SLOT(ud)] != NULL && \

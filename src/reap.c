@@ -245,11 +245,15 @@ pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
 
     while (got < max && !err && !stop) {
         SqeObject *ended[PU_REAP_CHUNK];
-        struct io_uring_cqe *c;
-        unsigned head, n = 0, nended = 0;
+        /* io_uring_for_each_cqe(), with the tail read once: what
+         * arrives meanwhile is taken by the next round */
+        unsigned head = *r->ring.cq.khead, n = 0, nended = 0;
+        unsigned tail = io_uring_smp_load_acquire(r->ring.cq.ktail);
+        unsigned mask = r->ring.cq.ring_mask, shift = io_uring_cqe_shift(&r->ring);
 
         r->cq_busy = 1;
-        io_uring_for_each_cqe(&r->ring, head, c) {
+        for (; head != tail; head++) {
+            struct io_uring_cqe *c = &r->ring.cq.cqes[(head & mask) << shift];
             SqeObject *rec = PU_RECORD_LOOKUP(r, c->user_data);
             PyObject *t, *d, *v, *f, *b;
 
@@ -264,8 +268,9 @@ pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
                 stop = 1;
                 break;
             }
-            v = PyLong_FromLong(c->res);
-            f = PyLong_FromUnsignedLong(c->flags);
+            v = pu_long(c->res);
+            f = c->flags < PU_SMALL_INTS ? pu_long((long)c->flags)
+                                         : PyLong_FromUnsignedLong(c->flags);
             if (rec != NULL) {
                 d = rec->data ? rec->data : Py_None;
                 Py_INCREF(d);
