@@ -133,6 +133,8 @@ typedef struct RingObject {
     uint8_t closing;                /* teardown running: refuse re-entry */
     uint8_t sq_busy;                /* a thread is in submit without the GIL */
     uint8_t cq_busy;                /* a thread waits or reaps */
+    uint8_t wait_combined;          /* waits left that submit and wait in
+                                       one call: pu_ring_flush() */
     unsigned fork_generation;
     uint32_t life;                  /* queue_init() count: slot generations
                                        restart with each life */

@@ -328,10 +328,19 @@ ring_submit(RingObject *r, unsigned wait_nr)
  * path in the kernel (the GETEVENTS half of io_uring_enter) is pure cost,
  * ~15% of a one-NOP round trip.  Not with DEFER_TASKRUN (completions are
  * posted only by the waiting call), IOPOLL (only that call polls) or
- * SQPOLL (the kernel thread submits): there the one combined call stays. */
+ * SQPOLL (the kernel thread submits): there the one combined call stays.
+ * When a submit alone fell short (disk or network I/O still in flight)
+ * the next PU_WAIT_COMBINED waits go back to the combined call, so such
+ * a loop pays the second system call once in that many waits. */
+#define PU_WAIT_COMBINED 64
+
 static int
 submit_may_complete(RingObject *r)
 {
+    if (r->wait_combined > 0) {
+        r->wait_combined--;
+        return 0;
+    }
     return io_uring_sq_ready(&r->ring) > 0 &&
            !(r->ring.flags & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_IOPOLL |
                               IORING_SETUP_SQPOLL));
@@ -352,7 +361,7 @@ pu_ring_flush(RingObject *r, unsigned wait_nr)
     }
     prepare_chains(r);
     for (;;) {
-        int split = wait_nr > 0 && submit_may_complete(r);
+        int split = wait_nr > 0 && submit_may_complete(r), fell_short = 0;
 
         r->sq_busy = 1;
         r->cq_busy = wait_nr > 0;
@@ -364,6 +373,7 @@ pu_ring_flush(RingObject *r, unsigned wait_nr)
             ret = io_uring_submit(&r->ring);
             if (ret >= 0 && io_uring_cq_ready(&r->ring) < wait_nr) {
                 int more = io_uring_submit_and_wait(&r->ring, wait_nr);
+                fell_short = 1;
                 if (more < 0 && ret > 0)
                     total += ret;   /* those went in; report the error */
                 ret = more < 0 ? more : ret + more;
@@ -375,6 +385,8 @@ pu_ring_flush(RingObject *r, unsigned wait_nr)
         Py_END_ALLOW_THREADS
         r->sq_busy = 0;
         r->cq_busy = 0;
+        if (fell_short)
+            r->wait_combined = PU_WAIT_COMBINED;
         mark_submitted(r);
         if (ret == -EINTR) {
             if (PyErr_CheckSignals() < 0)

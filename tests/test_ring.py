@@ -814,3 +814,18 @@ def test_submit_and_wait_counts_what_went_in_when_the_wait_is_interrupted():
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+def test_waits_alternating_inline_and_later_completions_stay_exact(ring):
+    # a wait that a submit alone cannot satisfy switches the next waits to
+    # the combined call for a while, then back: every wait, either way,
+    # returns exactly when its completions are there
+    for i in range(150):
+        if i % 3 == 0:
+            ring.prep_timeout(0.001, user_data=("t", i))
+            want = [(("t", i), -errno.ETIME, 0)]
+        else:
+            ring.prep_nop(user_data=("n", i))
+            want = [(("n", i), 0, 0)]
+        assert ring.reap(1, 1, True) == want
+    assert ring.in_flight() == 0 and ring.cq_ready() == 0
