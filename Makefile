@@ -26,7 +26,7 @@ PYTHON ?= python3
 BUILD ?= build
 OPS ?= ops.def
 CC ?= gcc
-CFLAGS ?= -O2 -g
+CFLAGS ?= -O2 -g -DNDEBUG
 WARN = -Wall -Wextra -Werror -std=gnu11
 PYTEST_ARGS ?= -q
 

@@ -384,6 +384,9 @@ int pu_ring_table_grow(RingObject *r);
 PyObject *pu_sqe_prep(SqeObject *self, const pu_opdef *op,
                       PyObject *const *args, Py_ssize_t nargs,
                       PyObject *kwnames);
+int pu_sqe_prep_entry(SqeObject *self, const pu_opdef *op,
+                      PyObject *const *args, Py_ssize_t nargs,
+                      PyObject *kwnames);
 
 /* Free lists of Sqe and Cqe objects (src/record.c): a dealloc'ed object's
  * memory is kept for the next get_sqe() or reaped completion instead of

@@ -23,16 +23,23 @@ pu_ring_prep(PyObject *self, const pu_opdef *op, PyObject *const *args,
 
     if (pu_split_common(args, nargs, kwnames, &ca, &c, &ring_rules) < 0)
         goto out;
-    rec = pu_ring_get_sqe(r);
+    if (PU_RING_USABLE(r) && !PU_SUPPORTED(r, op->opcode)) {
+        pu_err_unsupported(op);
+        goto out;
+    }
+    rec = pu_ring_get_sqe(r);   /* checks the ring; the entry is ours */
     if (rec == NULL)
         goto out;
     pu_common_apply(rec, &c);
-    ok = pu_sqe_prep(rec, op, ca.args, nargs, ca.kwnames);
-    if (ok == NULL) {
+    if (pu_sqe_prep_entry(rec, op, ca.args, nargs, ca.kwnames) < 0) {
         pu_ring_unget_sqe(r, rec);
-    } else if (c.data != NULL) {
-        Py_INCREF(c.data);
-        Py_XSETREF(rec->data, c.data);
+    } else {
+        if (c.data != NULL) {
+            Py_INCREF(c.data);
+            Py_XSETREF(rec->data, c.data);
+        }
+        ok = Py_None;
+        Py_INCREF(ok);
     }
     Py_DECREF(rec);
 out:
@@ -199,6 +206,10 @@ pu_ring_prep_many(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
     }
     if (pu_ring_check_sq(r) < 0)
         goto out;
+    if (!PU_SUPPORTED(r, op->opcode)) {
+        pu_err_unsupported(op);
+        goto out;
+    }
     if ((size_t)n > io_uring_sq_space_left(&r->ring)) {
         PyErr_Format(pu_SubmissionQueueFull, "prep_many(): %zd entries "
                      "asked, %u free in the submission queue: submit() first",
@@ -211,20 +222,20 @@ pu_ring_prep_many(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
         goto out;
     }
     for (i = 0; i < n; i++) {
-        PyObject *call = calls ? PyTuple_GET_ITEM(calls, i) : NULL, *ok;
-        SqeObject *rec = pu_ring_get_sqe(r);   /* our reference, till the end */
+        PyObject *call = calls ? PyTuple_GET_ITEM(calls, i) : NULL;
+        /* our reference, till the end; get_sqe checks the ring again, as
+         * the previous entry's converters may have run Python code */
+        SqeObject *rec = pu_ring_get_sqe(r);
 
         if (rec == NULL)
             goto undo;
         recs[i] = rec;
         pu_common_apply(rec, &c);
-        ok = pu_sqe_prep(rec, op, call ? &PyTuple_GET_ITEM(call, 0) : NULL,
-                         call ? PyTuple_GET_SIZE(call) : 0, NULL);
-        if (ok == NULL) {
+        if (pu_sqe_prep_entry(rec, op, call ? &PyTuple_GET_ITEM(call, 0) : NULL,
+                              call ? PyTuple_GET_SIZE(call) : 0, NULL) < 0) {
             i++;
             goto undo;
         }
-        Py_DECREF(ok);
         if (datas != NULL) {
             Py_INCREF(PyTuple_GET_ITEM(datas, i));
             Py_XSETREF(rec->data, PyTuple_GET_ITEM(datas, i));

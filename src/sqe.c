@@ -19,14 +19,11 @@ apply_common(SqeObject *self, struct io_uring_sqe *sqe)
 }
 
 /* Called by each generated Sqe.prep_NAME(): check that the entry may still
- * be written, run the op's generated prep (parse, convert, pin, fill), and
- * on failure leave the entry a harmless NOP with nothing pinned. */
+ * be written and that the kernel has the op, then prepare it. */
 PyObject *
 pu_sqe_prep(SqeObject *self, const pu_opdef *op, PyObject *const *args,
             Py_ssize_t nargs, PyObject *kwnames)
 {
-    struct io_uring_sqe *sqe;
-
     if (self->ring == NULL || pu_ring_check_sq(self->ring) < 0)
         return NULL;
     if (self->state == PU_PREPARING) {
@@ -44,7 +41,22 @@ pu_sqe_prep(SqeObject *self, const pu_opdef *op, PyObject *const *args,
     if (!PU_SUPPORTED(self->ring, op->opcode)) {
         return pu_err_unsupported(op);
     }
-    sqe = self->sqe;
+    if (pu_sqe_prep_entry(self, op, args, nargs, kwnames) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* Run the op's generated prep (parse, convert, pin, fill) on an entry the
+ * caller checked may be written (pu_sqe_prep(), or a record
+ * pu_ring_get_sqe() just made for an op the kernel has); on failure leave
+ * the entry a harmless NOP with nothing pinned.  0, or -1 with an
+ * exception. */
+int
+pu_sqe_prep_entry(SqeObject *self, const pu_opdef *op, PyObject *const *args,
+                  Py_ssize_t nargs, PyObject *kwnames)
+{
+    struct io_uring_sqe *sqe = self->sqe;
+
     pu_record_release(self);   /* a second prep before submit replaces */
     self->op_flags = 0;
     self->has_peer = 0;
@@ -53,18 +65,18 @@ pu_sqe_prep(SqeObject *self, const pu_opdef *op, PyObject *const *args,
     if (op->prep(self, sqe, args, nargs, kwnames) < 0) {
         pu_record_release(self);
         if (self->state != PU_PREPARING)
-            return NULL;   /* submitted or torn down meanwhile: not ours */
+            return -1;   /* submitted or torn down meanwhile: not ours */
         io_uring_prep_nop(sqe);
         sqe->user_data = self->user_data;
         self->state = PU_NEW;
-        return NULL;
+        return -1;
     }
     sqe->user_data = self->user_data;
     self->op_flags = sqe->flags;
     apply_common(self, sqe);
     self->op = op;
     self->state = PU_PREPARED;
-    Py_RETURN_NONE;
+    return 0;
 }
 
 static int
