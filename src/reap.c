@@ -181,11 +181,13 @@ pu_cq_clear(RingObject *r)
  * needs happens before its CQE is consumed. */
 
 int
-pu_sink_new(pu_reap_sink *s, int columns, Py_ssize_t cap)
+pu_sink_new(pu_reap_sink *s, int kind, Py_ssize_t cap)
 {
-    s->columns = columns;
+    s->kind = kind;
     s->lists[0] = s->lists[1] = s->lists[2] = NULL;
-    for (int i = 0; i < (columns ? 3 : 1); i++) {
+    if (kind == PU_SINK_ONE)
+        return 0;   /* the item's own tuple is all it makes */
+    for (int i = 0; i < (kind == PU_SINK_COLUMNS ? 3 : 1); i++) {
         s->lists[i] = PyList_New(cap);
         if (s->lists[i] == NULL) {
             Py_CLEAR(s->lists[0]);
@@ -200,21 +202,33 @@ pu_sink_new(pu_reap_sink *s, int columns, Py_ssize_t cap)
 void
 pu_sink_unput(pu_reap_sink *s, Py_ssize_t from, Py_ssize_t to)
 {
+    if (s->kind == PU_SINK_ONE) {
+        if (from < to)
+            Py_CLEAR(s->lists[0]);
+        return;
+    }
     for (int k = 0; k < 3 && s->lists[k] != NULL; k++)
         for (Py_ssize_t i = from; i < to; i++)
             Py_CLEAR(((PyListObject *)s->lists[k])->ob_item[i]);
 }
 
-/* The lists cut to `got` items: the list, or the tuple of three lists.
- * Consumes the sink, also on failure. */
+/* The lists cut to `got` items: the list, the tuple of three lists, or
+ * the one item (None without one).  Consumes the sink, also on failure. */
 PyObject *
 pu_sink_finish(pu_reap_sink *s, Py_ssize_t got)
 {
     PyObject *ret;
 
+    if (s->kind == PU_SINK_ONE) {
+        if (got == 0 || s->lists[0] == NULL) {
+            Py_XDECREF(s->lists[0]);
+            Py_RETURN_NONE;
+        }
+        return s->lists[0];
+    }
     for (int k = 0; k < 3 && s->lists[k] != NULL; k++)
         Py_SET_SIZE(s->lists[k], got);
-    if (!s->columns)
+    if (s->kind == PU_SINK_LIST)
         return s->lists[0];
     ret = PyTuple_New(3);
     for (int k = 0; k < 3; k++) {

@@ -740,38 +740,25 @@ Ring_cq_advance(RingObject *self, PyObject *arg)
 static const char *const reap_kw[] = {"count", "wait_nr", "submit", NULL};
 static const pu_argspec reap_spec = {"reap", reap_kw, 1, 3, 0};
 static const pu_argspec reap_columns_spec = {"reap_columns", reap_kw, 1, 3, 0};
+static const char *const reap_one_kw[] = {"wait", "submit", NULL};
+static const pu_argspec reap_one_spec = {"reap_one", reap_one_kw, 0, 2, 0};
 
 /* reap(count, wait_nr=0, submit=False): up to count completions as
  * (user_data, result, flags) tuples, marked seen; reap_columns() gives the
- * same as three lists.  Completions already in the queue (reaped by
- * peek_cqe() and friends) come first; the rest go from the kernel's CQ
- * straight into the lists (pu_reap_direct), except those whose value needs
- * a Cqe, which pass through the queue.  A failure returns what was already
- * taken, or raises with nothing taken. */
+ * same as three lists, reap_one() the one tuple (or None).  Completions
+ * already in the queue (reaped by peek_cqe() and friends) come first; the
+ * rest go from the kernel's CQ straight into the sink (pu_reap_direct),
+ * except those whose value needs a Cqe, which pass through the queue.  A
+ * failure returns what was already taken, or raises with nothing taken. */
 static PyObject *
-reap_to_sink(RingObject *self, const pu_argspec *spec, int columns,
-             PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+reap_to_sink(RingObject *self, int kind, Py_ssize_t n, Py_ssize_t wait_nr,
+             int submit)
 {
-    PyObject *argv[3];
     pu_reap_sink sink;
-    Py_ssize_t n, wait_nr = 0, cap, got = 0;
-    int submit = 0;
+    Py_ssize_t cap, got = 0;
 
-    if (pu_parse_args(spec, args, nargs, kwnames, argv) < 0 ||
-        batch_count(argv[0], columns ? "reap_columns(): count" : "reap(): count", &n) < 0 ||
-        (argv[1] != NULL && batch_count(argv[1], columns ? "reap_columns(): wait_nr"
-                                                         : "reap(): wait_nr", &wait_nr) < 0) ||
-        (argv[2] != NULL && (submit = PyObject_IsTrue(argv[2])) < 0) ||
-        pu_ring_check_cq(self) < 0)
+    if (pu_ring_check_cq(self) < 0)
         return NULL;
-    if (wait_nr > n) {
-        PyErr_Format(PyExc_ValueError, "%s(): wait_nr must be <= count", spec->fname);
-        return NULL;
-    }
-    if (wait_nr > UINT32_MAX) {
-        PyErr_Format(PyExc_OverflowError, "%s(): wait_nr is too large", spec->fname);
-        return NULL;
-    }
     /* submit=True: what is queued goes in with the same io_uring_enter()
      * that waits, as submit_and_wait() does */
     if (submit && self->npending > 0 &&
@@ -784,7 +771,7 @@ reap_to_sink(RingObject *self, const pu_argspec *spec, int columns,
     cap = PU_CQ_LEN(self) + (Py_ssize_t)io_uring_cq_ready(&self->ring);
     if (cap > n)
         cap = n;
-    if (pu_sink_new(&sink, columns, cap) < 0)
+    if (pu_sink_new(&sink, kind, cap) < 0)
         return NULL;
     while (got < cap) {
         Py_ssize_t k = PU_CQ_LEN(self);
@@ -836,18 +823,62 @@ fail:
     return pu_sink_finish(&sink, got);
 }
 
+/* reap()'s and reap_columns()' arguments */
+static PyObject *
+reap_parse(RingObject *self, const pu_argspec *spec, int kind,
+           PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const what[2][2] = {
+        [PU_SINK_LIST] = {"reap(): count", "reap(): wait_nr"},
+        [PU_SINK_COLUMNS] = {"reap_columns(): count", "reap_columns(): wait_nr"}};
+    PyObject *argv[3];
+    Py_ssize_t n, wait_nr = 0;
+    int submit = 0;
+
+    if (pu_parse_args(spec, args, nargs, kwnames, argv) < 0 ||
+        batch_count(argv[0], what[kind][0], &n) < 0 ||
+        (argv[1] != NULL && batch_count(argv[1], what[kind][1], &wait_nr) < 0) ||
+        (argv[2] != NULL && (submit = PyObject_IsTrue(argv[2])) < 0))
+        return NULL;
+    if (wait_nr > n) {
+        PyErr_Format(PyExc_ValueError, "%s(): wait_nr must be <= count", spec->fname);
+        return NULL;
+    }
+    if (wait_nr > UINT32_MAX) {
+        PyErr_Format(PyExc_OverflowError, "%s(): wait_nr is too large", spec->fname);
+        return NULL;
+    }
+    return reap_to_sink(self, kind, n, wait_nr, submit);
+}
+
 static PyObject *
 Ring_reap(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
           PyObject *kwnames)
 {
-    return reap_to_sink(self, &reap_spec, 0, args, nargs, kwnames);
+    return reap_parse(self, &reap_spec, PU_SINK_LIST, args, nargs, kwnames);
 }
 
 static PyObject *
 Ring_reap_columns(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
                   PyObject *kwnames)
 {
-    return reap_to_sink(self, &reap_columns_spec, 1, args, nargs, kwnames);
+    return reap_parse(self, &reap_columns_spec, PU_SINK_COLUMNS, args, nargs, kwnames);
+}
+
+/* reap_one(wait=False, submit=False): reap(1, wait, submit)'s item without
+ * the list, or None: one operation at a time pays no list per round trip */
+static PyObject *
+Ring_reap_one(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
+              PyObject *kwnames)
+{
+    PyObject *argv[2];
+    int wait = 0, submit = 0;
+
+    if (pu_parse_args(&reap_one_spec, args, nargs, kwnames, argv) < 0 ||
+        (argv[0] != NULL && (wait = PyObject_IsTrue(argv[0])) < 0) ||
+        (argv[1] != NULL && (submit = PyObject_IsTrue(argv[1])) < 0))
+        return NULL;
+    return reap_to_sink(self, PU_SINK_ONE, 1, wait, submit);
 }
 
 /* ---- end of batch reaping ---- */
@@ -1066,6 +1097,8 @@ static PyMethodDef Ring_methods[] = {
      PU_DOC_IoUring_reap},
     {"reap_columns", (PyCFunction)(void (*)(void))Ring_reap_columns,
      METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_reap_columns},
+    {"reap_one", (PyCFunction)(void (*)(void))Ring_reap_one,
+     METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_reap_one},
     {"prep_many", (PyCFunction)(void (*)(void))pu_ring_prep_many,
      METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_prep_many},
     {NULL, NULL, 0, NULL},

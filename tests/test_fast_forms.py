@@ -39,6 +39,13 @@ COMMON = ["user_data", "sqe_flags", "buf_group", "personality"]
 COMMON_DEFAULTS = [None, 0, 0, 0]
 
 
+class BadBool:
+    """An argument whose truth cannot be told."""
+
+    def __bool__(self):
+        raise ZeroDivisionError
+
+
 class Token:
     """Weak-referenceable user data with an identity."""
 
@@ -1446,6 +1453,93 @@ def test_reap_submit_true_counts_completions_already_reaped(ring):
     assert ring.peek_cqe() is not None        # now in the queue of unseen ones
     ring.prep_nop(user_data="new")
     assert ring.reap(2, 2, submit=True) == [("old", 0, 0), ("new", 0, 0)]
+
+
+# --------------------------------------------------------------------------
+# reap_one(wait=False, submit=False): reap(1, wait, submit)'s item itself
+
+
+def test_reap_one_is_the_item_reap_would_give(ring, rfd):
+    assert ring.reap_one() is None                       # nothing: None, at once
+    ring.prep_nop(user_data="a")
+    ring.prep_read(rfd, 4, 8, user_data="r")             # a result maker: new bytes
+    ring.prep_timeout(0.02, user_data="t")
+    ring.submit()
+    assert ring.reap_one(True) == ("a", 0, 0)
+    assert ring.reap_one(wait=True) == ("r", TMP_CONTENT[8:12], 0)
+    assert ring.reap_one() is None                       # the timeout is not due
+    assert ring.reap_one(True) == ("t", -errno.ETIME, 0)
+    assert ring.cq_ready() == 0 and ring.in_flight() == 0
+
+
+def test_reap_one_submit_true_submits_waits_and_reaps(ring):
+    ring.prep_nop(user_data=1)
+    assert ring.sq_ready() == 1
+    assert ring.reap_one(True, True) == (1, 0, 0)
+    assert ring.sq_ready() == 0 and ring.cq_ready() == 0
+    ring.prep_timeout(0.05, user_data="later")
+    assert ring.reap_one(submit=True) is None            # submitted, not due yet
+    assert ring.sq_ready() == 0 and ring.in_flight() == 1
+    assert ring.reap_one(True) == ("later", -errno.ETIME, 0)
+    assert ring.in_flight() == 0
+    with pytest.raises(RuntimeError):                    # would block forever
+        ring.reap_one(True, True)
+
+
+def test_reap_one_takes_the_peeked_completions_first_in_order(ring):
+    for name in "abc":
+        ring.prep_nop(user_data=name)
+    ring.submit_and_wait(3)
+    assert ring.peek_cqe().get_data() == "a"             # now in the queue
+    assert [ring.reap_one() for _ in range(4)] == [("a", 0, 0), ("b", 0, 0), ("c", 0, 0), None]
+
+
+def test_reap_one_matches_reap_through_an_overflowed_queue():
+    # 12 completions on a ring whose CQ holds 8: the rest wait in the
+    # kernel's backlog; one at a time they all come back, in order
+    with IoUring(4) as r:
+        for batch in range(3):
+            for i in range(4):
+                r.prep_nop(user_data=batch * 4 + i)
+            r.submit()
+        got = [r.reap_one() for _ in range(13)]
+        assert got == [(i, 0, 0) for i in range(12)] + [None]
+        assert r.in_flight() == 0
+
+
+@pytest.mark.parametrize("args, kwargs, exc", [
+    ((1, 2, 3), {}, TypeError),
+    ((), {"count": 1}, TypeError),
+    ((BadBool(),), {}, ZeroDivisionError),
+    ((False, BadBool()), {}, ZeroDivisionError),
+])
+def test_reap_one_argument_errors_take_nothing(ring, args, kwargs, exc):
+    ring.prep_nop(user_data="stays")
+    ring.submit_and_wait(1)
+    with pytest.raises(exc):
+        ring.reap_one(*args, **kwargs)
+    assert ring.reap_one() == ("stays", 0, 0)
+
+
+def test_reap_one_leaves_no_reference_behind(ring, rfd):
+    token = Token()
+    ref = weakref.ref(token)
+    before = sys.getrefcount(token)
+    for _ in range(20):
+        ring.prep_read(rfd, 16, 0, user_data=token)
+        got = ring.reap_one(True, True)
+        assert got == (token, TMP_CONTENT[:16], 0) and got[0] is token
+        del got
+    assert sys.getrefcount(token) == before
+    del token
+    assert ref() is None
+
+
+def test_reap_one_on_a_closed_ring():
+    r = IoUring(4)
+    r.queue_exit()
+    with pytest.raises(ValueError):
+        r.reap_one()
 
 
 # --------------------------------------------------------------------------

@@ -884,21 +884,29 @@ class RingMachine(RuleBasedStateMachine):
         count=st.integers(0, 8),
         wait=st.integers(0, 3),
         submit=st.booleans(),
-        columns=st.booleans(),
+        how=st.sampled_from(["list", "columns", "one"]),
     )
-    def reap(self, count, wait, submit, columns):
-        """reap() or reap_columns(); they wait only for completions already
-        reaped into the queue (no timeout to rely on)."""
+    def reap(self, count, wait, submit, how):
+        """reap(), reap_columns() or reap_one(); they wait only for
+        completions already reaped into the queue (no timeout to rely on)."""
+        if how == "one":
+            count = min(count, 1)
         unseen = len(self.unseen)
         wait_nr = min(wait, count, unseen)
-        items = self._reap(count, wait_nr, submit, columns)
-        if submit:
+        items = self._reap(count, wait_nr, submit, how)
+        if submit and (count or how != "one"):
             self._mark_submitted()
         assert min(count, unseen) <= len(items) <= count
         self._deliver_items(items)
 
-    def _reap(self, count, wait_nr, submit, columns):
-        if not columns:
+    def _reap(self, count, wait_nr, submit, how):
+        if how == "one":
+            if count == 0:
+                return []
+            item = self.ring.reap_one(bool(wait_nr), submit)
+            assert item is None or (type(item) is tuple and len(item) == 3)
+            return [] if item is None else [item]
+        if how == "list":
             items = self.ring.reap(count, wait_nr, submit)
             assert type(items) is list and all(type(t) is tuple and len(t) == 3 for t in items)
             return items
@@ -911,7 +919,7 @@ class RingMachine(RuleBasedStateMachine):
     def reap_all(self, columns):
         """reap() until it returns nothing: then in_flight() is exact."""
         for _ in range(100):
-            items = self._reap(64, 0, False, columns)
+            items = self._reap(64, 0, False, "columns" if columns else "list")
             self._deliver_items(items)
             if not items:
                 break
