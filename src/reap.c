@@ -302,7 +302,7 @@ pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
             if (rec != NULL && !(c->flags & IORING_CQE_F_MORE)) {
                 /* the final completion: as pu_reap() ends a record */
                 pu_record_finish(r, rec);
-                b = take_result(rec, c->res);
+                b = rec->result != NULL ? take_result(rec, c->res) : NULL;
                 if (b != NULL)
                     Py_SETREF(v, b);
                 pu_record_release(rec);

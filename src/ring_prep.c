@@ -99,16 +99,22 @@ op_by_name(PyObject *name)
 static PyObject *
 range_tuple(PyObject *o)
 {
-    static const char *const names[3] = {"start", "step", NULL};
+    static PyObject *names[2];   /* "start", "step", interned once */
     long long v[2];
     Py_ssize_t n = PyObject_Length(o);
     PyObject *t;
 
     if (n < 0)
         return NULL;
+    if (names[1] == NULL) {
+        names[0] = PyUnicode_InternFromString("start");
+        names[1] = names[0] ? PyUnicode_InternFromString("step") : NULL;
+        if (names[1] == NULL)
+            return NULL;
+    }
     for (int k = 0; k < 2; k++) {
         int overflow = 0;
-        PyObject *a = PyObject_GetAttrString(o, names[k]);
+        PyObject *a = PyObject_GetAttr(o, names[k]);
 
         if (a == NULL)
             return NULL;
