@@ -1351,7 +1351,9 @@ def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_ms
                "`cq_advance(batch)`. The fast-form row: per op "
                "`ring.prep_nop(user_data=n + i)` (no Sqe object), per batch `submit_and_wait(batch)` and "
                "`for data, res, flags in ring.reap(batch)` (tuples straight from the kernel's CQ, no Cqe "
-               "object). The fastest row, batch 64 only: per batch one "
+               "object); at batch 1 it is one op at a time, `ring.prep_nop(user_data=n)` then "
+               "`data, res, flags = ring.reap_one(True, True)` (submit, wait and reap the one "
+               "completion in one call). The fastest row, batch 64 only: per batch one "
                "`ring.prep_many(\"nop\", user_data=range(n, n + batch))` and one "
                "`data, res, flags = ring.reap_columns(batch, batch, True)` (submit, wait and reap in one "
                "call, three lists), then `sum(res) + sum(data)`: no Python loop per op. Every Python loop "
@@ -1360,7 +1362,9 @@ def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_ms
     out.append("2. Random 4 KiB reads from a page-cached file, the same seeded offsets for every variant "
                "(C reads them from a file run.py writes), 32 in flight, `submit_and_wait(1)` then "
                "`peek_cqe()` until empty; the fast-form rows do `ring.prep_read(fd, buf, off, "
-               "user_data=slot)` per read and `ring.reap(32)` per wait. `os.pread` is one system "
+               "user_data=slot)` per read (or `prep_read_fixed`) and `ring.reap(32, 1, True)` per wait; "
+               "the fastest row refills every completed slot with one `ring.prep_many(\"read_fixed\", "
+               "...)` per `ring.reap_columns(32, 1, True)`. `os.pread` is one system "
                "call per read.")
     out.append("3. The same with O_DIRECT, page-aligned `mmap` buffers; the thread-pool baseline gives each "
                "of N threads a strided share of the offsets (one task per thread, the cheapest use of a pool).")
@@ -1428,69 +1432,87 @@ def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_ms
 
 GAP_TEXT = """\
 Reading the table, the per-op counts and the profile above. The run that
-produced the table is the last of several full runs on 2026-11-26; where a
-ratio moved between them, the range over the runs is given. This VM's two
-cores are shared with other jobs: absolute figures move by up to 2x
-between repetitions, so read the paired ratios and the instruction counts.
+produced the table is the last of two full runs of this version on
+2026-11-26; where a ratio moved between them, the range over the runs is
+given. This VM's two cores are shared with other jobs: absolute figures
+move by up to 2x between repetitions, so read the paired ratios and the instruction counts.
 
 **The APIs.** Every `Sqe.prep_NAME` is also `IoUring.prep_NAME(...,
 user_data=...)` (the fast forms): one call per operation and no `Sqe`
 object; `reap(n)` hands completions back as `(user_data, result, flags)`
 tuples read straight from the kernel's CQ, with no `Cqe` object, and
-`reap(n, wait_nr, True)` also submits, in the same system call as the wait.
-For a batch, `prep_many(op, args, user_data=...)` runs the same per-entry
-prep from C for every entry in one call, and `reap_columns()` returns the
+`reap(n, wait_nr, True)` also submits, in the same call as the wait;
+`reap_one()` is `reap(1, ...)`'s tuple without the list. For a batch,
+`prep_many(op, args, user_data=...)` runs the same per-entry prep from C
+for every entry in one call, and `reap_columns()` returns the
 completions as three lists: no interpreter loop per operation on either
-side. That pair is the fastest API; the fast forms are the fastest one
-operation at a time.
+side. That pair is the fastest API; the fast forms with `reap_one()` are
+the fastest one operation at a time.
 
-**NOP round trip, batch 64** (`prep_many`/`reap_columns` 0.45-0.46 of C and
-2.8-2.9x the PyPI binding, the fastest Python binding installable here; the
-fast forms 0.32-0.34; the `Sqe`/`Cqe` loops 0.29-0.30). Per op
-(callgrind and rusage above), C spends 61 user-space instructions and
-62-63 ns in the kernel. The batch API spends about 960 instructions (the
-module ~550: record, prep, reap; libpython ~400: the ints of `range()`
-that become the user data, the three lists and `sum()`) and 55-68 ns of
-user CPU; its kernel time per NOP measured higher than C's (85-91 ns in
-two runs; the same io_uring work, with the caches the interpreter also
-uses, and rusage splits user and system time by sampling). So the
-issue's 0.5x is missed by about 10%, and what is left is split between the
-per-op record and Python objects a Python API must make (the user data
-object, the result int) and the kernel's own cost. Reusing records
-(a ring keeps up to 128 ended records nobody holds) took 6% of the
-instructions and did not move the wall clock beyond the noise.
+**NOP round trip, batch 64** (`prep_many`/`reap_columns` 0.50-0.51 of C
+in the two full runs of this version, 0.48-0.56 over their repetitions, and
+3.2x the PyPI binding, the fastest Python binding installable here; the
+fast forms 0.34-0.35; the `Sqe`/`Cqe` loops 0.28-0.31). Per op (callgrind
+and rusage above), C spends 61 user-space instructions, 4 ns of user CPU
+and 63 ns in the kernel. The batch API spends 860 instructions (the module
+~510: record, prep, reap; libpython ~340: the ints of `range()` that become
+the user data, the three lists and `sum()`), ~45 ns of user CPU and ~74 ns
+in the kernel: the same io_uring work, slower by the caches and branch
+history the interpreter shares with it (`perf` puts the difference in the
+kernel's entry and `io_submit_sqes`, not in extra work). What is left to C
+is the per-op record and the Python objects a Python API must make (the
+user data int, the result), and that kernel difference. This version cut
+the instructions from 965 to 860: `prep_many()` checks the op once per
+call and prepares each fresh entry without `Sqe.prep_*`'s per-call checks;
+a `range()` of user data is made from C longs; results and flags below
+256 come from a table of CPython's cached ints; the direct reap reads the
+CQ tail once per round; the build uses `-DNDEBUG`, as CPython builds its
+extensions (the assertions in CPython's inline functions were 1% of the
+instructions).
+
+**Submitting and waiting.** `submit_and_wait()` and `reap*(..., submit=True)`
+now submit alone first and enter the kernel again only if the completions
+are not there yet, as C's `io_uring_submit()` + `io_uring_wait_cqe()` do. A
+NOP, a page-cache read or a send with buffer room completes inside the
+submit, and the wait's half of `io_uring_enter` (`IORING_ENTER_GETEVENTS`)
+was ~15% of a one-NOP round trip in the kernel (`perf`). A loop whose
+submit alone falls short (disk, network) goes back to the combined call for
+the next 64 waits; the O_DIRECT rows stayed at 0.96-1.03 of C.
 
 With one Python call per operation the ceiling is lower: the same loop
 with no io_uring at all (`bench/loop_floor.py`, 3 runs) runs 16M
 iterations/s as bare bytecode and 11M/s with one call of an empty Python
 function per op, ~93 ns per op before any I/O; add the kernel's ~68 ns per
 NOP and a loop of one call per op is capped near 0.43x of C. The fast forms
-reach 0.33x: 1,950 instructions per op, ~650 in the module, ~1,300 in
-libpython (the loop's bytecode, the call, the tuple per completion, and
-`n + i`, `res + data` making ints past the small-int cache).
+reach 0.34-0.35x: 1,860 instructions per op, ~620 in the module, ~1,230
+in libpython (the loop's bytecode, the call, the tuple per completion,
+and `n + i`, `res + data` making ints past the small-int cache).
 
-- **NOP, batch 1** (fast forms 0.51-0.55 of C, 1.4-1.5x the PyPI
-  binding; the `Sqe`/`Cqe` loops 0.37-0.41): one `io_uring_enter` per op
-  on both sides; `reap(1, 1, True)` makes it one Python call per round
-  trip besides the prep. The 0.6x target is missed. Releasing and taking
-  back the GIL around that system call costs ~50 ns (~7%) per op; a build
-  that keeps it measured 0.50-0.57x, so the GIL is not the lever: the rest
-  is ~3,200 user-space instructions per round trip, 660 of them the loop's
-  own bytecode. Kept: every call that can block must let other threads run.
-- **4 KiB reads from the page cache, QD 32** (fast forms 0.78-0.83 of C
-  and 0.96-1.12x an `os.pread` loop; with a registered buffer 0.82-0.87
-  of C and 1.00-1.11x `os.pread`; with the file registered too, 0.85-0.94 of
-  plain C and 0.77-0.79 of C doing the same registration, 1.04-1.12x
-  `os.pread`). A page-cache hit completes inline in the submit, so queue
-  depth buys nothing; two thirds of the time is the kernel's copy
-  (`perf`: `memcpy` alone 30%), and the rest is the per-read Python loop
-  (refill the slot that completed). `prep_many` does not help here: the
-  tuple of arguments per read costs what the call it saves did (measured:
-  0.79-0.84 of C against 0.75-0.82 for the fast forms, same run). The
-  `Sqe`/`Cqe` loop is at 0.59-0.66 of C.
-- **O_DIRECT** (0.89-1.04 of C at every depth; at depth 128, 1.6-1.9x
-  128 threads doing `os.preadv` and about 5x the `os.preadv` loop of the QD 1
-  row): the device's latency dominates.
+- **NOP, batch 1** (fast forms with `reap_one(True, True)` 0.64-0.65 of C
+  in the two runs, 1.7x the PyPI binding; with `reap(1, 1, True)[0]` it was
+  0.57; the `Sqe`/`Cqe` loops 0.40-0.41): one `io_uring_enter` per op on
+  both sides. `reap_one()` returns the completion's tuple without a list
+  around it (~250 instructions less per round trip), and the submit-alone
+  path above took the kernel's wait path out (our kernel time per round
+  trip went from 40% above C's to 9-15% above). Releasing the GIL around
+  the submit stays: a build that kept it for the submit alone measured
+  0.98x, no gain.
+- **4 KiB reads from the page cache, QD 32** (with the file and buffer
+  registered, the fast forms 0.86-0.91 of plain C over the two runs and
+  0.91-0.92 in best-of-3 A/B runs, 0.80 of C doing the same registration,
+  1.09-1.11x `os.pread`; `prep_many`/`reap_columns` refilling each batch of
+  completed slots 0.88 of plain C, 1.08x `os.pread`; plain fast forms
+  0.84-0.89 of C and 1.01-1.02x `os.pread`). The 0.9x target sits inside
+  this machine's noise: single repetitions range 0.81-0.97. A page-cache
+  hit completes inline in the submit, so queue depth buys nothing; two
+  thirds of the time is the kernel's copy (`perf`: `memcpy` alone 30%),
+  and the rest is the per-read Python loop (refill the slot that
+  completed: ~800 instructions of bytecode, ~190 to pin the buffer slice
+  for the op's lifetime, ~160 to convert four int arguments). The
+  `Sqe`/`Cqe` loop is at 0.69-0.72 of C.
+- **O_DIRECT** (0.96-1.03 of C at every depth in the two runs; at depth
+  128, 1.7x 128 threads doing `os.preadv` and about 5x the `os.preadv`
+  loop of the QD 1 row): the device's latency dominates.
 - **Copy** (page cache to page cache, no fsync). Single runs collapse to
   0.1-0.3x of their usual speed at random, in every variant including the
   plain `readinto`/`write` loop, so compare medians only. `perf` on a
@@ -1501,16 +1523,18 @@ libpython (the loop's bytecode, the call, the tuple per completion, and
   freshly allocated page-cache pages taking 4-5x its usual CPU, which on
   this VM looks like the host backing guest memory on first touch. Each
   variant now runs once untimed first. The read/write pipeline's medians
-  were 1.14-1.28x `shutil.copyfile` in three runs (one median in the runs
-  before the warm-up was 0.56); capping the workers did not help (medians
-  0.26-1.05); the splice row's medians ranged from 0.24 to 1.14.
+  were 1.14-1.28x `shutil.copyfile` in the three runs of the last version
+  and 0.97-1.04x in the two of this one (single repetitions 0.19-1.31);
+  capping the workers did not help (medians 0.19-1.07); the splice row's
+  medians ranged from 0.20 to 1.14.
 - **TCP echo, 64 connections, 1 KiB messages.** Per CPU-second of the
   server process, the py_io_uring server (plain Python, `bench/echo/ring_sync.py`:
   fast forms, one `reap(4096, 1, True)` per round, a ring set up with
-  `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN`) did 0.93-1.03
-  of the C epoll server's work, 1.12-1.18 of uvloop's Protocol,
-  1.23-1.25x its BufferedProtocol, 1.7-1.8x uvloop streams, 1.4-1.5x asyncio's
-  BufferedProtocol and 4.5-5.0x asyncio's Protocol and streams. The same server on the
+  `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN`) did 0.93-1.06
+  of the C epoll server's work, 1.12-1.19 of uvloop's Protocol,
+  1.23-1.30x its BufferedProtocol, 1.7-1.9x uvloop streams, 1.4-1.6x asyncio's
+  BufferedProtocol and 4.5-5.1x asyncio's Protocol and streams (ranges over
+  the runs of this version and the last). The same server on the
   `Sqe`/`Cqe` API without the setup flags did 0.88-0.94 of uvloop's Protocol:
   DEFER_TASKRUN (the kernel runs completion work
   when the server waits, instead of interrupting it) is most of the
@@ -1525,22 +1549,25 @@ libpython (the loop's bytecode, the call, the tuple per completion, and
   `bench/echo/asyncring.py`, also with SINGLE_ISSUER | DEFER_TASKRUN):
   per server CPU-second on uvloop 1.44-1.50x uvloop streams (the same coroutine
   code), 0.94-1.04 of uvloop's Protocol and 1.00-1.16 of its
-  BufferedProtocol. On the stock asyncio loop 2.9-3.4x asyncio's Protocol and
+  BufferedProtocol. On the stock asyncio loop 2.9-3.5x asyncio's Protocol and
   streams (the issue asks 1.5x) and 1.0-1.1x its BufferedProtocol. The gap to
   uvloop's protocols is the coroutine: every message wakes the connection's
   task twice, where a protocol's `data_received()` is a plain callback. On
   page-cache reads, 32 tasks each awaiting `ring.read()` did 13-17x
   `run_in_executor(os.preadv)` on either loop.
 - **Tried and kept**: the fast forms and `reap()` (per NOP at batch 64,
-  1950 instructions against 2150 for the `Sqe`/`Cqe` loop; in wall clock
-  +10% NOPs at batch 64, +45% at batch 1, +20-30% page-cache reads);
-  `prep_many()` with `reap_columns()` (+35-40% NOPs at batch 64 over the
-  fast forms; about 1000 instructions per op); reusing ended records
-  (-6% instructions); reaping into tuples without `Cqe` objects (-150
-  instructions per completion); `prepare_chains()` looking only at entries
-  with link or skip flags (-20 per op); the earlier runtime work in the
-  table below. **Tried, not kept**: submitting without releasing the GIL
-  (7% at batch 1; a submit can block).
+  1,860 instructions against 2,180 for the `Sqe`/`Cqe` loop);
+  `prep_many()` with `reap_columns()` (+45% NOPs at batch 64 over the fast
+  forms; 860 instructions per op); `reap_one()` (+12% at batch 1 over
+  `reap(1, 1, True)[0]`); the submit-alone-first wait (+5% at batch 1);
+  reusing ended records (-6% instructions); reaping into tuples without
+  `Cqe` objects (-150 instructions per completion); `prepare_chains()`
+  looking only at entries with link or skip flags (-20 per op); the
+  earlier runtime work in the table below. **Tried, not kept**: keeping the
+  GIL around a submit (no gain, 0.98x; a submit can run long); prefetching
+  the next pooled record and reordering the record's fields (no measurable
+  change; the order of the fields stays, hot ones first); zeroing a new
+  record with one `memset` (more instructions than the stores it replaced).
 - **Not done**: SQPOLL rows (they need a core of their own, and this
   machine has two); `Cqe`-free dispatch in AsyncRing."""
 
