@@ -14,6 +14,7 @@ The C baselines (bench/nop.c, bench/randread.c) must be built first into
 """
 
 import argparse
+import contextlib
 import datetime
 import fcntl
 import mmap
@@ -358,95 +359,106 @@ def offsets_for(size, n, seed):
     return [rnd.randrange(blocks) * BLOCK for _ in range(n)]
 
 
+@contextlib.contextmanager
+def read_ring(m, path, depth, mode, direct=False):
+    """A ring, the file's fd and `depth` BLOCK-sized slots of one mmap (page
+    aligned, as O_DIRECT needs), registered as mode says: 'fixed' the
+    buffer, 'registered' the buffer and the file (IOSQE_FIXED_FILE, index
+    0).  Everything is released on the way out."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECT if direct else 0))
+    ring = m.IoUring(max(256, depth))
+    area = mmap.mmap(-1, BLOCK * depth)
+    view = memoryview(area)
+    slots = [view[i * BLOCK:(i + 1) * BLOCK] for i in range(depth)]
+    try:
+        if mode in ("fixed", "registered"):
+            ring.register_buffers([area])
+        if mode == "registered":
+            ring.register_files([fd])
+        yield ring, fd, slots
+    finally:
+        ring.queue_exit()
+        del slots[:]
+        view.release()
+        area.close()
+        os.close(fd)
+
+
 def py_randread(m, path, offs, depth, mode, direct=False, fast=False):
     """Keep `depth` reads in flight.  mode: 'buffer' (reused memoryview slices),
     'length' (the module allocates bytes), 'fixed' (registered buffer).
     fast: IoUring.prep_read(..., user_data=slot) and reap() instead of
     get_sqe(), Sqe.prep_read(), set_data() and a Cqe per completion."""
     def run():
-        flags = os.O_RDONLY | (os.O_DIRECT if direct else 0)
-        fd = file_fd = os.open(path, flags)
-        ring = m.IoUring(max(256, depth))
-        # mmap gives page-aligned memory, as O_DIRECT needs
-        area = mmap.mmap(-1, BLOCK * depth)
-        view = memoryview(area)
-        if mode in ("fixed", "registered"):
-            ring.register_buffers([area])
-        if mode == "registered":        # the file too: IOSQE_FIXED_FILE, index 0
-            ring.register_files([fd])
-        slots = [view[i * BLOCK:(i + 1) * BLOCK] for i in range(depth)]
+        with read_ring(m, path, depth, mode, direct) as (ring, fd, slots):
+            return loop(ring, fd, slots)
+
+    def loop(ring, fd, slots):
         free = list(range(depth))
         n = len(offs)
         nxt = done = total = 0
         get_sqe, submit_and_wait, peek_cqe, cqe_seen = ring.get_sqe, ring.submit_and_wait, ring.peek_cqe, ring.cqe_seen
         prep_read, prep_read_fixed, reap = ring.prep_read, ring.prep_read_fixed, ring.reap
-        try:
-            t0 = time.perf_counter()
-            if fast:
-                # the fast forms: each completion's slot is refilled at once,
-                # one call per read, one reap() per wait
-                prep = prep_read if mode == "buffer" else prep_read_fixed
-                fixed = mode != "buffer"
-                if mode == "registered":
-                    fd, sflags = 0, m.IOSQE_FIXED_FILE
+        t0 = time.perf_counter()
+        if fast:
+            # the fast forms: each completion's slot is refilled at once,
+            # one call per read, one reap() per wait
+            prep = prep_read if mode == "buffer" else prep_read_fixed
+            fixed = mode != "buffer"
+            if mode == "registered":
+                fd, sflags = 0, m.IOSQE_FIXED_FILE
+            else:
+                sflags = 0
+            for slot in free[:n]:
+                if fixed:
+                    prep(fd, slots[slot], offs[nxt], 0, user_data=slot, sqe_flags=sflags)
                 else:
-                    sflags = 0
-                for slot in free[:n]:
-                    if fixed:
+                    prep(fd, slots[slot], offs[nxt], user_data=slot)
+                nxt += 1
+            inflight = nxt
+            # one loop per call shape, as a program using one would
+            # write it (no per-read test of the mode)
+            while inflight and fixed:
+                for slot, r, _ in reap(depth, 1, True):   # submit, wait, reap
+                    total += r
+                    if nxt < n:
                         prep(fd, slots[slot], offs[nxt], 0, user_data=slot, sqe_flags=sflags)
+                        nxt += 1
                     else:
+                        inflight -= 1
+            while inflight:
+                for slot, r, _ in reap(depth, 1, True):
+                    total += r
+                    if nxt < n:
                         prep(fd, slots[slot], offs[nxt], user_data=slot)
-                    nxt += 1
-                inflight = nxt
-                # one loop per call shape, as a program using one would
-                # write it (no per-read test of the mode)
-                while inflight and fixed:
-                    for slot, r, _ in reap(depth, 1, True):   # submit, wait, reap
-                        total += r
-                        if nxt < n:
-                            prep(fd, slots[slot], offs[nxt], 0, user_data=slot, sqe_flags=sflags)
-                            nxt += 1
-                        else:
-                            inflight -= 1
-                while inflight:
-                    for slot, r, _ in reap(depth, 1, True):
-                        total += r
-                        if nxt < n:
-                            prep(fd, slots[slot], offs[nxt], user_data=slot)
-                            nxt += 1
-                        else:
-                            inflight -= 1
-                done = n
-            while done < n:
-                while free and nxt < n:
-                    slot = free.pop()
-                    sqe = get_sqe()
-                    if mode == "buffer":
-                        sqe.prep_read(fd, slots[slot], offs[nxt])
-                    elif mode == "length":
-                        sqe.prep_read(fd, BLOCK, offs[nxt])
+                        nxt += 1
                     else:
-                        sqe.prep_read_fixed(fd, slots[slot], offs[nxt], 0)
-                    sqe.set_data(slot)
-                    nxt += 1
-                submit_and_wait(1)
+                        inflight -= 1
+            done = n
+        while done < n:
+            while free and nxt < n:
+                slot = free.pop()
+                sqe = get_sqe()
+                if mode == "buffer":
+                    sqe.prep_read(fd, slots[slot], offs[nxt])
+                elif mode == "length":
+                    sqe.prep_read(fd, BLOCK, offs[nxt])
+                else:
+                    sqe.prep_read_fixed(fd, slots[slot], offs[nxt], 0)
+                sqe.set_data(slot)
+                nxt += 1
+            submit_and_wait(1)
+            c = peek_cqe()
+            while c is not None:
+                r = c.getresult()
+                total += r if mode != "length" else len(r)
+                free.append(c.get_data())
+                cqe_seen(c)
+                done += 1
                 c = peek_cqe()
-                while c is not None:
-                    r = c.getresult()
-                    total += r if mode != "length" else len(r)
-                    free.append(c.get_data())
-                    cqe_seen(c)
-                    done += 1
-                    c = peek_cqe()
-            dt = time.perf_counter() - t0
-            assert total == n * BLOCK, "short reads"
-            return n / dt
-        finally:
-            ring.queue_exit()
-            del slots
-            view.release()
-            area.close()
-            os.close(file_fd)
+        dt = time.perf_counter() - t0
+        assert total == n * BLOCK, "short reads"
+        return n / dt
     return run
 
 
@@ -456,41 +468,31 @@ def py_randread_many(m, path, offs, depth):
     three lists, and one prep_many("read_fixed", ...) refills every slot
     that completed: two calls per batch, no call per read."""
     def run():
-        fd = os.open(path, os.O_RDONLY)
-        ring = m.IoUring(max(256, depth))
-        area = mmap.mmap(-1, BLOCK * depth)
-        view = memoryview(area)
-        ring.register_buffers([area])
-        ring.register_files([fd])          # IOSQE_FIXED_FILE, index 0
-        slots = [view[i * BLOCK:(i + 1) * BLOCK] for i in range(depth)]
+        with read_ring(m, path, depth, "registered") as (ring, fd, slots):
+            return loop(ring, slots)
+
+    def loop(ring, slots):
         n = len(offs)
         fixed = m.IOSQE_FIXED_FILE
         prep_many, reap_columns = ring.prep_many, ring.reap_columns
-        try:
-            t0 = time.perf_counter()
-            nxt = min(depth, n)
-            prep_many("read_fixed", [(0, slots[i], offs[i], 0) for i in range(nxt)],
-                      user_data=range(nxt), sqe_flags=fixed)
-            total, inflight = 0, nxt
-            while inflight:
-                done, res, _ = reap_columns(depth, 1, True)   # submit, wait, reap
-                total += sum(res)
-                k = min(len(done), n - nxt)
-                if k:
-                    prep_many("read_fixed", [(0, slots[s], off, 0) for s, off in
-                                             zip(done, offs[nxt:nxt + k])],
-                              user_data=done[:k], sqe_flags=fixed)
-                    nxt += k
-                inflight -= len(done) - k
-            dt = time.perf_counter() - t0
-            assert total == n * BLOCK, "short reads"
-            return n / dt
-        finally:
-            ring.queue_exit()
-            del slots
-            view.release()
-            area.close()
-            os.close(fd)
+        t0 = time.perf_counter()
+        nxt = min(depth, n)
+        prep_many("read_fixed", [(0, slots[i], offs[i], 0) for i in range(nxt)],
+                  user_data=range(nxt), sqe_flags=fixed)
+        total, inflight = 0, nxt
+        while inflight:
+            done, res, _ = reap_columns(depth, 1, True)   # submit, wait, reap
+            total += sum(res)
+            k = min(len(done), n - nxt)
+            if k:
+                prep_many("read_fixed", [(0, slots[s], off, 0) for s, off in
+                                         zip(done, offs[nxt:nxt + k])],
+                          user_data=done[:k], sqe_flags=fixed)
+                nxt += k
+            inflight -= len(done) - k
+        dt = time.perf_counter() - t0
+        assert total == n * BLOCK, "short reads"
+        return n / dt
     return run
 
 
