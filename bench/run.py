@@ -1434,9 +1434,9 @@ def write_report(args, rows, notes, gap, profile, size, repeat, elapsed, plot_ms
 
 GAP_TEXT = """\
 Reading the table, the per-op counts and the profile above. The run that
-produced the table is the last of two full runs of this version on
-2026-11-26; where a ratio moved between them, the range over the runs is
-given. This VM's two cores are shared with other jobs: absolute figures
+produced the table is the second of three runs of this version on
+2026-11-26 (two full, a third of the NOP, page-cache and copy rows); where
+a ratio moved between them, the range over the runs is given. This VM's two cores are shared with other jobs: absolute figures
 move by up to 2x between repetitions, so read the paired ratios and the instruction counts.
 
 **The APIs.** Every `Sqe.prep_NAME` is also `IoUring.prep_NAME(...,
@@ -1451,9 +1451,9 @@ completions as three lists: no interpreter loop per operation on either
 side. That pair is the fastest API; the fast forms with `reap_one()` are
 the fastest one operation at a time.
 
-**NOP round trip, batch 64** (`prep_many`/`reap_columns` 0.50-0.51 of C
-in the two full runs of this version, 0.48-0.56 over their repetitions, and
-3.2x the PyPI binding, the fastest Python binding installable here; the
+**NOP round trip, batch 64** (`prep_many`/`reap_columns` 0.49-0.51 of C
+in the three runs of this version, 0.44-0.56 over their repetitions, and
+3.1-3.2x the PyPI binding, the fastest Python binding installable here; the
 fast forms 0.34-0.35; the `Sqe`/`Cqe` loops 0.28-0.31). Per op (callgrind
 and rusage above), C spends 61 user-space instructions, 4 ns of user CPU
 and 63 ns in the kernel. The batch API spends 860 instructions (the module
@@ -1490,8 +1490,8 @@ reach 0.34-0.35x: 1,860 instructions per op, ~620 in the module, ~1,230
 in libpython (the loop's bytecode, the call, the tuple per completion,
 and `n + i`, `res + data` making ints past the small-int cache).
 
-- **NOP, batch 1** (fast forms with `reap_one(True, True)` 0.64-0.65 of C
-  in the two runs, 1.7x the PyPI binding; with `reap(1, 1, True)[0]` it was
+- **NOP, batch 1** (fast forms with `reap_one(True, True)` 0.61-0.65 of C
+  in the three runs, 1.7-2.0x the PyPI binding; with `reap(1, 1, True)[0]` it was
   0.57; the `Sqe`/`Cqe` loops 0.40-0.41): one `io_uring_enter` per op on
   both sides. `reap_one()` returns the completion's tuple without a list
   around it (~250 instructions less per round trip), and the submit-alone
@@ -1500,11 +1500,11 @@ and `n + i`, `res + data` making ints past the small-int cache).
   the submit stays: a build that kept it for the submit alone measured
   0.98x, no gain.
 - **4 KiB reads from the page cache, QD 32** (with the file and buffer
-  registered, the fast forms 0.86-0.91 of plain C over the two runs and
+  registered, the fast forms 0.86-0.91 of plain C over the three runs and
   0.91-0.92 in best-of-3 A/B runs, 0.80 of C doing the same registration,
-  1.09-1.11x `os.pread`; `prep_many`/`reap_columns` refilling each batch of
-  completed slots 0.88 of plain C, 1.08x `os.pread`; plain fast forms
-  0.84-0.89 of C and 1.01-1.02x `os.pread`). The 0.9x target sits inside
+  1.09-1.12x `os.pread`; `prep_many`/`reap_columns` refilling each batch of
+  completed slots 0.88-0.89 of plain C, 1.08-1.09x `os.pread`; plain fast
+  forms 0.82-0.89 of C and 1.00-1.02x `os.pread`). The 0.9x target sits inside
   this machine's noise: single repetitions range 0.81-0.97. A page-cache
   hit completes inline in the submit, so queue depth buys nothing; two
   thirds of the time is the kernel's copy (`perf`: `memcpy` alone 30%),
@@ -1526,7 +1526,7 @@ and `n + i`, `res + data` making ints past the small-int cache).
   this VM looks like the host backing guest memory on first touch. Each
   variant now runs once untimed first. The read/write pipeline's medians
   were 1.14-1.28x `shutil.copyfile` in the three runs of the last version
-  and 0.97-1.04x in the two of this one (single repetitions 0.19-1.31);
+  and 0.97-1.23x in the three of this one (single repetitions 0.19-1.31);
   capping the workers did not help (medians 0.19-1.07); the splice row's
   medians ranged from 0.20 to 1.14.
 - **TCP echo, 64 connections, 1 KiB messages.** Per CPU-second of the
