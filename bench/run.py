@@ -1506,11 +1506,13 @@ and `n + i`, `res + data` making ints past the small-int cache).
   completed slots 0.88-0.89 of plain C, 1.08-1.09x `os.pread`; plain fast
   forms 0.82-0.89 of C and 1.00-1.02x `os.pread`). The 0.9x target sits inside
   this machine's noise: single repetitions range 0.81-0.97. A page-cache
-  hit completes inline in the submit, so queue depth buys nothing; two
-  thirds of the time is the kernel's copy (`perf`: `memcpy` alone 30%),
-  and the rest is the per-read Python loop (refill the slot that
-  completed: ~800 instructions of bytecode, ~190 to pin the buffer slice
-  for the op's lifetime, ~160 to convert four int arguments). The
+  hit completes inline in the submit, so queue depth buys nothing. `perf`
+  of the registered loop puts 73% of its samples in the kernel (`memcpy`
+  alone 33%), 20% in libpython and 6% in the module: the rest is the
+  per-read Python loop (refill the slot that completed: ~800 instructions
+  of bytecode, ~190 to pin the buffer slice for the op's lifetime, ~160 to
+  convert four int arguments), and the module cannot move the row by more
+  than a few percent. The
   `Sqe`/`Cqe` loop is at 0.69-0.72 of C.
 - **O_DIRECT** (0.96-1.03 of C at every depth in the two runs; at depth
   128, 1.7x 128 threads doing `os.preadv` and about 5x the `os.preadv`
