@@ -428,8 +428,6 @@ PyObject *pu_async_iter(PyObject *self, const pu_opdef *op, PyObject *const *arg
 
 /* completions (src/reap.c) */
 int pu_reap(RingObject *r);
-/* Where reap() and reap_columns() put each completion: one list of
- * (user_data, value, flags) tuples, or a list of each (columns). */
 /* Where reaped completions go: reap()'s list of (user_data, result, flags)
  * tuples, reap_columns()'s three lists, or reap_one()'s single tuple. */
 enum { PU_SINK_LIST, PU_SINK_COLUMNS, PU_SINK_ONE };

@@ -174,7 +174,7 @@ pu_cq_clear(RingObject *r)
     r->cq_start = r->cq_end = 0;
 }
 
-/* ---- the sink: where reap() and reap_columns() put completions ----
+/* ---- the sink: where reap(), reap_columns() and reap_one() put completions ----
  *
  * The lists are made at their full size up front and cut to what was
  * reaped, so putting an item never fails: every allocation a completion

@@ -320,8 +320,6 @@ ring_submit(RingObject *r, unsigned wait_nr)
     return ret < 0 ? NULL : PyLong_FromLong(ret);
 }
 
-/* submit() and submit_and_wait(): the number submitted, or -1 with an
- * exception set. */
 /* May a submit alone leave completions in the CQ, so that a wait after it
  * can be skipped?  A NOP, a read from the page cache, a send with room in
  * the socket buffer all complete inside the submit; then the wait's own
@@ -346,6 +344,8 @@ submit_may_complete(RingObject *r)
                               IORING_SETUP_SQPOLL));
 }
 
+/* submit() and submit_and_wait(): the number submitted, or -1 with an
+ * exception set. */
 int
 pu_ring_flush(RingObject *r, unsigned wait_nr)
 {
