@@ -267,19 +267,24 @@ def _open_fds():
     return out
 
 
-# what prepare() and prepare_fast() draw: up to 4 ops, each
-# (kind, size, into a bytearray or a length, file offset, timeout)
-SPECS = st.lists(
-    st.tuples(
-        st.sampled_from(KINDS),
-        st.integers(1, 600),
-        st.booleans(),
-        st.integers(0, FILE_SIZE + 100),
-        st.sampled_from([0.0002, 0.001, 0.003]),
-    ),
-    min_size=1,
-    max_size=4,
-)
+def spec_lists(kind, max_size):
+    """Lists of op specs: (kind, size, into a bytearray or a length, file
+    offset, timeout), the kind drawn from `kind`."""
+    return st.lists(
+        st.tuples(
+            kind,
+            st.integers(1, 600),
+            st.booleans(),
+            st.integers(0, FILE_SIZE + 100),
+            st.sampled_from([0.0002, 0.001, 0.003]),
+        ),
+        min_size=1,
+        max_size=max_size,
+    )
+
+
+# what prepare() and prepare_fast() draw: up to 4 ops of any kind
+SPECS = spec_lists(st.sampled_from(KINDS), 4)
 
 
 class RingMachine(RuleBasedStateMachine):
@@ -652,17 +657,7 @@ class RingMachine(RuleBasedStateMachine):
 
     @rule(
         name=st.sampled_from(sorted(MANY_KINDS)),
-        specs=st.lists(
-            st.tuples(
-                st.booleans(),  # which kind of the op name
-                st.integers(1, 600),
-                st.booleans(),
-                st.integers(0, FILE_SIZE + 100),
-                st.sampled_from([0.0002, 0.001, 0.003]),
-            ),
-            min_size=1,
-            max_size=6,
-        ),
+        specs=spec_lists(st.booleans(), 6),   # the kind: which of the op name's
         bad=st.integers(0, 15),  # < 7: an entry that fails goes in at that index
     )
     def prepare_many(self, name, specs, bad):
