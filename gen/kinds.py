@@ -14,6 +14,7 @@ INT_RANGES = {
     "u32": (0, 2**32 - 1),
     "i32": (-(2**31), 2**31 - 1),
     "u64": (0, 2**64 - 1),
+    "msg_data": (0, 2**63 - 1),
     "offset": (-1, 2**63 - 1),
 }
 
@@ -88,7 +89,7 @@ class IntKind(Kind):
     def c_default(self, default: object) -> str:
         if default is None:
             return "0"
-        if self.name in ("u64", "offset"):
+        if self.name in ("u64", "msg_data", "offset"):
             return "(__u64)%dLL" % default
         return "%d" % default
 
@@ -109,6 +110,15 @@ class U64(IntKind):
     name = "u64"
     ctype = "__u64"
     text = "int, 0 to 2**64-1"
+
+
+class MsgData(IntKind):
+    """The user_data a message posts on another ring: the top bit is the
+    library's own (records carry it), so no message can end a record."""
+    name = "msg_data"
+    ctype = "__u64"
+    text = ("int, 0 to 2**63-1 (user_data with the top bit set names this "
+            "library's own operations)")
 
 
 class Offset(IntKind):
@@ -294,7 +304,7 @@ class Ancdata(Kind):
 
 
 
-KINDS = {k.name: k for k in (Futexv, Provided, Ancdata, U32, I32, U64, Offset, Fd, DirFd, BufferIn,
+KINDS = {k.name: k for k in (Futexv, Provided, Ancdata, U32, I32, U64, MsgData, Offset, Fd, DirFd, BufferIn,
                              BufferOut, Path, Timespec, Target, SockAddr,
                              SockAddrOpt, IovecsIn, IovecsOut, FdList)}
 # type: Dict[str, type]

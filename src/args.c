@@ -131,6 +131,27 @@ pu_conv_u64(const pu_argspec *sp, int i, PyObject *o, __u64 *out)
     return 0;
 }
 
+/* The user_data of a message to another ring (msg_ring): below 2**63, as
+ * the top bit tags this library's records (PU_UD_TAG), which a message
+ * must never be able to end while the kernel still uses their memory. */
+int
+pu_conv_msg_data(const pu_argspec *sp, int i, PyObject *o, __u64 *out)
+{
+    __u64 v;
+    if (pu_conv_u64(sp, i, o, &v) < 0)
+        return -1;
+    if (v & PU_UD_TAG) {
+        PyErr_Format(PyExc_OverflowError,
+                     "%s() argument '%s' is out of range [0, 2**63-1]: "
+                     "user_data with the top bit set names this library's "
+                     "own operations, which a message cannot post",
+                     sp->fname, ARGNAME(sp, i));
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 /* A file offset: >= 0, or -1 for "the file's current position". */
 int
 pu_conv_offset(const pu_argspec *sp, int i, PyObject *o, __u64 *out)

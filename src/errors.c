@@ -26,19 +26,36 @@ pu_ring_check_fail(RingObject *r, int side)
                         "in the child");
         return -1;
     }
+    if (r->closing & PU_CLOSING_DEFERRED) {
+        PyErr_SetString(PyExc_ValueError,
+                        "IoUring was closed by queue_exit() (its teardown "
+                        "runs when the call in progress returns)");
+        return -1;
+    }
     if (r->closing) {
         PyErr_SetString(PyExc_ValueError, "IoUring is being closed");
         return -1;
     }
-    if (side == 's' && r->sq_busy) {
+    if (side == 'c' && r->owner != NULL && r->cq_owner == 0) {
         PyErr_SetString(PyExc_RuntimeError,
-                        "another thread is submitting on this IoUring");
+                        "this IoUring is driven by an AsyncRing, which reaps "
+                        "its completions: use the AsyncRing's awaitables");
         return -1;
     }
-    if (side == 'c' && r->cq_busy) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "another thread is waiting on this IoUring's "
-                        "completion queue (one waiter at a time)");
+    if ((side == 's' && r->sq_owner) || (side == 'c' && r->cq_owner)) {
+        unsigned long owner = side == 's' ? r->sq_owner : r->cq_owner;
+        const char *what = side == 's' ? "submitting on" : "waiting on or reaping from";
+        if (owner == PyThread_get_thread_ident())
+            PyErr_Format(PyExc_RuntimeError,
+                         "this thread is already %s this IoUring: a call "
+                         "from a finalizer or signal handler that ran inside "
+                         "that call cannot use the same side of the ring",
+                         what);
+        else
+            PyErr_Format(PyExc_RuntimeError,
+                         "another thread is %s this IoUring (one thread at "
+                         "a time per side: one may submit while another "
+                         "waits)", what);
         return -1;
     }
     return 0;

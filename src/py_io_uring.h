@@ -78,7 +78,15 @@ typedef struct SqeObject {
     uint8_t chain_broken;           /* an earlier entry of its chain failed:
                                        the kernel cancels this one and posts
                                        its completion whatever its flags */
+    uint8_t hide_success;           /* IOSQE_CQE_SKIP_SUCCESS asked for but
+                                       not given to the kernel (ring.c,
+                                       prepare_chains): the reap drops a
+                                       completion that did not fail */
     uint8_t op_flags;               /* IOSQE_* the op's prep set itself */
+    uint32_t chain_min;             /* linked: a result below this fails the
+                                       chain as an error does (a short read,
+                                       write, splice, or MSG_WAITALL
+                                       transfer); 0 when none can */
     uint8_t flushed_flags;          /* the SQE's flags as submitted */
     socklen_t peerlen;
     /* AsyncRing (src/async_ring.c): who is told of the completion */
@@ -130,9 +138,7 @@ typedef struct RingObject {
     PyObject_HEAD
     struct io_uring ring;
     uint8_t initialised;
-    uint8_t closing;                /* teardown running: refuse re-entry */
-    uint8_t sq_busy;                /* a thread is in submit without the GIL */
-    uint8_t cq_busy;                /* a thread waits or reaps */
+    uint8_t closing;                /* PU_CLOSING_*: refuse every call */
     uint8_t wait_combined;          /* waits left that submit and wait in
                                        one call: pu_ring_flush() */
     unsigned fork_generation;
@@ -148,6 +154,8 @@ typedef struct RingObject {
     uint32_t *free_slots;
     uint32_t nslots, nfree;
     Py_ssize_t nrecords;            /* records in the table */
+    Py_ssize_t nhidden;             /* of those, with hide_success: their
+                                       completions in the CQ may not count */
     /* records whose operation ended while nothing but the table held
      * them, kept for reuse (pu_record_recycle) */
     SqeObject *pool[PU_RECORD_POOL + 1];
@@ -166,15 +174,39 @@ typedef struct RingObject {
     Py_ssize_t cq_start, cq_end, cq_cap;
     struct AsyncRingObject *owner;  /* the AsyncRing driving this ring, or
                                        NULL; borrowed, cleared by its dealloc */
+    /* The threading model (docs/design.md, "Threads and signals"): each
+     * side of the ring has at most one user at a time, as liburing
+     * assumes.  A side is held, by the thread's ident, while a call runs
+     * without the GIL (in io_uring_enter) or runs Python code in the
+     * middle of changing that side (finalizers while reaping).  Holders
+     * save and restore the previous owner, so nested holds compose and
+     * no call clears a hold it did not take. */
+    unsigned long sq_owner;         /* 0: free */
+    unsigned long cq_owner;
+    /* Calls in progress that use the ring again after running Python code
+     * (signal handlers, finalizers) or after a wait: queue_exit() asked
+     * while one runs is deferred to the end of the last (PU_CLOSING_DEFERRED),
+     * never run under it. */
+    unsigned ncalls;
     PyObject *weakreflist;
 } RingObject;
 
-/* user_data whose low half is all ones belongs to the runtime itself */
+/* RingObject.closing */
+#define PU_CLOSING_NOW 0x01         /* pu_ring_teardown() is running */
+#define PU_CLOSING_DEFERRED 0x02    /* queue_exit() waits for ncalls == 0 */
+
+/* A record's user_data is PU_UD_TAG | generation << 32 | slot.  The top
+ * bit is the library's: prep_msg_ring() refuses to post it, so a message
+ * from another ring can never name, and end, a live record (msg_ring's
+ * user_data is whatever the sender chose).  user_data whose low half is all
+ * ones belongs to the runtime itself. */
+#define PU_UD_TAG ((__u64)1 << 63)
+#define PU_GEN_MASK 0x7fffffffu     /* generations: 31 bits under the tag */
 #define PU_SLOT_INTERNAL 0xffffffffu
 #define PU_UD_INTERNAL ((__u64)0xfffffffeffffffffULL)
 #define PU_UD_STALE ((__u64)0xfffffffdffffffffULL)  /* matches nothing */
 #define PU_UD_SLOT(ud) ((uint32_t)((ud) & 0xffffffffu))
-#define PU_UD_GEN(ud) ((uint32_t)((ud) >> 32))
+#define PU_UD_GEN(ud) ((uint32_t)((ud) >> 32) & PU_GEN_MASK)
 
 extern PyTypeObject pu_RingType;
 extern PyTypeObject pu_SqeType;
@@ -257,6 +289,7 @@ int pu_conv_dirfd(const pu_argspec *sp, int i, PyObject *o, int *out);
 int pu_conv_u32(const pu_argspec *sp, int i, PyObject *o, unsigned *out);
 int pu_conv_i32(const pu_argspec *sp, int i, PyObject *o, int *out);
 int pu_conv_u64(const pu_argspec *sp, int i, PyObject *o, __u64 *out);
+int pu_conv_msg_data(const pu_argspec *sp, int i, PyObject *o, __u64 *out);
 int pu_conv_offset(const pu_argspec *sp, int i, PyObject *o, __u64 *out);
 int pu_conv_buffer_in(const pu_argspec *sp, int i, SqeObject *rec,
                       PyObject *o, const void **buf, unsigned *len);
@@ -343,6 +376,17 @@ int pu_rec_keep(SqeObject *rec, PyObject *o);
 void pu_record_finish(RingObject *r, SqeObject *rec);
 void pu_record_finish_skipped(RingObject *r, SqeObject *rec);
 void pu_record_finish_suppressed(RingObject *r, SqeObject *rec, int32_t res);
+
+/* Did this completion break the entry's link chain?  The kernel fails a
+ * chain on an error and also on a transfer shorter than asked where the
+ * op says so (req_set_fail() in io_uring/rw.c, net.c, splice.c): the rest
+ * is cancelled, and their completions suppressed when this entry had
+ * IOSQE_CQE_SKIP_SUCCESS.  chain_min is set at submission (ring.c). */
+static inline int
+pu_chain_failed(const SqeObject *rec, int32_t res)
+{
+    return res < 0 || (uint32_t)res < rec->chain_min;
+}
 SqeObject *pu_record_lookup(RingObject *r, __u64 ud);
 /* Release everything the record holds (pins, kept objects, the output
  * bytes, its blocks): only once the kernel is done with it.  Inline, the
@@ -513,16 +557,77 @@ pu_ring_check(RingObject *r)
 static inline int
 pu_ring_check_sq(RingObject *r)
 {
-    return (PU_RING_USABLE(r) && !r->sq_busy) ? 0 : pu_ring_check_fail(r, 's');
+    return (PU_RING_USABLE(r) && r->sq_owner == 0) ? 0 : pu_ring_check_fail(r, 's');
 }
 
+/* The completion side is also refused to everyone but the AsyncRing that
+ * drives the ring: it reaps there itself (and does not come through here). */
 static inline int
 pu_ring_check_cq(RingObject *r)
 {
-    return (PU_RING_USABLE(r) && !r->cq_busy) ? 0 : pu_ring_check_fail(r, 'c');
+    return (PU_RING_USABLE(r) && r->cq_owner == 0 && r->owner == NULL)
+               ? 0 : pu_ring_check_fail(r, 'c');
+}
+
+/* Hold a side (&r->sq_owner or &r->cq_owner) for this thread; give back
+ * what pu_side_take() returned. */
+static inline unsigned long
+pu_side_take(unsigned long *side)
+{
+    unsigned long prev = *side;
+    *side = PyThread_get_thread_ident();
+    return prev;
+}
+
+static inline void
+pu_side_put(unsigned long *side, unsigned long prev)
+{
+    *side = prev;
+}
+
+/* Around a call that uses the ring again after Python code may have run
+ * (see RingObject.ncalls).  pu_call_leave() runs a deferred queue_exit()
+ * when the last call ends: 0, or -1 when that raised (the exception set;
+ * the caller drops its result). */
+int pu_ring_deferred_exit(RingObject *r);
+
+static inline void
+pu_call_enter(RingObject *r)
+{
+    r->ncalls++;
+}
+
+static inline int
+pu_call_leave(RingObject *r)
+{
+    if (--r->ncalls == 0 && (r->closing & PU_CLOSING_DEFERRED))
+        return pu_ring_deferred_exit(r);
+    return 0;
+}
+
+/* A method's result passed through pu_call_leave() */
+static inline PyObject *
+pu_call_return(RingObject *r, PyObject *result)
+{
+    if (pu_call_leave(r) < 0)
+        Py_CLEAR(result);
+    return result;
 }
 PyObject *pu_err_errno(int err);
 int pu_err_entry_lost(SqeObject *rec, const char *fname);
+
+/* The entry as a NOP carrying ud, every other byte zero: what each prep
+ * starts from.  The module owns the SQE's contents: liburing 2.3's
+ * io_uring_prep_rw() writes every field, later ones only five (and
+ * io_uring_get_sqe() clears the rest), so nothing is left to either. */
+static inline void
+pu_sqe_reset(RingObject *r, struct io_uring_sqe *sqe, __u64 ud)
+{
+    memset(sqe, 0, (r->ring.flags & IORING_SETUP_SQE128) ? 2 * sizeof(*sqe)
+                                                          : sizeof(*sqe));
+    sqe->opcode = IORING_OP_NOP;
+    sqe->user_data = ud;
+}
 
 /* Converters run Python code (fileno(), __index__, __fspath__, buffer
  * exporters) that may submit the entry being prepared, hand its SQ slot to
@@ -532,11 +637,10 @@ int pu_err_entry_lost(SqeObject *rec, const char *fname);
 static inline int
 pu_prep_entry_check(SqeObject *rec, struct io_uring_sqe *sqe, const char *fname)
 {
-    /* sq_busy: another thread is submitting without the GIL (a converter
-     * let it run); the kernel may hold this entry already, still marked
-     * ours until that submit returns */
+    /* sq_owner: another thread is submitting without the GIL (a converter
+     * let it run) */
     if (rec->sqe == sqe && rec->state == PU_PREPARING && PU_RING_USABLE(rec->ring) &&
-        !rec->ring->sq_busy)
+        rec->ring->sq_owner == 0)
         return 0;
     return pu_err_entry_lost(rec, fname);
 }

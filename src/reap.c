@@ -35,6 +35,31 @@ cq_reserve(RingObject *r, Py_ssize_t extra)
     return 0;
 }
 
+/* Records ended per round before their references are dropped: a drop
+ * may run code (a finalizer), which must find the CQ head moved. */
+#define PU_REAP_CHUNK 64
+
+/* The final completion of an entry whose IOSQE_CQE_SKIP_SUCCESS the
+ * runtime kept from the kernel (ring.c, prepare_chains), when the entry
+ * did not fail: nobody is shown it. */
+static inline int
+pu_cqe_hidden(const SqeObject *rec, const struct io_uring_cqe *c)
+{
+    return rec->hide_success && !(c->flags & IORING_CQE_F_MORE) &&
+           !pu_chain_failed(rec, c->res);
+}
+
+/* End such a record as its completion would: the table's reference passes
+ * to the caller, who drops it after the CQ head moved. */
+static void
+pu_end_hidden(RingObject *r, SqeObject *rec)
+{
+    pu_record_finish(r, rec);
+    pu_record_release(rec);
+    if (rec->chain_prev != 0)
+        pu_record_finish_skipped(r, rec);
+}
+
 /* The output bytes hold exactly what the kernel wrote. */
 static PyObject *
 take_result(SqeObject *rec, int32_t res)
@@ -56,7 +81,9 @@ int
 pu_reap(RingObject *r)
 {
     struct io_uring_cqe *c;
-    unsigned head, ready, n = 0;
+    unsigned head, ready, n = 0, nquiet = 0;
+    SqeObject *quiet[PU_REAP_CHUNK];
+    unsigned long held;
     int err = 0;
 
     ready = io_uring_cq_ready(&r->ring);
@@ -73,12 +100,17 @@ pu_reap(RingObject *r)
     if (cq_reserve(r, ready) < 0)
         return -1;
     /* allocation below may run the GC and finalizers: keep them off the CQ */
-    r->cq_busy = 1;
+    held = pu_side_take(&r->cq_owner);
     io_uring_for_each_cqe(&r->ring, head, c) {
         SqeObject *rec = PU_RECORD_LOOKUP(r, c->user_data);
+        if (rec != NULL && pu_cqe_hidden(rec, c)) {
+            /* a success the user asked not to see (prepare_chains): the
+             * record ends; it is dropped once the CQ head has moved */
+            pu_end_hidden(r, rec);
+            quiet[nquiet++] = rec;
         /* a completion no record of ours names (a msg_ring message from
          * another ring) is delivered too, with no Sqe behind it */
-        if (rec != NULL || PU_UD_SLOT(c->user_data) != PU_SLOT_INTERNAL) {
+        } else if (rec != NULL || PU_UD_SLOT(c->user_data) != PU_SLOT_INTERNAL) {
             CqeObject *q = pu_cqe_alloc();
             if (q == NULL) {
                 err = -1;   /* this CQE stays in the ring for next time */
@@ -119,17 +151,19 @@ pu_reap(RingObject *r)
                     pu_record_release(rec);
                 if (rec->chain_prev != 0)   /* both end at once otherwise */
                     pu_record_finish_skipped(r, rec);
-                if (c->res < 0)
+                if (pu_chain_failed(rec, c->res))
                     pu_record_finish_suppressed(r, rec, c->res);
             }
             PyObject_GC_Track(q);
             r->cq[r->cq_end++] = q;
         }
-        if (++n == ready)
+        if (++n == ready || nquiet == PU_REAP_CHUNK)
             break;
     }
     io_uring_cq_advance(&r->ring, n);
-    r->cq_busy = 0;
+    pu_side_put(&r->cq_owner, held);
+    for (unsigned i = 0; i < nquiet; i++)
+        Py_DECREF(quiet[i]);   /* the table's reference */
     return err;
 }
 
@@ -249,8 +283,6 @@ pu_sink_finish(pu_reap_sink *s, Py_ssize_t got)
  * empty or starts with such a CQE), or -1 with an exception when none was.
  * Records that end are dropped after the CQ head moves, in chunks, so code
  * their release runs never sees a half-consumed ring. */
-#define PU_REAP_CHUNK 64
-
 Py_ssize_t
 pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
 {
@@ -264,8 +296,8 @@ pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
         unsigned head = *r->ring.cq.khead, n = 0, nended = 0;
         unsigned tail = io_uring_smp_load_acquire(r->ring.cq.ktail);
         unsigned mask = r->ring.cq.ring_mask, shift = io_uring_cqe_shift(&r->ring);
+        unsigned long held = pu_side_take(&r->cq_owner);
 
-        r->cq_busy = 1;
         for (; head != tail; head++) {
             struct io_uring_cqe *c = &r->ring.cq.cqes[(head & mask) << shift];
             SqeObject *rec = PU_RECORD_LOOKUP(r, c->user_data);
@@ -275,6 +307,12 @@ pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
                 break;
             if (rec == NULL && PU_UD_SLOT(c->user_data) == PU_SLOT_INTERNAL) {
                 n++;        /* the runtime's own (a cancel): nobody sees it */
+                continue;
+            }
+            if (rec != NULL && pu_cqe_hidden(rec, c)) {
+                pu_end_hidden(r, rec);
+                ended[nended++] = rec;
+                n++;
                 continue;
             }
             if ((c->flags & IORING_CQE_F_BUFFER) ||
@@ -308,7 +346,7 @@ pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
                 pu_record_release(rec);
                 if (rec->chain_prev != 0)
                     pu_record_finish_skipped(r, rec);
-                if (c->res < 0)
+                if (pu_chain_failed(rec, c->res))
                     pu_record_finish_suppressed(r, rec, c->res);
                 ended[nended++] = rec;   /* the table's reference */
             }
@@ -316,7 +354,7 @@ pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
             n++;
         }
         io_uring_cq_advance(&r->ring, n);
-        r->cq_busy = 0;
+        pu_side_put(&r->cq_owner, held);
         for (unsigned i = 0; i < nended; i++)
             pu_record_recycle(r, ended[i]);   /* the table's reference */
         if (n == 0)

@@ -35,7 +35,7 @@ pu_ring_table_grow(RingObject *r)
      * first and stay warm in the cache */
     for (uint32_t s = n; s-- > r->nslots;) {
         r->slots[s] = NULL;
-        r->slot_gen[s] = 1;   /* so that no user_data is 0 */
+        r->slot_gen[s] = 0;   /* under PU_UD_TAG: no user_data is 0 */
         r->free_slots[r->nfree++] = s;
     }
     r->nslots = n;
@@ -134,6 +134,8 @@ pu_record_new(RingObject *r)
     rec->chain_prev = 0;
     rec->chain_next = 0;
     rec->chain_broken = 0;
+    rec->chain_min = 0;
+    rec->hide_success = 0;
     rec->op_flags = 0;
     rec->flushed_flags = 0;
     rec->blocks = NULL;
@@ -150,7 +152,7 @@ pu_record_new(RingObject *r)
     rec->aio = 0;
     slot = r->free_slots[--r->nfree];
     r->slots[slot] = rec;
-    rec->user_data = ((__u64)r->slot_gen[slot] << 32) | slot;
+    rec->user_data = PU_UD_TAG | ((__u64)r->slot_gen[slot] << 32) | slot;
     rec->life = r->life;
     r->nrecords++;
     if (fresh)
@@ -297,8 +299,12 @@ pu_record_finish(RingObject *r, SqeObject *rec)
 
     rec->state = PU_DONE;
     rec->sqe = NULL;
+    if (rec->hide_success) {
+        rec->hide_success = 0;
+        r->nhidden--;
+    }
     r->slots[slot] = NULL;
-    r->slot_gen[slot]++;
+    r->slot_gen[slot] = (r->slot_gen[slot] + 1) & PU_GEN_MASK;
     r->free_slots[r->nfree++] = slot;
     r->nrecords--;
 }
@@ -323,7 +329,8 @@ pu_record_finish_skipped(RingObject *r, SqeObject *rec)
     }
 }
 
-/* When an entry with IOSQE_CQE_SKIP_SUCCESS and IOSQE_IO_LINK fails, the
+/* When an entry with IOSQE_CQE_SKIP_SUCCESS and IOSQE_IO_LINK fails (a
+ * negative result, or a short one: pu_chain_failed()), the
  * kernel cancels the rest of its chain without posting their completions
  * (REQ_F_SKIP_LINK_CQES): those records end here.  Only when the failure
  * starts with this entry: when an earlier entry of the chain failed, the
@@ -336,7 +343,8 @@ pu_record_finish_suppressed(RingObject *r, SqeObject *rec, int32_t res)
     uint8_t f = rec->flushed_flags;
     __u64 ud = rec->chain_next;
 
-    if (res >= 0 || ud == 0 || !(f & IOSQE_IO_LINK) || (f & IOSQE_IO_HARDLINK))
+    if (!pu_chain_failed(rec, res) || ud == 0 || !(f & IOSQE_IO_LINK) ||
+        (f & IOSQE_IO_HARDLINK))
         return;
     if (!(f & IOSQE_CQE_SKIP_SUCCESS) || rec->chain_broken) {
         SqeObject *n = pu_record_lookup(r, ud);

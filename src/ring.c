@@ -52,6 +52,7 @@ ring_setup(RingObject *r, long long entries, struct io_uring_params *p)
     r->pending = PyMem_Malloc(r->sq_entries * sizeof(*r->pending));
     r->npending = 0;
     r->nrecords = 0;
+    r->nhidden = 0;
     r->cq_start = r->cq_end = 0;
     if (r->pending == NULL || pu_ring_table_grow(r) < 0) {
         if (r->pending == NULL)
@@ -168,14 +169,34 @@ Ring_queue_init(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
     Py_RETURN_NONE;
 }
 
-/* queue_exit() and the context manager: cancel, drain, release, unmap. */
+/* queue_exit() and the context manager: cancel, drain, release, unmap.
+ * Never under a call that is using the ring: from a signal handler or a
+ * finalizer that runs inside one of this ring's calls, the teardown is
+ * deferred until that call returns (the ring refuses everything
+ * meanwhile); while another thread waits or submits in the kernel it is
+ * refused. */
 static PyObject *
 Ring_queue_exit(RingObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (self->sq_busy || self->cq_busy) {
+    unsigned long me = PyThread_get_thread_ident();
+
+    if (self->owner != NULL) {
         PyErr_SetString(PyExc_RuntimeError,
-                        "queue_exit(): another thread is using this IoUring");
+                        "queue_exit(): this IoUring is driven by an AsyncRing: "
+                        "close the AsyncRing instead (await aclose())");
         return NULL;
+    }
+    if ((self->sq_owner != 0 && self->sq_owner != me) ||
+        (self->cq_owner != 0 && self->cq_owner != me)) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "queue_exit(): another thread is using this IoUring "
+                        "(submitting, waiting or reaping): stop it first");
+        return NULL;
+    }
+    if (self->ncalls > 0) {
+        if (self->initialised)
+            self->closing |= PU_CLOSING_DEFERRED;
+        Py_RETURN_NONE;
     }
     pu_ring_teardown(self);
     if (PyErr_Occurred())
@@ -209,8 +230,7 @@ pu_ring_get_sqe(RingObject *self)
         return NULL;
     sqe = io_uring_get_sqe(&self->ring);
     /* an entry nobody prepares still completes, harmlessly, as a NOP */
-    io_uring_prep_nop(sqe);
-    sqe->user_data = rec->user_data;
+    pu_sqe_reset(self, sqe, rec->user_data);
     rec->sqe = sqe;
     self->pending[self->npending++] = rec;
     Py_INCREF(rec);   /* the caller's; the table keeps its own */
@@ -252,6 +272,62 @@ chain_has_hardlink(RingObject *r, unsigned i)
     return 0;
 }
 
+/* The least result with which a linked entry does not fail its chain:
+ * the kernel fails a link on a transfer shorter than asked for these ops
+ * (io_uring/rw.c compares the result with the request's byte count;
+ * net.c with it under MSG_WAITALL; splice.c with the length).  0 where a
+ * short result is no failure, or where the count is not known here (a
+ * buffer the kernel picks): there a short result is taken as success,
+ * which can only leave a record waiting for its completion (and teardown
+ * to cancel it), never end one whose completion is still to come. */
+static uint32_t
+iov_total(const struct iovec *iov, size_t n)
+{
+    unsigned long long t = 0;
+    for (size_t i = 0; i < n; i++)
+        t += iov[i].iov_len;
+    return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
+}
+
+static uint32_t
+chain_min(const SqeObject *rec, const struct io_uring_sqe *sqe)
+{
+    /* pointers in the entry are read only where its op's converters made
+     * them (not in the fuzz build's raw entries, whose op is another) */
+    int own = rec->op != NULL && rec->op->opcode == sqe->opcode;
+    const struct msghdr *msg;
+
+    if (sqe->flags & IOSQE_BUFFER_SELECT)
+        return 0;
+    switch (sqe->opcode) {
+    case IORING_OP_READ:
+    case IORING_OP_WRITE:
+    case IORING_OP_READ_FIXED:
+    case IORING_OP_WRITE_FIXED:
+    case IORING_OP_SPLICE:
+    case IORING_OP_TEE:
+        return sqe->len;
+    case IORING_OP_READV:
+    case IORING_OP_WRITEV:
+        if (!own)
+            return 0;
+        return iov_total((const struct iovec *)(uintptr_t)sqe->addr, sqe->len);
+    case IORING_OP_SEND:
+    case IORING_OP_RECV:
+    case IORING_OP_SEND_ZC:
+        return (sqe->msg_flags & MSG_WAITALL) ? sqe->len : 0;
+    case IORING_OP_SENDMSG:
+    case IORING_OP_RECVMSG:
+    case IORING_OP_SENDMSG_ZC:
+        msg = (const struct msghdr *)(uintptr_t)sqe->addr;
+        if (!(sqe->msg_flags & MSG_WAITALL) || msg == NULL || !own)
+            return 0;
+        return iov_total(msg->msg_iov, msg->msg_iovlen);
+    default:
+        return 0;
+    }
+}
+
 /* Before the flush: IOSQE_CQE_SKIP_SUCCESS is kept only where a linked
  * successor's completion will prove the entry done, and never in a chain
  * that holds an IOSQE_IO_HARDLINK.  There, when an entry fails as it is
@@ -259,7 +335,16 @@ chain_has_hardlink(RingObject *r, unsigned i)
  * it were IOSQE_IO_LINK, and a head with CQE_SKIP_SUCCESS silences every
  * completion after its own; when a hard-linked entry fails as it runs, the
  * rest runs and completes.  No completion tells the two apart, so in such a
- * chain every entry posts its own. */
+ * chain every entry posts its own.
+ *
+ * Nor is it kept on an entry whose short transfer fails the chain
+ * (chain_min() > 0): the kernel would then silence the rest of the chain
+ * on a result >= 0, and ending their records would rest on knowing
+ * exactly which results the kernel counts as short.  The entry posts its
+ * completion instead, and the reap hides it when the transfer was whole
+ * (hide_success), so the user sees what the flag promises; when it was
+ * short, the rest of the chain posts its -ECANCELED completions and every
+ * record ends by a completion of its own. */
 static void
 prepare_chains(RingObject *r)
 {
@@ -286,22 +371,31 @@ prepare_chains(RingObject *r)
             start = i;
         }
         linked = (sqe->flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK)) && i + 1 < r->npending;
-        if (linked)
+        if (linked) {
             rec->chain_next = r->pending[i + 1]->user_data;
+            rec->chain_min = chain_min(rec, sqe);
+        }
         if (sqe->flags & IOSQE_CQE_SKIP_SUCCESS) {
             if (linked && hard < 0)
                 hard = chain_has_hardlink(r, start);
-            if (linked && !hard)
+            if (linked && !hard && rec->chain_min == 0) {
                 r->pending[i + 1]->chain_prev = rec->user_data;
-            else
+            } else {
                 sqe->flags &= (uint8_t)~IOSQE_CQE_SKIP_SUCCESS;
+                rec->hide_success = linked && !hard;
+                r->nhidden += rec->hide_success;
+            }
         }
         rec->flushed_flags = sqe->flags;
         in_chain = linked;
     }
 }
 
-/* Entries flushed to the kernel are no longer ours to write. */
+/* Entries about to be flushed to the kernel are no longer ours to write.
+ * Called before the GIL is released for the submit: from then on another
+ * thread may reap their completions and free their records, so the
+ * submitting thread must not touch them again (pending[] holds borrowed
+ * pointers). */
 static void
 mark_submitted(RingObject *r)
 {
@@ -316,8 +410,11 @@ mark_submitted(RingObject *r)
 static PyObject *
 ring_submit(RingObject *r, unsigned wait_nr)
 {
-    int ret = pu_ring_flush(r, wait_nr);
-    return ret < 0 ? NULL : PyLong_FromLong(ret);
+    int ret;
+
+    pu_call_enter(r);
+    ret = pu_ring_flush(r, wait_nr);
+    return pu_call_return(r, ret < 0 ? NULL : PyLong_FromLong(ret));
 }
 
 /* May a submit alone leave completions in the CQ, so that a wait after it
@@ -344,8 +441,86 @@ submit_may_complete(RingObject *r)
                               IORING_SETUP_SQPOLL));
 }
 
+/* Is this the interpreter's only thread?  Then nothing but this thread
+ * (or another process) can submit on the ring while it waits. */
+static int
+only_thread(void)
+{
+    PyThreadState *ts = PyThreadState_Get();
+#if PY_VERSION_HEX >= 0x03090000
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(ts);
+#else
+    PyInterpreterState *interp = ts->interp;
+#endif
+    PyThreadState *head = PyInterpreterState_ThreadHead(interp);
+    return head != NULL && PyThreadState_Next(head) == NULL;
+}
+
+/* A signal handler raised during a wait (Ctrl-C: KeyboardInterrupt).  When
+ * nothing of this ring was in flight, only another thread's submit or a
+ * message from another ring could have ended the wait: say so on the
+ * exception, as a note (3.11 and later). */
+static void
+note_idle_wait(RingObject *r)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *type, *value, *tb, *ret;
+
+    if (!PU_RING_USABLE(r) || r->nrecords - (Py_ssize_t)r->npending > 0)
+        return;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    ret = value == NULL ? NULL : PyObject_CallMethod(
+        value, "add_note", "s",
+        r->npending > 0
+            ? "py_io_uring: the wait had no operation of this IoUring in "
+              "flight: entries were prepared but not submitted (call submit())"
+            : "py_io_uring: the wait had no operation of this IoUring in "
+              "flight: only another thread's submit or a msg_ring from "
+              "another ring could have ended it");
+    if (ret == NULL)
+        PyErr_Clear();
+    Py_XDECREF(ret);
+    PyErr_Restore(type, value, tb);
+#else
+    (void)r;
+#endif
+}
+
+/* After signal handlers ran (PyErr_CheckSignals() passed) inside a call:
+ * they may have closed the ring (queue_exit() is then deferred and the
+ * ring refuses everything) or forked.  0 when the call may go on. */
+static int
+still_usable(RingObject *r)
+{
+    return pu_ring_check(r);
+}
+
+/* A submission the kernel refused: OSError from errno, with what it means
+ * where the errno alone would mislead. */
+static void
+submit_error(RingObject *r, int err)
+{
+    if (err == EEXIST && (r->setup_flags & IORING_SETUP_SINGLE_ISSUER)) {
+        PyObject *exc = PyObject_CallFunction(
+            PyExc_OSError, "is", err,
+            "this IoUring was set up with IORING_SETUP_SINGLE_ISSUER: only "
+            "the thread that first submitted on it may submit");
+        if (exc != NULL) {
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
+        }
+        return;
+    }
+    pu_err_errno(err);
+}
+
 /* submit() and submit_and_wait(): the number submitted, or -1 with an
- * exception set. */
+ * exception set.  With wait_nr > 0 it blocks, as liburing does, until that
+ * many completions are there, even with nothing of this ring in flight
+ * (another thread may submit, another ring may send a message); a signal
+ * interrupts it (the entries went in; Ctrl-C raises KeyboardInterrupt and
+ * leaves the ring usable). */
 int
 pu_ring_flush(RingObject *r, unsigned wait_nr)
 {
@@ -353,18 +528,16 @@ pu_ring_flush(RingObject *r, unsigned wait_nr)
 
     if (pu_ring_check_sq(r) < 0 || (wait_nr && pu_ring_check_cq(r) < 0))
         return -1;
-    if (wait_nr > 0 && r->nrecords == 0 && io_uring_cq_ready(&r->ring) < wait_nr) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "submit_and_wait() would block forever: no operation "
-                        "is in flight");
-        return -1;
-    }
     prepare_chains(r);
+    /* before the GIL goes: see mark_submitted() */
+    mark_submitted(r);
     for (;;) {
         int split = wait_nr > 0 && submit_may_complete(r), fell_short = 0;
+        unsigned long sq_prev, cq_prev = 0;
 
-        r->sq_busy = 1;
-        r->cq_busy = wait_nr > 0;
+        sq_prev = pu_side_take(&r->sq_owner);
+        if (wait_nr > 0)
+            cq_prev = pu_side_take(&r->cq_owner);
         Py_BEGIN_ALLOW_THREADS
         if (split) {
             /* As C does with io_uring_submit() and io_uring_wait_cqe():
@@ -383,13 +556,18 @@ pu_ring_flush(RingObject *r, unsigned wait_nr)
                           : io_uring_submit(&r->ring);
         }
         Py_END_ALLOW_THREADS
-        r->sq_busy = 0;
-        r->cq_busy = 0;
+        if (wait_nr > 0)
+            pu_side_put(&r->cq_owner, cq_prev);
+        pu_side_put(&r->sq_owner, sq_prev);
         if (fell_short)
             r->wait_combined = PU_WAIT_COMBINED;
-        mark_submitted(r);
         if (ret == -EINTR) {
-            if (PyErr_CheckSignals() < 0)
+            if (PyErr_CheckSignals() < 0) {
+                if (wait_nr > 0)
+                    note_idle_wait(r);
+                return -1;
+            }
+            if (still_usable(r) < 0)
                 return -1;
             wait_nr = 0;   /* the entries went in; the caller may wait again */
             continue;
@@ -409,7 +587,7 @@ pu_ring_flush(RingObject *r, unsigned wait_nr)
             break;
     }
     if (ret < 0 && total == 0) {
-        pu_err_errno(-ret);
+        submit_error(r, -ret);
         return -1;
     }
     return total;
@@ -433,8 +611,14 @@ Ring_submit_and_wait(RingObject *self, PyObject *const *args, Py_ssize_t nargs)
         n = PyLong_AsLong(args[0]);
         if (n == -1 && PyErr_Occurred())
             return NULL;
-        if (n < 0 || n > INT32_MAX) {
-            PyErr_SetString(PyExc_ValueError, "wait_nr must be >= 0");
+        if (n < 0) {
+            PyErr_SetString(PyExc_ValueError,
+                            "submit_and_wait(): wait_nr must be >= 0");
+            return NULL;
+        }
+        if (n > INT32_MAX) {
+            PyErr_SetString(PyExc_OverflowError,
+                            "submit_and_wait(): wait_nr must be at most 2**31-1");
             return NULL;
         }
     }
@@ -460,7 +644,13 @@ parse_timeout(PyObject *o, double *deadline)
 }
 
 /* Wait until `want` completions are reaped and unseen.  Returns 1 when
- * they are, 0 when the deadline passed first, -1 with an exception. */
+ * they are, 0 when the deadline passed first, -1 with an exception.
+ *
+ * It blocks as liburing does, also with nothing of this ring in flight:
+ * another thread may submit, another ring may post a message.  Only where
+ * the wait is certainly a mistake, entries prepared and never submitted
+ * with nothing in flight and no other thread in the interpreter, it raises
+ * at once; elsewhere a Ctrl-C says so on its KeyboardInterrupt. */
 static int
 ring_wait_full(RingObject *r, Py_ssize_t want, double deadline, int in_kernel_cq)
 {
@@ -468,14 +658,16 @@ ring_wait_full(RingObject *r, Py_ssize_t want, double deadline, int in_kernel_cq
         struct io_uring_cqe *c;
         struct __kernel_timespec ts;
         Py_ssize_t need;
+        unsigned long sq_prev = 0, cq_prev;
         int ret, touch_sq;
 
         if (PU_CQ_LEN(r) >= want)
             return 1;
-        if (in_kernel_cq) {
+        if (in_kernel_cq && r->nhidden == 0) {
             /* reap() takes them from the kernel's CQ itself: count them
              * there instead of moving them into Cqe objects, unless the CQ
-             * is full or overflowed: then only moving them makes room */
+             * is full or overflowed: then only moving them makes room (or
+             * some may be successes nobody is shown: hide_success) */
             unsigned ready = io_uring_cq_ready(&r->ring);
             if (PU_CQ_LEN(r) + (Py_ssize_t)ready >= want)
                 return 1;
@@ -489,14 +681,18 @@ ring_wait_full(RingObject *r, Py_ssize_t want, double deadline, int in_kernel_cq
         }
         if (PU_CQ_LEN(r) >= want)
             return 1;
-        if (r->nrecords - (Py_ssize_t)r->npending == 0 && deadline < 0) {
-            /* nothing submitted can complete: without a timeout this would
-             * hang; with one, a msg_ring from another ring may still come */
+        /* code run by the reap (a finalizer) may have closed the ring */
+        if (still_usable(r) < 0)
+            return -1;
+        if (r->nrecords == (Py_ssize_t)r->npending && r->npending > 0 &&
+            deadline < 0 && only_thread()) {
             PyErr_Format(PyExc_RuntimeError,
                          "waiting would block forever: %zd more completion(s) "
-                         "wanted and no operation is in flight (%u acquired "
-                         "but not submitted: did you forget submit()?)",
-                         want - PU_CQ_LEN(r), r->npending);
+                         "wanted, no operation is in flight and %u entr%s "
+                         "prepared but not submitted: call submit() first, "
+                         "or submit_and_wait()",
+                         want - PU_CQ_LEN(r), r->npending,
+                         r->npending == 1 ? "y is" : "ies are");
             return -1;
         }
         need = want - PU_CQ_LEN(r);
@@ -509,27 +705,33 @@ ring_wait_full(RingObject *r, Py_ssize_t want, double deadline, int in_kernel_cq
             ts.tv_sec = (long long)left;
             ts.tv_nsec = (long long)((left - (double)ts.tv_sec) * 1e9);
         }
-        /* without IORING_FEAT_EXT_ARG liburing queues a timeout SQE */
+        /* without IORING_FEAT_EXT_ARG liburing queues a timeout SQE, and
+         * submits what is queued with it */
         touch_sq = deadline >= 0 && !(r->features & IORING_FEAT_EXT_ARG);
-        if (touch_sq && pu_ring_check_sq(r) < 0)
-            return -1;
-        if (touch_sq)
+        if (touch_sq) {
+            if (pu_ring_check_sq(r) < 0)
+                return -1;
             prepare_chains(r);
-        r->cq_busy = 1;
-        r->sq_busy = (uint8_t)touch_sq;
+            mark_submitted(r);
+            sq_prev = pu_side_take(&r->sq_owner);
+        }
+        cq_prev = pu_side_take(&r->cq_owner);
         Py_BEGIN_ALLOW_THREADS
         if (deadline >= 0)
             ret = io_uring_wait_cqes(&r->ring, &c, (unsigned)need, &ts, NULL);
         else
             ret = io_uring_wait_cqe_nr(&r->ring, &c, (unsigned)need);
         Py_END_ALLOW_THREADS
-        r->cq_busy = 0;
-        r->sq_busy = 0;
+        pu_side_put(&r->cq_owner, cq_prev);
         if (touch_sq)
-            mark_submitted(r);
+            pu_side_put(&r->sq_owner, sq_prev);
         if (ret == -EINTR) {
             /* run the handlers (Ctrl-C raises here); nothing was consumed */
-            if (PyErr_CheckSignals() < 0)
+            if (PyErr_CheckSignals() < 0) {
+                note_idle_wait(r);
+                return -1;
+            }
+            if (still_usable(r) < 0)
                 return -1;
             continue;
         }
@@ -554,9 +756,9 @@ cq_list(RingObject *self, Py_ssize_t n)
     Py_ssize_t got = PU_CQ_LEN(self) < n ? PU_CQ_LEN(self) : n;
     PyObject *list;
 
-    self->cq_busy = 1;
+    unsigned long held = pu_side_take(&self->cq_owner);
     list = PyList_New(got);
-    self->cq_busy = 0;
+    pu_side_put(&self->cq_owner, held);
     if (list == NULL)
         return NULL;
     for (Py_ssize_t i = 0; i < got; i++) {
@@ -576,20 +778,23 @@ static PyObject *
 Ring_wait_cqe(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
               PyObject *kwnames)
 {
-    PyObject *argv[1];
+    PyObject *argv[1], *q;
     double deadline;
     int ret;
 
     if (pu_parse_args(&wait_cqe_spec, args, nargs, kwnames, argv) < 0 ||
         parse_timeout(argv[0], &deadline) < 0 || pu_ring_check_cq(self) < 0)
         return NULL;
+    pu_call_enter(self);
     ret = ring_wait(self, 1, deadline);
     if (ret < 0)
-        return NULL;
-    if (ret == 0)
-        Py_RETURN_NONE;
-    Py_INCREF(self->cq[self->cq_start]);
-    return (PyObject *)self->cq[self->cq_start];
+        q = NULL;
+    else if (ret == 0)
+        q = Py_None;
+    else
+        q = (PyObject *)self->cq[self->cq_start];
+    Py_XINCREF(q);
+    return pu_call_return(self, q);
 }
 
 static PyObject *
@@ -611,22 +816,28 @@ Ring_wait_cqe_nr(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
     }
     if (parse_timeout(argv[1], &deadline) < 0 || pu_ring_check_cq(self) < 0)
         return NULL;
+    pu_call_enter(self);
     if (n > 0 && ring_wait(self, n, deadline) < 0)
-        return NULL;
-    return cq_list(self, n);
+        return pu_call_return(self, NULL);
+    return pu_call_return(self, cq_list(self, n));
 }
 
 static PyObject *
 Ring_peek_cqe(RingObject *self, PyObject *Py_UNUSED(ignored))
 {
+    PyObject *q;
+
     if (pu_ring_check_cq(self) < 0)
         return NULL;
+    pu_call_enter(self);
     if (PU_CQ_LEN(self) == 0 && pu_reap(self) < 0)
-        return NULL;
-    if (PU_CQ_LEN(self) == 0)
-        Py_RETURN_NONE;
-    Py_INCREF(self->cq[self->cq_start]);
-    return (PyObject *)self->cq[self->cq_start];
+        q = NULL;
+    else if (PU_CQ_LEN(self) == 0)
+        q = Py_None;
+    else
+        q = (PyObject *)self->cq[self->cq_start];
+    Py_XINCREF(q);
+    return pu_call_return(self, q);
 }
 
 static PyObject *
@@ -714,9 +925,10 @@ Ring_peek_batch_cqe(RingObject *self, PyObject *arg)
     if (batch_count(arg, "peek_batch_cqe(): count", &n) < 0 ||
         pu_ring_check_cq(self) < 0)
         return NULL;
+    pu_call_enter(self);
     if (PU_CQ_LEN(self) < n && pu_reap(self) < 0)
-        return NULL;
-    return cq_list(self, n);
+        return pu_call_return(self, NULL);
+    return pu_call_return(self, cq_list(self, n));
 }
 
 static PyObject *
@@ -751,8 +963,8 @@ static const pu_argspec reap_one_spec = {"reap_one", reap_one_kw, 0, 2, 0};
  * except those whose value needs a Cqe, which pass through the queue.  A
  * failure returns what was already taken, or raises with nothing taken. */
 static PyObject *
-reap_to_sink(RingObject *self, int kind, Py_ssize_t n, Py_ssize_t wait_nr,
-             int submit)
+reap_to_sink_impl(RingObject *self, int kind, Py_ssize_t n, Py_ssize_t wait_nr,
+                  int submit)
 {
     pu_reap_sink sink;
     Py_ssize_t cap, got = 0;
@@ -780,19 +992,19 @@ reap_to_sink(RingObject *self, int kind, Py_ssize_t n, Py_ssize_t wait_nr,
                 k = cap - got;
             /* the allocations below may run the GC and finalizers: keep
              * them off the queue being read */
-            self->cq_busy = 1;
+            unsigned long held = pu_side_take(&self->cq_owner);
             for (Py_ssize_t i = 0; i < k; i++) {
                 PyObject *t, *d, *v, *f;
                 if (pu_sink_slot(&sink, &t) < 0 ||
                     pu_cqe_parts(self->cq[self->cq_start + i], &d, &v, &f) < 0) {
                     Py_XDECREF(t);
-                    self->cq_busy = 0;
+                    pu_side_put(&self->cq_owner, held);
                     pu_sink_unput(&sink, got, got + i);
                     goto fail;
                 }
                 pu_sink_put(&sink, got + i, t, d, v, f);
             }
-            self->cq_busy = 0;
+            pu_side_put(&self->cq_owner, held);
             if (cq_take(self, k) < 0) {
                 pu_sink_unput(&sink, got, got + k);
                 goto fail;
@@ -821,6 +1033,16 @@ fail:
     }
     PyErr_Clear();   /* what was taken is returned; the failure comes again */
     return pu_sink_finish(&sink, got);
+}
+
+static PyObject *
+reap_to_sink(RingObject *self, int kind, Py_ssize_t n, Py_ssize_t wait_nr,
+             int submit)
+{
+    if (pu_ring_check_cq(self) < 0)
+        return NULL;
+    pu_call_enter(self);
+    return pu_call_return(self, reap_to_sink_impl(self, kind, n, wait_nr, submit));
 }
 
 /* reap()'s and reap_columns()' arguments */
@@ -1023,6 +1245,13 @@ Ring_clear(RingObject *self)
 {
     pu_exc_state saved;
 
+    /* a call still using the ring (the collection ran inside it): as a
+     * queue_exit() from there, when it returns */
+    if (self->ncalls > 0) {
+        if (self->initialised)
+            self->closing |= PU_CLOSING_DEFERRED;
+        return 0;
+    }
     /* may run while an exception propagates: keep it intact */
     pu_exc_save(&saved);
     pu_ring_teardown(self);

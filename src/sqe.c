@@ -57,7 +57,13 @@ pu_sqe_prep_entry(SqeObject *self, const pu_opdef *op, PyObject *const *args,
 {
     struct io_uring_sqe *sqe = self->sqe;
 
-    pu_record_release(self);   /* a second prep before submit replaces */
+    /* A second prep before submit replaces the first.  The entry becomes a
+     * NOP before the first prep's pins go: a converter below may run code
+     * that submits it, and the kernel must then find nothing that points
+     * at memory released here. */
+    if (self->state == PU_PREPARED)
+        pu_sqe_reset(self->ring, sqe, self->user_data);
+    pu_record_release(self);
     self->op_flags = 0;
     self->has_peer = 0;
     self->op = NULL;
@@ -66,8 +72,7 @@ pu_sqe_prep_entry(SqeObject *self, const pu_opdef *op, PyObject *const *args,
         pu_record_release(self);
         if (self->state != PU_PREPARING)
             return -1;   /* submitted or torn down meanwhile: not ours */
-        io_uring_prep_nop(sqe);
-        sqe->user_data = self->user_data;
+        pu_sqe_reset(self->ring, sqe, self->user_data);
         self->state = PU_NEW;
         return -1;
     }

@@ -90,8 +90,7 @@ drain(RingObject *r)
     for (unsigned i = 0; i < r->npending; i++) {
         SqeObject *rec = r->pending[i];
         if (rec->sqe != NULL) {
-            io_uring_prep_nop(rec->sqe);
-            rec->sqe->user_data = rec->user_data;
+            pu_sqe_reset(r, rec->sqe, rec->user_data);
             rec->sqe = NULL;
         }
         rec->state = PU_SUBMITTED;
@@ -129,9 +128,9 @@ drain(RingObject *r)
 void
 pu_ring_teardown(RingObject *r)
 {
-    if (!r->initialised || r->closing)
+    if (!r->initialised || (r->closing & PU_CLOSING_NOW))
         return;
-    r->closing = 1;
+    r->closing = PU_CLOSING_NOW;
     if (r->fork_generation == pu_fork_generation) {
         drain(r);
     } else {
@@ -171,5 +170,27 @@ pu_ring_teardown(RingObject *r)
     r->cq = NULL;
     r->cq_cap = 0;
     pu_record_pool_clear(r);
+    r->nhidden = 0;
     r->closing = 0;
+}
+
+/* The queue_exit() a signal handler or finalizer asked for inside a call
+ * on the ring, now that the last such call ends (pu_call_leave()).  The
+ * exception the call is raising, if any, goes on; a failure of the
+ * teardown itself (its ResourceWarning as an error) is then unraisable. */
+int
+pu_ring_deferred_exit(RingObject *r)
+{
+    pu_exc_state saved;
+    int had = PyErr_Occurred() != NULL;
+
+    pu_exc_save(&saved);
+    pu_ring_teardown(r);
+    if (PyErr_Occurred()) {
+        if (!had)
+            return -1;
+        PyErr_WriteUnraisable((PyObject *)r);
+    }
+    pu_exc_restore(&saved);
+    return 0;
 }

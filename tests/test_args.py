@@ -360,6 +360,7 @@ def test_every_op_accepts_all_arguments_by_keyword(ring, tmp_file, tcp_pair):
         "u32": 1,
         "i32": 1,
         "u64": 1,
+        "msg_data": 1,
         "offset": 0,
         "buffer_in": b"x",
         "buffer_out": 4,

@@ -46,6 +46,7 @@ SIMPLE = {
     "u32": lambda: 0,
     "i32": lambda: 0,
     "u64": lambda: 0,
+    "msg_data": lambda: 0,
     "offset": lambda: 0,
     "buffer_in": lambda: b"x",
     "buffer_out": lambda: 1,

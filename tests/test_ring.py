@@ -5,6 +5,8 @@ import errno
 import os
 import re
 import select
+import sys
+import threading
 import time
 import weakref
 
@@ -12,7 +14,7 @@ import pytest
 
 import py_io_uring
 from py_io_uring import IoUring
-from uring_helpers import WAIT, by_data, closed_fd, eventfd, eventfd_read, parse_ops, prep, run_op, wait_n, wait_one
+from uring_helpers import WAIT, blocks, by_data, closed_fd, eventfd, eventfd_read, need, parse_ops, prep, run_op, wait_n, wait_one
 
 # Methods that need an initialised ring, with arguments that would be valid on
 # one.  Used to check that a closed or never-initialised ring refuses them.
@@ -395,31 +397,86 @@ def test_wait_cqe_timeout_returns_none(ring):
     assert ring.wait_cqe(0.01) is None
 
 
-def test_wait_cqe_with_nothing_in_flight_raises(ring):
-    with pytest.raises(RuntimeError):
-        ring.wait_cqe()
-    # An Sqe acquired but never submitted is not in flight.
-    ring.get_sqe()
-    with pytest.raises(RuntimeError):
-        ring.wait_cqe()
-    ring.submit()
-    wait_one(ring)
-    with pytest.raises(RuntimeError):
-        ring.wait_cqe()
-
-
-def test_waits_that_cannot_be_satisfied_say_so_instead_of_hanging(ring):
-    # submit_and_wait with nothing acquired or in flight would hang.
-    with pytest.raises(RuntimeError, match="forever"):
-        ring.submit_and_wait(1)
-    # Asking for two completions when only one can come: the message counts.
+def test_wait_cqe_with_nothing_in_flight_blocks_as_liburing_does(ring):
+    # another thread may submit, another ring may send a message: every
+    # wait blocks until then, and a signal handler interrupts it
+    blocks(ring.wait_cqe)
+    blocks(ring.wait_cqe_nr, 2)
+    blocks(ring.submit_and_wait, 1)
+    blocks(ring.reap_one, True)
+    # one completion of two wanted: the one that came is still there, unseen
     prep(ring, "nop")
     ring.submit()
-    with pytest.raises(RuntimeError, match="1 more completion"):
-        ring.wait_cqe_nr(2)
-    # The one completion that did come is still there, unseen.
+    blocks(ring.wait_cqe_nr, 2)
     (cqe,) = ring.wait_cqe_nr(1)
     ring.cqe_seen(cqe)
+
+
+def test_interrupted_idle_wait_says_why_on_its_exception(ring):
+    if sys.version_info < (3, 11):
+        pytest.skip("exception notes are 3.11 and later")
+    exc = blocks(ring.wait_cqe)
+    assert any("no operation of this IoUring in flight" in n for n in exc.__notes__)
+    # with something in flight the wait is no mistake: no note
+    prep(ring, "timeout", 30)
+    ring.submit()
+    exc = blocks(ring.wait_cqe)
+    assert not getattr(exc, "__notes__", None)
+
+
+def test_wait_with_nothing_in_flight_is_ended_by_a_message_from_another_ring(ring):
+    need(ring, "msg_ring")
+    other = IoUring(8)
+
+    def send():
+        time.sleep(0.1)
+        other.prep_msg_ring(ring, 5, 77)
+        other.submit_and_wait(1)
+
+    t = threading.Thread(target=send)
+    t.start()
+    try:
+        cqe = ring.wait_cqe()        # nothing of this ring in flight
+        assert (cqe.user_data(), cqe.res()) == (77, 5)
+        ring.cqe_seen(cqe)
+    finally:
+        t.join()
+        other.queue_exit()
+
+
+def test_wait_with_nothing_in_flight_is_ended_by_another_threads_submit(ring):
+    def submit():
+        time.sleep(0.1)
+        ring.prep_nop(user_data="from the other thread")
+        ring.submit()
+
+    t = threading.Thread(target=submit)
+    t.start()
+    try:
+        assert ring.reap_one(True) == ("from the other thread", 0, 0)
+    finally:
+        t.join()
+
+
+def test_a_certain_mistake_still_raises_at_once(run_py):
+    # entries prepared and never submitted, nothing in flight, and no other
+    # thread in the interpreter: nothing can end the wait
+    r = run_py(
+        "from py_io_uring import IoUring\n"
+        "ring = IoUring(8)\n"
+        "ring.prep_nop(user_data=1)\n"
+        "for call in (ring.wait_cqe, lambda: ring.reap(1, 1), lambda: ring.wait_cqe_nr(1)):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except RuntimeError as e:\n"
+        "        assert 'submit()' in str(e) and '1 entry is' in str(e), e\n"
+        "    else:\n"
+        "        raise AssertionError('no error')\n"
+        "assert ring.reap(1, 1, True) == [(1, 0, 0)]\n"
+        "print('ok')\n",
+        timeout=30,
+    )
+    assert r.returncode == 0 and r.stdout == "ok\n", r.stderr
 
 
 def test_wait_with_timeout_and_nothing_in_flight_waits_the_timeout(ring):

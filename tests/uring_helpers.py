@@ -10,7 +10,9 @@ import errno
 import fcntl
 import os
 import re
+import signal
 import sys
+import time
 
 import pytest
 
@@ -25,6 +27,36 @@ TMP_CONTENT = bytes(range(256)) * 16
 
 # Generous bound for anything that should be "prompt".
 WAIT = 5.0
+
+
+# --------------------------------------------------------------------------
+# Waits that block
+
+
+class Interrupted(Exception):
+    """What blocks()' signal handler raises, as Ctrl-C raises KeyboardInterrupt."""
+
+
+def blocks(fn, *args, delay=0.2):
+    """Call fn(*args), which must block as liburing's waits do, until a
+    SIGALRM handler raises Interrupted after `delay` seconds; the exception
+    (with any notes the wait added) is returned once the call was seen to
+    block for that long."""
+
+    def handler(signum, frame):
+        raise Interrupted("SIGALRM")
+
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, delay)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(Interrupted) as ei:
+            fn(*args)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert time.monotonic() - t0 >= delay * 0.9
+    return ei.value
 
 
 # --------------------------------------------------------------------------
