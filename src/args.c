@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #define ARGNAME(sp, i) ((sp)->kwlist[(i)])
 
@@ -436,6 +437,62 @@ pu_conv_buffer_out(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
     return 0;
 }
 
+static size_t
+page_size(void)
+{
+    static size_t size;
+    if (size == 0)
+        size = (size_t)sysconf(_SC_PAGESIZE);
+    return size;
+}
+
+/* madvise(2)'s range: writable memory of whole pages.  The kernel acts on
+ * every page the range touches (it rounds the length up to a page) and
+ * may drop their contents (MADV_DONTNEED, MADV_REMOVE, MADV_FREE), so all
+ * of those pages must be the buffer's own, and writable: a page-aligned
+ * start and a length of whole pages, as mmap.madvise() would give. */
+int
+pu_conv_pages(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+              void **buf, unsigned *len)
+{
+    size_t page = page_size();
+    /* the SQE's length field has 32 bits: the largest whole-page length */
+    size_t most = (size_t)UINT32_MAX & ~(page - 1);
+    Py_buffer *v;
+
+    if (PyUnicode_Check(o) || !PyObject_CheckBuffer(o)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() argument '%s' must be a writable bytes-like object "
+                     "(an mmap, say), not %.100s",
+                     sp->fname, ARGNAME(sp, i), Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    if (pin(rec, o, PyBUF_WRITABLE, &v) < 0) {
+        pu_buffer_refused(sp, i, -1, o, "a writable C-contiguous bytes-like "
+                          "object (an mmap, say)");
+        return -1;
+    }
+    if ((uintptr_t)v->buf % page != 0 || (size_t)v->len % page != 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s() argument '%s' must be whole pages: its start must be "
+                     "a multiple of the page size (%zu) and its length too "
+                     "(it starts %zu bytes into a page and is %zd bytes long); "
+                     "the kernel would act on the rest of those pages",
+                     sp->fname, ARGNAME(sp, i), page,
+                     (size_t)((uintptr_t)v->buf % page), v->len);
+        return -1;
+    }
+    if ((size_t)v->len > most) {
+        PyErr_Format(PyExc_OverflowError,
+                     "%s() argument '%s' is too large (at most %zu bytes)",
+                     sp->fname, ARGNAME(sp, i), most);
+        return -1;
+    }
+    *buf = v->buf;
+    *len = (unsigned)v->len;
+    return 0;
+}
+
 /* The size of a futex word, from its FUTEX2_SIZE_* flags (the low two
  * bits: 1, 2, 4 or 8 bytes) */
 #define FUTEX_WORD_SIZE(flags) ((size_t)1 << ((flags) & 3))
@@ -459,6 +516,22 @@ pu_check_futex_word(const pu_argspec *sp, int i, Py_ssize_t k, const void *buf,
         return -1;
     }
     return 0;
+}
+
+/* A futex word: pinned as buffer_in; its size is checked against the
+ * flags argument, converted later, by pu_check_futex(). */
+int
+pu_conv_futex(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+              const void **buf, unsigned *len)
+{
+    return pu_conv_buffer_in(sp, i, rec, o, buf, len);
+}
+
+int
+pu_check_futex(const pu_argspec *sp, int i, const void *buf, unsigned len,
+               unsigned flags)
+{
+    return pu_check_futex_word(sp, i, -1, buf, len, flags);
 }
 
 int

@@ -283,6 +283,12 @@ int pu_conv_fd_list(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
 int pu_conv_sockaddr_opt(const pu_argspec *sp, int i, SqeObject *rec,
                          PyObject *o, int fd, const struct sockaddr **out,
                          socklen_t *outlen);
+int pu_conv_pages(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+                  void **buf, unsigned *len);
+int pu_conv_futex(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+                  const void **buf, unsigned *len);
+int pu_check_futex(const pu_argspec *sp, int i, const void *buf, unsigned len,
+                   unsigned flags);
 
 /* Helpers of the converters, for the hand-written ones (src/op_helpers.c,
  * src/register.c): a sequence argument as a tuple copy (converters of its

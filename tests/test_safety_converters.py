@@ -15,6 +15,8 @@ whole pages of the buffer, futex words of the size their flags give, and
 ints that refuse to be truncated.
 """
 
+import asyncio
+import ctypes
 import mmap
 import os
 import socket
@@ -26,6 +28,7 @@ import textwrap
 import pytest
 
 import py_io_uring
+from py_io_uring import AsyncRing, IoUring
 from uring_helpers import prep, wait_one
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -278,7 +281,101 @@ def test_ancdata_bad_items_name_the_method(ring, unix_pair):
 
 
 # --------------------------------------------------------------------------
-# 14: futex_waitv's words hold the size their flags give; ints not truncated
+# 9: madvise acts on whole pages: they must be the buffer's own, writable
+
+
+def madvise_forms():
+    """Every way to prepare a madvise: (name, call(buf, advice))."""
+    def sqe_form(ring, buf, advice):
+        ring.get_sqe().prep_madvise(buf, advice)
+
+    def fast_form(ring, buf, advice):
+        ring.prep_madvise(buf, advice, user_data="m")
+
+    def many_form(ring, buf, advice):
+        ring.prep_many("madvise", [(buf, advice)])
+
+    def async_form(ring, buf, advice):
+        async def main():
+            async with AsyncRing(8) as aring:
+                aring.madvise(buf, advice)
+        asyncio.run(main())
+
+    return [("Sqe", sqe_form), ("IoUring", fast_form), ("prep_many", many_form),
+            ("AsyncRing", async_form)]
+
+
+@pytest.fixture
+def anon():
+    """Two pages of private anonymous memory, filled with 0x5a."""
+    m = mmap.mmap(-1, 2 * PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    m[:] = b"\x5a" * (2 * PAGE)
+    yield m
+    m.close()
+
+
+@pytest.mark.parametrize("form", madvise_forms(), ids=lambda f: f[0])
+def test_madvise_part_of_a_page_is_refused(ring, anon, form):
+    # MADV_DONTNEED on 1 byte drops the whole page: 4095 bytes not given
+    need(ring, "madvise")
+    view = memoryview(anon)[:1]
+    try:
+        with pytest.raises(ValueError, match=r"prep_madvise\(\) argument 'buf' must "
+                                             r"be whole pages"):
+            form[1](ring, view, mmap.MADV_DONTNEED)
+        ring.submit()
+        while ring.in_flight():    # the Sqe form's entry, a NOP now
+            wait_one(ring)
+    finally:
+        view.release()
+    assert anon[:] == b"\x5a" * (2 * PAGE)   # nothing was dropped
+
+
+def test_madvise_unaligned_or_partial_ranges_are_refused(ring, anon):
+    need(ring, "madvise")
+    mv = memoryview(anon)
+    parts = [mv[1:PAGE + 1], mv[:PAGE + 1], mv[PAGE:PAGE + 100]]
+    try:
+        for part in parts:
+            with pytest.raises(ValueError, match="whole pages"):
+                ring.get_sqe().prep_madvise(part, mmap.MADV_DONTNEED)
+        # whole pages are fine: the second one is dropped, the first kept
+        whole = mv[PAGE:]
+        parts.append(whole)
+        prep(ring, "madvise", whole, mmap.MADV_DONTNEED)
+        ring.submit()
+        while ring.in_flight():
+            c = wait_one(ring)
+        assert c.res() == 0
+        del c
+        assert anon[:PAGE] == b"\x5a" * PAGE and anon[PAGE:] == bytes(PAGE)
+    finally:
+        for part in parts:
+            part.release()
+        mv.release()
+
+
+def test_madvise_of_read_only_memory_is_refused(ring):
+    # A 1-byte view of an immutable bytes object, at a page-aligned address:
+    # MADV_DONTNEED zeroed the page of Python heap around it.
+    need(ring, "madvise")
+    blob = b"\x5a" * (3 * PAGE)
+    addr = ctypes.cast(ctypes.c_char_p(blob), ctypes.c_void_p).value
+    off = -addr % PAGE
+    view = memoryview(blob)[off:off + PAGE]
+    try:
+        with pytest.raises(TypeError, match=r"prep_madvise\(\) argument 'buf' must be a "
+                                            r"writable .*not a read-only memoryview"):
+            ring.get_sqe().prep_madvise(view, mmap.MADV_DONTNEED)
+        with pytest.raises(TypeError, match="prep_madvise"):
+            ring.prep_madvise(blob, mmap.MADV_DONTNEED)
+    finally:
+        view.release()
+    assert blob == b"\x5a" * (3 * PAGE)
+
+
+# --------------------------------------------------------------------------
+# 14: futex words hold the size their flags give
 
 
 @pytest.fixture
@@ -291,6 +388,46 @@ def shared():
         v.release()
     mv.release()
     m.close()
+
+
+@pytest.mark.parametrize("op", ["futex_wait", "futex_wake"])
+@pytest.mark.parametrize("span,flags", [
+    ((0, 0), 2), ((0, 3), 2), ((2, 6), 2), ((0, 4), 3), ((4, 12), 3), ((1, 3), 1),
+], ids=["empty-u32", "3-bytes-u32", "misaligned-u32", "4-bytes-u64",
+        "misaligned-u64", "misaligned-u16"])
+def test_futex_word_too_small_or_misaligned_is_refused(ring, shared, op, span, flags):
+    mv, views = shared
+    word = mv[span[0]:span[1]]
+    views.append(word)
+    with pytest.raises(ValueError, match=r"prep_%s\(\) argument 'futex' must hold a "
+                                         r"%d-byte futex word" % (op, 1 << flags)):
+        getattr(ring.get_sqe(), "prep_" + op)(word, 0, flags=flags)
+    queued = ring.sq_ready()
+    with pytest.raises(ValueError, match="prep_" + op):
+        getattr(ring, "prep_" + op)(word, 0, flags=flags)
+    assert ring.sq_ready() == queued
+
+
+def test_futex_wait_on_an_empty_slice_is_refused_not_read_past(ring, shared):
+    # the kernel read the 4 bytes past a 0-length slice (EAGAIN: 0 != 5)
+    need(ring, "futex_wait")
+    mv, views = shared
+    views.append(mv[8:8])
+    with pytest.raises(ValueError, match="4-byte futex word"):
+        ring.get_sqe().prep_futex_wait(views[-1], 5)
+
+
+def test_futex_word_of_the_flags_size_is_accepted(ring, shared):
+    need(ring, "futex_wait")
+    mv, views = shared
+    views.append(mv[4:8])      # FUTEX2_SIZE_U32: 4 bytes, 4-aligned
+    prep(ring, "futex_wait", views[-1], 9)
+    ring.submit()
+    assert wait_one(ring).res() == -11   # the word holds 0, not 9: EAGAIN
+    views.append(mv[8:16])     # a longer buffer: its first word is used
+    prep(ring, "futex_wait", views[-1], 9)
+    ring.submit()
+    assert wait_one(ring).res() == -11
 
 
 @pytest.mark.parametrize("item,exc,match", [
