@@ -79,10 +79,18 @@ def _prep_function(op: Op) -> List[str]:
     out.append("        return -1;")
     for i, a in enumerate(op.args):
         param = by_name[a.kind.param].kind.cname(a.kind.param) if a.kind.param else None
-        conv = a.kind.c_convert(spec, i, a.name, param)
+        conv = a.kind.c_convert(spec, i, a.name, None if a.kind.param_later else param)
         cond = conv if a.required else "argv[%d] != NULL && %s" % (i, conv)
         out.append("    if (%s < 0)" % cond)
         out.append("        return -1;")
+    # checks of an argument against a later one (a futex word's size, from
+    # its flags): once every converter ran, on the values they made
+    for i, a in enumerate(op.args):
+        if a.kind.param_later:
+            check = a.kind.c_check(spec, i, a.name,
+                                   by_name[a.kind.param].kind.cname(a.kind.param))
+            out.append("    if (%s < 0)" % check)
+            out.append("        return -1;")
     # converters may have run Python code: write only an entry still ours
     out.append("    if (pu_prep_entry_check(rec, sqe, %s.fname) < 0)" % spec)
     out.append("        return -1;")

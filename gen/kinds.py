@@ -28,6 +28,8 @@ class Kind:
     len_type = "unsigned"
     pins = False           # converter takes the record (pins into it)
     param_kind = None      # type: Optional[str]  kind of the named argument
+    param_later = False    # the named argument comes later: c_check() runs
+                           # after every converter, on the converted values
     allow_default = False
 
     def __init__(self, param: Optional[str] = None) -> None:
@@ -65,6 +67,10 @@ class Kind:
         extra = (", " + param_cname) if param_cname else ""
         return "pu_conv_%s(%sargv[%d]%s, %s)" % (
             self.name, lead, index, extra, ", ".join(out))
+
+    def c_check(self, spec: str, index: int, arg: str, param_cname: str) -> str:
+        """For param_later kinds: the C call checking arg against its param."""
+        raise NotImplementedError
 
     # defaults ----------------------------------------------------------
     def check_default(self, value: object) -> Optional[str]:
@@ -276,6 +282,38 @@ class Provided(Kind):
 
 
 
+class Pages(Kind):
+    """Memory madvise(2) acts on: writable, whole pages (src/args.c)."""
+    name = "pages"
+    ctype = "void *"
+    length = True
+    pins = True
+    pyi = "_WritableBuffer"
+    text = ("writable bytes-like object (an mmap, say) that starts on a page "
+            "boundary and is a whole number of pages long (the kernel acts on "
+            "whole pages); pinned until the completion")
+
+
+class Futex(Kind):
+    """A futex word, futex(FLAGS): a bytes-like object holding the word of
+    the size FLAGS (a later u32 argument, FUTEX2_SIZE_* in its low bits)
+    gives, aligned to it.  NAME is the address, NAME_len its length."""
+    name = "futex"
+    ctype = "const void *"
+    length = True
+    pins = True
+    param_kind = "u32"
+    param_later = True
+    pyi = "_ReadableBuffer"
+    text = ("the futex word: a bytes-like object (e.g. a slice of shared memory) "
+            "holding the word of the size the flags give (4 bytes for "
+            "FUTEX2_SIZE_U32), aligned to that size; pinned until the completion")
+
+    def c_check(self, spec: str, index: int, arg: str, param_cname: str) -> str:
+        return "pu_check_futex(&%s, %d, %s, %s_len, %s)" % (
+            spec, index, arg, arg, param_cname)
+
+
 class Futexv(Kind):
     """futex_waitv's futexes: (futex word, expected value[, FUTEX2_* flags])
     items, as a struct futex_waitv array in the record (src/op_helpers.c)."""
@@ -284,8 +322,9 @@ class Futexv(Kind):
     pins = True
     length = True
     pyi = "Sequence[Tuple[_ReadableBuffer, int, int]]"
-    text = ("sequence of (futex word, expected value[, FUTEX2_* flags]) tuples; the "
-            "words are 4-byte aligned bytes-like objects, pinned until the completion")
+    text = ("sequence of (futex word, expected value[, FUTEX2_* flags]) tuples; each "
+            "word a bytes-like object holding the size its flags give (4 bytes, "
+            "FUTEX2_SIZE_U32, without flags), aligned to it, pinned until the completion")
 
 
 class Ancdata(Kind):
@@ -304,7 +343,7 @@ class Ancdata(Kind):
 
 
 
-KINDS = {k.name: k for k in (Futexv, Provided, Ancdata, U32, I32, U64, MsgData, Offset, Fd, DirFd, BufferIn,
+KINDS = {k.name: k for k in (Pages, Futex, Futexv, Provided, Ancdata, U32, I32, U64, MsgData, Offset, Fd, DirFd, BufferIn,
                              BufferOut, Path, Timespec, Target, SockAddr,
                              SockAddrOpt, IovecsIn, IovecsOut, FdList)}
 # type: Dict[str, type]

@@ -138,7 +138,9 @@ def _arg(path: str, item, seen: dict) -> Arg:
         if not param:
             raise DefError(path, item.lineno, "kind '%s' needs the name of a "
                            "'%s' argument in parentheses" % (kname, kcls.param_kind))
-        if param not in seen or seen[param].kind.name != kcls.param_kind:
+        # a later argument is checked once all are known (_op)
+        if not kcls.param_later and (param not in seen or
+                                     seen[param].kind.name != kcls.param_kind):
             raise DefError(path, item.lineno, "'%s(%s)': %s is not an earlier '%s' "
                            "argument" % (kname, param, param, kcls.param_kind))
     elif param is not None:
@@ -196,6 +198,12 @@ def _op(path: str, block: Block) -> Op:
                            "optional one" % a.name)
         seen[a.name] = a
         args.append(a)
+    for n, a in enumerate(args):
+        k = a.kind
+        if k.param_later and not any(b.name == k.param and b.kind.name == k.param_kind
+                                     for b in args[n + 1:]):
+            raise DefError(path, a.lineno, "'%s(%s)': %s is not a later '%s' "
+                           "argument" % (k.name, k.param, k.param, k.param_kind))
     keeps = sum(1 for a in args if a.kind.name == "path")
     if keeps > 4:
         raise DefError(path, block.lineno, "at most 4 path arguments per op "

@@ -6,7 +6,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #define ARGNAME(sp, i) ((sp)->kwlist[(i)])
 
@@ -59,38 +61,137 @@ pu_parse_args_full(const pu_argspec *sp, PyObject *const *args, Py_ssize_t nargs
     return 0;
 }
 
-/* An int in [lo, hi], from an int or an object with __index__ (not float). */
-static int
-conv_int(const pu_argspec *sp, int i, PyObject *o, long long lo,
-         long long hi, long long *out)
+/* What a message names: "argument 'ancdata'", or "argument 'ancdata' item 2
+ * level" for a field of an item of a sequence argument. */
+static const char *
+arg_what(char *buf, size_t size, const pu_argspec *sp, int i, Py_ssize_t k,
+         const char *field)
 {
-    long long v;
-    int overflow = 0;
+    if (k < 0)
+        snprintf(buf, size, "argument '%s'", ARGNAME(sp, i));
+    else if (field == NULL)
+        snprintf(buf, size, "argument '%s' item %zd", ARGNAME(sp, i), k);
+    else
+        snprintf(buf, size, "argument '%s' item %zd %s", ARGNAME(sp, i), k, field);
+    return buf;
+}
+
+/* o as an int (a new reference): an int, or an object with __index__ (not
+ * float).  Whatever __index__ runs, the caller gets a value, not o. */
+static PyObject *
+index_of(const pu_argspec *sp, int i, Py_ssize_t k, const char *field,
+         PyObject *o)
+{
+    char what[160];
 
     if (PyLong_Check(o)) {
-        v = PyLong_AsLongLongAndOverflow(o, &overflow);
-    } else if (PyIndex_Check(o) && !PyFloat_Check(o)) {
-        PyObject *n = PyNumber_Index(o);
-        if (n == NULL)
-            return -1;
-        v = PyLong_AsLongLongAndOverflow(n, &overflow);
-        Py_DECREF(n);
-    } else {
-        PyErr_Format(PyExc_TypeError,
-                     "%s() argument '%s' must be int, not %.100s",
-                     sp->fname, ARGNAME(sp, i), Py_TYPE(o)->tp_name);
-        return -1;
+        Py_INCREF(o);
+        return o;
     }
+    if (PyIndex_Check(o) && !PyFloat_Check(o))
+        return PyNumber_Index(o);
+    PyErr_Format(PyExc_TypeError, "%s() %s must be int, not %.100s", sp->fname,
+                 arg_what(what, sizeof(what), sp, i, k, field),
+                 Py_TYPE(o)->tp_name);
+    return NULL;
+}
+
+/* An int in [lo, hi], from an int or an object with __index__ (not float):
+ * argument i, or (k >= 0) the field of its item k. */
+static int
+conv_int_at(const pu_argspec *sp, int i, Py_ssize_t k, const char *field,
+            PyObject *o, long long lo, long long hi, long long *out)
+{
+    char what[160];
+    long long v;
+    int overflow = 0;
+    PyObject *n = index_of(sp, i, k, field, o);
+
+    if (n == NULL)
+        return -1;
+    v = PyLong_AsLongLongAndOverflow(n, &overflow);
+    Py_DECREF(n);
     if (v == -1 && PyErr_Occurred())
         return -1;
     if (overflow || v < lo || v > hi) {
-        PyErr_Format(PyExc_OverflowError,
-                     "%s() argument '%s' is out of range [%lld, %lld]",
-                     sp->fname, ARGNAME(sp, i), lo, hi);
+        PyErr_Format(PyExc_OverflowError, "%s() %s is out of range [%lld, %lld]",
+                     sp->fname, arg_what(what, sizeof(what), sp, i, k, field),
+                     lo, hi);
         return -1;
     }
     *out = v;
     return 0;
+}
+
+static int
+conv_int(const pu_argspec *sp, int i, PyObject *o, long long lo,
+         long long hi, long long *out)
+{
+    return conv_int_at(sp, i, -1, NULL, o, lo, hi, out);
+}
+
+/* An int in [0, 2**64-1], as conv_int_at(). */
+static int
+conv_u64_at(const pu_argspec *sp, int i, Py_ssize_t k, const char *field,
+            PyObject *o, __u64 *out)
+{
+    char what[160];
+    unsigned long long v;
+    PyObject *n = index_of(sp, i, k, field, o);
+
+    if (n == NULL)
+        return -1;
+    v = PyLong_AsUnsignedLongLong(n);
+    Py_DECREF(n);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return -1;
+        PyErr_Clear();   /* negative, or above 2**64-1 */
+        PyErr_Format(PyExc_OverflowError, "%s() %s is out of range [0, %llu]",
+                     sp->fname, arg_what(what, sizeof(what), sp, i, k, field),
+                     (unsigned long long)UINT64_MAX);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int
+pu_conv_item_int(const pu_argspec *sp, int i, Py_ssize_t k, const char *field,
+                 PyObject *o, long long lo, long long hi, long long *out)
+{
+    return conv_int_at(sp, i, k, field, o, lo, hi, out);
+}
+
+int
+pu_conv_item_u64(const pu_argspec *sp, int i, Py_ssize_t k, const char *field,
+                 PyObject *o, __u64 *out)
+{
+    return conv_u64_at(sp, i, k, field, o, out);
+}
+
+/* A sequence argument as a tuple the caller owns.  Converters of its items
+ * run Python code (fileno(), __index__, __buffer__), which may change a
+ * list being walked: clear it (its items freed under the walk) or grow it
+ * (past a length read before).  A tuple cannot change.  NULL with TypeError
+ * naming `expected` when o is not iterable; its own error when iterating
+ * fails otherwise. */
+PyObject *
+pu_seq_tuple(const pu_argspec *sp, int i, PyObject *o, const char *expected)
+{
+    PyObject *t;
+
+    if (PyTuple_CheckExact(o)) {
+        Py_INCREF(o);
+        return o;
+    }
+    t = PySequence_Tuple(o);
+    if (t == NULL && PyErr_ExceptionMatches(PyExc_TypeError)) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s() argument '%s' must be %s, not %.100s",
+                     sp->fname, ARGNAME(sp, i), expected, Py_TYPE(o)->tp_name);
+    }
+    return t;
 }
 
 int
@@ -116,19 +217,7 @@ pu_conv_i32(const pu_argspec *sp, int i, PyObject *o, int *out)
 int
 pu_conv_u64(const pu_argspec *sp, int i, PyObject *o, __u64 *out)
 {
-    unsigned long long v;
-    if (!PyLong_Check(o)) {
-        long long s;
-        if (conv_int(sp, i, o, 0, LLONG_MAX, &s) < 0)
-            return -1;
-        *out = (__u64)s;
-        return 0;
-    }
-    v = PyLong_AsUnsignedLongLong(o);
-    if (v == (unsigned long long)-1 && PyErr_Occurred())
-        return -1;
-    *out = v;
-    return 0;
+    return conv_u64_at(sp, i, -1, NULL, o, out);
 }
 
 /* The user_data of a message to another ring (msg_ring): below 2**63, as
@@ -225,11 +314,79 @@ clamp_len(Py_ssize_t n)
     return n > INT_MAX ? (unsigned)INT_MAX : (unsigned)n;
 }
 
+/* Pin o's memory in the record until its release, as pu_rec_pin() does,
+ * but with the exporter's code run first: PyObject_GetBuffer() may run a
+ * __buffer__ method (3.12), which may end the record (queue_exit() frees
+ * its blocks), so the view is taken into a local and only then stored, in
+ * memory allocated after that code ran.  Moving a Py_buffer is sound for
+ * the views asked for here (no PyBUF_ND, PyBUF_STRIDES or PyBUF_FORMAT):
+ * none of their fields points into the struct itself. */
+Py_buffer *
+pu_conv_pin(SqeObject *rec, PyObject *o, int flags)
+{
+    Py_buffer view;
+    pu_pin *p;
+
+    if (PyObject_GetBuffer(o, &view, flags) < 0)
+        return NULL;
+    if (rec->nbufs < PU_INLINE_PINS) {
+        rec->bufs[rec->nbufs] = view;
+        return &rec->bufs[rec->nbufs++];
+    }
+    p = pu_rec_alloc(rec, sizeof(*p));
+    if (p == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    p->view = view;
+    p->next = rec->pins;
+    rec->pins = p;
+    return &p->view;
+}
+
 static int
 pin(SqeObject *rec, PyObject *o, int flags, Py_buffer **view)
 {
-    *view = pu_rec_pin(rec, o, flags);
+    *view = pu_conv_pin(rec, o, flags);
     return *view == NULL ? -1 : 0;
+}
+
+/* After PyObject_GetBuffer() failed on o, argument i (item k when k >= 0):
+ * a BufferError, the exporter's refusal of the request, becomes the
+ * TypeError the stdlib's argument parsers raise, naming the method, the
+ * argument and what o lacks (it is read-only, or not C-contiguous): the
+ * exporter's own message names neither.  Other errors pass through. */
+void
+pu_buffer_refused(const pu_argspec *sp, int i, Py_ssize_t k, PyObject *o,
+                  const char *expected)
+{
+    char what[160];
+    Py_buffer v;
+    int readonly, contiguous;
+
+    if (!PyErr_ExceptionMatches(PyExc_BufferError))
+        return;
+    /* ask again for any buffer at all, to tell why; an exporter that
+     * refuses that too keeps its own message */
+    if (PyObject_GetBuffer(o, &v, PyBUF_FULL_RO) < 0) {
+        PyErr_Clear();
+        return;
+    }
+    readonly = v.readonly;
+    contiguous = PyBuffer_IsContiguous(&v, 'C');
+    PyBuffer_Release(&v);
+    PyErr_Clear();
+    arg_what(what, sizeof(what), sp, i, k, NULL);
+    if (!contiguous)
+        PyErr_Format(PyExc_TypeError, "%s() %s must be %s, not a non-contiguous "
+                     "%.100s (copy it, or slice it without a step)", sp->fname,
+                     what, expected, Py_TYPE(o)->tp_name);
+    else if (readonly)
+        PyErr_Format(PyExc_TypeError, "%s() %s must be %s, not a read-only %.100s",
+                     sp->fname, what, expected, Py_TYPE(o)->tp_name);
+    else
+        PyErr_Format(PyExc_TypeError, "%s() %s must be %s, not %.100s",
+                     sp->fname, what, expected, Py_TYPE(o)->tp_name);
 }
 
 int
@@ -244,8 +401,10 @@ pu_conv_buffer_in(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
         return -1;
     }
     /* PyBUF_SIMPLE asks for C-contiguous memory; others raise BufferError */
-    if (pin(rec, o, PyBUF_SIMPLE, &v) < 0)
+    if (pin(rec, o, PyBUF_SIMPLE, &v) < 0) {
+        pu_buffer_refused(sp, i, -1, o, "a C-contiguous bytes-like object");
         return -1;
+    }
     *buf = v->buf;
     *len = clamp_len(v->len);
     return 0;
@@ -290,18 +449,110 @@ pu_conv_buffer_out(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
         return -1;
     }
     if (pin(rec, o, PyBUF_WRITABLE, &v) < 0) {
-        if (PyErr_ExceptionMatches(PyExc_BufferError)) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_TypeError,
-                         "%s() argument '%s' must be a writable bytes-like "
-                         "object or an int, not a read-only %.100s",
-                         sp->fname, ARGNAME(sp, i), Py_TYPE(o)->tp_name);
-        }
+        pu_buffer_refused(sp, i, -1, o, "a writable C-contiguous bytes-like "
+                          "object or an int");
         return -1;
     }
     *buf = v->buf;
     *len = clamp_len(v->len);
     return 0;
+}
+
+static size_t
+page_size(void)
+{
+    static size_t size;
+    if (size == 0)
+        size = (size_t)sysconf(_SC_PAGESIZE);
+    return size;
+}
+
+/* madvise(2)'s range: writable memory of whole pages.  The kernel acts on
+ * every page the range touches (it rounds the length up to a page) and
+ * may drop their contents (MADV_DONTNEED, MADV_REMOVE, MADV_FREE), so all
+ * of those pages must be the buffer's own, and writable: a page-aligned
+ * start and a length of whole pages, as mmap.madvise() would give. */
+int
+pu_conv_pages(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+              void **buf, unsigned *len)
+{
+    size_t page = page_size();
+    /* the SQE's length field has 32 bits: the largest whole-page length */
+    size_t most = (size_t)UINT32_MAX & ~(page - 1);
+    Py_buffer *v;
+
+    if (PyUnicode_Check(o) || !PyObject_CheckBuffer(o)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() argument '%s' must be a writable bytes-like object "
+                     "(an mmap, say), not %.100s",
+                     sp->fname, ARGNAME(sp, i), Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    if (pin(rec, o, PyBUF_WRITABLE, &v) < 0) {
+        pu_buffer_refused(sp, i, -1, o, "a writable C-contiguous bytes-like "
+                          "object (an mmap, say)");
+        return -1;
+    }
+    if ((uintptr_t)v->buf % page != 0 || (size_t)v->len % page != 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s() argument '%s' must be whole pages: its start must be "
+                     "a multiple of the page size (%zu) and its length too "
+                     "(it starts %zu bytes into a page and is %zd bytes long); "
+                     "the kernel would act on the rest of those pages",
+                     sp->fname, ARGNAME(sp, i), page,
+                     (size_t)((uintptr_t)v->buf % page), v->len);
+        return -1;
+    }
+    if ((size_t)v->len > most) {
+        PyErr_Format(PyExc_OverflowError,
+                     "%s() argument '%s' is too large (at most %zu bytes)",
+                     sp->fname, ARGNAME(sp, i), most);
+        return -1;
+    }
+    *buf = v->buf;
+    *len = (unsigned)v->len;
+    return 0;
+}
+
+/* The size of a futex word, from its FUTEX2_SIZE_* flags (the low two
+ * bits: 1, 2, 4 or 8 bytes) */
+#define FUTEX_WORD_SIZE(flags) ((size_t)1 << ((flags) & 3))
+
+int
+pu_check_futex_word(const pu_argspec *sp, int i, Py_ssize_t k, const void *buf,
+                    size_t len, unsigned long long flags)
+{
+    char what[160];
+    size_t size = FUTEX_WORD_SIZE(flags);
+
+    /* the kernel reads (and compares) size bytes at buf: they must be the
+     * buffer's own, and the kernel refuses a misaligned word anyway */
+    if (len < size || (uintptr_t)buf % size != 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s() %s must hold a %zu-byte futex word (the size its "
+                     "FUTEX2_SIZE_* flags give), aligned to %zu bytes: it is "
+                     "%zu bytes long at an address %zu bytes past alignment",
+                     sp->fname, arg_what(what, sizeof(what), sp, i, k, NULL),
+                     size, size, len, (size_t)((uintptr_t)buf % size));
+        return -1;
+    }
+    return 0;
+}
+
+/* A futex word: pinned as buffer_in; its size is checked against the
+ * flags argument, converted later, by pu_check_futex(). */
+int
+pu_conv_futex(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+              const void **buf, unsigned *len)
+{
+    return pu_conv_buffer_in(sp, i, rec, o, buf, len);
+}
+
+int
+pu_check_futex(const pu_argspec *sp, int i, const void *buf, unsigned len,
+               unsigned flags)
+{
+    return pu_check_futex_word(sp, i, -1, buf, len, flags);
 }
 
 int
@@ -479,64 +730,77 @@ pu_rec_peer_addrlen(SqeObject *rec)
 }
 
 /* A sequence of bytes-like objects as an iovec array in the record, each
- * buffer pinned (writable ones for reads). */
+ * buffer pinned (writable ones for reads).
+ *
+ * Pinning an item may run Python code (a __buffer__ method, 3.12), and
+ * that code may end the record (queue_exit() frees its blocks): nothing is
+ * written into the record's memory until every item is pinned.  The
+ * generated prep then finds the entry lost and fails. */
 static int
 conv_iovecs(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
             int writable, struct iovec **out, unsigned *count)
 {
+    const char *expected = writable ? "a list or tuple of writable bytes-like "
+                                      "objects"
+                                    : "a list or tuple of bytes-like objects";
     PyObject *seq;
     Py_ssize_t n;
-    struct iovec *iov;
+    struct iovec *tmp, *iov;
 
-    if (PyUnicode_Check(o) || PyObject_CheckBuffer(o) ||
-        (seq = PySequence_Fast(o, "")) == NULL) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError,
-                     "%s() argument '%s' must be a list or tuple of %sbytes-like "
-                     "objects, not %.100s", sp->fname, ARGNAME(sp, i),
-                     writable ? "writable " : "", Py_TYPE(o)->tp_name);
+    if (PyUnicode_Check(o) || PyObject_CheckBuffer(o)) {
+        PyErr_Format(PyExc_TypeError, "%s() argument '%s' must be %s, not %.100s",
+                     sp->fname, ARGNAME(sp, i), expected, Py_TYPE(o)->tp_name);
         return -1;
     }
-    n = PySequence_Fast_GET_SIZE(seq);
+    if ((seq = pu_seq_tuple(sp, i, o, expected)) == NULL)
+        return -1;
+    n = PyTuple_GET_SIZE(seq);
     if (n > IOV_MAX) {
         Py_DECREF(seq);
         PyErr_Format(PyExc_ValueError, "%s() argument '%s' has more than %d buffers",
                      sp->fname, ARGNAME(sp, i), IOV_MAX);
         return -1;
     }
-    iov = pu_rec_alloc(rec, (size_t)(n ? n : 1) * sizeof(*iov));
-    if (iov == NULL) {
+    tmp = PyMem_New(struct iovec, n ? n : 1);
+    if (tmp == NULL) {
         Py_DECREF(seq);
+        PyErr_NoMemory();
         return -1;
     }
     for (Py_ssize_t k = 0; k < n; k++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(seq, k);
+        PyObject *item = PyTuple_GET_ITEM(seq, k);
         Py_buffer *v;
         if (PyUnicode_Check(item) || !PyObject_CheckBuffer(item)) {
             PyErr_Format(PyExc_TypeError, "%s() argument '%s' item %zd must be a "
-                         "bytes-like object, not %.100s", sp->fname,
-                         ARGNAME(sp, i), k, Py_TYPE(item)->tp_name);
-            Py_DECREF(seq);
-            return -1;
+                         "%sbytes-like object, not %.100s", sp->fname,
+                         ARGNAME(sp, i), k, writable ? "writable " : "",
+                         Py_TYPE(item)->tp_name);
+            goto fail;
         }
-        v = pu_rec_pin(rec, item, writable ? PyBUF_WRITABLE : PyBUF_SIMPLE);
+        v = pu_conv_pin(rec, item, writable ? PyBUF_WRITABLE : PyBUF_SIMPLE);
         if (v == NULL) {
-            if (writable && PyErr_ExceptionMatches(PyExc_BufferError)) {
-                PyErr_Clear();
-                PyErr_Format(PyExc_TypeError, "%s() argument '%s' item %zd must "
-                             "be a writable bytes-like object", sp->fname,
-                             ARGNAME(sp, i), k);
-            }
-            Py_DECREF(seq);
-            return -1;
+            pu_buffer_refused(sp, i, k, item, writable
+                              ? "a writable C-contiguous bytes-like object"
+                              : "a C-contiguous bytes-like object");
+            goto fail;
         }
-        iov[k].iov_base = v->buf;
-        iov[k].iov_len = (size_t)v->len;
+        /* the view may live in a block of the record: read it now */
+        tmp[k].iov_base = v->buf;
+        tmp[k].iov_len = (size_t)v->len;
     }
+    iov = pu_rec_alloc(rec, (size_t)(n ? n : 1) * sizeof(*iov));
+    if (iov == NULL)
+        goto fail;
+    memcpy(iov, tmp, (size_t)n * sizeof(*iov));
+    PyMem_Free(tmp);
     Py_DECREF(seq);
     *out = iov;
     *count = (unsigned)n;
     return 0;
+fail:
+    PyMem_Free(tmp);
+    Py_DECREF(seq);
+    return -1;
 }
 
 int
@@ -553,41 +817,42 @@ pu_conv_iovecs_out(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
     return conv_iovecs(sp, i, rec, o, 1, out, count);
 }
 
-/* A sequence of file descriptors (or -1) as an int array in the record. */
+/* A sequence of file descriptors (or -1, an empty slot) as an int array
+ * the caller frees with PyMem_Free(): fd_list's converter and the
+ * register_files* methods.  fileno() and __index__ run Python code, so
+ * the sequence is walked as a tuple copy. */
 int
-pu_conv_fd_list(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
-                int **out, unsigned *count)
+pu_fds_from(const pu_argspec *sp, int i, PyObject *o, int **out, unsigned *count)
 {
-    PyObject *seq = PySequence_Fast(o, "");
+    PyObject *seq = pu_seq_tuple(sp, i, o, "a sequence of file descriptors");
     Py_ssize_t n;
     int *fds;
 
-    if (seq == NULL) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "%s() argument '%s' must be a sequence of "
-                     "file descriptors", sp->fname, ARGNAME(sp, i));
+    if (seq == NULL)
         return -1;
-    }
-    n = PySequence_Fast_GET_SIZE(seq);
+    n = PyTuple_GET_SIZE(seq);
     if (n > INT_MAX / 2) {
         Py_DECREF(seq);
         PyErr_Format(PyExc_ValueError, "%s() argument '%s' is too long",
                      sp->fname, ARGNAME(sp, i));
         return -1;
     }
-    fds = pu_rec_alloc(rec, (size_t)(n ? n : 1) * sizeof(int));
+    fds = PyMem_New(int, n ? n : 1);
     if (fds == NULL) {
         Py_DECREF(seq);
+        PyErr_NoMemory();
         return -1;
     }
     for (Py_ssize_t k = 0; k < n; k++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(seq, k);
+        PyObject *item = PyTuple_GET_ITEM(seq, k);
+        /* an int (subclass) is read without running its code */
         if (PyLong_Check(item) && PyLong_AsLong(item) == -1 && !PyErr_Occurred()) {
             fds[k] = -1;   /* -1 leaves (or makes) the slot empty */
             continue;
         }
         PyErr_Clear();
         if (pu_conv_fd(sp, i, item, &fds[k]) < 0) {
+            PyMem_Free(fds);
             Py_DECREF(seq);
             return -1;
         }
@@ -595,6 +860,28 @@ pu_conv_fd_list(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
     Py_DECREF(seq);
     *out = fds;
     *count = (unsigned)n;
+    return 0;
+}
+
+/* fd_list: the array in the record, made once every fileno() has run (the
+ * code it runs may end the record, freeing its blocks) */
+int
+pu_conv_fd_list(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+                int **out, unsigned *count)
+{
+    int *tmp, *fds;
+    unsigned n;
+
+    if (pu_fds_from(sp, i, o, &tmp, &n) < 0)
+        return -1;
+    fds = pu_rec_alloc(rec, (size_t)(n ? n : 1) * sizeof(int));
+    if (fds != NULL)
+        memcpy(fds, tmp, (size_t)n * sizeof(int));
+    PyMem_Free(tmp);
+    if (fds == NULL)
+        return -1;
+    *out = fds;
+    *count = n;
     return 0;
 }
 

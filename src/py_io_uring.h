@@ -316,6 +316,32 @@ int pu_conv_fd_list(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
 int pu_conv_sockaddr_opt(const pu_argspec *sp, int i, SqeObject *rec,
                          PyObject *o, int fd, const struct sockaddr **out,
                          socklen_t *outlen);
+int pu_conv_pages(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+                  void **buf, unsigned *len);
+int pu_conv_futex(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+                  const void **buf, unsigned *len);
+int pu_check_futex(const pu_argspec *sp, int i, const void *buf, unsigned len,
+                   unsigned flags);
+
+/* Helpers of the converters, for the hand-written ones (src/op_helpers.c,
+ * src/register.c): a sequence argument as a tuple copy (converters of its
+ * items run Python code, which may change a list); an int field of item k
+ * of argument i; the TypeError for a buffer the exporter refused; a futex
+ * word's size and alignment; file descriptors into PyMem memory; a pin
+ * into the record that stays sound whatever the exporter's code does. */
+Py_buffer *pu_conv_pin(SqeObject *rec, PyObject *o, int flags);
+PyObject *pu_seq_tuple(const pu_argspec *sp, int i, PyObject *o,
+                       const char *expected);
+int pu_conv_item_int(const pu_argspec *sp, int i, Py_ssize_t k, const char *field,
+                     PyObject *o, long long lo, long long hi, long long *out);
+int pu_conv_item_u64(const pu_argspec *sp, int i, Py_ssize_t k, const char *field,
+                     PyObject *o, __u64 *out);
+void pu_buffer_refused(const pu_argspec *sp, int i, Py_ssize_t k, PyObject *o,
+                       const char *expected);
+int pu_check_futex_word(const pu_argspec *sp, int i, Py_ssize_t k, const void *buf,
+                        size_t len, unsigned long long flags);
+int pu_fds_from(const pu_argspec *sp, int i, PyObject *o, int **out,
+                unsigned *count);
 
 /* The keyword-only arguments every op shares where no Sqe object is made
  * (src/common_args.c): IoUring.prep_NAME()'s user_data, sqe_flags,
@@ -527,7 +553,8 @@ extern PyMethodDef pu_register_methods[];
 PyObject *pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags,
                           int32_t res);
 void pu_release_registrations(RingObject *r);
-void pu_provided_describe(RingObject *r, int each, int nr, int bgid, int bid);
+void pu_provided_describe(RingObject *r, const void *buf, int each, int nr,
+                          int bgid, int bid);
 int pu_ring_type_init(void);
 
 #ifdef PU_FUZZ_RAW

@@ -23,49 +23,26 @@ struct pu_bufring {
     uint16_t bgid;
 };
 
-static int
-fds_from(PyObject *o, int **out, unsigned *n)
-{
-    PyObject *seq = PySequence_Fast(o, "expected a sequence of file descriptors");
-    Py_ssize_t len;
-    int *fds;
+/* Each method below converts its arguments (fileno(), __index__, a
+ * __buffer__ method: Python code, which may close the ring, register on it
+ * or open another ring under the same fd number) before it checks the ring
+ * and calls into liburing: a check made before the conversions would be
+ * stale by then. */
 
-    if (seq == NULL)
-        return -1;
-    len = PySequence_Fast_GET_SIZE(seq);
-    fds = PyMem_Malloc((size_t)(len ? len : 1) * sizeof(int));
-    if (fds == NULL) {
-        Py_DECREF(seq);
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (Py_ssize_t k = 0; k < len; k++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(seq, k);
-        long v = PyLong_Check(item) ? PyLong_AsLong(item) : 0;
-        if (PyLong_Check(item) && v == -1 && !PyErr_Occurred()) {
-            fds[k] = -1;
-            continue;
-        }
-        fds[k] = PyObject_AsFileDescriptor(item);
-        if (fds[k] < 0) {
-            PyMem_Free(fds);
-            Py_DECREF(seq);
-            return -1;
-        }
-    }
-    Py_DECREF(seq);
-    *out = fds;
-    *n = (unsigned)len;
-    return 0;
-}
+static const char *const files_kw[] = {"fds", NULL};
+static const pu_argspec files_spec = {"register_files", files_kw, 1, 1, 0};
 
 static PyObject *
 Ring_register_files(RingObject *self, PyObject *arg)
 {
     int *fds, ret;
     unsigned n;
-    if (pu_ring_check(self) < 0 || fds_from(arg, &fds, &n) < 0)
+    if (pu_fds_from(&files_spec, 0, arg, &fds, &n) < 0)
         return NULL;
+    if (pu_ring_check(self) < 0) {
+        PyMem_Free(fds);
+        return NULL;
+    }
     ret = io_uring_register_files(&self->ring, fds, n);
     PyMem_Free(fds);
     if (ret < 0)
@@ -78,8 +55,6 @@ Ring_register_files_sparse(RingObject *self, PyObject *arg)
 {
     unsigned long n;
     int ret;
-    if (pu_ring_check(self) < 0)
-        return NULL;
     n = PyLong_AsUnsignedLong(arg);
     if (n == (unsigned long)-1 && PyErr_Occurred())
         return NULL;
@@ -87,11 +62,17 @@ Ring_register_files_sparse(RingObject *self, PyObject *arg)
         PyErr_SetString(PyExc_OverflowError, "too many slots");
         return NULL;
     }
+    if (pu_ring_check(self) < 0)
+        return NULL;
     ret = io_uring_register_files_sparse(&self->ring, (unsigned)n);
     if (ret < 0)
         return pu_err_errno(-ret);
     Py_RETURN_NONE;
 }
+
+static const char *const files_update_kw[] = {"offset", "fds", NULL};
+static const pu_argspec files_update_spec = {"register_files_update",
+                                             files_update_kw, 2, 2, 0};
 
 static PyObject *
 Ring_register_files_update(RingObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -103,8 +84,6 @@ Ring_register_files_update(RingObject *self, PyObject *const *args, Py_ssize_t n
         PyErr_SetString(PyExc_TypeError, "register_files_update() takes 2 arguments");
         return NULL;
     }
-    if (pu_ring_check(self) < 0)
-        return NULL;
     off = PyLong_AsLong(args[0]);
     if (off == -1 && PyErr_Occurred())
         return NULL;
@@ -112,8 +91,12 @@ Ring_register_files_update(RingObject *self, PyObject *const *args, Py_ssize_t n
         PyErr_SetString(PyExc_ValueError, "offset must be >= 0");
         return NULL;
     }
-    if (fds_from(args[1], &fds, &n) < 0)
+    if (pu_fds_from(&files_update_spec, 1, args[1], &fds, &n) < 0)
         return NULL;
+    if (pu_ring_check(self) < 0) {
+        PyMem_Free(fds);
+        return NULL;
+    }
     ret = io_uring_register_files_update(&self->ring, (unsigned)off, fds, n);
     PyMem_Free(fds);
     if (ret < 0)
@@ -143,12 +126,16 @@ pu_release_registered_buffers(RingObject *r)
     r->nreg_bufs = 0;
 }
 
+static const char *const buffers_kw[] = {"buffers", NULL};
+static const pu_argspec buffers_spec = {"register_buffers", buffers_kw, 1, 1, 0};
+
 static PyObject *
 Ring_register_buffers(RingObject *self, PyObject *arg)
 {
     PyObject *seq;
-    Py_ssize_t n;
-    struct iovec *iov;
+    Py_ssize_t n, k, pinned = 0;
+    Py_buffer *views = NULL;
+    struct iovec *iov = NULL;
     int ret;
 
     if (pu_ring_check(self) < 0)
@@ -158,45 +145,60 @@ Ring_register_buffers(RingObject *self, PyObject *arg)
                         "unregister_buffers() first");
         return NULL;
     }
-    seq = PySequence_Fast(arg, "register_buffers() takes a sequence of writable "
-                               "bytes-like objects");
+    /* a __buffer__ method (3.12) runs Python code: walk a copy */
+    seq = pu_seq_tuple(&buffers_spec, 0, arg, "a sequence of writable "
+                       "bytes-like objects");
     if (seq == NULL)
         return NULL;
-    n = PySequence_Fast_GET_SIZE(seq);
+    n = PyTuple_GET_SIZE(seq);
     if (n == 0 || n > 16384) {
         Py_DECREF(seq);
         PyErr_SetString(PyExc_ValueError, "register_buffers() takes 1 to 16384 buffers");
         return NULL;
     }
-    self->reg_bufs = PyMem_Calloc((size_t)n, sizeof(Py_buffer));
+    /* pinned into our own array, not the ring's: that Python code may
+     * register, unregister or tear down meanwhile */
+    views = PyMem_Calloc((size_t)n, sizeof(Py_buffer));
     iov = PyMem_Calloc((size_t)n, sizeof(*iov));
-    if (self->reg_bufs == NULL || iov == NULL) {
-        PyMem_Free(iov);
-        PyMem_Free(self->reg_bufs);
-        self->reg_bufs = NULL;
-        Py_DECREF(seq);
-        return PyErr_NoMemory();
+    if (views == NULL || iov == NULL) {
+        PyErr_NoMemory();
+        goto fail;
     }
-    for (Py_ssize_t k = 0; k < n; k++) {
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, k),
-                               &self->reg_bufs[k], PyBUF_WRITABLE) < 0) {
-            PyMem_Free(iov);
-            Py_DECREF(seq);
-            pu_release_registered_buffers(self);
-            return NULL;
+    for (k = 0; k < n; k++) {
+        PyObject *item = PyTuple_GET_ITEM(seq, k);
+        if (PyObject_GetBuffer(item, &views[k], PyBUF_WRITABLE) < 0) {
+            pu_buffer_refused(&buffers_spec, 0, k, item,
+                              "a writable C-contiguous bytes-like object");
+            goto fail;
         }
-        self->nreg_bufs++;
-        iov[k].iov_base = self->reg_bufs[k].buf;
-        iov[k].iov_len = (size_t)self->reg_bufs[k].len;
+        pinned++;
+        iov[k].iov_base = views[k].buf;
+        iov[k].iov_len = (size_t)views[k].len;
     }
-    Py_DECREF(seq);
+    if (pu_ring_check(self) < 0)
+        goto fail;
+    if (self->nreg_bufs > 0) {
+        PyErr_SetString(PyExc_ValueError, "buffers are already registered: "
+                        "unregister_buffers() first");
+        goto fail;
+    }
     ret = io_uring_register_buffers(&self->ring, iov, (unsigned)n);
-    PyMem_Free(iov);
     if (ret < 0) {
-        pu_release_registered_buffers(self);
-        return pu_err_errno(-ret);
+        pu_err_errno(-ret);
+        goto fail;
     }
+    self->reg_bufs = views;
+    self->nreg_bufs = (unsigned)n;
+    PyMem_Free(iov);
+    Py_DECREF(seq);
     Py_RETURN_NONE;
+fail:
+    while (pinned > 0)
+        PyBuffer_Release(&views[--pinned]);
+    PyMem_Free(views);
+    PyMem_Free(iov);
+    Py_DECREF(seq);
+    return NULL;
 }
 
 static PyObject *
@@ -232,15 +234,15 @@ Ring_unregister_personality(RingObject *self, PyObject *arg)
 {
     long id;
     int ret;
-    if (pu_ring_check(self) < 0)
-        return NULL;
-    id = PyLong_AsLong(arg);
+    id = PyLong_AsLong(arg);   /* __index__: before the ring check */
     if (id == -1 && PyErr_Occurred())
         return NULL;
     if (id < 0 || id > 0xffff) {
         PyErr_SetString(PyExc_OverflowError, "personality must be 0-65535");
         return NULL;
     }
+    if (pu_ring_check(self) < 0)
+        return NULL;
     ret = io_uring_unregister_personality(&self->ring, (int)id);
     if (ret < 0)
         return pu_err_errno(-ret);
@@ -280,11 +282,12 @@ Ring_setup_buf_ring(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
     long page = sysconf(_SC_PAGESIZE);
     int ret;
 
-    if (pu_ring_check(self) < 0 ||
-        pu_parse_args(&bufring_spec, args, nargs, kwnames, argv) < 0 ||
+    /* __index__ runs Python code: convert before the ring check */
+    if (pu_parse_args(&bufring_spec, args, nargs, kwnames, argv) < 0 ||
         pu_conv_u32(&bufring_spec, 0, argv[0], &bgid) < 0 ||
         pu_conv_u32(&bufring_spec, 1, argv[1], &entries) < 0 ||
-        pu_conv_u32(&bufring_spec, 2, argv[2], &size) < 0)
+        pu_conv_u32(&bufring_spec, 2, argv[2], &size) < 0 ||
+        pu_ring_check(self) < 0)
         return NULL;
     if (bgid > 0xffff || entries == 0 || entries > 32768 ||
         (entries & (entries - 1)) != 0 || size == 0 || size > (1u << 30) ||
@@ -417,11 +420,22 @@ pu_conv_provided(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
     }
     if (PyObject_GetBuffer(o, &p->view, PyBUF_WRITABLE) < 0) {
         PyMem_Free(p);
-        if (PyErr_ExceptionMatches(PyExc_BufferError) || PyErr_ExceptionMatches(PyExc_TypeError)) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
             PyErr_Clear();
             PyErr_Format(PyExc_TypeError, "%s() argument '%s' must be a writable "
-                         "bytes-like object", sp->fname, sp->kwlist[i]);
+                         "bytes-like object, not %.100s", sp->fname, sp->kwlist[i],
+                         Py_TYPE(o)->tp_name);
+        } else {
+            pu_buffer_refused(sp, i, -1, o, "a writable C-contiguous bytes-like "
+                              "object");
         }
+        return -1;
+    }
+    /* a __buffer__ method (3.12) may have torn the ring down: its list of
+     * provided memory is gone, and a pin put there would last forever */
+    if (pu_ring_check(r) < 0) {
+        PyBuffer_Release(&p->view);
+        PyMem_Free(p);
         return -1;
     }
     p->next = r->provided;
@@ -431,12 +445,23 @@ pu_conv_provided(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
     return 0;
 }
 
-/* The provide_buffers call line describes the memory the converter just
- * pinned, so that a receive that picks one of its buffers yields bytes. */
+/* The provide_buffers call line describes the memory its converter pinned
+ * (at buf), so that a receive that picks one of its buffers yields bytes.
+ * Not simply the newest: the converters of the later arguments (__index__)
+ * may have run another provide_buffers on this ring.  The newest memory
+ * at buf not described yet is this op's (or, the same memory pinned by a
+ * prep that failed, as good). */
 void
-pu_provided_describe(RingObject *r, int each, int nr, int bgid, int bid)
+pu_provided_describe(RingObject *r, const void *buf, int each, int nr, int bgid,
+                     int bid)
 {
-    pu_provided *p = (pu_provided *)r->provided;
+    pu_provided *p = NULL;
+    for (pu_pin *n = r->provided; n != NULL; n = n->next) {
+        if (n->view.buf == buf && ((pu_provided *)n)->nr == 0) {
+            p = (pu_provided *)n;
+            break;
+        }
+    }
     if (p == NULL || each <= 0 || nr <= 0)
         return;
     p->each = (unsigned)each;

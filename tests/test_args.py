@@ -4,6 +4,7 @@ and never crash."""
 
 import array
 import errno
+import mmap
 import os
 import socket
 
@@ -354,6 +355,7 @@ def test_every_op_accepts_all_arguments_by_keyword(ring, tmp_file, tcp_pair):
     sock = tcp_pair[0]
     target = prep(ring, "timeout", 60)
     ring.submit()
+    page = mmap.mmap(-1, mmap.PAGESIZE)   # whole pages, aligned for any futex
     by_kind = {
         "fd": sock,
         "dirfd": AT_FDCWD,
@@ -375,6 +377,8 @@ def test_every_op_accepts_all_arguments_by_keyword(ring, tmp_file, tcp_pair):
         "ancdata": (),
         "provided": bytearray(8),
         "futexv": [(bytearray(4), 0)],
+        "pages": page,
+        "futex": page,
     }
     ops, _ = parse_ops()
     supported = ring.probe()
