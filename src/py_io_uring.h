@@ -486,6 +486,7 @@ void pu_release_registrations(RingObject *r);
 int pu_provided_describe(SqeObject *rec, int each, int nr, int bgid, int bid);
 int pu_provided_describe_remove(SqeObject *rec, int bgid);
 void pu_provided_complete(RingObject *r, SqeObject *rec, int32_t res);
+int pu_provided_unget_sqe(RingObject *r, SqeObject *rec);
 
 /* Reaping calls this at every final completion, before the record's
  * release: provide_buffers and remove_buffers change which provided

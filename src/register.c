@@ -593,6 +593,30 @@ pu_provided_describe_remove(SqeObject *rec, int bgid)
     return 0;
 }
 
+/* pu_ring_unget_sqe() for an entry that was prepared and is given back
+ * unsubmitted (prep_many()'s undo): a provide in it never reached the
+ * kernel, so its memory goes with the record, not to the ring's list
+ * (where the ids would shadow those of a later provide).  If the entry
+ * cannot be given back it stays in the queue, prepared, and goes in. */
+int
+pu_provided_unget_sqe(RingObject *r, SqeObject *rec)
+{
+    pu_provided *p = NULL;
+    uint8_t was = 0;
+    int done;
+
+    if (rec->op != NULL && rec->op->opcode == IORING_OP_PROVIDE_BUFFERS &&
+        rec->op_state != NULL) {
+        p = rec->op_state;
+        was = p->state;
+        p->state = PU_PROV_PINNED;
+    }
+    done = pu_ring_unget_sqe(r, rec);
+    if (!done && p != NULL)
+        p->state = was;   /* p was freed with the record only if done */
+    return done;
+}
+
 /* Buffer k of p was handed out or removed: the kernel is done with it.
  * With its object's last buffer p is unlinked (*prev is its link) and
  * released: 1 then. */

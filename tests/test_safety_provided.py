@@ -173,6 +173,22 @@ def test_second_prep_of_the_same_sqe_releases_the_first_pin(prov_ring):
     assert ring.reap(1, 1)[0][1] == 0
 
 
+def test_prep_many_undo_releases_and_forgets_the_provide(prov_ring, unix_pair):
+    # entry 0 is prepared, entry 1 fails: both are given back unsubmitted
+    ring = prov_ring
+    a, b = unix_pair
+    ghost, real = bytearray(b"g" * 8), bytearray(b"r" * 8)
+    with pytest.raises(TypeError):
+        ring.prep_many("provide_buffers", [(ghost, 1, 5, 0), (ghost, "x", 5, 0)])
+    assert ring.sq_ready() == 0
+    assert resizable(ghost)
+    # the kernel never had the first: id 0 of group 5 is the next provide's
+    assert provide(ring, real, 1, 5, 0) == 0
+    a.sendall(b"hi")
+    assert recv(ring, b, 5) == (b"hi", 0)
+    assert bytes(real[:2]) == b"hi" and bytes(ghost) == b"g" * 8
+
+
 def test_provide_the_kernel_refuses_releases_the_pin(prov_ring):
     ring = prov_ring
     ba = bytearray(64)
