@@ -271,14 +271,16 @@ class FdList(Kind):
 
 class Provided(Kind):
     """Memory handed to the kernel's provided-buffer pool: pinned by the
-    ring, not the op, until the ring closes (the kernel uses it later)."""
+    ring, not the op, until the kernel has handed out or given back every
+    buffer cut from it (src/register.c)."""
     name = "provided"
     ctype = "void *"
     pins = True
     length = True
     pyi = "_WritableBuffer"
     text = ("writable bytes-like object, split into nr equal buffers; pinned by "
-            "the ring until queue_exit(), since receives use it later")
+            "the ring until every buffer was used by a reaped completion or removed "
+            "(or queue_exit()), since receives use it later")
 
 
 

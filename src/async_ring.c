@@ -39,6 +39,8 @@ typedef struct AsyncRingObject {
     PyObject *future_type;          /* asyncio.Future when the loop's
                                        create_future() makes exactly that:
                                        built directly, no method call */
+    PyObject *fd_future_type;       /* its subclass for results that own
+                                       fds (fd_future_type()), or NULL */
     PyObject *flush_cb;             /* self._flush as a callable */
     PyObject *ready_cb;             /* self._on_ready as a callable */
     PyObject *close_waiter;         /* aclose()'s future */
@@ -127,19 +129,34 @@ unraisable(const char *where)
 /* ---------------------------------------------------------------- binding */
 
 /* A future of the bound loop: Future(loop=loop) built with one vectorcall
- * when that is what the loop's create_future() returns (asyncio, uvloop). */
+ * when that is what the loop's create_future() returns (asyncio, uvloop);
+ * with fds, of its subclass for results that own fds (fd futures below). */
 static PyObject *
-new_future(struct AsyncRingObject *self)
+new_future(struct AsyncRingObject *self, int fds)
 {
+    PyObject *type = fds && self->fd_future_type ? self->fd_future_type
+                                                 : self->future_type;
 #if PY_VERSION_HEX >= 0x03090000
-    if (self->future_type != NULL) {
+    if (type != NULL) {
         PyObject *args[2] = {NULL, self->loop};
-        return PyObject_Vectorcall(self->future_type, args + 1,
+        return PyObject_Vectorcall(type, args + 1,
                                    0 | PY_VECTORCALL_ARGUMENTS_OFFSET, kw_loop);
+    }
+#else
+    if (type != NULL && type == self->fd_future_type) {
+        PyObject *kw = Py_BuildValue("{s:O}", "loop", self->loop);
+        PyObject *empty = PyTuple_New(0), *f = NULL;
+        if (kw != NULL && empty != NULL)
+            f = PyObject_Call(type, empty, kw);
+        Py_XDECREF(kw);
+        Py_XDECREF(empty);
+        return f;
     }
 #endif
     return call0(self->loop, s_create_future);
 }
+
+static PyObject *fd_future_type(PyObject *base);
 
 static int
 check_open(AsyncRingObject *self)
@@ -215,6 +232,15 @@ bind_loop(AsyncRingObject *self)
         else
             Py_DECREF(ft);
         Py_DECREF(probe);
+        /* a loop with futures of its own keeps them: fds dropped only at
+         * the completion, as before */
+        if (self->future_type != NULL) {
+            PyObject *t = fd_future_type(self->future_type);
+            if (t == NULL)
+                return -1;
+            Py_INCREF(t);
+            self->fd_future_type = t;
+        }
     }
     self->call_soon = PyObject_GetAttr(loop, s_call_soon);
     self->flush_cb = PyCFunction_New(&flush_def, (PyObject *)self);
@@ -313,6 +339,277 @@ record_done_cb(PyObject *recobj, PyObject *fut)
 
 static PyMethodDef record_done_def = {"_cancel_in_kernel", record_done_cb, METH_O, NULL};
 
+/* ---------------------------------------------------------------- fd futures
+ *
+ * The result of accept, openat, socket, ... owns new fds.  When the task
+ * awaiting it is cancelled after set_result() but before it resumed,
+ * asyncio throws CancelledError into the coroutine instead of handing it
+ * the result (Task.cancel() on a task whose future is done sets
+ * _must_cancel), and the fds would stay open with nobody to close them.
+ * Such ops get a future of a subclass of the loop's asyncio.Future whose
+ * __await__ returns an FdAwait: the base's own iterator, wrapped.  An
+ * exception thrown into it while the future holds a result it has not
+ * returned means this awaiter will never get it: the fds are closed there
+ * and result() raises CancelledError from then on, so nobody is handed a
+ * closed (or reused) fd number.  A result taken with result() by other
+ * code (a done callback, gather()) is that code's; a future nobody awaits
+ * or asks is not looked at. */
+
+static void drop_fds(PyObject *v);
+
+static PyObject *fdfut_type;        /* the subclass, made by fd_future_type() */
+static PyObject *fdfut_base;        /* the asyncio.Future it derives from */
+static PyObject *fdfut_base_result; /* asyncio.Future.result, unbound */
+static PyObject *s_throw;           /* "throw" */
+static PyObject *cancelled_error;   /* asyncio.CancelledError */
+static PyObject *s_dropped;         /* "_pu_dropped": set once the fds closed */
+static PyObject *s_exception_attr;  /* "_exception" */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *fut;                  /* the fd future */
+    PyObject *inner;                /* the base class's iterator over it */
+} FdAwaitObject;
+
+static PyTypeObject FdAwaitType;
+
+/* 1 once the fds of fut's result were closed, 0 before, -1 on error */
+static int
+fd_dropped(PyObject *fut)
+{
+    PyObject *d = PyObject_GetAttr(fut, s_dropped);
+    if (d == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    Py_DECREF(d);
+    return 1;
+}
+
+static PyObject *
+raise_dropped(void)
+{
+    PyErr_SetString(cancelled_error, "the task awaiting this result was "
+                    "cancelled; its file descriptors were closed");
+    return NULL;
+}
+
+static PyObject *
+fdawait_inner(FdAwaitObject *self)
+{
+    if (self->inner == NULL) {
+        unaryfunc am_await = ((PyTypeObject *)fdfut_base)->tp_as_async->am_await;
+        self->inner = am_await(self->fut);
+    }
+    return self->inner;
+}
+
+static PyObject *
+FdAwait_next(FdAwaitObject *self)
+{
+    int d = fd_dropped(self->fut);
+    if (d != 0)
+        return d < 0 ? NULL : raise_dropped();
+    if (fdawait_inner(self) == NULL)
+        return NULL;
+    return Py_TYPE(self->inner)->tp_iternext(self->inner);
+}
+
+static PyObject *
+FdAwait_send(FdAwaitObject *self, PyObject *Py_UNUSED(value))
+{
+    return FdAwait_next(self);
+}
+
+/* An exception for the awaiting coroutine: a result it will not get is
+ * dropped, then the base iterator raises the exception as it would. */
+static PyObject *
+FdAwait_throw(FdAwaitObject *self, PyObject *args)
+{
+    PyObject *fut = self->fut, *m, *r;
+    int done = truth0(fut, s_done), cancelled = 0, dropped = fd_dropped(fut);
+
+    if (done < 0 || dropped < 0)
+        return NULL;
+    if (done && !dropped) {
+        cancelled = truth0(fut, s_cancelled);
+        if (cancelled < 0)
+            return NULL;
+    }
+    if (done && !cancelled && !dropped) {
+        /* read without result(): that would mark an exception retrieved */
+        PyObject *exc = PyObject_GetAttr(fut, s_exception_attr);
+        if (exc == NULL)
+            return NULL;
+        if (exc == Py_None) {
+            PyObject *v = PyObject_CallOneArg(fdfut_base_result, fut);
+            if (v == NULL) {
+                Py_DECREF(exc);
+                return NULL;
+            }
+            if (PyObject_SetAttr(fut, s_dropped, Py_True) < 0) {
+                Py_DECREF(v);
+                Py_DECREF(exc);
+                return NULL;
+            }
+            drop_fds(v);
+            Py_DECREF(v);
+        }
+        Py_DECREF(exc);
+    }
+    if (fdawait_inner(self) == NULL)
+        return NULL;
+    m = PyObject_GetAttr(self->inner, s_throw);
+    if (m == NULL)
+        return NULL;
+    r = PyObject_Call(m, args, NULL);
+    Py_DECREF(m);
+    return r;
+}
+
+static PyObject *
+FdAwait_close(FdAwaitObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored))
+{
+    Py_RETURN_NONE;
+}
+
+static int
+FdAwait_traverse(FdAwaitObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->fut);
+    Py_VISIT(self->inner);
+    return 0;
+}
+
+static int
+FdAwait_clear(FdAwaitObject *self)
+{
+    Py_CLEAR(self->fut);
+    Py_CLEAR(self->inner);
+    return 0;
+}
+
+static void
+FdAwait_dealloc(FdAwaitObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    FdAwait_clear(self);
+    PyObject_GC_Del(self);
+}
+
+static PyMethodDef FdAwait_methods[] = {
+    {"send", (PyCFunction)FdAwait_send, METH_O, NULL},
+    {"throw", (PyCFunction)FdAwait_throw, METH_VARARGS, NULL},
+    {"close", (PyCFunction)FdAwait_close, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject FdAwaitType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "py_io_uring._FdAwait",
+    .tp_basicsize = sizeof(FdAwaitObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)FdAwait_traverse,
+    .tp_clear = (inquiry)FdAwait_clear,
+    .tp_dealloc = (destructor)FdAwait_dealloc,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)FdAwait_next,
+    .tp_methods = FdAwait_methods,
+};
+
+/* __await__ and __iter__ of the fd future */
+static PyObject *
+fdfut_await(PyObject *Py_UNUSED(unused), PyObject *fut)
+{
+    FdAwaitObject *it = PyObject_GC_New(FdAwaitObject, &FdAwaitType);
+    if (it == NULL)
+        return NULL;
+    Py_INCREF(fut);
+    it->fut = fut;
+    it->inner = NULL;
+    PyObject_GC_Track(it);
+    return (PyObject *)it;
+}
+
+/* result(): the base's, unless the fds were closed */
+static PyObject *
+fdfut_result(PyObject *Py_UNUSED(unused), PyObject *fut)
+{
+    int d = fd_dropped(fut);
+    if (d != 0)
+        return d < 0 ? NULL : raise_dropped();
+    return PyObject_CallOneArg(fdfut_base_result, fut);
+}
+
+static PyMethodDef fdfut_await_def = {"__await__", fdfut_await, METH_O, NULL};
+static PyMethodDef fdfut_iter_def = {"__iter__", fdfut_await, METH_O, NULL};
+static PyMethodDef fdfut_result_def = {"result", fdfut_result, METH_O, NULL};
+
+/* The subclass of base (the loop's asyncio.Future), made once. */
+static PyObject *
+fd_future_type(PyObject *base)
+{
+    PyMethodDef *defs[] = {&fdfut_await_def, &fdfut_iter_def, &fdfut_result_def};
+    PyObject *dict, *type = NULL, *asyncio;
+
+    if (fdfut_type != NULL && fdfut_base == base)
+        return fdfut_type;
+    if (((PyTypeObject *)base)->tp_as_async == NULL ||
+        ((PyTypeObject *)base)->tp_as_async->am_await == NULL) {
+        PyErr_SetString(PyExc_TypeError, "asyncio.Future has no __await__");
+        return NULL;
+    }
+    if (cancelled_error == NULL) {
+        asyncio = PyImport_ImportModule("asyncio");
+        if (asyncio == NULL)
+            return NULL;
+        cancelled_error = PyObject_GetAttrString(asyncio, "CancelledError");
+        Py_DECREF(asyncio);
+        if (cancelled_error == NULL)
+            return NULL;
+    }
+    dict = PyDict_New();
+    if (dict == NULL)
+        return NULL;
+    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
+        PyObject *f = PyCFunction_New(defs[i], NULL), *m;
+        m = f ? PyInstanceMethod_New(f) : NULL;   /* binds like a def */
+        Py_XDECREF(f);
+        if (m == NULL || PyDict_SetItemString(dict, defs[i]->ml_name, m) < 0) {
+            Py_XDECREF(m);
+            goto done;
+        }
+        Py_DECREF(m);
+    }
+    {
+        PyObject *mod = PyUnicode_FromString("py_io_uring");
+        int r = mod ? PyDict_SetItemString(dict, "__module__", mod) : -1;
+        Py_XDECREF(mod);
+        if (r < 0)
+            goto done;
+    }
+    type = PyObject_CallFunction((PyObject *)&PyType_Type, "s(O)O", "_FdFuture",
+                                 base, dict);
+    if (type == NULL)
+        goto done;
+    if (fdfut_base_result == NULL || fdfut_base != base) {
+        PyObject *res = PyObject_GetAttrString(base, "result");
+        if (res == NULL) {
+            Py_CLEAR(type);
+            goto done;
+        }
+        Py_XSETREF(fdfut_base_result, res);
+    }
+    Py_INCREF(base);
+    Py_XSETREF(fdfut_base, base);
+    Py_XSETREF(fdfut_type, type);
+done:
+    Py_DECREF(dict);
+    return type;   /* borrowed: fdfut_type keeps it */
+}
+
 /* A failed prep leaves its entry a NOP nobody waits for: it still has to
  * go in, and the exception being raised must survive scheduling that. */
 static void
@@ -343,7 +640,7 @@ start_op(AsyncRingObject *self, const pu_opdef *op, PyObject *const *args,
 
     if (check_open(self) < 0 || bind_loop(self) < 0)
         return NULL;
-    fut = new_future(self);
+    fut = new_future(self, (op->async_flags & PU_ASYNC_FD) != 0);
     if (fut == NULL)
         return NULL;
     rec = new_record(self);
@@ -438,12 +735,11 @@ drop_result(SqeObject *rec, CqeObject *q)
     Py_DECREF(v);
 }
 
-/* The same for a value already made: its ints are fds, a socket closes. */
+/* A value already made that nobody will take: its ints are fds, a socket
+ * closes. */
 static void
-drop_value(SqeObject *rec, PyObject *v)
+drop_fds(PyObject *v)
 {
-    if (v == NULL || !(rec->aio & PU_AIO_FD))
-        return;
     if (!PyTuple_Check(v)) {
         close_fd_object(v);
         return;
@@ -459,6 +755,14 @@ drop_value(SqeObject *rec, PyObject *v)
             Py_XDECREF(r);
         }
     }
+}
+
+/* The same for an op's result (ops.def `fd`) */
+static void
+drop_value(SqeObject *rec, PyObject *v)
+{
+    if (v != NULL && (rec->aio & PU_AIO_FD))
+        drop_fds(v);
 }
 
 /* The peer of a new connection: the record's, or getpeername()'s. */
@@ -1082,7 +1386,7 @@ AsyncIter_anext(AsyncIterObject *it)
     }
     if (bind_loop(it->aring) < 0)
         return NULL;
-    fut = new_future(it->aring);
+    fut = new_future(it->aring, 0);
     if (fut == NULL)
         return NULL;
     Py_INCREF(fut);
@@ -1310,7 +1614,7 @@ static PyMethodDef deadline_def = {"_deadline", AsyncRing_deadline_cb, METH_NOAR
 static PyObject *
 done_future(AsyncRingObject *self, PyObject *value)
 {
-    PyObject *fut = new_future(self);
+    PyObject *fut = new_future(self, 0);
     if (fut != NULL && call1_void(fut, s_set_result, value) < 0)
         Py_CLEAR(fut);
     return fut;
@@ -1332,7 +1636,7 @@ AsyncRing_aclose(AsyncRingObject *self, PyObject *Py_UNUSED(ignored))
     if (self->closed)
         return done_future(self, Py_None);
     self->closing = 1;
-    self->close_waiter = new_future(self);
+    self->close_waiter = new_future(self, 0);
     if (self->close_waiter == NULL)
         return NULL;
     if (cancel_everything(self) < 0)
@@ -1495,6 +1799,7 @@ AsyncRing_traverse(AsyncRingObject *self, visitproc visit, void *arg)
     Py_VISIT(self->loop);
     Py_VISIT(self->call_soon);
     Py_VISIT(self->future_type);
+    Py_VISIT(self->fd_future_type);
     Py_VISIT(self->flush_cb);
     Py_VISIT(self->ready_cb);
     Py_VISIT(self->close_waiter);
@@ -1509,6 +1814,7 @@ AsyncRing_clear(AsyncRingObject *self)
     Py_CLEAR(self->loop);
     Py_CLEAR(self->call_soon);
     Py_CLEAR(self->future_type);
+    Py_CLEAR(self->fd_future_type);
     Py_CLEAR(self->flush_cb);
     Py_CLEAR(self->ready_cb);
     Py_CLEAR(self->close_waiter);
@@ -1607,6 +1913,8 @@ pu_async_type_init(void)
         {&s_call_later, "call_later"}, {&s_add_reader, "add_reader"},
         {&s_remove_reader, "remove_reader"}, {&s_cancel, "cancel"},
         {&s_is_closed, "is_closed"}, {&s_fileno, "fileno"},
+        {&s_dropped, "_pu_dropped"}, {&s_exception_attr, "_exception"},
+        {&s_throw, "throw"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (*names[i].slot == NULL &&
@@ -1629,7 +1937,7 @@ pu_async_type_init(void)
         memcpy(all + nh, pu_generated_async_methods, ng * sizeof(*all));
         pu_AsyncRingType.tp_methods = all;
     }
-    if (PyType_Ready(&AsyncIterType) < 0)
+    if (PyType_Ready(&AsyncIterType) < 0 || PyType_Ready(&FdAwaitType) < 0)
         return -1;
     return PyType_Ready(&pu_AsyncRingType);
 }

@@ -167,8 +167,8 @@ typedef struct RingObject {
     Py_buffer *reg_bufs;
     unsigned nreg_bufs;
     struct pu_bufring *bufrings;
-    pu_pin *provided;               /* provide_buffers() memory: the kernel
-                                       owns it until used or removed */
+    struct pu_provided *provided;   /* provide_buffers() memory the kernel
+                                       holds, oldest first (register.c) */
     /* completions reaped from the kernel and not yet marked seen */
     CqeObject **cq;
     Py_ssize_t cq_start, cq_end, cq_cap;
@@ -553,8 +553,22 @@ extern PyMethodDef pu_register_methods[];
 PyObject *pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags,
                           int32_t res);
 void pu_release_registrations(RingObject *r);
-void pu_provided_describe(RingObject *r, const void *buf, int each, int nr,
-                          int bgid, int bid);
+int pu_provided_describe(SqeObject *rec, int each, int nr, int bgid, int bid);
+int pu_provided_describe_remove(SqeObject *rec, int bgid);
+void pu_provided_complete(RingObject *r, SqeObject *rec, int32_t res);
+int pu_provided_unget_sqe(RingObject *r, SqeObject *rec);
+
+/* Reaping calls this at every final completion, before the record's
+ * release: provide_buffers and remove_buffers change which provided
+ * buffers the kernel holds, and the order of their completions among the
+ * receives' is the kernel's. */
+static inline void
+pu_provided_reaped(RingObject *r, SqeObject *rec, int32_t res)
+{
+    if (rec->op != NULL && (rec->op->opcode == IORING_OP_PROVIDE_BUFFERS ||
+                            rec->op->opcode == IORING_OP_REMOVE_BUFFERS))
+        pu_provided_complete(r, rec, res);
+}
 int pu_ring_type_init(void);
 
 #ifdef PU_FUZZ_RAW

@@ -121,9 +121,10 @@ pu_reap(RingObject *r)
             q->flags = c->flags;
             q->result = NULL;
             q->ring_id = r;
-            /* a buffer the kernel picked from one of our rings: copy the
-             * bytes out and give the buffer back */
-            if (rec != NULL && (c->flags & IORING_CQE_F_BUFFER) && c->res >= 0) {
+            /* a buffer the kernel picked from one of our rings or
+             * provided groups: copy the bytes out and give the buffer
+             * back (or let go of it), also when the op failed */
+            if (rec != NULL && (c->flags & IORING_CQE_F_BUFFER)) {
                 q->result = pu_bufring_take(r, rec->buf_group, c->flags, c->res);
                 if (q->result == NULL && PyErr_Occurred()) {
                     q->sqe = NULL;
@@ -145,6 +146,7 @@ pu_reap(RingObject *r)
                 } else {
                     q->result = take_result(rec, c->res);
                 }
+                pu_provided_reaped(r, rec, c->res);
                 if (rec->op != NULL && rec->op->result != NULL)
                     pu_record_release_pins(rec);   /* its state stays */
                 else
@@ -343,6 +345,7 @@ pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
                 b = rec->result != NULL ? take_result(rec, c->res) : NULL;
                 if (b != NULL)
                     Py_SETREF(v, b);
+                pu_provided_reaped(r, rec, c->res);
                 pu_record_release(rec);
                 if (rec->chain_prev != 0)
                     pu_record_finish_skipped(r, rec);

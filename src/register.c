@@ -375,7 +375,9 @@ static PyObject *provided_take(RingObject *r, unsigned bgid, unsigned bid,
 
 /* A completion that used a buffer of a module-owned ring: its bytes, and
  * the buffer goes back into the ring.  NULL with no exception when the
- * group has no ring of ours (the caller then reports the count). */
+ * group has no ring of ours (the caller then reports the count), or when
+ * the op failed: the kernel used up the buffer all the same (a read that
+ * fails, EISDIR say, posts IORING_CQE_F_BUFFER), so it goes back too. */
 PyObject *
 pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags, int32_t res)
 {
@@ -389,30 +391,120 @@ pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags, int32_t res)
         return NULL;
     if (res > (int32_t)b->size)
         res = (int32_t)b->size;
-    data = PyBytes_FromStringAndSize(b->bufs + (size_t)bid * b->size,
-                                     res > 0 ? res : 0);
-    if (data == NULL)
-        return NULL;
+    data = NULL;
+    if (res >= 0) {
+        data = PyBytes_FromStringAndSize(b->bufs + (size_t)bid * b->size, res);
+        if (data == NULL)
+            return NULL;
+    }
     io_uring_buf_ring_add(b->br, b->bufs + (size_t)bid * b->size, b->size,
                           (unsigned short)bid, io_uring_buf_ring_mask(b->entries), 0);
     io_uring_buf_ring_advance(b->br, 1);
     return data;
 }
 
-/* provide_buffers(): the kernel may write into this memory until a receive
- * uses it or remove_buffers() takes it back, long after this op completes,
- * so the pin belongs to the ring and lasts until teardown. */
+/* ---- legacy provided buffers (provide_buffers / remove_buffers) ----
+ *
+ * provide_buffers() hands the kernel nr buffers cut from one pinned
+ * object.  The kernel may write into any of them until a completion that
+ * used it (IORING_CQE_F_BUFFER, its id in the flags) or a remove_buffers()
+ * that took it back, long after the provide op itself completed, so the
+ * pin cannot be the op's record's.  It is one pu_provided per call:
+ *
+ *   - from the converter until the provide op's final completion it is
+ *     owned by a capsule the record keeps (pu_rec_keep()), so that a failed
+ *     prep, a second prep of the same Sqe, or a provide the kernel refused
+ *     releases it at once, with the record;
+ *   - when that completion succeeded (or its outcome is unknown: teardown
+ *     discarded it, or IOSQE_CQE_SKIP_SUCCESS hid it) it moves to the
+ *     ring's list, which is in the order the kernel added the buffers;
+ *   - each buffer is marked taken when a completion that used it, or a
+ *     remove_buffers() completion, is reaped; when all are, the pin goes.
+ *
+ * The kernel keeps a group's buffers in one list and hands them out
+ * oldest first (io_uring/kbuf.c: added at the tail, picked and removed
+ * from the head; measured on 6.18), and does not refuse an id that is in
+ * the list already.  So when the same ids were provided twice, the
+ * completion's id names the oldest buffer of that id still in the kernel:
+ * the lookup walks the list oldest first too.  Completions are reaped in
+ * CQ order, and a provide's completion is posted before that of any op
+ * that used its buffers, so the list's order is the kernel's. */
+enum {
+    PU_PROV_PINNED,     /* pinned by the converter: nothing told the kernel */
+    PU_PROV_PREPARED,   /* the SQE describes it: the kernel may take it */
+    PU_PROV_ADDED,      /* the provide op's completion said the kernel did */
+    PU_PROV_REFUSED,    /* ... or that it did not */
+};
+
 typedef struct pu_provided {
-    pu_pin pin;                     /* first: the ring's list is of pu_pin */
+    struct pu_provided *next;       /* the ring's list, oldest first */
+    SqeObject *rec;                 /* borrowed: the provide op's record,
+                                       which owns this until its release */
+    RingObject *ring;               /* borrowed: the record holds it */
+    Py_buffer view;
     unsigned each, nr, bid0, bgid;  /* the group this memory was split into */
+    unsigned held;                  /* buffers the kernel may still use */
+    uint8_t state;                  /* PU_PROV_* */
+    uint8_t *taken;                 /* a bitmap of nr bits: 1 once handed out
+                                       or removed (PyMem) */
 } pu_provided;
+
+static const char provided_capsule[] = "py_io_uring.provided";
+
+static void
+provided_free(pu_provided *p)
+{
+    PyBuffer_Release(&p->view);     /* the object is resizable again */
+    PyMem_Free(p->taken);
+    PyMem_Free(p);
+}
+
+/* Append to the ring's list: the kernel added these buffers after every
+ * buffer the list holds. */
+static void
+provided_append(RingObject *r, pu_provided *p)
+{
+    pu_provided **pp = &r->provided;
+    while (*pp != NULL)
+        pp = &(*pp)->next;
+    p->next = NULL;
+    *pp = p;
+}
+
+/* The record that carried the provide op is being released: its final
+ * completion was reaped (pu_provided_reaped() told the outcome), its prep
+ * failed or was replaced, or teardown discarded it. */
+static void
+provided_capsule_release(PyObject *cap)
+{
+    pu_provided *p = PyCapsule_GetPointer(cap, provided_capsule);
+    RingObject *r;
+
+    if (p == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    r = p->ring;
+    /* PINNED: the prep failed before the SQE described the buffers; a
+     * record not DONE was never submitted (a second prep replaces the
+     * first); REFUSED: the kernel said so; a ring already torn down lets go
+     * of everything.  Otherwise the kernel holds them, or may: an outcome
+     * nobody saw is taken as success, and teardown releases the list only
+     * after its drain. */
+    if (p->state == PU_PROV_PINNED || p->state == PU_PROV_REFUSED ||
+        p->rec->state != PU_DONE || p->nr == 0 || !r->initialised) {
+        provided_free(p);
+        return;
+    }
+    provided_append(r, p);
+}
 
 int
 pu_conv_provided(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
                  void **buf, unsigned *len)
 {
-    RingObject *r = rec->ring;
-    pu_pin *p = PyMem_Calloc(1, sizeof(pu_provided));
+    pu_provided *p = PyMem_Calloc(1, sizeof(*p));
+    PyObject *cap;
 
     if (p == NULL) {
         PyErr_NoMemory();
@@ -431,57 +523,184 @@ pu_conv_provided(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
         }
         return -1;
     }
-    /* a __buffer__ method (3.12) may have torn the ring down: its list of
-     * provided memory is gone, and a pin put there would last forever */
-    if (pu_ring_check(r) < 0) {
-        PyBuffer_Release(&p->view);
-        PyMem_Free(p);
+    p->rec = rec;
+    p->ring = rec->ring;
+    p->state = PU_PROV_PINNED;
+    cap = PyCapsule_New(p, provided_capsule, provided_capsule_release);
+    if (cap == NULL) {
+        provided_free(p);
         return -1;
     }
-    p->next = r->provided;
-    r->provided = p;
+    /* from here the record owns it: released with the record */
+    if (pu_rec_keep(rec, cap) < 0) {
+        Py_DECREF(cap);
+        return -1;
+    }
+    Py_DECREF(cap);
+    rec->op_state = p;   /* for pu_provided_describe() and the completion */
     *buf = p->view.buf;
     *len = p->view.len > INT32_MAX ? (unsigned)INT32_MAX : (unsigned)p->view.len;
     return 0;
 }
 
-/* The provide_buffers call line describes the memory its converter pinned
- * (at buf), so that a receive that picks one of its buffers yields bytes.
- * Not simply the newest: the converters of the later arguments (__index__)
- * may have run another provide_buffers on this ring.  The newest memory
- * at buf not described yet is this op's (or, the same memory pinned by a
- * prep that failed, as good). */
-void
-pu_provided_describe(RingObject *r, const void *buf, int each, int nr, int bgid,
-                     int bid)
+/* The provide_buffers call line, before the SQE is filled: the split of
+ * the memory the converter pinned, so that a receive that picks one of its
+ * buffers yields bytes.  0, or -1 with an exception. */
+int
+pu_provided_describe(SqeObject *rec, int each, int nr, int bgid, int bid)
 {
-    pu_provided *p = NULL;
-    for (pu_pin *n = r->provided; n != NULL; n = n->next) {
-        if (n->view.buf == buf && ((pu_provided *)n)->nr == 0) {
-            p = (pu_provided *)n;
-            break;
-        }
+    pu_provided *p = rec->op_state;
+
+    if (bgid < 0 || bgid > 0xffff) {
+        /* the SQE's buf_group is 16 bits: another group would get them */
+        PyErr_Format(PyExc_ValueError, "prep_provide_buffers(): bgid must be "
+                     "0-65535, not %d", bgid);
+        return -1;
     }
-    if (p == NULL || each <= 0 || nr <= 0)
-        return;
-    p->each = (unsigned)each;
-    p->nr = (unsigned)nr;
-    p->bgid = (unsigned)bgid;
-    p->bid0 = (unsigned)bid;
+    if (p == NULL) {
+        PyErr_SetString(PyExc_SystemError, "prep_provide_buffers(): no buffer pinned");
+        return -1;
+    }
+    PyMem_Free(p->taken);
+    p->taken = NULL;
+    p->nr = p->held = 0;
+    /* a count or size the kernel refuses (E2BIG, EINVAL): its completion
+     * fails, and the memory goes with the record */
+    if (each > 0 && nr > 0 && bid >= 0) {
+        p->taken = PyMem_Calloc(((size_t)nr + 7) / 8, 1);
+        if (p->taken == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        p->each = (unsigned)each;
+        p->nr = p->held = (unsigned)nr;
+        p->bgid = (unsigned)bgid;
+        p->bid0 = (unsigned)bid;
+    }
+    p->state = PU_PROV_PREPARED;
+    return 0;
 }
 
+/* The remove_buffers call line: the group, for its completion. */
+int
+pu_provided_describe_remove(SqeObject *rec, int bgid)
+{
+    unsigned *g;
+
+    if (bgid < 0 || bgid > 0xffff) {
+        PyErr_Format(PyExc_ValueError, "prep_remove_buffers(): bgid must be "
+                     "0-65535, not %d", bgid);
+        return -1;
+    }
+    g = pu_rec_alloc(rec, sizeof(*g));
+    if (g == NULL)
+        return -1;
+    *g = (unsigned)bgid;
+    rec->op_state = g;
+    return 0;
+}
+
+/* pu_ring_unget_sqe() for an entry that was prepared and is given back
+ * unsubmitted (prep_many()'s undo): a provide in it never reached the
+ * kernel, so its memory goes with the record, not to the ring's list
+ * (where the ids would shadow those of a later provide).  If the entry
+ * cannot be given back it stays in the queue, prepared, and goes in. */
+int
+pu_provided_unget_sqe(RingObject *r, SqeObject *rec)
+{
+    pu_provided *p = NULL;
+    uint8_t was = 0;
+    int done;
+
+    if (rec->op != NULL && rec->op->opcode == IORING_OP_PROVIDE_BUFFERS &&
+        rec->op_state != NULL) {
+        p = rec->op_state;
+        was = p->state;
+        p->state = PU_PROV_PINNED;
+    }
+    done = pu_ring_unget_sqe(r, rec);
+    if (!done && p != NULL)
+        p->state = was;   /* p was freed with the record only if done */
+    return done;
+}
+
+/* Buffer k of p was handed out or removed: the kernel is done with it.
+ * With its object's last buffer p is unlinked (*prev is its link) and
+ * released: 1 then. */
+static int
+provided_mark_taken(pu_provided **prev, pu_provided *p, unsigned k)
+{
+    p->taken[k / 8] |= (uint8_t)(1u << (k % 8));
+    if (--p->held > 0)
+        return 0;
+    *prev = p->next;
+    /* may run Python code (the exporter's release): p is off the list */
+    provided_free(p);
+    return 1;
+}
+
+static int
+provided_is_taken(const pu_provided *p, unsigned k)
+{
+    return (p->taken[k / 8] >> (k % 8)) & 1;
+}
+
+/* A provide_buffers or remove_buffers completion was reaped (final), in CQ
+ * order with the receives' ones; the record is released right after. */
+void
+pu_provided_complete(RingObject *r, SqeObject *rec, int32_t res)
+{
+    if (rec->op->opcode == IORING_OP_PROVIDE_BUFFERS) {
+        pu_provided *p = rec->op_state;
+        if (p != NULL && p->state == PU_PROV_PREPARED)
+            p->state = res >= 0 ? PU_PROV_ADDED : PU_PROV_REFUSED;
+        return;
+    }
+    /* remove_buffers took the res oldest buffers of the group */
+    if (rec->op_state != NULL && res > 0) {
+        unsigned bgid = *(unsigned *)rec->op_state;
+        int32_t left = res;
+        pu_provided **pp = &r->provided;
+        while (*pp != NULL && left > 0) {
+            pu_provided *p = *pp;
+            int freed = 0;
+            if (p->bgid == bgid) {
+                /* p may be freed by the last mark: test freed first */
+                for (unsigned k = 0; !freed && k < p->nr && left > 0; k++) {
+                    if (!provided_is_taken(p, k)) {
+                        left--;
+                        freed = provided_mark_taken(pp, p, k);
+                    }
+                }
+            }
+            if (!freed)
+                pp = &p->next;
+        }
+    }
+}
+
+/* A completion that used buffer bid of legacy group bgid: its bytes (NULL
+ * without an exception for a failed op, which used the buffer all the
+ * same, or for a buffer that is not ours).  The buffer is the kernel's no
+ * more: its pin goes with the last of its object's buffers. */
 static PyObject *
 provided_take(RingObject *r, unsigned bgid, unsigned bid, int32_t res)
 {
-    /* newest first: a group re-provided later wins */
-    for (pu_pin *n = r->provided; n != NULL; n = n->next) {
-        pu_provided *p = (pu_provided *)n;
-        if (p->nr == 0 || p->bgid != bgid || bid < p->bid0 || bid >= p->bid0 + p->nr)
+    for (pu_provided **pp = &r->provided; *pp != NULL; pp = &(*pp)->next) {
+        pu_provided *p = *pp;
+        unsigned k = bid - p->bid0;
+        PyObject *data = NULL;
+        if (p->bgid != bgid || bid < p->bid0 || k >= p->nr || provided_is_taken(p, k))
             continue;
-        if (res > (int32_t)p->each)
-            res = (int32_t)p->each;
-        return PyBytes_FromStringAndSize((char *)n->view.buf +
-                                         (size_t)(bid - p->bid0) * p->each, res);
+        if (res >= 0) {
+            /* made before the buffer is let go: a failure keeps the CQE */
+            data = PyBytes_FromStringAndSize((char *)p->view.buf + (size_t)k * p->each,
+                                             res > (int32_t)p->each ? (int32_t)p->each : res);
+            if (data == NULL)
+                return NULL;
+        }
+        provided_mark_taken(pp, p, k);
+        return data;
     }
     return NULL;
 }
@@ -492,10 +711,9 @@ pu_release_registrations(RingObject *r)
 {
     pu_release_registered_buffers(r);
     while (r->provided != NULL) {
-        pu_pin *p = r->provided;
+        pu_provided *p = r->provided;
         r->provided = p->next;
-        PyBuffer_Release(&p->view);
-        PyMem_Free(p);
+        provided_free(p);
     }
     while (r->bufrings != NULL) {
         struct pu_bufring *b = r->bufrings;

@@ -252,7 +252,7 @@ pu_ring_prep_many(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
 undo:
     /* newest first, so each is the queue's last entry; stop at the first
      * that is not (something else took or submitted entries meanwhile) */
-    for (Py_ssize_t k = i - 1; k >= 0 && pu_ring_unget_sqe(r, recs[k]); k--)
+    for (Py_ssize_t k = i - 1; k >= 0 && pu_provided_unget_sqe(r, recs[k]); k--)
         ;
 release:
     while (i > 0)
