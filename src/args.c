@@ -314,8 +314,8 @@ clamp_len(Py_ssize_t n)
     return n > INT_MAX ? (unsigned)INT_MAX : (unsigned)n;
 }
 
-/* Pin o's memory in the record until its release, as pu_rec_pin() does,
- * but with the exporter's code run first: PyObject_GetBuffer() may run a
+/* Pin o's memory in the record until its release, with the exporter's
+ * code run first: PyObject_GetBuffer() may run a
  * __buffer__ method (3.12), which may end the record (queue_exit() frees
  * its blocks), so the view is taken into a local and only then stored, in
  * memory allocated after that code ran.  Moving a Py_buffer is sound for

@@ -397,7 +397,6 @@ void pu_record_pool_clear(RingObject *r);
 void pu_record_release_full(SqeObject *rec);
 void pu_record_release_pins(SqeObject *rec);
 void *pu_rec_alloc(SqeObject *rec, size_t size);
-Py_buffer *pu_rec_pin(SqeObject *rec, PyObject *o, int flags);
 int pu_rec_keep(SqeObject *rec, PyObject *o);
 void pu_record_finish(RingObject *r, SqeObject *rec);
 void pu_record_finish_skipped(RingObject *r, SqeObject *rec);
@@ -553,6 +552,7 @@ extern PyMethodDef pu_register_methods[];
 PyObject *pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags,
                           int32_t res);
 void pu_release_registrations(RingObject *r);
+void pu_leak_registrations(RingObject *r);
 int pu_provided_describe(SqeObject *rec, int each, int nr, int bgid, int bid);
 int pu_provided_describe_remove(SqeObject *rec, int bgid);
 void pu_provided_complete(RingObject *r, SqeObject *rec, int32_t res);

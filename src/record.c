@@ -256,27 +256,6 @@ pu_rec_alloc(SqeObject *rec, size_t size)
     return (char *)b + head;
 }
 
-/* Pin o's memory with the buffer protocol until the record is released. */
-Py_buffer *
-pu_rec_pin(SqeObject *rec, PyObject *o, int flags)
-{
-    pu_pin *p;
-
-    if (rec->nbufs < PU_INLINE_PINS) {
-        Py_buffer *v = &rec->bufs[rec->nbufs];
-        if (PyObject_GetBuffer(o, v, flags) < 0)
-            return NULL;
-        rec->nbufs++;
-        return v;
-    }
-    p = pu_rec_alloc(rec, sizeof(*p));
-    if (p == NULL || PyObject_GetBuffer(o, &p->view, flags) < 0)
-        return NULL;
-    p->next = rec->pins;
-    rec->pins = p;
-    return &p->view;
-}
-
 /* Keep a reference to o (new reference taken) until release. */
 int
 pu_rec_keep(SqeObject *rec, PyObject *o)

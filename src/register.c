@@ -722,6 +722,19 @@ pu_release_registrations(RingObject *r)
     }
 }
 
+/* At teardown, when operations were leaked (their completions never came):
+ * one of them may still read or write a registered buffer, a provided
+ * buffer or a buffer ring, so all of it is leaked with them, never freed.
+ * The ring forgets it; the process keeps it. */
+void
+pu_leak_registrations(RingObject *r)
+{
+    r->reg_bufs = NULL;
+    r->nreg_bufs = 0;
+    r->provided = NULL;
+    r->bufrings = NULL;
+}
+
 /* ---- the ring's async workers (io-wq) ---- */
 
 /* register_iowq_max_workers(bounded, unbounded): cap the kernel's worker

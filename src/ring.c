@@ -464,24 +464,40 @@ static void
 note_idle_wait(RingObject *r)
 {
 #if PY_VERSION_HEX >= 0x030B0000
-    PyObject *type, *value, *tb, *ret;
+    const char *note;
+    PyObject *value, *ret;
 
     if (!PU_RING_USABLE(r) || r->nrecords - (Py_ssize_t)r->npending > 0)
         return;
+    note = r->npending > 0
+        ? "py_io_uring: the wait had no operation of this IoUring in flight: "
+          "entries were prepared but not submitted (call submit())"
+        : "py_io_uring: the wait had no operation of this IoUring in flight: "
+          "only another thread's submit or a msg_ring from another ring "
+          "could have ended it";
+#if PY_VERSION_HEX >= 0x030C0000
+    value = PyErr_GetRaisedException();
+#else
+    PyObject *type, *tb;
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
-    ret = value == NULL ? NULL : PyObject_CallMethod(
-        value, "add_note", "s",
-        r->npending > 0
-            ? "py_io_uring: the wait had no operation of this IoUring in "
-              "flight: entries were prepared but not submitted (call submit())"
-            : "py_io_uring: the wait had no operation of this IoUring in "
-              "flight: only another thread's submit or a msg_ring from "
-              "another ring could have ended it");
+    if (value != NULL && tb != NULL)
+        PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+#endif
+    if (value == NULL)
+        return;
+    ret = PyObject_CallMethod(value, "add_note", "s", note);
     if (ret == NULL)
         PyErr_Clear();
     Py_XDECREF(ret);
-    PyErr_Restore(type, value, tb);
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(value);
+#else
+    Py_INCREF(Py_TYPE(value));
+    PyErr_Restore((PyObject *)Py_TYPE(value), value, PyException_GetTraceback(value));
+#endif
 #else
     (void)r;
 #endif

@@ -56,7 +56,7 @@ cancel_all(RingObject *r, int *cancel_einval)
     }
 }
 
-static void
+static Py_ssize_t
 leak_remaining(RingObject *r)
 {
     Py_ssize_t n = 0;
@@ -76,12 +76,15 @@ leak_remaining(RingObject *r)
                          "IoUring teardown: %zd operation(s) did not complete "
                          "after cancellation; their buffers are leaked rather "
                          "than freed while the kernel may still use them", n);
+    return n;
 }
 
-/* Drain the ring: afterwards no record is in the table. */
-static void
+/* Drain the ring: afterwards no record is in the table.  Returns how many
+ * records were leaked because their completions never came. */
+static Py_ssize_t
 drain(RingObject *r)
 {
+    Py_ssize_t leaked = 0;
     double start = pu_monotonic(), last_cancel = -1.0;
     int cancel_einval = 0;
 
@@ -104,7 +107,7 @@ drain(RingObject *r)
         int ret;
 
         if (now - start > PU_TEARDOWN_DEADLINE) {
-            leak_remaining(r);
+            leaked = leak_remaining(r);
             break;
         }
         if (last_cancel < 0 || now - last_cancel >= PU_RECANCEL_EVERY) {
@@ -123,16 +126,19 @@ drain(RingObject *r)
         (void)ret;
         pu_reap_discard(r, &cancel_einval);
     }
+    return leaked;
 }
 
 void
 pu_ring_teardown(RingObject *r)
 {
+    Py_ssize_t leaked = 0;
+
     if (!r->initialised || (r->closing & PU_CLOSING_NOW))
         return;
     r->closing = PU_CLOSING_NOW;
     if (r->fork_generation == pu_fork_generation) {
-        drain(r);
+        leaked = drain(r);
     } else {
         /* a child after fork(): the ring's memory is not mapped here
          * (MADV_DONTFORK) and the requests are the parent's; only our copy
@@ -154,7 +160,10 @@ pu_ring_teardown(RingObject *r)
     }
     if (r->fork_generation == pu_fork_generation)
         io_uring_queue_exit(&r->ring);
-    pu_release_registrations(r);   /* the kernel let go with the ring */
+    if (leaked > 0)
+        pu_leak_registrations(r);  /* a leaked op may still use them */
+    else
+        pu_release_registrations(r);   /* the kernel let go with the ring */
     r->initialised = 0;
     PyMem_Free(r->slots);
     PyMem_Free(r->slot_gen);
