@@ -21,27 +21,8 @@ import pytest
 import py_io_uring
 from py_io_uring import AT_FDCWD, AsyncRing
 
-try:
-    import uvloop
-except ImportError:  # pragma: no cover - CI installs it (make deps-test)
-    uvloop = None
-
-LOOPS = ["asyncio", pytest.param("uvloop", marks=pytest.mark.no_leakcheck)]
-
-
-@pytest.fixture(params=LOOPS)
-def run(request):
-    if request.param == "uvloop" and uvloop is None:
-        pytest.skip("uvloop is not installed (make deps-test installs it)")
-
-    def runner(fn, *args):
-        loop = uvloop.new_event_loop() if request.param == "uvloop" else asyncio.new_event_loop()
-        try:
-            return loop.run_until_complete(asyncio.wait_for(fn(*args), 60))
-        finally:
-            loop.close()
-
-    return runner
+# run(coroutine function) on asyncio's loop and on uvloop: test_async's fixture
+from test_async import run  # noqa: F401
 
 
 def open_fds():
