@@ -835,30 +835,12 @@ fail:
     return NULL;
 }
 
-/* The exception now set, as an object (cleared). */
-static PyObject *
-take_exception(void)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-    return PyErr_GetRaisedException();
-#else
-    PyObject *t, *v, *tb;
-    PyErr_Fetch(&t, &v, &tb);
-    PyErr_NormalizeException(&t, &v, &tb);
-    if (tb != NULL && v != NULL)
-        PyException_SetTraceback(v, tb);
-    Py_XDECREF(t);
-    Py_XDECREF(tb);
-    return v;
-#endif
-}
-
 static int
 resolve(PyObject *fut, PyObject *value)
 {
     if (value != NULL)
         return call1_void(fut, s_set_result, value);
-    value = take_exception();
+    value = pu_exc_take();
     if (value == NULL)
         return -1;
     {
@@ -1342,7 +1324,7 @@ iter_deliver(AsyncIterObject *it, SqeObject *rec, CqeObject *q)
         if (q->res == -ENOBUFS && !it->cancelled && !it->aring->closing) {
             /* the buffer ring ran dry: the kernel stops; go on */
             if (iter_arm(it) < 0) {
-                it->error = take_exception();
+                it->error = pu_exc_take();
                 it->ended = 1;
             }
             goto out;
@@ -1353,7 +1335,7 @@ iter_deliver(AsyncIterObject *it, SqeObject *rec, CqeObject *q)
     }
     v = result_value(rec, q);
     if (v == NULL) {
-        it->error = take_exception();
+        it->error = pu_exc_take();
         it->ended = 1;
     } else if (PyList_Append(it->items, v) < 0) {
         PyErr_Clear();

@@ -84,6 +84,13 @@ pu_err_errno(int err)
     return raise_oserror(err, strerror(err));
 }
 
+/* OSError for err with a message that says more than strerror() would. */
+PyObject *
+pu_err_errno_msg(int err, const char *message)
+{
+    return raise_oserror(err, message);
+}
+
 /* The same exception as an object, for a future's set_exception(). */
 PyObject *
 pu_oserror_new(int err)

@@ -655,6 +655,7 @@ pu_call_return(RingObject *r, PyObject *result)
     return result;
 }
 PyObject *pu_err_errno(int err);
+PyObject *pu_err_errno_msg(int err, const char *message);
 int pu_err_entry_lost(SqeObject *rec, const char *fname);
 
 /* The entry as a NOP carrying ud, every other byte zero: what each prep
@@ -719,6 +720,36 @@ pu_exc_restore(pu_exc_state *s)
     PyErr_SetRaisedException(s->value);
 #else
     PyErr_Restore(s->type, s->value, s->tb);
+#endif
+}
+
+/* The exception now set, as one normalized object with its traceback (a
+ * new reference; the indicator is cleared), and back again (stolen). */
+static inline PyObject *
+pu_exc_take(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (tb != NULL && v != NULL)
+        PyException_SetTraceback(v, tb);
+    Py_XDECREF(t);
+    Py_XDECREF(tb);
+    return v;
+#endif
+}
+
+static inline void
+pu_exc_give(PyObject *v)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(v);
+#else
+    Py_INCREF(Py_TYPE(v));
+    PyErr_Restore((PyObject *)Py_TYPE(v), v, PyException_GetTraceback(v));
 #endif
 }
 

@@ -475,29 +475,14 @@ note_idle_wait(RingObject *r)
         : "py_io_uring: the wait had no operation of this IoUring in flight: "
           "only another thread's submit or a msg_ring from another ring "
           "could have ended it";
-#if PY_VERSION_HEX >= 0x030C0000
-    value = PyErr_GetRaisedException();
-#else
-    PyObject *type, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (value != NULL && tb != NULL)
-        PyException_SetTraceback(value, tb);
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-#endif
+    value = pu_exc_take();
     if (value == NULL)
         return;
     ret = PyObject_CallMethod(value, "add_note", "s", note);
     if (ret == NULL)
         PyErr_Clear();
     Py_XDECREF(ret);
-#if PY_VERSION_HEX >= 0x030C0000
-    PyErr_SetRaisedException(value);
-#else
-    Py_INCREF(Py_TYPE(value));
-    PyErr_Restore((PyObject *)Py_TYPE(value), value, PyException_GetTraceback(value));
-#endif
+    pu_exc_give(value);
 #else
     (void)r;
 #endif
@@ -518,14 +503,9 @@ static void
 submit_error(RingObject *r, int err)
 {
     if (err == EEXIST && (r->setup_flags & IORING_SETUP_SINGLE_ISSUER)) {
-        PyObject *exc = PyObject_CallFunction(
-            PyExc_OSError, "is", err,
-            "this IoUring was set up with IORING_SETUP_SINGLE_ISSUER: only "
-            "the thread that first submitted on it may submit");
-        if (exc != NULL) {
-            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-            Py_DECREF(exc);
-        }
+        pu_err_errno_msg(err, "this IoUring was set up with "
+                         "IORING_SETUP_SINGLE_ISSUER: only the thread that "
+                         "first submitted on it may submit");
         return;
     }
     pu_err_errno(err);

@@ -102,9 +102,9 @@ def test_the_documented_waiter_and_submitter_threads(run_py):
 # 2. one thread's hold on a side is never cleared by another thread
 
 
-def test_queue_exit_is_refused_while_another_thread_waits():
+def test_queue_exit_is_refused_while_another_thread_waits(pipe):
     ring = IoUring(8)
-    r, w = os.pipe()
+    r, w = pipe
     try:
         ring.prep_read(r, bytearray(16), user_data="read")
         ring.submit()
@@ -123,10 +123,8 @@ def test_queue_exit_is_refused_while_another_thread_waits():
         t.join(10)
         assert not t.is_alive()
         assert sorted(c.get_data() for c in result[0]) == ["nop", "read"]
-        ring.queue_exit()
     finally:
-        os.close(r)
-        os.close(w)
+        ring.queue_exit()
 
 
 # --------------------------------------------------------------------------
@@ -273,9 +271,9 @@ def test_reprep_whose_converter_submits_never_exposes_the_old_buffer(run_py):
 # 5. a message cannot forge a record's completion
 
 
-def test_msg_ring_refuses_the_library_s_user_data():
+def test_msg_ring_refuses_the_library_s_user_data(pipe):
     ring = IoUring(8)
-    r, w = os.pipe()
+    r, w = pipe
     try:
         need(ring, "msg_ring")
         sqe = ring.get_sqe()
@@ -299,8 +297,6 @@ def test_msg_ring_refuses_the_library_s_user_data():
         assert bytes(buf) == b"x" * 64
     finally:
         ring.queue_exit()
-        os.close(r)
-        os.close(w)
 
 
 # --------------------------------------------------------------------------
@@ -330,63 +326,51 @@ def test_asyncring_s_ring_refuses_teardown_and_reaping_by_others():
 # 10. short transfers in link chains
 
 
-def test_short_read_with_skip_success_ends_every_record(ring):
-    r, w = os.pipe()
-    try:
-        os.write(w, b"12345678")
-        s1 = ring.get_sqe()
-        s1.prep_read(r, 64)
-        s1.set_flags(IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS)
-        s1.set_data("short")
-        s2 = ring.get_sqe()
-        s2.prep_read(r, 8)
-        s2.set_data("second")
-        ring.submit()
-        got = {d: (res, v) for d, res, v in
-               ((c.get_data(), c.res(), c.getresult() if c.res() >= 0 else None)
-                for c in ring.wait_cqe_nr(2, timeout=5))}
-        # the short read broke the chain: its completion shows, and the
-        # second, never run, says so (nothing is left in flight)
-        assert got["short"] == (8, b"12345678")
-        assert got["second"][0] == -errno.ECANCELED
-        assert ring.in_flight() == 0
-    finally:
-        os.close(r)
-        os.close(w)
+def test_short_read_with_skip_success_ends_every_record(ring, pipe):
+    r, w = pipe
+    os.write(w, b"12345678")
+    s1 = ring.get_sqe()
+    s1.prep_read(r, 64)
+    s1.set_flags(IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS)
+    s1.set_data("short")
+    s2 = ring.get_sqe()
+    s2.prep_read(r, 8)
+    s2.set_data("second")
+    ring.submit()
+    got = {d: (res, v) for d, res, v in
+           ((c.get_data(), c.res(), c.getresult() if c.res() >= 0 else None)
+            for c in ring.wait_cqe_nr(2, timeout=5))}
+    # the short read broke the chain: its completion shows, and the
+    # second, never run, says so (nothing is left in flight)
+    assert got["short"] == (8, b"12345678")
+    assert got["second"][0] == -errno.ECANCELED
+    assert ring.in_flight() == 0
 
 
-def test_short_read_then_skipped_nop_then_read(ring):
-    r, w = os.pipe()
-    try:
-        os.write(w, b"abcd")
-        ring.prep_read(r, 64, user_data="short", sqe_flags=IOSQE_IO_LINK)
-        ring.prep_nop(user_data="nop", sqe_flags=IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS)
-        ring.prep_read(r, 4, user_data="third")
-        ring.submit()
-        items = ring.reap(8, 3)
-        byname = {d: res for d, res, _ in items}
-        assert byname["short"] == b"abcd"
-        assert byname["nop"] == -errno.ECANCELED
-        assert byname["third"] == -errno.ECANCELED      # not a raw int
-        assert ring.in_flight() == 0 and ring.cq_ready() == 0
-    finally:
-        os.close(r)
-        os.close(w)
+def test_short_read_then_skipped_nop_then_read(ring, pipe):
+    r, w = pipe
+    os.write(w, b"abcd")
+    ring.prep_read(r, 64, user_data="short", sqe_flags=IOSQE_IO_LINK)
+    ring.prep_nop(user_data="nop", sqe_flags=IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS)
+    ring.prep_read(r, 4, user_data="third")
+    ring.submit()
+    items = ring.reap(8, 3)
+    byname = {d: res for d, res, _ in items}
+    assert byname["short"] == b"abcd"
+    assert byname["nop"] == -errno.ECANCELED
+    assert byname["third"] == -errno.ECANCELED      # not a raw int
+    assert ring.in_flight() == 0 and ring.cq_ready() == 0
 
 
-def test_full_read_with_skip_success_stays_silent(ring):
-    r, w = os.pipe()
-    try:
-        os.write(w, b"x" * 16)
-        ring.prep_read(r, 8, user_data="whole", sqe_flags=IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS)
-        ring.prep_read(r, 8, user_data="next")
-        ring.submit()
-        assert ring.reap(8, 1) == [("next", b"x" * 8, 0)]
-        assert ring.reap(8) == []
-        assert ring.in_flight() == 0
-    finally:
-        os.close(r)
-        os.close(w)
+def test_full_read_with_skip_success_stays_silent(ring, pipe):
+    r, w = pipe
+    os.write(w, b"x" * 16)
+    ring.prep_read(r, 8, user_data="whole", sqe_flags=IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS)
+    ring.prep_read(r, 8, user_data="next")
+    ring.submit()
+    assert ring.reap(8, 1) == [("next", b"x" * 8, 0)]
+    assert ring.reap(8) == []
+    assert ring.in_flight() == 0
 
 
 # --------------------------------------------------------------------------
