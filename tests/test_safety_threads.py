@@ -144,13 +144,16 @@ WAITS = {
     "reap_columns": lambda r: r.reap_columns(2, 2),
 }
 rfd, wfd = os.pipe()
+# each wait several times, the signal landing at different points of it
+# (before the wait too: then queue_exit() runs at once and the wait raises)
 for name, wait in WAITS.items():
+  for delay in (0.0005, 0.002, 0.01, 0.05):
     ring = IoUring(8)
     ring.prep_read(rfd, 10)
     if name != "submit_and_wait":
         ring.submit()
     signal.signal(signal.SIGALRM, lambda *a: ring.queue_exit())
-    signal.setitimer(signal.ITIMER_REAL, 0.1)
+    signal.setitimer(signal.ITIMER_REAL, delay)
     try:
         wait(ring)
     except ValueError as e:
