@@ -364,18 +364,23 @@ pu_buffer_refused(const pu_argspec *sp, int i, Py_ssize_t k, PyObject *o,
     Py_buffer v;
     int readonly, contiguous;
 
+    PyObject *refusal;
+
     if (!PyErr_ExceptionMatches(PyExc_BufferError))
         return;
-    /* ask again for any buffer at all, to tell why; an exporter that
-     * refuses that too keeps its own message */
+    /* ask again for any buffer at all, to tell why (with no exception
+     * set: the exporter may run Python code); an exporter that refuses
+     * that too keeps its own message */
+    refusal = pu_exc_take();
     if (PyObject_GetBuffer(o, &v, PyBUF_FULL_RO) < 0) {
         PyErr_Clear();
+        pu_exc_give(refusal);
         return;
     }
+    Py_DECREF(refusal);
     readonly = v.readonly;
     contiguous = PyBuffer_IsContiguous(&v, 'C');
     PyBuffer_Release(&v);
-    PyErr_Clear();
     arg_what(what, sizeof(what), sp, i, k, NULL);
     if (!contiguous)
         PyErr_Format(PyExc_TypeError, "%s() %s must be %s, not a non-contiguous "
