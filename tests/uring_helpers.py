@@ -11,6 +11,8 @@ import fcntl
 import os
 import re
 import signal
+import socket
+import struct
 import sys
 import time
 
@@ -57,6 +59,17 @@ def blocks(fn, *args, delay=0.2):
         signal.signal(signal.SIGALRM, old)
     assert time.monotonic() - t0 >= delay * 0.9
     return ei.value
+
+
+def recv_fds(sock, bufsize, maxfds):
+    """socket.recv_fds() (3.9 and later) on every supported Python."""
+    msg, anc, flags, addr = sock.recvmsg(bufsize, socket.CMSG_LEN(maxfds * 4))
+    fds = []
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            n = len(data) // 4
+            fds.extend(struct.unpack("%di" % n, data[: 4 * n]))
+    return msg, fds, flags, addr
 
 
 # --------------------------------------------------------------------------
