@@ -44,9 +44,12 @@ MODULE := $(PKG)/_core$(EXT_SUFFIX)
 STUB := $(PKG)/__init__.pyi
 PKG_SRCS := $(wildcard src/py_io_uring/*.py) src/py_io_uring/py.typed
 PKG_FILES := $(PKG_SRCS:src/py_io_uring/%=$(PKG)/%)
-SRCS := $(wildcard src/*.c)
+# the runtime's C, by layer: src/core/ (the ring, records, submission,
+# completion), src/ops/ (arguments and converters the generated code calls),
+# src/register/, src/async/ (AsyncRing), src/fuzz/ (the fuzz build's entry)
+SRCS := $(wildcard src/*.c src/*/*.c)
 OBJS := $(SRCS:src/%.c=$(OBJDIR)/%.o) $(OBJDIR)/ops_gen.o
-HDRS := $(wildcard src/*.h) $(GEN)/.stamp
+HDRS := $(wildcard src/*.h src/*/*.h) $(GEN)/.stamp
 GENERATOR := $(wildcard gen/*.py)
 ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -I src -I $(GEN) -I $(PY_INCLUDE)
 
@@ -65,10 +68,10 @@ $(GEN)/.stamp: $(OPS) src/methods.def $(GENERATOR)
 $(STUB): $(GEN)/.stamp
 
 $(OBJDIR)/%.o: src/%.c $(HDRS)
-	@mkdir -p $(OBJDIR)
+	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(OBJDIR)/ops_gen.o: $(GEN)/.stamp src/py_io_uring.h
+$(OBJDIR)/ops_gen.o: $(GEN)/.stamp $(HDRS)
 	@mkdir -p $(OBJDIR)
 	$(CC) $(ALL_CFLAGS) -c $(GEN)/ops_gen.c -o $@
 

@@ -1,6 +1,6 @@
 """The part of the pip build that pyproject.toml cannot say: run the
 generator (gen/generate.py, with the Makefile's arguments) before compiling,
-compile src/*.c and the generated C with the Makefile's warning flags, and
+compile src/*.c, src/*/*.c and the generated C with the Makefile's warning flags, and
 put the generated stub into the package as __init__.pyi."""
 
 import glob
@@ -18,7 +18,7 @@ WARN = ["-Wall", "-Wextra", "-Werror", "-std=gnu11"]
 
 
 def version():
-    with open(os.path.join("src", "py_io_uring.h"), encoding="utf-8") as f:
+    with open(os.path.join("src", "version.h"), encoding="utf-8") as f:
         return re.search(r'#define PU_VERSION "([^"]+)"', f.read()).group(1)
 
 
@@ -57,7 +57,8 @@ setup(
     version=version(),
     ext_modules=[Extension(
         "py_io_uring._core",
-        sources=sorted(glob.glob(os.path.join("src", "*.c"))),
+        sources=sorted(glob.glob(os.path.join("src", "*.c")) +
+                     glob.glob(os.path.join("src", "*", "*.c"))),
         include_dirs=["src"],
         extra_compile_args=WARN,
         libraries=["uring"],

@@ -157,9 +157,8 @@ def _aio_flags_c(op: Op) -> str:
 
 def ops_c(model: Model) -> str:
     out = ["/* %s */" % HEADER,
-           '#include "py_io_uring.h"',
+           '#include "ops/op_helpers.h"',
            '#include "ops_gen.h"',
-           '#include "op_helpers.h"',
            "",
            "#include <fcntl.h>",
            "",

@@ -1,7 +1,7 @@
 /* info.c: what the module was built from, for `python -m py_io_uring` and
  * for programs that adapt to the machine: the liburing headers' version and
  * the table of operations (the kernel's support is IoUring.probe()). */
-#include "py_io_uring.h"
+#include "ops/opdef.h"
 
 /* LIBURING_VERSION: (major, minor) from the headers, or None: liburing
  * defines IO_URING_VERSION_* only from 2.4 on, so None means 2.3 or older. */

@@ -1,6 +1,6 @@
 /* sockaddr.c: socket addresses between the socket module's Python forms and
  * struct sockaddr, for AF_INET, AF_INET6 and AF_UNIX. */
-#include "py_io_uring.h"
+#include "ops/opdef.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>

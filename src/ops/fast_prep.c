@@ -6,7 +6,7 @@
  * so everything the kernel may touch stays pinned the same way.  A prep
  * that fails gives its entry back, so a bad call leaves nothing in the
  * queue. */
-#include "py_io_uring.h"
+#include "register/register.h"
 
 static const pu_common_rules ring_rules = {
     1, 0xff, "sqe_flags must be 0-255"};

@@ -1,7 +1,7 @@
 /* op_helpers.c: the hand-written parts that ops.def entries name: builders
  * of kernel structs kept in the record (`call` lines) and result makers
  * (`result` lines).  Each serves every op of its shape. */
-#include "op_helpers.h"
+#include "ops/op_helpers.h"
 
 #include <limits.h>
 #include <signal.h>

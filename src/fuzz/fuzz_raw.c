@@ -23,7 +23,7 @@
  *
  * fds are the fuzzer's business: it passes only fds it owns.  Opcodes whose
  * effect could leave the fuzzer's sandbox are refused (see excluded()). */
-#include "py_io_uring.h"
+#include "ops/opdef.h"
 
 #ifdef PU_FUZZ_RAW
 

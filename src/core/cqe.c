@@ -1,6 +1,6 @@
 /* cqe.c: the Cqe type: a completion copied out of the kernel's CQ, so it
  * stays valid after cqe_seen(). */
-#include "py_io_uring.h"
+#include "ops/opdef.h"
 #include "methods_doc.h"
 
 static int

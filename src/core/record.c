@@ -4,7 +4,7 @@
  * its final completion is reaped.  The table's strong reference is what
  * keeps the record, and everything pinned in it, alive while the kernel may
  * use it; user_data carries (generation << 32 | slot). */
-#include "py_io_uring.h"
+#include "core/ring.h"
 
 #define PU_FIRST_SLOTS 64
 

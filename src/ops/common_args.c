@@ -4,7 +4,7 @@
  * user_data).  They are taken out of the call before the op's own
  * generated parser sees it, so that parser stays the one Sqe.prep_NAME()
  * uses. */
-#include "py_io_uring.h"
+#include "ops/opdef.h"
 
 int
 pu_small_uint(PyObject *o, unsigned long max, const char *what,

@@ -18,7 +18,8 @@
  *     empty; only then are the reader removed and the ring torn down.
  * The runtime underneath (records, reaping, teardown) is the one IoUring
  * uses, so AsyncRing keeps all of its guarantees. */
-#include "py_io_uring.h"
+#include "ops/opdef.h"
+#include "core/reap_sink.h"
 #include "methods_doc.h"
 #include "ops_gen.h"
 

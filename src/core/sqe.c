@@ -1,6 +1,6 @@
 /* sqe.c: the Sqe type, which is also the operation's record, and the one
  * function every generated prep_* method goes through. */
-#include "py_io_uring.h"
+#include "ops/opdef.h"
 #include "methods_doc.h"
 
 static const char *const state_names[] = {"new", "prepared", "submitted",

@@ -4,7 +4,7 @@
 #ifndef PU_OP_HELPERS_H
 #define PU_OP_HELPERS_H
 
-#include "py_io_uring.h"
+#include "register/register.h"   /* provide_buffers describes what it gives */
 
 #include <linux/falloc.h>
 #include <linux/stat.h>

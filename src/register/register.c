@@ -7,7 +7,7 @@
  * Buffer rings are memory the module owns: the kernel picks a buffer for
  * each receive, reaping copies the bytes out into the Cqe's result and puts
  * the buffer back in the ring at once. */
-#include "py_io_uring.h"
+#include "register/register.h"
 #include "methods_doc.h"
 
 #include <errno.h>

@@ -5,7 +5,8 @@
  * for the whole batch.  A final completion ends its record: the pinned
  * buffers are released, the module-allocated output becomes the Cqe's
  * result, and the table's reference to the record passes to the Cqe. */
-#include "py_io_uring.h"
+#include "register/register.h"
+#include "core/reap_sink.h"
 
 /* Room for `extra` more Cqe at the end of the queue. */
 static int

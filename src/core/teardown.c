@@ -8,7 +8,8 @@
  * slot table is empty.  Records whose completion never comes within the
  * deadline are leaked on purpose, with a warning: leaking is safe, freeing
  * is not (CPython's Overlapped does the same). */
-#include "py_io_uring.h"
+#include "register/register.h"
+#include "core/reap_sink.h"
 
 #include <errno.h>
 #include <unistd.h>

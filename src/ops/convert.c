@@ -1,7 +1,7 @@
 /* args.c: METH_FASTCALL argument parsing and the argument converters, one
  * per argument kind of gen/kinds.py.  Public C API only; no
  * PyArg_ParseTuple on the hot path. */
-#include "py_io_uring.h"
+#include "ops/opdef.h"
 
 #include <fcntl.h>
 #include <limits.h>

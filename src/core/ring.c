@@ -1,6 +1,7 @@
 /* ring.c: the IoUring type: setup, the submission side, waiting and the
  * queue of reaped completions not yet marked seen. */
-#include "py_io_uring.h"
+#include "register/register.h"
+#include "core/reap_sink.h"
 #include "methods_doc.h"
 
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* errors.c: the state checks every method makes, and OSError raising with
  * messages that say what went wrong in plain words. */
-#include "py_io_uring.h"
+#include "ops/opdef.h"
 
 #include <errno.h>
 #include <string.h>

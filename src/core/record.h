@@ -1,0 +1,203 @@
+/* core/record.h: the record of one operation (the Sqe object) and the
+ * completion object (Cqe); how records are made, pinned into, released and
+ * recycled (core/record.c).  Everything the kernel may read or write for an
+ * operation hangs off its record. */
+#ifndef PU_CORE_RECORD_H
+#define PU_CORE_RECORD_H
+
+#include "compat.h"
+
+#include <liburing.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+struct pu_opdef;
+typedef struct RingObject RingObject;   /* core/ring.h */
+
+/* ---------------------------------------------------------------- records
+ *
+ * Every operation has a record: the Sqe object itself.  From get_sqe()
+ * until its final completion has been reaped the ring's slot table holds a
+ * strong reference to it, so everything the kernel may read or write (the
+ * pinned buffers, the timespec, the sockaddr, the path) lives in memory the
+ * kernel owns a claim on, whatever the user drops.  The SQE's user_data is
+ * (generation << 32 | slot), never a pointer: a stale cancel names a slot
+ * whose generation moved on, and the kernel answers -ENOENT.
+ */
+enum pu_state {
+    PU_NEW,        /* acquired: the SQE is a NOP carrying our user_data */
+    PU_PREPARED,   /* a prep_* method filled the SQE */
+    PU_SUBMITTED,  /* handed to the kernel; the SQE is no longer ours */
+    PU_DONE,       /* final completion reaped; resources released */
+    PU_PREPARING,  /* in a prep_* method: converters may run Python code */
+};
+
+#define PU_INLINE_PINS 2
+#define PU_MAX_KEEP 4
+
+/* memory the record owns until it is released (iovec arrays, msghdrs,
+ * struct open_how, ...): a chain of blocks, freed together */
+typedef struct pu_block {
+    struct pu_block *next;
+    /* the block's memory follows, aligned for any type */
+} pu_block;
+
+/* a pinned buffer beyond the inline ones, itself in a record block */
+typedef struct pu_pin {
+    struct pu_pin *next;
+    Py_buffer view;
+} pu_pin;
+
+typedef struct SqeObject {
+    PyObject_HEAD
+    struct RingObject *ring;        /* strong */
+    struct io_uring_sqe *sqe;       /* only while PU_NEW / PU_PREPARED */
+    const struct pu_opdef *op;      /* the op prepared, NULL for the NOP */
+    PyObject *data;                 /* set_data() */
+    PyObject *result;               /* bytes the module allocated for output */
+    pu_block *blocks;               /* owned memory (pu_rec_alloc) */
+    pu_pin *pins;                   /* pinned buffers past the inline ones */
+    void *op_state;                 /* a struct the op's result maker reads
+                                       (in blocks; kept until the Sqe goes) */
+    __u64 user_data;
+    uint32_t life;                  /* the ring's life when acquired */
+    uint8_t state;
+    uint8_t nbufs;                  /* inline pins in use */
+    uint8_t nkeep;
+    uint8_t has_peer;               /* an accept wrote peer/peerlen */
+    uint8_t leaked;                 /* teardown could not drain: never free */
+    uint8_t sqe_flags;              /* IOSQE_* from set_flags() */
+    uint16_t personality;
+    uint16_t buf_group;
+    __u64 chain_prev;               /* user_data of the linked entry before
+                                       this one when that one skips its
+                                       successful completion, else 0 */
+    __u64 chain_next;               /* user_data of the next entry of its
+                                       link chain, else 0 */
+    uint8_t chain_broken;           /* an earlier entry of its chain failed:
+                                       the kernel cancels this one and posts
+                                       its completion whatever its flags */
+    uint8_t hide_success;           /* IOSQE_CQE_SKIP_SUCCESS asked for but
+                                       not given to the kernel (ring.c,
+                                       prepare_chains): the reap drops a
+                                       completion that did not fail */
+    uint8_t op_flags;               /* IOSQE_* the op's prep set itself */
+    uint32_t chain_min;             /* linked: a result below this fails the
+                                       chain as an error does (a short read,
+                                       write, splice, or MSG_WAITALL
+                                       transfer); 0 when none can */
+    uint8_t flushed_flags;          /* the SQE's flags as submitted */
+    socklen_t peerlen;
+    /* AsyncRing (async_ring.c): who is told of the completion */
+    PyObject *waiter;               /* the future (strong), or the multishot
+                                       iterator (borrowed, PU_AIO_ITER) */
+    PyObject *waiter_cb;            /* the future's done callback (strong) */
+    int32_t aio_res;                /* a first completion's res, kept when a
+                                       later one ends the op (send_zc) */
+    uint16_t aio;                   /* PU_AIO_* */
+    PyObject *weakreflist;
+    /* Everything above is touched by every op (made, prepared, reaped,
+     * recycled) and fits in three cache lines; what follows only by the
+     * ops that use it. */
+    PyObject *keep[PU_MAX_KEEP];    /* objects the kernel reads (paths) */
+    Py_buffer bufs[PU_INLINE_PINS]; /* pinned with the buffer protocol */
+    struct __kernel_timespec ts;
+    struct sockaddr_storage addr;   /* connect target or accept peer */
+} SqeObject;
+
+/* SqeObject.aio bits */
+#define PU_AIO_ITER      0x01       /* waiter is a borrowed iterator */
+#define PU_AIO_STASHED   0x02       /* aio_res holds the first result */
+#define PU_AIO_FD        0x04       /* a result holds new fds (ops.def `fd`) */
+#define PU_AIO_PEER      0x08       /* result is (fd, peer address) */
+#define PU_AIO_NONE      0x10       /* the future's result is None */
+#define PU_AIO_SOCKET    0x20       /* (socket.socket, address): sock_accept */
+#define PU_AIO_SENDALL   0x40       /* data holds (fd, data, flags, offset) */
+
+typedef struct CqeObject {
+    PyObject_HEAD
+    SqeObject *sqe;                 /* strong: user data, address; NULL for
+                                       a message from another ring */
+    const void *ring_id;            /* the reaping ring, compared only */
+    PyObject *result;               /* per-completion result (bytes) */
+    __u64 user_data;
+    int32_t res;
+    uint32_t flags;
+} CqeObject;
+
+
+/* records (record.c) */
+SqeObject *pu_record_new(RingObject *r);
+void pu_record_recycle(RingObject *r, SqeObject *rec);
+void pu_record_pool_clear(RingObject *r);
+void pu_record_release_full(SqeObject *rec);
+void pu_record_release_pins(SqeObject *rec);
+void *pu_rec_alloc(SqeObject *rec, size_t size);
+int pu_rec_keep(SqeObject *rec, PyObject *o);
+void pu_record_finish(RingObject *r, SqeObject *rec);
+void pu_record_finish_skipped(RingObject *r, SqeObject *rec);
+void pu_record_finish_suppressed(RingObject *r, SqeObject *rec, int32_t res);
+
+/* Did this completion break the entry's link chain?  The kernel fails a
+ * chain on an error and also on a transfer shorter than asked where the
+ * op says so (req_set_fail() in io_uring/rw.c, net.c, splice.c): the rest
+ * is cancelled, and their completions suppressed when this entry had
+ * IOSQE_CQE_SKIP_SUCCESS.  chain_min is set at submission (ring.c). */
+static inline int
+pu_chain_failed(const SqeObject *rec, int32_t res)
+{
+    return res < 0 || (uint32_t)res < rec->chain_min;
+}
+SqeObject *pu_record_lookup(RingObject *r, __u64 ud);
+/* Release everything the record holds (pins, kept objects, the output
+ * bytes, its blocks): only once the kernel is done with it.  Inline, the
+ * usual case: nothing is held. */
+static inline void
+pu_record_release(SqeObject *rec)
+{
+    if (rec->blocks == NULL && rec->result == NULL && rec->nbufs == 0 &&
+        rec->pins == NULL && rec->nkeep == 0) {
+        rec->op_state = NULL;
+        return;
+    }
+    pu_record_release_full(rec);
+}
+
+
+/* Results and flags are mostly small: 0..PU_SMALL_INTS-1 come from a
+ * table of CPython's own cached ints (the same objects PyLong_FromLong
+ * gives), without a call into libpython per completion. */
+#define PU_SMALL_INTS 256
+extern PyObject *pu_small_ints[PU_SMALL_INTS];
+int pu_small_ints_init(void);
+
+static inline PyObject *
+pu_long(long v)
+{
+    if ((unsigned long)v < PU_SMALL_INTS) {
+        Py_INCREF(pu_small_ints[v]);
+        return pu_small_ints[v];
+    }
+    return PyLong_FromLong(v);
+}
+
+
+/* Free lists of Sqe and Cqe objects (record.c): a dealloc'ed object's
+ * memory is kept for the next get_sqe() or reaped completion instead of
+ * going back to the allocator.  An Sqe reaches its dealloc only after the
+ * slot table dropped it, i.e. after its final completion, so the kernel is
+ * done with it as surely as if it were freed.  Off under AddressSanitizer
+ * (which must see every use after free) and where CPython has no
+ * _Py_NewReference() for extensions (3.13 on). */
+#if !defined(__SANITIZE_ADDRESS__) && PY_VERSION_HEX < 0x030D0000
+#define PU_FREELISTS 1
+#endif
+#define PU_FREELIST_MAX 256
+SqeObject *pu_sqe_alloc(void);        /* refcount 1, not tracked, fields unset */
+void pu_sqe_free(SqeObject *rec);     /* untracked and cleared already */
+CqeObject *pu_cqe_alloc(void);
+void pu_cqe_free(CqeObject *q);
+
+#endif

@@ -1,0 +1,232 @@
+/* core/ring.h: the ring object (IoUring): its slot table of records, its
+ * two sides and who holds them, the user_data layout, and the inline
+ * checks every call makes before touching the ring (core/errors.c has
+ * their error paths). */
+#ifndef PU_CORE_RING_H
+#define PU_CORE_RING_H
+
+#include "core/record.h"
+
+/* Records kept for reuse per ring (pu_record_recycle).  0 under
+ * AddressSanitizer, which must see a record used after its end. */
+#ifdef __SANITIZE_ADDRESS__
+#define PU_RECORD_POOL 0
+#else
+#define PU_RECORD_POOL 128
+#endif
+
+
+typedef struct RingObject {
+    PyObject_HEAD
+    struct io_uring ring;
+    uint8_t initialised;
+    uint8_t closing;                /* PU_CLOSING_*: refuse every call */
+    uint8_t wait_combined;          /* waits left that submit and wait in
+                                       one call: pu_ring_flush() */
+    unsigned fork_generation;
+    uint32_t life;                  /* queue_init() count: slot generations
+                                       restart with each life */
+    unsigned features;
+    unsigned setup_flags;
+    unsigned sq_entries;
+    uint8_t supported[256 / 8];     /* the kernel's probe, one bit per opcode */
+    /* the slot table: records from get_sqe() until their final completion */
+    SqeObject **slots;
+    uint32_t *slot_gen;
+    uint32_t *free_slots;
+    uint32_t nslots, nfree;
+    Py_ssize_t nrecords;            /* records in the table */
+    Py_ssize_t nhidden;             /* of those, with hide_success: their
+                                       completions in the CQ may not count */
+    /* records whose operation ended while nothing but the table held
+     * them, kept for reuse (pu_record_recycle) */
+    SqeObject *pool[PU_RECORD_POOL + 1];
+    unsigned npool;
+    /* records acquired since the last submit, in SQ order */
+    SqeObject **pending;
+    unsigned npending;
+    /* registrations (register.c) */
+    Py_buffer *reg_bufs;
+    unsigned nreg_bufs;
+    struct pu_bufring *bufrings;
+    struct pu_provided *provided;   /* provide_buffers() memory the kernel
+                                       holds, oldest first (register.c) */
+    /* completions reaped from the kernel and not yet marked seen */
+    CqeObject **cq;
+    Py_ssize_t cq_start, cq_end, cq_cap;
+    struct AsyncRingObject *owner;  /* the AsyncRing driving this ring, or
+                                       NULL; borrowed, cleared by its dealloc */
+    /* The threading model (docs/design.md, "Threads and signals"): each
+     * side of the ring has at most one user at a time, as liburing
+     * assumes.  A side is held, by the thread's ident, while a call runs
+     * without the GIL (in io_uring_enter) or runs Python code in the
+     * middle of changing that side (finalizers while reaping).  Holders
+     * save and restore the previous owner, so nested holds compose and
+     * no call clears a hold it did not take. */
+    unsigned long sq_owner;         /* 0: free */
+    unsigned long cq_owner;
+    /* Calls in progress that use the ring again after running Python code
+     * (signal handlers, finalizers) or after a wait: queue_exit() asked
+     * while one runs is deferred to the end of the last (PU_CLOSING_DEFERRED),
+     * never run under it. */
+    unsigned ncalls;
+    PyObject *weakreflist;
+} RingObject;
+
+/* RingObject.closing */
+#define PU_CLOSING_NOW 0x01         /* pu_ring_teardown() is running */
+#define PU_CLOSING_DEFERRED 0x02    /* queue_exit() waits for ncalls == 0 */
+
+/* A record's user_data is PU_UD_TAG | generation << 32 | slot.  The top
+ * bit is the library's: prep_msg_ring() refuses to post it, so a message
+ * from another ring can never name, and end, a live record (msg_ring's
+ * user_data is whatever the sender chose).  user_data whose low half is all
+ * ones belongs to the runtime itself. */
+#define PU_UD_TAG ((__u64)1 << 63)
+#define PU_GEN_MASK 0x7fffffffu     /* generations: 31 bits under the tag */
+#define PU_SLOT_INTERNAL 0xffffffffu
+#define PU_UD_INTERNAL ((__u64)0xfffffffeffffffffULL)
+#define PU_UD_STALE ((__u64)0xfffffffdffffffffULL)  /* matches nothing */
+#define PU_UD_SLOT(ud) ((uint32_t)((ud) & 0xffffffffu))
+#define PU_UD_GEN(ud) ((uint32_t)((ud) >> 32) & PU_GEN_MASK)
+
+
+extern PyTypeObject pu_RingType;
+extern PyTypeObject pu_SqeType;
+extern PyTypeObject pu_CqeType;
+extern PyObject *pu_SubmissionQueueFull;
+extern volatile unsigned pu_fork_generation;
+
+
+/* pu_record_lookup(), inline, for the reaping loop */
+#define PU_RECORD_LOOKUP(r, ud)                                            \
+    (PU_UD_SLOT(ud) < (r)->nslots && (r)->slots[PU_UD_SLOT(ud)] != NULL && \
+     (r)->slots[PU_UD_SLOT(ud)]->user_data == (ud)                        \
+         ? (r)->slots[PU_UD_SLOT(ud)] : NULL)
+int pu_ring_table_grow(RingObject *r);
+
+/* the types (sqe.c, cqe.c, ring.c) and the submission side (submit.c) */
+int pu_sqe_type_init(void);
+PyObject *pu_sqe_peer(SqeObject *self);
+PyObject *pu_cqe_result(CqeObject *q);
+PyObject *pu_cqe_value(CqeObject *q);
+int pu_cqe_parts(CqeObject *q, PyObject **d, PyObject **v, PyObject **f);
+SqeObject *pu_ring_get_sqe(RingObject *r);
+int pu_ring_unget_sqe(RingObject *r, SqeObject *rec);
+int pu_ring_flush(RingObject *r, unsigned wait_nr);
+int pu_ring_type_init(void);
+
+/* teardown (teardown.c) */
+void pu_ring_teardown(RingObject *r);
+
+
+/* checks and errors (errors.c).  pu_ring_check*() return 0 when the
+ * ring may be used (the submission side / the completion side too), else
+ * -1 with the exception set.  The test that passes is inline: these run
+ * several times per operation; the error paths are in errors.c. */
+int pu_ring_check_fail(RingObject *r, int side);   /* side: 0, 's', 'c' */
+
+#define PU_RING_USABLE(r) \
+    ((r)->initialised && !(r)->closing && \
+     (r)->fork_generation == pu_fork_generation)
+
+static inline int
+pu_ring_check(RingObject *r)
+{
+    return PU_RING_USABLE(r) ? 0 : pu_ring_check_fail(r, 0);
+}
+
+static inline int
+pu_ring_check_sq(RingObject *r)
+{
+    return (PU_RING_USABLE(r) && r->sq_owner == 0) ? 0 : pu_ring_check_fail(r, 's');
+}
+
+/* The completion side is also refused to everyone but the AsyncRing that
+ * drives the ring: it reaps there itself (and does not come through here). */
+static inline int
+pu_ring_check_cq(RingObject *r)
+{
+    return (PU_RING_USABLE(r) && r->cq_owner == 0 && r->owner == NULL)
+               ? 0 : pu_ring_check_fail(r, 'c');
+}
+
+/* Hold a side (&r->sq_owner or &r->cq_owner) for this thread; give back
+ * what pu_side_take() returned. */
+static inline unsigned long
+pu_side_take(unsigned long *side)
+{
+    unsigned long prev = *side;
+    *side = PyThread_get_thread_ident();
+    return prev;
+}
+
+static inline void
+pu_side_put(unsigned long *side, unsigned long prev)
+{
+    *side = prev;
+}
+
+/* Around a call that uses the ring again after Python code may have run
+ * (see RingObject.ncalls).  pu_call_leave() runs a deferred queue_exit()
+ * when the last call ends: 0, or -1 when that raised (the exception set;
+ * the caller drops its result). */
+int pu_ring_deferred_exit(RingObject *r);
+
+static inline void
+pu_call_enter(RingObject *r)
+{
+    r->ncalls++;
+}
+
+static inline int
+pu_call_leave(RingObject *r)
+{
+    if (--r->ncalls == 0 && (r->closing & PU_CLOSING_DEFERRED))
+        return pu_ring_deferred_exit(r);
+    return 0;
+}
+
+/* A method's result passed through pu_call_leave() */
+static inline PyObject *
+pu_call_return(RingObject *r, PyObject *result)
+{
+    if (pu_call_leave(r) < 0)
+        Py_CLEAR(result);
+    return result;
+}
+
+PyObject *pu_err_errno(int err);
+PyObject *pu_err_errno_msg(int err, const char *message);
+int pu_err_entry_lost(SqeObject *rec, const char *fname);
+
+
+/* The entry as a NOP carrying ud, every other byte zero: what each prep
+ * starts from.  The module owns the SQE's contents: liburing 2.3's
+ * io_uring_prep_rw() writes every field, later ones only five (and
+ * io_uring_get_sqe() clears the rest), so nothing is left to either. */
+static inline void
+pu_sqe_reset(RingObject *r, struct io_uring_sqe *sqe, __u64 ud)
+{
+    memset(sqe, 0, (r->ring.flags & IORING_SETUP_SQE128) ? 2 * sizeof(*sqe)
+                                                          : sizeof(*sqe));
+    sqe->opcode = IORING_OP_NOP;
+    sqe->user_data = ud;
+}
+
+
+PyObject *pu_oserror_new(int err);
+PyObject *pu_err_setup(int err);
+PyObject *pu_err_unsupported(const struct pu_opdef *op);
+
+
+/* time */
+double pu_monotonic(void);
+
+
+#ifdef PU_FUZZ_RAW
+/* Sqe._fuzz_prep_raw, in the fuzz build only (fuzz_raw.c) */
+extern PyMethodDef pu_fuzz_raw_methods[];
+#endif
+
+#endif
