@@ -1,0 +1,427 @@
+/* submit.c: the submission side of IoUring: get_sqe(), the link chains'
+ * bookkeeping before a flush (prepare_chains), and the flush itself
+ * (pu_ring_flush: submit(), submit_and_wait(), and every wait that
+ * submits first). */
+#include "core/submit.h"
+#include "ops/opdef.h"
+#include "methods_doc.h"
+
+#include <errno.h>
+
+static PyObject *
+Ring_get_sqe(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return (PyObject *)pu_ring_get_sqe(self);
+}
+
+/* A new record on the next SQE, as a NOP; a new reference. */
+SqeObject *
+pu_ring_get_sqe(RingObject *self)
+{
+    struct io_uring_sqe *sqe;
+    SqeObject *rec;
+
+    if (pu_ring_check_sq(self) < 0)
+        return NULL;
+    if (io_uring_sq_space_left(&self->ring) == 0) {
+        PyErr_SetString(pu_SubmissionQueueFull,
+                        "the submission queue is full: call submit() and "
+                        "try again");
+        return NULL;
+    }
+    rec = pu_record_new(self);
+    if (rec == NULL)
+        return NULL;
+    sqe = io_uring_get_sqe(&self->ring);
+    /* an entry nobody prepares still completes, harmlessly, as a NOP */
+    pu_sqe_reset(self, sqe, rec->user_data);
+    rec->sqe = sqe;
+    self->pending[self->npending++] = rec;
+    Py_INCREF(rec);   /* the caller's; the table keeps its own */
+    return rec;
+}
+
+/* Give back the entry pu_ring_get_sqe() just handed out, unsubmitted, with
+ * its record: 1 when done, 0 when something took an entry after it (code a
+ * converter ran), which leaves it in the queue as the harmless NOP it is. */
+int
+pu_ring_unget_sqe(RingObject *self, SqeObject *rec)
+{
+    struct io_uring_sq *sq = &self->ring.sq;
+    unsigned shift = (self->ring.flags & IORING_SETUP_SQE128) ? 1 : 0;
+
+    if (self->npending == 0 || self->pending[self->npending - 1] != rec ||
+        sq->sqe_tail == sq->sqe_head ||
+        rec->sqe != &sq->sqes[((sq->sqe_tail - 1) & sq->ring_mask) << shift])
+        return 0;
+    self->npending--;
+    self->ring.sq.sqe_tail--;   /* never flushed, so the kernel never saw it */
+    pu_record_finish(self, rec);
+    pu_record_release(rec);
+    Py_DECREF(rec);             /* the table's reference */
+    return 1;
+}
+
+/* Does the link chain starting at pending[i] hold an IOSQE_IO_HARDLINK? */
+static int
+chain_has_hardlink(RingObject *r, unsigned i)
+{
+    for (; i < r->npending && r->pending[i]->sqe != NULL; i++) {
+        uint8_t f = r->pending[i]->sqe->flags;
+        if (f & IOSQE_IO_HARDLINK)
+            return 1;
+        if (!(f & IOSQE_IO_LINK))
+            break;
+    }
+    return 0;
+}
+
+/* The least result with which a linked entry does not fail its chain:
+ * the kernel fails a link on a transfer shorter than asked for these ops
+ * (io_uring/rw.c compares the result with the request's byte count;
+ * net.c with it under MSG_WAITALL; splice.c with the length).  0 where a
+ * short result is no failure, or where the count is not known here (a
+ * buffer the kernel picks): there a short result is taken as success,
+ * which can only leave a record waiting for its completion (and teardown
+ * to cancel it), never end one whose completion is still to come. */
+static uint32_t
+iov_total(const struct iovec *iov, size_t n)
+{
+    unsigned long long t = 0;
+    for (size_t i = 0; i < n; i++)
+        t += iov[i].iov_len;
+    return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
+}
+
+static uint32_t
+chain_min(const SqeObject *rec, const struct io_uring_sqe *sqe)
+{
+    /* pointers in the entry are read only where its op's converters made
+     * them (not in the fuzz build's raw entries, whose op is another) */
+    int own = rec->op != NULL && rec->op->opcode == sqe->opcode;
+    const struct msghdr *msg;
+
+    if (sqe->flags & IOSQE_BUFFER_SELECT)
+        return 0;
+    switch (sqe->opcode) {
+    case IORING_OP_READ:
+    case IORING_OP_WRITE:
+    case IORING_OP_READ_FIXED:
+    case IORING_OP_WRITE_FIXED:
+    case IORING_OP_SPLICE:
+    case IORING_OP_TEE:
+        return sqe->len;
+    case IORING_OP_READV:
+    case IORING_OP_WRITEV:
+        if (!own)
+            return 0;
+        return iov_total((const struct iovec *)(uintptr_t)sqe->addr, sqe->len);
+    case IORING_OP_SEND:
+    case IORING_OP_RECV:
+    case IORING_OP_SEND_ZC:
+        return (sqe->msg_flags & MSG_WAITALL) ? sqe->len : 0;
+    case IORING_OP_SENDMSG:
+    case IORING_OP_RECVMSG:
+    case IORING_OP_SENDMSG_ZC:
+        msg = (const struct msghdr *)(uintptr_t)sqe->addr;
+        if (!(sqe->msg_flags & MSG_WAITALL) || msg == NULL || !own)
+            return 0;
+        return iov_total(msg->msg_iov, msg->msg_iovlen);
+    default:
+        return 0;
+    }
+}
+
+/* Before the flush: IOSQE_CQE_SKIP_SUCCESS is kept only where a linked
+ * successor's completion will prove the entry done, and never in a chain
+ * that holds an IOSQE_IO_HARDLINK.  There, when an entry fails as it is
+ * submitted (its prep's -EINVAL), the kernel fails the whole chain as if
+ * it were IOSQE_IO_LINK, and a head with CQE_SKIP_SUCCESS silences every
+ * completion after its own; when a hard-linked entry fails as it runs, the
+ * rest runs and completes.  No completion tells the two apart, so in such a
+ * chain every entry posts its own.
+ *
+ * Nor is it kept on an entry whose short transfer fails the chain
+ * (chain_min() > 0): the kernel would then silence the rest of the chain
+ * on a result >= 0, and ending their records would rest on knowing
+ * exactly which results the kernel counts as short.  The entry posts its
+ * completion instead, and the reap hides it when the transfer was whole
+ * (hide_success), so the user sees what the flag promises; when it was
+ * short, the rest of the chain posts its -ECANCELED completions and every
+ * record ends by a completion of its own. */
+void
+pu_prepare_chains(RingObject *r)
+{
+    int in_chain = 0;   /* the previous entry links to this one */
+    int hard = -1;      /* the current chain holds a hard link (-1: not
+                           looked at yet, as most entries need not) */
+    unsigned start = 0; /* where the current chain starts */
+
+    for (unsigned i = 0; i < r->npending; i++) {
+        SqeObject *rec = r->pending[i];
+        struct io_uring_sqe *sqe = rec->sqe;
+        int linked;
+        if (sqe == NULL) {
+            in_chain = 0;
+            continue;
+        }
+        rec->flushed_flags = sqe->flags;
+        if (!(sqe->flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS))) {
+            in_chain = 0;   /* the usual entry: no chain starts or goes on */
+            continue;
+        }
+        if (!in_chain) {
+            hard = -1;
+            start = i;
+        }
+        linked = (sqe->flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK)) && i + 1 < r->npending;
+        if (linked) {
+            rec->chain_next = r->pending[i + 1]->user_data;
+            rec->chain_min = chain_min(rec, sqe);
+        }
+        if (sqe->flags & IOSQE_CQE_SKIP_SUCCESS) {
+            if (linked && hard < 0)
+                hard = chain_has_hardlink(r, start);
+            if (linked && !hard && rec->chain_min == 0) {
+                r->pending[i + 1]->chain_prev = rec->user_data;
+            } else {
+                sqe->flags &= (uint8_t)~IOSQE_CQE_SKIP_SUCCESS;
+                rec->hide_success = linked && !hard;
+                r->nhidden += rec->hide_success;
+            }
+        }
+        rec->flushed_flags = sqe->flags;
+        in_chain = linked;
+    }
+}
+
+/* Entries about to be flushed to the kernel are no longer ours to write.
+ * Called before the GIL is released for the submit: from then on another
+ * thread may reap their completions and free their records, so the
+ * submitting thread must not touch them again (pending[] holds borrowed
+ * pointers). */
+void
+pu_mark_submitted(RingObject *r)
+{
+    for (unsigned i = 0; i < r->npending; i++) {
+        SqeObject *rec = r->pending[i];
+        rec->state = PU_SUBMITTED;
+        rec->sqe = NULL;
+    }
+    r->npending = 0;
+}
+
+static PyObject *
+ring_submit(RingObject *r, unsigned wait_nr)
+{
+    int ret;
+
+    pu_call_enter(r);
+    ret = pu_ring_flush(r, wait_nr);
+    return pu_call_return(r, ret < 0 ? NULL : PyLong_FromLong(ret));
+}
+
+/* May a submit alone leave completions in the CQ, so that a wait after it
+ * can be skipped?  A NOP, a read from the page cache, a send with room in
+ * the socket buffer all complete inside the submit; then the wait's own
+ * path in the kernel (the GETEVENTS half of io_uring_enter) is pure cost,
+ * ~15% of a one-NOP round trip.  Not with DEFER_TASKRUN (completions are
+ * posted only by the waiting call), IOPOLL (only that call polls) or
+ * SQPOLL (the kernel thread submits): there the one combined call stays.
+ * When a submit alone fell short (disk or network I/O still in flight)
+ * the next PU_WAIT_COMBINED waits go back to the combined call, so such
+ * a loop pays the second system call once in that many waits. */
+#define PU_WAIT_COMBINED 64
+
+static int
+submit_may_complete(RingObject *r)
+{
+    if (r->wait_combined > 0) {
+        r->wait_combined--;
+        return 0;
+    }
+    return io_uring_sq_ready(&r->ring) > 0 &&
+           !(r->ring.flags & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_IOPOLL |
+                              IORING_SETUP_SQPOLL));
+}
+
+/* Is this the interpreter's only thread?  Then nothing but this thread
+ * (or another process) can submit on the ring while it waits. */
+int
+pu_only_thread(void)
+{
+    PyThreadState *ts = PyThreadState_Get();
+#if PY_VERSION_HEX >= 0x03090000
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(ts);
+#else
+    PyInterpreterState *interp = ts->interp;
+#endif
+    PyThreadState *head = PyInterpreterState_ThreadHead(interp);
+    return head != NULL && PyThreadState_Next(head) == NULL;
+}
+
+/* A signal handler raised during a wait (Ctrl-C: KeyboardInterrupt).  When
+ * nothing of this ring was in flight, only another thread's submit or a
+ * message from another ring could have ended the wait: say so on the
+ * exception, as a note (3.11 and later). */
+void
+pu_note_idle_wait(RingObject *r)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    const char *note;
+    PyObject *value, *ret;
+
+    if (!PU_RING_USABLE(r) || r->nrecords - (Py_ssize_t)r->npending > 0)
+        return;
+    note = r->npending > 0
+        ? "py_io_uring: the wait had no operation of this IoUring in flight: "
+          "entries were prepared but not submitted (call submit())"
+        : "py_io_uring: the wait had no operation of this IoUring in flight: "
+          "only another thread's submit or a msg_ring from another ring "
+          "could have ended it";
+    value = pu_exc_take();
+    if (value == NULL)
+        return;
+    ret = PyObject_CallMethod(value, "add_note", "s", note);
+    if (ret == NULL)
+        PyErr_Clear();
+    Py_XDECREF(ret);
+    pu_exc_give(value);
+#else
+    (void)r;
+#endif
+}
+
+/* A submission the kernel refused: OSError from errno, with what it means
+ * where the errno alone would mislead. */
+static void
+submit_error(RingObject *r, int err)
+{
+    if (err == EEXIST && (r->setup_flags & IORING_SETUP_SINGLE_ISSUER)) {
+        pu_err_errno_msg(err, "this IoUring was set up with "
+                         "IORING_SETUP_SINGLE_ISSUER: only the thread that "
+                         "first submitted on it may submit");
+        return;
+    }
+    pu_err_errno(err);
+}
+
+/* submit() and submit_and_wait(): the number submitted, or -1 with an
+ * exception set.  With wait_nr > 0 it blocks, as liburing does, until that
+ * many completions are there, even with nothing of this ring in flight
+ * (another thread may submit, another ring may send a message); a signal
+ * interrupts it (the entries went in; Ctrl-C raises KeyboardInterrupt and
+ * leaves the ring usable). */
+int
+pu_ring_flush(RingObject *r, unsigned wait_nr)
+{
+    int ret, total = 0;
+
+    if (pu_ring_check_sq(r) < 0 || (wait_nr && pu_ring_check_cq(r) < 0))
+        return -1;
+    pu_prepare_chains(r);
+    /* before the GIL goes: see pu_mark_submitted() */
+    pu_mark_submitted(r);
+    for (;;) {
+        int split = wait_nr > 0 && submit_may_complete(r), fell_short = 0;
+        unsigned long sq_prev, cq_prev = 0;
+
+        sq_prev = pu_side_take(&r->sq_owner);
+        if (wait_nr > 0)
+            cq_prev = pu_side_take(&r->cq_owner);
+        Py_BEGIN_ALLOW_THREADS
+        if (split) {
+            /* As C does with io_uring_submit() and io_uring_wait_cqe():
+             * submit alone, and enter again to wait only when the
+             * completions are not there yet. */
+            ret = io_uring_submit(&r->ring);
+            if (ret >= 0 && io_uring_cq_ready(&r->ring) < wait_nr) {
+                int more = io_uring_submit_and_wait(&r->ring, wait_nr);
+                fell_short = 1;
+                if (more < 0 && ret > 0)
+                    total += ret;   /* those went in; report the error */
+                ret = more < 0 ? more : ret + more;
+            }
+        } else {
+            ret = wait_nr ? io_uring_submit_and_wait(&r->ring, wait_nr)
+                          : io_uring_submit(&r->ring);
+        }
+        Py_END_ALLOW_THREADS
+        if (wait_nr > 0)
+            pu_side_put(&r->cq_owner, cq_prev);
+        pu_side_put(&r->sq_owner, sq_prev);
+        if (fell_short)
+            r->wait_combined = PU_WAIT_COMBINED;
+        if (ret == -EINTR) {
+            if (PyErr_CheckSignals() < 0) {
+                if (wait_nr > 0)
+                    pu_note_idle_wait(r);
+                return -1;
+            }
+            if (pu_still_usable(r) < 0)
+                return -1;
+            wait_nr = 0;   /* the entries went in; the caller may wait again */
+            continue;
+        }
+        if (ret < 0)
+            break;
+        total += ret;
+        /* The kernel stops at an entry that fails as it is submitted (an
+         * unknown personality, say): it posts that entry's completion and
+         * leaves the rest in the SQ, without waiting.  Every record is
+         * marked submitted, and a wait would never see the rest complete:
+         * submit them too, as the caller asked.  Each round consumes at
+         * least the failing entry.  (With SQPOLL the kernel thread takes
+         * them.) */
+        if (ret == 0 || (r->ring.flags & IORING_SETUP_SQPOLL) ||
+            IO_URING_READ_ONCE(*r->ring.sq.khead) == *r->ring.sq.ktail)
+            break;
+    }
+    if (ret < 0 && total == 0) {
+        submit_error(r, -ret);
+        return -1;
+    }
+    return total;
+}
+
+static PyObject *
+Ring_submit(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return ring_submit(self, 0);
+}
+
+static PyObject *
+Ring_submit_and_wait(RingObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    long n = 1;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "submit_and_wait() takes at most 1 argument");
+        return NULL;
+    }
+    if (nargs == 1) {
+        n = PyLong_AsLong(args[0]);
+        if (n == -1 && PyErr_Occurred())
+            return NULL;
+        if (n < 0) {
+            PyErr_SetString(PyExc_ValueError,
+                            "submit_and_wait(): wait_nr must be >= 0");
+            return NULL;
+        }
+        if (n > INT32_MAX) {
+            PyErr_SetString(PyExc_OverflowError,
+                            "submit_and_wait(): wait_nr must be at most 2**31-1");
+            return NULL;
+        }
+    }
+    return ring_submit(self, (unsigned)n);
+}
+
+
+/* IoUring's methods of the submission side (ring.c puts them in the type) */
+PyMethodDef pu_submit_methods[] = {
+    {"get_sqe", (PyCFunction)Ring_get_sqe, METH_NOARGS, PU_DOC_IoUring_get_sqe},
+    {"submit", (PyCFunction)Ring_submit, METH_NOARGS, PU_DOC_IoUring_submit},
+    {"submit_and_wait", (PyCFunction)(void (*)(void))Ring_submit_and_wait,
+     METH_FASTCALL, PU_DOC_IoUring_submit_and_wait},
+    {NULL, NULL, 0, NULL},
+};

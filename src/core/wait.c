@@ -1,0 +1,514 @@
+/* wait.c: the completion side of IoUring: the waits (wait_cqe,
+ * wait_cqe_nr, wait_cqes), peek_cqe and cqe_seen over the queue of reaped
+ * completions not yet seen, and the batch forms (peek_batch_cqe,
+ * cq_advance, reap, reap_columns, reap_one) over reap.c's sink. */
+#include "core/submit.h"
+#include "core/reap_sink.h"
+#include "ops/opdef.h"     /* the argument parser */
+#include "methods_doc.h"
+
+#include <errno.h>
+#include <math.h>
+
+static int
+parse_timeout(PyObject *o, double *deadline)
+{
+    double t;
+    *deadline = -1.0;
+    if (o == NULL || o == Py_None)
+        return 0;
+    t = PyFloat_AsDouble(o);
+    if (t == -1.0 && PyErr_Occurred())
+        return -1;
+    if (!(t >= 0.0) || isinf(t)) {
+        PyErr_SetString(PyExc_ValueError, "timeout must be a finite number >= 0 or None");
+        return -1;
+    }
+    *deadline = pu_monotonic() + t;
+    return 0;
+}
+
+/* Wait until `want` completions are reaped and unseen.  Returns 1 when
+ * they are, 0 when the deadline passed first, -1 with an exception.
+ *
+ * It blocks as liburing does, also with nothing of this ring in flight:
+ * another thread may submit, another ring may post a message.  Only where
+ * the wait is certainly a mistake, entries prepared and never submitted
+ * with nothing in flight and no other thread in the interpreter, it raises
+ * at once; elsewhere a Ctrl-C says so on its KeyboardInterrupt. */
+static int
+ring_wait_full(RingObject *r, Py_ssize_t want, double deadline, int in_kernel_cq)
+{
+    for (;;) {
+        struct io_uring_cqe *c;
+        struct __kernel_timespec ts;
+        Py_ssize_t need;
+        unsigned long sq_prev = 0, cq_prev;
+        int ret, touch_sq;
+
+        if (PU_CQ_LEN(r) >= want)
+            return 1;
+        if (in_kernel_cq && r->nhidden == 0) {
+            /* reap() takes them from the kernel's CQ itself: count them
+             * there instead of moving them into Cqe objects, unless the CQ
+             * is full or overflowed: then only moving them makes room (or
+             * some may be successes nobody is shown: hide_success) */
+            unsigned ready = io_uring_cq_ready(&r->ring);
+            if (PU_CQ_LEN(r) + (Py_ssize_t)ready >= want)
+                return 1;
+            if ((ready > 0 && ready >= *r->ring.cq.kring_entries) ||
+                (IO_URING_READ_ONCE(*r->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)) {
+                if (pu_reap(r) < 0)
+                    return -1;
+            }
+        } else if (pu_reap(r) < 0) {
+            return -1;
+        }
+        if (PU_CQ_LEN(r) >= want)
+            return 1;
+        /* code run by the reap (a finalizer) may have closed the ring */
+        if (pu_still_usable(r) < 0)
+            return -1;
+        if (r->nrecords == (Py_ssize_t)r->npending && r->npending > 0 &&
+            deadline < 0 && pu_only_thread()) {
+            PyErr_Format(PyExc_RuntimeError,
+                         "waiting would block forever: %zd more completion(s) "
+                         "wanted, no operation is in flight and %u entr%s "
+                         "prepared but not submitted: call submit() first, "
+                         "or submit_and_wait()",
+                         want - PU_CQ_LEN(r), r->npending,
+                         r->npending == 1 ? "y is" : "ies are");
+            return -1;
+        }
+        need = want - PU_CQ_LEN(r);
+        if (need > (Py_ssize_t)*r->ring.cq.kring_entries)
+            need = *r->ring.cq.kring_entries;
+        if (deadline >= 0) {
+            double left = deadline - pu_monotonic();
+            if (left <= 0)
+                return 0;
+            ts.tv_sec = (long long)left;
+            ts.tv_nsec = (long long)((left - (double)ts.tv_sec) * 1e9);
+        }
+        /* without IORING_FEAT_EXT_ARG liburing queues a timeout SQE, and
+         * submits what is queued with it */
+        touch_sq = deadline >= 0 && !(r->features & IORING_FEAT_EXT_ARG);
+        if (touch_sq) {
+            if (pu_ring_check_sq(r) < 0)
+                return -1;
+            pu_prepare_chains(r);
+            pu_mark_submitted(r);
+            sq_prev = pu_side_take(&r->sq_owner);
+        }
+        cq_prev = pu_side_take(&r->cq_owner);
+        Py_BEGIN_ALLOW_THREADS
+        if (deadline >= 0)
+            ret = io_uring_wait_cqes(&r->ring, &c, (unsigned)need, &ts, NULL);
+        else
+            ret = io_uring_wait_cqe_nr(&r->ring, &c, (unsigned)need);
+        Py_END_ALLOW_THREADS
+        pu_side_put(&r->cq_owner, cq_prev);
+        if (touch_sq)
+            pu_side_put(&r->sq_owner, sq_prev);
+        if (ret == -EINTR) {
+            /* run the handlers (Ctrl-C raises here); nothing was consumed */
+            if (PyErr_CheckSignals() < 0) {
+                pu_note_idle_wait(r);
+                return -1;
+            }
+            if (pu_still_usable(r) < 0)
+                return -1;
+            continue;
+        }
+        if (ret < 0 && ret != -ETIME && ret != -EAGAIN) {
+            pu_err_errno(-ret);
+            return -1;
+        }
+    }
+}
+
+static int
+ring_wait(RingObject *r, Py_ssize_t want, double deadline)
+{
+    return ring_wait_full(r, want, deadline, 0);
+}
+
+/* A list of the (up to) n oldest unseen Cqe, not marked seen.  The list's
+ * allocation may run the GC and finalizers: they find the queue busy. */
+static PyObject *
+cq_list(RingObject *self, Py_ssize_t n)
+{
+    Py_ssize_t got = PU_CQ_LEN(self) < n ? PU_CQ_LEN(self) : n;
+    PyObject *list;
+
+    unsigned long held = pu_side_take(&self->cq_owner);
+    list = PyList_New(got);
+    pu_side_put(&self->cq_owner, held);
+    if (list == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < got; i++) {
+        PyObject *q = (PyObject *)self->cq[self->cq_start + i];
+        Py_INCREF(q);
+        PyList_SET_ITEM(list, i, q);
+    }
+    return list;
+}
+
+static const char *const wait_kw[] = {"timeout", NULL};
+static const pu_argspec wait_cqe_spec = {"wait_cqe", wait_kw, 0, 1, 0};
+static const char *const wait_nr_kw[] = {"wait_nr", "timeout", NULL};
+static const pu_argspec wait_nr_spec = {"wait_cqe_nr", wait_nr_kw, 1, 2, 0};
+
+static PyObject *
+Ring_wait_cqe(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
+              PyObject *kwnames)
+{
+    PyObject *argv[1], *q;
+    double deadline;
+    int ret;
+
+    if (pu_parse_args(&wait_cqe_spec, args, nargs, kwnames, argv) < 0 ||
+        parse_timeout(argv[0], &deadline) < 0 || pu_ring_check_cq(self) < 0)
+        return NULL;
+    pu_call_enter(self);
+    ret = ring_wait(self, 1, deadline);
+    if (ret < 0)
+        q = NULL;
+    else if (ret == 0)
+        q = Py_None;
+    else
+        q = (PyObject *)self->cq[self->cq_start];
+    Py_XINCREF(q);
+    return pu_call_return(self, q);
+}
+
+static PyObject *
+Ring_wait_cqe_nr(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
+                 PyObject *kwnames)
+{
+    PyObject *argv[2];
+    double deadline;
+    long n;
+
+    if (pu_parse_args(&wait_nr_spec, args, nargs, kwnames, argv) < 0)
+        return NULL;
+    n = PyLong_AsLong(argv[0]);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "wait_nr must be >= 0");
+        return NULL;
+    }
+    if (parse_timeout(argv[1], &deadline) < 0 || pu_ring_check_cq(self) < 0)
+        return NULL;
+    pu_call_enter(self);
+    if (n > 0 && ring_wait(self, n, deadline) < 0)
+        return pu_call_return(self, NULL);
+    return pu_call_return(self, cq_list(self, n));
+}
+
+static PyObject *
+Ring_peek_cqe(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *q;
+
+    if (pu_ring_check_cq(self) < 0)
+        return NULL;
+    pu_call_enter(self);
+    if (PU_CQ_LEN(self) == 0 && pu_reap(self) < 0)
+        q = NULL;
+    else if (PU_CQ_LEN(self) == 0)
+        q = Py_None;
+    else
+        q = (PyObject *)self->cq[self->cq_start];
+    Py_XINCREF(q);
+    return pu_call_return(self, q);
+}
+
+static PyObject *
+Ring_cqe_seen(RingObject *self, PyObject *arg)
+{
+    CqeObject *q;
+
+    if (!PyObject_TypeCheck(arg, &pu_CqeType)) {
+        PyErr_Format(PyExc_TypeError, "cqe_seen() argument must be a Cqe, not %.100s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    q = (CqeObject *)arg;
+    if (self->cq_end > self->cq_start && self->cq[self->cq_start] == q) {
+        self->cq_start++;   /* the usual case: the oldest completion */
+        Py_DECREF(q);
+        Py_RETURN_NONE;
+    }
+    for (Py_ssize_t i = self->cq_start; i < self->cq_end; i++) {
+        if (self->cq[i] == q) {
+            memmove(self->cq + i, self->cq + i + 1,
+                    (size_t)(self->cq_end - i - 1) * sizeof(*self->cq));
+            self->cq_end--;
+            Py_DECREF(q);
+            Py_RETURN_NONE;
+        }
+    }
+    if (q->ring_id != self) {
+        PyErr_SetString(PyExc_ValueError,
+                        "cqe_seen(): this Cqe belongs to another IoUring");
+        return NULL;
+    }
+    Py_RETURN_NONE;   /* already seen */
+}
+
+/* ---- batch reaping: peek_batch_cqe() and cq_advance() ---- */
+
+static int
+batch_count(PyObject *arg, const char *what, Py_ssize_t *out)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred())
+        return -1;
+    if (n < 0) {
+        PyErr_Format(PyExc_ValueError, "%s must be >= 0", what);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+/* Mark the n oldest unseen completions seen (n <= PU_CQ_LEN). */
+static int
+cq_take(RingObject *self, Py_ssize_t n)
+{
+    CqeObject *local[64], **taken = local;
+
+    if (n == 0)
+        return 0;   /* (the queue may not exist yet: no memcpy from NULL) */
+    if (n > (Py_ssize_t)(sizeof(local) / sizeof(local[0]))) {
+        taken = PyMem_Malloc((size_t)n * sizeof(*taken));
+        if (taken == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    /* take them all out of the queue first: a release below may run code
+     * (a finalizer of some user data) that uses this ring */
+    memcpy(taken, self->cq + self->cq_start, (size_t)n * sizeof(*taken));
+    self->cq_start += n;
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_DECREF(taken[i]);
+    if (taken != local)
+        PyMem_Free(taken);
+    return 0;
+}
+
+static PyObject *
+Ring_peek_batch_cqe(RingObject *self, PyObject *arg)
+{
+    Py_ssize_t n;
+
+    if (batch_count(arg, "peek_batch_cqe(): count", &n) < 0 ||
+        pu_ring_check_cq(self) < 0)
+        return NULL;
+    pu_call_enter(self);
+    if (PU_CQ_LEN(self) < n && pu_reap(self) < 0)
+        return pu_call_return(self, NULL);
+    return pu_call_return(self, cq_list(self, n));
+}
+
+static PyObject *
+Ring_cq_advance(RingObject *self, PyObject *arg)
+{
+    Py_ssize_t n;
+
+    if (batch_count(arg, "cq_advance(): nr", &n) < 0 || pu_ring_check(self) < 0)
+        return NULL;
+    if (n > PU_CQ_LEN(self)) {
+        PyErr_Format(PyExc_ValueError,
+                     "cq_advance(%zd): only %zd completion(s) are reaped and "
+                     "not yet seen (nothing was marked)", n, PU_CQ_LEN(self));
+        return NULL;
+    }
+    if (cq_take(self, n) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static const char *const reap_kw[] = {"count", "wait_nr", "submit", NULL};
+static const pu_argspec reap_spec = {"reap", reap_kw, 1, 3, 0};
+static const pu_argspec reap_columns_spec = {"reap_columns", reap_kw, 1, 3, 0};
+static const char *const reap_one_kw[] = {"wait", "submit", NULL};
+static const pu_argspec reap_one_spec = {"reap_one", reap_one_kw, 0, 2, 0};
+
+/* reap(count, wait_nr=0, submit=False): up to count completions as
+ * (user_data, result, flags) tuples, marked seen; reap_columns() gives the
+ * same as three lists, reap_one() the one tuple (or None).  Completions
+ * already in the queue (reaped by peek_cqe() and friends) come first; the
+ * rest go from the kernel's CQ straight into the sink (pu_reap_direct),
+ * except those whose value needs a Cqe, which pass through the queue.  A
+ * failure returns what was already taken, or raises with nothing taken. */
+static PyObject *
+reap_to_sink_impl(RingObject *self, int kind, Py_ssize_t n, Py_ssize_t wait_nr,
+                  int submit)
+{
+    pu_reap_sink sink;
+    Py_ssize_t cap, got = 0;
+
+    if (pu_ring_check_cq(self) < 0)
+        return NULL;
+    /* submit=True: what is queued goes in with the same io_uring_enter()
+     * that waits, as submit_and_wait() does */
+    if (submit && self->npending > 0 &&
+        pu_ring_flush(self, (unsigned)(wait_nr > PU_CQ_LEN(self) ? wait_nr - PU_CQ_LEN(self) : 0)) < 0)
+        return NULL;
+    if (wait_nr > 0 && ring_wait_full(self, wait_nr, -1.0, 1) < 0)
+        return NULL;
+    if (io_uring_cq_ready(&self->ring) == 0 && pu_reap(self) < 0)
+        return NULL;    /* (completions the kernel kept aside: see pu_reap) */
+    cap = PU_CQ_LEN(self) + (Py_ssize_t)io_uring_cq_ready(&self->ring);
+    if (cap > n)
+        cap = n;
+    if (pu_sink_new(&sink, kind, cap) < 0)
+        return NULL;
+    while (got < cap) {
+        Py_ssize_t k = PU_CQ_LEN(self);
+        if (k > 0) {
+            if (k > cap - got)
+                k = cap - got;
+            /* the allocations below may run the GC and finalizers: keep
+             * them off the queue being read */
+            unsigned long held = pu_side_take(&self->cq_owner);
+            for (Py_ssize_t i = 0; i < k; i++) {
+                PyObject *t, *d, *v, *f;
+                if (pu_sink_slot(&sink, &t) < 0 ||
+                    pu_cqe_parts(self->cq[self->cq_start + i], &d, &v, &f) < 0) {
+                    Py_XDECREF(t);
+                    pu_side_put(&self->cq_owner, held);
+                    pu_sink_unput(&sink, got, got + i);
+                    goto fail;
+                }
+                pu_sink_put(&sink, got + i, t, d, v, f);
+            }
+            pu_side_put(&self->cq_owner, held);
+            if (cq_take(self, k) < 0) {
+                pu_sink_unput(&sink, got, got + k);
+                goto fail;
+            }
+            got += k;
+            continue;
+        }
+        k = pu_reap_direct(self, &sink, got, cap - got);
+        if (k < 0)
+            goto fail;
+        got += k;
+        if (got == cap)
+            break;
+        /* stopped before a completion that needs a Cqe (queue it), or the
+         * CQ held fewer than counted (the runtime's own completions) */
+        if (pu_reap(self) < 0)
+            goto fail;
+        if (PU_CQ_LEN(self) == 0)
+            break;
+    }
+    return pu_sink_finish(&sink, got);
+fail:
+    if (got == 0) {
+        Py_XDECREF(pu_sink_finish(&sink, 0));
+        return NULL;
+    }
+    PyErr_Clear();   /* what was taken is returned; the failure comes again */
+    return pu_sink_finish(&sink, got);
+}
+
+static PyObject *
+reap_to_sink(RingObject *self, int kind, Py_ssize_t n, Py_ssize_t wait_nr,
+             int submit)
+{
+    if (pu_ring_check_cq(self) < 0)
+        return NULL;
+    pu_call_enter(self);
+    return pu_call_return(self, reap_to_sink_impl(self, kind, n, wait_nr, submit));
+}
+
+/* reap()'s and reap_columns()' arguments */
+static PyObject *
+reap_parse(RingObject *self, const pu_argspec *spec, int kind,
+           PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const what[2][2] = {
+        [PU_SINK_LIST] = {"reap(): count", "reap(): wait_nr"},
+        [PU_SINK_COLUMNS] = {"reap_columns(): count", "reap_columns(): wait_nr"}};
+    PyObject *argv[3];
+    Py_ssize_t n, wait_nr = 0;
+    int submit = 0;
+
+    if (pu_parse_args(spec, args, nargs, kwnames, argv) < 0 ||
+        batch_count(argv[0], what[kind][0], &n) < 0 ||
+        (argv[1] != NULL && batch_count(argv[1], what[kind][1], &wait_nr) < 0) ||
+        (argv[2] != NULL && (submit = PyObject_IsTrue(argv[2])) < 0))
+        return NULL;
+    if (wait_nr > n) {
+        PyErr_Format(PyExc_ValueError, "%s(): wait_nr must be <= count", spec->fname);
+        return NULL;
+    }
+    if (wait_nr > UINT32_MAX) {
+        PyErr_Format(PyExc_OverflowError, "%s(): wait_nr is too large", spec->fname);
+        return NULL;
+    }
+    return reap_to_sink(self, kind, n, wait_nr, submit);
+}
+
+static PyObject *
+Ring_reap(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
+          PyObject *kwnames)
+{
+    return reap_parse(self, &reap_spec, PU_SINK_LIST, args, nargs, kwnames);
+}
+
+static PyObject *
+Ring_reap_columns(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
+                  PyObject *kwnames)
+{
+    return reap_parse(self, &reap_columns_spec, PU_SINK_COLUMNS, args, nargs, kwnames);
+}
+
+/* reap_one(wait=False, submit=False): reap(1, wait, submit)'s item without
+ * the list, or None: one operation at a time pays no list per round trip */
+static PyObject *
+Ring_reap_one(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
+              PyObject *kwnames)
+{
+    PyObject *argv[2];
+    int wait = 0, submit = 0;
+
+    if (pu_parse_args(&reap_one_spec, args, nargs, kwnames, argv) < 0 ||
+        (argv[0] != NULL && (wait = PyObject_IsTrue(argv[0])) < 0) ||
+        (argv[1] != NULL && (submit = PyObject_IsTrue(argv[1])) < 0))
+        return NULL;
+    return reap_to_sink(self, PU_SINK_ONE, 1, wait, submit);
+}
+
+/* ---- end of batch reaping ---- */
+
+/* IoUring's methods of the completion side (ring.c puts them in the type) */
+PyMethodDef pu_wait_methods[] = {
+    {"wait_cqe", (PyCFunction)(void (*)(void))Ring_wait_cqe,
+     METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_wait_cqe},
+    {"wait_cqe_nr", (PyCFunction)(void (*)(void))Ring_wait_cqe_nr,
+     METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_wait_cqe_nr},
+    {"wait_cqes", (PyCFunction)(void (*)(void))Ring_wait_cqe_nr,
+     METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_wait_cqes},
+    {"peek_cqe", (PyCFunction)Ring_peek_cqe, METH_NOARGS, PU_DOC_IoUring_peek_cqe},
+    {"cqe_seen", (PyCFunction)Ring_cqe_seen, METH_O, PU_DOC_IoUring_cqe_seen},
+    {"peek_batch_cqe", (PyCFunction)Ring_peek_batch_cqe, METH_O,
+     PU_DOC_IoUring_peek_batch_cqe},
+    {"cq_advance", (PyCFunction)Ring_cq_advance, METH_O,
+     PU_DOC_IoUring_cq_advance},
+    {"reap", (PyCFunction)(void (*)(void))Ring_reap, METH_FASTCALL | METH_KEYWORDS,
+     PU_DOC_IoUring_reap},
+    {"reap_columns", (PyCFunction)(void (*)(void))Ring_reap_columns,
+     METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_reap_columns},
+    {"reap_one", (PyCFunction)(void (*)(void))Ring_reap_one,
+     METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_reap_one},
+    {NULL, NULL, 0, NULL},
+};
