@@ -103,7 +103,7 @@ pu_reap(RingObject *r)
     /* allocation below may run the GC and finalizers: keep them off the CQ */
     held = pu_side_take(&r->cq_owner);
     io_uring_for_each_cqe(&r->ring, head, c) {
-        SqeObject *rec = PU_RECORD_LOOKUP(r, c->user_data);
+        SqeObject *rec = pu_record_lookup(r, c->user_data);
         if (rec != NULL && pu_cqe_hidden(rec, c)) {
             /* a success the user asked not to see (prepare_chains): the
              * record ends; it is dropped once the CQ head has moved */
@@ -303,7 +303,7 @@ pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
 
         for (; head != tail; head++) {
             struct io_uring_cqe *c = &r->ring.cq.cqes[(head & mask) << shift];
-            SqeObject *rec = PU_RECORD_LOOKUP(r, c->user_data);
+            SqeObject *rec = pu_record_lookup(r, c->user_data);
             PyObject *t, *d, *v, *f, *b;
 
             if (got == max || nended == PU_REAP_CHUNK)

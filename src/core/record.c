@@ -123,33 +123,10 @@ pu_record_new(RingObject *r)
     }
     Py_INCREF(r);
     rec->ring = r;
-    rec->sqe = NULL;
-    rec->op = NULL;
-    rec->data = NULL;
-    rec->result = NULL;
-    rec->nkeep = 0;
-    rec->sqe_flags = 0;
-    rec->personality = 0;
-    rec->buf_group = 0;
-    rec->chain_prev = 0;
-    rec->chain_next = 0;
-    rec->chain_broken = 0;
-    rec->chain_min = 0;
-    rec->hide_success = 0;
-    rec->op_flags = 0;
-    rec->flushed_flags = 0;
-    rec->blocks = NULL;
-    rec->pins = NULL;
-    rec->op_state = NULL;
-    rec->state = PU_NEW;
-    rec->nbufs = 0;
-    rec->has_peer = 0;
-    rec->leaked = 0;
-    rec->peerlen = 0;
-    rec->waiter = NULL;
-    rec->waiter_cb = NULL;
-    rec->aio_res = 0;
-    rec->aio = 0;
+    /* every per-operation field at once (record.h): a field added there
+     * cannot be forgotten here.  PU_NEW is 0. */
+    memset((char *)rec + PU_RECORD_RESET_START, 0,
+           PU_RECORD_RESET_END - PU_RECORD_RESET_START);
     slot = r->free_slots[--r->nfree];
     r->slots[slot] = rec;
     rec->user_data = PU_UD_TAG | ((__u64)r->slot_gen[slot] << 32) | slot;
@@ -340,20 +317,4 @@ pu_record_finish_suppressed(RingObject *r, SqeObject *rec, int32_t res)
         pu_record_release(n);
         Py_DECREF(n);   /* the table's reference */
     }
-}
-
-/* The record a completion's user_data names, or NULL for the runtime's
- * own operations and for stale values. */
-SqeObject *
-pu_record_lookup(RingObject *r, __u64 ud)
-{
-    uint32_t slot = PU_UD_SLOT(ud);
-    SqeObject *rec;
-
-    if (slot >= r->nslots)
-        return NULL;
-    rec = r->slots[slot];
-    if (rec == NULL || rec->user_data != ud)
-        return NULL;
-    return rec;
 }

@@ -53,6 +53,8 @@ typedef struct pu_pin {
 typedef struct SqeObject {
     PyObject_HEAD
     struct RingObject *ring;        /* strong */
+    /* From here to weakreflist: the operation's state, all zeroed by
+     * pu_record_new() (PU_RECORD_RESET_*), whatever a recycled record held */
     struct io_uring_sqe *sqe;       /* only while PU_NEW / PU_PREPARED */
     const struct pu_opdef *op;      /* the op prepared, NULL for the NOP */
     PyObject *data;                 /* set_data() */
@@ -107,6 +109,10 @@ typedef struct SqeObject {
     struct sockaddr_storage addr;   /* connect target or accept peer */
 } SqeObject;
 
+#define PU_RECORD_RESET_START offsetof(SqeObject, sqe)
+#define PU_RECORD_RESET_END offsetof(SqeObject, weakreflist)
+_Static_assert(PU_NEW == 0, "pu_record_new() zeroes the state to PU_NEW");
+
 /* SqeObject.aio bits */
 #define PU_AIO_ITER      0x01       /* waiter is a borrowed iterator */
 #define PU_AIO_STASHED   0x02       /* aio_res holds the first result */
@@ -150,7 +156,6 @@ pu_chain_failed(const SqeObject *rec, int32_t res)
 {
     return res < 0 || (uint32_t)res < rec->chain_min;
 }
-SqeObject *pu_record_lookup(RingObject *r, __u64 ud);
 /* Release everything the record holds (pins, kept objects, the output
  * bytes, its blocks): only once the kernel is done with it.  Inline, the
  * usual case: nothing is held. */

@@ -98,11 +98,20 @@ extern PyObject *pu_SubmissionQueueFull;
 extern volatile unsigned pu_fork_generation;
 
 
-/* pu_record_lookup(), inline, for the reaping loop */
-#define PU_RECORD_LOOKUP(r, ud)                                            \
-    (PU_UD_SLOT(ud) < (r)->nslots && (r)->slots[PU_UD_SLOT(ud)] != NULL && \
-     (r)->slots[PU_UD_SLOT(ud)]->user_data == (ud)                        \
-         ? (r)->slots[PU_UD_SLOT(ud)] : NULL)
+/* The live record a completion's user_data names, or NULL: not the
+ * library's, or a slot whose generation moved on.  Inline: the reaping
+ * loop calls it once per completion. */
+static inline SqeObject *
+pu_record_lookup(RingObject *r, __u64 ud)
+{
+    uint32_t slot = PU_UD_SLOT(ud);
+    SqeObject *rec;
+
+    if (slot >= r->nslots)
+        return NULL;
+    rec = r->slots[slot];
+    return rec != NULL && rec->user_data == ud ? rec : NULL;
+}
 int pu_ring_table_grow(RingObject *r);
 
 /* the types (sqe.c, cqe.c, ring.c) and the submission side (submit.c) */
