@@ -1,7 +1,7 @@
 """Argument kinds: one converter class per kind of Python argument.
 
 Each kind knows the C variables it declares, the runtime converter
-(src/args.c) that fills them, what it pins into the operation's record,
+(src/ops/convert.c, src/ops/convert_struct.c) that fills them, what it pins into the operation's record,
 its type in the .pyi stub and how it reads in the docs.  An ops.def entry
 names a kind per argument; a new operation whose arguments fit existing
 kinds needs no C at all.
@@ -27,7 +27,7 @@ class Kind:
     length = False         # also declares NAME_len (unsigned or socklen_t)
     len_type = "unsigned"
     pins = False           # converter takes the record (pins into it)
-    param_kind = None      # type: Optional[str]  kind of the named argument
+    param_kind: Optional[str] = None  # kind of the named argument
     param_later = False    # the named argument comes later: c_check() runs
                            # after every converter, on the converted values
     allow_default = False
@@ -272,7 +272,7 @@ class FdList(Kind):
 class Provided(Kind):
     """Memory handed to the kernel's provided-buffer pool: pinned by the
     ring, not the op, until the kernel has handed out or given back every
-    buffer cut from it (src/register.c)."""
+    buffer cut from it (src/register/register.c)."""
     name = "provided"
     ctype = "void *"
     pins = True
@@ -285,7 +285,7 @@ class Provided(Kind):
 
 
 class Pages(Kind):
-    """Memory madvise(2) acts on: writable, whole pages (src/args.c)."""
+    """Memory madvise(2) acts on: writable, whole pages (src/ops/convert.c)."""
     name = "pages"
     ctype = "void *"
     length = True
@@ -318,7 +318,7 @@ class Futex(Kind):
 
 class Futexv(Kind):
     """futex_waitv's futexes: (futex word, expected value[, FUTEX2_* flags])
-    items, as a struct futex_waitv array in the record (src/op_helpers.c)."""
+    items, as a struct futex_waitv array in the record (src/ops/convert_struct.c)."""
     name = "futexv"
     ctype = "void *"
     pins = True
@@ -331,7 +331,7 @@ class Futexv(Kind):
 
 class Ancdata(Kind):
     """socket.sendmsg()'s ancillary data: (level, type, data) items, as a
-    control buffer in the record (src/op_helpers.c)."""
+    control buffer in the record (src/ops/convert_struct.c)."""
     name = "ancdata"
     ctype = "void *"
     pins = True
@@ -344,11 +344,13 @@ class Ancdata(Kind):
         return None if value == () else "an ancdata default can only be ()"
 
 
-
-KINDS = {k.name: k for k in (Pages, Futex, Futexv, Provided, Ancdata, U32, I32, U64, MsgData, Offset, Fd, DirFd, BufferIn,
-                             BufferOut, Path, Timespec, Target, SockAddr,
-                             SockAddrOpt, IovecsIn, IovecsOut, FdList)}
-# type: Dict[str, type]
+# every kind, by the name ops.def uses, in the order defined above: the
+# integers, descriptors, buffers, paths and times, addresses, vectors, then
+# the kinds that serve one family of ops each
+KINDS: Dict[str, type] = {k.name: k for k in (
+    U32, I32, U64, MsgData, Offset, Fd, DirFd, BufferIn, BufferOut, Path,
+    Timespec, Target, SockAddr, SockAddrOpt, IovecsIn, IovecsOut, FdList,
+    Provided, Pages, Futex, Futexv, Ancdata)}
 
 
 def parse_literal(text: str) -> object:

@@ -43,10 +43,8 @@ pu_sqe_sock_cmd(struct io_uring_sqe *sqe, unsigned cmd_op, int fd, int level,
     sqe->file_index = optlen;
 }
 
-int pu_conv_ancdata(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
-                    void **out, unsigned *len);
-int pu_conv_futexv(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
-                   void **out, unsigned *count);
+struct open_how *pu_rec_open_how(SqeObject *rec, __u64 flags, __u64 mode,
+                                 __u64 resolve);
 struct msghdr *pu_rec_msghdr(SqeObject *rec, struct iovec *iov, unsigned niov,
                              void *control, unsigned controllen,
                              const struct sockaddr *addr, socklen_t addrlen);

@@ -116,6 +116,11 @@ int pu_conv_futex(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
                   const void **buf, unsigned *len);
 int pu_check_futex(const pu_argspec *sp, int i, const void *buf, unsigned len,
                    unsigned flags);
+/* convert_struct.c */
+int pu_conv_ancdata(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+                    void **out, unsigned *len);
+int pu_conv_futexv(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+                   void **out, unsigned *count);
 
 /* Helpers of the converters, for the hand-written ones (src/op_helpers.c,
  * src/register.c): a sequence argument as a tuple copy (converters of its
