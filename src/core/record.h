@@ -196,7 +196,7 @@ pu_long(long v)
  * done with it as surely as if it were freed.  Off under AddressSanitizer
  * (which must see every use after free) and where CPython has no
  * _Py_NewReference() for extensions (3.13 on). */
-#if !defined(__SANITIZE_ADDRESS__) && PY_VERSION_HEX < 0x030D0000
+#if !defined(__SANITIZE_ADDRESS__) && PY_VERSION_HEX < 0x030D0000 && !defined(PU_NO_FREELISTS)
 #define PU_FREELISTS 1
 #endif
 #define PU_FREELIST_MAX 256
