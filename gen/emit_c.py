@@ -250,7 +250,14 @@ def methods_doc_h(model: Model) -> str:
         out.append("#define PU_DOC_%s \\\n    %s" % (c.name, c_string(doc).replace("\n", " \\\n")))
         out.append("")
     for m in model.methods:
-        doc = "%s\n--\n\n%s" % (method_text_signature(m), "\n".join(m.doc))
+        body = "\n".join(m.doc)
+        if m.deprecated:
+            body = "Deprecated: %s\n\n%s" % (m.deprecated, body)
+            # the method's DeprecationWarning, the same words as its docs
+            out.append("#define PU_DEPRECATED_%s_%s %s"
+                       % (m.cls, m.name, c_string("%s.%s() is deprecated: %s"
+                                                  % (m.cls, m.name, m.deprecated))))
+        doc = "%s\n--\n\n%s" % (method_text_signature(m), body)
         out.append("#define PU_DOC_%s_%s \\\n    %s"
                    % (m.cls, m.name, c_string(doc).replace("\n", " \\\n")))
         out.append("")

@@ -99,6 +99,9 @@ def api_md(model: Model) -> str:
                 continue
             out.append("### `%s.%s -> %s`" % (cls.name, _sig(method_text_signature(m)), m.returns))
             out.append("")
+            if m.deprecated:
+                out.append("*Deprecated:* %s" % m.deprecated)
+                out.append("")
             out.append(" ".join(d if d else "\n\n" for d in m.doc).replace(" \n\n ", "\n\n"))
             out.append("")
         if cls.name == "AsyncRing":

@@ -1,13 +1,15 @@
 """Emit the package's stub (installed as py_io_uring/__init__.pyi)."""
 
 from model import Model
-from signature import AIO, HEADER, RING, method_pyi_signature, op_pyi_signature
+from signature import AIO, HEADER, RING, method_pyi_lines, op_pyi_signature
 
 PRELUDE = '''\
 import array
 import mmap
 import os
-from typing import Any, AsyncIterator, Awaitable, Dict, FrozenSet, Iterable, List, Literal, Optional, Protocol, Sequence, Tuple, Union, final
+from typing import Any, AsyncIterator, Awaitable, Dict, FrozenSet, Iterable, List, Literal, Optional, Protocol, Sequence, Tuple, Union, final, overload
+
+from typing_extensions import deprecated
 
 class _HasFileno(Protocol):
     def fileno(self) -> int: ...
@@ -42,7 +44,7 @@ def pyi(model: Model) -> str:
             out.append("    def __init__(self%s) -> None: ..." % (", " + sig if sig else ""))
         for m in model.methods:
             if m.cls == cls.name:
-                out.append("    " + method_pyi_signature(m))
+                out += ["    " + line for line in method_pyi_lines(m)]
         if cls.name == "Sqe":
             for op in model.ops:
                 out.append("    " + op_pyi_signature(op))

@@ -72,6 +72,12 @@ class Method(NamedTuple):
     returns: str
     doc: List[str]
     lineno: int
+    # the stub's @overload variants, each (signature, returns); none: the
+    # signature above is the stub's
+    overloads: List[Tuple[str, str]] = []
+    # why the name goes and what replaces it: the method warns with it
+    # (DeprecationWarning), the stub marks it, the docs say it
+    deprecated: str = ""
 
 
 class Class(NamedTuple):
@@ -289,6 +295,7 @@ def load_ops(path: str, text: str):
 
 
 HEAD = re.compile(r"^(?P<cls>[A-Za-z_]\w*)\.(?P<name>\w+)\((?P<sig>.*)\)\s*->\s*(?P<ret>.+)$")
+OVERLOAD = re.compile(r"^\((?P<sig>.*)\)\s*->\s*(?P<ret>.+)$")
 CLASS = re.compile(r"^(?P<name>[A-Za-z_]\w*)(?:\((?P<sig>.*)\))?$")
 
 
@@ -302,7 +309,8 @@ def _check_sig(path: str, lineno: int, sig: str) -> None:
 def load_methods(path: str, text: str):
     classes, methods = [], []  # type: List[Class], List[Method]
     for block in parse_blocks(path, text):
-        fields = _fields(path, block, {"doc"})
+        fields = _fields(path, block, {"doc"} if block.keyword == "class"
+                         else {"doc", "overload", "deprecated"})
         doc = [i.value for i in fields.get("doc", [])]
         if not doc:
             raise DefError(path, block.lineno, "%s has no 'doc'" % block.head)
@@ -325,8 +333,20 @@ def load_methods(path: str, text: str):
             if any(x.name == m.group("name") and x.cls == m.group("cls") for x in methods):
                 raise DefError(path, block.lineno, "method %s.%s given twice"
                                % (m.group("cls"), m.group("name")))
+            overloads = []
+            for item in fields.get("overload", []):
+                o = OVERLOAD.match(item.value)
+                if o is None:
+                    raise DefError(path, item.lineno, "overload must read (SIGNATURE) -> TYPE")
+                _check_sig(path, item.lineno, o.group("sig"))
+                overloads.append((o.group("sig"), o.group("ret").strip()))
+            if len(overloads) == 1:
+                raise DefError(path, fields["overload"][0].lineno,
+                               "one overload is no overload: give two or more, or none")
+            deprecated = _one(path, block, fields, "deprecated", required=False)
             methods.append(Method(m.group("cls"), m.group("name"), m.group("sig"),
-                                  m.group("ret").strip(), doc, block.lineno))
+                                  m.group("ret").strip(), doc, block.lineno,
+                                  overloads, deprecated))
         else:
             raise DefError(path, block.lineno, "unknown entry '%s' (expected "
                            "'class' or 'method')" % block.keyword)

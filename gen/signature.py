@@ -90,6 +90,22 @@ def class_text_signature(name: str, sig: str) -> str:
     return "%s(%s)" % (name, _strip_annotations(sig))
 
 
-def method_pyi_signature(m: Method) -> str:
-    sig = m.signature.strip()
-    return "def %s(self%s) -> %s: ..." % (m.name, ", " + sig if sig else "", m.returns)
+def method_pyi_lines(m: Method) -> List[str]:
+    """The stub's lines for a hand-written method: its def, or one
+    @overload def per variant; each marked @deprecated when it is."""
+    mark = ['@deprecated(%s)' % _py_string(m.deprecated)] if m.deprecated else []
+    if not m.overloads:
+        return mark + [_pyi_def(m.name, m.signature, m.returns)]
+    out = []  # type: List[str]
+    for sig, ret in m.overloads:
+        out += mark + ["@overload", _pyi_def(m.name, sig, ret)]
+    return out
+
+
+def _pyi_def(name: str, sig: str, returns: str) -> str:
+    sig = sig.strip()
+    return "def %s(self%s) -> %s: ..." % (name, ", " + sig if sig else "", returns)
+
+
+def _py_string(text: str) -> str:
+    return '"%s"' % text.replace("\\", "\\\\").replace('"', '\\"')

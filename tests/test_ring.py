@@ -2,9 +2,11 @@
 and the semantics the original module (the seed's help() listing) promised."""
 
 import errno
+import inspect
 import os
 import re
 import select
+import signal
 import sys
 import threading
 import time
@@ -37,7 +39,6 @@ RING_METHODS = [
     ("probe", ()),
     ("prep_many", ("nop", [()])),
     ("reap", (1,)),
-    ("reap_columns", (1,)),
     ("register_iowq_max_workers", (0, 0)),
     ("register_iowq_aff", ([0],)),
     ("unregister_iowq_aff", ()),
@@ -355,12 +356,11 @@ def test_submit_and_wait_default_waits_for_one(ring):
     wait_one(ring)
 
 
-@pytest.mark.parametrize("method", ["wait_cqe_nr", "wait_cqes"])
-def test_wait_cqe_nr_returns_unseen_list_in_order(ring, method):
+def test_wait_cqe_nr_returns_unseen_list_in_order(ring):
     for i in range(3):
         prep(ring, "nop", tag=i)
     ring.submit()
-    cqes = getattr(ring, method)(3)
+    cqes = ring.wait_cqe_nr(3)
     assert isinstance(cqes, list) and len(cqes) == 3
     assert all(isinstance(c, py_io_uring.Cqe) for c in cqes)
     # nops complete in submission order
@@ -372,6 +372,97 @@ def test_wait_cqe_nr_returns_unseen_list_in_order(ring, method):
         ring.cqe_seen(c)
         assert ring.cq_ready() == 2 - n
     assert ring.peek_cqe() is None
+
+
+# wait_cqes(): liburing's io_uring_wait_cqes(), the oldest completion once
+# wait_nr are ready
+
+def test_wait_cqes_returns_the_oldest_unseen_once_wait_nr_are_ready(ring):
+    for i in range(3):
+        prep(ring, "nop", tag=i)
+    ring.submit()
+    cqe = ring.wait_cqes(3)
+    assert isinstance(cqe, py_io_uring.Cqe) and cqe.get_data() == 0
+    assert ring.cq_ready() == 3                 # not marked seen
+    assert ring.wait_cqes(1) is cqe             # still the oldest
+    for c in ring.wait_cqe_nr(3):
+        ring.cqe_seen(c)
+    assert ring.wait_cqes(0) is None            # a peek: nothing there
+
+
+def test_wait_cqes_timeout_gives_what_is_there_or_none(ring):
+    prep(ring, "timeout", 60, tag="long")
+    ring.submit()
+    t = time.monotonic()
+    assert ring.wait_cqes(1, timeout=0.05) is None
+    assert time.monotonic() - t >= 0.04
+    prep(ring, "nop", tag="nop")
+    ring.submit()
+    # two wanted, one arrives: after the timeout the one that is there
+    cqe = ring.wait_cqes(2, timeout=0.05)
+    assert cqe.get_data() == "nop"
+    ring.cqe_seen(cqe)
+
+
+def test_wait_cqes_does_not_submit(ring):
+    prep(ring, "nop", tag="queued")
+    assert ring.wait_cqes(1, timeout=0.02) is None
+    assert ring.sq_ready() == 1
+    ring.submit()
+    assert ring.wait_cqes(1).get_data() == "queued"
+
+
+def _handler_delay(ring, sigmask):
+    """How long after a 0.3 s wait_cqes() with nothing in flight began
+    SIGALRM's handler ran, the alarm set for 0.05 s into the wait."""
+    seen = []
+    old = signal.signal(signal.SIGALRM, lambda *a: seen.append(time.monotonic()))
+    try:
+        start = time.monotonic()
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        assert ring.wait_cqes(1, timeout=0.3, sigmask=sigmask) is None
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert seen, "SIGALRM never handled"
+    return seen[0] - start
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
+                    reason="signal handlers run in the main thread")
+def test_wait_cqes_sigmask_blocks_those_signals_for_the_wait(ring):
+    # blocked: delivered when the wait ends, at its 0.3 s timeout
+    assert _handler_delay(ring, {signal.SIGALRM}) >= 0.25
+    # not blocked: at 0.05 s, in the wait (which goes on after the handler)
+    assert _handler_delay(ring, set()) < 0.25
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == set()   # mask restored
+
+
+@pytest.mark.parametrize("sigmask, exc", [(5, TypeError), ([0], ValueError),
+                                          ([signal.NSIG], ValueError), (["x"], TypeError)])
+def test_wait_cqes_bad_sigmask(ring, sigmask, exc):
+    with pytest.raises(exc, match="wait_cqes|sigmask|integer|signal"):
+        ring.wait_cqes(1, timeout=0, sigmask=sigmask)
+
+
+def test_reap_columns_is_deprecated_for_reap_columns_true(ring):
+    for i in range(3):
+        ring.prep_nop(user_data=i)
+    ring.submit_and_wait(3)
+    with pytest.warns(DeprecationWarning, match=r"reap\(count, wait_nr, submit, columns=True\)"):
+        got = ring.reap_columns(2)
+    assert got == ([0, 1], [0, 0], [0, 0])
+    assert ring.reap(8, columns=True) == ([2], [0], [0])
+    assert "Deprecated" in ring.reap_columns.__doc__
+
+
+def test_reap_columns_is_keyword_only(ring):
+    with pytest.raises(TypeError):
+        ring.reap(1, 0, False, True)
+    assert str(inspect.signature(IoUring.reap)) == "(self, /, count, wait_nr=0, submit=False, *, columns=False)"
 
 
 def test_wait_cqe_nr_timeout_returns_what_arrived(ring):

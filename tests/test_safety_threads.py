@@ -8,6 +8,7 @@ child inherits the sanitizer and reports any use after free.
 """
 
 import errno
+import functools
 import os
 import socket
 import threading
@@ -141,7 +142,7 @@ WAITS = {
     "reap n n": lambda r: r.reap(2, 2),
     "reap submit": lambda r: r.reap(2, 1, True),
     "reap_one": lambda r: r.reap_one(True),
-    "reap_columns": lambda r: r.reap_columns(2, 2),
+    "reap(columns=True)": lambda r: r.reap(2, 2, columns=True),
 }
 rfd, wfd = os.pipe()
 # each wait several times, the signal landing at different points of it
@@ -314,7 +315,7 @@ def test_asyncring_s_ring_refuses_teardown_and_reaping_by_others():
             ring = ar.get_ring()
             with pytest.raises(RuntimeError, match="AsyncRing"):
                 ring.queue_exit()
-            for call in (ring.reap, ring.reap_columns):
+            for call in (ring.reap, functools.partial(ring.reap, columns=True)):
                 with pytest.raises(RuntimeError, match="AsyncRing"):
                     call(8)
             with pytest.raises(RuntimeError, match="AsyncRing"):
@@ -459,7 +460,7 @@ def reaper():
                     ring.cqe_seen(c)
             guard(w)
         else:
-            guard(lambda: ring.reap_columns(64, 0, True))
+            guard(lambda: ring.reap(64, 0, True, columns=True))
 
 def writer():
     while time.monotonic() < stop and not closed.is_set():

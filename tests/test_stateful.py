@@ -15,7 +15,7 @@ ring: the fast forms (``ring.prep_NAME(..., user_data=token)``, no Sqe),
 which must queue none and pin nothing), cancels and timeout removals that
 name their target by its user data (and raise TypeError when nothing the
 ring still holds has it), and reaping with ``reap()`` and
-``reap_columns()``.  Every completion, whichever API reaped it, goes
+``reap(columns=True)``.  Every completion, whichever API reaped it, goes
 through one checking path (``Completion``).
 
 A model of what was acquired, submitted and delivered checks after every
@@ -213,7 +213,7 @@ class Stream:
 class Completion:
     """One completion, whichever API reaped it: a Cqe (wait_cqe(),
     peek_cqe(), wait_cqe_nr()) or a (user_data, result, flags) item of
-    reap() or reap_columns(), so that both go through the same checks."""
+    reap() or reap(columns=True), so that both go through the same checks."""
 
     __slots__ = ("data", "res", "flags", "cqe", "value")
 
@@ -422,7 +422,7 @@ class RingMachine(RuleBasedStateMachine):
             self.unseen.append(cqe)
 
     def _deliver_items(self, items):
-        """Account for what reap() or reap_columns() returned: first the
+        """Account for what reap() or reap(columns=True) returned: first the
         unseen completions a wait or peek returned, in order (now marked
         seen), then new ones."""
         k = min(len(items), len(self.unseen))
@@ -882,7 +882,7 @@ class RingMachine(RuleBasedStateMachine):
         how=st.sampled_from(["list", "columns", "one"]),
     )
     def reap(self, count, wait, submit, how):
-        """reap(), reap_columns() or reap_one(); they wait only for
+        """reap(), reap(columns=True) or reap_one(); they wait only for
         completions already reaped into the queue (no timeout to rely on)."""
         if how == "one":
             count = min(count, 1)
@@ -905,7 +905,7 @@ class RingMachine(RuleBasedStateMachine):
             items = self.ring.reap(count, wait_nr, submit)
             assert type(items) is list and all(type(t) is tuple and len(t) == 3 for t in items)
             return items
-        cols = self.ring.reap_columns(count, wait_nr, submit)
+        cols = self.ring.reap(count, wait_nr, submit, columns=True)
         assert type(cols) is tuple and len(cols) == 3
         assert all(type(c) is list and len(c) == len(cols[0]) for c in cols)
         return list(zip(*cols))

@@ -248,6 +248,8 @@ class MethodSpec:
         self.name = name  # method name, or None for the class entry itself
         self.signature = signature  # text between the outer parentheses, or None
         self.doc = []
+        self.overloads = []  # "(SIGNATURE) -> TYPE" of the stub's @overload variants
+        self.deprecated = None  # what replaces a deprecated method
 
     def params(self):
         """[(name, kind, default)] from the Python signature; kind is one of
@@ -298,6 +300,12 @@ def parse_methods(path=METHODS_DEF):
                 continue
             if line == "doc" or line.startswith("doc "):
                 cur.doc.append(line[4:])
+                continue
+            if line.startswith("overload ("):
+                cur.overloads.append(line[len("overload "):])
+                continue
+            if line.startswith("deprecated "):
+                cur.deprecated = line[len("deprecated "):]
                 continue
             raise AssertionError("methods.def: unexpected line %r" % line)
     return out

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 
 static int
 parse_timeout(PyObject *o, double *deadline)
@@ -37,7 +38,8 @@ parse_timeout(PyObject *o, double *deadline)
  * with nothing in flight and no other thread in the interpreter, it raises
  * at once; elsewhere a Ctrl-C says so on its KeyboardInterrupt. */
 static int
-ring_wait_full(RingObject *r, Py_ssize_t want, double deadline, int in_kernel_cq)
+ring_wait_full(RingObject *r, Py_ssize_t want, double deadline, int in_kernel_cq,
+               sigset_t *sigmask)
 {
     for (;;) {
         struct io_uring_cqe *c;
@@ -102,8 +104,9 @@ ring_wait_full(RingObject *r, Py_ssize_t want, double deadline, int in_kernel_cq
         }
         cq_prev = pu_side_take(&r->cq_owner);
         Py_BEGIN_ALLOW_THREADS
-        if (deadline >= 0)
-            ret = io_uring_wait_cqes(&r->ring, &c, (unsigned)need, &ts, NULL);
+        if (deadline >= 0 || sigmask != NULL)
+            ret = io_uring_wait_cqes(&r->ring, &c, (unsigned)need,
+                                     deadline >= 0 ? &ts : NULL, sigmask);
         else
             ret = io_uring_wait_cqe_nr(&r->ring, &c, (unsigned)need);
         Py_END_ALLOW_THREADS
@@ -130,7 +133,7 @@ ring_wait_full(RingObject *r, Py_ssize_t want, double deadline, int in_kernel_cq
 static int
 ring_wait(RingObject *r, Py_ssize_t want, double deadline)
 {
-    return ring_wait_full(r, want, deadline, 0);
+    return ring_wait_full(r, want, deadline, 0, NULL);
 }
 
 /* A list of the (up to) n oldest unseen Cqe, not marked seen.  The list's
@@ -207,6 +210,81 @@ Ring_wait_cqe_nr(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
     return pu_call_return(self, cq_list(self, n));
 }
 
+/* signal.pthread_sigmask()'s argument: an iterable of signal numbers */
+static int
+parse_sigmask(PyObject *o, sigset_t *set)
+{
+    PyObject *it, *item;
+
+    if (sigemptyset(set) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    it = PyObject_GetIter(o);
+    if (it == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError))
+            PyErr_Format(PyExc_TypeError, "wait_cqes(): sigmask must be an iterable "
+                         "of signal numbers, not %.100s", Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    while ((item = PyIter_Next(it)) != NULL) {
+        long signum = PyLong_AsLong(item);
+        Py_DECREF(item);
+        if (signum == -1 && PyErr_Occurred())
+            break;
+        if (signum <= 0 || signum >= NSIG) {
+            PyErr_Format(PyExc_ValueError, "wait_cqes(): signal number %ld out of "
+                         "range [1; %d]", signum, NSIG - 1);
+            break;
+        }
+        sigaddset(set, (int)signum);
+    }
+    Py_DECREF(it);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static const char *const wait_cqes_kw[] = {"wait_nr", "timeout", "sigmask", NULL};
+static const pu_argspec wait_cqes_spec = {"wait_cqes", wait_cqes_kw, 1, 3, 0};
+
+/* io_uring_wait_cqes(): the oldest unseen completion once wait_nr are
+ * ready (or the timeout passed: then maybe fewer, maybe None) */
+static PyObject *
+Ring_wait_cqes(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
+{
+    PyObject *argv[3], *q;
+    sigset_t set;
+    double deadline;
+    long n;
+
+    if (pu_parse_args(&wait_cqes_spec, args, nargs, kwnames, argv) < 0)
+        return NULL;
+    n = PyLong_AsLong(argv[0]);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "wait_cqes(): wait_nr must be >= 0");
+        return NULL;
+    }
+    if (n > UINT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "wait_cqes(): wait_nr is too large");
+        return NULL;
+    }
+    if (parse_timeout(argv[1], &deadline) < 0 ||
+        (argv[2] != NULL && argv[2] != Py_None && parse_sigmask(argv[2], &set) < 0) ||
+        pu_ring_check_cq(self) < 0)
+        return NULL;
+    pu_call_enter(self);
+    if (n > 0 && ring_wait_full(self, n, deadline, 0,
+                                argv[2] != NULL && argv[2] != Py_None ? &set : NULL) < 0)
+        return pu_call_return(self, NULL);
+    if (PU_CQ_LEN(self) == 0 && pu_reap(self) < 0)
+        return pu_call_return(self, NULL);
+    q = PU_CQ_LEN(self) > 0 ? (PyObject *)self->cq[self->cq_start] : Py_None;
+    Py_INCREF(q);
+    return pu_call_return(self, q);
+}
+
 static PyObject *
 Ring_peek_cqe(RingObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -263,13 +341,13 @@ Ring_cqe_seen(RingObject *self, PyObject *arg)
 /* ---- batch reaping: peek_batch_cqe() and cq_advance() ---- */
 
 static int
-batch_count(PyObject *arg, const char *what, Py_ssize_t *out)
+batch_count(PyObject *arg, const char *fname, const char *name, Py_ssize_t *out)
 {
     Py_ssize_t n = PyLong_AsSsize_t(arg);
     if (n == -1 && PyErr_Occurred())
         return -1;
     if (n < 0) {
-        PyErr_Format(PyExc_ValueError, "%s must be >= 0", what);
+        PyErr_Format(PyExc_ValueError, "%s(): %s must be >= 0", fname, name);
         return -1;
     }
     *out = n;
@@ -307,7 +385,7 @@ Ring_peek_batch_cqe(RingObject *self, PyObject *arg)
 {
     Py_ssize_t n;
 
-    if (batch_count(arg, "peek_batch_cqe(): count", &n) < 0 ||
+    if (batch_count(arg, "peek_batch_cqe", "count", &n) < 0 ||
         pu_ring_check_cq(self) < 0)
         return NULL;
     pu_call_enter(self);
@@ -321,7 +399,7 @@ Ring_cq_advance(RingObject *self, PyObject *arg)
 {
     Py_ssize_t n;
 
-    if (batch_count(arg, "cq_advance(): nr", &n) < 0 || pu_ring_check(self) < 0)
+    if (batch_count(arg, "cq_advance", "nr", &n) < 0 || pu_ring_check(self) < 0)
         return NULL;
     if (n > PU_CQ_LEN(self)) {
         PyErr_Format(PyExc_ValueError,
@@ -334,8 +412,8 @@ Ring_cq_advance(RingObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-static const char *const reap_kw[] = {"count", "wait_nr", "submit", NULL};
-static const pu_argspec reap_spec = {"reap", reap_kw, 1, 3, 0};
+static const char *const reap_kw[] = {"count", "wait_nr", "submit", "columns", NULL};
+static const pu_argspec reap_spec = {"reap", reap_kw, 1, 4, 1};
 static const pu_argspec reap_columns_spec = {"reap_columns", reap_kw, 1, 3, 0};
 static const char *const reap_one_kw[] = {"wait", "submit", NULL};
 static const pu_argspec reap_one_spec = {"reap_one", reap_one_kw, 0, 2, 0};
@@ -361,7 +439,7 @@ reap_to_sink_impl(RingObject *self, int kind, Py_ssize_t n, Py_ssize_t wait_nr,
     if (submit && self->npending > 0 &&
         pu_ring_flush(self, (unsigned)(wait_nr > PU_CQ_LEN(self) ? wait_nr - PU_CQ_LEN(self) : 0)) < 0)
         return NULL;
-    if (wait_nr > 0 && ring_wait_full(self, wait_nr, -1.0, 1) < 0)
+    if (wait_nr > 0 && ring_wait_full(self, wait_nr, -1.0, 1, NULL) < 0)
         return NULL;
     if (io_uring_cq_ready(&self->ring) == 0 && pu_reap(self) < 0)
         return NULL;    /* (completions the kernel kept aside: see pu_reap) */
@@ -430,22 +508,22 @@ reap_to_sink(RingObject *self, int kind, Py_ssize_t n, Py_ssize_t wait_nr,
     return pu_call_return(self, reap_to_sink_impl(self, kind, n, wait_nr, submit));
 }
 
-/* reap()'s and reap_columns()' arguments */
+/* reap()'s arguments (and the deprecated reap_columns()', the same but
+ * columns=True) */
 static PyObject *
-reap_parse(RingObject *self, const pu_argspec *spec, int kind,
+reap_parse(RingObject *self, const pu_argspec *spec, int columns,
            PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static const char *const what[2][2] = {
-        [PU_SINK_LIST] = {"reap(): count", "reap(): wait_nr"},
-        [PU_SINK_COLUMNS] = {"reap_columns(): count", "reap_columns(): wait_nr"}};
-    PyObject *argv[3];
+    PyObject *argv[4];
     Py_ssize_t n, wait_nr = 0;
     int submit = 0;
 
-    if (pu_parse_args(spec, args, nargs, kwnames, argv) < 0 ||
-        batch_count(argv[0], what[kind][0], &n) < 0 ||
-        (argv[1] != NULL && batch_count(argv[1], what[kind][1], &wait_nr) < 0) ||
-        (argv[2] != NULL && (submit = PyObject_IsTrue(argv[2])) < 0))
+    if (pu_parse_args(spec, args, nargs, kwnames, argv) < 0)
+        return NULL;
+    if (batch_count(argv[0], spec->fname, "count", &n) < 0 ||
+        (argv[1] != NULL && batch_count(argv[1], spec->fname, "wait_nr", &wait_nr) < 0) ||
+        (argv[2] != NULL && (submit = PyObject_IsTrue(argv[2])) < 0) ||
+        (spec->nmax > 3 && argv[3] != NULL && (columns = PyObject_IsTrue(argv[3])) < 0))
         return NULL;
     if (wait_nr > n) {
         PyErr_Format(PyExc_ValueError, "%s(): wait_nr must be <= count", spec->fname);
@@ -455,21 +533,24 @@ reap_parse(RingObject *self, const pu_argspec *spec, int kind,
         PyErr_Format(PyExc_OverflowError, "%s(): wait_nr is too large", spec->fname);
         return NULL;
     }
-    return reap_to_sink(self, kind, n, wait_nr, submit);
+    return reap_to_sink(self, columns ? PU_SINK_COLUMNS : PU_SINK_LIST, n, wait_nr,
+                        submit);
 }
 
 static PyObject *
 Ring_reap(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
           PyObject *kwnames)
 {
-    return reap_parse(self, &reap_spec, PU_SINK_LIST, args, nargs, kwnames);
+    return reap_parse(self, &reap_spec, 0, args, nargs, kwnames);
 }
 
 static PyObject *
 Ring_reap_columns(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
                   PyObject *kwnames)
 {
-    return reap_parse(self, &reap_columns_spec, PU_SINK_COLUMNS, args, nargs, kwnames);
+    if (PyErr_WarnEx(PyExc_DeprecationWarning, PU_DEPRECATED_IoUring_reap_columns, 1) < 0)
+        return NULL;
+    return reap_parse(self, &reap_columns_spec, 1, args, nargs, kwnames);
 }
 
 /* reap_one(wait=False, submit=False): reap(1, wait, submit)'s item without
@@ -496,7 +577,7 @@ PyMethodDef pu_wait_methods[] = {
      METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_wait_cqe},
     {"wait_cqe_nr", (PyCFunction)(void (*)(void))Ring_wait_cqe_nr,
      METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_wait_cqe_nr},
-    {"wait_cqes", (PyCFunction)(void (*)(void))Ring_wait_cqe_nr,
+    {"wait_cqes", (PyCFunction)(void (*)(void))Ring_wait_cqes,
      METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_wait_cqes},
     {"peek_cqe", (PyCFunction)Ring_peek_cqe, METH_NOARGS, PU_DOC_IoUring_peek_cqe},
     {"cqe_seen", (PyCFunction)Ring_cqe_seen, METH_O, PU_DOC_IoUring_cqe_seen},
