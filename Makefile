@@ -4,7 +4,8 @@
 #                   _core<EXT_SUFFIX>, its stub __init__.pyi, py.typed and
 #                   the Python files of src/py_io_uring/
 #   make demo       a short tour doing real I/O (installs what is missing)
-#   make test       the whole test suite (installs what is missing)
+#   make test       the whole test suite (first `make deps-test`, which installs
+#                   what is missing, says what, and does nothing when all is there)
 #   make asan       the whole suite under AddressSanitizer + UBSan
 #   make leaks      the whole suite under python3.11-dbg, each test repeated,
 #                   failing on growth of references, blocks or fds
@@ -86,7 +87,7 @@ docs:
 deps:
 	@if ! echo '#include <liburing.h>' | $(CC) -E - >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing liburing-dev"; \
+	    echo "make deps: installing liburing-dev (apt-get)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq liburing-dev >/dev/null; \
 	  else \
 	    echo "liburing headers are missing: run  sudo apt-get install -y liburing-dev"; exit 1; \
@@ -100,9 +101,11 @@ TEST_DEPS = pytest hypothesis mypy build 'setuptools>=70.1' uvloop trio
 deps-test: deps
 	@$(PYTHON) -c "import pytest, hypothesis, mypy, build, uvloop, trio, setuptools as s; \
 	  assert tuple(map(int, s.__version__.split('.')[:2])) >= (70, 1)" 2>/dev/null || \
-	  $(PYTHON) -m pip install -q $(TEST_DEPS)
+	  { echo "make deps-test: installing $(TEST_DEPS) for $(PYTHON) (pip)"; \
+	    $(PYTHON) -m pip install -q $(TEST_DEPS); }
 	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	  { echo "make deps-test: installing wrk (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
 # Debian's debug interpreter, with the test tools for it from Debian (mypy,
 # build and wheel serve the stub and sdist tests)
@@ -112,7 +115,7 @@ DBG_DEPS = python3-pytest python3-hypothesis python3-mypy python3-build python3-
 deps-dbg: deps
 	@if ! command -v $(DBG_PYTHON) >/dev/null || ! $(DBG_PYTHON) -c "import pytest, hypothesis, mypy, build, wheel, uvloop, trio" 2>/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing $(DBG_PYTHON) $(DBG_DEPS)"; \
+	    echo "make deps-dbg: installing $(DBG_PYTHON) $(DBG_DEPS) (apt-get)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      $(DBG_PYTHON) $(DBG_DEPS) >/dev/null; \
 	  else \
@@ -169,13 +172,14 @@ FUZZ_ARGS = -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -print_final_stat
 deps-fuzz: deps-test
 	@if ! command -v $(FUZZ_CC) >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing clang"; \
+	    echo "make deps-fuzz: installing clang (apt-get)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null; \
 	  else \
 	    echo "clang is missing: run  sudo apt-get install -y clang"; exit 1; \
 	  fi; \
 	fi
-	@$(PYTHON) -c "import atheris" 2>/dev/null || $(PYTHON) -m pip install -q atheris
+	@$(PYTHON) -c "import atheris" 2>/dev/null || \
+	  { echo "make deps-fuzz: installing atheris for $(PYTHON) (pip)"; $(PYTHON) -m pip install -q atheris; }
 
 fuzz: deps-fuzz
 	@$(MAKE) --no-print-directory all

@@ -7,7 +7,7 @@ from typing import List
 from model import Method, Op
 
 # The fields every op shares, keyword-only where no Sqe object is made (an
-# Sqe has set_data(), set_flags() and friends for them); src/common_args.c
+# Sqe has set_data(), set_flags() and friends for them); src/ops/common_args.c
 # parses them.  Per form: its method name, its keywords (name, default,
 # annotation) and its return annotation.
 SQE, RING, AIO = "sqe", "ring", "aio"

@@ -4,7 +4,7 @@ Each input makes a ring and a set of fds the fuzzer owns (a pipe with data
 in it, a temporary file, a connected socketpair, -1, a number just closed
 and one never opened), then runs a random program: acquire entries and fill
 every field with random values through ``Sqe._fuzz_prep_raw`` (which exists
-only in the fuzz build, src/fuzz_raw.c: pointer fields land in a scratch
+only in the fuzz build, src/fuzz/fuzz_raw.c: pointer fields land in a scratch
 block the record owns, so the kernel can only touch that), submit, wait,
 peek, mark seen, cancel by user_data, tear down.  Throughout and at the end
 it checks what the runtime promises:
@@ -45,7 +45,7 @@ LINK = py_io_uring.IOSQE_IO_LINK | py_io_uring.IOSQE_IO_HARDLINK
 SKIP = py_io_uring.IOSQE_CQE_SKIP_SUCCESS
 F_MORE = py_io_uring.IORING_CQE_F_MORE
 CANCEL_EVERYTHING = py_io_uring.IORING_ASYNC_CANCEL_ANY | py_io_uring.IORING_ASYNC_CANCEL_ALL
-# the opcodes src/fuzz_raw.c prepares (it refuses the rest with ValueError)
+# the opcodes src/fuzz/fuzz_raw.c prepares (it refuses the rest with ValueError)
 OPCODES = [o for o in range(64) if o not in (19, 25, 31, 35, 36, 37, 38, 39,
                                                42, 44, 45, 46, 50, 54, 58, 62)]
 FD_MAKERS = (13, 18, 28)   # accept, openat, openat2: a result >= 0 is an fd

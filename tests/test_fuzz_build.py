@@ -1,6 +1,6 @@
 """The raw-SQE entry point exists in the fuzz build only, and confines.
 
-Sqe._fuzz_prep_raw (src/fuzz_raw.c) writes any field values into an SQE;
+Sqe._fuzz_prep_raw (src/fuzz/fuzz_raw.c) writes any field values into an SQE;
 only -DPU_FUZZ_RAW compiles it in.  The build under test must not have it,
 and a build with the flag must have it, keep every pointer inside the
 record's scratch block and refuse the excluded opcodes.

@@ -41,7 +41,7 @@ cq_reserve(RingObject *r, Py_ssize_t extra)
 #define PU_REAP_CHUNK 64
 
 /* The final completion of an entry whose IOSQE_CQE_SKIP_SUCCESS the
- * runtime kept from the kernel (ring.c, prepare_chains), when the entry
+ * runtime kept from the kernel (submit.c, prepare_chains), when the entry
  * did not fail: nobody is shown it. */
 static inline int
 pu_cqe_hidden(const SqeObject *rec, const struct io_uring_cqe *c)

@@ -82,7 +82,7 @@ typedef struct SqeObject {
                                        the kernel cancels this one and posts
                                        its completion whatever its flags */
     uint8_t hide_success;           /* IOSQE_CQE_SKIP_SUCCESS asked for but
-                                       not given to the kernel (ring.c,
+                                       not given to the kernel (submit.c,
                                        prepare_chains): the reap drops a
                                        completion that did not fail */
     uint8_t op_flags;               /* IOSQE_* the op's prep set itself */
@@ -150,7 +150,7 @@ void pu_record_finish_suppressed(RingObject *r, SqeObject *rec, int32_t res);
  * chain on an error and also on a transfer shorter than asked where the
  * op says so (req_set_fail() in io_uring/rw.c, net.c, splice.c): the rest
  * is cancelled, and their completions suppressed when this entry had
- * IOSQE_CQE_SKIP_SUCCESS.  chain_min is set at submission (ring.c). */
+ * IOSQE_CQE_SKIP_SUCCESS.  chain_min is set at submission (submit.c). */
 static inline int
 pu_chain_failed(const SqeObject *rec, int32_t res)
 {

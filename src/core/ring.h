@@ -45,12 +45,12 @@ typedef struct RingObject {
     /* records acquired since the last submit, in SQ order */
     SqeObject **pending;
     unsigned npending;
-    /* registrations (register.c) */
+    /* registrations (register/register.c) */
     Py_buffer *reg_bufs;
     unsigned nreg_bufs;
     struct pu_bufring *bufrings;
     struct pu_provided *provided;   /* provide_buffers() memory the kernel
-                                       holds, oldest first (register.c) */
+                                       holds, oldest first (register/) */
     /* completions reaped from the kernel and not yet marked seen */
     CqeObject **cq;
     Py_ssize_t cq_start, cq_end, cq_cap;

@@ -1,4 +1,4 @@
-/* args.c: METH_FASTCALL argument parsing and the argument converters, one
+/* convert.c: METH_FASTCALL argument parsing and the argument converters, one
  * per argument kind of gen/kinds.py.  Public C API only; no
  * PyArg_ParseTuple on the hot path. */
 #include "ops/opdef.h"

@@ -1,4 +1,4 @@
-/* ring_prep.c: IoUring.prep_NAME(), the fast form of
+/* fast_prep.c: IoUring.prep_NAME(), the fast form of
  * get_sqe(); sqe.prep_NAME(...); sqe.set_data(user_data) in one call.
  *
  * No Sqe object reaches Python: the record is made and kept exactly as

@@ -62,7 +62,7 @@ int pu_parse_args_full(const pu_argspec *sp, PyObject *const *args,
 
 /* Fill out[0..nmax) from a vectorcall's arguments (NULL: not given).  The
  * usual call, positional arguments only with every required one given, is
- * handled inline; keywords and errors in args.c. */
+ * handled inline; keywords and errors in convert.c. */
 static inline int
 pu_parse_args(const pu_argspec *sp, PyObject *const *args, Py_ssize_t nargs,
               PyObject *kwnames, PyObject **out)
@@ -122,8 +122,8 @@ int pu_conv_ancdata(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
 int pu_conv_futexv(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
                    void **out, unsigned *count);
 
-/* Helpers of the converters, for the hand-written ones (src/op_helpers.c,
- * src/register.c): a sequence argument as a tuple copy (converters of its
+/* Helpers of the converters, for the hand-written ones (convert_struct.c,
+ * register/register.c): a sequence argument as a tuple copy (converters of its
  * items run Python code, which may change a list); an int field of item k
  * of argument i; the TypeError for a buffer the exporter refused; a futex
  * word's size and alignment; file descriptors into PyMem memory; a pin
