@@ -213,6 +213,9 @@ def ops_c(model: Model) -> str:
             out.append('    if (add_const(m, "%s", %dLL) < 0)' % (c, value))
             out.append("        return -1;")
         out.append("#endif")
+    for name, value in model.opcodes:   # enums: no #ifdef
+        out.append('    if (add_const(m, "%s", (long long)(%s)) < 0)' % (name, value))
+        out.append("        return -1;")
     out.append("    return 0;")
     out.append("}")
     return "\n".join(out) + "\n"

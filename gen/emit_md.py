@@ -133,4 +133,7 @@ def api_md(model: Model) -> str:
     out.append("")
     out.append("Exported when the liburing headers the module was built with define them: "
                + ", ".join("`%s`" % c for c, _ in model.consts) + ".")
+    out.append("")
+    out.append("The opcodes, always (for `probe()` answers and `register_restrictions()`): "
+               + ", ".join("`%s`" % c for c, _ in model.opcodes) + ".")
     return "\n".join(out) + "\n"

@@ -34,6 +34,8 @@ def pyi(model: Model) -> str:
     out.append("")
     for c, _ in model.consts:
         out.append("%s: int" % c)
+    for c, _ in model.opcodes:
+        out.append("%s: int" % c)
     for cls in model.classes:
         out.append("")
         # the C types cannot be subclassed (no Py_TPFLAGS_BASETYPE)

@@ -90,6 +90,19 @@ class Class(NamedTuple):
 class Model(NamedTuple):
     ops: List[Op]
     consts: List[Tuple[str, Optional[int]]]   # name, value when not a macro
+
+    @property
+    def opcodes(self) -> List[Tuple[str, str]]:
+        """Every op's IORING_OP_* name, once, with its value as C (the
+        header's enum, or the number ops.def gives): exported as constants
+        beside `consts`, for probe() answers and restrictions."""
+        seen = {c for c, _ in self.consts}
+        out = []  # type: List[Tuple[str, str]]
+        for op in self.ops:
+            if op.opcode not in seen:
+                seen.add(op.opcode)
+                out.append((op.opcode, op.opcode_c))
+        return out
     classes: List[Class]
     methods: List[Method]
 

@@ -15,8 +15,9 @@ import socket
 
 import pytest
 
+import py_io_uring
 from py_io_uring import AT_FDCWD, IoUring
-from uring_helpers import parse_ops, run_op
+from uring_helpers import OPS_DEF, parse_ops, run_op
 
 OPS, _ = parse_ops()
 
@@ -226,3 +227,15 @@ def test_errors_are_the_oserror_subclass_of_their_errno(ring, tmp_path, case):
         assert e.errno == code and e.strerror == os.strerror(code)
     else:
         pytest.fail("getresult() raised nothing")
+
+
+def test_every_ops_def_constant_is_exported():
+    # a `const` line without a number is a macro of the headers; an enum
+    # there would be skipped by the generated #ifdef, silently
+    names = []
+    with open(OPS_DEF, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("const "):
+                names += [t.split("=")[0] for t in line.split()[1:]]
+    assert len(names) > 100
+    assert [n for n in names if not isinstance(getattr(py_io_uring, n, None), int)] == []

@@ -28,8 +28,75 @@ probe_opcodes(RingObject *r)
     io_uring_free_probe(p);
 }
 
+/* Setup flags newer than liburing 2.3's headers, by their kernel values */
+#ifndef IORING_SETUP_NO_MMAP
+#define IORING_SETUP_NO_MMAP (1U << 14)
+#endif
+#ifndef IORING_SETUP_REGISTERED_FD_ONLY
+#define IORING_SETUP_REGISTERED_FD_ONLY (1U << 15)
+#endif
+#ifndef IORING_SETUP_NO_SQARRAY
+#define IORING_SETUP_NO_SQARRAY (1U << 16)
+#endif
+#ifndef IORING_SETUP_HYBRID_IOPOLL
+#define IORING_SETUP_HYBRID_IOPOLL (1U << 17)
+#endif
+#ifndef IORING_SETUP_CQE_MIXED
+#define IORING_SETUP_CQE_MIXED (1U << 18)
+#endif
+#ifndef IORING_SETUP_SQE_MIXED
+#define IORING_SETUP_SQE_MIXED (1U << 19)
+#endif
+
+#if defined(IO_URING_VERSION_MAJOR) && \
+    (IO_URING_VERSION_MAJOR > 2 || (IO_URING_VERSION_MAJOR == 2 && IO_URING_VERSION_MINOR >= 6))
+#define PU_LIBURING_NO_SQARRAY 1    /* liburing 2.6 maps rings without an SQ array */
+#endif
+
+/* The setup flags a ring runs correctly with: the kernel and liburing do
+ * all the work.  Any other is refused before the kernel sees it, with why:
+ * a flag liburing does not know sets up a ring liburing then drives wrong
+ * (NO_SQARRAY under liburing 2.3 reaps phantom completions), and unknown
+ * future flags may do the same. */
+#define PU_SETUP_SUPPORTED                                                    \
+    (IORING_SETUP_IOPOLL | IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF |         \
+     IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_ATTACH_WQ |       \
+     IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL |                       \
+     IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG |                   \
+     IORING_SETUP_SQE128 | IORING_SETUP_CQE32 | IORING_SETUP_SINGLE_ISSUER |    \
+     IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_HYBRID_IOPOLL)
+
 static int
-ring_setup(RingObject *r, long long entries, struct io_uring_params *p)
+check_setup_flags(const char *fname, unsigned flags)
+{
+    unsigned other = flags & ~(unsigned)PU_SETUP_SUPPORTED;
+    const char *why;
+
+#ifdef PU_LIBURING_NO_SQARRAY
+    other &= ~(unsigned)IORING_SETUP_NO_SQARRAY;
+#endif
+    if (other == 0)
+        return 0;
+    if (other & (IORING_SETUP_NO_MMAP | IORING_SETUP_REGISTERED_FD_ONLY))
+        why = "IORING_SETUP_NO_MMAP and IORING_SETUP_REGISTERED_FD_ONLY put the "
+              "rings in memory the caller provides, which this call does not take";
+    else if (other & IORING_SETUP_NO_SQARRAY)
+        why = "IORING_SETUP_NO_SQARRAY needs liburing 2.6 or later; this module "
+              "was built with an older liburing, which would drive such a ring wrong";
+    else if (other & (IORING_SETUP_CQE_MIXED | IORING_SETUP_SQE_MIXED))
+        why = "IORING_SETUP_CQE_MIXED and IORING_SETUP_SQE_MIXED (entries of two "
+              "sizes in one queue) are not supported; IORING_SETUP_SQE128 and "
+              "IORING_SETUP_CQE32 make every entry big";
+    else {
+        PyErr_Format(PyExc_ValueError, "%s(): unknown setup flags 0x%x", fname, other);
+        return -1;
+    }
+    PyErr_Format(PyExc_ValueError, "%s(): %s", fname, why);
+    return -1;
+}
+
+static int
+ring_setup(RingObject *r, const char *fname, long long entries, struct io_uring_params *p)
 {
     int ret;
     unsigned flags = p->flags;
@@ -42,6 +109,8 @@ ring_setup(RingObject *r, long long entries, struct io_uring_params *p)
         pu_err_setup(EINVAL);
         return -1;
     }
+    if (check_setup_flags(fname, flags) < 0)
+        return -1;
     ret = io_uring_queue_init_params((unsigned)entries, &r->ring, p);
     if (ret < 0) {
         pu_err_setup(-ret);
@@ -156,7 +225,7 @@ Ring_init(RingObject *self, PyObject *args, PyObject *kwds)
     Py_XDECREF(names);
     if (ret < 0)
         return -1;
-    return ring_setup(self, count, &p);
+    return ring_setup(self, new_spec.fname, count, &p);
 }
 
 static PyObject *
@@ -167,7 +236,7 @@ Ring_queue_init(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
     long long entries;
 
     if (parse_init(&init_spec, args, nargs, kwnames, &entries, &p) < 0 ||
-        ring_setup(self, entries, &p) < 0)
+        ring_setup(self, init_spec.fname, entries, &p) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -420,7 +489,8 @@ int
 pu_ring_type_init(void)
 {
     PyMethodDef *const tables[] = {Ring_methods, pu_submit_methods, pu_wait_methods,
-                                   pu_register_methods, pu_generated_ring_methods};
+                                   pu_register_methods, pu_restrict_methods,
+                                   pu_generated_ring_methods};
     size_t ntables = sizeof(tables) / sizeof(tables[0]), n = 0, k;
     PyMethodDef *all, *m;
 

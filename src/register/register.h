@@ -8,6 +8,7 @@
 
 /* registrations (register.c) */
 extern PyMethodDef pu_register_methods[];
+extern PyMethodDef pu_restrict_methods[];   /* restrict.c */
 PyObject *pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags,
                           int32_t res);
 void pu_release_registrations(RingObject *r);
