@@ -169,9 +169,10 @@ def ops_c(model: Model) -> str:
     out.append("/* ---- the op table, in ops.def order ---- */")
     out.append("const pu_opdef pu_opdefs[] = {")
     for op in model.ops:
-        out.append('    [PU_OP_%s] = {"%s", %s, "%s", pu_prep_%s, %s, %s, %s},'
+        out.append('    [PU_OP_%s] = {"%s", %s, "%s", pu_prep_%s, %s, %s, %s, %s},'
                    % (op.name.upper(), op.name, op.opcode_c, op.opcode, op.name,
-                      op.result or "NULL", AIO_MODE_C[op.aio], _aio_flags_c(op)))
+                      op.result or "NULL", op.complete or "NULL", AIO_MODE_C[op.aio],
+                      _aio_flags_c(op)))
     out.append("};")
     out.append("const int pu_nopdefs = PU_NOPS;")
     out.append("const char *const pu_op_kernels[] = {")

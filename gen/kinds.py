@@ -180,6 +180,24 @@ class Path(Kind):
 
 
 
+class Object(Kind):
+    """Any Python object, borrowed for the prep: a call line that needs it
+    later keeps it in the record (poll_update's new user data)."""
+    name = "object"
+    ctype = "PyObject *"
+    pyi = "Any"
+    text = "any object"
+    allow_default = True
+
+    def check_default(self, value: object) -> Optional[str]:
+        return None if value is None else "an object default can only be None"
+
+    def c_convert(self, spec: str, index: int, arg: str,
+                  param_cname: Optional[str]) -> str:
+        # nothing to convert: a comma expression that is 0
+        return "(%s = argv[%d], 0)" % (self.cname(arg), index)
+
+
 class Timespec(Kind):
     name = "timespec"
     ctype = "struct __kernel_timespec *"
@@ -349,7 +367,7 @@ class Ancdata(Kind):
 # the kinds that serve one family of ops each
 KINDS: Dict[str, type] = {k.name: k for k in (
     U32, I32, U64, MsgData, Offset, Fd, DirFd, BufferIn, BufferOut, Path,
-    Timespec, Target, SockAddr, SockAddrOpt, IovecsIn, IovecsOut, FdList,
+    Object, Timespec, Target, SockAddr, SockAddrOpt, IovecsIn, IovecsOut, FdList,
     Provided, Pages, Futex, Futexv, Ancdata)}
 
 

@@ -50,6 +50,7 @@ class Op(NamedTuple):
     lineno: int
     aio: str = "await"              # AsyncRing form: await, iter or none
     aio_flags: Tuple[str, ...] = ()  # "fd", "peer"
+    complete: str = ""              # C function run at the final completion
 
     @property
     def opcode_c(self) -> str:
@@ -192,7 +193,7 @@ def _op(path: str, block: Block) -> Op:
         raise DefError(path, block.lineno, "op name %r is taken: IoUring.prep_%s "
                        "is a method of its own" % (name, name))
     fields = _fields(path, block, {"opcode", "arg", "call", "returns", "result",
-                                   "kernel", "man", "doc", "async"})
+                                   "complete", "kernel", "man", "doc", "async"})
     opm = OPCODE.match(_one(path, block, fields, "opcode"))
     if opm is None:
         raise DefError(path, fields["opcode"][0].lineno, "opcode must read "
@@ -208,6 +209,10 @@ def _op(path: str, block: Block) -> Op:
     result = _one(path, block, fields, "result", False)
     if result and not IDENT.match(result):
         raise DefError(path, fields["result"][0].lineno, "result must name a C "
+                       "function")
+    complete = _one(path, block, fields, "complete", False)
+    if complete and not IDENT.match(complete):
+        raise DefError(path, fields["complete"][0].lineno, "complete must name a C "
                        "function")
     args, seen = [], {}  # type: List[Arg], dict
     for item in fields.get("arg", []):
@@ -241,7 +246,7 @@ def _op(path: str, block: Block) -> Op:
     return Op(name, opm.group("name"), opvalue, args, calls,
               _one(path, block, fields, "returns", False), result, kernel,
               _one(path, block, fields, "man", False), doc, block.lineno,
-              aio, aio_flags)
+              aio, aio_flags, complete)
 
 
 AIO_MODES = ("await", "iter", "none")

@@ -147,7 +147,7 @@ pu_reap(RingObject *r)
                 } else {
                     q->result = take_result(rec, c->res);
                 }
-                pu_provided_reaped(r, rec, c->res);
+                pu_op_complete(r, rec, c->res);
                 if (rec->op != NULL && rec->op->result != NULL)
                     pu_record_release_pins(rec);   /* its state stays */
                 else
@@ -346,7 +346,7 @@ pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
                 b = rec->result != NULL ? take_result(rec, c->res) : NULL;
                 if (b != NULL)
                     Py_SETREF(v, b);
-                pu_provided_reaped(r, rec, c->res);
+                pu_op_complete(r, rec, c->res);
                 pu_record_release(rec);
                 if (rec->chain_prev != 0)
                     pu_record_finish_skipped(r, rec);

@@ -35,6 +35,56 @@ pu_rec_open_how(SqeObject *rec, __u64 flags, __u64 mode, __u64 resolve)
     return how;
 }
 
+/* ---- poll_update: the user data it gives the poll it updates ----
+ *
+ * The kernel's user_data of every record stays the runtime's (generation
+ * and slot): with IORING_POLL_UPDATE_USER_DATA the kernel is given the
+ * poll's own user_data as the new one, which changes nothing there and
+ * still fails with -ENOENT when the poll is gone.  What the update
+ * changes is the poll's Python user data, when the update's
+ * own completion is reaped with success, so completions reaped before it
+ * keep the old data in reap()'s tuples and the later ones have the new. */
+struct pu_poll_update {
+    __u64 target;                   /* the poll's user_data */
+    int keep;                       /* rec->keep[] index of the new data */
+};
+
+int
+pu_rec_poll_update(SqeObject *rec, __u64 target, PyObject *new_data, unsigned flags)
+{
+    struct pu_poll_update *st;
+
+    if (!(flags & IORING_POLL_UPDATE_USER_DATA))
+        return 0;
+    st = pu_rec_state(rec, sizeof(*st));
+    if (st == NULL || pu_rec_keep(rec, new_data != NULL ? new_data : Py_None) < 0)
+        return -1;
+    st->target = target;
+    st->keep = rec->nkeep - 1;
+    return 0;
+}
+
+/* ops.def `complete`: the poll's data becomes the new object; the old one
+ * takes its place among the update's kept objects and goes with them at
+ * the update's release (after the reap, as every release of user data) */
+void
+pu_poll_update_complete(RingObject *r, SqeObject *rec, int32_t res)
+{
+    struct pu_poll_update *st = rec->op_state;
+    SqeObject *poll;
+    PyObject *data;
+
+    if (st == NULL || res < 0 || (poll = pu_record_lookup(r, st->target)) == NULL)
+        return;
+    data = rec->keep[st->keep];
+    if (poll->data == NULL) {
+        Py_INCREF(Py_None);
+        poll->data = Py_None;
+    }
+    rec->keep[st->keep] = poll->data;   /* the references move */
+    poll->data = data;
+}
+
 /* ---- sendmsg ---- */
 
 

@@ -43,6 +43,9 @@ pu_sqe_sock_cmd(struct io_uring_sqe *sqe, unsigned cmd_op, int fd, int level,
     sqe->file_index = optlen;
 }
 
+int pu_rec_poll_update(SqeObject *rec, __u64 target, PyObject *new_data,
+                       unsigned flags);
+void pu_poll_update_complete(RingObject *r, SqeObject *rec, int32_t res);
 struct open_how *pu_rec_open_how(SqeObject *rec, __u64 flags, __u64 mode,
                                  __u64 resolve);
 struct msghdr *pu_rec_msghdr(SqeObject *rec, struct iovec *iov, unsigned niov,

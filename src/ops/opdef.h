@@ -19,12 +19,19 @@ typedef int (*pu_prep_fn)(SqeObject *rec, struct io_uring_sqe *sqe,
  * statx's stat_result, recvmsg's tuple, pipe's pair of fds. */
 typedef PyObject *(*pu_result_fn)(struct CqeObject *q);
 
+/* Run when an op's final completion is reaped, before its record's
+ * release (ops.def `complete`): what the op changed beyond itself becomes
+ * true for the runtime in completion order (provided buffers the kernel
+ * took or gave back; the user data poll_update gave another record). */
+typedef void (*pu_complete_fn)(RingObject *r, SqeObject *rec, int32_t res);
+
 typedef struct pu_opdef {
     const char *name;               /* "read": Sqe.prep_read */
     int opcode;                     /* for the probe */
     const char *opcode_name;        /* "IORING_OP_READ", for messages */
     pu_prep_fn prep;
     pu_result_fn result;            /* NULL: bytes read, or the int res */
+    pu_complete_fn complete;        /* NULL: nothing beyond the record */
     uint8_t async_mode;             /* PU_ASYNC_AWAIT / _ITER / _NONE */
     uint8_t async_flags;            /* PU_ASYNC_FD | PU_ASYNC_PEER */
 } pu_opdef;
@@ -32,6 +39,13 @@ typedef struct pu_opdef {
 enum { PU_ASYNC_NONE, PU_ASYNC_AWAIT, PU_ASYNC_ITER };
 #define PU_ASYNC_FD 0x01            /* ops.def `async ... fd` */
 #define PU_ASYNC_PEER 0x02          /* ops.def `async ... peer` */
+
+static inline void
+pu_op_complete(RingObject *r, SqeObject *rec, int32_t res)
+{
+    if (rec->op != NULL && rec->op->complete != NULL)
+        rec->op->complete(r, rec, res);
+}
 
 #define PU_SUPPORTED(r, op) (((r)->supported[(op) / 8] >> ((op) % 8)) & 1)
 

@@ -472,7 +472,7 @@ provided_append(RingObject *r, pu_provided *p)
 }
 
 /* The record that carried the provide op is being released: its final
- * completion was reaped (pu_provided_reaped() told the outcome), its prep
+ * completion was reaped (its op's `complete` hook, pu_provided_complete(), told the outcome), its prep
  * failed or was replaced, or teardown discarded it. */
 static void
 provided_capsule_release(PyObject *cap)

@@ -15,19 +15,8 @@ void pu_release_registrations(RingObject *r);
 void pu_leak_registrations(RingObject *r);
 int pu_provided_describe(SqeObject *rec, int each, int nr, int bgid, int bid);
 int pu_provided_describe_remove(SqeObject *rec, int bgid);
-void pu_provided_complete(RingObject *r, SqeObject *rec, int32_t res);
+void pu_provided_complete(RingObject *r, SqeObject *rec, int32_t res);  /* `complete` */
 int pu_provided_unget_sqe(RingObject *r, SqeObject *rec);
 
-/* Reaping calls this at every final completion, before the record's
- * release: provide_buffers and remove_buffers change which provided
- * buffers the kernel holds, and the order of their completions among the
- * receives' is the kernel's. */
-static inline void
-pu_provided_reaped(RingObject *r, SqeObject *rec, int32_t res)
-{
-    if (rec->op != NULL && (rec->op->opcode == IORING_OP_PROVIDE_BUFFERS ||
-                            rec->op->opcode == IORING_OP_REMOVE_BUFFERS))
-        pu_provided_complete(r, rec, res);
-}
 
 #endif
