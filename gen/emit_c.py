@@ -78,7 +78,8 @@ def _prep_function(op: Op) -> List[str]:
     out.append("    if (pu_parse_args(&%s, args, nargs, kwnames, argv) < 0)" % spec)
     out.append("        return -1;")
     for i, a in enumerate(op.args):
-        param = by_name[a.kind.param].kind.cname(a.kind.param) if a.kind.param else None
+        param = (by_name[a.kind.param].kind.cname(a.kind.param)
+                 if a.kind.param and a.kind.param_kind != "constants" else None)
         conv = a.kind.c_convert(spec, i, a.name, None if a.kind.param_later else param)
         cond = conv if a.required else "argv[%d] != NULL && %s" % (i, conv)
         out.append("    if (%s < 0)" % cond)

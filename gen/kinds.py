@@ -118,6 +118,28 @@ class U64(IntKind):
     text = "int, 0 to 2**64-1"
 
 
+class Bits(IntKind):
+    """Flags from a fixed set: bits(A|B) takes any of A and B, and refuses
+    the other bits with ValueError (the kernel would read them as
+    something else: IORING_RECV_MULTISHOT in a one-shot recv's ioprio)."""
+    name = "bits"
+    ctype = "unsigned"
+    param_kind = "constants"
+
+    def check_default(self, value: object) -> Optional[str]:
+        return None if value == 0 else "a bits default can only be 0"
+
+    def c_convert(self, spec: str, index: int, arg: str,
+                  param_cname: Optional[str]) -> str:
+        return 'pu_conv_bits(&%s, %d, argv[%d], (%s), "%s", &%s)' % (
+            spec, index, index, self.param, self.param.replace("|", " | "),
+            self.cname(arg))
+
+    @property
+    def text(self) -> str:  # type: ignore[override]
+        return "0 or any of %s" % ", ".join(self.param.split("|"))
+
+
 class MsgData(IntKind):
     """The user_data a message posts on another ring: the top bit is the
     library's own (records carry it), so no message can end a record."""
@@ -366,7 +388,7 @@ class Ancdata(Kind):
 # integers, descriptors, buffers, paths and times, addresses, vectors, then
 # the kinds that serve one family of ops each
 KINDS: Dict[str, type] = {k.name: k for k in (
-    U32, I32, U64, MsgData, Offset, Fd, DirFd, BufferIn, BufferOut, Path,
+    U32, I32, U64, Bits, MsgData, Offset, Fd, DirFd, BufferIn, BufferOut, Path,
     Object, Timespec, Target, SockAddr, SockAddrOpt, IovecsIn, IovecsOut, FdList,
     Provided, Pages, Futex, Futexv, Ancdata)}
 

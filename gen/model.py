@@ -12,7 +12,7 @@ from parse import Block, DefError, parse_blocks
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 OPCODE = re.compile(r"^(?P<name>IORING_OP_[A-Z0-9_]+)(?:\s*=\s*(?P<value>\d+))?$")
 KERNEL = re.compile(r"^\d+\.\d+$")
-ARG = re.compile(r"^(?P<name>\S+)\s+(?P<kind>[a-z_0-9]+)(?:\((?P<param>[A-Za-z_0-9]*)\))?"
+ARG = re.compile(r"^(?P<name>\S+)\s+(?P<kind>[a-z_0-9]+)(?:\((?P<param>[A-Za-z_0-9|]*)\))?"
                  r"(?:\s*=\s*(?P<default>.+?))?(?:\s+--\s+(?P<doc>.*))?$")
 # C names the generated prep function uses itself
 RESERVED_C = {"sqe", "rec", "args", "nargs", "kwnames", "argv"}
@@ -154,7 +154,12 @@ def _arg(path: str, item, seen: dict) -> Arg:
                        % (kname, ", ".join(sorted(KINDS))))
     kcls = KINDS[kname]
     param = m.group("param")
-    if kcls.param_kind is not None:
+    if kcls.param_kind == "constants":
+        # bits(A|B): the flags the argument may hold, C constants
+        if not param or not all(IDENT.match(c) for c in param.split("|")):
+            raise DefError(path, item.lineno, "kind '%s' needs the constants it "
+                           "allows in parentheses, joined by |" % kname)
+    elif kcls.param_kind is not None:
         if not param:
             raise DefError(path, item.lineno, "kind '%s' needs the name of a "
                            "'%s' argument in parentheses" % (kname, kcls.param_kind))

@@ -301,7 +301,7 @@ def test_timeout_arguments(sqe):
         lambda s, fd: s.prep_close(),
         lambda s, fd: s.prep_close(fd, 0),
         lambda s, fd: s.prep_write(fd),
-        lambda s, fd: s.prep_send(fd, b"x", 0, 0),
+        lambda s, fd: s.prep_send(fd, b"x", 0, 0, 0),
         lambda s, fd: s.prep_recv(fd, 1, flag=0),
         lambda s, fd: s.prep_openat(AT_FDCWD),
         lambda s, fd: s.prep_openat(AT_FDCWD, "p", 0, 0, 0),
@@ -310,7 +310,7 @@ def test_timeout_arguments(sqe):
         lambda s, fd: s.prep_timeout(1, 0, 0, 0),
         lambda s, fd: s.prep_cancel(),
         lambda s, fd: s.prep_timeout_remove(),
-        lambda s, fd: s.prep_accept(fd, 0, 0),
+        lambda s, fd: s.prep_accept(fd, 0, 0, 0),
         lambda s, fd: s.set_data(),
         lambda s, fd: s.set_data(1, 2),
         lambda s, fd: s.get_data(1),
@@ -379,6 +379,8 @@ def test_every_op_accepts_all_arguments_by_keyword(ring, tmp_file, tcp_pair):
         "futexv": [(bytearray(4), 0)],
         "pages": page,
         "futex": page,
+        "bits": 0,
+        "object": None,
     }
     ops, _ = parse_ops()
     supported = ring.probe()

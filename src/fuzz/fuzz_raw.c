@@ -221,7 +221,8 @@ raw_prep(SqeObject *rec, struct io_uring_sqe *sqe, PyObject *const *args,
 static const pu_opdef raw_opdef = {
     /* opcode NOP for the probe check: the real one is the fuzzer's and may
      * well be one the kernel lacks (an EINVAL completion) */
-    "_fuzz_prep_raw", IORING_OP_NOP, "raw", raw_prep, NULL, PU_ASYNC_NONE, 0,
+    .name = "_fuzz_prep_raw", .opcode = IORING_OP_NOP, .opcode_name = "raw",
+    .prep = raw_prep, .async_mode = PU_ASYNC_NONE,
 };
 
 static PyObject *

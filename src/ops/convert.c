@@ -204,6 +204,24 @@ pu_conv_u32(const pu_argspec *sp, int i, PyObject *o, unsigned *out)
     return 0;
 }
 
+/* bits(A|B): an int whose set bits are all among mask's */
+int
+pu_conv_bits(const pu_argspec *sp, int i, PyObject *o, unsigned mask,
+             const char *names, unsigned *out)
+{
+    long long v;
+    if (conv_int(sp, i, o, 0, UINT32_MAX, &v) < 0)
+        return -1;
+    if ((unsigned)v & ~mask) {
+        PyErr_Format(PyExc_ValueError, "%s() argument '%s' may hold only %s "
+                     "(0x%x), not 0x%lx", sp->fname, ARGNAME(sp, i), names, mask,
+                     (unsigned long)v);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
 int
 pu_conv_i32(const pu_argspec *sp, int i, PyObject *o, int *out)
 {

@@ -96,6 +96,8 @@ int pu_conv_fd(const pu_argspec *sp, int i, PyObject *o, int *out);
 int pu_conv_dirfd(const pu_argspec *sp, int i, PyObject *o, int *out);
 int pu_conv_u32(const pu_argspec *sp, int i, PyObject *o, unsigned *out);
 int pu_conv_i32(const pu_argspec *sp, int i, PyObject *o, int *out);
+int pu_conv_bits(const pu_argspec *sp, int i, PyObject *o, unsigned mask,
+                 const char *names, unsigned *out);
 int pu_conv_u64(const pu_argspec *sp, int i, PyObject *o, __u64 *out);
 int pu_conv_msg_data(const pu_argspec *sp, int i, PyObject *o, __u64 *out);
 int pu_conv_offset(const pu_argspec *sp, int i, PyObject *o, __u64 *out);
