@@ -62,8 +62,20 @@ def test_accept_poll_first_accepts(ring, listener):
     ("accept", (0, 0), 1 << 31),
 ])
 def test_other_bits_are_refused(ring, op, args, bad):
-    with pytest.raises(ValueError, match=r"prep_%s\(\) argument 'ioprio' may hold only" % op):
+    with pytest.raises(ValueError, match=r"prep_%s\(\) argument 'ioprio' may hold only .*not 0x" % op):
         getattr(ring, "prep_" + op)(*args, bad)
     assert ring.sq_ready() == 0                   # nothing queued
     with pytest.raises(ValueError, match="ioprio"):
         getattr(ring.get_sqe(), "prep_" + op)(*args, bad)
+
+
+def test_msg_ring_refuses_the_fd_passing_command_as_flags(ring):
+    with IoUring(4) as target:
+        # IORING_MSG_SEND_FD is msg_ring's command for passing a file, and
+        # its value is IORING_MSG_RING_CQE_SKIP's: as flags it meant a skip
+        for bad in (py_io_uring.IORING_MSG_SEND_FD, py_io_uring.IORING_MSG_RING_CQE_SKIP):
+            with pytest.raises(ValueError, match=r"prep_msg_ring\(\) argument 'flags'"):
+                ring.prep_msg_ring(target, 1, 2, bad)
+        ring.prep_msg_ring(target, 7, 9, py_io_uring.IORING_MSG_RING_FLAGS_PASS, user_data="m")
+        assert ring.reap(2, 1, True) == [("m", 0, 0)]
+        assert target.reap(2, 1) == [(9, 7, 0)]

@@ -214,8 +214,8 @@ pu_conv_bits(const pu_argspec *sp, int i, PyObject *o, unsigned mask,
         return -1;
     if ((unsigned)v & ~mask) {
         PyErr_Format(PyExc_ValueError, "%s() argument '%s' may hold only %s "
-                     "(0x%x), not 0x%lx", sp->fname, ARGNAME(sp, i), names, mask,
-                     (unsigned long)v);
+                     "(0x%x), not 0x%x", sp->fname, ARGNAME(sp, i), names, mask,
+                     (unsigned)v);
         return -1;
     }
     *out = (unsigned)v;

@@ -18,6 +18,9 @@
 /* ioprio flags of accept newer than liburing 2.3's headers.  (Not yet
  * IORING_RECVSEND_BUNDLE: a bundle's completion spans several provided
  * buffers, and reaping takes one per completion.) */
+#ifndef IORING_MSG_RING_FLAGS_PASS
+#define IORING_MSG_RING_FLAGS_PASS (1U << 1)
+#endif
 #ifndef IORING_ACCEPT_DONTWAIT
 #define IORING_ACCEPT_DONTWAIT (1U << 1)
 #endif
