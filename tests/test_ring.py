@@ -37,6 +37,8 @@ RING_METHODS = [
     ("fileno", ()),
     ("in_flight", ()),
     ("probe", ()),
+    ("opcode_supported", (0,)),
+    ("enable_rings", ()),
     ("prep_many", ("nop", [()])),
     ("reap", (1,)),
     ("register_iowq_max_workers", (0, 0)),

@@ -115,3 +115,21 @@ def test_restrictions_bad_input(bad, exc):
             ring.register_restrictions(bad)
         ring.enable_rings()         # nothing was registered
         nops_work(ring)
+
+
+def test_opcode_supported_by_number_and_by_name(ring):
+    assert ring.opcode_supported(py_io_uring.IORING_OP_NOP) is True
+    assert ring.opcode_supported("nop") is True
+    names = ring.probe()
+    for name, opname, opcode, _kernel in py_io_uring.OPERATIONS:
+        assert ring.opcode_supported(opcode) == (name in names) == ring.opcode_supported(name)
+        assert getattr(py_io_uring, opname) == opcode
+    assert ring.opcode_supported(255) is False and ring.opcode_supported(10 ** 6) is False
+    assert ring.opcode_supported(-1) is False
+    with pytest.raises(ValueError, match="no operation named 'prep_read'"):
+        ring.opcode_supported("prep_read")
+    with pytest.raises(TypeError, match="opcode_supported"):
+        ring.opcode_supported(1.0)
+    ring.queue_exit()
+    with pytest.raises(ValueError):
+        ring.opcode_supported(0)

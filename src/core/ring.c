@@ -384,6 +384,40 @@ Ring_probe(RingObject *self, PyObject *Py_UNUSED(ignored))
     return result;
 }
 
+/* opcode_supported(op): io_uring_opcode_supported() on the probe taken at
+ * setup, by IORING_OP_* number (any opcode, also one no prep_* uses) or by
+ * prep_* name */
+static PyObject *
+Ring_opcode_supported(RingObject *self, PyObject *op)
+{
+    long opcode;
+
+    if (PyUnicode_Check(op)) {
+        for (int i = 0; i < pu_nopdefs; i++) {
+            if (PyUnicode_CompareWithASCIIString(op, pu_opdefs[i].name) == 0) {
+                if (pu_ring_check(self) < 0)
+                    return NULL;
+                return PyBool_FromLong(PU_SUPPORTED(self, pu_opdefs[i].opcode));
+            }
+        }
+        PyErr_Format(PyExc_ValueError, "opcode_supported(): no operation named %R "
+                     "(the names are prep_*'s without prep_)", op);
+        return NULL;
+    }
+    if (!PyLong_Check(op)) {
+        PyErr_Format(PyExc_TypeError, "opcode_supported() takes an IORING_OP_* "
+                     "number or an operation's name, not %.100s", Py_TYPE(op)->tp_name);
+        return NULL;
+    }
+    opcode = PyLong_AsLong(op);
+    if (opcode == -1 && PyErr_Occurred())
+        return NULL;
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    /* numbers past the probe's range are opcodes no kernel has */
+    return PyBool_FromLong(opcode >= 0 && opcode < 256 && PU_SUPPORTED(self, opcode));
+}
+
 static PyObject *
 Ring_enter(RingObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -472,6 +506,8 @@ static PyMethodDef Ring_methods[] = {
     {"fileno", (PyCFunction)Ring_fileno, METH_NOARGS, PU_DOC_IoUring_fileno},
     {"in_flight", (PyCFunction)Ring_in_flight, METH_NOARGS, PU_DOC_IoUring_in_flight},
     {"probe", (PyCFunction)Ring_probe, METH_NOARGS, PU_DOC_IoUring_probe},
+    {"opcode_supported", (PyCFunction)Ring_opcode_supported, METH_O,
+     PU_DOC_IoUring_opcode_supported},
     {"features", (PyCFunction)Ring_features, METH_NOARGS, PU_DOC_IoUring_features},
     {"__enter__", (PyCFunction)Ring_enter, METH_NOARGS, PU_DOC_IoUring___enter__},
     {"__exit__", (PyCFunction)(void (*)(void))Ring_exit, METH_FASTCALL,
