@@ -15,8 +15,8 @@
  *   - An eventfd registered with the ring is watched with loop.add_reader();
  *     its callback reaps every ready completion and resolves the futures.
  *   - An operation is prepared at once (so bad arguments raise at the call)
- *     into a record of the ring's slot table; the record's `waiter` is the
- *     future the caller awaits.  The first operation of a loop iteration
+ *     into a record of the ring's slot table; the AsyncRing's side table
+ *     (below) names the future the caller awaits.  The first operation of a loop iteration
  *     schedules one flush with loop.call_soon(): everything prepared before
  *     it runs goes to the kernel with one io_uring_submit().
  *   - A cancelled future (task.cancel(), wait_for(), timeout()) runs the
@@ -59,8 +59,71 @@ typedef struct AsyncRingObject {
     uint8_t closing;
     uint8_t closed;
     unsigned long long submits, completions, ops;
+    struct pu_aio_wait *waits;      /* the side table, by record slot */
+    uint32_t nwaits;
     PyObject *weakreflist;
 } AsyncRingObject;
+
+/* ---------------------------------------------------------------- waiters
+ *
+ * Who is told of an operation's completion lives in the AsyncRing, not in
+ * the record: a side table indexed by the record's slot in the ring's slot
+ * table (PU_UD_SLOT of its user_data), grown to the ring's slot count as
+ * the ring's table grows.  An entry names its record by the full user_data
+ * (slot and generation), so an entry can never be taken for the next
+ * occupant of its slot.  It is filled once the op is prepared and emptied
+ * at the record's final completion (dispatch.c), or when the ring closes
+ * (fail_waiters), is cleared by the GC or deallocated (ring.c), or its
+ * iterator goes (multishot.c).  Whoever empties an entry copies it out
+ * first and then owns its references: nothing runs Python code with a
+ * pointer into the table, which may move when it grows.  The AsyncRing's
+ * traverse visits the futures and callbacks; the record knows nothing of
+ * them (its traverse, clear and recycling have nothing to account for). */
+typedef struct pu_aio_wait {
+    __u64 user_data;                /* the record's while in use; 0: free */
+    PyObject *waiter;               /* the future (strong), or the multishot
+                                       iterator (borrowed, PU_AIO_ITER: it
+                                       empties the entry when it goes) */
+    PyObject *cb;                   /* the future's done callback (strong),
+                                       bound to the record */
+    int32_t res;                    /* a first completion's res, kept when
+                                       a later one ends the op (send_zc) */
+    uint16_t flags;                 /* PU_AIO_* */
+} pu_aio_wait;
+
+/* pu_aio_wait.flags.  What the op's result holds (new fds, a peer address)
+ * is the op table's to say: rec->op->async_flags. */
+#define PU_AIO_ITER      0x01       /* waiter is a borrowed iterator */
+#define PU_AIO_STASHED   0x02       /* res holds the first result */
+#define PU_AIO_NONE      0x10       /* the future's result is None */
+#define PU_AIO_SOCKET    0x20       /* (socket.socket, address): sock_accept */
+#define PU_AIO_SENDALL   0x40       /* data holds (fd, data, flags, offset) */
+
+/* The entry of a live record, or NULL. */
+static inline pu_aio_wait *
+pu_aio_wait_of(AsyncRingObject *a, const SqeObject *rec)
+{
+    uint32_t slot = PU_UD_SLOT(rec->user_data);
+    if (slot < a->nwaits && a->waits[slot].user_data == rec->user_data)
+        return &a->waits[slot];
+    return NULL;
+}
+
+/* Copy the entry out and free it: the copy's references are the caller's. */
+static inline pu_aio_wait
+pu_aio_wait_take(pu_aio_wait *w)
+{
+    pu_aio_wait t = *w;
+    memset(w, 0, sizeof(*w));
+    return t;
+}
+
+/* Does the op's result hold new fds (ops.def `fd`)? */
+static inline int
+pu_aio_has_fds(const SqeObject *rec)
+{
+    return rec->op != NULL && (rec->op->async_flags & PU_ASYNC_FD);
+}
 
 /* interned method and attribute names (ring.c makes them) */
 typedef struct {
@@ -126,11 +189,15 @@ int pu_aio_schedule_flush(AsyncRingObject *self);
 int pu_aio_flush_now(AsyncRingObject *self);
 SqeObject *pu_aio_new_record(AsyncRingObject *self);
 int pu_aio_internal_cancel(AsyncRingObject *self, __u64 target);
+int pu_aio_wait_reserve(AsyncRingObject *self, SqeObject *rec);
+int pu_aio_wait_set(AsyncRingObject *self, SqeObject *rec, PyObject *waiter,
+                    uint16_t flags);
+void pu_aio_wait_release(pu_aio_wait *taken);
 void pu_aio_flush_orphan_nop(AsyncRingObject *self);
 PyObject *pu_aio_start_op(AsyncRingObject *self, const pu_opdef *op,
                           PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
                           uint16_t aio, PyObject *data, const pu_common *common);
-PyObject *pu_aio_result_value(SqeObject *rec, CqeObject *q);
+PyObject *pu_aio_result_value(SqeObject *rec, CqeObject *q, uint16_t flags);
 void pu_aio_drop_result(SqeObject *rec, CqeObject *q);
 int pu_aio_process(AsyncRingObject *self);
 
@@ -149,6 +216,6 @@ int pu_aio_iter_init(void);
 /* sock.c */
 extern PyMethodDef pu_aio_sock_methods[];
 int pu_aio_continue_send_all(AsyncRingObject *self, SqeObject *rec, CqeObject *q,
-                             PyObject *fut, PyObject *cb);
+                             PyObject *fut, SqeObject **next);
 
 #endif

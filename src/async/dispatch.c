@@ -69,6 +69,8 @@ pu_aio_internal_cancel(AsyncRingObject *self, __u64 target)
     return pu_aio_schedule_flush(self);
 }
 
+/* ---------------------------------------------------------------- waiters */
+
 /* The done callback of every operation's future: a cancelled future
  * cancels its operation in the kernel.  Bound to the record. */
 static PyObject *
@@ -76,10 +78,14 @@ record_done_cb(PyObject *recobj, PyObject *fut)
 {
     SqeObject *rec = (SqeObject *)recobj;
     AsyncRingObject *a = rec->ring ? rec->ring->owner : NULL;
+    pu_aio_wait *w;
     int c;
 
-    if (rec->waiter != fut || rec->state == PU_DONE || a == NULL || a->closed)
+    if (a == NULL || a->closed || rec->state == PU_DONE)
         Py_RETURN_NONE;
+    w = pu_aio_wait_of(a, rec);
+    if (w == NULL || w->waiter != fut)
+        Py_RETURN_NONE;   /* the op ended, or its future moved on (send_all) */
     c = truth0(fut, pu_aio_s.cancelled);
     if (c < 0)
         return NULL;
@@ -89,6 +95,84 @@ record_done_cb(PyObject *recobj, PyObject *fut)
 }
 
 PyMethodDef pu_aio_record_done_def = {"_cancel_in_kernel", record_done_cb, METH_O, NULL};
+
+/* Make room in the side table for rec's entry, before its prep (which may
+ * run Python code that starts other ops): -1 with MemoryError. */
+int
+pu_aio_wait_reserve(AsyncRingObject *self, SqeObject *rec)
+{
+    uint32_t slot = PU_UD_SLOT(rec->user_data);
+
+    if (slot >= self->nwaits) {
+        uint32_t n = self->ring->nslots > slot ? self->ring->nslots : slot + 1;
+        pu_aio_wait *t = PyMem_Realloc(self->waits, (size_t)n * sizeof(*t));
+        if (t == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memset(t + self->nwaits, 0, (size_t)(n - self->nwaits) * sizeof(*t));
+        self->waits = t;
+        self->nwaits = n;
+    }
+    if (self->waits[slot].user_data != 0) {
+        /* an earlier occupant's, whose end nobody handed out (cannot
+         * happen: dispatch() frees it at the final completion) */
+        pu_aio_wait old = pu_aio_wait_take(&self->waits[slot]);
+        pu_aio_wait_release(&old);
+    }
+    return 0;
+}
+
+/* Fill rec's entry (reserved, and free): the waiter is a future (a new
+ * reference is taken, and a done callback bound to rec cancels the op when
+ * the future is cancelled) or, with PU_AIO_ITER, a borrowed iterator.
+ * -1 with the exception set, the entry left free. */
+int
+pu_aio_wait_set(AsyncRingObject *self, SqeObject *rec, PyObject *waiter,
+                uint16_t flags)
+{
+    PyObject *cb = NULL;
+    pu_aio_wait *w;
+
+    if (!(flags & PU_AIO_ITER)) {
+        cb = PyCFunction_New(&pu_aio_record_done_def, (PyObject *)rec);
+        if (cb == NULL)
+            return -1;
+        if (call1_void(waiter, pu_aio_s.add_done_callback, cb) < 0) {
+            Py_DECREF(cb);
+            return -1;
+        }
+        Py_INCREF(waiter);
+    }
+    /* looked up after the call above: Python code may have grown the table */
+    w = &self->waits[PU_UD_SLOT(rec->user_data)];
+    w->user_data = rec->user_data;
+    w->waiter = waiter;
+    w->cb = cb;
+    w->res = 0;
+    w->flags = flags;
+    return 0;
+}
+
+/* Drop what a taken entry holds, its done callback off its future first. */
+void
+pu_aio_wait_release(pu_aio_wait *taken)
+{
+    if (taken->flags & PU_AIO_ITER)
+        return;   /* borrowed */
+    if (taken->cb != NULL) {
+        pu_exc_state saved;
+        pu_exc_save(&saved);
+        if (call1_void(taken->waiter, pu_aio_s.remove_done_callback, taken->cb) < 0)
+            PyErr_Clear();
+        pu_exc_restore(&saved);
+        Py_CLEAR(taken->cb);
+    }
+    Py_CLEAR(taken->waiter);
+}
+
+/* ---------------------------------------------------------------- starting */
+
 /* A failed prep leaves its entry a NOP nobody waits for: it still has to
  * go in, and the exception being raised must survive scheduling that. */
 void
@@ -108,14 +192,15 @@ const pu_common_rules pu_aio_rules = {
     "apply to an AsyncRing operation"};
 
 /* Prepare op into a new record whose waiter is a new future; the future,
- * or NULL with the exception the prep raised. */
+ * or NULL with the exception the prep raised.  data, if given, becomes the
+ * record's user data (send_all's state). */
 PyObject *
 pu_aio_start_op(AsyncRingObject *self, const pu_opdef *op, PyObject *const *args,
-         Py_ssize_t nargs, PyObject *kwnames, uint16_t aio, PyObject *data,
-         const pu_common *common)
+                Py_ssize_t nargs, PyObject *kwnames, uint16_t aio, PyObject *data,
+                const pu_common *common)
 {
     SqeObject *rec;
-    PyObject *fut, *r, *cb;
+    PyObject *fut, *r;
 
     if (pu_aio_check_open(self) < 0 || pu_aio_bind_loop(self) < 0)
         return NULL;
@@ -127,35 +212,27 @@ pu_aio_start_op(AsyncRingObject *self, const pu_opdef *op, PyObject *const *args
         Py_DECREF(fut);
         return NULL;
     }
+    /* a failure from here to the prep leaves a harmless NOP with no waiter */
+    if (pu_aio_wait_reserve(self, rec) < 0)
+        goto fail;
     if (common != NULL)
         pu_common_apply(rec, common);
-    /* a failed prep leaves a harmless NOP with no waiter */
     r = pu_sqe_prep(rec, op, args, nargs, kwnames);
     if (r == NULL)
         goto fail;
     Py_DECREF(r);
-    cb = PyCFunction_New(&pu_aio_record_done_def, (PyObject *)rec);
-    if (cb == NULL || call1_void(fut, pu_aio_s.add_done_callback, cb) < 0) {
-        Py_XDECREF(cb);
+    /* prepared: if no future can be attached the op still runs, and its
+     * result, having no taker, is dropped (fds closed) by dispatch() */
+    if (pu_aio_wait_set(self, rec, fut, aio) < 0)
         goto fail;
-    }
-    rec->aio = aio;
-    if (op->async_flags & PU_ASYNC_FD)
-        rec->aio |= PU_AIO_FD;
-    if (op->async_flags & PU_ASYNC_PEER)
-        rec->aio |= PU_AIO_PEER;
     Py_XINCREF(data);
     Py_XSETREF(rec->data, data);
-    Py_INCREF(fut);
-    rec->waiter = fut;
-    rec->waiter_cb = cb;
     self->ops++;
+    Py_DECREF(rec);
     if (pu_aio_schedule_flush(self) < 0) {
-        Py_DECREF(rec);
         Py_DECREF(fut);
         return NULL;
     }
-    Py_DECREF(rec);
     return fut;
 fail:
     pu_aio_flush_orphan_nop(self);
@@ -176,10 +253,11 @@ pu_async_op(PyObject *self, const pu_opdef *op, PyObject *const *args,
         return NULL;
     }
     fut = pu_aio_start_op((AsyncRingObject *)self, op, ca.args, nargs, ca.kwnames,
-                   0, NULL, &c);
+                          0, NULL, &c);
     Py_XDECREF(ca.owned);
     return fut;
 }
+
 /* ---------------------------------------------------------------- results */
 
 /* A result nobody will take: close the fds it holds (ops.def `fd`). */
@@ -187,7 +265,7 @@ void
 pu_aio_drop_result(SqeObject *rec, CqeObject *q)
 {
     PyObject *v;
-    if (!(rec->aio & PU_AIO_FD) || q->res < 0)
+    if (!pu_aio_has_fds(rec) || q->res < 0)
         return;
     v = pu_cqe_result(q);
     if (v == NULL) {
@@ -201,14 +279,6 @@ pu_aio_drop_result(SqeObject *rec, CqeObject *q)
         pu_aio_close_fd(v);
     }
     Py_DECREF(v);
-}
-
-/* The same for an op's result (ops.def `fd`) */
-static void
-drop_value(SqeObject *rec, PyObject *v)
-{
-    if (v != NULL && (rec->aio & PU_AIO_FD))
-        pu_aio_drop_fds(v);
 }
 
 /* The peer of a new connection: the record's, or getpeername()'s. */
@@ -226,24 +296,26 @@ peer_of(SqeObject *rec, int fd)
 }
 
 /* The completion's value as the awaiting code gets it; NULL with an
- * exception set (an OSError for a failed operation). */
+ * exception set (an OSError for a failed operation).  flags: the entry's
+ * PU_AIO_*; the op table says whether a peer address comes with it. */
 PyObject *
-pu_aio_result_value(SqeObject *rec, CqeObject *q)
+pu_aio_result_value(SqeObject *rec, CqeObject *q, uint16_t flags)
 {
     PyObject *v, *peer, *sock;
+    int with_peer = rec->op != NULL && (rec->op->async_flags & PU_ASYNC_PEER);
 
-    if (rec->aio & PU_AIO_NONE) {
+    if (flags & PU_AIO_NONE) {
         if (q->res < 0)
             return pu_err_errno(-q->res);
         Py_RETURN_NONE;
     }
     v = pu_cqe_result(q);
-    if (v == NULL || !(rec->aio & (PU_AIO_PEER | PU_AIO_SOCKET)))
+    if (v == NULL || !(with_peer || (flags & PU_AIO_SOCKET)))
         return v;
     peer = peer_of(rec, q->res);
     if (peer == NULL)
         goto fail;
-    if (rec->aio & PU_AIO_SOCKET) {
+    if (flags & PU_AIO_SOCKET) {
         if (pu_aio_socket_type == NULL) {
             PyObject *m = PyImport_ImportModule("socket");
             if (m == NULL)
@@ -281,95 +353,114 @@ fail:
     return NULL;
 }
 
-static int
-resolve(PyObject *fut, PyObject *value)
+/* Hand value (NULL: the exception set) to fut.  A cancelled future refuses
+ * it (no done() call per op for the rare case): nobody takes it then, and
+ * fds in it are closed.  Steals value. */
+static void
+resolve(SqeObject *rec, PyObject *fut, PyObject *value)
 {
-    if (value != NULL)
-        return call1_void(fut, pu_aio_s.set_result, value);
-    value = pu_exc_take();
-    if (value == NULL)
-        return -1;
+    int r;
+    if (value != NULL) {
+        r = call1_void(fut, pu_aio_s.set_result, value);
+    } else {
+        PyObject *exc = pu_exc_take();
+        r = exc != NULL ? call1_void(fut, pu_aio_s.set_exception, exc) : -1;
+        Py_XDECREF(exc);
+    }
+    if (r < 0) {
+        PyErr_Clear();
+        if (value != NULL && pu_aio_has_fds(rec))
+            pu_aio_drop_fds(value);
+    }
+    Py_XDECREF(value);
+}
+
+/* send_all's value once every byte went: len(data), or None (sock_sendall) */
+static PyObject *
+sent_all_value(SqeObject *rec, uint16_t flags)
+{
+    Py_ssize_t n;
+    if (flags & PU_AIO_NONE)
+        Py_RETURN_NONE;
+    n = PyObject_Length(PyTuple_GET_ITEM(rec->data, 1));
+    return n < 0 ? NULL : PyLong_FromSsize_t(n);
+}
+
+/* The final completion of an op a future waits for.  Takes the future and
+ * its done callback (the entry they came from is free already). */
+static void
+finish_future(AsyncRingObject *self, SqeObject *rec, CqeObject *q, pu_aio_wait *taken)
+{
+    PyObject *value;
+
+    if ((taken->flags & PU_AIO_SENDALL) && q->res >= 0) {
+        SqeObject *next = NULL;
+        int r = pu_aio_continue_send_all(self, rec, q, taken->waiter, &next);
+        if (r == 0) {
+            /* the rest goes in a new send: the future, and a new done
+             * callback bound to that record, move to its entry */
+            r = pu_aio_wait_set(self, next, taken->waiter, taken->flags);
+            Py_DECREF(next);
+            if (r == 0) {
+                pu_aio_wait_release(taken);   /* the old callback, our reference */
+                return;
+            }
+            /* the send runs unwatched; the future learns why */
+        }
+        value = r < 0 ? NULL : sent_all_value(rec, taken->flags);
+    } else {
+        value = pu_aio_result_value(rec, q, taken->flags);
+    }
+    /* the callback goes before the future is resolved, so it never runs
+     * for a future that completed; the exception, if any, waits meanwhile */
     {
-        int r = call1_void(fut, pu_aio_s.set_exception, value);
-        Py_DECREF(value);
-        return r;
+        PyObject *fut = taken->waiter;
+        taken->waiter = NULL;
+        pu_aio_wait_release(taken);
+        resolve(rec, fut, value);
+        Py_DECREF(fut);
     }
 }
 
-
 /* One completion: tell its waiter. */
-static int
+static void
 dispatch(AsyncRingObject *self, CqeObject *q)
 {
     SqeObject *rec = q->sqe;
-    PyObject *fut, *cb, *value;
-    int more;
+    pu_aio_wait *w, taken;
+    int final;
 
     self->completions++;
     if (rec == NULL)
-        return 0;   /* a message from another ring: AsyncRing has no taker */
-    more = (q->flags & IORING_CQE_F_MORE) != 0;
-    if (rec->aio & PU_AIO_ITER) {
-        if (rec->waiter != NULL)
-            pu_aio_iter_deliver(rec->waiter, rec, q);
-        else
-            pu_aio_drop_result(rec, q);   /* its iterator is gone */
-        return 0;
+        return;   /* a message from another ring: AsyncRing has no taker */
+    final = !(q->flags & IORING_CQE_F_MORE);
+    w = pu_aio_wait_of(self, rec);
+    if (w == NULL) {
+        /* nobody waits: a NOP left by a failed prep, the op of an iterator
+         * that went, a future given up when the ring closed */
+        pu_aio_drop_result(rec, q);
+        return;
     }
-    fut = rec->waiter;
-    if (fut == NULL)
-        return 0;   /* a NOP left by a failed prep */
-    if (more) {
+    if (w->flags & PU_AIO_ITER) {
+        PyObject *it = w->waiter;     /* borrowed: alive while its entry is */
+        if (final)
+            pu_aio_wait_take(w);      /* holds no reference */
+        pu_aio_iter_deliver(it, rec, q);
+        return;
+    }
+    if (!final) {
         /* the result comes first, the end later (send_zc's notification) */
-        if (!(rec->aio & PU_AIO_STASHED)) {
-            rec->aio_res = q->res;
-            rec->aio |= PU_AIO_STASHED;
+        if (!(w->flags & PU_AIO_STASHED)) {
+            w->res = q->res;
+            w->flags |= PU_AIO_STASHED;
         }
-        return 0;
+        return;
     }
-    if ((rec->aio & PU_AIO_STASHED) && (q->flags & IORING_CQE_F_NOTIF))
-        q->res = rec->aio_res;
-    /* the final completion: the record is out of the table */
-    rec->waiter = NULL;
-    cb = rec->waiter_cb;
-    rec->waiter_cb = NULL;
-    if ((rec->aio & PU_AIO_SENDALL) && q->res >= 0) {
-        int r = pu_aio_continue_send_all(self, rec, q, fut, cb);
-        if (r == 0)
-            return 0;             /* the next send carries fut and cb on */
-        if (r < 0) {
-            value = NULL;
-            goto resolve_it;      /* keep the exception for the future */
-        }
-    }
-    /* before the value is made: making it may leave an exception set */
-    if (cb != NULL && call1_void(fut, pu_aio_s.remove_done_callback, cb) < 0)
-        PyErr_Clear();
-    Py_CLEAR(cb);
-    if (!(rec->aio & PU_AIO_SENDALL) || q->res < 0)
-        value = pu_aio_result_value(rec, q);
-    else if (rec->aio & PU_AIO_NONE)
-        value = (Py_INCREF(Py_None), Py_None);
-    else
-        value = PyLong_FromSsize_t(PyObject_Length(PyTuple_GET_ITEM(rec->data, 1)));
-resolve_it:
-    if (cb != NULL) {
-        pu_exc_state saved;
-        pu_exc_save(&saved);
-        if (call1_void(fut, pu_aio_s.remove_done_callback, cb) < 0)
-            PyErr_Clear();
-        pu_exc_restore(&saved);
-        Py_DECREF(cb);
-    }
-    /* a cancelled future refuses the result (no done() call per op for
-     * the rare case): nobody takes it, and fds in it are closed */
-    if (resolve(fut, value) < 0) {
-        PyErr_Clear();
-        drop_value(rec, value);
-    }
-    Py_XDECREF(value);
-    Py_DECREF(fut);
-    return 0;
+    /* the final completion: the entry is free, its references ours */
+    taken = pu_aio_wait_take(w);
+    if ((taken.flags & PU_AIO_STASHED) && (q->flags & IORING_CQE_F_NOTIF))
+        q->res = taken.res;
+    finish_future(self, rec, q, &taken);
 }
 
 
@@ -392,7 +483,8 @@ pu_aio_process(AsyncRingObject *self)
         while (r->cq_start < r->cq_end) {
             CqeObject *q = r->cq[r->cq_start];
             r->cq[r->cq_start++] = NULL;
-            if (dispatch(self, q) < 0)
+            dispatch(self, q);
+            if (PyErr_Occurred())
                 unraisable("AsyncRing: delivering a completion");
             Py_DECREF(q);
         }

@@ -44,20 +44,17 @@ iter_arm(AsyncIterObject *it)
     rec->sqe_flags = it->sqe_flags;
     rec->buf_group = it->buf_group;
     rec->personality = it->personality;
-    r = pu_sqe_prep(rec, it->op, &PyTuple_GET_ITEM(it->args, 0), it->nargs,
-                    it->kwnames);
+    r = pu_aio_wait_reserve(a, rec) < 0 ? NULL
+        : pu_sqe_prep(rec, it->op, &PyTuple_GET_ITEM(it->args, 0), it->nargs,
+                      it->kwnames);
     if (r == NULL) {
         pu_aio_flush_orphan_nop(a);
         Py_DECREF(rec);
         return -1;
     }
     Py_DECREF(r);
-    rec->aio = PU_AIO_ITER;
-    if (it->op->async_flags & PU_ASYNC_FD)
-        rec->aio |= PU_AIO_FD;
-    if (it->op->async_flags & PU_ASYNC_PEER)
-        rec->aio |= PU_AIO_PEER;
-    rec->waiter = (PyObject *)it;   /* borrowed: the iterator's dealloc clears it */
+    /* borrowed: the iterator empties the entry when it goes (its dealloc) */
+    pu_aio_wait_set(a, rec, (PyObject *)it, PU_AIO_ITER);
     Py_XSETREF(it->rec, rec);
     a->ops++;
     return pu_aio_schedule_flush(a);
@@ -164,8 +161,7 @@ pu_aio_iter_deliver(PyObject *itobj, SqeObject *rec, CqeObject *q)
 
     Py_INCREF(it);
     if (!more) {
-        /* the last completion of this arming */
-        rec->waiter = NULL;
+        /* the last completion of this arming (dispatch() freed its entry) */
         if (it->rec == rec)
             Py_CLEAR(it->rec);
         if (q->res == -ENOBUFS && !it->cancelled && !it->aring->closing) {
@@ -180,7 +176,7 @@ pu_aio_iter_deliver(PyObject *itobj, SqeObject *rec, CqeObject *q)
         if (q->res == 0 || (q->res == -ECANCELED && (it->cancelled || it->aring->closing)))
             goto out;   /* end of stream, or cancelled: stop quietly */
     }
-    v = pu_aio_result_value(rec, q);
+    v = pu_aio_result_value(rec, q, PU_AIO_ITER);
     if (v == NULL) {
         it->error = pu_exc_take();
         it->ended = 1;
@@ -279,8 +275,10 @@ AsyncIter_dealloc(AsyncIterObject *it)
         /* left behind (a `break` out of async for): stop the op; what still
          * completes has no taker, and new fds in it are closed */
         pu_exc_state saved;
+        pu_aio_wait *w = pu_aio_wait_of(it->aring, it->rec);
+        if (w != NULL)
+            pu_aio_wait_take(w);   /* borrowed us: holds no reference */
         pu_exc_save(&saved);
-        it->rec->waiter = NULL;
         if (iter_cancel(it) < 0)
             unraisable("AsyncRing: cancelling a multishot operation");
         pu_exc_restore(&saved);
@@ -333,9 +331,11 @@ void
 pu_aio_iter_end(PyObject *itobj)
 {
     AsyncIterObject *it = (AsyncIterObject *)itobj;
+    Py_INCREF(it);
     it->ended = 1;
     Py_CLEAR(it->rec);
     iter_wake(it);
+    Py_DECREF(it);
 }
 
 int

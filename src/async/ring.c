@@ -157,25 +157,25 @@ cancel_everything(AsyncRingObject *self)
     return pu_aio_flush_now(self) < 0 ? -1 : 0;
 }
 
-/* Futures still waiting when the ring goes: they will never complete. */
+/* Waiters left when the ring goes: their ops will never be reported.
+ * Futures get OSError(ECANCELED), iterators end. */
 static void
 fail_waiters(AsyncRingObject *self)
 {
-    RingObject *r = self->ring;
-    for (uint32_t s = 0; s < r->nslots; s++) {
-        SqeObject *rec = r->slots != NULL ? r->slots[s] : NULL;
+    /* by index: the code these calls run may grow the table */
+    for (uint32_t s = 0; s < self->nwaits; s++) {
+        pu_aio_wait taken;
         PyObject *fut;
-        if (rec == NULL || rec->waiter == NULL)
+        if (self->waits[s].user_data == 0)
             continue;
-        if (rec->aio & PU_AIO_ITER) {
-            PyObject *it = rec->waiter;
-            rec->waiter = NULL;
-            pu_aio_iter_end(it);
+        taken = pu_aio_wait_take(&self->waits[s]);
+        if (taken.flags & PU_AIO_ITER) {
+            pu_aio_iter_end(taken.waiter);
             continue;
         }
-        fut = rec->waiter;
-        rec->waiter = NULL;
-        Py_CLEAR(rec->waiter_cb);
+        fut = taken.waiter;
+        Py_INCREF(fut);
+        pu_aio_wait_release(&taken);
         if (truth0(fut, pu_aio_s.done) == 0) {
             PyObject *e = pu_oserror_new(ECANCELED);
             if (e == NULL || call1_void(fut, pu_aio_s.set_exception, e) < 0)
@@ -185,6 +185,23 @@ fail_waiters(AsyncRingObject *self)
             PyErr_Clear();
         }
         Py_DECREF(fut);
+    }
+}
+
+/* Empty the side table calling nothing (the GC's clear, dealloc): the
+ * references just go. */
+static void
+drop_waits(AsyncRingObject *self)
+{
+    for (uint32_t s = 0; s < self->nwaits; s++) {
+        pu_aio_wait taken;
+        if (self->waits[s].user_data == 0)
+            continue;
+        taken = pu_aio_wait_take(&self->waits[s]);
+        if (!(taken.flags & PU_AIO_ITER)) {
+            Py_XDECREF(taken.cb);
+            Py_DECREF(taken.waiter);
+        }
     }
 }
 
@@ -443,13 +460,22 @@ AsyncRing_traverse(AsyncRingObject *self, visitproc visit, void *arg)
     Py_VISIT(self->ready_cb);
     Py_VISIT(self->close_waiter);
     Py_VISIT(self->close_timer);
+    for (uint32_t s = 0; s < self->nwaits; s++) {
+        const pu_aio_wait *w = &self->waits[s];
+        if (w->user_data != 0 && !(w->flags & PU_AIO_ITER)) {
+            Py_VISIT(w->waiter);
+            Py_VISIT(w->cb);
+        }
+    }
     return 0;
 }
 
 static int
 AsyncRing_clear(AsyncRingObject *self)
 {
-    /* the ring stays until dealloc: its records may still be in the kernel */
+    /* the ring stays until dealloc: its records may still be in the kernel;
+     * what completes from now on has no taker (fds in it are closed) */
+    drop_waits(self);
     Py_CLEAR(self->loop);
     Py_CLEAR(self->call_soon);
     Py_CLEAR(self->future_type);
@@ -482,6 +508,9 @@ AsyncRing_dealloc(AsyncRingObject *self)
         close(self->efd);
     }
     AsyncRing_clear(self);
+    PyMem_Free(self->waits);
+    self->waits = NULL;
+    self->nwaits = 0;
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 

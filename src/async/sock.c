@@ -12,16 +12,16 @@
 
 /* The op `send` with MSG_WAITALL: the kernel itself retries short sends on
  * stream sockets; if one still comes back short, the rest goes in a new
- * send that carries the future (fut and cb, owned by the caller) on.
- * 1: finished, all sent or the future cancelled; 0: continued, fut and cb
- * were handed on; -1: an error, set. */
+ * send, prepared here, to which dispatch() moves the future fut.
+ * 1: finished, all sent or the future cancelled; 0: continued, *next is
+ * the new send's record (a new reference); -1: an error, set. */
 int
 pu_aio_continue_send_all(AsyncRingObject *self, SqeObject *rec, CqeObject *q,
-                  PyObject *fut, PyObject *cb)
+                         PyObject *fut, SqeObject **next)
 {
-    PyObject *st = rec->data, *mv, *rest, *argv[3], *ncb, *r;
+    PyObject *st = rec->data, *mv, *rest, *argv[3], *r;
     Py_ssize_t offset, total;
-    SqeObject *next;
+    SqeObject *n;
     int done;
 
     offset = PyLong_AsSsize_t(PyTuple_GET_ITEM(st, 3)) + q->res;
@@ -45,44 +45,35 @@ pu_aio_continue_send_all(AsyncRingObject *self, SqeObject *rec, CqeObject *q,
     Py_DECREF(mv);
     if (rest == NULL)
         return -1;
-    next = pu_aio_new_record(self);
-    if (next == NULL) {
+    n = pu_aio_new_record(self);
+    if (n == NULL) {
         Py_DECREF(rest);
         return -1;
+    }
+    if (pu_aio_wait_reserve(self, n) < 0) {
+        Py_DECREF(rest);
+        goto fail;
     }
     argv[0] = PyTuple_GET_ITEM(st, 0);
     argv[1] = rest;
     argv[2] = PyTuple_GET_ITEM(st, 2);
-    r = pu_sqe_prep(next, &pu_opdefs[PU_OP_SEND], argv, 3, NULL);
+    r = pu_sqe_prep(n, &pu_opdefs[PU_OP_SEND], argv, 3, NULL);
     Py_DECREF(rest);
     if (r == NULL)
         goto fail;
     Py_DECREF(r);
-    next->data = Py_BuildValue("(OOOn)", PyTuple_GET_ITEM(st, 0),
-                               PyTuple_GET_ITEM(st, 1), PyTuple_GET_ITEM(st, 2),
-                               offset);
-    if (next->data == NULL)
-        goto fail;
-    /* the future's cancel callback now names the new record */
-    ncb = PyCFunction_New(&pu_aio_record_done_def, (PyObject *)next);
-    if (ncb == NULL)
-        goto fail;
-    if ((cb != NULL && call1_void(fut, pu_aio_s.remove_done_callback, cb) < 0) ||
-        call1_void(fut, pu_aio_s.add_done_callback, ncb) < 0) {
-        Py_DECREF(ncb);
-        goto fail;
-    }
-    Py_XDECREF(cb);
-    next->aio = rec->aio;
-    next->waiter = fut;           /* the caller's reference */
-    next->waiter_cb = ncb;
-    Py_DECREF(next);
+    n->data = Py_BuildValue("(OOOn)", PyTuple_GET_ITEM(st, 0),
+                            PyTuple_GET_ITEM(st, 1), PyTuple_GET_ITEM(st, 2),
+                            offset);
+    if (n->data == NULL)
+        goto fail;   /* the send runs unwatched */
     if (pu_aio_schedule_flush(self) < 0)
         PyErr_Clear();            /* the flush of the next op will take it */
+    *next = n;
     return 0;
 fail:
     pu_aio_flush_orphan_nop(self);
-    Py_DECREF(next);
+    Py_DECREF(n);
     return -1;
 }
 
