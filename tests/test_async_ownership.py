@@ -181,3 +181,39 @@ def test_ring_in_a_cycle_with_its_futures_is_collected():
     assert fut_ref() is None
     c.close()
     s.close()
+
+
+def test_done_callback_comes_off_before_the_result(run):
+    """The cancel-in-kernel callback of a future whose op completed is
+    removed before the result is set, so the loop never runs it: one
+    scheduled callback less per operation."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        seen = []
+        call_soon = loop.call_soon
+
+        def counting(cb, *args, **kw):
+            seen.append(getattr(cb, "__name__", ""))
+            return call_soon(cb, *args, **kw)
+
+        try:
+            loop.call_soon = counting
+        except AttributeError:
+            pytest.skip("this loop's call_soon cannot be wrapped")
+        a, b = socket.socketpair()
+        try:
+            async with AsyncRing() as ring:
+                for _ in range(50):
+                    assert await ring.nop() == 0
+                    a.send(b"x")
+                    assert await ring.recv(b, 1) == b"x"
+                    assert await ring.send_all(b, b"yz") == 2
+                    assert a.recv(2) == b"yz"
+        finally:
+            del loop.call_soon
+            a.close()
+            b.close()
+        assert "_flush" in seen                  # the wrapper does see the ring
+        assert "_cancel_in_kernel" not in seen
+
+    run(main)

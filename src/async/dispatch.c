@@ -411,12 +411,12 @@ finish_future(AsyncRingObject *self, SqeObject *rec, CqeObject *q, pu_aio_wait *
     } else {
         value = pu_aio_result_value(rec, q, taken->flags);
     }
-    /* the callback goes before the future is resolved, so it never runs
-     * for a future that completed; the exception, if any, waits meanwhile */
+    /* the callback comes off before the future is resolved, so it never
+     * runs for a future that completed (the exception, if any, waits) */
     {
         PyObject *fut = taken->waiter;
-        taken->waiter = NULL;
-        pu_aio_wait_release(taken);
+        Py_INCREF(fut);
+        pu_aio_wait_release(taken);   /* the callback, the entry's reference */
         resolve(rec, fut, value);
         Py_DECREF(fut);
     }
