@@ -178,16 +178,15 @@ unraisable(const char *where)
 
 /* ring.c */
 PyObject *pu_aio_new_future(AsyncRingObject *self, int fds);
-int pu_aio_check_open(AsyncRingObject *self);
-int pu_aio_bind_loop(AsyncRingObject *self);
+int pu_aio_check_open_fail(AsyncRingObject *self);
+int pu_aio_bind_loop_slow(AsyncRingObject *self);
 void pu_aio_finish_close(AsyncRingObject *self);
 
 /* dispatch.c */
 extern PyMethodDef pu_aio_flush_def, pu_aio_ready_def, pu_aio_record_done_def;
 extern const pu_common_rules pu_aio_rules;
-int pu_aio_schedule_flush(AsyncRingObject *self);
+int pu_aio_schedule_flush_now(AsyncRingObject *self);
 int pu_aio_flush_now(AsyncRingObject *self);
-SqeObject *pu_aio_new_record(AsyncRingObject *self);
 int pu_aio_internal_cancel(AsyncRingObject *self, __u64 target);
 int pu_aio_wait_reserve(AsyncRingObject *self, SqeObject *rec);
 int pu_aio_wait_set(AsyncRingObject *self, SqeObject *rec, PyObject *waiter,
@@ -217,5 +216,39 @@ int pu_aio_iter_init(void);
 extern PyMethodDef pu_aio_sock_methods[];
 int pu_aio_continue_send_all(AsyncRingObject *self, SqeObject *rec, CqeObject *q,
                              PyObject *fut, SqeObject **next);
+
+/* The checks and steps every operation makes, inline (they were one file's
+ * statics before the split); the rest of each is out of line. */
+static inline int
+pu_aio_check_open(AsyncRingObject *self)
+{
+    return (self->closing || self->closed) ? pu_aio_check_open_fail(self) : 0;
+}
+
+/* Bound, and this loop iteration checked (a pending flush says so), from
+ * the loop's thread: nothing more to ask. */
+static inline int
+pu_aio_bind_loop(AsyncRingObject *self)
+{
+    if (self->loop != NULL && self->flush_scheduled &&
+        PyThread_get_thread_ident() == self->thread)
+        return 0;
+    return pu_aio_bind_loop_slow(self);
+}
+
+static inline int
+pu_aio_schedule_flush(AsyncRingObject *self)
+{
+    return self->flush_scheduled ? 0 : pu_aio_schedule_flush_now(self);
+}
+
+/* A record for the next SQE; a full SQ is flushed first. */
+static inline SqeObject *
+pu_aio_new_record(AsyncRingObject *self)
+{
+    if (io_uring_sq_space_left(&self->ring->ring) == 0 && pu_aio_flush_now(self) < 0)
+        return NULL;
+    return pu_ring_get_sqe(self->ring);
+}
 
 #endif

@@ -15,12 +15,9 @@
 /* ---------------------------------------------------------------- submitting */
 
 int
-pu_aio_schedule_flush(AsyncRingObject *self)
+pu_aio_schedule_flush_now(AsyncRingObject *self)
 {
-    PyObject *h;
-    if (self->flush_scheduled)
-        return 0;
-    h = PyObject_CallOneArg(self->call_soon, self->flush_cb);
+    PyObject *h = PyObject_CallOneArg(self->call_soon, self->flush_cb);
     if (h == NULL)
         return -1;
     Py_DECREF(h);
@@ -39,15 +36,6 @@ pu_aio_flush_now(AsyncRingObject *self)
         return -1;
     self->submits++;
     return ret;
-}
-
-/* A record for the next SQE; a full SQ is flushed first. */
-SqeObject *
-pu_aio_new_record(AsyncRingObject *self)
-{
-    if (io_uring_sq_space_left(&self->ring->ring) == 0 && pu_aio_flush_now(self) < 0)
-        return NULL;
-    return pu_ring_get_sqe(self->ring);
 }
 
 /* An SQE of the runtime's own (a cancel), whose completion nobody sees. */

@@ -47,18 +47,18 @@ pu_aio_new_future(AsyncRingObject *self, int fds)
 }
 
 int
-pu_aio_check_open(AsyncRingObject *self)
+pu_aio_check_open_fail(AsyncRingObject *self)
 {
-    if (self->closing || self->closed) {
-        PyErr_SetString(PyExc_RuntimeError, self->closed ? "AsyncRing is closed"
-                                                         : "AsyncRing is closing");
-        return -1;
-    }
-    return 0;
+    PyErr_SetString(PyExc_RuntimeError, self->closed ? "AsyncRing is closed"
+                                                     : "AsyncRing is closing");
+    return -1;
 }
-/* Bind to the running loop on first use; later uses must come from it. */
+
+/* Bind to the running loop on first use; later uses must come from it.
+ * (The inline pu_aio_bind_loop() answers for a use in a loop iteration that
+ * was checked already.) */
 int
-pu_aio_bind_loop(AsyncRingObject *self)
+pu_aio_bind_loop_slow(AsyncRingObject *self)
 {
     PyObject *loop, *fd, *r;
 
