@@ -9,6 +9,7 @@ import asyncio
 import gc
 import os
 import socket
+import warnings
 import weakref
 
 import pytest
@@ -217,3 +218,39 @@ def test_done_callback_comes_off_before_the_result(run):
         assert "_cancel_in_kernel" not in seen
 
     run(main)
+
+
+def test_ring_in_a_cycle_with_a_multishot_iterator_is_collected():
+    """ring -> side table -> future -> callback -> iterator -> ring: the GC
+    clears the ring (its side table with it) and the iterator, whose dealloc
+    cancels its op with no loop left to submit on; the ring's dealloc tears
+    the ring down.  Whatever the order, nothing crashes and all goes."""
+    c, s = sock_pair()
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(8)
+    loop = asyncio.new_event_loop()
+
+    async def main():
+        ring = AsyncRing()
+        it = ring.multishot_accept(ls)
+        fut = ring.recv(s, 10)
+        fut.add_done_callback(lambda f, it=it: None)
+        await asyncio.sleep(0.01)
+        assert ring.in_flight() == 2
+        return weakref.ref(ring)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            ring_ref = loop.run_until_complete(main())
+        finally:
+            loop.close()
+        del loop
+        for _ in range(3):
+            gc.collect()
+    assert ring_ref() is None
+    assert not any(type(o).__name__ == "MultishotIterator" for o in gc.get_objects())
+    ls.close()
+    c.close()
+    s.close()

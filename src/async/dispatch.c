@@ -17,7 +17,11 @@
 int
 pu_aio_schedule_flush_now(AsyncRingObject *self)
 {
-    PyObject *h = PyObject_CallOneArg(self->call_soon, self->flush_cb);
+    PyObject *h;
+    if (self->call_soon == NULL)
+        return 0;   /* cleared by the GC: a cancel from an iterator's dealloc
+                       has no loop left to go in with; the teardown ends it */
+    h = PyObject_CallOneArg(self->call_soon, self->flush_cb);
     if (h == NULL)
         return -1;
     Py_DECREF(h);
