@@ -1,6 +1,7 @@
 /* module.c: py_io_uring._core, the extension behind the py_io_uring package
  * (src/py_io_uring/): its types, exception and constants. */
 #include "ops/opdef.h"
+#include "async/async.h"
 #include "version.h"
 
 #include <pthread.h>

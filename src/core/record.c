@@ -150,8 +150,7 @@ pu_record_recycle(RingObject *r, SqeObject *rec)
 {
     PyObject *data;
 
-    if (Py_REFCNT(rec) != 1 || rec->weakreflist != NULL || rec->aio != 0 ||
-        rec->waiter != NULL || rec->waiter_cb != NULL || rec->ring != r ||
+    if (Py_REFCNT(rec) != 1 || rec->weakreflist != NULL || rec->ring != r ||
         r->npool == PU_RECORD_POOL || !PU_RING_USABLE(r)) {
         Py_DECREF(rec);
         return;

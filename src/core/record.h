@@ -92,13 +92,6 @@ typedef struct SqeObject {
                                        transfer); 0 when none can */
     uint8_t flushed_flags;          /* the SQE's flags as submitted */
     socklen_t peerlen;
-    /* AsyncRing (async_ring.c): who is told of the completion */
-    PyObject *waiter;               /* the future (strong), or the multishot
-                                       iterator (borrowed, PU_AIO_ITER) */
-    PyObject *waiter_cb;            /* the future's done callback (strong) */
-    int32_t aio_res;                /* a first completion's res, kept when a
-                                       later one ends the op (send_zc) */
-    uint16_t aio;                   /* PU_AIO_* */
     PyObject *weakreflist;
     /* Everything above is touched by every op (made, prepared, reaped,
      * recycled) and fits in three cache lines; what follows only by the
@@ -112,15 +105,6 @@ typedef struct SqeObject {
 #define PU_RECORD_RESET_START offsetof(SqeObject, sqe)
 #define PU_RECORD_RESET_END offsetof(SqeObject, weakreflist)
 _Static_assert(PU_NEW == 0, "pu_record_new() zeroes the state to PU_NEW");
-
-/* SqeObject.aio bits */
-#define PU_AIO_ITER      0x01       /* waiter is a borrowed iterator */
-#define PU_AIO_STASHED   0x02       /* aio_res holds the first result */
-#define PU_AIO_FD        0x04       /* a result holds new fds (ops.def `fd`) */
-#define PU_AIO_PEER      0x08       /* result is (fd, peer address) */
-#define PU_AIO_NONE      0x10       /* the future's result is None */
-#define PU_AIO_SOCKET    0x20       /* (socket.socket, address): sock_accept */
-#define PU_AIO_SENDALL   0x40       /* data holds (fd, data, flags, offset) */
 
 typedef struct CqeObject {
     PyObject_HEAD

@@ -92,9 +92,6 @@ Sqe_traverse(SqeObject *self, visitproc visit, void *arg)
      * never clear them while the kernel may use them. */
     Py_VISIT(self->ring);
     Py_VISIT(self->data);
-    if (!(self->aio & PU_AIO_ITER))
-        Py_VISIT(self->waiter);
-    Py_VISIT(self->waiter_cb);
     return 0;
 }
 
@@ -104,11 +101,6 @@ Sqe_clear(SqeObject *self)
     /* Only the user's object: the ring reference and the pinned memory
      * stay until the record is released (or forever, if leaked). */
     Py_CLEAR(self->data);
-    Py_CLEAR(self->waiter_cb);
-    if (self->aio & PU_AIO_ITER)
-        self->waiter = NULL;
-    else
-        Py_CLEAR(self->waiter);
     return 0;
 }
 
@@ -122,9 +114,6 @@ Sqe_dealloc(SqeObject *self)
      * kernel is done with everything the record pinned */
     pu_record_release(self);
     Py_CLEAR(self->data);
-    Py_CLEAR(self->waiter_cb);
-    if (!(self->aio & PU_AIO_ITER))
-        Py_CLEAR(self->waiter);
     Py_CLEAR(self->ring);
     pu_sqe_free(self);
 }

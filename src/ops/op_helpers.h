@@ -5,6 +5,7 @@
 #define PU_OP_HELPERS_H
 
 #include "register/register.h"   /* provide_buffers describes what it gives */
+#include "async/async.h"         /* AsyncRing.NAME: pu_async_op, pu_async_iter */
 
 #include <linux/falloc.h>
 #include <linux/stat.h>

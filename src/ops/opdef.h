@@ -240,12 +240,4 @@ int pu_sockaddr_from_python(PyObject *o, int family, struct sockaddr_storage *ss
 PyObject *pu_sockaddr_to_python(const struct sockaddr *sa, socklen_t len);
 
 
-/* AsyncRing (async_ring.c) */
-extern PyTypeObject pu_AsyncRingType;
-int pu_async_type_init(void);
-PyObject *pu_async_op(PyObject *self, const pu_opdef *op, PyObject *const *args,
-                      Py_ssize_t nargs, PyObject *kwnames);
-PyObject *pu_async_iter(PyObject *self, const pu_opdef *op, PyObject *const *args,
-                        Py_ssize_t nargs, PyObject *kwnames);
-
 #endif

@@ -1,0 +1,531 @@
+/* async/dispatch.c: AsyncRing's driver.  An operation starts as a record of
+ * the ring with a future (start_op); the first of a loop iteration schedules
+ * one flush with loop.call_soon(); the eventfd's reader (and a flush that
+ * saw completions) reaps in batches and hands each completion to its
+ * waiter: a future gets the value or the OSError, a multishot iterator its
+ * item (multishot.c), a send_all its next send (sock.c).
+ * async_internal.h says how the files of src/async/ share the work. */
+#include "async/async_internal.h"
+#include "core/reap_sink.h"
+#include "ops_gen.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- submitting */
+
+int
+pu_aio_schedule_flush_now(AsyncRingObject *self)
+{
+    PyObject *h;
+    if (self->call_soon == NULL)
+        return 0;   /* cleared by the GC: a cancel from an iterator's dealloc
+                       has no loop left to go in with; the teardown ends it */
+    h = PyObject_CallOneArg(self->call_soon, self->flush_cb);
+    if (h == NULL)
+        return -1;
+    Py_DECREF(h);
+    self->flush_scheduled = 1;
+    return 0;
+}
+
+int
+pu_aio_flush_now(AsyncRingObject *self)
+{
+    int ret;
+    if (io_uring_sq_ready(&self->ring->ring) == 0)
+        return 0;
+    ret = pu_ring_flush(self->ring, 0);
+    if (ret < 0)
+        return -1;
+    self->submits++;
+    return ret;
+}
+
+/* An SQE of the runtime's own (a cancel), whose completion nobody sees. */
+int
+pu_aio_internal_cancel(AsyncRingObject *self, __u64 target)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&self->ring->ring);
+    if (sqe == NULL) {
+        if (pu_aio_flush_now(self) < 0)
+            return -1;
+        sqe = io_uring_get_sqe(&self->ring->ring);
+        if (sqe == NULL) {
+            PyErr_SetString(pu_SubmissionQueueFull, "no room for a cancel");
+            return -1;
+        }
+    }
+    io_uring_prep_cancel64(sqe, target, 0);
+    sqe->user_data = PU_UD_INTERNAL;
+    return pu_aio_schedule_flush(self);
+}
+
+/* ---------------------------------------------------------------- waiters */
+
+/* The done callback of every operation's future: a cancelled future
+ * cancels its operation in the kernel.  Bound to the record. */
+static PyObject *
+record_done_cb(PyObject *recobj, PyObject *fut)
+{
+    SqeObject *rec = (SqeObject *)recobj;
+    AsyncRingObject *a = rec->ring ? rec->ring->owner : NULL;
+    pu_aio_wait *w;
+    int c;
+
+    if (a == NULL || a->closed || rec->state == PU_DONE)
+        Py_RETURN_NONE;
+    w = pu_aio_wait_of(a, rec);
+    if (w == NULL || w->waiter != fut)
+        Py_RETURN_NONE;   /* the op ended, or its future moved on (send_all) */
+    c = truth0(fut, pu_aio_s.cancelled);
+    if (c < 0)
+        return NULL;
+    if (c && pu_aio_internal_cancel(a, rec->user_data) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+PyMethodDef pu_aio_record_done_def = {"_cancel_in_kernel", record_done_cb, METH_O, NULL};
+
+/* Make room in the side table for rec's entry, before its prep (which may
+ * run Python code that starts other ops): -1 with MemoryError. */
+int
+pu_aio_wait_reserve(AsyncRingObject *self, SqeObject *rec)
+{
+    uint32_t slot = PU_UD_SLOT(rec->user_data);
+
+    if (slot >= self->nwaits) {
+        uint32_t n = self->ring->nslots > slot ? self->ring->nslots : slot + 1;
+        pu_aio_wait *t = PyMem_Realloc(self->waits, (size_t)n * sizeof(*t));
+        if (t == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memset(t + self->nwaits, 0, (size_t)(n - self->nwaits) * sizeof(*t));
+        self->waits = t;
+        self->nwaits = n;
+    }
+    if (self->waits[slot].user_data != 0) {
+        /* an earlier occupant's, whose end nobody handed out (cannot
+         * happen: dispatch() frees it at the final completion) */
+        pu_aio_wait old = pu_aio_wait_take(&self->waits[slot]);
+        pu_aio_wait_release(&old);
+    }
+    return 0;
+}
+
+/* Fill rec's entry (reserved, and free): the waiter is a future (a new
+ * reference is taken, and a done callback bound to rec cancels the op when
+ * the future is cancelled) or, with PU_AIO_ITER, a borrowed iterator.
+ * -1 with the exception set, the entry left free. */
+int
+pu_aio_wait_set(AsyncRingObject *self, SqeObject *rec, PyObject *waiter,
+                uint16_t flags)
+{
+    PyObject *cb = NULL;
+    pu_aio_wait *w;
+
+    if (!(flags & PU_AIO_ITER)) {
+        cb = PyCFunction_New(&pu_aio_record_done_def, (PyObject *)rec);
+        if (cb == NULL)
+            return -1;
+        if (call1_void(waiter, pu_aio_s.add_done_callback, cb) < 0) {
+            Py_DECREF(cb);
+            return -1;
+        }
+        Py_INCREF(waiter);
+    }
+    /* looked up after the call above: Python code may have grown the table */
+    w = &self->waits[PU_UD_SLOT(rec->user_data)];
+    w->user_data = rec->user_data;
+    w->waiter = waiter;
+    w->cb = cb;
+    w->res = 0;
+    w->flags = flags;
+    return 0;
+}
+
+/* Drop what a taken entry holds, its done callback off its future first. */
+void
+pu_aio_wait_release(pu_aio_wait *taken)
+{
+    if (taken->flags & PU_AIO_ITER)
+        return;   /* borrowed */
+    if (taken->cb != NULL) {
+        pu_exc_state saved;
+        pu_exc_save(&saved);
+        if (call1_void(taken->waiter, pu_aio_s.remove_done_callback, taken->cb) < 0)
+            PyErr_Clear();
+        pu_exc_restore(&saved);
+        Py_CLEAR(taken->cb);
+    }
+    Py_CLEAR(taken->waiter);
+}
+
+/* ---------------------------------------------------------------- starting */
+
+/* A failed prep leaves its entry a NOP nobody waits for: it still has to
+ * go in, and the exception being raised must survive scheduling that. */
+void
+pu_aio_flush_orphan_nop(AsyncRingObject *self)
+{
+    pu_exc_state saved;
+    pu_exc_save(&saved);
+    if (pu_aio_schedule_flush(self) < 0)
+        PyErr_Clear();
+    pu_exc_restore(&saved);
+}
+
+/* link flags would tie the op to whatever happens to be prepared next */
+const pu_common_rules pu_aio_rules = {
+    0, IOSQE_FIXED_FILE | IOSQE_ASYNC | IOSQE_BUFFER_SELECT,
+    "sqe_flags: only IOSQE_FIXED_FILE, IOSQE_ASYNC and IOSQE_BUFFER_SELECT "
+    "apply to an AsyncRing operation"};
+
+/* Prepare op into a new record whose waiter is a new future; the future,
+ * or NULL with the exception the prep raised.  data, if given, becomes the
+ * record's user data (send_all's state). */
+PyObject *
+pu_aio_start_op(AsyncRingObject *self, const pu_opdef *op, PyObject *const *args,
+                Py_ssize_t nargs, PyObject *kwnames, uint16_t aio, PyObject *data,
+                const pu_common *common)
+{
+    SqeObject *rec;
+    PyObject *fut, *r;
+
+    if (pu_aio_check_open(self) < 0 || pu_aio_bind_loop(self) < 0)
+        return NULL;
+    fut = pu_aio_new_future(self, (op->async_flags & PU_ASYNC_FD) != 0);
+    if (fut == NULL)
+        return NULL;
+    rec = pu_aio_new_record(self);
+    if (rec == NULL) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    /* a failure from here to the prep leaves a harmless NOP with no waiter */
+    if (pu_aio_wait_reserve(self, rec) < 0)
+        goto fail;
+    if (common != NULL)
+        pu_common_apply(rec, common);
+    r = pu_sqe_prep(rec, op, args, nargs, kwnames);
+    if (r == NULL)
+        goto fail;
+    Py_DECREF(r);
+    /* prepared: if no future can be attached the op still runs, and its
+     * result, having no taker, is dropped (fds closed) by dispatch() */
+    if (pu_aio_wait_set(self, rec, fut, aio) < 0)
+        goto fail;
+    Py_XINCREF(data);
+    Py_XSETREF(rec->data, data);
+    self->ops++;
+    Py_DECREF(rec);
+    if (pu_aio_schedule_flush(self) < 0) {
+        Py_DECREF(fut);
+        return NULL;
+    }
+    return fut;
+fail:
+    pu_aio_flush_orphan_nop(self);
+    Py_DECREF(rec);
+    Py_DECREF(fut);
+    return NULL;
+}
+
+PyObject *
+pu_async_op(PyObject *self, const pu_opdef *op, PyObject *const *args,
+            Py_ssize_t nargs, PyObject *kwnames)
+{
+    pu_call_args ca;
+    pu_common c;
+    PyObject *fut;
+    if (pu_split_common(args, nargs, kwnames, &ca, &c, &pu_aio_rules) < 0) {
+        Py_XDECREF(ca.owned);
+        return NULL;
+    }
+    fut = pu_aio_start_op((AsyncRingObject *)self, op, ca.args, nargs, ca.kwnames,
+                          0, NULL, &c);
+    Py_XDECREF(ca.owned);
+    return fut;
+}
+
+/* ---------------------------------------------------------------- results */
+
+/* A result nobody will take: close the fds it holds (ops.def `fd`). */
+void
+pu_aio_drop_result(SqeObject *rec, CqeObject *q)
+{
+    PyObject *v;
+    if (!pu_aio_has_fds(rec) || q->res < 0)
+        return;
+    v = pu_cqe_result(q);
+    if (v == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    if (PyTuple_Check(v)) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(v); i++)
+            pu_aio_close_fd(PyTuple_GET_ITEM(v, i));
+    } else {
+        pu_aio_close_fd(v);
+    }
+    Py_DECREF(v);
+}
+
+/* The peer of a new connection: the record's, or getpeername()'s. */
+static PyObject *
+peer_of(SqeObject *rec, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (rec->has_peer)
+        return pu_sqe_peer(rec);
+    /* a peer that already reset has no name left; the fd is still news */
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+        Py_RETURN_NONE;
+    return pu_sockaddr_to_python((struct sockaddr *)&ss, len);
+}
+
+/* The completion's value as the awaiting code gets it; NULL with an
+ * exception set (an OSError for a failed operation).  flags: the entry's
+ * PU_AIO_*; the op table says whether a peer address comes with it. */
+PyObject *
+pu_aio_result_value(SqeObject *rec, CqeObject *q, uint16_t flags)
+{
+    PyObject *v, *peer, *sock;
+    int with_peer = rec->op != NULL && (rec->op->async_flags & PU_ASYNC_PEER);
+
+    if (flags & PU_AIO_NONE) {
+        if (q->res < 0)
+            return pu_err_errno(-q->res);
+        Py_RETURN_NONE;
+    }
+    v = pu_cqe_result(q);
+    if (v == NULL || !(with_peer || (flags & PU_AIO_SOCKET)))
+        return v;
+    peer = peer_of(rec, q->res);
+    if (peer == NULL)
+        goto fail;
+    if (flags & PU_AIO_SOCKET) {
+        if (pu_aio_socket_type == NULL) {
+            PyObject *m = PyImport_ImportModule("socket");
+            if (m == NULL)
+                goto fail;
+            pu_aio_socket_type = PyObject_GetAttrString(m, "socket");
+            Py_DECREF(m);
+            if (pu_aio_socket_type == NULL)
+                goto fail;
+        }
+        {
+            PyObject *kw = Py_BuildValue("{s:O}", "fileno", v);
+            PyObject *empty = PyTuple_New(0);
+            sock = (kw && empty) ? PyObject_Call(pu_aio_socket_type, empty, kw) : NULL;
+            Py_XDECREF(kw);
+            Py_XDECREF(empty);
+        }
+        if (sock == NULL)
+            goto fail;
+        Py_SETREF(v, sock);
+        /* the fd is O_NONBLOCK already; the object learns it here */
+        sock = PyObject_CallMethod(v, "setblocking", "O", Py_False);
+        if (sock == NULL) {
+            Py_DECREF(peer);
+            Py_DECREF(v);   /* the socket object closes the fd */
+            return NULL;
+        }
+        Py_DECREF(sock);
+    }
+    return Py_BuildValue("(NN)", v, peer);
+fail:
+    Py_XDECREF(peer);
+    if (v != NULL)
+        pu_aio_close_fd(v);   /* an int not yet wrapped: nobody else will */
+    Py_XDECREF(v);
+    return NULL;
+}
+
+/* Hand value (NULL: the exception set) to fut.  A cancelled future refuses
+ * it (no done() call per op for the rare case): nobody takes it then, and
+ * fds in it are closed.  Steals value. */
+static void
+resolve(SqeObject *rec, PyObject *fut, PyObject *value)
+{
+    int r;
+    if (value != NULL) {
+        r = call1_void(fut, pu_aio_s.set_result, value);
+    } else {
+        PyObject *exc = pu_exc_take();
+        r = exc != NULL ? call1_void(fut, pu_aio_s.set_exception, exc) : -1;
+        Py_XDECREF(exc);
+    }
+    if (r < 0) {
+        PyErr_Clear();
+        if (value != NULL && pu_aio_has_fds(rec))
+            pu_aio_drop_fds(value);
+    }
+    Py_XDECREF(value);
+}
+
+/* send_all's value once every byte went: len(data), or None (sock_sendall) */
+static PyObject *
+sent_all_value(SqeObject *rec, uint16_t flags)
+{
+    Py_ssize_t n;
+    if (flags & PU_AIO_NONE)
+        Py_RETURN_NONE;
+    n = PyObject_Length(PyTuple_GET_ITEM(rec->data, 1));
+    return n < 0 ? NULL : PyLong_FromSsize_t(n);
+}
+
+/* The final completion of an op a future waits for.  Takes the future and
+ * its done callback (the entry they came from is free already). */
+static void
+finish_future(AsyncRingObject *self, SqeObject *rec, CqeObject *q, pu_aio_wait *taken)
+{
+    PyObject *value;
+
+    if ((taken->flags & PU_AIO_SENDALL) && q->res >= 0) {
+        SqeObject *next = NULL;
+        int r = pu_aio_continue_send_all(self, rec, q, taken->waiter, &next);
+        if (r == 0) {
+            /* the rest goes in a new send: the future, and a new done
+             * callback bound to that record, move to its entry */
+            r = pu_aio_wait_set(self, next, taken->waiter, taken->flags);
+            Py_DECREF(next);
+            if (r == 0) {
+                pu_aio_wait_release(taken);   /* the old callback, our reference */
+                return;
+            }
+            /* the send runs unwatched; the future learns why */
+        }
+        value = r < 0 ? NULL : sent_all_value(rec, taken->flags);
+    } else {
+        value = pu_aio_result_value(rec, q, taken->flags);
+    }
+    /* the callback comes off before the future is resolved, so it never
+     * runs for a future that completed (the exception, if any, waits) */
+    {
+        PyObject *fut = taken->waiter;
+        Py_INCREF(fut);
+        pu_aio_wait_release(taken);   /* the callback, the entry's reference */
+        resolve(rec, fut, value);
+        Py_DECREF(fut);
+    }
+}
+
+/* One completion: tell its waiter. */
+static void
+dispatch(AsyncRingObject *self, CqeObject *q)
+{
+    SqeObject *rec = q->sqe;
+    pu_aio_wait *w, taken;
+    int final;
+
+    self->completions++;
+    if (rec == NULL)
+        return;   /* a message from another ring: AsyncRing has no taker */
+    final = !(q->flags & IORING_CQE_F_MORE);
+    w = pu_aio_wait_of(self, rec);
+    if (w == NULL) {
+        /* nobody waits: a NOP left by a failed prep, the op of an iterator
+         * that went, a future given up when the ring closed */
+        pu_aio_drop_result(rec, q);
+        return;
+    }
+    if (w->flags & PU_AIO_ITER) {
+        PyObject *it = w->waiter;     /* borrowed: alive while its entry is */
+        if (final)
+            pu_aio_wait_take(w);      /* holds no reference */
+        pu_aio_iter_deliver(it, rec, q);
+        return;
+    }
+    if (!final) {
+        /* the result comes first, the end later (send_zc's notification) */
+        if (!(w->flags & PU_AIO_STASHED)) {
+            w->res = q->res;
+            w->flags |= PU_AIO_STASHED;
+        }
+        return;
+    }
+    /* the final completion: the entry is free, its references ours */
+    taken = pu_aio_wait_take(w);
+    if ((taken.flags & PU_AIO_STASHED) && (q->flags & IORING_CQE_F_NOTIF))
+        q->res = taken.res;
+    finish_future(self, rec, q, &taken);
+}
+
+
+/* Reap and dispatch what is ready, in batches. */
+int
+pu_aio_process(AsyncRingObject *self)
+{
+    RingObject *r = self->ring;
+    int err = 0;
+
+    if (!r->initialised)
+        return 0;
+    if (r->setup_flags & IORING_SETUP_DEFER_TASKRUN)
+        io_uring_get_events(&r->ring);   /* the eventfd was only a hint */
+    for (int round = 0; round < PU_DRAIN_ROUNDS; round++) {
+        if (pu_reap(r) < 0)
+            err = -1;
+        if (PU_CQ_LEN(r) == 0)
+            break;
+        while (r->cq_start < r->cq_end) {
+            CqeObject *q = r->cq[r->cq_start];
+            r->cq[r->cq_start++] = NULL;
+            dispatch(self, q);
+            if (PyErr_Occurred())
+                unraisable("AsyncRing: delivering a completion");
+            Py_DECREF(q);
+        }
+        r->cq_start = r->cq_end = 0;
+        if (err)
+            break;
+    }
+    if (self->closing && !self->closed && r->nrecords == 0)
+        pu_aio_finish_close(self);
+    return err;
+}
+
+/* The loop's call_soon(): submit everything prepared since the last one. */
+static PyObject *
+AsyncRing_flush_cb(PyObject *op, PyObject *Py_UNUSED(unused))
+{
+    AsyncRingObject *self = (AsyncRingObject *)op;
+    self->flush_scheduled = 0;
+    if (self->closed || !self->ring->initialised)
+        Py_RETURN_NONE;
+    if (pu_aio_flush_now(self) < 0)
+        return NULL;
+    /* ops that completed while being submitted need no trip through epoll:
+     * take the eventfd's count first (so nothing later is missed), then
+     * deliver, and the reader is not woken for what was delivered here */
+    if (io_uring_cq_ready(&self->ring->ring) > 0) {
+        uint64_t v;
+        if (read(self->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+            return pu_err_errno(errno);
+        if (pu_aio_process(self) < 0)
+            return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* The eventfd's reader. */
+static PyObject *
+AsyncRing_ready_cb(PyObject *op, PyObject *Py_UNUSED(unused))
+{
+    AsyncRingObject *self = (AsyncRingObject *)op;
+    uint64_t v;
+    if (self->efd >= 0 && read(self->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        return pu_err_errno(errno);
+    if (self->closed)
+        Py_RETURN_NONE;
+    if (pu_aio_process(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+PyMethodDef pu_aio_flush_def = {"_flush", AsyncRing_flush_cb, METH_NOARGS, NULL};
+PyMethodDef pu_aio_ready_def = {"_on_ready", AsyncRing_ready_cb, METH_NOARGS, NULL};
