@@ -324,6 +324,33 @@ Ring_register_eventfd(RingObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* register_eventfd_async(): the eventfd is signalled only for completions
+ * of operations that went async (not those completed inline at submit) */
+static PyObject *
+Ring_register_eventfd_async(RingObject *self, PyObject *arg)
+{
+    int fd, ret;
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    fd = PyObject_AsFileDescriptor(arg);
+    if (fd < 0)
+        return NULL;
+    ret = io_uring_register_eventfd_async(&self->ring, fd);
+    if (ret < 0)
+        return pu_err_errno(-ret);
+    Py_RETURN_NONE;
+}
+
+/* cq_has_overflow(): completions the kernel holds aside because the CQ was
+ * full (IORING_SQ_CQ_OVERFLOW); the next reap or wait brings them in */
+static PyObject *
+Ring_cq_has_overflow(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    return PyBool_FromLong(io_uring_cq_has_overflow(&self->ring));
+}
+
 static PyObject *
 Ring_unregister_eventfd(RingObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -501,6 +528,10 @@ static PyMethodDef Ring_methods[] = {
      PU_DOC_IoUring_cq_event_fd_enabled},
     {"register_eventfd", (PyCFunction)Ring_register_eventfd, METH_O,
      PU_DOC_IoUring_register_eventfd},
+    {"register_eventfd_async", (PyCFunction)Ring_register_eventfd_async, METH_O,
+     PU_DOC_IoUring_register_eventfd_async},
+    {"cq_has_overflow", (PyCFunction)Ring_cq_has_overflow, METH_NOARGS,
+     PU_DOC_IoUring_cq_has_overflow},
     {"unregister_eventfd", (PyCFunction)Ring_unregister_eventfd, METH_NOARGS,
      PU_DOC_IoUring_unregister_eventfd},
     {"fileno", (PyCFunction)Ring_fileno, METH_NOARGS, PU_DOC_IoUring_fileno},

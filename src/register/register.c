@@ -70,6 +70,30 @@ Ring_register_files_sparse(RingObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* register_file_alloc_range(offset, length): the slots of the registered
+ * file table that IORING_FILE_INDEX_ALLOC (the *_direct ops' default)
+ * picks from */
+static PyObject *
+Ring_register_file_alloc_range(RingObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned long v[2];
+    int ret;
+
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "register_file_alloc_range() takes 2 "
+                     "arguments (offset, length), %zd given", nargs);
+        return NULL;
+    }
+    if (pu_small_uint(args[0], UINT32_MAX, "offset", &v[0]) < 0 ||
+        pu_small_uint(args[1], UINT32_MAX, "length", &v[1]) < 0 ||
+        pu_ring_check(self) < 0)
+        return NULL;
+    ret = io_uring_register_file_alloc_range(&self->ring, (unsigned)v[0], (unsigned)v[1]);
+    if (ret < 0)
+        return pu_err_errno(-ret);
+    Py_RETURN_NONE;
+}
+
 static const char *const files_update_kw[] = {"offset", "fds", NULL};
 static const pu_argspec files_update_spec = {"register_files_update",
                                              files_update_kw, 2, 2, 0};
@@ -817,6 +841,8 @@ PyMethodDef pu_register_methods[] = {
      PU_DOC_IoUring_register_files_sparse},
     {"register_files_update", (PyCFunction)(void (*)(void))Ring_register_files_update,
      METH_FASTCALL, PU_DOC_IoUring_register_files_update},
+    {"register_file_alloc_range", (PyCFunction)(void (*)(void))Ring_register_file_alloc_range,
+     METH_FASTCALL, PU_DOC_IoUring_register_file_alloc_range},
     {"unregister_files", (PyCFunction)Ring_unregister_files, METH_NOARGS,
      PU_DOC_IoUring_unregister_files},
     {"register_buffers", (PyCFunction)Ring_register_buffers, METH_O,
