@@ -137,7 +137,7 @@ def write_figure(cases, path):
         return "nothing to plot"
     ncols = 2
     nrows = math.ceil(len(groups) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(13, 5.2 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(13, 6.4 * nrows), squeeze=False)
     for ax in axes.flat[len(groups):]:
         ax.set_visible(False)
     for ax, ((title, xlabel), group) in zip(axes.flat, groups.items()):
@@ -160,8 +160,10 @@ def write_figure(cases, path):
             else:
                 style = dict(color=PY_COLOURS[py_i % len(PY_COLOURS)], ls="-", lw=2, marker="o", ms=5)
                 py_i += 1
-            ax.plot(xs, med, label=label, **style)
-            ax.fill_between(xs, lo, hi, color=style["color"], alpha=0.12, lw=0)
+            # thin bars for the min-max: on this machine the spread is wide,
+            # and shaded bands of eight lines hide each other
+            ax.errorbar(xs, med, yerr=[[m - a for m, a in zip(med, lo)], [b - m for m, b in zip(med, hi)]],
+                        label=label, elinewidth=0.9, capsize=3, **style)
         xs_all = sorted({c.x for c in group})
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_locator(FixedLocator(xs_all))
@@ -183,9 +185,10 @@ def write_figure(cases, path):
         ax.set_ylabel(group[0].unit, fontsize=11)
         ax.tick_params(labelsize=10)
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=9, loc="best", framealpha=0.85)
+        # below the panel: inside, eight entries cover the lines
+        ax.legend(fontsize=9.5, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)
     fig.suptitle("py_io_uring (solid, colour), C over liburing (black) and the other baselines (dashed): "
-                 "median of the repetitions, band: min-max", fontsize=12)
+                 "median of the repetitions, bars: min-max", fontsize=12)
     fig.tight_layout(rect=(0, 0, 1, 0.98))
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -11,6 +11,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BLOCK = 4096
@@ -162,10 +163,11 @@ class Case:
 
 
 def measure(cases, repeat):
+    t0 = time.time()
     for case in cases:
         if case.filled_by:
             continue
-        print("... %s" % case.workload, file=sys.stderr, flush=True)
+        print("... [%3.0f s] %s" % (time.time() - t0, case.workload), file=sys.stderr, flush=True)
         case.run(repeat)
     for case in cases:
         if case.filled_by:

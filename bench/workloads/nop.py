@@ -235,9 +235,9 @@ def cases(setup):
         case.variant("py_io_uring (Sqe and Cqe objects, cq_advance per batch)", py_nop_batch(m, batch, n),
                      "Sqe form, cq_advance per batch")
         case.variant("py_io_uring (fast forms: ring.prep_nop(user_data=), reap(); reap_one() at batch 1)",
-                     py_nop_fast(m, batch, n), "fast forms: prep_nop(), reap()")
+                     py_nop_fast(m, batch, n), "fast forms: prep_nop, reap/reap_one")
         case.variant("py_io_uring (batch API: prep_many(), reap_columns())", py_nop_many(m, batch, n),
-                     "prep_many() + reap_columns()")
+                     "prep_many + reap_columns")
         out.append(case)
     return out
 

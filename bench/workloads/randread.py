@@ -253,7 +253,7 @@ def cached_cases(setup):
         case.variant("py_io_uring (reused memoryview)", py_randread(m, path, offs, depth, "buffer"),
                      "Sqe form, reused memoryview")
         case.variant("py_io_uring (fast forms: ring.prep_read, reap)",
-                     py_randread(m, path, offs, depth, "buffer", fast=True), "fast forms: prep_read(), reap()")
+                     py_randread(m, path, offs, depth, "buffer", fast=True), "fast forms: prep_read, reap")
         if depth == 32:
             case.variant("py_io_uring (fast forms, registered buffer)",
                          py_randread(m, path, offs, depth, "fixed", fast=True))
@@ -264,7 +264,7 @@ def cached_cases(setup):
                      "fast forms, registered file and buffer", against=both)
         case.variant("py_io_uring (batch API: prep_many(), reap_columns(), registered file and buffer)",
                      py_randread_many(m, path, offs, depth),
-                     "prep_many() + reap_columns(), registered", against=both)
+                     "prep_many + reap_columns, registered", against=both)
         if depth == 32:
             case.variant("py_io_uring (int length: new bytes)", py_randread(m, path, offs, depth, "length"),
                          against=["C liburing"])
@@ -300,7 +300,7 @@ def direct_cases(setup):
                      "Sqe form")
         case.variant("py_io_uring (fast forms, mmap buffers)",
                      py_randread(m, big, offs, depth, "buffer", direct=True, fast=True),
-                     "fast forms: prep_read(), reap()")
+                     "fast forms: prep_read, reap")
         out.append(case)
     return out
 

@@ -35,11 +35,11 @@ def connection_counts(quick):
 
 def seconds_for(conns, quick):
     """Seconds of load per run: 2 s at 64 connections, the point the table
-    shows, 1 s at the others (ten servers, five repetitions: this is most
-    of a full run's time)."""
+    shows, 0.75 s at the others (ten servers, five repetitions: this is
+    most of a full run's time)."""
     if quick:
         return 0.3
-    return 2.0 if conns == 64 else 1.0
+    return 2.0 if conns == 64 else 0.75
 
 
 ECHO_PY_SERVERS = [
@@ -183,5 +183,5 @@ def cases(setup):
 
 
 def describe(quick):
-    return DESCRIBE % ("0.3 s" if quick else "2 s at 64 connections, 1 s at fewer",
+    return DESCRIBE % ("0.3 s" if quick else "2 s at 64 connections, 0.75 s at fewer",
                        ", ".join(map(str, connection_counts(quick))))
