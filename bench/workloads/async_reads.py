@@ -100,12 +100,14 @@ def cases(setup):
     panel = ("4 KiB page-cache reads under asyncio", "tasks (reads in flight)")
     out = []
     for tasks in task_counts(setup.quick):
+        # one task waits out each read: a fifth of the reads is enough
+        offs_t = offs[:len(offs) // 5] if tasks == 1 else offs
         case = Case("4 KiB random read, page cache (%s), %d asyncio tasks" % (human(size), tasks),
                     "ops/s", panel, tasks, headline=tasks == 32)
         for lk in ("asyncio", "uvloop"):
             pool = "run_in_executor(os.preadv) on %s" % lk
-            case.baseline(pool, runner(lk, "pool", path, offs, tasks), pool)
-            case.variant("AsyncRing.read on %s" % lk, runner(lk, "ring", path, offs, tasks),
+            case.baseline(pool, runner(lk, "pool", path, offs_t, tasks), pool)
+            case.variant("AsyncRing.read on %s" % lk, runner(lk, "ring", path, offs_t, tasks),
                          "AsyncRing.read on %s" % lk, against=[pool])
         out.append(case)
     return out
