@@ -14,7 +14,7 @@ from workloads.files import big_file, cached_file, offsets_for, write_offsets
 
 DESCRIBE_CACHED = (
     "Random 4 KiB reads from a page-cached file, the same seeded offsets for every variant "
-    "(C reads them from a file run.py writes), `submit_and_wait(1)` then "
+    "(C reads them from a file the workload writes), `submit_and_wait(1)` then "
     "`peek_cqe()` until empty; the fast-form rows do `ring.prep_read(fd, buf, off, "
     "user_data=slot)` per read (or `prep_read_fixed`) and `ring.reap(depth, 1, True)` per wait; "
     "the batch-API row refills every completed slot with one `ring.prep_many(\"read_fixed\", "
