@@ -1,5 +1,6 @@
-"""The floor under any Python NOP loop: bench/run.py's fast NOP loop with no
-io_uring in it, to compare with C's NOP rate (docs/performance.md).
+"""The floor under any Python NOP loop: the fast NOP loop of
+bench/workloads/nop.py with no io_uring in it, to compare with C's NOP rate
+(docs/performance.md).
 
     python3 bench/loop_floor.py
 

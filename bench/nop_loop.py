@@ -1,4 +1,5 @@
-"""The NOP round-trip loop of bench/run.py alone, for valgrind --tool=callgrind:
+"""One NOP round-trip loop of bench/workloads/nop.py alone, for valgrind
+--tool=callgrind and perf (bench/profiling.py):
 
     valgrind --tool=callgrind python3 bench/nop_loop.py OPS [--api API] [--build build]
 
@@ -9,21 +10,22 @@ import argparse
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-import run  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from runner import load_module  # noqa: E402
+from workloads.nop import NOP_APIS  # noqa: E402
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("ops", type=int)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--api", default="wait_cqe_nr", choices=sorted(run.NOP_APIS),
-                    help="wait_cqe_nr: cqe_seen per op; batch: the fastest API")
+    ap.add_argument("--api", default="wait_cqe_nr", choices=sorted(NOP_APIS),
+                    help="wait_cqe_nr: cqe_seen per op; batch: Sqe/Cqe with cq_advance; "
+                         "fast: the fast forms; many: prep_many/reap_columns")
     ap.add_argument("--build", default="build")
     a = ap.parse_args()
-    m = run.load_module(a.build)
-    run.NOP_APIS[a.api](m, a.batch, a.ops)()
+    m = load_module(a.build)
+    NOP_APIS[a.api](m, a.batch, a.ops)()
 
 
 if __name__ == "__main__":

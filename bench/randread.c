@@ -2,7 +2,7 @@
  *
  *   randread FILE OFFSETS_FILE BLOCK DEPTH [direct] [fixed]
  *
- * OFFSETS_FILE holds native uint64 offsets (written by run.py, so C and
+ * OFFSETS_FILE holds native uint64 offsets (written by bench/workloads/files.py, so C and
  * Python read the same blocks in the same order).  Keeps DEPTH reads in
  * flight, one reused aligned buffer per slot; with "direct" the file is
  * opened O_DIRECT; with "fixed" the file and the buffers are registered

@@ -3,8 +3,9 @@
 A server is a script run as ``python3 SCRIPT [--build BUILD]``: it listens
 on 127.0.0.1 (a free port), prints ``PORT <n>`` on stdout once it accepts
 connections, echoes everything each connection sends, and exits when its
-stdin reaches EOF (run.py closes the pipe) or on SIGTERM.  To add a server,
-write such a script and list it in ECHO_SERVERS in bench/run.py.
+stdin reaches EOF (the echo workload closes the pipe) or on SIGTERM.  To add a server,
+write such a script and list it in ECHO_PY_SERVERS or ECHO_BASELINES in
+bench/workloads/tcp_echo.py.
 """
 
 import argparse

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""4 KiB random reads from a page-cached file under asyncio, 32 tasks each
+"""4 KiB random reads from a page-cached file under asyncio, N tasks each
 with one read in flight: AsyncRing.read() against asyncio's own way of doing
-file I/O (os.preadv in the loop's thread pool), on the stock loop and on
-uvloop.  Prints reads/s per variant, medians of --repeat rounds measured
-round-robin, and the ratios measured in the same run.
+file I/O (os.preadv in the loop's thread pool of N threads), on the stock
+loop and on uvloop; bench/run.py sweeps N.  Alone, it prints reads/s per
+variant at 32 tasks, medians of --repeat rounds measured round-robin, and
+the ratios measured in the same run.
 
-    python3 bench/async_reads.py [--reads 20000] [--repeat 5]
+    python3 bench/workloads/async_reads.py [--reads 20000] [--repeat 5]
 """
 import argparse
 import asyncio
@@ -17,7 +18,11 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # bench/, run alone
+from runner import Case, Unavailable, human  # noqa: E402
+from workloads.files import cached_file, offsets_for  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BLOCK = 4096
 TASKS = 32
 
@@ -34,47 +39,82 @@ async def pool_reads(loop, pool, fd, offsets):
         await loop.run_in_executor(pool, os.preadv, fd, [buf], off)
 
 
-async def run_variant(kind, fd, offsets):
+async def run_variant(kind, fd, offsets, tasks=TASKS):
     from py_io_uring import AsyncRing
-    per = [offsets[i::TASKS] for i in range(TASKS)]
+    per = [offsets[i::tasks] for i in range(tasks)]
     loop = asyncio.get_running_loop()
     if kind == "ring":
         async with AsyncRing(256) as ring:
             t = time.perf_counter()
             await asyncio.gather(*[ring_reads(ring, fd, p) for p in per])
             return len(offsets) / (time.perf_counter() - t)
-    with ThreadPoolExecutor(TASKS) as pool:
+    with ThreadPoolExecutor(tasks) as pool:
         t = time.perf_counter()
         await asyncio.gather(*[pool_reads(loop, pool, fd, p) for p in per])
         return len(offsets) / (time.perf_counter() - t)
 
 
-def runner(loop_kind, kind, path, offsets):
+def runner(loop_kind, kind, path, offsets, tasks=TASKS):
     """A callable for bench/run.py: one measurement of one variant."""
     def run():
         if loop_kind == "uvloop":
             try:
                 import uvloop  # noqa: F401
             except ImportError:
-                raise RuntimeError("uvloop is not installed") from None
+                raise Unavailable("uvloop is not installed (pip install uvloop failed or was not run)") from None
         fd = os.open(path, os.O_RDONLY)
         try:
-            return measure(loop_kind, kind, fd, offsets)
+            return measure(loop_kind, kind, fd, offsets, tasks)
         finally:
             os.close(fd)
     return run
 
 
-def measure(loop_kind, kind, fd, offsets):
+def measure(loop_kind, kind, fd, offsets, tasks=TASKS):
     if loop_kind == "uvloop":
         import uvloop
         loop = uvloop.new_event_loop()
     else:
         loop = asyncio.new_event_loop()
     try:
-        return loop.run_until_complete(run_variant(kind, fd, offsets))
+        return loop.run_until_complete(run_variant(kind, fd, offsets, tasks))
     finally:
         loop.close()
+
+
+DESCRIBE = (
+    "Page-cache reads under asyncio: N tasks, each awaiting one 4 KiB `AsyncRing.read()` at a "
+    "time, against `loop.run_in_executor(pool, os.preadv, ...)` with a pool of N threads "
+    "(asyncio's own way of doing file I/O), on the stock loop and on uvloop; swept over N (%s); "
+    "the table shows N = 32.")
+
+
+def task_counts(quick):
+    return (32,) if quick else (1, 8, 32)
+
+
+def cases(setup):
+    path, size = cached_file(setup, "async.dat")
+    # run_in_executor does ~25k reads/s here: 25k reads is a second a run
+    offs = offsets_for(size, 2500 if setup.quick else 25000, setup.seed)
+    panel = ("4 KiB page-cache reads under asyncio", "tasks (reads in flight)")
+    out = []
+    for tasks in task_counts(setup.quick):
+        # one task waits out each read: a fifth of the reads is enough
+        offs_t = offs[:len(offs) // 5] if tasks == 1 else offs
+        case = Case("4 KiB random read, page cache (%s), %d asyncio tasks" % (human(size), tasks),
+                    "ops/s", panel, tasks, headline=tasks == 32)
+        for lk in ("asyncio", "uvloop"):
+            pool = "run_in_executor(os.preadv) on %s" % lk
+            case.baseline(pool, runner(lk, "pool", path, offs_t, tasks), pool)
+            case.variant("AsyncRing.read on %s" % lk, runner(lk, "ring", path, offs_t, tasks),
+                         "AsyncRing.read on %s" % lk, against=[pool])
+        out.append(case)
+    return out
+
+
+def describe(quick):
+    return DESCRIBE % ", ".join(map(str, task_counts(quick)))
 
 
 def main():
