@@ -208,7 +208,7 @@ clean:
 
 # Benchmarks (bench/README.md): py_io_uring against C over liburing and the
 # standard library.  `bench` rewrites docs/performance.md (1 GiB files);
-# `bench-ci` is the quick form, written to build/bench/ and a minute or two (the echo servers and
+# `bench-ci` is the quick form, written to build/bench/, about two minutes (the echo servers and
 # callgrind of the NOP loop take most of it).
 BENCH_BIN = $(BUILD)/bench
 $(BENCH_BIN)/%: bench/%.c

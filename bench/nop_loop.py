@@ -21,7 +21,7 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--api", default="wait_cqe_nr", choices=sorted(NOP_APIS),
                     help="wait_cqe_nr: cqe_seen per op; batch: Sqe/Cqe with cq_advance; "
-                         "fast: the fast forms; many: prep_many/reap_columns")
+                         "fast: the fast forms; many: prep_many/reap(columns=True)")
     ap.add_argument("--build", default="build")
     a = ap.parse_args()
     m = load_module(a.build)

@@ -126,7 +126,7 @@ def gap_measure(build, binp, workdir, quick):
         return lambda ops: nop_loop_cmd(api, ops, build)
     cmds = [("C liburing", lambda ops: [os.path.join(binp, "nop"), "64", str(ops)])]
     label = {"wait_cqe_nr": "cqe_seen per op", "batch": "Sqe/Cqe objects, cq_advance",
-             "fast": "fast forms, reap()", "many": "prep_many(), reap_columns()"}
+             "fast": "fast forms, reap()", "many": "prep_many(), reap(columns=True)"}
     cmds += [("py_io_uring, %s" % label[api], py_cmd(api)) for api in NOP_APIS]
     res = {}
     for name, make in cmds:

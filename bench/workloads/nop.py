@@ -23,7 +23,7 @@ DESCRIBE = (
     "`data, res, flags = ring.reap_one(True, True)` (submit, wait and reap the one "
     "completion in one call). The batch-API row: per batch one "
     "`ring.prep_many(\"nop\", user_data=range(n, n + batch))` and one "
-    "`data, res, flags = ring.reap_columns(batch, batch, True)` (submit, wait and reap in one "
+    "`data, res, flags = ring.reap(batch, batch, True, columns=True)` (submit, wait and reap in one "
     "call, three lists), then `sum(res) + sum(data)`: no Python loop per op. Every Python loop "
     "sums `res + user data` per batch and checks the total, as C "
     "does per op. Swept over the batch size (%s); the table shows batches 1 and 64.")
@@ -150,7 +150,7 @@ def py_nop_fast(m, batch, total):
 
 def py_nop_many(m, batch, total):
     """The batch API: per batch one prep_many("nop", user_data=range(...))
-    queues every entry, one reap_columns(batch, batch, True) submits, waits
+    queues every entry, one reap(batch, batch, True, columns=True) submits, waits
     and reaps them as three lists, and sum() reads results and user data:
     no Python loop per op."""
     def run():
@@ -159,11 +159,11 @@ def py_nop_many(m, batch, total):
             rounds = total // batch
             s = 0
             n = 0
-            prep_many, reap_columns = ring.prep_many, ring.reap_columns
+            prep_many, reap = ring.prep_many, ring.reap
             t0 = time.perf_counter()
             for _ in range(rounds):
                 prep_many("nop", user_data=range(n, n + batch))
-                data, res, flags = reap_columns(batch, batch, True)
+                data, res, flags = reap(batch, batch, True, columns=True)
                 s += sum(res) + sum(data)
                 n += batch
             dt = time.perf_counter() - t0
@@ -236,8 +236,8 @@ def cases(setup):
                      "Sqe form, cq_advance per batch")
         case.variant("py_io_uring (fast forms: ring.prep_nop(user_data=), reap(); reap_one() at batch 1)",
                      py_nop_fast(m, batch, n), "fast forms: prep_nop, reap/reap_one")
-        case.variant("py_io_uring (batch API: prep_many(), reap_columns())", py_nop_many(m, batch, n),
-                     "prep_many + reap_columns")
+        case.variant("py_io_uring (batch API: prep_many(), reap(columns=True))", py_nop_many(m, batch, n),
+                     "prep_many + reap(columns=True)")
         out.append(case)
     return out
 

@@ -18,7 +18,7 @@ DESCRIBE_CACHED = (
     "`peek_cqe()` until empty; the fast-form rows do `ring.prep_read(fd, buf, off, "
     "user_data=slot)` per read (or `prep_read_fixed`) and `ring.reap(depth, 1, True)` per wait; "
     "the batch-API row refills every completed slot with one `ring.prep_many(\"read_fixed\", "
-    "...)` per `ring.reap_columns(depth, 1, True)`. `os.pread` is one system "
+    "...)` per `ring.reap(depth, 1, True, columns=True)`. `os.pread` is one system "
     "call per read (the same at every depth). Swept over the queue depth (%s); the table shows "
     "depth 32.")
 DESCRIBE_DIRECT = (
@@ -140,7 +140,7 @@ def py_randread(m, path, offs, depth, mode, direct=False, fast=False):
 
 def py_randread_many(m, path, offs, depth):
     """The batch API on page-cache reads, registered file and buffer: each
-    reap_columns(depth, 1, True) submits, waits and reaps what is ready as
+    reap(depth, 1, True, columns=True) submits, waits and reaps what is ready as
     three lists, and one prep_many("read_fixed", ...) refills every slot
     that completed: two calls per batch, no call per read."""
     def run():
@@ -150,14 +150,14 @@ def py_randread_many(m, path, offs, depth):
     def loop(ring, slots):
         n = len(offs)
         fixed = m.IOSQE_FIXED_FILE
-        prep_many, reap_columns = ring.prep_many, ring.reap_columns
+        prep_many, reap = ring.prep_many, ring.reap
         t0 = time.perf_counter()
         nxt = min(depth, n)
         prep_many("read_fixed", [(0, slots[i], offs[i], 0) for i in range(nxt)],
                   user_data=range(nxt), sqe_flags=fixed)
         total, inflight = 0, nxt
         while inflight:
-            done, res, _ = reap_columns(depth, 1, True)   # submit, wait, reap
+            done, res, _ = reap(depth, 1, True, columns=True)   # submit, wait, reap
             total += sum(res)
             k = min(len(done), n - nxt)
             if k:
@@ -262,9 +262,9 @@ def cached_cases(setup):
         case.variant("py_io_uring (fast forms, registered file and buffer)",
                      py_randread(m, path, offs, depth, "registered", fast=True),
                      "fast forms, registered file and buffer", against=both)
-        case.variant("py_io_uring (batch API: prep_many(), reap_columns(), registered file and buffer)",
+        case.variant("py_io_uring (batch API: prep_many(), reap(columns=True), registered file and buffer)",
                      py_randread_many(m, path, offs, depth),
-                     "prep_many + reap_columns, registered", against=both)
+                     "prep_many + reap(columns=True), registered", against=both)
         if depth == 32:
             case.variant("py_io_uring (int length: new bytes)", py_randread(m, path, offs, depth, "length"),
                          against=["C liburing"])
