@@ -35,7 +35,8 @@ from uring_helpers import REPO, WAIT
 
 FORMS = ("sqe", "fast", "many", "async")
 
-# sq_flags and friends: the keyword-only arguments of the fast forms
+# the keyword-only arguments every form takes besides the op's (the fast
+# forms' user_data is Form.run's own)
 COMMON_KW = ("sqe_flags", "buf_group", "personality")
 
 
@@ -44,7 +45,7 @@ def _load_model():
     gen = os.path.join(REPO, "gen")
     sys.path.insert(0, gen)
     try:
-        import model  # noqa: WPS433 - gen/ is not a package
+        import model  # gen/ is not a package: its modules import each other by name
     finally:
         sys.path.remove(gen)
     return model.load(os.path.join(REPO, "ops.def"), os.path.join(REPO, "src", "methods.def"))
@@ -109,7 +110,6 @@ class Form:
         common = {k: kwargs.pop(k) for k in COMMON_KW if k in kwargs}
         self.raises = raises
         return self._run(ring, op, args, kwargs, common, user_data, setup, after_submit)
-
 
     def next(self, ring):
         """(result, flags) of the next completion of the ring (a multishot
@@ -244,8 +244,6 @@ class AsyncForm(Form):
                 except OSError as e:
                     assert isinstance(e, self.raises), (type(e), self.raises)
                     return _errno_of(e)
-                finally:
-                    fut = None
 
         loop = asyncio.new_event_loop()
         try:

@@ -46,10 +46,10 @@ def _buf_ring(ring):
 # What an op needs besides its arguments so that the fd is the only thing
 # wrong, by op or by (op, fd argument): (setup(ring, reg) or None,
 # {argument: value(reg)}, common keywords).
-# The fixed ops: kernels before 6.10 check the buffer index at prep time, so
-# without a registered buffer they fail with EFAULT before looking at the fd
-# (6.18 looks at the fd first); a registered buffer makes the fd the error
-# on every kernel.  The multishot receives and read_multishot need a buffer
+# The fixed ops: older kernels (6.1's io_prep_rw, for one) check the buffer
+# index at prep time, so without a registered buffer they fail with EFAULT
+# before looking at the fd (6.18 looks at the fd first); a registered buffer
+# makes the fd the error on every kernel.  The multishot receives and read_multishot need a buffer
 # group (without one: EINVAL at prep on every kernel).  files_update needs a
 # file table (without one: ENXIO before the fds are read).
 NEEDS = {

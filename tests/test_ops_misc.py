@@ -143,6 +143,7 @@ def test_msg_ring_to_itself_by_fileno(ring):
 
 
 def test_msg_ring_to_non_ring_is_ebadfd(ring, pipe):
+    # Linux 6.18: an fd that is not an io_uring is EBADFD
     op_fails(ring, "msg_ring", errno.EBADFD, pipe[0], 1, 2)
 
 

@@ -430,6 +430,8 @@ def test_socket_direct_explicit_slot_and_alloc(table):
 
 
 def test_socket_direct_without_table_is_enfile(ring):
+    # Linux 6.18: no table to allocate a slot in is ENFILE (io_file_bitmap_get);
+    # an explicit slot without a table would be ENXIO
     op_fails(ring, "socket_direct", errno.ENFILE, socket.AF_INET, socket.SOCK_STREAM)
 
 
@@ -453,6 +455,7 @@ def test_socket_direct_alloc(table):
 
 
 def test_socket_direct_alloc_without_table_is_enfile(ring):
+    # Linux 6.18, as for socket_direct: ENFILE when there is no table to allocate in
     op_fails(ring, "socket_direct_alloc", errno.ENFILE, socket.AF_INET, socket.SOCK_STREAM)
 
 
@@ -588,6 +591,7 @@ def test_accept_direct_without_table_is_enfile(ring, listener):
     need(ring, "accept_direct")
     client = socket.create_connection(listener.getsockname(), timeout=WAIT)
     try:
+        # Linux 6.18, as for socket_direct: ENFILE when there is no table to allocate in
         op_fails(ring, "accept_direct", errno.ENFILE, listener)
     finally:
         client.close()
@@ -867,6 +871,8 @@ def test_send_zc_tcp(ring, tcp_pair):
 def test_send_zc_unix_is_eopnotsupp(ring, unix_pair):
     need(ring, "send_zc")
     a, b = unix_pair
+    # Linux 6.18: AF_UNIX sockets do not support zero-copy sends (no SOCK_SUPPORT_ZC):
+    # EOPNOTSUPP
     prep(ring, "send_zc", a, b"x")
     ring.submit()
     first = wait_one(ring)
@@ -899,6 +905,7 @@ def test_sendmsg_zc_udp_with_address(ring, udp_pair):
 def test_sendmsg_zc_unix_is_eopnotsupp(ring, unix_pair):
     need(ring, "sendmsg_zc")
     a, b = unix_pair
+    # Linux 6.18, as for send_zc: no zero-copy on AF_UNIX, EOPNOTSUPP
     prep(ring, "sendmsg_zc", a, [b"x"])
     ring.submit()
     first = wait_one(ring)
@@ -966,6 +973,7 @@ def test_cmd_siocinq_and_siocoutq(ring, tcp_pair):
 
 def test_cmd_siocinq_on_a_file_is_eopnotsupp(ring, rfd):
     need(ring, "cmd_siocinq")
+    # Linux 6.18: a file without a ->uring_cmd handler is EOPNOTSUPP (io_uring_cmd)
     op_fails(ring, "cmd_siocinq", errno.EOPNOTSUPP, rfd)
 
 
