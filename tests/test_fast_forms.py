@@ -1,10 +1,13 @@
 """The fast forms IoUring.prep_NAME(..., *, user_data=None, sqe_flags=0,
 buf_group=0, personality=0) and IoUring.reap(count, wait_nr=0), against the
-real kernel: the data and results a user gets back, the order and count
-rules of reap(), what a failing call leaves behind (nothing), links and
-IOSQE_CQE_SKIP_SUCCESS, buffers and user data kept exactly while the kernel
-may use them, buffer selection, msg_ring, and Python code run by an
-argument's converter that uses the same ring."""
+real kernel, as a way of queueing and reaping rather than as any one op: user
+data and the common keywords, failures as negative errno ints, the order and
+count rules of reap() and reap_one(), what a failing call leaves behind
+(nothing), links and IOSQE_CQE_SKIP_SUCCESS, buffers and user data kept
+exactly while the kernel may use them, Python code run by an argument's
+converter that uses the same ring, and records reused only when nobody holds
+them.  What one op does through the fast form is with that op's family
+(test_ops_*.py), most of it through the `form` fixture (forms.py)."""
 
 import errno
 import gc
@@ -123,7 +126,7 @@ def test_fast_form_returns_none(ring):
 
 
 # --------------------------------------------------------------------------
-# operations through the fast forms, results through reap()
+# user data, the common keywords and results through reap()
 
 
 TOKEN = Token()
@@ -175,13 +178,6 @@ def test_common_keywords_spelled_at_run_time(ring, rfd):
     with pytest.raises(TypeError, match="unexpected keyword argument 'user_datum'"):
         ring.prep_read(rfd, 4, 0, **{"user" + "_datum": 1})
     assert ring.sq_ready() == 0
-
-
-def test_read_on_a_closed_fd_is_negative_ebadf(ring):
-    ring.prep_read(closed_fd(), 8, user_data="ud")
-    ring.submit()
-    assert ring.reap(1, 1) == [("ud", -errno.EBADF, 0)]
-    assert ring.in_flight() == 0
 
 
 def test_failures_are_negative_errno_ints_not_exceptions(ring, pipe):
