@@ -12,6 +12,7 @@ build, every such test fails loudly at collection instead of being skipped.
 Only ``test_gen.py`` does not need the module.
 """
 
+import errno
 import os
 import socket
 import subprocess
@@ -47,6 +48,17 @@ def unix_pair():
     yield a, b
     a.close()
     b.close()
+
+
+@pytest.fixture(params=["sqe", "fast", "many", "async"])
+def form(request):
+    """One of the four forms of an operation (tests/forms.py): Sqe.prep_*,
+    IoUring.prep_* (the fast form), IoUring.prep_many and AsyncRing.  A test
+    taking it states a behaviour once; form.run(ring, op, *args) gives
+    (result, flags)."""
+    import forms
+
+    return forms.get(request.param)
 
 
 @pytest.fixture
@@ -145,3 +157,37 @@ def wfd(tmp_path):
     fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o600)
     yield fd
     os.close(fd)
+
+
+@pytest.fixture
+def udp_pair():
+    """Two UDP sockets bound to 127.0.0.1: (a, b)."""
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    a.bind(("127.0.0.1", 0))
+    b.bind(("127.0.0.1", 0))
+    yield a, b
+    a.close()
+    b.close()
+
+
+@pytest.fixture
+def xattr_file(tmp_path):
+    """A file on a filesystem that takes user.* xattrs."""
+    p = tmp_path / "x.txt"
+    p.write_bytes(b"xattr holder")
+    try:
+        os.setxattr(p, "user.probe", b"1")
+        os.removexattr(p, "user.probe")
+    except OSError as e:
+        if e.errno in (errno.EOPNOTSUPP, errno.ENOTSUP):
+            pytest.skip("filesystem of %s has no user.* xattrs" % tmp_path)
+        raise
+    return p
+
+
+@pytest.fixture
+def table(ring):
+    """The ring with a sparse registered file table of 8 slots."""
+    ring.register_files_sparse(8)
+    return ring

@@ -11,7 +11,7 @@ import socket
 import pytest
 
 from py_io_uring import AT_FDCWD, IoUring
-from uring_helpers import WAIT, closed_fd, prep, run_op, wait_one
+from uring_helpers import WAIT, prep, run_op, wait_one
 
 # Either is a reasonable answer to "this integer does not fit the C type".
 TOO_BIG = (OverflowError, ValueError)
@@ -97,12 +97,6 @@ def test_fileno_object_is_accepted(ring, pipe):
     os.write(w, b"via fileno")
     _, cqe = run_op(ring, "read", FilenoObject(r), 100)
     assert cqe.getresult() == b"via fileno"
-
-
-def test_not_open_fd_number_is_ebadf_not_an_exception(ring):
-    # A well-formed number that is not open is the kernel's business.
-    _, cqe = run_op(ring, "close", closed_fd())
-    assert cqe.res() == -errno.EBADF
 
 
 # --------------------------------------------------------------------------

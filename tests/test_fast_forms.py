@@ -1,10 +1,13 @@
 """The fast forms IoUring.prep_NAME(..., *, user_data=None, sqe_flags=0,
 buf_group=0, personality=0) and IoUring.reap(count, wait_nr=0), against the
-real kernel: the data and results a user gets back, the order and count
-rules of reap(), what a failing call leaves behind (nothing), links and
-IOSQE_CQE_SKIP_SUCCESS, buffers and user data kept exactly while the kernel
-may use them, buffer selection, msg_ring, and Python code run by an
-argument's converter that uses the same ring."""
+real kernel, as a way of queueing and reaping rather than as any one op: user
+data and the common keywords, failures as negative errno ints, the order and
+count rules of reap() and reap_one(), what a failing call leaves behind
+(nothing), links and IOSQE_CQE_SKIP_SUCCESS, buffers and user data kept
+exactly while the kernel may use them, Python code run by an argument's
+converter that uses the same ring, and records reused only when nobody holds
+them.  What one op does through the fast form is with that op's family
+(test_ops_*.py), most of it through the `form` fixture (forms.py)."""
 
 import errno
 import gc
@@ -12,7 +15,6 @@ import inspect
 import mmap
 import os
 import pydoc
-import socket
 import sys
 import time
 import weakref
@@ -22,18 +24,14 @@ import pytest
 import py_io_uring
 from py_io_uring import (
     AT_FDCWD,
-    IORING_CQE_BUFFER_SHIFT,
-    IORING_CQE_F_BUFFER,
-    IORING_CQE_F_MORE,
-    IORING_CQE_F_SOCK_NONEMPTY,
     IOSQE_ASYNC,
-    IOSQE_BUFFER_SELECT,
     IOSQE_CQE_SKIP_SUCCESS,
     IOSQE_IO_LINK,
     IoUring,
     SubmissionQueueFull,
 )
-from uring_helpers import TMP_CONTENT, WAIT, blocks, closed_fd, fill_pipe, need, read_exactly
+from op_helpers import Token, assert_nothing_queued, by_ud, reap_n
+from uring_helpers import TMP_CONTENT, WAIT, blocks, closed_fd, fill_pipe, read_exactly
 
 COMMON = ["user_data", "sqe_flags", "buf_group", "personality"]
 COMMON_DEFAULTS = [None, 0, 0, 0]
@@ -44,10 +42,6 @@ class BadBool:
 
     def __bool__(self):
         raise ZeroDivisionError
-
-
-class Token:
-    """Weak-referenceable user data with an identity."""
 
 
 class Buf(bytearray):
@@ -69,39 +63,6 @@ class FilenoObject:
         if isinstance(self.value, type) and issubclass(self.value, BaseException):
             raise self.value("from fileno")
         return self.value
-
-
-def reap_n(ring, n, timeout=WAIT):
-    """reap() until n completions came, bounded: reap(wait_nr=) has no
-    deadline, so each wait goes through wait_cqe(timeout=) (which leaves the
-    completion unseen, for reap() to take)."""
-    got = []
-    deadline = time.monotonic() + timeout
-    while len(got) < n:
-        left = deadline - time.monotonic()
-        assert left > 0, "only %d of %d completions within %s s: %r" % (len(got), n, timeout, got)
-        if ring.wait_cqe(timeout=left) is None:
-            continue
-        got.extend(ring.reap(n - len(got)))
-    return got
-
-
-def by_ud(items):
-    """{user_data: (result, flags)} of reap() tuples (user data hashable)."""
-    out = {}
-    for ud, res, flags in items:
-        assert ud not in out, "two completions for %r: %r" % (ud, items)
-        out[ud] = (res, flags)
-    return out
-
-
-def assert_nothing_queued(ring):
-    """Nothing acquired, nothing in flight, nothing to submit or reap."""
-    assert ring.sq_ready() == 0
-    assert ring.in_flight() == 0
-    assert ring.submit() == 0
-    assert ring.reap(16) == []
-    assert ring.cq_ready() == 0
 
 
 # --------------------------------------------------------------------------
@@ -165,7 +126,7 @@ def test_fast_form_returns_none(ring):
 
 
 # --------------------------------------------------------------------------
-# operations through the fast forms, results through reap()
+# user data, the common keywords and results through reap()
 
 
 TOKEN = Token()
@@ -194,22 +155,6 @@ def test_user_data_defaults_to_none_and_many_keep_their_own(ring):
     assert all(g[0] is o for g, o in zip(got[1:], objs))
 
 
-def test_read_into_a_length_and_into_a_buffer(ring, rfd):
-    buf = bytearray(8)
-    ring.prep_read(rfd, 16, 32, user_data="len")
-    ring.prep_read(rfd, buf, 100, user_data="buf")
-    ring.prep_read(rfd, 100, 4090, user_data="short")   # 6 bytes left
-    ring.prep_read(rfd, 10, 5000, user_data="eof")
-    ring.submit()
-    got = by_ud(ring.reap(4, 4))
-    assert got["len"] == (TMP_CONTENT[32:48], 0)
-    assert type(got["len"][0]) is bytes
-    assert got["buf"] == (8, 0)
-    assert buf == TMP_CONTENT[100:108]
-    assert got["short"] == (TMP_CONTENT[4090:], 0)
-    assert got["eof"] == (b"", 0)
-
-
 def test_op_keywords_mixed_with_the_common_ones(ring, rfd):
     # the shared keywords are taken out of the call wherever they stand
     ring.prep_read(rfd, buf=16, user_data="a", offset=32)
@@ -233,114 +178,6 @@ def test_common_keywords_spelled_at_run_time(ring, rfd):
     with pytest.raises(TypeError, match="unexpected keyword argument 'user_datum'"):
         ring.prep_read(rfd, 4, 0, **{"user" + "_datum": 1})
     assert ring.sq_ready() == 0
-
-
-def test_write_and_read_back(ring, wfd):
-    ring.prep_write(wfd, b"fast form data", 0, user_data="w")
-    ring.prep_write(wfd, memoryview(b"XYZ"), 100, user_data="w2")
-    ring.submit()
-    assert by_ud(ring.reap(2, 2)) == {"w": (14, 0), "w2": (3, 0)}
-    assert os.pread(wfd, 14, 0) == b"fast form data"
-    assert os.pread(wfd, 10, 100) == b"XYZ"
-    ring.prep_read(wfd, 14, 0, user_data="r")
-    ring.submit()
-    assert ring.reap(1, 1) == [("r", b"fast form data", 0)]
-
-
-def test_writev_and_readv(ring, wfd):
-    ring.prep_writev(wfd, [b"abc", bytearray(b"de"), memoryview(b"fghij")], 0, user_data="wv")
-    ring.submit()
-    assert ring.reap(1, 1) == [("wv", 10, 0)]
-    a, b, c = bytearray(2), bytearray(5), bytearray(10)
-    ring.prep_readv(wfd, [a, b, c], 0, user_data="rv")
-    ring.submit()
-    assert ring.reap(1, 1) == [("rv", 10, 0)]
-    assert (a, b, c[:3]) == (b"ab", b"cdefg", b"hij")
-
-
-def test_send_and_recv(ring, tcp_pair):
-    client, server = tcp_pair
-    ring.prep_send(client, b"hello over tcp", user_data="send")
-    ring.submit()
-    assert ring.reap(1, 1) == [("send", 14, 0)]
-    ring.prep_recv(server, 64, user_data="recv")
-    ring.submit()
-    got = reap_n(ring, 1)
-    assert got == [("recv", b"hello over tcp", 0)]
-    buf = bytearray(4)
-    client.sendall(b"0123456789")
-    ring.prep_recv(server.fileno(), buf, user_data="into")
-    ring.submit()
-    [(ud, n, flags)] = reap_n(ring, 1)
-    assert (ud, n) == ("into", 4)
-    # 6 bytes are left: kernels that say so set IORING_CQE_F_SOCK_NONEMPTY
-    assert flags in (0, IORING_CQE_F_SOCK_NONEMPTY)
-    assert buf == b"0123"
-
-
-def test_recv_waits_for_the_data(ring, tcp_pair):
-    client, server = tcp_pair
-    ring.prep_recv(server, 16, user_data="later")
-    ring.submit()
-    assert ring.wait_cqe(timeout=0.05) is None
-    assert ring.reap(4) == []
-    assert ring.in_flight() == 1
-    client.sendall(b"now")
-    assert reap_n(ring, 1) == [("later", b"now", 0)]
-
-
-def test_openat_and_statx(ring, tmp_file):
-    ring.prep_openat(AT_FDCWD, str(tmp_file), os.O_RDONLY, user_data="open")
-    ring.prep_statx(AT_FDCWD, tmp_file, user_data="stat")
-    ring.prep_openat(AT_FDCWD, tmp_file.parent / "missing", os.O_RDONLY, user_data="missing")
-    ring.submit()
-    got = by_ud(ring.reap(3, 3))
-    fd, flags = got["open"]
-    assert type(fd) is int and fd >= 0 and flags == 0
-    try:
-        assert os.pread(fd, 4096, 0) == TMP_CONTENT
-    finally:
-        os.close(fd)
-    st, flags = got["stat"]
-    assert isinstance(st, os.stat_result) and flags == 0
-    ref = os.stat(tmp_file)
-    assert (st.st_size, st.st_ino, st.st_dev, st.st_mode) == (4096, ref.st_ino, ref.st_dev, ref.st_mode)
-    assert got["missing"] == (-errno.ENOENT, 0)
-
-
-def test_timeout_result_is_negative_etime(ring):
-    ring.prep_timeout(0.01, user_data="t")
-    ring.submit()
-    t0 = time.monotonic()
-    assert ring.reap(1, 1) == [("t", -errno.ETIME, 0)]
-    assert time.monotonic() - t0 > 0.005
-
-
-def test_accept(ring, listener):
-    ring.prep_accept(listener, user_data="acc")
-    ring.submit()
-    assert ring.reap(1) == []
-    client = socket.create_connection(listener.getsockname(), timeout=WAIT)
-    try:
-        [(ud, fd, flags)] = reap_n(ring, 1)
-        assert ud == "acc" and flags == 0 and type(fd) is int and fd >= 0
-        conn = socket.socket(fileno=fd)
-        try:
-            assert conn.getpeername() == client.getsockname()
-            client.sendall(b"accepted")
-            conn.settimeout(WAIT)
-            assert conn.recv(16) == b"accepted"
-        finally:
-            conn.close()
-    finally:
-        client.close()
-
-
-def test_read_on_a_closed_fd_is_negative_ebadf(ring):
-    ring.prep_read(closed_fd(), 8, user_data="ud")
-    ring.submit()
-    assert ring.reap(1, 1) == [("ud", -errno.EBADF, 0)]
-    assert ring.in_flight() == 0
 
 
 def test_failures_are_negative_errno_ints_not_exceptions(ring, pipe):
@@ -372,19 +209,6 @@ def test_sqe_flags_async(ring, rfd):
     ring.prep_nop(sqe_flags=IOSQE_ASYNC, buf_group=65535, personality=0, user_data="max")
     ring.submit()
     assert by_ud(ring.reap(2, 2)) == {"async": (TMP_CONTENT[16:32], 0), "max": (0, 0)}
-
-
-def test_sqe_flags_fixed_file(ring, tmp_file):
-    fd = os.open(tmp_file, os.O_RDONLY)
-    try:
-        ring.register_files([fd])
-    finally:
-        os.close(fd)   # the table keeps its own reference
-    ring.prep_read(0, 8, 16, sqe_flags=py_io_uring.IOSQE_FIXED_FILE, user_data="fixed")
-    ring.prep_read(5, 8, 16, sqe_flags=py_io_uring.IOSQE_FIXED_FILE, user_data="no slot")
-    ring.submit()
-    assert by_ud(ring.reap(2, 2)) == {"fixed": (TMP_CONTENT[16:24], 0),
-                                      "no slot": (-errno.EBADF, 0)}
 
 
 # --------------------------------------------------------------------------
@@ -1016,174 +840,6 @@ def test_ring_as_user_data_of_its_own_pending_read_is_collected(pipe):
 
 
 # --------------------------------------------------------------------------
-# buffer selection
-
-
-def test_recv_with_provided_buffers(ring, unix_pair):
-    need(ring, "provide_buffers")
-    a, b = unix_pair
-    pool = bytearray(2 * 64)
-    ring.prep_provide_buffers(pool, 2, 12, 100, user_data="provide")
-    ring.submit()
-    assert ring.reap(1, 1) == [("provide", 0, 0)]
-    bids = set()
-    for msg in (b"hello world", b"second"):
-        a.sendall(msg)
-        ring.prep_recv(b, 64, sqe_flags=IOSQE_BUFFER_SELECT, buf_group=12, user_data=msg)
-        ring.submit()
-        [(ud, data, flags)] = reap_n(ring, 1)
-        assert ud is msg and data == msg
-        assert flags & IORING_CQE_F_BUFFER
-        bid = flags >> IORING_CQE_BUFFER_SHIFT
-        assert bid in (100, 101) and bid not in bids
-        bids.add(bid)
-        assert pool[(bid - 100) * 64:(bid - 100) * 64 + len(msg)] == msg
-    # the group is empty now
-    a.sendall(b"x")
-    ring.prep_recv(b, 64, sqe_flags=IOSQE_BUFFER_SELECT, buf_group=12, user_data="none left")
-    ring.submit()
-    assert reap_n(ring, 1) == [("none left", -errno.ENOBUFS, 0)]
-
-
-def test_recv_with_buffer_select_and_the_wrong_group(ring, unix_pair):
-    need(ring, "provide_buffers")
-    a, b = unix_pair
-    ring.prep_provide_buffers(bytearray(64), 1, 5, user_data="provide")
-    ring.submit()
-    assert ring.reap(1, 1) == [("provide", 0, 0)]
-    a.sendall(b"data")
-    # buf_group really reaches the entry: group 6 has no buffers
-    ring.prep_recv(b, 64, sqe_flags=IOSQE_BUFFER_SELECT, buf_group=6, user_data="wrong")
-    ring.submit()
-    assert reap_n(ring, 1) == [("wrong", -errno.ENOBUFS, 0)]
-    ring.prep_recv(b, 64, sqe_flags=IOSQE_BUFFER_SELECT, buf_group=5, user_data="right")
-    ring.submit()
-    [(ud, data, flags)] = reap_n(ring, 1)
-    assert (ud, data) == ("right", b"data") and flags & IORING_CQE_F_BUFFER
-
-
-def test_recv_from_a_buffer_ring(ring, unix_pair):
-    a, b = unix_pair
-    ring.setup_buf_ring(7, 4, 64)
-    try:
-        for i in range(6):   # more receives than buffers: each goes back at reap
-            msg = b"ring message %d" % i
-            a.sendall(msg)
-            ring.prep_recv(b, 64, sqe_flags=IOSQE_BUFFER_SELECT, buf_group=7, user_data=i)
-            ring.submit()
-            [(ud, data, flags)] = reap_n(ring, 1)
-            assert (ud, data) == (i, msg)
-            assert flags & IORING_CQE_F_BUFFER
-            assert (flags >> IORING_CQE_BUFFER_SHIFT) < 4
-        assert ring.in_flight() == 0
-    finally:
-        ring.free_buf_ring(7)
-
-
-def test_recv_multishot_from_a_buffer_ring(ring):
-    need(ring, "recv_multishot", "cancel_fd")
-    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        a.bind(("127.0.0.1", 0))
-        b.bind(("127.0.0.1", 0))
-        ring.setup_buf_ring(9, 4, 128)
-        rx = Token()
-        ring.prep_recv_multishot(a, buf_group=9, user_data=rx)
-        ring.submit()
-        for i in range(10):
-            msg = b"datagram %d" % i
-            b.sendto(msg, a.getsockname())
-            [(ud, data, flags)] = reap_n(ring, 1)
-            assert ud is rx and data == msg
-            assert flags & IORING_CQE_F_MORE and flags & IORING_CQE_F_BUFFER
-        # the group is in use by the fast form's record
-        with pytest.raises(RuntimeError):
-            ring.free_buf_ring(9)
-        ring.prep_cancel_fd(a, user_data="cancel")
-        ring.submit()
-        got = reap_n(ring, 2)
-        final = [g for g in got if g[0] is rx]
-        assert ("cancel", 0, 0) in got
-        assert len(final) == 1
-        assert final[0][1] == -errno.ECANCELED and not final[0][2] & IORING_CQE_F_MORE
-        assert ring.in_flight() == 0
-        ring.free_buf_ring(9)
-    finally:
-        a.close()
-        b.close()
-
-
-# --------------------------------------------------------------------------
-# msg_ring: a completion no operation of this ring made
-
-
-def test_msg_ring_from_another_ring_gives_the_raw_user_data(ring):
-    need(ring, "msg_ring")
-    other = IoUring(8)
-    try:
-        big = 2 ** 63 - 2 ** 32 + 5   # all 64 bits, names no record
-        other.prep_msg_ring(ring, 1234, 0xDEADBEEF, user_data="sender")
-        other.prep_msg_ring(ring.fileno(), 7, big, user_data="sender 2")
-        other.submit()
-        assert other.reap(2, 2) == [("sender", 0, 0), ("sender 2", 0, 0)]
-        got = reap_n(ring, 2)
-        assert got == [(0xDEADBEEF, 1234, 0), (big, 7, 0)]
-        assert all(type(g[0]) is int for g in got)
-        assert ring.in_flight() == 0 and other.in_flight() == 0
-    finally:
-        other.queue_exit()
-
-
-def test_msg_ring_to_itself(ring):
-    need(ring, "msg_ring")
-    ring.prep_msg_ring(ring, 3, 42, user_data="self")
-    ring.submit()
-    got = reap_n(ring, 2)
-    assert sorted(got, key=repr) == sorted([("self", 0, 0), (42, 3, 0)], key=repr)
-
-
-# --------------------------------------------------------------------------
-# cancel64: its argument is `target` now (user_data is the fast forms')
-
-
-def test_cancel64_by_target_keyword(ring, pipe):
-    need(ring, "cancel64")
-    victim = ring.get_sqe()
-    victim.prep_read(pipe[0], 10)
-    victim.set_data("victim")
-    ring.submit()
-    ring.prep_cancel64(target=victim.user_data(), user_data="cancel")
-    ring.submit()
-    assert by_ud(reap_n(ring, 2)) == {"cancel": (0, 0), "victim": (-errno.ECANCELED, 0)}
-    # Sqe's form takes the keyword too
-    victim2 = ring.get_sqe()
-    victim2.prep_read(pipe[0], 10)
-    victim2.set_data("victim2")
-    ring.submit()
-    s = ring.get_sqe()
-    s.prep_cancel64(target=victim2.user_data())
-    s.set_data("cancel2")
-    ring.submit()
-    assert by_ud(reap_n(ring, 2)) == {"cancel2": (0, 0), "victim2": (-errno.ECANCELED, 0)}
-    ring.prep_cancel64(victim2.user_data(), user_data="nothing left")
-    ring.submit()
-    assert reap_n(ring, 1) == [("nothing left", -errno.ENOENT, 0)]
-
-
-def test_cancel64_old_keyword_is_gone(ring):
-    # on the fast form user_data= is the completion's data, not the target
-    with pytest.raises(TypeError) as ei:
-        ring.prep_cancel64(user_data=5)
-    assert "target" in str(ei.value)
-    assert_nothing_queued(ring)
-    s = ring.get_sqe()
-    with pytest.raises(TypeError) as ei:
-        s.prep_cancel64(user_data=5)
-    assert "user_data" in str(ei.value)
-
-
-# --------------------------------------------------------------------------
 # Python code a converter runs (__index__, fileno()) that uses the same ring
 
 
@@ -1534,167 +1190,6 @@ def test_reap_one_on_a_closed_ring():
     r.queue_exit()
     with pytest.raises(ValueError):
         r.reap_one()
-
-
-# --------------------------------------------------------------------------
-# naming a fast-form operation to cancel, remove or update: it has no Sqe,
-# so the target argument takes the user_data it was queued with
-
-
-@pytest.fixture
-def idle_pipe():
-    """A pipe nobody writes to: a read on it stays in flight."""
-    r, w = os.pipe()
-    yield r, w
-    os.close(r)
-    os.close(w)
-
-
-def _by_data(results):
-    return {d: res for d, res, _ in results}
-
-
-@pytest.mark.parametrize("make_data", [lambda: 10 ** 6, lambda: "read-" + "x" * 3, Token],
-                         ids=["int", "str", "object"])
-def test_cancel_names_a_fast_form_op_by_its_user_data(ring, idle_pipe, make_data):
-    data = make_data()
-    buf = bytearray(8)
-    ring.prep_read(idle_pipe[0], buf, user_data=data)
-    assert ring.submit() == 1
-    # an int or str equal to the user_data names it; any other object must be it
-    same = int(str(data)) if isinstance(data, int) else (
-        "".join(data) if isinstance(data, str) else data)
-    ring.prep_cancel(same, user_data="cancel")
-    got = _by_data(ring.reap(4, 2, True))
-    assert got == {data: -errno.ECANCELED, "cancel": 0}
-    assert ring.cq_ready() == 0
-
-
-def test_equal_object_of_another_type_names_nothing(ring, idle_pipe):
-    ring.prep_read(idle_pipe[0], 8, user_data=10 ** 6)
-    ring.submit()
-    for other in (float(10 ** 6), str(10 ** 6), [10 ** 6]):
-        with pytest.raises(TypeError, match="user_data of an operation in flight"):
-            ring.prep_cancel(other)
-    assert ring.sq_ready() == 0
-    ring.prep_cancel(10 ** 6)
-    assert _by_data(ring.reap(4, 2, True))[10 ** 6] == -errno.ECANCELED
-
-
-def test_custom_eq_is_not_called_and_does_not_match(ring, idle_pipe):
-    calls = []
-
-    class Eq:
-        def __eq__(self, other):
-            calls.append(other)
-            return True
-
-        __hash__ = object.__hash__
-
-    ring.prep_read(idle_pipe[0], 8, user_data=Eq())
-    ring.submit()
-    with pytest.raises(TypeError):
-        ring.prep_cancel(Eq())
-    assert calls == []
-    ring.prep_cancel_fd(idle_pipe[0])
-    assert len(ring.reap(4, 2, True)) == 2
-
-
-def test_two_ops_with_the_same_user_data_are_ambiguous(ring, idle_pipe):
-    ring.prep_read(idle_pipe[0], 8, user_data="dup")
-    ring.prep_read(idle_pipe[0], 8, user_data="dup")
-    ring.submit()
-    with pytest.raises(ValueError, match="2 operations in flight"):
-        ring.prep_cancel("dup")
-    assert ring.sq_ready() == 0
-    ring.prep_cancel_fd(idle_pipe[0], py_io_uring.IORING_ASYNC_CANCEL_ALL, user_data="all")
-    got = ring.reap(4, 3, True)
-    assert sorted(res for d, res, _ in got if d == "dup") == [-errno.ECANCELED] * 2
-    assert _by_data(got)["all"] == 2
-
-
-def test_user_data_of_a_handed_out_completion_names_nothing(ring):
-    ring.prep_nop(user_data=777777)
-    assert ring.reap(1, 1, True) == [(777777, 0, 0)]
-    with pytest.raises(TypeError, match="no operation in flight"):
-        ring.prep_cancel(777777)
-    assert ring.sq_ready() == 0
-
-
-def test_completed_but_unseen_target_gives_enoent(ring):
-    ring.prep_nop(user_data="done")
-    ring.prep_nop(user_data="other")
-    ring.submit_and_wait(2)
-    first = ring.peek_cqe()          # moves both completions into the queue
-    assert first is not None and first.get_data() == "done"
-    ring.prep_cancel("other", user_data="cancel")
-    ring.submit_and_wait(1)
-    got = ring.reap(8)
-    assert [d for d, _, _ in got] == ["done", "other", "cancel"]
-    assert _by_data(got)["cancel"] == -errno.ENOENT
-
-
-def test_an_op_in_flight_wins_over_a_completed_one_with_the_same_user_data(ring, idle_pipe):
-    ring.prep_nop(user_data="same")
-    ring.submit_and_wait(1)
-    assert ring.peek_cqe().get_data() == "same"     # completed, not yet seen
-    ring.prep_read(idle_pipe[0], 8, user_data="same")
-    ring.submit()
-    ring.prep_cancel("same", user_data="cancel")
-    got = ring.reap(8, 3, True)
-    assert [(d, res) for d, res, _ in got if d == "same"] == [("same", 0), ("same", -errno.ECANCELED)]
-    assert _by_data(got)["cancel"] == 0
-
-
-def test_none_is_never_a_target(ring, idle_pipe):
-    ring.prep_read(idle_pipe[0], 8)          # no user_data given
-    ring.submit()
-    with pytest.raises(TypeError):
-        ring.prep_cancel(None)
-    ring.prep_cancel_fd(idle_pipe[0])
-    assert len(ring.reap(4, 2, True)) == 2
-
-
-def test_the_cancel_never_names_itself(ring):
-    s = ring.get_sqe()
-    s.set_data("me")
-    with pytest.raises(TypeError):
-        s.prep_cancel("me")          # no other operation has it
-    with pytest.raises(TypeError):
-        ring.prep_cancel("me2", user_data="me2")
-
-
-def test_timeout_remove_and_update_by_user_data(ring):
-    ring.prep_timeout(30.0, user_data="t1")
-    ring.prep_timeout(30.0, user_data="t2")
-    ring.submit()
-    ring.prep_timeout_update("t2", 0.001, user_data="upd")
-    ring.prep_timeout_remove("t1", user_data="rm")
-    got = _by_data(ring.reap(8, 4, True))
-    assert got == {"t1": -errno.ECANCELED, "rm": 0, "upd": 0, "t2": -errno.ETIME}
-
-
-def test_poll_remove_by_user_data(ring, idle_pipe):
-    import select
-    key = ("poll", idle_pipe[0])          # built at run time: its own object
-    ring.prep_poll_add(idle_pipe[0], select.POLLIN, user_data=key)
-    ring.submit()
-    assert ring.reap(4) == []             # nothing ready
-    with pytest.raises(TypeError):        # an equal tuple is not the same object
-        ring.prep_poll_remove(("poll", idle_pipe[0]))
-    ring.prep_poll_remove(key, user_data="rm")
-    got = ring.reap(4, 2, True)
-    assert (key, -errno.ECANCELED) in [(d, res) for d, res, _ in got]
-    assert ("rm", 0) in [(d, res) for d, res, _ in got]
-
-
-def test_prep_many_cancels_by_user_data(ring, idle_pipe):
-    ring.prep_many("read", [(idle_pipe[0], 8)] * 3, user_data=[101, 102, 103])
-    ring.submit()
-    assert ring.prep_many("cancel", [(101,), (102,), (103,)], user_data=["c"] * 3) == 3
-    got = ring.reap(8, 6, True)
-    assert sorted(res for d, res, _ in got if d != "c") == [-errno.ECANCELED] * 3
-    assert [res for d, res, _ in got if d == "c"] == [0, 0, 0]
 
 
 # --------------------------------------------------------------------------
