@@ -5,7 +5,7 @@ runs through each of them (the `form` fixture of conftest.py):
          sqe.set_data(ud); ring.submit(); ring.wait_cqe(); ring.cqe_seen()
   fast   ring.prep_NAME(..., user_data=ud); ring.submit(); ring.reap()
   many   ring.prep_many("NAME", [(...)], user_data=[ud]); ring.submit();
-         ring.reap_columns()
+         ring.reap(columns=True)
   async  await AsyncRing().NAME(...) on a fresh asyncio loop
 
 Form.run(ring, op, *args, **kwargs) queues the one operation, submits it,
@@ -205,7 +205,7 @@ class ManyForm(Form):
         return self._next(ring, user_data)
 
     def _next(self, ring, user_data=None):
-        uds, res, flags = ring.reap_columns(1)
+        uds, res, flags = ring.reap(1, columns=True)
         assert len(uds) == 1
         if user_data is not None:
             assert uds[0] is user_data

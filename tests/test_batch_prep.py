@@ -1,6 +1,6 @@
 """IoUring.prep_many(op, args, *, user_data=..., sqe_flags=..., ...) and
-IoUring.reap_columns(count, wait_nr=0, submit=False), against the real
-kernel: the data and results a batch gives back, reap_columns() as reap()
+IoUring.reap(count, wait_nr=0, submit=False, columns=True), against the real
+kernel: the data and results a batch gives back, reap(columns=True) as reap()
 in three lists (queue and direct paths, result makers, waiting, errors),
 the common keywords on every entry, all or nothing (a bad entry, a full
 submission queue), buffers and user data kept while the kernel may use
@@ -8,6 +8,7 @@ them, and Python code run by an argument's converter that uses the ring in
 the middle of a batch."""
 
 import errno
+import functools
 import gc
 import inspect
 import json
@@ -69,9 +70,9 @@ class FilenoObject:
 
 
 def reap_cols(ring, n, timeout=WAIT):
-    """reap_columns() until n completions came, bounded (reap_columns'
+    """reap(columns=True) until n completions came, bounded (reap(columns=True)'
     wait_nr has no deadline): each wait goes through wait_cqe(timeout=),
-    which leaves the completion unseen for reap_columns() to take."""
+    which leaves the completion unseen for reap(columns=True) to take."""
     uds, res, fl = [], [], []
     deadline = time.monotonic() + timeout
     while len(uds) < n:
@@ -79,7 +80,7 @@ def reap_cols(ring, n, timeout=WAIT):
         assert left > 0, "only %d of %d completions within %s s: %r" % (len(uds), n, timeout, uds)
         if ring.wait_cqe(timeout=left) is None:
             continue
-        a, b, c = ring.reap_columns(n - len(uds))
+        a, b, c = ring.reap(n - len(uds), columns=True)
         assert len(a) == len(b) == len(c)
         uds += a
         res += b
@@ -88,7 +89,7 @@ def reap_cols(ring, n, timeout=WAIT):
 
 
 def by_ud(cols):
-    """{user_data: (result, flags)} of reap_columns() lists (data hashable)."""
+    """{user_data: (result, flags)} of reap(columns=True) lists (data hashable)."""
     uds, res, fl = cols
     assert len(uds) == len(res) == len(fl)
     out = {}
@@ -99,7 +100,7 @@ def by_ud(cols):
 
 
 def as_columns(tuples):
-    """reap()'s list of tuples as reap_columns() gives it."""
+    """reap()'s list of tuples as reap(columns=True) gives it."""
     return ([t[0] for t in tuples], [t[1] for t in tuples], [t[2] for t in tuples])
 
 
@@ -118,7 +119,7 @@ def assert_nothing_queued(ring):
     assert ring.sq_ready() == 0
     assert ring.in_flight() == 0
     assert ring.submit() == 0
-    assert ring.reap_columns(16) == ([], [], [])
+    assert ring.reap(16, columns=True) == ([], [], [])
     assert ring.cq_ready() == 0
 
 
@@ -139,14 +140,15 @@ def unexported(buf):
 def test_signatures_and_docstrings():
     assert str(inspect.signature(IoUring.prep_many)) == (
         "(self, /, op, args=None, *, user_data=None, sqe_flags=0, buf_group=0, personality=0)")
-    assert str(inspect.signature(IoUring.reap_columns)) == "(self, /, count, wait_nr=0, submit=False)"
+    assert str(inspect.signature(IoUring.reap)) == (
+        "(self, /, count, wait_nr=0, submit=False, *, columns=False)")
     many = IoUring.prep_many.__doc__
     assert "All or nothing" in many and "SubmissionQueueFull" in many
     assert "prep_OP(*args[i], user_data=user_data[i]" in many
-    assert "reap()" in IoUring.reap_columns.__doc__
+    assert "columns=True" in IoUring.reap.__doc__
     # the built signatures are those methods.def declares
     specs = {m.name: m for m in parse_methods() if m.cls == "IoUring"}
-    for name in ("prep_many", "reap_columns"):
+    for name in ("prep_many", "reap", "reap_columns"):
         declared = specs[name].params()
         params = list(inspect.signature(getattr(IoUring, name)).parameters.values())[1:]
         kinds = {"normal": inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -164,7 +166,10 @@ def test_stub_names_every_op_prep_many_takes():
     names = [s.strip().strip('"') for s in line[len("_OpName = Literal["):-1].split(",")]
     assert names == [op[0] for op in py_io_uring.OPERATIONS]
     assert "def prep_many(self, op: _OpName," in text
-    assert "def reap_columns(self, count: int, wait_nr: int = 0, submit: bool = False)" in text
+    # reap()'s two shapes as overloads; the deprecated name marked
+    assert "def reap(self, count: int, wait_nr: int = 0, submit: bool = False, *, columns: Literal[True])" in text
+    assert ('@deprecated("use reap(count, wait_nr, submit, columns=True), which returns the same")\n'
+            "    def reap_columns(self, count: int, wait_nr: int = 0, submit: bool = False)") in text
 
 
 def test_every_op_name_reaches_its_own_prep(ring):
@@ -185,7 +190,7 @@ def test_prep_many_returns_the_count(ring):
     assert ring.prep_many("nop", [(), ()]) == 2
     assert ring.sq_ready() == 7
     assert ring.submit() == 7
-    assert ring.reap_columns(8, 7) == ([0, 1, 2, 3, 4, None, None], [0] * 7, [0] * 7)
+    assert ring.reap(8, 7, columns=True) == ([0, 1, 2, 3, 4, None, None], [0] * 7, [0] * 7)
     assert ring.in_flight() == 0
 
 
@@ -200,7 +205,7 @@ def test_user_data_from_a_range_is_its_ints(ring, numbers):
     # the int numbers[i], equal to what iterating it gives
     assert ring.prep_many("nop", user_data=numbers) == len(numbers)
     ring.submit()
-    data, res, flags = ring.reap_columns(8, len(numbers))
+    data, res, flags = ring.reap(8, len(numbers), columns=True)
     assert data == list(numbers) and res == [0] * len(numbers)
     assert all(type(d) is int for d in data)
 
@@ -228,7 +233,7 @@ def test_nop_batch_gives_each_entry_its_own_user_data_in_order(ring):
     objs = [Token(), "str", None, 0, (1, 2), Token()]
     assert ring.prep_many("nop", user_data=objs) == 6
     ring.submit()
-    uds, res, flags = ring.reap_columns(6, 6)
+    uds, res, flags = ring.reap(6, 6, columns=True)
     # nops complete in submission order, each with the very object
     assert len(uds) == 6 and all(u is o for u, o in zip(uds, objs))
     assert res == [0] * 6 and flags == [0] * 6
@@ -239,7 +244,7 @@ def test_read_batch_from_a_file_into_lengths(ring, rfd):
     n = ring.prep_many("read", [(rfd, 16, off) for off in offsets], user_data=offsets)
     assert n == 5
     ring.submit()
-    got = by_ud(ring.reap_columns(5, 5))
+    got = by_ud(ring.reap(5, 5, columns=True))
     assert got == {0: (TMP_CONTENT[:16], 0), 100: (TMP_CONTENT[100:116], 0),
                    4090: (TMP_CONTENT[4090:], 0), 5000: (b"", 0),
                    2048: (TMP_CONTENT[2048:2064], 0)}
@@ -254,7 +259,7 @@ def test_read_batch_into_memoryview_slices_of_one_bytearray(ring, rfd):
     assert ring.prep_many("read", args, user_data=["s%d" % i for i in range(4)]) == 4
     del args
     ring.submit()
-    got = by_ud(ring.reap_columns(4, 4))
+    got = by_ud(ring.reap(4, 4, columns=True))
     assert got == {"s%d" % i: (8, 0) for i in range(4)}
     for i in range(4):
         assert big[i * 8:(i + 1) * 8] == TMP_CONTENT[512 * i:512 * i + 8], i
@@ -291,7 +296,7 @@ def test_write_batch_to_a_file(ring, wfd):
     n = ring.prep_many("write", list(zip([wfd] * 4, sources, offsets)), user_data=["a", "b", "c", "d"])
     assert n == 4
     ring.submit()
-    assert by_ud(ring.reap_columns(4, 4)) == {"a": (5, 0), "b": (6, 0), "c": (5, 0), "d": (0, 0)}
+    assert by_ud(ring.reap(4, 4, columns=True)) == {"a": (5, 0), "b": (6, 0), "c": (5, 0), "d": (0, 0)}
     assert os.pread(wfd, 5, 0) == b"first"
     assert os.pread(wfd, 6, 100) == b"second"
     assert os.pread(wfd, 10, 200) == b"third"
@@ -299,7 +304,7 @@ def test_write_batch_to_a_file(ring, wfd):
     # and read back in one batch
     ring.prep_many("read", [(wfd, 6, 0), (wfd, 6, 100), (wfd, 6, 200)], user_data="xyz")
     ring.submit()
-    assert by_ud(ring.reap_columns(3, 3)) == {"x": (b"first\0", 0), "y": (b"second", 0),
+    assert by_ud(ring.reap(3, 3, columns=True)) == {"x": (b"first\0", 0), "y": (b"second", 0),
                                              "z": (b"third", 0)}
 
 
@@ -308,7 +313,7 @@ def test_failures_in_the_kernel_are_per_entry_negative_errno(ring, rfd, pipe):
     args = [(rfd, 4, 0), (closed_fd(), 4, 0), (pipe[1], 4), (rfd, 4, 8)]
     assert ring.prep_many("read", args, user_data="abcd") == 4
     ring.submit()
-    got = by_ud(ring.reap_columns(4, 4))
+    got = by_ud(ring.reap(4, 4, columns=True))
     assert got == {"a": (TMP_CONTENT[:4], 0), "b": (-errno.EBADF, 0),
                    "c": (-errno.EBADF, 0), "d": (TMP_CONTENT[8:12], 0)}
 
@@ -318,7 +323,7 @@ def test_statx_batch_results_are_stat_results(ring, tmp_file):
     ring.prep_many("statx", [(AT_FDCWD, tmp_file), (AT_FDCWD, str(missing)), (AT_FDCWD, str(tmp_file))],
                    user_data=["path", "missing", "str"])
     ring.submit()
-    got = by_ud(ring.reap_columns(3, 3))
+    got = by_ud(ring.reap(3, 3, columns=True))
     ref = os.stat(tmp_file)
     for key in ("path", "str"):
         st, flags = got[key]
@@ -336,7 +341,7 @@ def test_any_iterables_tuple_subclasses_and_keywords(ring, rfd):
     assert ring.prep_many(op="nop", user_data=["kw"]) == 1
     assert ring.prep_many(user_data=["kw2"], sqe_flags=0, args=[()], op="nop", personality=0) == 1
     ring.submit()
-    got = by_ud(ring.reap_columns(7, 7))
+    got = by_ud(ring.reap(7, 7, columns=True))
     assert got == {"g0": (TMP_CONTENT[:4], 0), "g1": (TMP_CONTENT[4:8], 0),
                    "k1": (0, 0), "k2": (0, 0), "z": (0, 0), "kw": (0, 0), "kw2": (0, 0)}
 
@@ -354,7 +359,7 @@ def test_inputs_are_copied_before_any_converter_runs(ring, rfd):
     args[1] = (rfd, 4, Off())
     assert ring.prep_many("read", args, user_data=datas) == 3
     ring.submit()
-    assert by_ud(ring.reap_columns(3, 3)) == {"a": (TMP_CONTENT[:4], 0), "b": (TMP_CONTENT[4:8], 0),
+    assert by_ud(ring.reap(3, 3, columns=True)) == {"a": (TMP_CONTENT[:4], 0), "b": (TMP_CONTENT[4:8], 0),
                                              "c": (TMP_CONTENT[8:12], 0)}
 
 
@@ -379,7 +384,7 @@ def check_bad_calls(ring, cases):
         assert sys.getrefcount(token) == base, (args, "user data kept by a failed call")
         assert ring.sq_ready() == 1 and ring.in_flight() == 1, args
     assert ring.submit() == 1
-    assert ring.reap_columns(4, 1) == (["before"], [0], [0])
+    assert ring.reap(4, 1, columns=True) == (["before"], [0], [0])
 
 
 def test_bad_op_raises_and_queues_nothing(ring):
@@ -431,8 +436,8 @@ def test_closed_and_uninitialised_rings_refuse():
     calls = [lambda r: r.prep_many("nop", [()]),
              lambda r: r.prep_many("nop", []),           # even asking for nothing
              lambda r: r.prep_many("nop", user_data=[1]),
-             lambda r: r.reap_columns(1),
-             lambda r: r.reap_columns(0)]
+             lambda r: r.reap(1, columns=True),
+             lambda r: r.reap(0, columns=True)]
     never = IoUring()
     closed = IoUring(4)
     closed.queue_exit()
@@ -478,7 +483,7 @@ def test_bad_entry_gives_back_every_entry(ring, rfd, bad):
         assert [sys.getrefcount(t) for t in tokens] == base_t, "a given-back entry kept its user data"
         assert all(unexported(b) for b in bufs), pos
     assert ring.submit() == 1
-    assert ring.reap_columns(8, 1) == (["before"], [0], [0])
+    assert ring.reap(8, 1, columns=True) == (["before"], [0], [0])
     assert bufs == [bytearray(8)] * 4   # no read ran into them
     assert_nothing_queued(ring)
 
@@ -489,7 +494,7 @@ def test_given_back_entries_with_link_flag_do_not_link_the_next(ring, rfd):
     ring.prep_read(closed_fd(), 4, user_data="fails")
     ring.prep_nop(user_data="independent")
     ring.submit()
-    assert by_ud(ring.reap_columns(2, 2)) == {"fails": (-errno.EBADF, 0), "independent": (0, 0)}
+    assert by_ud(ring.reap(2, 2, columns=True)) == {"fails": (-errno.EBADF, 0), "independent": (0, 0)}
 
 
 def test_failed_batches_use_up_no_entries_or_slots():
@@ -500,7 +505,7 @@ def test_failed_batches_use_up_no_entries_or_slots():
                 r.prep_many("read", [(0, 4), (0, 4), (0, 4), (0, -1)], user_data="abcd")
         assert r.sq_ready() == 0 and r.in_flight() == 0 and r.sq_space_left() == 4
         assert r.prep_many("nop", user_data=range(4)) == 4
-        assert r.reap_columns(4, 4, True) == ([0, 1, 2, 3], [0] * 4, [0] * 4)
+        assert r.reap(4, 4, True, columns=True) == ([0, 1, 2, 3], [0] * 4, [0] * 4)
     finally:
         r.queue_exit()
 
@@ -536,7 +541,7 @@ def test_more_than_the_free_room_raises_and_runs_no_converter(rfd):
             r.prep_many("nop", user_data=["one more"])
         assert r.prep_many("nop", []) == 0   # nothing asked: fits
         assert r.submit() == 4
-        uds, res, _ = r.reap_columns(8, 4)
+        uds, res, _ = r.reap(8, 4, columns=True)
         assert uds[0] == "kept" and all(u is token for u in uds[1:])
         assert sorted(res[1:]) == [TMP_CONTENT[:4]] * 3
     finally:
@@ -552,7 +557,7 @@ def test_a_full_queue_fits_after_submit():
         assert r.submit() == 8
         assert r.prep_many("nop", user_data=range(8, 16)) == 8
         assert r.submit() == 8
-        uds, res, flags = r.reap_columns(16, 16)
+        uds, res, flags = r.reap(16, 16, columns=True)
         assert uds == list(range(16)) and res == [0] * 16 and flags == [0] * 16
     finally:
         r.queue_exit()
@@ -570,7 +575,7 @@ def test_io_link_applies_to_every_entry(ring, rfd):
     ring.prep_read(rfd, 4, 8, user_data="after")   # the last entry links to the next one too
     ring.prep_read(rfd, 4, 12, user_data="free")
     ring.submit()
-    got = by_ud(ring.reap_columns(5, 5))
+    got = by_ud(ring.reap(5, 5, columns=True))
     assert got == {"head": (-errno.EBADF, 0), "mid": (-errno.ECANCELED, 0),
                    "last": (-errno.ECANCELED, 0), "after": (-errno.ECANCELED, 0),
                    "free": (TMP_CONTENT[12:16], 0)}
@@ -584,7 +589,7 @@ def test_cqe_skip_success_on_a_linked_batch_posts_only_the_last(ring):
     assert ring.in_flight() == 5
     ring.submit()
     # the last of the chain has no successor to vouch for it: it posts
-    assert ring.reap_columns(8, 1) == (["last"], [0], [0])
+    assert ring.reap(8, 1, columns=True) == (["last"], [0], [0])
     assert ring.in_flight() == 0
     assert ring.wait_cqe(timeout=0.05) is None
     gc.collect()
@@ -594,7 +599,7 @@ def test_cqe_skip_success_on_a_linked_batch_posts_only_the_last(ring):
 def test_cqe_skip_success_alone_every_entry_still_posts(ring):
     ring.prep_many("nop", user_data=["a", "b", "c"], sqe_flags=IOSQE_CQE_SKIP_SUCCESS)
     ring.submit()
-    assert ring.reap_columns(4, 3) == (["a", "b", "c"], [0, 0, 0], [0, 0, 0])
+    assert ring.reap(4, 3, columns=True) == (["a", "b", "c"], [0, 0, 0], [0, 0, 0])
     assert ring.in_flight() == 0
 
 
@@ -607,7 +612,7 @@ def test_fixed_file_flag_applies_to_every_entry(ring, tmp_file):
     ring.prep_many("read", [(0, 8, 0), (0, 8, 16), (5, 8, 0)], sqe_flags=IOSQE_FIXED_FILE,
                    user_data=["a", "b", "no slot"])
     ring.submit()
-    assert by_ud(ring.reap_columns(3, 3)) == {"a": (TMP_CONTENT[:8], 0), "b": (TMP_CONTENT[16:24], 0),
+    assert by_ud(ring.reap(3, 3, columns=True)) == {"a": (TMP_CONTENT[:8], 0), "b": (TMP_CONTENT[16:24], 0),
                                              "no slot": (-errno.EBADF, 0)}
 
 
@@ -616,7 +621,7 @@ def test_personality_applies_to_every_entry(ring):
     try:
         ring.prep_many("nop", user_data=["r1", "r2", "r3"], personality=pid)
         ring.submit()
-        assert ring.reap_columns(3, 3) == (["r1", "r2", "r3"], [0] * 3, [0] * 3)
+        assert ring.reap(3, 3, columns=True) == (["r1", "r2", "r3"], [0] * 3, [0] * 3)
     finally:
         ring.unregister_personality(pid)
     # a personality the ring does not know: the kernel refuses each entry as
@@ -640,7 +645,7 @@ def test_buffer_select_and_buf_group_apply_to_every_entry(ring, unix_pairs):
     need(ring, "provide_buffers")
     ring.prep_provide_buffers(bytearray(3 * 32), 3, 5, 0, user_data="provide")
     ring.submit()
-    assert ring.reap_columns(1, 1) == (["provide"], [0], [0])
+    assert ring.reap(1, 1, columns=True) == (["provide"], [0], [0])
     for i, (a, _) in enumerate(unix_pairs):
         a.sendall(b"message %d" % i)
     ring.prep_many("recv", [(b, 32) for _, b in unix_pairs], user_data=[0, 1, 2],
@@ -671,10 +676,10 @@ def test_buf_group_of_a_buffer_ring_for_every_entry(ring, unix_pairs):
 
 
 # --------------------------------------------------------------------------
-# reap_columns()
+# reap(columns=True)
 
 
-def test_reap_columns_equals_reap_for_the_same_workload(ring, pipe, tmp_file):
+def test_reap_in_columns_equals_reap_for_the_same_workload(ring, pipe, tmp_file):
     r, w = pipe
 
     def workload():
@@ -690,7 +695,7 @@ def test_reap_columns_equals_reap_for_the_same_workload(ring, pipe, tmp_file):
     workload()
     tuples = ring.reap(16)
     workload()
-    cols = ring.reap_columns(16)
+    cols = ring.reap(16, columns=True)
     assert type(cols) is tuple and len(cols) == 3 and all(type(c) is list for c in cols)
     assert cols == as_columns(tuples)
     assert cols[0] == ["r0", "r1", "r2", "n0", "n1", "bad0", "bad1", "stat"]
@@ -700,49 +705,49 @@ def test_reap_columns_equals_reap_for_the_same_workload(ring, pipe, tmp_file):
     assert ring.cq_ready() == 0 and ring.in_flight() == 0
 
 
-def test_reap_columns_count_limit_and_order(ring):
+def test_reap_in_columns_count_limit_and_order(ring):
     ring.prep_many("nop", user_data=range(5))
     ring.submit_and_wait(5)
-    assert ring.reap_columns(2) == ([0, 1], [0, 0], [0, 0])
+    assert ring.reap(2, columns=True) == ([0, 1], [0, 0], [0, 0])
     assert ring.cq_ready() == 3
-    assert ring.reap_columns(1) == ([2], [0], [0])
-    assert ring.reap_columns(10) == ([3, 4], [0, 0], [0, 0])
-    assert ring.reap_columns(10) == ([], [], [])
+    assert ring.reap(1, columns=True) == ([2], [0], [0])
+    assert ring.reap(10, columns=True) == ([3, 4], [0, 0], [0, 0])
+    assert ring.reap(10, columns=True) == ([], [], [])
     assert ring.cq_ready() == 0 and ring.in_flight() == 0
     # and taking turns with reap()
     ring.prep_many("nop", user_data=range(6))
     ring.submit_and_wait(6)
     assert ring.reap(2) == [(0, 0, 0), (1, 0, 0)]
-    assert ring.reap_columns(2) == ([2, 3], [0, 0], [0, 0])
+    assert ring.reap(2, columns=True) == ([2, 3], [0, 0], [0, 0])
     assert ring.reap(8) == [(4, 0, 0), (5, 0, 0)]
 
 
-def test_reap_columns_zero_and_empty_take_nothing(ring):
-    assert ring.reap_columns(8) == ([], [], [])
+def test_reap_in_columns_zero_and_empty_take_nothing(ring):
+    assert ring.reap(8, columns=True) == ([], [], [])
     ring.prep_nop(user_data="kept")
     ring.submit_and_wait(1)
-    assert ring.reap_columns(0) == ([], [], [])
-    assert ring.reap_columns(0, 0, True) == ([], [], [])
+    assert ring.reap(0, columns=True) == ([], [], [])
+    assert ring.reap(0, 0, True, columns=True) == ([], [], [])
     assert ring.cq_ready() == 1
     ring.prep_timeout(30, user_data="long")
     ring.submit()
-    assert ring.reap_columns(8) == (["kept"], [0], [0])   # does not wait for the timeout
+    assert ring.reap(8, columns=True) == (["kept"], [0], [0])   # does not wait for the timeout
     assert ring.in_flight() == 1
 
 
-def test_reap_columns_marks_seen_and_returns_fresh_lists(ring):
+def test_reap_in_columns_marks_seen_and_returns_fresh_lists(ring):
     ring.prep_many("nop", user_data=["a", "b"])
     ring.submit_and_wait(2)
-    cols = ring.reap_columns(2)
+    cols = ring.reap(2, columns=True)
     assert ring.cq_ready() == 0 and ring.peek_cqe() is None
     cols[0].append("mine")     # the caller's own lists
     cols[1].clear()
     ring.prep_nop(user_data="c")
     ring.submit_and_wait(1)
-    assert ring.reap_columns(2) == (["c"], [0], [0])
+    assert ring.reap(2, columns=True) == (["c"], [0], [0])
 
 
-def test_reap_columns_queue_then_direct(ring):
+def test_reap_in_columns_queue_then_direct(ring):
     # completions already taken into the ring's queue (peek_cqe) come first,
     # then those still in the kernel's CQ
     ring.prep_many("nop", user_data=["q0", "q1", "q2"])
@@ -752,85 +757,85 @@ def test_reap_columns_queue_then_direct(ring):
     ring.prep_many("nop", user_data=["d0", "d1", "d2"])
     ring.submit_and_wait(3)
     assert ring.cq_ready() == 6
-    assert ring.reap_columns(4) == (["q0", "q1", "q2", "d0"], [0] * 4, [0] * 4)
+    assert ring.reap(4, columns=True) == (["q0", "q1", "q2", "d0"], [0] * 4, [0] * 4)
     assert ring.cq_ready() == 2
-    assert ring.reap_columns(10) == (["d1", "d2"], [0, 0], [0, 0])
-    ring.cqe_seen(peeked)    # already seen by reap_columns(): nothing happens
+    assert ring.reap(10, columns=True) == (["d1", "d2"], [0, 0], [0, 0])
+    ring.cqe_seen(peeked)    # already seen by reap(columns=True): nothing happens
     assert ring.cq_ready() == 0
     assert peeked.get_data() == "q0" and peeked.res() == 0
 
 
-def test_reap_columns_after_peek_batch_and_cq_advance(ring):
+def test_reap_in_columns_after_peek_batch_and_cq_advance(ring):
     ring.prep_many("nop", user_data=range(4))
     ring.submit_and_wait(4)
     assert [c.get_data() for c in ring.peek_batch_cqe(4)] == [0, 1, 2, 3]
     ring.cq_advance(1)
-    assert ring.reap_columns(2) == ([1, 2], [0, 0], [0, 0])
+    assert ring.reap(2, columns=True) == ([1, 2], [0, 0], [0, 0])
     assert [c.get_data() for c in ring.peek_batch_cqe(4)] == [3]
-    assert ring.reap_columns(4) == ([3], [0], [0])
+    assert ring.reap(4, columns=True) == ([3], [0], [0])
 
 
-def test_reap_columns_with_a_result_maker_between_direct_ones(ring, tmp_file):
+def test_reap_in_columns_with_a_result_maker_between_direct_ones(ring, tmp_file):
     # a linked chain keeps the order: nop, statx (its value needs a Cqe:
     # it goes through the queue), nop
     ring.prep_nop(sqe_flags=IOSQE_IO_LINK, user_data="n1")
     ring.prep_statx(AT_FDCWD, tmp_file, sqe_flags=IOSQE_IO_LINK, user_data="stat")
     ring.prep_nop(user_data="n2")
     ring.submit_and_wait(3)
-    uds, res, flags = ring.reap_columns(2)
+    uds, res, flags = ring.reap(2, columns=True)
     assert uds == ["n1", "stat"] and res[0] == 0 and flags == [0, 0]
     assert isinstance(res[1], os.stat_result) and res[1].st_size == 4096
     assert ring.cq_ready() == 1
-    assert ring.reap_columns(2) == (["n2"], [0], [0])
+    assert ring.reap(2, columns=True) == (["n2"], [0], [0])
     # the same chain in one call
     ring.prep_nop(sqe_flags=IOSQE_IO_LINK, user_data="n1")
     ring.prep_statx(AT_FDCWD, tmp_file, sqe_flags=IOSQE_IO_LINK, user_data="stat")
     ring.prep_nop(user_data="n2")
     ring.submit_and_wait(3)
-    uds, res, flags = ring.reap_columns(8)
+    uds, res, flags = ring.reap(8, columns=True)
     assert uds == ["n1", "stat", "n2"] and res[0] == 0 and res[2] == 0
     assert isinstance(res[1], os.stat_result)
 
 
-def test_reap_columns_submit_true_and_wait_nr(ring):
+def test_reap_in_columns_submit_true_and_wait_nr(ring):
     ring.prep_many("nop", user_data=range(3))
     assert ring.sq_ready() == 3
-    assert ring.reap_columns(8, 3, True) == ([0, 1, 2], [0] * 3, [0] * 3)
+    assert ring.reap(8, 3, True, columns=True) == ([0, 1, 2], [0] * 3, [0] * 3)
     assert ring.sq_ready() == 0 and ring.cq_ready() == 0
     # wait_nr is a minimum: what is ready comes, up to count
     ring.prep_many("nop", user_data=range(4))
-    assert ring.reap_columns(3, wait_nr=1, submit=True) == ([0, 1, 2], [0] * 3, [0] * 3)
-    assert ring.reap_columns(3, 1) == ([3], [0], [0])
+    assert ring.reap(3, wait_nr=1, submit=True, columns=True) == ([0, 1, 2], [0] * 3, [0] * 3)
+    assert ring.reap(3, 1, columns=True) == ([3], [0], [0])
     # with nothing queued it only waits
     ring.prep_many("timeout", [(0.01,), (0.02,)], user_data=["t1", "t2"])
     ring.submit()
-    assert ring.reap_columns(2, 2, submit=True) == (["t1", "t2"], [-errno.ETIME] * 2, [0, 0])
+    assert ring.reap(2, 2, submit=True, columns=True) == (["t1", "t2"], [-errno.ETIME] * 2, [0, 0])
 
 
-def test_reap_columns_submit_counts_completions_already_reaped(ring):
+def test_reap_in_columns_submit_counts_completions_already_reaped(ring):
     ring.prep_nop(user_data="old")
     ring.submit_and_wait(1)
     assert ring.peek_cqe() is not None        # now in the queue of unseen ones
     ring.prep_many("nop", user_data=["new"])
-    assert ring.reap_columns(2, 2, submit=True) == (["old", "new"], [0, 0], [0, 0])
+    assert ring.reap(2, 2, submit=True, columns=True) == (["old", "new"], [0, 0], [0, 0])
 
 
-def test_reap_columns_wait_with_nothing_in_flight_blocks_as_liburing_does(ring):
+def test_reap_in_columns_wait_with_nothing_in_flight_blocks_as_liburing_does(ring):
     # another thread or a message from another ring may still end it; a
     # signal handler interrupts it and the ring stays usable
-    blocks(ring.reap_columns, 1, 1)
-    blocks(ring.reap_columns, 1, 1, True)
+    blocks(functools.partial(ring.reap, columns=True), 1, 1)
+    blocks(functools.partial(ring.reap, columns=True), 1, 1, True)
     ring.prep_many("nop", user_data=["unsubmitted"])
-    assert ring.reap_columns(1, 1, True) == (["unsubmitted"], [0], [0])
+    assert ring.reap(1, 1, True, columns=True) == (["unsubmitted"], [0], [0])
 
 
-def test_reap_columns_argument_errors_take_nothing(ring):
+def test_reap_in_columns_argument_errors_take_nothing(ring):
     ring.prep_nop(user_data="stays")
     ring.submit_and_wait(1)
     for args, kwargs, exc, msg in [
-        ((2,), {"wait_nr": 3}, ValueError, "reap_columns(): wait_nr must be <= count"),
-        ((-1,), {}, ValueError, "reap_columns(): count must be >= 0"),
-        ((1,), {"wait_nr": -1}, ValueError, "reap_columns(): wait_nr must be >= 0"),
+        ((2,), {"wait_nr": 3}, ValueError, "reap(): wait_nr must be <= count"),
+        ((-1,), {}, ValueError, "reap(): count must be >= 0"),
+        ((1,), {"wait_nr": -1}, ValueError, "reap(): wait_nr must be >= 0"),
         (("1",), {}, TypeError, None),
         ((1.0,), {}, TypeError, None),
         ((None,), {}, TypeError, None),
@@ -840,20 +845,20 @@ def test_reap_columns_argument_errors_take_nothing(ring):
         ((1,), {"timeout": 1}, TypeError, None),
         ((2 ** 64,), {}, OverflowError, None),
     ]:
-        err = call_error(ring.reap_columns, *args, **kwargs)
+        err = call_error(ring.reap, *args, columns=True, **kwargs)
         assert err[0] is exc, (args, kwargs, err)
         if msg is not None:
             assert err[1] == msg, (args, kwargs, err)
         assert ring.cq_ready() == 1, (args, kwargs)
-    assert ring.reap_columns(1) == (["stays"], [0], [0])
+    assert ring.reap(1, columns=True) == (["stays"], [0], [0])
 
 
-def test_reap_columns_more_than_64_at_once():
+def test_reap_in_columns_more_than_64_at_once():
     r = IoUring(256)
     try:
         for rnd in range(2):
             assert r.prep_many("nop", user_data=[(rnd, i) for i in range(150)]) == 150
-            uds, res, flags = r.reap_columns(1000, 150, True)
+            uds, res, flags = r.reap(1000, 150, True, columns=True)
             assert uds == [(rnd, i) for i in range(150)]
             assert res == [0] * 150 and flags == [0] * 150
             assert r.in_flight() == 0 and r.cq_ready() == 0
@@ -861,7 +866,7 @@ def test_reap_columns_more_than_64_at_once():
         r.queue_exit()
 
 
-def test_reap_columns_through_a_completion_queue_overflow():
+def test_reap_in_columns_through_a_completion_queue_overflow():
     # a 4-entry ring has 8 CQ entries: 20 unreaped completions overflow into
     # the kernel's backlog and must all come back, in order
     r = IoUring(4)
@@ -869,13 +874,13 @@ def test_reap_columns_through_a_completion_queue_overflow():
         for batch in range(5):
             r.prep_many("nop", user_data=range(batch * 4, batch * 4 + 4))
             assert r.submit() == 4
-        assert r.reap_columns(20, 20) == (list(range(20)), [0] * 20, [0] * 20)
+        assert r.reap(20, 20, columns=True) == (list(range(20)), [0] * 20, [0] * 20)
         for batch in range(5):
             r.prep_many("nop", user_data=range(batch * 4, batch * 4 + 4))
             r.submit()
         uds = []
         for _ in range(50):   # bounded: repeated calls until an empty batch
-            more = r.reap_columns(100)
+            more = r.reap(100, columns=True)
             if not more[0]:
                 break
             uds += more[0]
@@ -885,14 +890,14 @@ def test_reap_columns_through_a_completion_queue_overflow():
         r.queue_exit()
 
 
-def test_reap_columns_gives_the_raw_user_data_of_a_msg_ring(ring):
+def test_reap_in_columns_gives_the_raw_user_data_of_a_msg_ring(ring):
     need(ring, "msg_ring")
     other = IoUring(8)
     try:
         big = 2 ** 63 - 2 ** 32 + 5
         other.prep_many("msg_ring", [(ring, 1234, 0xDEADBEEF), (ring.fileno(), 7, big)],
                         user_data=["s1", "s2"])
-        assert other.reap_columns(2, 2, True) == (["s1", "s2"], [0, 0], [0, 0])
+        assert other.reap(2, 2, True, columns=True) == (["s1", "s2"], [0, 0], [0, 0])
         uds, res, flags = reap_cols(ring, 2)
         assert (uds, res, flags) == ([0xDEADBEEF, big], [1234, 7], [0, 0])
         assert all(type(u) is int for u in uds)
@@ -914,7 +919,7 @@ def test_read_buffers_given_only_to_prep_many_stay_pinned(ring, pipe):
     del bufs
     gc.collect()
     assert all(ref() is not None for ref in refs), "read buffer freed while the kernel may write it"
-    assert ring.reap_columns(4) == ([], [], [])
+    assert ring.reap(4, columns=True) == ([], [], [])
     os.write(w, b"x" * 24)
     uds, res, flags = reap_cols(ring, 3)
     assert sorted(uds) == ["a", "b", "c"] and res == [8, 8, 8] and flags == [0] * 3
@@ -979,7 +984,7 @@ def test_write_sources_kept_alive_and_unchanged(ring, pipe):
     assert [ref() for ref in refs] == [None, None]
 
 
-def test_user_data_kept_while_in_flight_released_after_reap_columns(ring):
+def test_user_data_kept_while_in_flight_released_after_reap_in_columns(ring):
     tokens = [Token(), Token()]
     refs = [weakref.ref(t) for t in tokens]
     ring.prep_many("timeout", [(0.01,), (0.02,)], user_data=tokens)
@@ -987,10 +992,10 @@ def test_user_data_kept_while_in_flight_released_after_reap_columns(ring):
     del tokens
     gc.collect()
     assert all(ref() is not None for ref in refs), "user data freed while in flight"
-    cols = ring.reap_columns(2, 2)
+    cols = ring.reap(2, 2, columns=True)
     assert {id(u) for u in cols[0]} == {id(ref()) for ref in refs} and cols[1] == [-errno.ETIME] * 2
     del cols
-    assert [ref() for ref in refs] == [None, None], "user data kept after reap_columns()"
+    assert [ref() for ref in refs] == [None, None], "user data kept after reap(columns=True)"
 
 
 def test_queue_exit_with_batch_reads_in_flight(pipe):
@@ -1015,7 +1020,7 @@ def test_no_reference_left_after_many_batches(ring, rfd):
     bt, bb = sys.getrefcount(token), sys.getrefcount(buf)
     for _ in range(20):
         ring.prep_many("read", [(rfd, buf, 0), (rfd, 16, 0)], user_data=[token, token])
-        cols = ring.reap_columns(2, 2, True)
+        cols = ring.reap(2, 2, True, columns=True)
         assert sorted(map(repr, cols[1])) == sorted([repr(16), repr(TMP_CONTENT[:16])])
         assert cols[0] == [token, token]
         del cols
@@ -1044,7 +1049,7 @@ def test_converter_takes_an_entry_and_a_later_entry_fails(ring, rfd):
     # cannot be, so they stay, whole, with their user data
     assert ring.sq_ready() == 3 and ring.in_flight() == 3
     assert ring.submit() == 3
-    assert by_ud(ring.reap_columns(8, 3)) == {"a": (TMP_CONTENT[:4], 0), "b": (TMP_CONTENT[4:8], 0),
+    assert by_ud(ring.reap(8, 3, columns=True)) == {"a": (TMP_CONTENT[:4], 0), "b": (TMP_CONTENT[4:8], 0),
                                              "foreign": (0, 0)}
     assert_nothing_queued(ring)
 
@@ -1058,7 +1063,7 @@ def test_converter_takes_an_entry_and_the_batch_succeeds(ring, rfd):
     assert ring.prep_many("read", [(rfd, 4, 0), (rfd, 4, Off()), (rfd, 4, 16)], user_data="abc") == 3
     assert ring.sq_ready() == 4
     ring.submit()
-    assert by_ud(ring.reap_columns(8, 4)) == {"a": (TMP_CONTENT[:4], 0), "b": (TMP_CONTENT[8:12], 0),
+    assert by_ud(ring.reap(8, 4, columns=True)) == {"a": (TMP_CONTENT[:4], 0), "b": (TMP_CONTENT[8:12], 0),
                                              "c": (TMP_CONTENT[16:20], 0), "inner": (0, 0)}
 
 
@@ -1080,7 +1085,7 @@ def test_converter_runs_a_nested_batch(ring, rfd):
     assert ring.prep_many("read", [(rfd, 4, Off(True)), (rfd, 4, Off(False))], user_data="ab") == 2
     assert ring.sq_ready() == 4
     ring.submit()
-    assert by_ud(ring.reap_columns(8, 4)) == {"a": (TMP_CONTENT[:4], 0), "b": (TMP_CONTENT[:4], 0),
+    assert by_ud(ring.reap(8, 4, columns=True)) == {"a": (TMP_CONTENT[:4], 0), "b": (TMP_CONTENT[:4], 0),
                                              "i0": (0, 0), "i1": (0, 0)}
 
 
@@ -1096,7 +1101,7 @@ def test_converter_fills_the_queue_in_the_middle(rfd):
         with pytest.raises(SubmissionQueueFull):
             r.prep_many("read", [(rfd, 4, 0), (rfd, 4, Off()), (rfd, 4, 0)], user_data="abc")
         assert r.sq_ready() == 8 and r.in_flight() == 8
-        uds, res, _ = r.reap_columns(8, 8, True)
+        uds, res, _ = r.reap(8, 8, True, columns=True)
         assert Counter(uds) == Counter({"fill": 6, "a": 1, "b": 1})
         assert all(x == (TMP_CONTENT[:4] if u in ("a", "b") else 0) for u, x in zip(uds, res))
         assert r.in_flight() == 0
@@ -1140,15 +1145,15 @@ r.submit()
 got = []
 deadline = time.monotonic() + 0.3
 while time.monotonic() < deadline:
-    got += list(zip(*r.reap_columns(16)))
+    got += list(zip(*r.reap(16, columns=True)))
     time.sleep(0.01)
 pinned = [c > n for c, n in zip([sys.getrefcount(b) for b in bufs], base)]
 os.write(wfd, b"abcd")
 deadline = time.monotonic() + 2.0
 while time.monotonic() < deadline and r.in_flight():
-    got += list(zip(*r.reap_columns(16)))
+    got += list(zip(*r.reap(16, columns=True)))
     time.sleep(0.01)
-got += list(zip(*r.reap_columns(16)))
+got += list(zip(*r.reap(16, columns=True)))
 print(json.dumps({"raised": raised, "submitted": log, "sq_ready": sq_ready,
                   "got": sorted([repr(u), repr(v), f] for u, v, f in got),
                   "pinned": pinned, "in_flight": r.in_flight(),
@@ -1198,7 +1203,7 @@ except Exception as e:
 out = {"raised": raised, "pinned": [c > n for c, n in zip([sys.getrefcount(b) for b in bufs], base)]}
 try:
     out["sq_ready"] = r.sq_ready()
-    out["reaped"] = r.reap_columns(8, r.in_flight(), True)
+    out["reaped"] = r.reap(8, r.in_flight(), True, columns=True)
 except Exception as e:
     out["after"] = type(e).__name__
 os.write(wfd, b"late")
@@ -1233,7 +1238,7 @@ inner = []
 class Bomb:
     def __del__(self):
         try:
-            inner.append(r.reap_columns(100))
+            inner.append(r.reap(100, columns=True))
         except Exception as e:
             inner.append(type(e).__name__)
 
@@ -1247,8 +1252,8 @@ gc.disable()
 b = Bomb(); b.me = b; del b       # cyclic garbage with a finalizer
 keep = [(i, i, i) for i in range(5000)]
 gc.enable()
-gc.set_threshold(1)               # reap_columns()'s first allocation runs a collection
-outer = r.reap_columns(4)
+gc.set_threshold(1)               # reap(columns=True)'s first allocation runs a collection
+outer = r.reap(4, columns=True)
 gc.set_threshold(700)
 pairs = list(zip(outer[0], outer[1]))
 for x in inner:
@@ -1260,7 +1265,7 @@ print(json.dumps({"pairs": sorted(pairs), "inner": [x for x in inner if not isin
 
 
 @pytest.mark.parametrize("path", ["queue", "direct"])
-def test_a_finalizer_reaping_during_reap_columns(run_py, path):
+def test_a_finalizer_reaping_during_reap_in_columns(run_py, path):
     proc = run_py("PATH = %r\n" % path + REAP_COLUMNS_REENTRY_CHILD, timeout=60)
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     out = json.loads(proc.stdout.splitlines()[-1])
@@ -1306,9 +1311,9 @@ state.pop("thread").join(10)
 got = []
 deadline = time.monotonic() + 5
 while r.in_flight() and time.monotonic() < deadline:
-    got += list(zip(*r.reap_columns(8)))
+    got += list(zip(*r.reap(8, columns=True)))
     time.sleep(0.01)
-got += list(zip(*r.reap_columns(8)))
+got += list(zip(*r.reap(8, columns=True)))
 state["got"] = sorted([repr(u), repr(v)] for u, v, f in got)
 state["buf"] = buf.decode("latin-1")
 state["in_flight"] = r.in_flight()
@@ -1409,7 +1414,7 @@ def _check_batch(rfd, prefill, entries, data):
         if want is None:
             assert got == n
             assert ring.sq_ready() == prefill + n and ring.in_flight() == prefill + n
-            cols = ring.reap_columns(16, prefill + n, True)
+            cols = ring.reap(16, prefill + n, True, columns=True)
             assert Counter(map(repr, cols[1])) == Counter(map(repr, [0] * prefill + expect))
             if uds is not None:
                 results = dict(zip(map(id, cols[0]), cols[1]))
@@ -1423,7 +1428,7 @@ def _check_batch(rfd, prefill, entries, data):
             assert [sys.getrefcount(t) for t in tokens] == base
             assert all(unexported(b) for b, _, _ in bufs), "a given-back entry kept its buffer pinned"
             assert all(b == b"?" * len(b) for b, _, _ in bufs)
-            assert ring.reap_columns(16, prefill, True) == (
+            assert ring.reap(16, prefill, True, columns=True) == (
                 [("pre", i) for i in range(prefill)], [0] * prefill, [0] * prefill)
         assert ring.in_flight() == 0 and ring.sq_ready() == 0
     finally:

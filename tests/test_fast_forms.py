@@ -114,7 +114,7 @@ def test_help_shows_the_keyword_only_arguments():
     assert "prep_read(self, /, fd, buf, offset=-1, *, user_data=None, sqe_flags=0" in flat
     assert "get_sqe().prep_read(...)" in IoUring.prep_read.__doc__
     assert "reap()" in IoUring.prep_read.__doc__
-    assert str(inspect.signature(IoUring.reap)) == "(self, /, count, wait_nr=0, submit=False)"
+    assert str(inspect.signature(IoUring.reap)) == "(self, /, count, wait_nr=0, submit=False, *, columns=False)"
 
 
 def test_fast_form_returns_none(ring):

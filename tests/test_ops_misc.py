@@ -332,3 +332,15 @@ def test_msg_ring_to_itself(ring):
     ring.submit()
     got = reap_n(ring, 2)
     assert sorted(got, key=repr) == sorted([("self", 0, 0), (42, 3, 0)], key=repr)
+
+
+def test_msg_ring_refuses_the_fd_passing_command_as_flags(ring):
+    with IoUring(4) as target:
+        # IORING_MSG_SEND_FD is msg_ring's command for passing a file, and
+        # its value is IORING_MSG_RING_CQE_SKIP's: as flags it meant a skip
+        for bad in (py_io_uring.IORING_MSG_SEND_FD, py_io_uring.IORING_MSG_RING_CQE_SKIP):
+            with pytest.raises(ValueError, match=r"prep_msg_ring\(\) argument 'flags'"):
+                ring.prep_msg_ring(target, 1, 2, bad)
+        ring.prep_msg_ring(target, 7, 9, py_io_uring.IORING_MSG_RING_FLAGS_PASS, user_data="m")
+        assert ring.reap(2, 1, True) == [("m", 0, 0)]
+        assert target.reap(2, 1) == [(9, 7, 0)]
