@@ -1,5 +1,7 @@
 """Emit docs/api.md, the API reference."""
 
+from typing import Dict, List, Tuple
+
 from model import Model, Op
 from signature import (AIO, HEADER, RING_KW, class_text_signature,
                        method_text_signature, op_text_signature)
@@ -79,7 +81,7 @@ def _anchor(text: str) -> str:
     return keep.replace(" ", "-")
 
 
-def api_md(model: Model) -> str:
+def api_md(model: Model, liburing_api: List[Tuple[str, str]]) -> str:
     out = ["<!-- %s -->" % HEADER, "", "# py_io_uring API reference", ""]
     out.append("Every `Sqe.prep_*` method below is generated from an entry of `ops.def`; "
                "the other methods are the hand-written runtime in `src/`, documented "
@@ -136,4 +138,32 @@ def api_md(model: Model) -> str:
     out.append("")
     out.append("The opcodes, always (for `probe()` answers and `register_restrictions()`): "
                + ", ".join("`%s`" % c for c, _ in model.opcodes) + ".")
+    out += _liburing_table(model, liburing_api)
     return "\n".join(out) + "\n"
+
+
+def _liburing_table(model: Model, liburing_api: List[Tuple[str, str]]) -> list:
+    """liburing's functions and py_io_uring's names for them, for a reader
+    following a man page."""
+    if not liburing_api:
+        return []
+    names = {}  # type: Dict[str, List[str]]
+    for op in model.ops:
+        if op.man:
+            names.setdefault(op.man, []).append("`Sqe.%s`, `IoUring.%s`" % (op.method, op.method))
+    for m in model.methods:
+        key = {"IoUring": "io_uring_%s", "Sqe": "io_uring_sqe_%s",
+               "Cqe": "io_uring_cqe_%s"}.get(m.cls, "")
+        if key:
+            names.setdefault(key % m.name, []).append("`%s.%s`" % (m.cls, m.name))
+    rows, have = [], 0
+    for name, note in liburing_api:
+        ours = ", ".join(names.get(name, []))
+        have += bool(ours)
+        rows.append("| `%s` | %s |" % (name, "; ".join(x for x in (ours, note) if x) or "not yet"))
+    out = ["", "## liburing 2.15 and py_io_uring", "",
+           "Each function of liburing 2.15 and its py_io_uring name; %d of %d have a "
+           "method of the same name and meaning, the others say what stands in for "
+           "them, or \"not yet\"." % (have, len(liburing_api)), "",
+           "| liburing | py_io_uring |", "| --- | --- |"]
+    return out + rows + [""]

@@ -14,12 +14,13 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 
 from emit_c import methods_doc_h, ops_c, ops_h  # noqa: E402
 from emit_md import api_md  # noqa: E402
 from emit_pyi import pyi  # noqa: E402
-from model import load  # noqa: E402
+from model import load, load_liburing_api  # noqa: E402
 from parse import DefError  # noqa: E402
 
 
@@ -47,9 +48,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="directory for the generated C")
     p.add_argument("--pyi", help="path of the .pyi stub to write")
     p.add_argument("--api", help="path of the Markdown API reference to write")
+    p.add_argument("--liburing-api", default=os.path.join(HERE, "liburing_api.txt"),
+                   help="liburing's function names, for the API reference's table")
     args = p.parse_args(argv)
     try:
         model = load(args.ops, args.methods)
+        liburing_api = load_liburing_api(args.liburing_api) if args.api else []
     except DefError as e:
         print("error: %s" % e, file=sys.stderr)
         return 1
@@ -60,7 +64,7 @@ def main(argv=None) -> int:
     if args.pyi:
         write_if_changed(args.pyi, pyi(model))
     if args.api:
-        write_if_changed(args.api, api_md(model))
+        write_if_changed(args.api, api_md(model, liburing_api))
     return 0
 
 

@@ -388,3 +388,20 @@ def load(ops_path: str, methods_path: str) -> Model:
             raise DefError(methods_path, m.lineno, "AsyncRing.%s would hide the "
                            "awaitable op of ops.def line %d" % (m.name, aio[m.name].lineno))
     return Model(ops, consts, classes, methods)
+
+
+def load_liburing_api(path: str) -> List[Tuple[str, str]]:
+    """gen/liburing_api.txt: liburing's function names, each with what a
+    user has instead when no method maps to it by convention ('' if none)."""
+    out = []  # type: List[Tuple[str, str]]
+    with open(path, encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            name, _, note = line.partition("--")
+            name = name.strip()
+            if not IDENT.match(name) or not name.startswith("io_uring_"):
+                raise DefError(path, lineno, "not a liburing function name: %r" % name)
+            out.append((name, note.strip()))
+    return out
