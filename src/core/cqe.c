@@ -73,12 +73,14 @@ pu_cqe_value(CqeObject *self)
 {
     if (self->res < 0)
         return PyLong_FromLong(self->res);
+    /* a result maker first: it may read the bytes (recvmsg_multishot's
+     * provided buffer is a header, an address, control data, a payload) */
+    if (self->sqe != NULL && self->sqe->op != NULL && self->sqe->op->result != NULL)
+        return self->sqe->op->result(self);
     if (self->result != NULL) {
         Py_INCREF(self->result);
         return self->result;
     }
-    if (self->sqe != NULL && self->sqe->op != NULL && self->sqe->op->result != NULL)
-        return self->sqe->op->result(self);
     return pu_long(self->res);
 }
 

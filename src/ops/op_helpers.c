@@ -113,6 +113,8 @@ typedef struct {
     /* data, then control, follow */
 } recvmsg_state;
 
+static PyObject *ancdata_list(struct msghdr *m);
+
 struct msghdr *
 pu_rec_recvmsg(SqeObject *rec, unsigned bufsize, unsigned ancbufsize)
 {
@@ -144,23 +146,10 @@ pu_result_recvmsg(CqeObject *q)
 {
     recvmsg_state *st = q->sqe->op_state;
     PyObject *anc, *addr, *res;
-    struct cmsghdr *c;
 
-    anc = PyList_New(0);
+    anc = ancdata_list(&st->m);
     if (anc == NULL)
         return NULL;
-    for (c = st->m.msg_controllen ? CMSG_FIRSTHDR(&st->m) : NULL; c != NULL;
-         c = CMSG_NXTHDR(&st->m, c)) {
-        size_t dlen = c->cmsg_len - (size_t)((char *)CMSG_DATA(c) - (char *)c);
-        PyObject *t = Py_BuildValue("(iiy#)", c->cmsg_level, c->cmsg_type,
-                                    (char *)CMSG_DATA(c), (Py_ssize_t)dlen);
-        if (t == NULL || PyList_Append(anc, t) < 0) {
-            Py_XDECREF(t);
-            Py_DECREF(anc);
-            return NULL;
-        }
-        Py_DECREF(t);
-    }
     if (st->m.msg_namelen > 0) {
         addr = pu_sockaddr_to_python((struct sockaddr *)&st->name, st->m.msg_namelen);
     } else {
@@ -174,6 +163,81 @@ pu_result_recvmsg(CqeObject *q)
     res = Py_BuildValue("(y#NiN)", (char *)st->iov.iov_base, (Py_ssize_t)q->res,
                         anc, st->m.msg_flags, addr);
     return res;
+}
+
+/* ancdata as socket.recvmsg() gives it: [(level, type, data)] from the
+ * control bytes m describes */
+static PyObject *
+ancdata_list(struct msghdr *m)
+{
+    PyObject *anc = PyList_New(0);
+    struct cmsghdr *c;
+
+    if (anc == NULL)
+        return NULL;
+    for (c = m->msg_controllen ? CMSG_FIRSTHDR(m) : NULL; c != NULL; c = CMSG_NXTHDR(m, c)) {
+        size_t dlen = c->cmsg_len - (size_t)((char *)CMSG_DATA(c) - (char *)c);
+        PyObject *t = Py_BuildValue("(iiy#)", c->cmsg_level, c->cmsg_type,
+                                    (char *)CMSG_DATA(c), (Py_ssize_t)dlen);
+        if (t == NULL || PyList_Append(anc, t) < 0) {
+            Py_XDECREF(t);
+            Py_DECREF(anc);
+            return NULL;
+        }
+        Py_DECREF(t);
+    }
+    return anc;
+}
+
+/* One recvmsg_multishot completion: the provided buffer holds a struct
+ * io_uring_recvmsg_out, then the name and control areas (as big as the
+ * msghdr given at prep said), then the payload (io_uring_recvmsg_validate
+ * and friends, liburing's).  As socket.recvmsg(): (data, ancdata,
+ * msg_flags, address); a payload or name cut short by the buffer's size
+ * is what fitted, and msg_flags has MSG_TRUNC / MSG_CTRUNC as the kernel
+ * set them. */
+PyObject *
+pu_result_recvmsg_multishot(CqeObject *q)
+{
+    recvmsg_state *st = q->sqe->op_state;
+    struct io_uring_recvmsg_out out;
+    struct msghdr m;
+    size_t name_room = st->m.msg_namelen, control_room = st->m.msg_controllen;
+    size_t len, head = sizeof(out) + name_room + control_room, payload;
+    const char *buf;
+    PyObject *anc, *addr;
+
+    if (q->result == NULL || !PyBytes_Check(q->result))
+        return PyLong_FromLong(q->res);     /* no buffer picked */
+    buf = PyBytes_AS_STRING(q->result);
+    len = (size_t)PyBytes_GET_SIZE(q->result);
+    if (len < head) {
+        PyErr_Format(PyExc_ValueError, "recvmsg_multishot: a %zu-byte buffer cannot hold "
+                     "the %zu-byte header, name and control areas (use bigger "
+                     "buffers)", len, head);
+        return NULL;
+    }
+    memcpy(&out, buf, sizeof(out));
+    memset(&m, 0, sizeof(m));
+    m.msg_control = (void *)(buf + sizeof(out) + name_room);
+    m.msg_controllen = out.controllen < control_room ? out.controllen : control_room;
+    anc = ancdata_list(&m);
+    if (anc == NULL)
+        return NULL;
+    if (out.namelen > 0)
+        addr = pu_sockaddr_to_python((const struct sockaddr *)(buf + sizeof(out)),
+                                     (socklen_t)(out.namelen < name_room ? out.namelen
+                                                                          : name_room));
+    else {
+        addr = Py_None;
+        Py_INCREF(addr);
+    }
+    if (addr == NULL) {
+        Py_DECREF(anc);
+        return NULL;
+    }
+    payload = len - head < out.payloadlen ? len - head : out.payloadlen;
+    return Py_BuildValue("(y#NIN)", buf + head, (Py_ssize_t)payload, anc, out.flags, addr);
 }
 
 /* ---- statx ---- */

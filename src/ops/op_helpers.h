@@ -69,6 +69,7 @@ struct msghdr *pu_rec_recvmsg(SqeObject *rec, unsigned bufsize,
                               unsigned ancbufsize);
 
 PyObject *pu_result_recvmsg(CqeObject *q);
+PyObject *pu_result_recvmsg_multishot(CqeObject *q);
 PyObject *pu_result_statx(CqeObject *q);
 PyObject *pu_result_pipe(CqeObject *q);
 PyObject *pu_result_epoll_wait(CqeObject *q);
