@@ -50,6 +50,8 @@ class Op(NamedTuple):
     lineno: int
     aio: str = "await"              # AsyncRing form: await, iter or none
     aio_flags: Tuple[str, ...] = ()  # "fd", "peer"
+    path: str = ""                  # the ops file, for #line
+    call_linenos: Tuple[int, ...] = ()   # each call line's line in it
 
     @property
     def opcode_c(self) -> str:
@@ -228,7 +230,8 @@ def _op(path: str, block: Block) -> Op:
     return Op(name, opm.group("name"), opvalue, args, calls,
               _one(path, block, fields, "returns", False), result, kernel,
               _one(path, block, fields, "man", False), doc, block.lineno,
-              aio, aio_flags)
+              aio, aio_flags, path,
+              tuple(i.lineno for i in fields.get("call", [])))
 
 
 AIO_MODES = ("await", "iter", "none")
