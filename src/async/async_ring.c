@@ -304,16 +304,17 @@ new_record(AsyncRingObject *self)
 static int
 internal_cancel(AsyncRingObject *self, __u64 target)
 {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&self->ring->ring);
+    struct io_uring_sqe *sqe = pu_get_sqe(self->ring);
     if (sqe == NULL) {
         if (flush_now(self) < 0)
             return -1;
-        sqe = io_uring_get_sqe(&self->ring->ring);
+        sqe = pu_get_sqe(self->ring);
         if (sqe == NULL) {
             PyErr_SetString(pu_SubmissionQueueFull, "no room for a cancel");
             return -1;
         }
     }
+    pu_sqe_reset(self->ring, sqe, PU_UD_INTERNAL);
     io_uring_prep_cancel64(sqe, target, 0);
     sqe->user_data = PU_UD_INTERNAL;
     return schedule_flush(self);
