@@ -19,9 +19,18 @@
 #   make install    copy the package into $(PYTHON)'s site-packages
 #   make matrix     the suite on every python3.8..3.13 pyenv has, each in a
 #                   venv of its own under build-matrix/
+#   make liburing-new   build a newer liburing than Debian's 2.3 (2.6, the C
+#                   source PyPI's liburing sdist carries) into
+#                   build-liburing/prefix/
+#   make test-liburing LIBURING=DIR   the whole suite against the liburing
+#                   installed under DIR (default: build-liburing/prefix)
 #
 # PYTHON=... picks the interpreter; BUILD=... and OPS=... the build folder
-# and the ops file (the tests use them to build a variant).
+# and the ops file (the tests use them to build a variant); LIBURING=DIR
+# builds against the liburing installed under DIR (DIR/include, DIR/lib:
+# the module finds DIR/lib/liburing.so through its rpath) instead of the
+# system's; CFLAGS=-DPU_POISON_SQE fills each SQE with 0xff bytes before
+# the module zeroes it (tests/test_liburing_compat.py).
 
 PYTHON ?= python3
 BUILD ?= build
@@ -52,9 +61,17 @@ SRCS := $(wildcard src/*.c src/*/*.c)
 OBJS := $(SRCS:src/%.c=$(OBJDIR)/%.o) $(OBJDIR)/ops_gen.o
 HDRS := $(wildcard src/*.h src/*/*.h) $(GEN)/.stamp
 GENERATOR := $(wildcard gen/*.py)
-ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -I src -I $(GEN) -I $(PY_INCLUDE)
+LIBURING ?=
+ifneq ($(LIBURING),)
+LIBURING_DIR := $(abspath $(LIBURING))
+LIBURING_CFLAGS = -I $(LIBURING_DIR)/include
+LIBURING_LIBS = -L$(LIBURING_DIR)/lib -Wl,-rpath,$(LIBURING_DIR)/lib -luring
+else
+LIBURING_LIBS = -luring
+endif
+ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -I src -I $(GEN) $(LIBURING_CFLAGS) -I $(PY_INCLUDE)
 
-.PHONY: all demo test asan leaks devmode matrix fuzz fuzz-ci docs install deps deps-test deps-dbg deps-fuzz clean
+.PHONY: liburing-new test-liburing all demo test asan leaks devmode matrix fuzz fuzz-ci docs install deps deps-test deps-dbg deps-fuzz clean
 
 all: $(MODULE) $(STUB) $(PKG_FILES)
 
@@ -78,7 +95,7 @@ $(OBJDIR)/ops_gen.o: $(GEN)/.stamp $(HDRS)
 
 $(MODULE): $(OBJS)
 	@mkdir -p $(PKG)
-	$(CC) -shared $(CFLAGS) $(LDFLAGS) $(OBJS) -luring -o $@
+	$(CC) -shared $(CFLAGS) $(LDFLAGS) $(OBJS) $(LIBURING_LIBS) -o $@
 
 docs:
 	$(PYTHON) gen/generate.py --ops $(OPS) --methods src/methods.def --api docs/api.md
@@ -193,6 +210,33 @@ fuzz: deps-fuzz
 fuzz-ci:
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30 FUZZ_PROFILE=ci
 
+# A second liburing for CI, which reaches only PyPI and Debian: PyPI's
+# liburing sdist carries liburing's C source (2024.5.3: liburing 2.6).  Built
+# into build-liburing/prefix/, outside git; `make test-liburing` then builds
+# the module against it into build-liburing/build/ and runs the whole suite.
+LIBURING_SDIST = liburing==2024.5.3
+LIBURING_SDIST_FILE = build-liburing/liburing-2024.5.3.tar.gz
+LIBURING_NEW = build-liburing/prefix
+liburing-new: $(LIBURING_NEW)/lib/liburing.so
+$(LIBURING_NEW)/lib/liburing.so:
+	@mkdir -p build-liburing
+	@[ -f $(LIBURING_SDIST_FILE) ] || { echo "make liburing-new: downloading $(LIBURING_SDIST) (pip download)"; \
+	  $(PYTHON) -m pip download -q "$(LIBURING_SDIST)" --no-binary :all: --no-deps \
+	    --no-build-isolation -d build-liburing; }
+	rm -rf build-liburing/src && mkdir -p build-liburing/src
+	tar -xzf $(LIBURING_SDIST_FILE) -C build-liburing/src
+	cd build-liburing/src/*/libs/liburing && ./configure --prefix=$(abspath $(LIBURING_NEW)) >/dev/null && \
+	  $(MAKE) -s -C src >/dev/null && $(MAKE) -s -C src install >/dev/null
+	@test -f $@
+
+test-liburing: deps-test
+	@[ -n "$(LIBURING)" ] || $(MAKE) --no-print-directory liburing-new
+	@$(MAKE) --no-print-directory all BUILD=$(LIBURING_BUILD) LIBURING=$(or $(LIBURING),$(LIBURING_NEW))
+	PYTHONPATH=$(LIBURING_BUILD) $(PYTHON) -m py_io_uring | head -2
+	PY_IO_URING_BUILD=$(LIBURING_BUILD) LIBURING=$(or $(LIBURING),$(LIBURING_NEW)) \
+	  $(PYTHON) -m pytest $(PYTEST_ARGS) tests
+LIBURING_BUILD ?= build-liburing/build$(if $(LIBURING),-$(notdir $(abspath $(LIBURING))))
+
 # the package as pip would install it; the single-file module of earlier
 # versions is removed so it cannot be imported instead
 install: all
@@ -204,7 +248,7 @@ install: all
 	install -m 644 $(STUB) $(PKG_FILES) $$dest/py_io_uring/
 
 clean:
-	rm -rf build build-asan build-dbg build-dev build-fuzz build-matrix dist *.egg-info src/*.egg-info
+	rm -rf build build-asan build-dbg build-dev build-fuzz build-matrix build-liburing dist *.egg-info src/*.egg-info
 
 # Benchmarks (bench/README.md): py_io_uring against C over liburing and the
 # standard library.  `bench` rewrites docs/performance.md (1 GiB files);

@@ -55,6 +55,15 @@ def op_docstring(op: Op, form: str = SQE) -> str:
     return "%s\n--\n\n%s" % (op_text_signature(op, form), body)
 
 
+# a placeholder ops_c() turns into '#line N "ops_gen.c"': the generated
+# file's own line numbers again, after an op's call lines
+LINE_RESUME = "#line @resume@"
+
+
+def _c_path(path: str) -> str:
+    return path.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def _prep_function(op: Op) -> List[str]:
     spec = "pu_spec_" + op.name
     out = ["/* Sqe.%s: ops.def line %d */" % (op.method, op.lineno)]
@@ -95,8 +104,16 @@ def _prep_function(op: Op) -> List[str]:
     # converters may have run Python code: write only an entry still ours
     out.append("    if (pu_prep_entry_check(rec, sqe, %s.fname) < 0)" % spec)
     out.append("        return -1;")
-    for call in op.calls:
+    # the call lines as written in ops.def: the compiler names ops.def's
+    # line for an error in them, and the generated file's again after
+    prev = None
+    for call, lineno in zip(op.calls, op.call_linenos or [0] * len(op.calls)):
+        if lineno and lineno != (prev or 0) + 1:
+            out.append('#line %d "%s"' % (lineno, _c_path(op.path)))
+        prev = lineno
         out.append("    " + call)
+    if op.call_linenos:
+        out.append(LINE_RESUME)
     out.append("    return 0;")
     out.append("}")
     out.append("")
@@ -156,7 +173,7 @@ def _aio_flags_c(op: Op) -> str:
     return " | ".join("PU_ASYNC_%s" % f.upper() for f in op.aio_flags) or "0"
 
 
-def ops_c(model: Model) -> str:
+def ops_c(model: Model, c_path: str = "ops_gen.c") -> str:
     out = ["/* %s */" % HEADER,
            '#include "ops/op_helpers.h"',
            '#include "ops_gen.h"',
@@ -183,6 +200,12 @@ def ops_c(model: Model) -> str:
     out.append("/* every op has an entry: checked when this file compiles */")
     out.append("_Static_assert(sizeof(pu_opdefs) / sizeof(pu_opdefs[0]) == PU_NOPS,")
     out.append('               "an op in ops_gen.h has no table entry");')
+    out.append("/* the numbers ops.def gives are upstream's (liburing_compat.h names the")
+    out.append(" * opcodes the headers lack) */")
+    for op in model.ops:
+        if op.opcode_value is not None:
+            out.append('_Static_assert(%s == %d, "ops.def line %d: %s is not %d");'
+                       % (op.opcode, op.opcode_value, op.lineno, op.opcode, op.opcode_value))
     out.append("")
     out += _method_table("pu_generated_sqe_methods", model.ops, SQE)
     out.append("/* IoUring's fast forms, one per op */")
@@ -220,6 +243,9 @@ def ops_c(model: Model) -> str:
         out.append("        return -1;")
     out.append("    return 0;")
     out.append("}")
+    for i, line in enumerate(out):
+        if line == LINE_RESUME:
+            out[i] = '#line %d "%s"' % (i + 2, _c_path(c_path))
     return "\n".join(out) + "\n"
 
 

@@ -51,6 +51,8 @@ class Op(NamedTuple):
     aio: str = "await"              # AsyncRing form: await, iter or none
     aio_flags: Tuple[str, ...] = ()  # "fd", "peer"
     complete: str = ""              # C function run at the final completion
+    path: str = ""                  # the ops file, for #line
+    call_linenos: Tuple[int, ...] = ()   # each call line's line in it
 
     @property
     def opcode_c(self) -> str:
@@ -251,7 +253,8 @@ def _op(path: str, block: Block) -> Op:
     return Op(name, opm.group("name"), opvalue, args, calls,
               _one(path, block, fields, "returns", False), result, kernel,
               _one(path, block, fields, "man", False), doc, block.lineno,
-              aio, aio_flags, complete)
+              aio, aio_flags, complete, path,
+              tuple(i.lineno for i in fields.get("call", [])))
 
 
 AIO_MODES = ("await", "iter", "none")

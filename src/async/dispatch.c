@@ -46,16 +46,17 @@ pu_aio_flush_now(AsyncRingObject *self)
 int
 pu_aio_internal_cancel(AsyncRingObject *self, __u64 target)
 {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&self->ring->ring);
+    struct io_uring_sqe *sqe = pu_get_sqe(self->ring);
     if (sqe == NULL) {
         if (pu_aio_flush_now(self) < 0)
             return -1;
-        sqe = io_uring_get_sqe(&self->ring->ring);
+        sqe = pu_get_sqe(self->ring);
         if (sqe == NULL) {
             PyErr_SetString(pu_SubmissionQueueFull, "no room for a cancel");
             return -1;
         }
     }
+    pu_sqe_reset(self->ring, sqe, PU_UD_INTERNAL);
     io_uring_prep_cancel64(sqe, target, 0);
     sqe->user_data = PU_UD_INTERNAL;
     return pu_aio_schedule_flush(self);

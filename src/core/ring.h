@@ -217,10 +217,33 @@ int pu_err_entry_lost(SqeObject *rec, const char *fname);
 static inline void
 pu_sqe_reset(RingObject *r, struct io_uring_sqe *sqe, __u64 ud)
 {
+#if !(defined(PU_POISON_SQE) && defined(PU_POISON_SKIP_RESET))
     memset(sqe, 0, (r->ring.flags & IORING_SETUP_SQE128) ? 2 * sizeof(*sqe)
                                                           : sizeof(*sqe));
+#else
+    (void)r;   /* the test's broken variant: proves the poison is seen */
+#endif
     sqe->opcode = IORING_OP_NOP;
     sqe->user_data = ud;
+}
+
+/* io_uring_get_sqe() for the module: every entry it takes comes from here,
+ * and each is pu_sqe_reset() before anything else writes it.  The
+ * PU_POISON_SQE build (tests/test_liburing_compat.py) first fills the entry
+ * with 0xff bytes, whatever liburing's io_uring_get_sqe() cleared, so an op
+ * that relied on a field being zero fails there on every liburing;
+ * PU_POISON_SKIP_RESET, with it, leaves out the reset's zeroing, to show
+ * that the poison breaks ops. */
+static inline struct io_uring_sqe *
+pu_get_sqe(RingObject *r)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+#ifdef PU_POISON_SQE
+    if (sqe != NULL)
+        memset(sqe, 0xff, (r->ring.flags & IORING_SETUP_SQE128) ? 2 * sizeof(*sqe)
+                                                                : sizeof(*sqe));
+#endif
+    return sqe;
 }
 
 

@@ -32,7 +32,7 @@ pu_ring_get_sqe(RingObject *self)
     rec = pu_record_new(self);
     if (rec == NULL)
         return NULL;
-    sqe = io_uring_get_sqe(&self->ring);
+    sqe = pu_get_sqe(self);
     /* an entry nobody prepares still completes, harmlessly, as a NOP */
     pu_sqe_reset(self, sqe, rec->user_data);
     rec->sqe = sqe;

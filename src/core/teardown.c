@@ -20,12 +20,14 @@
 static struct io_uring_sqe *
 internal_sqe(RingObject *r, int *cancel_einval)
 {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+    struct io_uring_sqe *sqe = pu_get_sqe(r);
     if (sqe == NULL) {
         io_uring_submit(&r->ring);
         pu_reap_discard(r, cancel_einval);
-        sqe = io_uring_get_sqe(&r->ring);
+        sqe = pu_get_sqe(r);
     }
+    if (sqe != NULL)
+        pu_sqe_reset(r, sqe, PU_UD_INTERNAL);
     return sqe;
 }
 

@@ -1,0 +1,270 @@
+/* liburing_compat.h: upstream liburing's prep helpers, by upstream's names
+ * and signatures, for the headers that lack them, so that ops.def's `call`
+ * lines read as C written against the newest liburing (2.15) whichever
+ * liburing the module is built with (Debian 12's 2.3 and later).
+ *
+ * Each definition is guarded by liburing's own version macros
+ * (IO_URING_VERSION_MAJOR/MINOR, from liburing/io_uring_version.h, which
+ * liburing has only since 2.4: without them the headers are 2.3 or older)
+ * and appears only where the headers lack it; the version each helper or
+ * name arrived in was read from liburing's release tags.  Where a release's
+ * helper behaves differently from upstream's (2.3's *_direct helpers and
+ * IORING_FILE_INDEX_ALLOC, 2.6's read_multishot without IOSQE_BUFFER_SELECT),
+ * the upstream behaviour replaces it under the same name, as a macro.
+ *
+ * The bodies fill the entry by the field names every release has (rw_flags,
+ * file_index, addr3, off, buf_index, cmd_op): the newer names (pipe_flags,
+ * futex_flags, waitid_flags, install_fd_flags, optval, optlen, level,
+ * optname) are unions over these.  Each prep starts from a zeroed entry
+ * (pu_sqe_reset()), so a helper sets only what upstream's sets. */
+#ifndef PU_LIBURING_COMPAT_H
+#define PU_LIBURING_COMPAT_H
+
+#include <liburing.h>
+
+#include <linux/futex.h>    /* struct futex_waitv */
+#include <stdint.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+/* true when the headers are liburing MAJOR.MINOR or later */
+#if defined(IO_URING_VERSION_MAJOR) && defined(IO_URING_VERSION_MINOR)
+#define PU_LIBURING_AT_LEAST(major, minor)                                   \
+    (IO_URING_VERSION_MAJOR > (major) ||                                     \
+     (IO_URING_VERSION_MAJOR == (major) && IO_URING_VERSION_MINOR >= (minor)))
+#else
+#define PU_LIBURING_AT_LEAST(major, minor) \
+    ((major) < 2 || ((major) == 2 && (minor) <= 3))
+#endif
+
+/* ---- names the headers lack: opcodes and flags, upstream's numbers ---- */
+
+#if !PU_LIBURING_AT_LEAST(2, 5)
+#define SOCKET_URING_OP_SIOCINQ 0
+#define SOCKET_URING_OP_SIOCOUTQ 1
+#endif
+#if !PU_LIBURING_AT_LEAST(2, 6)
+#define SOCKET_URING_OP_GETSOCKOPT 2
+#define SOCKET_URING_OP_SETSOCKOPT 3
+#define IORING_OP_READ_MULTISHOT 49
+#define IORING_OP_WAITID 50
+#define IORING_OP_FUTEX_WAIT 51
+#define IORING_OP_FUTEX_WAKE 52
+#define IORING_OP_FUTEX_WAITV 53
+#define IORING_OP_FIXED_FD_INSTALL 54
+#define IORING_OP_FTRUNCATE 55
+#define IORING_FIXED_FD_NO_CLOEXEC (1U << 0)
+#endif
+#if !PU_LIBURING_AT_LEAST(2, 7)
+#define IORING_OP_BIND 56
+#define IORING_OP_LISTEN 57
+#endif
+#if !PU_LIBURING_AT_LEAST(2, 10)
+#define IORING_OP_EPOLL_WAIT 59
+#define IORING_OP_READV_FIXED 60
+#define IORING_OP_WRITEV_FIXED 61
+#endif
+#if !PU_LIBURING_AT_LEAST(2, 12)
+#define IORING_OP_PIPE 62
+#endif
+
+/* ---- 2.4: the *_direct helpers take IORING_FILE_INDEX_ALLOC as itself ----
+ * (2.3's add 1 to it, which wraps to 0: "not direct") */
+
+#if !PU_LIBURING_AT_LEAST(2, 4)
+static inline void
+pu_compat_set_target_slot(struct io_uring_sqe *sqe, unsigned int file_index)
+{
+    /* the entry stores slot + 1; IORING_FILE_INDEX_ALLOC as itself */
+    sqe->file_index = file_index == IORING_FILE_INDEX_ALLOC ? IORING_FILE_INDEX_ALLOC
+                                                            : file_index + 1;
+}
+
+static inline void
+pu_compat_prep_openat_direct(struct io_uring_sqe *sqe, int dfd, const char *path,
+                             int flags, mode_t mode, unsigned file_index)
+{
+    io_uring_prep_openat(sqe, dfd, path, flags, mode);
+    pu_compat_set_target_slot(sqe, file_index);
+}
+#define io_uring_prep_openat_direct pu_compat_prep_openat_direct
+
+static inline void
+pu_compat_prep_openat2_direct(struct io_uring_sqe *sqe, int dfd, const char *path,
+                              struct open_how *how, unsigned file_index)
+{
+    io_uring_prep_openat2(sqe, dfd, path, how);
+    pu_compat_set_target_slot(sqe, file_index);
+}
+#define io_uring_prep_openat2_direct pu_compat_prep_openat2_direct
+
+static inline void
+pu_compat_prep_socket_direct(struct io_uring_sqe *sqe, int domain, int type,
+                             int protocol, unsigned file_index, unsigned int flags)
+{
+    io_uring_prep_socket(sqe, domain, type, protocol, flags);
+    pu_compat_set_target_slot(sqe, file_index);
+}
+#define io_uring_prep_socket_direct pu_compat_prep_socket_direct
+
+static inline void
+pu_compat_prep_accept_direct(struct io_uring_sqe *sqe, int fd, struct sockaddr *addr,
+                             socklen_t *addrlen, int flags, unsigned int file_index)
+{
+    io_uring_prep_accept(sqe, fd, addr, addrlen, flags);
+    pu_compat_set_target_slot(sqe, file_index);
+}
+#define io_uring_prep_accept_direct pu_compat_prep_accept_direct
+#endif
+
+/* ---- 2.5 ---- */
+
+#if !PU_LIBURING_AT_LEAST(2, 5)
+/* IORING_OP_URING_CMD on a socket: level and optname are the two halves of
+ * addr, optval is addr3, optlen is file_index */
+static inline void
+io_uring_prep_cmd_sock(struct io_uring_sqe *sqe, int cmd_op, int fd, int level,
+                       int optname, void *optval, int optlen)
+{
+    struct { __u32 level, optname; } lo = {(__u32)level, (__u32)optname};
+
+    io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
+    sqe->cmd_op = (__u32)cmd_op;
+    memcpy(&sqe->addr, &lo, sizeof(lo));
+    sqe->addr3 = (__u64)(uintptr_t)optval;
+    sqe->file_index = (__u32)optlen;
+}
+#endif
+
+/* ---- 2.6 ---- */
+
+#if !PU_LIBURING_AT_LEAST(2, 6)
+static inline void
+io_uring_prep_waitid(struct io_uring_sqe *sqe, idtype_t idtype, id_t id,
+                     siginfo_t *infop, int options, unsigned int flags)
+{
+    io_uring_prep_rw(IORING_OP_WAITID, sqe, (int)id, NULL, (unsigned)idtype, 0);
+    sqe->rw_flags = (int)flags;                 /* waitid_flags */
+    sqe->file_index = (__u32)options;
+    sqe->off = (__u64)(uintptr_t)infop;         /* addr2 */
+}
+
+static inline void
+io_uring_prep_futex_wait(struct io_uring_sqe *sqe, const uint32_t *futex,
+                         uint64_t val, uint64_t mask, uint32_t futex_flags,
+                         unsigned int flags)
+{
+    io_uring_prep_rw(IORING_OP_FUTEX_WAIT, sqe, (int)futex_flags, futex, 0, val);
+    sqe->rw_flags = (int)flags;                 /* futex_flags */
+    sqe->addr3 = mask;
+}
+
+static inline void
+io_uring_prep_futex_wake(struct io_uring_sqe *sqe, const uint32_t *futex,
+                         uint64_t val, uint64_t mask, uint32_t futex_flags,
+                         unsigned int flags)
+{
+    io_uring_prep_rw(IORING_OP_FUTEX_WAKE, sqe, (int)futex_flags, futex, 0, val);
+    sqe->rw_flags = (int)flags;                 /* futex_flags */
+    sqe->addr3 = mask;
+}
+
+static inline void
+io_uring_prep_futex_waitv(struct io_uring_sqe *sqe, const struct futex_waitv *futex,
+                          uint32_t nr_futex, unsigned int flags)
+{
+    io_uring_prep_rw(IORING_OP_FUTEX_WAITV, sqe, 0, futex, nr_futex, 0);
+    sqe->rw_flags = (int)flags;                 /* futex_flags */
+}
+
+static inline void
+io_uring_prep_fixed_fd_install(struct io_uring_sqe *sqe, int fd, unsigned int flags)
+{
+    io_uring_prep_rw(IORING_OP_FIXED_FD_INSTALL, sqe, fd, NULL, 0, 0);
+    sqe->flags = IOSQE_FIXED_FILE;
+    sqe->rw_flags = (int)flags;                 /* install_fd_flags */
+}
+
+static inline void
+io_uring_prep_ftruncate(struct io_uring_sqe *sqe, int fd, loff_t len)
+{
+    io_uring_prep_rw(IORING_OP_FTRUNCATE, sqe, fd, NULL, 0, (__u64)len);
+}
+#endif
+
+/* read_multishot: new in 2.6, whose helper leaves out IOSQE_BUFFER_SELECT
+ * (fixed in 2.7); upstream's sets it */
+#if !PU_LIBURING_AT_LEAST(2, 7)
+static inline void
+pu_compat_prep_read_multishot(struct io_uring_sqe *sqe, int fd, unsigned nbytes,
+                              __u64 offset, int buf_group)
+{
+    io_uring_prep_rw(IORING_OP_READ_MULTISHOT, sqe, fd, NULL, nbytes, offset);
+    sqe->buf_group = (__u16)buf_group;
+    sqe->flags = IOSQE_BUFFER_SELECT;
+}
+#define io_uring_prep_read_multishot pu_compat_prep_read_multishot
+#endif
+
+/* ---- 2.7 ---- */
+
+#if !PU_LIBURING_AT_LEAST(2, 7)
+static inline void
+io_uring_prep_bind(struct io_uring_sqe *sqe, int fd, const struct sockaddr *addr,
+                   socklen_t addrlen)
+{
+    io_uring_prep_rw(IORING_OP_BIND, sqe, fd, addr, 0, addrlen);
+}
+
+static inline void
+io_uring_prep_listen(struct io_uring_sqe *sqe, int fd, int backlog)
+{
+    io_uring_prep_rw(IORING_OP_LISTEN, sqe, fd, NULL, (unsigned)backlog, 0);
+}
+#endif
+
+/* ---- 2.10 ---- */
+
+#if !PU_LIBURING_AT_LEAST(2, 10)
+static inline void
+io_uring_prep_epoll_wait(struct io_uring_sqe *sqe, int fd, struct epoll_event *events,
+                         int maxevents, unsigned flags)
+{
+    io_uring_prep_rw(IORING_OP_EPOLL_WAIT, sqe, fd, events, (unsigned)maxevents, 0);
+    sqe->rw_flags = (int)flags;
+}
+
+static inline void
+io_uring_prep_readv_fixed(struct io_uring_sqe *sqe, int fd, const struct iovec *iovecs,
+                          unsigned nr_vecs, __u64 offset, int flags, int buf_index)
+{
+    io_uring_prep_readv2(sqe, fd, iovecs, nr_vecs, offset, flags);
+    sqe->opcode = IORING_OP_READV_FIXED;
+    sqe->buf_index = (__u16)buf_index;
+}
+
+static inline void
+io_uring_prep_writev_fixed(struct io_uring_sqe *sqe, int fd, const struct iovec *iovecs,
+                           unsigned nr_vecs, __u64 offset, int flags, int buf_index)
+{
+    io_uring_prep_writev2(sqe, fd, iovecs, nr_vecs, offset, flags);
+    sqe->opcode = IORING_OP_WRITEV_FIXED;
+    sqe->buf_index = (__u16)buf_index;
+}
+#endif
+
+/* ---- 2.12 ---- */
+
+#if !PU_LIBURING_AT_LEAST(2, 12)
+static inline void
+io_uring_prep_pipe(struct io_uring_sqe *sqe, int *fds, int pipe_flags)
+{
+    io_uring_prep_rw(IORING_OP_PIPE, sqe, 0, fds, 0, 0);
+    sqe->rw_flags = pipe_flags;                 /* pipe_flags */
+}
+#endif
+
+#endif
