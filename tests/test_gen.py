@@ -123,6 +123,11 @@ MALFORMED = {
     "op name taken by IoUring.prep_many": (ENTRY.replace("op bogus", "op many").format(args=""), "op many"),
     "kernel not a version": (ENTRY.replace("kernel  5.1", "kernel  soon").format(args=""), "kernel  soon"),
     "opcode number out of range": (ENTRY.replace("IORING_OP_NOP", "IORING_OP_NEW = 300").format(args=""), "IORING_OP_NEW = 300"),
+    "bits without constants": (ENTRY.format(args="    arg     flags   bits = 0"), "bits = 0"),
+    "bits with a non-constant": (ENTRY.format(args="    arg     flags   bits(A|1x) = 0"), "bits(A|1x)"),
+    "bits default not 0": (ENTRY.format(args="    arg     flags   bits(A) = 4"), "bits(A) = 4"),
+    "object default not None": (ENTRY.format(args="    arg     data    object = 1"), "object = 1"),
+    "complete not a C name": (ENTRY.replace("    returns 0", "    complete not-a-name\n    returns 0").format(args=""), "complete not-a-name"),
 }
 
 
