@@ -329,6 +329,7 @@ class Pages(Kind):
     name = "pages"
     ctype = "void *"
     length = True
+    len_type = "__u64"     # madvise64 takes lengths past 4 GiB
     pins = True
     pyi = "_WritableBuffer"
     text = ("writable bytes-like object (an mmap, say) that starts on a page "

@@ -473,6 +473,64 @@ def test_fadvise_of_pipe_is_espipe(ring, pipe):
     op_fails(ring, "fadvise", errno.ESPIPE, pipe[0], 0, 0, os.POSIX_FADV_DONTNEED)
 
 
+PAGE = mmap.PAGESIZE
+GIB4 = 1 << 32
+
+
+def _page_cached(fd, off):
+    """Is the file page at off in the page cache?  mincore(2) on a mapping
+    of it that is never touched (a mapped page could not be dropped)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    m = mmap.mmap(fd, PAGE, offset=off)
+    try:
+        view = (ctypes.c_char * PAGE).from_buffer(m)
+        vec = (ctypes.c_ubyte * 1)()
+        rc = libc.mincore(ctypes.addressof(view), PAGE, vec)
+        del view
+        assert rc == 0, ctypes.get_errno()
+        return bool(vec[0] & 1)
+    finally:
+        m.close()
+
+
+@pytest.mark.parametrize("op", ["fadvise", "fadvise64"])
+def test_fadvise_length_past_4_gib_reaches_the_kernel_whole(ring, tmp_path, op):
+    # the issue's reproducer: liburing 2.3's helper cut the length to 32
+    # bits, so DONTNEED over [0, 4 GiB + 2 pages) left a page past 4 GiB
+    # cached (os.posix_fadvise dropped it).  Linux 6.7+ reads the 64-bit field
+    need(ring, op)
+    fd = os.open(tmp_path / "big", os.O_RDWR | os.O_CREAT)
+    try:
+        os.ftruncate(fd, GIB4 + 2 * PAGE)            # sparse: one page written
+        os.pwrite(fd, b"x" * PAGE, GIB4 + PAGE)
+        os.fsync(fd)
+        assert os.pread(fd, 4, GIB4 + PAGE) == b"xxxx"
+        assert _page_cached(fd, GIB4 + PAGE)
+        _, cqe = run_op(ring, op, fd, 0, GIB4 + 2 * PAGE, os.POSIX_FADV_DONTNEED)
+        assert cqe.res() == 0
+        assert not _page_cached(fd, GIB4 + PAGE)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("op", ["madvise", "madvise64"])
+def test_madvise_range_past_4_gib(ring, op):
+    # was an OverflowError: the 32-bit length field could not hold it
+    need(ring, op)
+    m = mmap.mmap(-1, GIB4 + PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS |
+                  getattr(mmap, "MAP_NORESERVE", 0x4000))
+    try:
+        m[GIB4:GIB4 + 4] = b"last"                   # touches one page only
+        _, cqe = run_op(ring, op, m, mmap.MADV_DONTNEED)
+        assert cqe.res() == 0
+        assert m[GIB4:GIB4 + 4] == bytes(4)          # the last page was dropped
+        del cqe, _
+    finally:
+        m.close()
+
+
 def test_madvise_dontneed_zeroes_private_anonymous_memory(ring):
     need(ring, "madvise")
     m = mmap.mmap(-1, 8192, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)

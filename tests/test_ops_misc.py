@@ -344,3 +344,63 @@ def test_msg_ring_refuses_the_fd_passing_command_as_flags(ring):
         ring.prep_msg_ring(target, 7, 9, py_io_uring.IORING_MSG_RING_FLAGS_PASS, user_data="m")
         assert ring.reap(2, 1, True) == [("m", 0, 0)]
         assert target.reap(2, 1) == [(9, 7, 0)]
+
+
+# ---- msg_ring_fd, msg_ring_fd_alloc, msg_ring_cqe_flags
+
+def _write_through_slot(target, slot, data):
+    """Write data through slot of target's registered file table."""
+    target.prep_write(slot, data, -1, user_data="w", sqe_flags=py_io_uring.IOSQE_FIXED_FILE)
+    assert target.reap(4, 1, True) == [("w", len(data), 0)]
+
+
+@pytest.mark.parametrize("alloc", [False, True])
+def test_msg_ring_fd_sends_a_registered_file(ring, pipe, alloc):
+    need(ring, "msg_ring_fd")
+    r, w = pipe
+    ring.register_files([w])
+    with IoUring(4) as target:
+        target.register_files_sparse(4)
+        if alloc:
+            ring.prep_msg_ring_fd_alloc(target, 0, 77, user_data="sent")
+        else:
+            ring.prep_msg_ring_fd(target, 0, 2, 77, user_data="sent")
+        assert ring.reap(4, 1, True) == [("sent", 0, 0)]
+        [(data, slot, flags)] = target.reap(4, 1)
+        assert data == 77 and flags == 0
+        if not alloc:
+            slot = 2
+        assert 0 <= slot < 4
+        _write_through_slot(target, slot, b"via the other ring")
+        assert os.read(r, 64) == b"via the other ring"
+
+
+def test_msg_ring_fd_cqe_skip_posts_nothing_to_the_target(ring, pipe):
+    need(ring, "msg_ring_fd")
+    r, w = pipe
+    ring.register_files([w])
+    with IoUring(4) as target:
+        target.register_files_sparse(2)
+        ring.prep_msg_ring_fd(target, 0, 1, 5, py_io_uring.IORING_MSG_RING_CQE_SKIP,
+                              user_data="sent")
+        assert ring.reap(4, 1, True) == [("sent", 0, 0)]
+        assert target.reap(4) == []
+        _write_through_slot(target, 1, b"quiet")
+        assert os.read(r, 64) == b"quiet"
+
+
+def test_msg_ring_fd_refuses_user_data_the_runtime_owns_and_bad_flags(ring):
+    with IoUring(4) as target:
+        with pytest.raises(OverflowError):
+            ring.prep_msg_ring_fd(target, 0, 1, 1 << 63)
+        with pytest.raises(ValueError, match="flags"):
+            ring.prep_msg_ring_fd(target, 0, 1, 0, py_io_uring.IORING_MSG_RING_FLAGS_PASS)
+        assert ring.sq_ready() == 0
+
+
+def test_msg_ring_cqe_flags_posts_the_flags(ring):
+    need(ring, "msg_ring_cqe_flags")
+    with IoUring(4) as target:
+        ring.prep_msg_ring_cqe_flags(target, 3, 9, 0x10, user_data="m")
+        assert ring.reap(4, 1, True) == [("m", 0, 0)]
+        assert target.reap(4, 1) == [(9, 3, 0x10)]

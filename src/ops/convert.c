@@ -497,11 +497,9 @@ page_size(void)
  * start and a length of whole pages, as mmap.madvise() would give. */
 int
 pu_conv_pages(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
-              void **buf, unsigned *len)
+              void **buf, __u64 *len)
 {
     size_t page = page_size();
-    /* the SQE's length field has 32 bits: the largest whole-page length */
-    size_t most = (size_t)UINT32_MAX & ~(page - 1);
     Py_buffer *v;
 
     if (PyUnicode_Check(o) || !PyObject_CheckBuffer(o)) {
@@ -526,14 +524,8 @@ pu_conv_pages(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
                      (size_t)((uintptr_t)v->buf % page), v->len);
         return -1;
     }
-    if ((size_t)v->len > most) {
-        PyErr_Format(PyExc_OverflowError,
-                     "%s() argument '%s' is too large (at most %zu bytes)",
-                     sp->fname, ARGNAME(sp, i), most);
-        return -1;
-    }
     *buf = v->buf;
-    *len = (unsigned)v->len;
+    *len = (__u64)v->len;
     return 0;
 }
 

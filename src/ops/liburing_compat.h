@@ -42,6 +42,19 @@
 
 /* ---- names the headers lack: opcodes and flags, upstream's numbers ---- */
 
+/* flags (macros upstream) some headers lack; not yet IORING_RECVSEND_BUNDLE,
+ * which the module refuses: a bundle's completion spans several provided
+ * buffers, and reaping takes one per completion */
+#ifndef IORING_MSG_RING_FLAGS_PASS
+#define IORING_MSG_RING_FLAGS_PASS (1U << 1)
+#endif
+#ifndef IORING_ACCEPT_DONTWAIT
+#define IORING_ACCEPT_DONTWAIT (1U << 1)
+#endif
+#ifndef IORING_ACCEPT_POLL_FIRST
+#define IORING_ACCEPT_POLL_FIRST (1U << 2)
+#endif
+
 #if !PU_LIBURING_AT_LEAST(2, 5)
 #define SOCKET_URING_OP_SIOCINQ 0
 #define SOCKET_URING_OP_SIOCOUTQ 1
@@ -136,6 +149,62 @@ io_uring_prep_cmd_sock(struct io_uring_sqe *sqe, int cmd_op, int fd, int level,
     memcpy(&sqe->addr, &lo, sizeof(lo));
     sqe->addr3 = (__u64)(uintptr_t)optval;
     sqe->file_index = (__u32)optlen;
+}
+#endif
+
+/* ---- 2.4: sending a registered file to another ring's table ---- */
+
+#if !PU_LIBURING_AT_LEAST(2, 4)
+static inline void
+io_uring_prep_msg_ring_fd(struct io_uring_sqe *sqe, int fd, int source_fd,
+                          int target_fd, __u64 data, unsigned int flags)
+{
+    io_uring_prep_rw(IORING_OP_MSG_RING, sqe, fd, (void *)(uintptr_t)IORING_MSG_SEND_FD,
+                     0, data);
+    sqe->addr3 = (__u64)source_fd;
+    /* the target slot is stored + 1; IORING_FILE_INDEX_ALLOC as itself */
+    if ((unsigned int)target_fd == IORING_FILE_INDEX_ALLOC)
+        target_fd--;
+    sqe->file_index = (__u32)target_fd + 1;
+    sqe->msg_ring_flags = flags;
+}
+
+static inline void
+io_uring_prep_msg_ring_fd_alloc(struct io_uring_sqe *sqe, int fd, int source_fd,
+                                __u64 data, unsigned int flags)
+{
+    io_uring_prep_msg_ring_fd(sqe, fd, source_fd, (int)IORING_FILE_INDEX_ALLOC, data, flags);
+}
+#endif
+
+/* ---- 2.5: 64-bit advice lengths, a completion's flags by msg_ring ---- */
+
+#if !PU_LIBURING_AT_LEAST(2, 5)
+/* the length in addr (fadvise) or off (madvise), len 0: kernels before
+ * these fields were read refuse them with -EINVAL, never cut them */
+static inline void
+io_uring_prep_fadvise64(struct io_uring_sqe *sqe, int fd, __u64 offset, off_t len,
+                        int advice)
+{
+    io_uring_prep_rw(IORING_OP_FADVISE, sqe, fd, NULL, 0, offset);
+    sqe->addr = (__u64)len;
+    sqe->fadvise_advice = (__u32)advice;
+}
+
+static inline void
+io_uring_prep_madvise64(struct io_uring_sqe *sqe, void *addr, off_t length, int advice)
+{
+    io_uring_prep_rw(IORING_OP_MADVISE, sqe, -1, addr, 0, (__u64)length);
+    sqe->fadvise_advice = (__u32)advice;
+}
+
+static inline void
+io_uring_prep_msg_ring_cqe_flags(struct io_uring_sqe *sqe, int fd, unsigned int len,
+                                 __u64 data, unsigned int flags, unsigned int cqe_flags)
+{
+    io_uring_prep_rw(IORING_OP_MSG_RING, sqe, fd, NULL, len, data);
+    sqe->msg_ring_flags = IORING_MSG_RING_FLAGS_PASS | flags;
+    sqe->file_index = cqe_flags;
 }
 #endif
 

@@ -17,19 +17,6 @@
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 
-/* ioprio flags of accept newer than liburing 2.3's headers.  (Not yet
- * IORING_RECVSEND_BUNDLE: a bundle's completion spans several provided
- * buffers, and reaping takes one per completion.) */
-#ifndef IORING_MSG_RING_FLAGS_PASS
-#define IORING_MSG_RING_FLAGS_PASS (1U << 1)
-#endif
-#ifndef IORING_ACCEPT_DONTWAIT
-#define IORING_ACCEPT_DONTWAIT (1U << 1)
-#endif
-#ifndef IORING_ACCEPT_POLL_FIRST
-#define IORING_ACCEPT_POLL_FIRST (1U << 2)
-#endif
-
 void *pu_rec_state(SqeObject *rec, size_t size);
 
 /* The registered file slot a *_direct op fills: the SQE stores slot + 1

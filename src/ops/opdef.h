@@ -127,7 +127,7 @@ int pu_conv_sockaddr_opt(const pu_argspec *sp, int i, SqeObject *rec,
                          PyObject *o, int fd, const struct sockaddr **out,
                          socklen_t *outlen);
 int pu_conv_pages(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
-                  void **buf, unsigned *len);
+                  void **buf, __u64 *len);
 int pu_conv_futex(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
                   const void **buf, unsigned *len);
 int pu_check_futex(const pu_argspec *sp, int i, const void *buf, unsigned len,
