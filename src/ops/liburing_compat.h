@@ -133,26 +133,7 @@ pu_compat_prep_accept_direct(struct io_uring_sqe *sqe, int fd, struct sockaddr *
 #define io_uring_prep_accept_direct pu_compat_prep_accept_direct
 #endif
 
-/* ---- 2.5 ---- */
-
-#if !PU_LIBURING_AT_LEAST(2, 5)
-/* IORING_OP_URING_CMD on a socket: level and optname are the two halves of
- * addr, optval is addr3, optlen is file_index */
-static inline void
-io_uring_prep_cmd_sock(struct io_uring_sqe *sqe, int cmd_op, int fd, int level,
-                       int optname, void *optval, int optlen)
-{
-    struct { __u32 level, optname; } lo = {(__u32)level, (__u32)optname};
-
-    io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
-    sqe->cmd_op = (__u32)cmd_op;
-    memcpy(&sqe->addr, &lo, sizeof(lo));
-    sqe->addr3 = (__u64)(uintptr_t)optval;
-    sqe->file_index = (__u32)optlen;
-}
-#endif
-
-/* ---- 2.4: sending a registered file to another ring's table ---- */
+/* ---- 2.4: msg_ring sends a registered file, or a completion's flags ---- */
 
 #if !PU_LIBURING_AT_LEAST(2, 4)
 static inline void
@@ -175,28 +156,6 @@ io_uring_prep_msg_ring_fd_alloc(struct io_uring_sqe *sqe, int fd, int source_fd,
 {
     io_uring_prep_msg_ring_fd(sqe, fd, source_fd, (int)IORING_FILE_INDEX_ALLOC, data, flags);
 }
-#endif
-
-/* ---- 2.5: 64-bit advice lengths, a completion's flags by msg_ring ---- */
-
-#if !PU_LIBURING_AT_LEAST(2, 5)
-/* the length in addr (fadvise) or off (madvise), len 0: kernels before
- * these fields were read refuse them with -EINVAL, never cut them */
-static inline void
-io_uring_prep_fadvise64(struct io_uring_sqe *sqe, int fd, __u64 offset, off_t len,
-                        int advice)
-{
-    io_uring_prep_rw(IORING_OP_FADVISE, sqe, fd, NULL, 0, offset);
-    sqe->addr = (__u64)len;
-    sqe->fadvise_advice = (__u32)advice;
-}
-
-static inline void
-io_uring_prep_madvise64(struct io_uring_sqe *sqe, void *addr, off_t length, int advice)
-{
-    io_uring_prep_rw(IORING_OP_MADVISE, sqe, -1, addr, 0, (__u64)length);
-    sqe->fadvise_advice = (__u32)advice;
-}
 
 static inline void
 io_uring_prep_msg_ring_cqe_flags(struct io_uring_sqe *sqe, int fd, unsigned int len,
@@ -205,6 +164,25 @@ io_uring_prep_msg_ring_cqe_flags(struct io_uring_sqe *sqe, int fd, unsigned int 
     io_uring_prep_rw(IORING_OP_MSG_RING, sqe, fd, NULL, len, data);
     sqe->msg_ring_flags = IORING_MSG_RING_FLAGS_PASS | flags;
     sqe->file_index = cqe_flags;
+}
+#endif
+
+/* ---- 2.5 ---- */
+
+#if !PU_LIBURING_AT_LEAST(2, 5)
+/* IORING_OP_URING_CMD on a socket: level and optname are the two halves of
+ * addr, optval is addr3, optlen is file_index */
+static inline void
+io_uring_prep_cmd_sock(struct io_uring_sqe *sqe, int cmd_op, int fd, int level,
+                       int optname, void *optval, int optlen)
+{
+    struct { __u32 level, optname; } lo = {(__u32)level, (__u32)optname};
+
+    io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
+    sqe->cmd_op = (__u32)cmd_op;
+    memcpy(&sqe->addr, &lo, sizeof(lo));
+    sqe->addr3 = (__u64)(uintptr_t)optval;
+    sqe->file_index = (__u32)optlen;
 }
 #endif
 
@@ -276,6 +254,28 @@ pu_compat_prep_read_multishot(struct io_uring_sqe *sqe, int fd, unsigned nbytes,
     sqe->flags = IOSQE_BUFFER_SELECT;
 }
 #define io_uring_prep_read_multishot pu_compat_prep_read_multishot
+#endif
+
+/* ---- 2.7: 64-bit advice lengths ---- */
+
+#if !PU_LIBURING_AT_LEAST(2, 7)
+/* the length in addr (fadvise) or off (madvise), len 0: kernels before
+ * these fields were read refuse them with -EINVAL, never cut them */
+static inline void
+io_uring_prep_fadvise64(struct io_uring_sqe *sqe, int fd, __u64 offset, off_t len,
+                        int advice)
+{
+    io_uring_prep_rw(IORING_OP_FADVISE, sqe, fd, NULL, 0, offset);
+    sqe->addr = (__u64)len;
+    sqe->fadvise_advice = (__u32)advice;
+}
+
+static inline void
+io_uring_prep_madvise64(struct io_uring_sqe *sqe, void *addr, off_t length, int advice)
+{
+    io_uring_prep_rw(IORING_OP_MADVISE, sqe, -1, addr, 0, (__u64)length);
+    sqe->fadvise_advice = (__u32)advice;
+}
 #endif
 
 /* ---- 2.7 ---- */
