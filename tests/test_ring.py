@@ -34,6 +34,9 @@ RING_METHODS = [
     ("cq_event_fd_enabled", ()),
     ("register_eventfd", (0,)),
     ("unregister_eventfd", ()),
+    ("cq_eventfd_toggle", (True,)),
+    ("get_events", ()),
+    ("submit_and_get_events", ()),
     ("fileno", ()),
     ("in_flight", ()),
     ("probe", ()),
@@ -736,6 +739,60 @@ def test_register_eventfd(ring):
         assert readable == []
     finally:
         os.close(efd)
+
+
+def test_cq_eventfd_toggle_stops_and_resumes_the_signal(ring):
+    efd = eventfd()
+    try:
+        ring.register_eventfd(efd)
+        ring.cq_eventfd_toggle(False)
+        assert ring.cq_event_fd_enabled() is False
+        run_op(ring, "nop")
+        readable, _, _ = select.select([efd], [], [], 0.05)
+        assert readable == []
+        ring.cq_eventfd_toggle(True)
+        assert ring.cq_event_fd_enabled() is True
+        run_op(ring, "nop")
+        readable, _, _ = select.select([efd], [], [], WAIT)
+        assert readable == [efd] and eventfd_read(efd) >= 1
+    finally:
+        os.close(efd)
+
+
+DEFER = py_io_uring.IORING_SETUP_SINGLE_ISSUER | py_io_uring.IORING_SETUP_DEFER_TASKRUN
+
+
+def test_get_events_posts_deferred_completions(pipe):
+    # with DEFER_TASKRUN, a read that waited for data is completed by task
+    # work, which runs only when the ring enters the kernel for events
+    r, w = pipe
+    with IoUring(4, DEFER) as ring:
+        ring.prep_read(r, 8, user_data="r")
+        assert ring.submit() == 1
+        os.write(w, b"hi")
+        time.sleep(0.05)
+        assert ring.cq_ready() == 0
+        ring.get_events()
+        assert ring.cq_ready() == 1
+        assert ring.reap(4) == [("r", b"hi", 0)]
+
+
+def test_submit_and_get_events_submits_and_posts(pipe):
+    r, w = pipe
+    with IoUring(4, DEFER) as ring:
+        ring.prep_read(r, 8, user_data="r")
+        assert ring.submit_and_get_events() == 1
+        assert ring.cq_ready() == 0                     # nothing to read yet
+        os.write(w, b"yo")
+        ring.prep_nop(user_data="n")
+        assert ring.submit_and_get_events() == 1
+        got = ring.reap(4)
+        assert ("n", 0, 0) in got
+        if len(got) == 1:                               # the read's task work came later
+            time.sleep(0.05)
+            assert ring.submit_and_get_events() == 0
+            got += ring.reap(4)
+        assert sorted(got, key=str) == sorted([("n", 0, 0), ("r", b"yo", 0)], key=str)
 
 
 def test_register_eventfd_accepts_fileno_object(ring):

@@ -309,6 +309,21 @@ Ring_cq_event_fd_enabled(RingObject *self, PyObject *Py_UNUSED(ignored))
     return PyBool_FromLong(io_uring_cq_eventfd_enabled(&self->ring));
 }
 
+/* cq_eventfd_toggle(enabled): whether the registered eventfd is signalled
+ * (IORING_CQ_EVENTFD_DISABLED in the CQ ring's flags) */
+static PyObject *
+Ring_cq_eventfd_toggle(RingObject *self, PyObject *arg)
+{
+    int enabled = PyObject_IsTrue(arg), ret;
+
+    if (enabled < 0 || pu_ring_check(self) < 0)
+        return NULL;
+    ret = io_uring_cq_eventfd_toggle(&self->ring, enabled != 0);
+    if (ret < 0)
+        return pu_err_errno(-ret);
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 Ring_register_eventfd(RingObject *self, PyObject *arg)
 {
@@ -528,6 +543,8 @@ static PyMethodDef Ring_methods[] = {
      PU_DOC_IoUring_cq_event_fd_enabled},
     {"register_eventfd", (PyCFunction)Ring_register_eventfd, METH_O,
      PU_DOC_IoUring_register_eventfd},
+    {"cq_eventfd_toggle", (PyCFunction)Ring_cq_eventfd_toggle, METH_O,
+     PU_DOC_IoUring_cq_eventfd_toggle},
     {"register_eventfd_async", (PyCFunction)Ring_register_eventfd_async, METH_O,
      PU_DOC_IoUring_register_eventfd_async},
     {"cq_has_overflow", (PyCFunction)Ring_cq_has_overflow, METH_NOARGS,

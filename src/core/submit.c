@@ -390,6 +390,30 @@ Ring_submit(RingObject *self, PyObject *Py_UNUSED(ignored))
     return ring_submit(self, 0);
 }
 
+/* submit_and_get_events(): submit, then have the kernel post what has
+ * completed, without waiting (io_uring_submit_and_get_events(); here two
+ * steps, the submit being pu_ring_flush() with its chains and signals) */
+static PyObject *
+Ring_submit_and_get_events(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    int n, ret;
+
+    if (pu_ring_check_cq(self) < 0)
+        return NULL;
+    pu_call_enter(self);
+    n = pu_ring_flush(self, 0);
+    if (n < 0)
+        return pu_call_return(self, NULL);
+    if (pu_ring_check_cq(self) < 0)             /* a handler closed it */
+        return pu_call_return(self, NULL);
+    ret = io_uring_get_events(&self->ring);
+    if (ret < 0 && ret != -EINTR) {
+        pu_err_errno(-ret);
+        return pu_call_return(self, NULL);
+    }
+    return pu_call_return(self, PyLong_FromLong(n));
+}
+
 static PyObject *
 Ring_submit_and_wait(RingObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -421,6 +445,8 @@ Ring_submit_and_wait(RingObject *self, PyObject *const *args, Py_ssize_t nargs)
 PyMethodDef pu_submit_methods[] = {
     {"get_sqe", (PyCFunction)Ring_get_sqe, METH_NOARGS, PU_DOC_IoUring_get_sqe},
     {"submit", (PyCFunction)Ring_submit, METH_NOARGS, PU_DOC_IoUring_submit},
+    {"submit_and_get_events", (PyCFunction)Ring_submit_and_get_events, METH_NOARGS,
+     PU_DOC_IoUring_submit_and_get_events},
     {"submit_and_wait", (PyCFunction)(void (*)(void))Ring_submit_and_wait,
      METH_FASTCALL, PU_DOC_IoUring_submit_and_wait},
     {NULL, NULL, 0, NULL},

@@ -285,6 +285,22 @@ Ring_wait_cqes(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
     return pu_call_return(self, q);
 }
 
+/* get_events(): io_uring_get_events(): the kernel posts what has completed
+ * (runs deferred task work, flushes overflowed completions) without
+ * waiting; the next reap or peek sees them */
+static PyObject *
+Ring_get_events(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    int ret;
+
+    if (pu_ring_check_cq(self) < 0)
+        return NULL;
+    ret = io_uring_get_events(&self->ring);
+    if (ret < 0 && ret != -EINTR)
+        return pu_err_errno(-ret);
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 Ring_peek_cqe(RingObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -580,6 +596,7 @@ PyMethodDef pu_wait_methods[] = {
     {"wait_cqes", (PyCFunction)(void (*)(void))Ring_wait_cqes,
      METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_wait_cqes},
     {"peek_cqe", (PyCFunction)Ring_peek_cqe, METH_NOARGS, PU_DOC_IoUring_peek_cqe},
+    {"get_events", (PyCFunction)Ring_get_events, METH_NOARGS, PU_DOC_IoUring_get_events},
     {"cqe_seen", (PyCFunction)Ring_cqe_seen, METH_O, PU_DOC_IoUring_cqe_seen},
     {"peek_batch_cqe", (PyCFunction)Ring_peek_batch_cqe, METH_O,
      PU_DOC_IoUring_peek_batch_cqe},
