@@ -372,6 +372,17 @@ def test_writev_writes_buffers_in_order(ring, form, wfd):
     assert (a, b, c[:3]) == (b"ab", b"cdefg", b"hij")
 
 
+def test_readv2_and_writev2_are_readv_and_writev_with_rwf_flags(ring, form, wfd):
+    # liburing's names: RWF_APPEND appends whatever the offset says
+    need(ring, "writev2")
+    os.pwrite(wfd, b"head", 0)
+    assert form.run(ring, "writev2", wfd, [b"+", b"tail"], 0, os.RWF_APPEND)[0] == 5
+    assert os.pread(wfd, 100, 0) == b"head+tail"
+    a, b = bytearray(4), bytearray(5)
+    assert form.run(ring, "readv2", wfd, [a, b], 0, 0)[0] == 9
+    assert (a, b) == (b"head", b"+tail")
+
+
 def test_writev_read_only_fd_is_ebadf(ring, form, rfd, tmp_file):
     need(ring, "writev")
     assert form.run(ring, "writev", rfd, [b"nope"], 0)[0] == -errno.EBADF
