@@ -14,6 +14,7 @@ Only ``test_gen.py`` does not need the module.
 
 import errno
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +26,13 @@ REPO = os.path.dirname(TESTS_DIR)
 BUILD = os.path.abspath(os.environ.get("PY_IO_URING_BUILD", os.path.join(REPO, "build")))
 
 sys.path.insert(0, BUILD)
+
+# A suite started in the background by a script inherits SIGINT ignored
+# (POSIX shells ignore it for background jobs), and so would the children
+# it starts: the Ctrl-C tests and the example servers need it delivered, as
+# an interactive run has it
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 # The helper module lives next to this file; make it importable whatever
 # pytest's import mode is.
 if TESTS_DIR not in sys.path:
