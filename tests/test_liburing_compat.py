@@ -21,6 +21,7 @@ environment.
 import glob
 import json
 import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -68,7 +69,7 @@ def _run_op_tests(build, *extra, timeout=300):
 def test_subset_covers_every_op():
     """Each op of ops.def is exercised by name in the op test files."""
     assert OP_TEST_FILES, "no tests/test_ops*.py: update OP_TEST_FILES"
-    text = "".join(open(p, encoding="utf-8").read() for p in OP_TEST_FILES)
+    text = "".join(pathlib.Path(p).read_text(encoding="utf-8") for p in OP_TEST_FILES)
     missing = [name for name, *_ in py_io_uring.OPERATIONS
                if not re.search(r"\b(prep_)?%s\b" % re.escape(name), text)]
     assert not missing, "ops no op test names: %s" % missing
