@@ -324,8 +324,12 @@ Ring_cq_eventfd_toggle(RingObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* register_eventfd() and register_eventfd_async() (the eventfd is then
+ * signalled only for completions of operations that went async, not for
+ * those completed inline at submit) */
 static PyObject *
-Ring_register_eventfd(RingObject *self, PyObject *arg)
+register_eventfd(RingObject *self, PyObject *arg,
+                 int (*reg)(struct io_uring *, int))
 {
     int fd, ret;
     if (pu_ring_check(self) < 0)
@@ -333,27 +337,22 @@ Ring_register_eventfd(RingObject *self, PyObject *arg)
     fd = PyObject_AsFileDescriptor(arg);
     if (fd < 0)
         return NULL;
-    ret = io_uring_register_eventfd(&self->ring, fd);
+    ret = reg(&self->ring, fd);
     if (ret < 0)
         return pu_err_errno(-ret);
     Py_RETURN_NONE;
 }
 
-/* register_eventfd_async(): the eventfd is signalled only for completions
- * of operations that went async (not those completed inline at submit) */
+static PyObject *
+Ring_register_eventfd(RingObject *self, PyObject *arg)
+{
+    return register_eventfd(self, arg, io_uring_register_eventfd);
+}
+
 static PyObject *
 Ring_register_eventfd_async(RingObject *self, PyObject *arg)
 {
-    int fd, ret;
-    if (pu_ring_check(self) < 0)
-        return NULL;
-    fd = PyObject_AsFileDescriptor(arg);
-    if (fd < 0)
-        return NULL;
-    ret = io_uring_register_eventfd_async(&self->ring, fd);
-    if (ret < 0)
-        return pu_err_errno(-ret);
-    Py_RETURN_NONE;
+    return register_eventfd(self, arg, io_uring_register_eventfd_async);
 }
 
 /* cq_has_overflow(): completions the kernel holds aside because the CQ was

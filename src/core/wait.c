@@ -185,6 +185,25 @@ Ring_wait_cqe(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
     return pu_call_return(self, q);
 }
 
+/* wait_cqe_nr()'s and wait_cqes()' wait_nr: 0 to 2**32-1 */
+static int
+parse_wait_nr(const pu_argspec *sp, PyObject *o, long *out)
+{
+    long n = PyLong_AsLong(o);
+    if (n == -1 && PyErr_Occurred())
+        return -1;
+    if (n < 0) {
+        PyErr_Format(PyExc_ValueError, "%s(): wait_nr must be >= 0", sp->fname);
+        return -1;
+    }
+    if (n > UINT32_MAX) {
+        PyErr_Format(PyExc_OverflowError, "%s(): wait_nr is too large", sp->fname);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
 static PyObject *
 Ring_wait_cqe_nr(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
                  PyObject *kwnames)
@@ -193,15 +212,9 @@ Ring_wait_cqe_nr(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
     double deadline;
     long n;
 
-    if (pu_parse_args(&wait_nr_spec, args, nargs, kwnames, argv) < 0)
+    if (pu_parse_args(&wait_nr_spec, args, nargs, kwnames, argv) < 0 ||
+        parse_wait_nr(&wait_nr_spec, argv[0], &n) < 0)
         return NULL;
-    n = PyLong_AsLong(argv[0]);
-    if (n == -1 && PyErr_Occurred())
-        return NULL;
-    if (n < 0) {
-        PyErr_SetString(PyExc_ValueError, "wait_nr must be >= 0");
-        return NULL;
-    }
     if (parse_timeout(argv[1], &deadline) < 0 || pu_ring_check_cq(self) < 0)
         return NULL;
     pu_call_enter(self);
@@ -257,19 +270,9 @@ Ring_wait_cqes(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
     double deadline;
     long n;
 
-    if (pu_parse_args(&wait_cqes_spec, args, nargs, kwnames, argv) < 0)
+    if (pu_parse_args(&wait_cqes_spec, args, nargs, kwnames, argv) < 0 ||
+        parse_wait_nr(&wait_cqes_spec, argv[0], &n) < 0)
         return NULL;
-    n = PyLong_AsLong(argv[0]);
-    if (n == -1 && PyErr_Occurred())
-        return NULL;
-    if (n < 0) {
-        PyErr_SetString(PyExc_ValueError, "wait_cqes(): wait_nr must be >= 0");
-        return NULL;
-    }
-    if (n > UINT32_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "wait_cqes(): wait_nr is too large");
-        return NULL;
-    }
     if (parse_timeout(argv[1], &deadline) < 0 ||
         (argv[2] != NULL && argv[2] != Py_None && parse_sigmask(argv[2], &set) < 0) ||
         pu_ring_check_cq(self) < 0)
