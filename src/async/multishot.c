@@ -270,18 +270,19 @@ AsyncIter_traverse(AsyncIterObject *it, visitproc visit, void *arg)
 static void
 AsyncIter_dealloc(AsyncIterObject *it)
 {
+    /* may run while an exception propagates: what runs below (the cancel,
+     * closing fds, the references going) must neither see nor clear it */
+    pu_exc_state saved;
     PyObject_GC_UnTrack(it);
+    pu_exc_save(&saved);
     if (it->rec != NULL) {
         /* left behind (a `break` out of async for): stop the op; what still
          * completes has no taker, and new fds in it are closed */
-        pu_exc_state saved;
         pu_aio_wait *w = pu_aio_wait_of(it->aring, it->rec);
         if (w != NULL)
             pu_aio_wait_take(w);   /* borrowed us: holds no reference */
-        pu_exc_save(&saved);
         if (iter_cancel(it) < 0)
             unraisable("AsyncRing: cancelling a multishot operation");
-        pu_exc_restore(&saved);
         Py_CLEAR(it->rec);
     }
     if (it->items != NULL && it->aring != NULL) {
@@ -298,6 +299,7 @@ AsyncIter_dealloc(AsyncIterObject *it)
     Py_CLEAR(it->items);
     Py_CLEAR(it->waiter);
     Py_CLEAR(it->error);
+    pu_exc_restore(&saved);
     PyObject_GC_Del(it);
 }
 

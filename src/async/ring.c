@@ -490,7 +490,12 @@ AsyncRing_clear(AsyncRingObject *self)
 static void
 AsyncRing_dealloc(AsyncRingObject *self)
 {
+    /* may run while an exception propagates (an AsyncRing() dropped by the
+     * call that raised): the warning and the teardown below must neither
+     * see nor clear it */
+    pu_exc_state saved;
     PyObject_GC_UnTrack(self);
+    pu_exc_save(&saved);
     if (self->weakreflist != NULL)
         PyObject_ClearWeakRefs((PyObject *)self);
     if (self->ring != NULL) {
@@ -511,6 +516,7 @@ AsyncRing_dealloc(AsyncRingObject *self)
     PyMem_Free(self->waits);
     self->waits = NULL;
     self->nwaits = 0;
+    pu_exc_restore(&saved);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
