@@ -531,9 +531,7 @@ def test_aclose_with_operations_in_flight(run):
         await ring.aclose()
         assert ring.closed() and ring.in_flight() == 0
         for f in futs:
-            with pytest.raises(OSError) as e:
-                f.result()
-            assert e.value.errno == errno.ECANCELED
+            assert f.cancelled()      # not an OSError nobody may retrieve
         gc.collect()
         assert all(ref() is None for ref in refs)
         with pytest.raises(StopAsyncIteration):
@@ -558,7 +556,7 @@ def test_exception_inside_async_with(run):
                 1 / 0
         ring, fut = holder
         assert ring.closed() and ring.in_flight() == 0
-        assert fut.done() and isinstance(fut.exception(), OSError)
+        assert fut.cancelled()
         c.close()
         s.close()
 

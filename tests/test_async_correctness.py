@@ -57,3 +57,66 @@ def test_dropped_ring_with_ops_in_flight_keeps_the_exception(unix_pair):
     with pytest.warns(ResourceWarning, match="not closed"):
         with pytest.raises(KeyError, match="kept"):
             drop()
+
+
+# ---------------------------------------------------------------- 3. closing cancels the awaiters
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - make deps-test installs it
+    uvloop = None
+
+LOOPS = ["asyncio", pytest.param("uvloop", marks=pytest.mark.no_leakcheck)]
+
+
+@pytest.fixture(params=LOOPS)
+def new_loop(request):
+    """A factory of fresh loops of the parametrized kind."""
+    if request.param == "uvloop" and uvloop is None:
+        pytest.skip("uvloop is not installed (make deps-test installs it)")
+    return uvloop.new_event_loop if request.param == "uvloop" else asyncio.new_event_loop
+
+
+def run_on(new_loop, fn, *args):
+    """Run fn(*args) on a fresh loop in debug mode (as -X dev has it),
+    recording what the loop's exception handler is given."""
+    loop = new_loop()
+    loop.set_debug(True)
+    reported = []
+    loop.set_exception_handler(lambda lp, ctx: reported.append(ctx))
+    try:
+        return loop.run_until_complete(asyncio.wait_for(fn(*args), 30)), reported
+    finally:
+        loop.close()
+
+
+def test_aclose_cancels_awaiters_and_logs_nothing(new_loop, unix_pair):
+    a, _ = unix_pair
+    r, w = os.pipe()
+
+    async def main():
+        ring = AsyncRing()
+        loop = asyncio.get_running_loop()
+        awaited = loop.create_task(ring_recv(ring))
+        # futures nobody awaits: closing must not leave an exception in them
+        loose = [ring.recv(a, 16), ring.read(r, 10), ring.timeout(60.0)]
+        await asyncio.sleep(0.02)
+        await ring.aclose()
+        assert ring.closed() and ring.in_flight() == 0
+        assert all(f.cancelled() for f in loose)
+        with pytest.raises(asyncio.CancelledError):
+            await awaited
+        del loose, awaited
+        gc.collect()
+        await asyncio.sleep(0)      # what __del__ reported reaches the handler
+
+    async def ring_recv(ring):
+        return await ring.recv(a, 16)
+
+    try:
+        _, reported = run_on(new_loop, main)
+        gc.collect()
+    finally:
+        os.close(r)
+        os.close(w)
+    assert [c.get("message") for c in reported] == []

@@ -25,7 +25,9 @@
  *     kernel may touch, stays in the table until the final completion.  A
  *     result nobody awaits any more is dropped; new fds in it are closed.
  *   - aclose() cancels everything in flight and completes once the table is
- *     empty; only then are the reader removed and the ring torn down.
+ *     empty; only then are the reader removed and the ring torn down.  The
+ *     futures of ops it cancelled are cancelled (never an OSError nobody
+ *     may retrieve).
  * The runtime underneath (records, reaping, teardown) is the one IoUring
  * uses, so AsyncRing keeps all of its guarantees. */
 #ifndef PU_ASYNC_INTERNAL_H
@@ -192,6 +194,7 @@ int pu_aio_wait_reserve(AsyncRingObject *self, SqeObject *rec);
 int pu_aio_wait_set(AsyncRingObject *self, SqeObject *rec, PyObject *waiter,
                     uint16_t flags);
 void pu_aio_wait_release(pu_aio_wait *taken);
+void pu_aio_cancel_future(PyObject *fut);
 void pu_aio_flush_orphan_nop(AsyncRingObject *self);
 PyObject *pu_aio_start_op(AsyncRingObject *self, const pu_opdef *op,
                           PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,

@@ -379,6 +379,18 @@ sent_all_value(SqeObject *rec, uint16_t flags)
     return n < 0 ? NULL : PyLong_FromSsize_t(n);
 }
 
+/* Cancel fut (a future of a closing ring): its awaiter sees CancelledError,
+ * and a future nobody awaits logs nothing ("exception was never
+ * retrieved" under -X dev, for an OSError(ECANCELED) it never asked for). */
+void
+pu_aio_cancel_future(PyObject *fut)
+{
+    PyObject *r = call0(fut, pu_aio_s.cancel);
+    if (r == NULL)
+        PyErr_Clear();
+    Py_XDECREF(r);
+}
+
 /* The final completion of an op a future waits for.  Takes the future and
  * its done callback (the entry they came from is free already). */
 static void
@@ -386,9 +398,28 @@ finish_future(AsyncRingObject *self, SqeObject *rec, CqeObject *q, pu_aio_wait *
 {
     PyObject *value;
 
+    if (self->closing && q->res == -ECANCELED) {
+        /* cancelled by aclose(): as the ring's other waiters are (an op
+         * that completed first keeps its result) */
+        PyObject *fut = taken->waiter;
+        Py_INCREF(fut);
+        pu_aio_wait_release(taken);
+        pu_aio_cancel_future(fut);
+        Py_DECREF(fut);
+        return;
+    }
     if ((taken->flags & PU_AIO_SENDALL) && q->res >= 0) {
         SqeObject *next = NULL;
         int r = pu_aio_continue_send_all(self, rec, q, taken->waiter, &next);
+        if (r == 2) {
+            /* the ring closes with data left to send */
+            PyObject *fut = taken->waiter;
+            Py_INCREF(fut);
+            pu_aio_wait_release(taken);
+            pu_aio_cancel_future(fut);
+            Py_DECREF(fut);
+            return;
+        }
         if (r == 0) {
             /* the rest goes in a new send: the future, and a new done
              * callback bound to that record, move to its entry */

@@ -158,7 +158,8 @@ cancel_everything(AsyncRingObject *self)
 }
 
 /* Waiters left when the ring goes: their ops will never be reported.
- * Futures get OSError(ECANCELED), iterators end. */
+ * Futures are cancelled (an OSError there would be logged as never
+ * retrieved for every future nobody awaits), iterators end. */
 static void
 fail_waiters(AsyncRingObject *self)
 {
@@ -176,14 +177,7 @@ fail_waiters(AsyncRingObject *self)
         fut = taken.waiter;
         Py_INCREF(fut);
         pu_aio_wait_release(&taken);
-        if (truth0(fut, pu_aio_s.done) == 0) {
-            PyObject *e = pu_oserror_new(ECANCELED);
-            if (e == NULL || call1_void(fut, pu_aio_s.set_exception, e) < 0)
-                PyErr_Clear();
-            Py_XDECREF(e);
-        } else {
-            PyErr_Clear();
-        }
+        pu_aio_cancel_future(fut);   /* a done future refuses: harmless */
         Py_DECREF(fut);
     }
 }

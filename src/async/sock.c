@@ -14,7 +14,8 @@
  * stream sockets; if one still comes back short, the rest goes in a new
  * send, prepared here, to which dispatch() moves the future fut.
  * 1: finished, all sent or the future cancelled; 0: continued, *next is
- * the new send's record (a new reference); -1: an error, set. */
+ * the new send's record (a new reference); 2: not finished, and the ring
+ * closes (the future is to be cancelled); -1: an error, set. */
 int
 pu_aio_continue_send_all(AsyncRingObject *self, SqeObject *rec, CqeObject *q,
                          PyObject *fut, SqeObject **next)
@@ -30,9 +31,10 @@ pu_aio_continue_send_all(AsyncRingObject *self, SqeObject *rec, CqeObject *q,
         return -1;
     if (offset >= total)
         return 1;
-    if (q->res == 0 || self->closing) {
-        /* nothing more goes out: the peer is gone, or the ring closes */
-        pu_err_errno(q->res == 0 ? EPIPE : ECANCELED);
+    if (self->closing)
+        return 2;   /* nothing more goes out: the ring closes */
+    if (q->res == 0) {
+        pu_err_errno(EPIPE);   /* the peer is gone */
         return -1;
     }
     done = truth0(fut, pu_aio_s.done);
