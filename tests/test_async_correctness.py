@@ -120,3 +120,46 @@ def test_aclose_cancels_awaiters_and_logs_nothing(new_loop, unix_pair):
         os.close(r)
         os.close(w)
     assert [c.get("message") for c in reported] == []
+
+
+# ---------------------------------------------------------------- 5. errors name the method called
+
+import py_io_uring  # noqa: E402
+
+ASYNC_OPS = sorted(n for n in dir(AsyncRing)
+                   if hasattr(py_io_uring.Sqe, "prep_" + n) and not n.startswith("_"))
+
+
+def test_every_generated_form_is_checked():
+    assert {"read", "write", "recv", "openat", "recv_multishot", "nop"} <= set(ASYNC_OPS)
+
+
+@pytest.mark.parametrize("name", ASYNC_OPS)
+def test_argument_errors_name_the_async_method(name):
+    async def main():
+        async with AsyncRing() as ring:
+            with pytest.raises(TypeError) as e:
+                getattr(ring, name)(*range(20))
+            msg = str(e.value)
+            assert msg.startswith(name + "() "), msg
+            assert "prep_" not in msg, msg
+
+    asyncio.run(main())
+
+
+def test_converter_errors_name_the_method_called():
+    async def main():
+        async with AsyncRing() as ring:
+            with pytest.raises(ValueError, match=r"^read\(\) argument 'buf' must not be negative"):
+                ring.read(0, -5)
+            with pytest.raises(ValueError, match=r"^sock_recv\(\) argument"):
+                ring.sock_recv(0, -1)
+            with pytest.raises(ValueError, match=r"^send_all\(\) argument 'fd'"):
+                ring.send_all(-1, b"x")
+            with pytest.raises(TypeError, match=r"^recv_multishot\(\) takes"):
+                ring.recv_multishot(0, 1, 2, 3, 4, 5, 6)
+            # nothing half-started: the ring still works and holds nothing
+            assert await ring.nop() == 0
+            assert ring.in_flight() == 0
+
+    asyncio.run(main())

@@ -198,7 +198,10 @@ void pu_aio_cancel_future(PyObject *fut);
 void pu_aio_flush_orphan_nop(AsyncRingObject *self);
 PyObject *pu_aio_start_op(AsyncRingObject *self, const pu_opdef *op,
                           PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
-                          uint16_t aio, PyObject *data, const pu_common *common);
+                          uint16_t aio, PyObject *data, const pu_common *common,
+                          const char *called);
+PyObject *pu_aio_prep(SqeObject *rec, const pu_opdef *op, PyObject *const *args,
+                      Py_ssize_t nargs, PyObject *kwnames, const char *called);
 PyObject *pu_aio_result_value(SqeObject *rec, CqeObject *q, uint16_t flags);
 void pu_aio_drop_result(SqeObject *rec, CqeObject *q);
 int pu_aio_process(AsyncRingObject *self);

@@ -178,6 +178,63 @@ pu_aio_flush_orphan_nop(AsyncRingObject *self)
     pu_exc_restore(&saved);
 }
 
+/* The converters and the prep name the Sqe method (prep_read()); an
+ * AsyncRing caller called read() or sock_recv(): the error says so.  Only
+ * a message that starts with "prep_NAME(" is renamed (one a converter's
+ * Python code raised for something else is not); the error path only. */
+static void
+rename_error(const pu_opdef *op, const char *called)
+{
+    PyObject *exc, *args, *msg, *renamed;
+    char prefix[64];
+    Py_ssize_t n;
+
+    n = PyOS_snprintf(prefix, sizeof(prefix), "prep_%s(", op->name);
+    if (n <= 0 || (size_t)n >= sizeof(prefix))
+        return;
+    exc = pu_exc_take();
+    if (exc == NULL)
+        return;
+    args = PyObject_GetAttrString(exc, "args");
+    if (args == NULL) {
+        PyErr_Clear();
+        goto out;
+    }
+    if (PyTuple_Check(args) && PyTuple_GET_SIZE(args) == 1 &&
+        PyUnicode_Check(msg = PyTuple_GET_ITEM(args, 0))) {
+        const char *m = PyUnicode_AsUTF8(msg);
+        if (m != NULL && strncmp(m, prefix, (size_t)n) == 0) {
+            renamed = PyUnicode_FromFormat("%s(%s", called, m + n);
+            if (renamed != NULL) {
+                PyObject *t = PyTuple_Pack(1, renamed);
+                Py_DECREF(renamed);
+                if (t == NULL || PyObject_SetAttrString(exc, "args", t) < 0)
+                    PyErr_Clear();
+                Py_XDECREF(t);
+            } else {
+                PyErr_Clear();
+            }
+        } else if (m == NULL) {
+            PyErr_Clear();
+        }
+    }
+    Py_DECREF(args);
+out:
+    pu_exc_give(exc);
+}
+
+/* pu_sqe_prep() for an AsyncRing method named called (NULL: the op's own
+ * name, AsyncRing.NAME): the prep's errors name it. */
+PyObject *
+pu_aio_prep(SqeObject *rec, const pu_opdef *op, PyObject *const *args,
+            Py_ssize_t nargs, PyObject *kwnames, const char *called)
+{
+    PyObject *r = pu_sqe_prep(rec, op, args, nargs, kwnames);
+    if (r == NULL)
+        rename_error(op, called != NULL ? called : op->name);
+    return r;
+}
+
 /* link flags would tie the op to whatever happens to be prepared next */
 const pu_common_rules pu_aio_rules = {
     0, IOSQE_FIXED_FILE | IOSQE_ASYNC | IOSQE_BUFFER_SELECT,
@@ -186,11 +243,12 @@ const pu_common_rules pu_aio_rules = {
 
 /* Prepare op into a new record whose waiter is a new future; the future,
  * or NULL with the exception the prep raised.  data, if given, becomes the
- * record's user data (send_all's state). */
+ * record's user data (send_all's state); called names the method in
+ * errors (NULL: the op's name). */
 PyObject *
 pu_aio_start_op(AsyncRingObject *self, const pu_opdef *op, PyObject *const *args,
                 Py_ssize_t nargs, PyObject *kwnames, uint16_t aio, PyObject *data,
-                const pu_common *common)
+                const pu_common *common, const char *called)
 {
     SqeObject *rec;
     PyObject *fut, *r;
@@ -210,7 +268,7 @@ pu_aio_start_op(AsyncRingObject *self, const pu_opdef *op, PyObject *const *args
         goto fail;
     if (common != NULL)
         pu_common_apply(rec, common);
-    r = pu_sqe_prep(rec, op, args, nargs, kwnames);
+    r = pu_aio_prep(rec, op, args, nargs, kwnames, called);
     if (r == NULL)
         goto fail;
     Py_DECREF(r);
@@ -246,7 +304,7 @@ pu_async_op(PyObject *self, const pu_opdef *op, PyObject *const *args,
         return NULL;
     }
     fut = pu_aio_start_op((AsyncRingObject *)self, op, ca.args, nargs, ca.kwnames,
-                          0, NULL, &c);
+                          0, NULL, &c, NULL);
     Py_XDECREF(ca.owned);
     return fut;
 }

@@ -45,8 +45,8 @@ iter_arm(AsyncIterObject *it)
     rec->buf_group = it->buf_group;
     rec->personality = it->personality;
     r = pu_aio_wait_reserve(a, rec) < 0 ? NULL
-        : pu_sqe_prep(rec, it->op, &PyTuple_GET_ITEM(it->args, 0), it->nargs,
-                      it->kwnames);
+        : pu_aio_prep(rec, it->op, &PyTuple_GET_ITEM(it->args, 0), it->nargs,
+                      it->kwnames, NULL);
     if (r == NULL) {
         pu_aio_flush_orphan_nop(a);
         Py_DECREF(rec);

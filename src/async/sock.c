@@ -59,7 +59,7 @@ pu_aio_continue_send_all(AsyncRingObject *self, SqeObject *rec, CqeObject *q,
     argv[0] = PyTuple_GET_ITEM(st, 0);
     argv[1] = rest;
     argv[2] = PyTuple_GET_ITEM(st, 2);
-    r = pu_sqe_prep(n, &pu_opdefs[PU_OP_SEND], argv, 3, NULL);
+    r = pu_aio_prep(n, &pu_opdefs[PU_OP_SEND], argv, 3, NULL, "send_all");
     Py_DECREF(rest);
     if (r == NULL)
         goto fail;
@@ -104,7 +104,7 @@ send_all_common(AsyncRingObject *self, PyObject *const *args, Py_ssize_t nargs,
     /* what a short send needs to go on: (fd, data, flags, bytes sent) */
     state = Py_BuildValue("(OOOi)", argv[0], argv[1], flags, 0);
     fut = state ? pu_aio_start_op(self, &pu_opdefs[PU_OP_SEND], call, 3, NULL,
-                           (uint16_t)(aio | PU_AIO_SENDALL), state, NULL) : NULL;
+                           (uint16_t)(aio | PU_AIO_SENDALL), state, NULL, name) : NULL;
     Py_XDECREF(state);
     Py_DECREF(flags);
     return fut;
@@ -130,7 +130,8 @@ AsyncRing_sock_recv(AsyncRingObject *self, PyObject *const *args, Py_ssize_t nar
         PyErr_SetString(PyExc_TypeError, "sock_recv(): nbytes must be an int");
         return NULL;
     }
-    return pu_aio_start_op(self, &pu_opdefs[PU_OP_RECV], args, 2, NULL, 0, NULL, NULL);
+    return pu_aio_start_op(self, &pu_opdefs[PU_OP_RECV], args, 2, NULL, 0, NULL, NULL,
+                           "sock_recv");
 }
 
 static PyObject *
@@ -145,7 +146,8 @@ AsyncRing_sock_recv_into(AsyncRingObject *self, PyObject *const *args, Py_ssize_
                         "writable buffer, not an int");
         return NULL;
     }
-    return pu_aio_start_op(self, &pu_opdefs[PU_OP_RECV], args, 2, NULL, 0, NULL, NULL);
+    return pu_aio_start_op(self, &pu_opdefs[PU_OP_RECV], args, 2, NULL, 0, NULL, NULL,
+                           "sock_recv_into");
 }
 
 static PyObject *
@@ -165,7 +167,8 @@ AsyncRing_sock_connect(AsyncRingObject *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_TypeError, "sock_connect(sock, address) takes 2 arguments");
         return NULL;
     }
-    return pu_aio_start_op(self, &pu_opdefs[PU_OP_CONNECT], args, 2, NULL, PU_AIO_NONE, NULL, NULL);
+    return pu_aio_start_op(self, &pu_opdefs[PU_OP_CONNECT], args, 2, NULL, PU_AIO_NONE, NULL, NULL,
+                           "sock_connect");
 }
 
 static PyObject *
@@ -177,7 +180,8 @@ AsyncRing_sock_accept(AsyncRingObject *self, PyObject *sock)
     call[1] = PyLong_FromLong(SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (call[1] == NULL)
         return NULL;
-    fut = pu_aio_start_op(self, &pu_opdefs[PU_OP_ACCEPT], call, 2, NULL, PU_AIO_SOCKET, NULL, NULL);
+    fut = pu_aio_start_op(self, &pu_opdefs[PU_OP_ACCEPT], call, 2, NULL, PU_AIO_SOCKET, NULL, NULL,
+                          "sock_accept");
     Py_DECREF(call[1]);
     return fut;
 }
