@@ -101,6 +101,16 @@ def _prep_function(op: Op) -> List[str]:
                                    by_name[a.kind.param].kind.cname(a.kind.param))
             out.append("    if (%s < 0)" % check)
             out.append("        return -1;")
+    # the path arguments as given, for the OSError of a failed completion
+    # (Path.is_filename): os.rename()'s filename and filename2
+    files = ["argv[%d]" % i for i, a in enumerate(op.args)
+             if a.kind.name == "path" and a.kind.is_filename(a.name)]
+    if len(files) > 2:
+        raise ValueError("op %s: an OSError names at most two paths" % op.name)
+    if files:
+        out.append("    if (pu_rec_paths(rec, %s, %s) < 0)"
+                   % (files[0], files[1] if len(files) > 1 else "NULL"))
+        out.append("        return -1;")
     # converters may have run Python code: write only an entry still ours
     out.append("    if (pu_prep_entry_check(rec, sqe, %s.fname) < 0)" % spec)
     out.append("        return -1;")

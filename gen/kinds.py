@@ -200,6 +200,15 @@ class Path(Kind):
     pyi = "_StrOrBytesPath"
     text = "str, bytes or os.PathLike; kept until the completion"
 
+    @staticmethod
+    def is_filename(arg: str) -> bool:
+        """Does a failed completion's OSError name this argument, as the os
+        function does (os.open: filename; os.rename, os.link, os.symlink:
+        filename and filename2, in argument order)?  An extended
+        attribute's name travels as a path but is no file: os.getxattr()
+        names the file, not the attribute."""
+        return arg != "name"
+
 
 
 class Object(Kind):

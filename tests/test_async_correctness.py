@@ -163,3 +163,109 @@ def test_converter_errors_name_the_method_called():
             assert ring.in_flight() == 0
 
     asyncio.run(main())
+
+
+# ---------------------------------------------------------------- 4. path errors name the path
+
+import pathlib  # noqa: E402
+
+from py_io_uring import AT_FDCWD, IoUring  # noqa: E402
+
+
+def os_error(fn):
+    try:
+        fn()
+    except OSError as e:
+        return e
+    raise AssertionError("the os call did not fail")   # pragma: no cover
+
+
+def shape(e):
+    return (type(e), e.errno, e.strerror, e.filename, e.filename2, str(e))
+
+
+def path_cases(tmp_path):
+    """(op name, its arguments, the os call that fails the same way)."""
+    gone = str(tmp_path / "nope" / "x")
+    gone_b = os.fsencode(tmp_path / "nope" / "y")
+    there = tmp_path / "there"
+    there.write_bytes(b"x")
+    there = str(there)
+    return [
+        ("openat", (AT_FDCWD, gone, os.O_RDONLY), lambda: os.open(gone, os.O_RDONLY)),
+        ("openat", (AT_FDCWD, gone_b, os.O_RDONLY), lambda: os.open(gone_b, os.O_RDONLY)),
+        ("openat", (AT_FDCWD, pathlib.Path(gone), os.O_RDONLY),
+         lambda: os.open(pathlib.Path(gone), os.O_RDONLY)),
+        ("openat2", (AT_FDCWD, gone, os.O_RDONLY), lambda: os.open(gone, os.O_RDONLY)),
+        ("statx", (AT_FDCWD, gone, 0, 0), lambda: os.stat(gone)),
+        ("renameat", (AT_FDCWD, gone, AT_FDCWD, gone_b, 0), lambda: os.rename(gone, gone_b)),
+        ("rename", (gone, there), lambda: os.rename(gone, there)),
+        ("unlinkat", (AT_FDCWD, gone, 0), lambda: os.unlink(gone)),
+        ("unlink", (gone, 0), lambda: os.unlink(gone)),
+        ("mkdirat", (AT_FDCWD, there, 0o700), lambda: os.mkdir(there, 0o700)),
+        ("mkdir", (gone, 0o700), lambda: os.mkdir(gone, 0o700)),
+        ("symlinkat", (gone, AT_FDCWD, there), lambda: os.symlink(gone, there)),
+        ("symlink", (gone, there), lambda: os.symlink(gone, there)),
+        ("linkat", (AT_FDCWD, gone, AT_FDCWD, gone_b, 0), lambda: os.link(gone, gone_b)),
+        ("link", (gone, there, 0), lambda: os.link(gone, there)),
+        ("getxattr", ("user.x", gone, 16), lambda: os.getxattr(gone, "user.x")),
+        ("setxattr", ("user.x", b"v", gone), lambda: os.setxattr(gone, "user.x", b"v")),
+    ]
+
+
+def test_path_errors_of_the_sync_api_name_the_paths(tmp_path):
+    with IoUring(8) as ring:
+        for name, args, os_call in path_cases(tmp_path):
+            if not ring.opcode_supported(getattr(py_io_uring, "IORING_OP_" + {
+                    "openat": "OPENAT", "openat2": "OPENAT2", "statx": "STATX",
+                    "renameat": "RENAMEAT", "rename": "RENAMEAT",
+                    "unlinkat": "UNLINKAT", "unlink": "UNLINKAT",
+                    "mkdirat": "MKDIRAT", "mkdir": "MKDIRAT",
+                    "symlinkat": "SYMLINKAT", "symlink": "SYMLINKAT",
+                    "linkat": "LINKAT", "link": "LINKAT",
+                    "getxattr": "GETXATTR", "setxattr": "SETXATTR"}[name])):
+                continue   # pragma: no cover - kernel 6.18 has all
+            sqe = ring.get_sqe()
+            getattr(sqe, "prep_" + name)(*args)
+            ring.submit()
+            cqe = ring.wait_cqe()
+            ring.cqe_seen(cqe)
+            with pytest.raises(OSError) as e:
+                cqe.getresult()
+            assert shape(e.value) == shape(os_error(os_call)), name
+
+
+def test_path_errors_of_the_async_api_name_the_paths(tmp_path):
+    async def main():
+        async with AsyncRing() as ring:
+            for name, args, os_call in path_cases(tmp_path):
+                with pytest.raises(OSError) as e:
+                    await getattr(ring, name)(*args)
+                assert shape(e.value) == shape(os_error(os_call)), name
+
+    asyncio.run(main())
+
+
+def test_the_issue_example():
+    async def main():
+        async with AsyncRing() as ring:
+            with pytest.raises(FileNotFoundError) as e:
+                await ring.openat(AT_FDCWD, "/nope/x", os.O_RDONLY)
+            assert e.value.args == (2, "No such file or directory")
+            assert e.value.filename == "/nope/x"
+            assert str(e.value) == "[Errno 2] No such file or directory: '/nope/x'"
+
+    asyncio.run(main())
+
+
+def test_a_path_op_that_succeeds_keeps_nothing(tmp_path):
+    # the paths go with the record (no growth over many successful ops)
+    p = str(tmp_path)
+    with IoUring(8) as ring:
+        for _ in range(3):
+            sqe = ring.get_sqe()
+            sqe.prep_statx(AT_FDCWD, p, 0, 0)
+            ring.submit()
+            cqe = ring.wait_cqe()
+            ring.cqe_seen(cqe)
+            assert cqe.getresult().st_mode

@@ -357,7 +357,7 @@ pu_aio_result_value(SqeObject *rec, CqeObject *q, uint16_t flags)
 
     if (flags & PU_AIO_NONE) {
         if (q->res < 0)
-            return pu_err_errno(-q->res);
+            return pu_err_errno_rec(rec, -q->res);
         Py_RETURN_NONE;
     }
     v = pu_cqe_result(q);

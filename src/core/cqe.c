@@ -63,7 +63,7 @@ PyObject *
 pu_cqe_result(CqeObject *self)
 {
     if (self->res < 0)
-        return pu_err_errno(-self->res);
+        return pu_err_errno_rec(self->sqe, -self->res);
     return pu_cqe_value(self);
 }
 

@@ -91,6 +91,31 @@ pu_err_errno_msg(int err, const char *message)
     return raise_oserror(err, message);
 }
 
+/* The OSError of a failed completion of rec: with the filenames of its path
+ * arguments, as os.open() and os.rename() give them
+ * (FileNotFoundError(2, 'No such file or directory', '/nope/x')). */
+PyObject *
+pu_err_errno_rec(const SqeObject *rec, int err)
+{
+    PyObject *type, *exc, *p = rec != NULL ? rec->paths : NULL;
+    if (p == NULL)
+        return pu_err_errno(err);
+    type = err == ETIME ? PyExc_TimeoutError : PyExc_OSError;
+    /* OSError(errno, strerror, filename, winerror, filename2) */
+    if (PyTuple_GET_SIZE(p) == 2)
+        exc = PyObject_CallFunction(type, "isOOO", err, strerror(err),
+                                    PyTuple_GET_ITEM(p, 0), Py_None,
+                                    PyTuple_GET_ITEM(p, 1));
+    else
+        exc = PyObject_CallFunction(type, "isO", err, strerror(err),
+                                    PyTuple_GET_ITEM(p, 0));
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
 /* The same exception as an object, for a future's set_exception(). */
 PyObject *
 pu_oserror_new(int err)

@@ -148,10 +148,17 @@ pu_reap(RingObject *r)
                     q->result = take_result(rec, c->res);
                 }
                 pu_op_complete(r, rec, c->res);
-                if (rec->op != NULL && rec->op->result != NULL)
+                if (rec->op != NULL && rec->op->result != NULL) {
                     pu_record_release_pins(rec);   /* its state stays */
-                else
+                } else if (rec->paths != NULL && c->res < 0) {
+                    /* a failure's OSError names the paths (getresult()) */
+                    PyObject *paths = rec->paths;
+                    rec->paths = NULL;
                     pu_record_release(rec);
+                    rec->paths = paths;
+                } else {
+                    pu_record_release(rec);
+                }
                 if (rec->chain_prev != 0)   /* both end at once otherwise */
                     pu_record_finish_skipped(r, rec);
                 if (pu_chain_failed(rec, c->res))

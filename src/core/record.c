@@ -202,6 +202,7 @@ pu_record_release_full(SqeObject *rec)
 {
     pu_record_release_pins(rec);
     Py_CLEAR(rec->result);
+    Py_CLEAR(rec->paths);
     rec->op_state = NULL;
     while (rec->blocks != NULL) {
         pu_block *b = rec->blocks;
@@ -243,6 +244,34 @@ pu_rec_keep(SqeObject *rec, PyObject *o)
     Py_INCREF(o);
     rec->keep[rec->nkeep++] = o;
     return 0;
+}
+
+/* Name the op's path arguments (filename2 NULL for an op with one) for the
+ * OSError of a failed completion: str or bytes as given, an os.PathLike
+ * by its os.fspath(), as the os module's errors name them. */
+int
+pu_rec_paths(SqeObject *rec, PyObject *filename, PyObject *filename2)
+{
+    PyObject *f[2] = {NULL, NULL}, *t = NULL;
+    PyObject *given[2] = {filename, filename2};
+    int n = filename2 != NULL ? 2 : 1;
+
+    if (filename == NULL)
+        return 0;   /* an optional path not given */
+    for (int i = 0; i < n; i++) {
+        /* the converter accepted it already: fspath() cannot fail here
+         * but for a __fspath__ that changes its mind */
+        f[i] = PyOS_FSPath(given[i]);
+        if (f[i] == NULL)
+            goto out;
+    }
+    t = n == 2 ? PyTuple_Pack(2, f[0], f[1]) : PyTuple_Pack(1, f[0]);
+    if (t != NULL)
+        Py_XSETREF(rec->paths, t);
+out:
+    Py_XDECREF(f[0]);
+    Py_XDECREF(f[1]);
+    return t == NULL ? -1 : 0;
 }
 
 /* Take a record out of the table after its final completion.  The table's

@@ -59,6 +59,11 @@ typedef struct SqeObject {
     const struct pu_opdef *op;      /* the op prepared, NULL for the NOP */
     PyObject *data;                 /* set_data() */
     PyObject *result;               /* bytes the module allocated for output */
+    PyObject *paths;                /* the path arguments as given, (filename,)
+                                       or (filename, filename2): a failed
+                                       completion's OSError names them, as
+                                       os.open() and os.rename() do; kept
+                                       until the Sqe goes */
     pu_block *blocks;               /* owned memory (pu_rec_alloc) */
     pu_pin *pins;                   /* pinned buffers past the inline ones */
     void *op_state;                 /* a struct the op's result maker reads
@@ -126,6 +131,7 @@ void pu_record_release_full(SqeObject *rec);
 void pu_record_release_pins(SqeObject *rec);
 void *pu_rec_alloc(SqeObject *rec, size_t size);
 int pu_rec_keep(SqeObject *rec, PyObject *o);
+int pu_rec_paths(SqeObject *rec, PyObject *filename, PyObject *filename2);
 void pu_record_finish(RingObject *r, SqeObject *rec);
 void pu_record_finish_skipped(RingObject *r, SqeObject *rec);
 void pu_record_finish_suppressed(RingObject *r, SqeObject *rec, int32_t res);
@@ -147,7 +153,7 @@ static inline void
 pu_record_release(SqeObject *rec)
 {
     if (rec->blocks == NULL && rec->result == NULL && rec->nbufs == 0 &&
-        rec->pins == NULL && rec->nkeep == 0) {
+        rec->pins == NULL && rec->nkeep == 0 && rec->paths == NULL) {
         rec->op_state = NULL;
         return;
     }

@@ -207,6 +207,7 @@ pu_call_return(RingObject *r, PyObject *result)
 
 PyObject *pu_err_errno(int err);
 PyObject *pu_err_errno_msg(int err, const char *message);
+PyObject *pu_err_errno_rec(const SqeObject *rec, int err);
 int pu_err_entry_lost(SqeObject *rec, const char *fname);
 
 
