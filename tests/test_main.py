@@ -112,3 +112,23 @@ def test_ring_unavailable_is_reported_not_raised(run_py):
     assert info["features"] is None
     assert all(o["supported"] is None for o in info["operations"])
     assert "features:   unknown" in text and "support unknown" in text
+
+
+@pytest.mark.parametrize("args", [["--json"], []])
+def test_reader_gone_ends_quietly(args):
+    # `python -m py_io_uring --json | head -1`: the reader goes before the
+    # report is written; the report ends with SIGPIPE's status and no
+    # BrokenPipeError traceback, as a Unix tool does
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=BUILD)
+    r, w = os.pipe()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "py_io_uring"] + args, stdout=w,
+                                stderr=subprocess.PIPE, env=env, cwd="/")
+    finally:
+        os.close(w)
+        os.close(r)   # no reader left: every write the child makes fails with EPIPE
+    _, err = proc.communicate(timeout=60)
+    assert err.decode() == ""
+    assert proc.returncode == 141

@@ -3,6 +3,8 @@
 Prints the module's version, the liburing it was built with and loaded,
 the kernel's version, the IORING_FEAT_* features a ring reports, and every
 operation of the module with whether the running kernel supports it.
+A reader that stops early (`| head -1`) ends it quietly with status 141,
+as SIGPIPE ends a Unix tool.
 """
 
 import argparse
@@ -12,6 +14,8 @@ import platform
 import sys
 
 import py_io_uring
+
+EXIT_SIGPIPE = 141   # the status a shell reports for a tool killed by SIGPIPE
 
 
 def _liburing_library():
@@ -116,11 +120,23 @@ def main(argv=None):
     p.add_argument("--json", action="store_true", help="print the same as one JSON object")
     args = p.parse_args(argv)
     info = collect()
-    if args.json:
-        json.dump(info, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        print(render(info))
+    try:
+        if args.json:
+            json.dump(info, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            print(render(info))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader went (`... | head -1`): stop quietly, as a Unix tool
+        # killed by SIGPIPE does, with its status (128 + 13).  What is
+        # still buffered goes to /dev/null, or the flush at exit would
+        # report the broken pipe again (the Python docs' recipe, signal
+        # module, "Note on SIGPIPE").
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_SIGPIPE
     return 0
 
 
