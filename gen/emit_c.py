@@ -298,7 +298,7 @@ def methods_doc_h(model: Model) -> str:
             out.append("#define PU_DEPRECATED_%s_%s %s"
                        % (m.cls, m.name, c_string("%s.%s() is deprecated: %s"
                                                   % (m.cls, m.name, m.deprecated))))
-        doc = "%s\n--\n\n%s" % (method_text_signature(m), body)
+        doc = body if m.prop else "%s\n--\n\n%s" % (method_text_signature(m), body)
         out.append("#define PU_DOC_%s_%s \\\n    %s"
                    % (m.cls, m.name, c_string(doc).replace("\n", " \\\n")))
         out.append("")

@@ -99,7 +99,11 @@ def api_md(model: Model, liburing_api: List[Tuple[str, str]]) -> str:
         for m in model.methods:
             if m.cls != cls.name:
                 continue
-            out.append("### `%s.%s -> %s`" % (cls.name, _sig(method_text_signature(m)), m.returns))
+            if m.prop:
+                out.append("### `%s.%s -> %s` (property)" % (cls.name, m.name, m.returns))
+            else:
+                out.append("### `%s.%s -> %s`" % (cls.name, _sig(method_text_signature(m)),
+                                                   m.returns))
             out.append("")
             if m.deprecated:
                 out.append("*Deprecated:* %s" % m.deprecated)

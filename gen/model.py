@@ -81,6 +81,9 @@ class Method(NamedTuple):
     # why the name goes and what replaces it: the method warns with it
     # (DeprecationWarning), the stub marks it, the docs say it
     deprecated: str = ""
+    # an attribute read without a call (a getset in C): no signature, the
+    # stub's @property, "NAME -> TYPE" in the docs
+    prop: bool = False
 
 
 class Class(NamedTuple):
@@ -322,6 +325,7 @@ def load_ops(path: str, text: str):
 
 HEAD = re.compile(r"^(?P<cls>[A-Za-z_]\w*)\.(?P<name>\w+)\((?P<sig>.*)\)\s*->\s*(?P<ret>.+)$")
 OVERLOAD = re.compile(r"^\((?P<sig>.*)\)\s*->\s*(?P<ret>.+)$")
+PROPERTY = re.compile(r"^(?P<cls>[A-Za-z_]\w*)\.(?P<name>\w+)\s*->\s*(?P<ret>.+)$")
 CLASS = re.compile(r"^(?P<name>[A-Za-z_]\w*)(?:\((?P<sig>.*)\))?$")
 
 
@@ -335,7 +339,7 @@ def _check_sig(path: str, lineno: int, sig: str) -> None:
 def load_methods(path: str, text: str):
     classes, methods = [], []  # type: List[Class], List[Method]
     for block in parse_blocks(path, text):
-        fields = _fields(path, block, {"doc"} if block.keyword == "class"
+        fields = _fields(path, block, {"doc"} if block.keyword in ("class", "property")
                          else {"doc", "overload", "deprecated"})
         doc = [i.value for i in fields.get("doc", [])]
         if not doc:
@@ -373,9 +377,21 @@ def load_methods(path: str, text: str):
             methods.append(Method(m.group("cls"), m.group("name"), m.group("sig"),
                                   m.group("ret").strip(), doc, block.lineno,
                                   overloads, deprecated))
+        elif block.keyword == "property":
+            m = PROPERTY.match(block.head)
+            if m is None:
+                raise DefError(path, block.lineno, "property must read CLASS.NAME -> TYPE")
+            if m.group("cls") not in [c.name for c in classes]:
+                raise DefError(path, block.lineno, "class %s is not defined above"
+                               % m.group("cls"))
+            if any(x.name == m.group("name") and x.cls == m.group("cls") for x in methods):
+                raise DefError(path, block.lineno, "%s.%s given twice"
+                               % (m.group("cls"), m.group("name")))
+            methods.append(Method(m.group("cls"), m.group("name"), "",
+                                  m.group("ret").strip(), doc, block.lineno, prop=True))
         else:
             raise DefError(path, block.lineno, "unknown entry '%s' (expected "
-                           "'class' or 'method')" % block.keyword)
+                           "'class', 'method' or 'property')" % block.keyword)
     return classes, methods
 
 

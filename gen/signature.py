@@ -93,6 +93,8 @@ def class_text_signature(name: str, sig: str) -> str:
 def method_pyi_lines(m: Method) -> List[str]:
     """The stub's lines for a hand-written method: its def, or one
     @overload def per variant; each marked @deprecated when it is."""
+    if m.prop:
+        return ["@property", "def %s(self) -> %s: ..." % (m.name, m.returns)]
     mark = ['@deprecated(%s)' % _py_string(m.deprecated)] if m.deprecated else []
     if not m.overloads:
         return mark + [_pyi_def(m.name, m.signature, m.returns)]

@@ -91,7 +91,7 @@ def test_file_round_trip(run, tmp_path):
             with pytest.raises(OSError) as e:
                 os.fstat(fd)
             assert e.value.errno == errno.EBADF
-        assert ring.closed()
+        assert ring.closed
 
     run(main)
 
@@ -218,7 +218,7 @@ def test_use_after_aclose(run):
         ring = AsyncRing(8)
         await ring.aclose()
         await ring.aclose()                                    # idempotent
-        assert ring.closed()
+        assert ring.closed
         with pytest.raises(RuntimeError, match="closed"):
             ring.nop()
         with pytest.raises(ValueError):
@@ -529,7 +529,7 @@ def test_aclose_with_operations_in_flight(run):
         await asyncio.sleep(0.02)
         del bufs
         await ring.aclose()
-        assert ring.closed() and ring.in_flight() == 0
+        assert ring.closed and ring.in_flight() == 0
         for f in futs:
             assert f.cancelled()      # not an OSError nobody may retrieve
         gc.collect()
@@ -555,7 +555,7 @@ def test_exception_inside_async_with(run):
                 await asyncio.sleep(0.01)
                 1 / 0
         ring, fut = holder
-        assert ring.closed() and ring.in_flight() == 0
+        assert ring.closed and ring.in_flight() == 0
         assert fut.cancelled()
         c.close()
         s.close()
@@ -593,7 +593,7 @@ def test_reader_removed_after_close(run):
         async with ring:
             fd = ring.fileno()
             assert await ring.nop() == 0
-        assert ring.closed()
+        assert ring.closed
         loop = asyncio.get_running_loop()
         if run.kind == "asyncio":
             assert fd not in loop._selector.get_map()    # the reader is gone
@@ -774,7 +774,7 @@ async def main():
             asyncio.get_running_loop().call_later(0.05, os.kill, os.getpid(), signal.SIGINT)
             await asyncio.gather(*waiters)
     finally:
-        print("closed", ring.closed(), ring.in_flight(), flush=True)
+        print("closed", ring.closed, ring.in_flight(), flush=True)
 
 try:
     asyncio.run(main())

@@ -102,7 +102,7 @@ def test_aclose_cancels_awaiters_and_logs_nothing(new_loop, unix_pair):
         loose = [ring.recv(a, 16), ring.read(r, 10), ring.timeout(60.0)]
         await asyncio.sleep(0.02)
         await ring.aclose()
-        assert ring.closed() and ring.in_flight() == 0
+        assert ring.closed and ring.in_flight() == 0
         assert all(f.cancelled() for f in loose)
         with pytest.raises(asyncio.CancelledError):
             await awaited
@@ -269,3 +269,51 @@ def test_a_path_op_that_succeeds_keeps_nothing(tmp_path):
             cqe = ring.wait_cqe()
             ring.cqe_seen(cqe)
             assert cqe.getresult().st_mode
+
+
+# ---------------------------------------------------------------- 7. names
+
+def test_closed_is_a_property():
+    async def main():
+        ring = AsyncRing()
+        assert ring.closed is False
+        async with ring:
+            assert ring.closed is False
+        assert ring.closed is True
+        with pytest.raises(AttributeError):
+            ring.closed = False
+
+    asyncio.run(main())
+
+
+def test_close_fd_closes_an_fd_as_close_does(tmp_path):
+    p = tmp_path / "f"
+    p.write_bytes(b"x")
+
+    async def main():
+        async with AsyncRing() as ring:
+            for method in (ring.close_fd, ring.close):
+                fd = os.open(p, os.O_RDONLY)
+                assert await method(fd) == 0
+                with pytest.raises(OSError):
+                    os.fstat(fd)             # closed
+                with pytest.raises(OSError) as e:
+                    await method(fd)         # closing it again: EBADF
+                assert e.value.errno == 9
+            with pytest.raises(ValueError, match=r"^close_fd\(\) argument 'fd'"):
+                ring.close_fd(-1)
+            assert not ring.closed           # an fd went, not the ring
+
+    asyncio.run(main())
+
+
+def test_fileno_is_the_eventfd():
+    async def main():
+        async with AsyncRing() as ring:
+            fd = ring.fileno()
+            assert fd != ring.get_ring().fileno()
+            assert os.readlink("/proc/self/fd/%d" % fd) == "anon_inode:[eventfd]"
+        with pytest.raises(ValueError):
+            ring.fileno()
+
+    asyncio.run(main())

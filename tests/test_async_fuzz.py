@@ -106,7 +106,7 @@ async def run_program(actions, close_early, path, pairs, pipes, fd):
             await asyncio.sleep(0.005)
         assert ring.in_flight() == 0
         await ring.aclose()
-    assert ring.closed() and ring.in_flight() == 0
+    assert ring.closed and ring.in_flight() == 0
     await asyncio.sleep(0)                        # done callbacks run
     assert len(ends) == len(futs)                 # each ended once
     assert len(set(map(id, ends))) == len(futs)

@@ -80,6 +80,13 @@ def test_prep_method_docstring_from_ops_def(op):
 @pytest.mark.parametrize("spec", [m for m in METHODS if m.name], ids=lambda m: "%s.%s" % (m.cls, m.name))
 def test_method_matches_methods_def(spec):
     method = getattr(CLASSES[spec.cls], spec.name)
+    if spec.prop:
+        # an attribute: a data descriptor on the type, with the docs
+        assert inspect.isdatadescriptor(method) and not callable(method)
+        for line in spec.doc:
+            if line.strip():
+                assert line.strip() in (method.__doc__ or "")
+        return
     assert method.__text_signature__, "%s.%s has no __text_signature__" % (spec.cls, spec.name)
     sig = inspect.signature(method)
     assert list(sig.parameters)[0] == "self"
@@ -122,7 +129,8 @@ def test_no_public_method_missing_from_the_spec(cls):
         declared |= {"prep_" + op.name for op in OPS}
     if cls == "AsyncRing":
         declared |= {op.name for op in OPS if op.aio != "none"}
-    public = {n for n in dir(CLASSES[cls]) if not n.startswith("_") and callable(getattr(CLASSES[cls], n))}
+    public = {n for n in dir(CLASSES[cls]) if not n.startswith("_") and
+              (callable(getattr(CLASSES[cls], n)) or inspect.isdatadescriptor(getattr(CLASSES[cls], n)))}
     assert public == declared
 
 

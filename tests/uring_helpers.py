@@ -250,6 +250,7 @@ class MethodSpec:
         self.doc = []
         self.overloads = []  # "(SIGNATURE) -> TYPE" of the stub's @overload variants
         self.deprecated = None  # what replaces a deprecated method
+        self.prop = False  # a `property` entry: an attribute, no signature
 
     def params(self):
         """[(name, kind, default)] from the Python signature; kind is one of
@@ -276,6 +277,7 @@ class MethodSpec:
 
 _CLASS_RE = re.compile(r"^class\s+(\w+)(?:\((.*)\))?\s*$")
 _METHOD_RE = re.compile(r"^method\s+(\w+)\.(\w+)\((.*)\)\s*(->.*)?$")
+_PROPERTY_RE = re.compile(r"^property\s+(\w+)\.(\w+)\s*->.*$")
 
 
 def parse_methods(path=METHODS_DEF):
@@ -296,6 +298,12 @@ def parse_methods(path=METHODS_DEF):
             m = _METHOD_RE.match(line)
             if m:
                 cur = MethodSpec(m.group(1), m.group(2), m.group(3))
+                out.append(cur)
+                continue
+            m = _PROPERTY_RE.match(line)
+            if m:
+                cur = MethodSpec(m.group(1), m.group(2), "")
+                cur.prop = True
                 out.append(cur)
                 continue
             if line == "doc" or line.startswith("doc "):

@@ -200,6 +200,8 @@ PyObject *pu_aio_start_op(AsyncRingObject *self, const pu_opdef *op,
                           PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
                           uint16_t aio, PyObject *data, const pu_common *common,
                           const char *called);
+PyObject *pu_aio_op_named(PyObject *self, const pu_opdef *op, PyObject *const *args,
+                          Py_ssize_t nargs, PyObject *kwnames, const char *called);
 PyObject *pu_aio_prep(SqeObject *rec, const pu_opdef *op, PyObject *const *args,
                       Py_ssize_t nargs, PyObject *kwnames, const char *called);
 PyObject *pu_aio_result_value(SqeObject *rec, CqeObject *q, uint16_t flags);

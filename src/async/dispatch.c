@@ -296,6 +296,14 @@ PyObject *
 pu_async_op(PyObject *self, const pu_opdef *op, PyObject *const *args,
             Py_ssize_t nargs, PyObject *kwnames)
 {
+    return pu_aio_op_named(self, op, args, nargs, kwnames, NULL);
+}
+
+/* AsyncRing.NAME(...), or an alias of it named called (close_fd) */
+PyObject *
+pu_aio_op_named(PyObject *self, const pu_opdef *op, PyObject *const *args,
+                Py_ssize_t nargs, PyObject *kwnames, const char *called)
+{
     pu_call_args ca;
     pu_common c;
     PyObject *fut;
@@ -304,7 +312,7 @@ pu_async_op(PyObject *self, const pu_opdef *op, PyObject *const *args,
         return NULL;
     }
     fut = pu_aio_start_op((AsyncRingObject *)self, op, ca.args, nargs, ca.kwnames,
-                          0, NULL, &c, NULL);
+                          0, NULL, &c, called);
     Py_XDECREF(ca.owned);
     return fut;
 }

@@ -382,9 +382,24 @@ AsyncRing_get_ring(AsyncRingObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
-AsyncRing_closed(AsyncRingObject *self, PyObject *Py_UNUSED(ignored))
+AsyncRing_closed(AsyncRingObject *self, void *Py_UNUSED(closure))
 {
     return PyBool_FromLong(self->closed);
+}
+
+static PyGetSetDef AsyncRing_getset[] = {
+    {"closed", (getter)AsyncRing_closed, NULL, PU_DOC_AsyncRing_closed, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+/* close() is liburing's name for IORING_OP_CLOSE (generated from ops.def);
+ * close_fd() says it closes an fd, not the ring (aclose()) */
+static PyObject *
+AsyncRing_close_fd(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                   PyObject *kwnames)
+{
+    return pu_aio_op_named(self, &pu_opdefs[PU_OP_CLOSE], args, nargs, kwnames,
+                           "close_fd");
 }
 
 static int
@@ -536,7 +551,8 @@ static PyMethodDef AsyncRing_methods[] = {
      PU_DOC_AsyncRing_in_flight},
     {"fileno", (PyCFunction)AsyncRing_fileno, METH_NOARGS, PU_DOC_AsyncRing_fileno},
     {"get_ring", (PyCFunction)AsyncRing_get_ring, METH_NOARGS, PU_DOC_AsyncRing_get_ring},
-    {"closed", (PyCFunction)AsyncRing_closed, METH_NOARGS, PU_DOC_AsyncRing_closed},
+    {"close_fd", (PyCFunction)(void (*)(void))AsyncRing_close_fd,
+     METH_FASTCALL | METH_KEYWORDS, PU_DOC_AsyncRing_close_fd},
     {NULL, NULL, 0, NULL},
 };
 
@@ -550,6 +566,7 @@ PyTypeObject pu_AsyncRingType = {
     .tp_doc = PU_DOC_AsyncRing,
     .tp_traverse = (traverseproc)AsyncRing_traverse,
     .tp_clear = (inquiry)AsyncRing_clear,
+    .tp_getset = AsyncRing_getset,
     .tp_weaklistoffset = offsetof(AsyncRingObject, weakreflist),
     .tp_init = (initproc)AsyncRing_init,
     .tp_new = AsyncRing_new,
