@@ -261,11 +261,14 @@ def _op(path: str, block: Block) -> Op:
 
 
 AIO_MODES = ("await", "iter", "none")
-AIO_FLAGS = ("fd", "peer")
+AIO_FLAGS = ("fd", "peer", "carry")
 
 
 def _async(path: str, block: Block, fields: dict, args: List[Arg]):
-    """'async MODE [fd] [peer]': the op's AsyncRing form (await by default)."""
+    """'async MODE [fd] [peer] [carry]': the op's AsyncRing form (await by
+    default).  carry: a receive, whose future's cancel() reaches the kernel
+    at once and whose bytes, got before it did, are kept for the socket's
+    next read (src/async/recv.c); it needs the arguments fd and buf."""
     text = _one(path, block, fields, "async", False) or "await"
     lineno = fields["async"][0].lineno if "async" in fields else block.lineno
     words = text.split()
@@ -279,6 +282,9 @@ def _async(path: str, block: Block, fields: dict, args: List[Arg]):
                            "(known: %s)" % (f, ", ".join(AIO_FLAGS)))
     if mode == "none" and flags:
         raise DefError(path, lineno, "'async none' takes no flags")
+    if "carry" in flags and (mode != "await" or [a.name for a in args[:3]] != ["fd", "buf", "flags"]):
+        raise DefError(path, lineno, "'carry' is for an awaited receive whose "
+                       "arguments start fd, buf, flags")
     if "peer" in flags and "fd" not in flags:
         raise DefError(path, lineno, "'peer' pairs a new fd with its peer: it needs 'fd'")
     # AsyncRing hands out no Sqe objects, so an op that names one cannot be awaited

@@ -317,3 +317,188 @@ def test_fileno_is_the_eventfd():
             ring.fileno()
 
     asyncio.run(main())
+
+
+# ---------------------------------------------------------------- 2. a cancelled receive loses nothing
+
+import socket  # noqa: E402
+import time  # noqa: E402
+
+
+def run_loop(new_loop, fn):
+    loop = new_loop()
+    try:
+        return loop.run_until_complete(asyncio.wait_for(fn(), 30))
+    finally:
+        loop.close()
+
+
+def stream_pair():
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    return a, b
+
+
+async def cancelled(how, aw):
+    """Cancel the receive aw the way `how` says, and await the cancellation."""
+    if how == "task":
+        t = asyncio.ensure_future(_await(aw))
+        await asyncio.sleep(0.01)
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+    elif how == "future":
+        await asyncio.sleep(0.01)
+        aw.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await aw
+    else:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(aw, 0.01)
+
+
+async def _await(aw):
+    return await aw
+
+
+RECEIVES = {
+    "sock_recv": lambda ring, s: ring.sock_recv(s, 100),
+    "sock_recv_into": lambda ring, s: ring.sock_recv_into(s, bytearray(100)),
+    "recv": lambda ring, s: ring.recv(s.fileno(), 100),
+    "recv_into": lambda ring, s: ring.recv(s.fileno(), bytearray(100)),
+}
+
+
+@pytest.mark.parametrize("how", ["task", "future", "wait_for"])
+@pytest.mark.parametrize("kind", sorted(RECEIVES))
+def test_bytes_sent_after_a_cancel_go_to_the_next_read(new_loop, kind, how):
+    # the issue's case: the cancelled receive's cancel must reach the kernel
+    # before the awaiter goes on (was: one or two loop iterations later, and
+    # the old receive took b"after-cancel")
+    a, b = stream_pair()
+
+    async def main():
+        async with AsyncRing() as ring:
+            await cancelled(how, RECEIVES[kind](ring, a))
+            b.send(b"after-cancel")
+            got = await asyncio.wait_for(ring.sock_recv(a, 100), 2)
+            assert got == b"after-cancel"
+            assert ring.take_partial(a) == b""
+
+    try:
+        run_loop(new_loop, main)
+    finally:
+        a.close()
+        b.close()
+
+
+def wait_for_cqe(ring):
+    """Block (not yielding to the loop) until the kernel posted a completion."""
+    r = ring.get_ring()
+    deadline = time.monotonic() + 5
+    while r.cq_ready() == 0:
+        assert time.monotonic() < deadline, "no completion"
+        time.sleep(0.001)
+
+
+@pytest.mark.parametrize("kind", sorted(RECEIVES))
+def test_bytes_a_cancelled_receive_got_are_kept(new_loop, kind):
+    # the receive completes with data before its cancel reaches the kernel
+    # (the completion is posted, not yet delivered): the bytes are kept
+    a, b = stream_pair()
+
+    async def main():
+        async with AsyncRing() as ring:
+            fut = RECEIVES[kind](ring, a)
+            await asyncio.sleep(0.01)
+            b.send(b"raced")
+            wait_for_cqe(ring)              # the kernel's recv took the bytes
+            fut.cancel()
+            await asyncio.sleep(0.01)       # the completion is delivered
+            assert fut.cancelled()
+            if kind.startswith("sock_"):
+                # loop.sock_* shapes: the next read gets them, in order
+                b.send(b"-then")
+                assert await ring.sock_recv(a, 3) == b"rac"
+                buf = bytearray(100)
+                assert await ring.sock_recv_into(a, buf) == 2
+                assert buf[:2] == b"ed"
+                assert await ring.sock_recv(a, 100) == b"-then"
+            else:
+                assert ring.take_partial(a) == b"raced"
+                assert ring.take_partial(a.fileno()) == b""
+
+    try:
+        run_loop(new_loop, main)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_kept_bytes_never_go_to_a_new_socket_on_the_same_fd(new_loop):
+    a, b = stream_pair()
+
+    async def main():
+        nonlocal a, b
+        async with AsyncRing() as ring:
+            fut = ring.sock_recv(a, 100)
+            await asyncio.sleep(0.01)
+            b.send(b"old")
+            wait_for_cqe(ring)
+            fut.cancel()
+            await asyncio.sleep(0.01)
+            fd = a.fileno()
+            a.close()
+            b.close()
+            a, b = stream_pair()
+            if a.fileno() != fd:   # pragma: no cover - the lowest free fd is reused
+                pytest.skip("the fd number was not reused")
+            b.send(b"new")
+            assert await ring.sock_recv(a, 100) == b"new"
+            assert ring.take_partial(a) == b""
+
+    try:
+        run_loop(new_loop, main)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_cancelled_peek_keeps_nothing(new_loop):
+    a, b = stream_pair()
+
+    async def main():
+        async with AsyncRing() as ring:
+            fut = ring.recv(a.fileno(), 100, socket.MSG_PEEK)
+            await asyncio.sleep(0.01)
+            b.send(b"peeked")
+            wait_for_cqe(ring)
+            fut.cancel()
+            await asyncio.sleep(0.01)
+            assert ring.take_partial(a) == b""
+            assert await ring.sock_recv(a, 100) == b"peeked"   # still in the socket
+
+    try:
+        run_loop(new_loop, main)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_completed_receive_keeps_nothing(new_loop):
+    a, b = stream_pair()
+
+    async def main():
+        async with AsyncRing() as ring:
+            b.send(b"x")
+            assert await ring.recv(a.fileno(), 100) == b"x"
+            b.send(b"y")
+            assert await ring.sock_recv(a, 100) == b"y"
+            assert ring.take_partial(a) == b""
+            assert ring.in_flight() == 0
+
+    try:
+        run_loop(new_loop, main)
+    finally:
+        a.close()
+        b.close()

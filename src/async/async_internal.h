@@ -10,6 +10,9 @@
  *                its cancelled awaiter will never get
  *   multishot.c  the async iterator over a multishot operation
  *   sock.c       send_all() and the loop.sock_* shapes
+ *   recv.c       receives that lose nothing when cancelled: the future
+ *                whose cancel() reaches the kernel at once, the per-fd
+ *                carry-over of bytes a cancelled receive got
  *
  * How it works (docs/async.md has the user's view):
  *   - An eventfd registered with the ring is watched with loop.add_reader();
@@ -21,7 +24,8 @@
  *     it runs goes to the kernel with one io_uring_submit().
  *   - A cancelled future (task.cancel(), wait_for(), timeout()) runs the
  *     done callback bound to its record, which asks the kernel to cancel
- *     the operation by user_data.  The record, and so every buffer the
+ *     the operation by user_data, submitted at once (a receive's future
+ *     does it in cancel() itself: recv.c).  The record, and so every buffer the
  *     kernel may touch, stays in the table until the final completion.  A
  *     result nobody awaits any more is dropped; new fds in it are closed.
  *   - aclose() cancels everything in flight and completes once the table is
@@ -51,6 +55,11 @@ typedef struct AsyncRingObject {
                                        built directly, no method call */
     PyObject *fd_future_type;       /* its subclass for results that own
                                        fds (fd_future.c), or NULL */
+    PyObject *recv_future_type;     /* its subclass for receives, whose
+                                       cancel() reaches the kernel at once
+                                       (recv.c), or NULL */
+    PyObject *carry;                /* {fd: (file id, bytes)}: what cancelled
+                                       receives got (recv.c), or NULL */
     PyObject *flush_cb;             /* self._flush as a callable */
     PyObject *ready_cb;             /* self._on_ready as a callable */
     PyObject *close_waiter;         /* aclose()'s future */
@@ -100,6 +109,10 @@ typedef struct pu_aio_wait {
 #define PU_AIO_NONE      0x10       /* the future's result is None */
 #define PU_AIO_SOCKET    0x20       /* (socket.socket, address): sock_accept */
 #define PU_AIO_SENDALL   0x40       /* data holds (fd, data, flags, offset) */
+#define PU_AIO_CARRY     0x80       /* a receive: data holds (fd, buffer or
+                                       None); bytes a cancelled one got go to
+                                       the carry-over (recv.c) */
+#define PU_AIO_CANCEL_SENT 0x100    /* the kernel was asked to cancel it */
 
 /* The entry of a live record, or NULL. */
 static inline pu_aio_wait *
@@ -179,7 +192,8 @@ unraisable(const char *where)
 }
 
 /* ring.c */
-PyObject *pu_aio_new_future(AsyncRingObject *self, int fds);
+enum { PU_FUT_PLAIN, PU_FUT_FDS, PU_FUT_RECV };
+PyObject *pu_aio_new_future(AsyncRingObject *self, int kind);
 int pu_aio_check_open_fail(AsyncRingObject *self);
 int pu_aio_bind_loop_slow(AsyncRingObject *self);
 void pu_aio_finish_close(AsyncRingObject *self);
@@ -190,6 +204,7 @@ extern const pu_common_rules pu_aio_rules;
 int pu_aio_schedule_flush_now(AsyncRingObject *self);
 int pu_aio_flush_now(AsyncRingObject *self);
 int pu_aio_internal_cancel(AsyncRingObject *self, __u64 target);
+int pu_aio_cancel_in_kernel(SqeObject *rec, PyObject *fut);
 int pu_aio_wait_reserve(AsyncRingObject *self, SqeObject *rec);
 int pu_aio_wait_set(AsyncRingObject *self, SqeObject *rec, PyObject *waiter,
                     uint16_t flags);
@@ -214,6 +229,16 @@ PyObject *pu_aio_fd_future_type(PyObject *base);
 void pu_aio_close_fd(PyObject *o);
 void pu_aio_drop_fds(PyObject *v);
 int pu_aio_fd_future_init(void);
+
+/* recv.c */
+PyObject *pu_aio_recv_future_type(PyObject *base);
+int pu_aio_is_recv_future(PyObject *fut);
+void pu_aio_recv_future_bind(PyObject *fut, SqeObject *rec);
+void pu_aio_recv_future_unbind(PyObject *fut);
+void pu_aio_carry_stash(AsyncRingObject *self, SqeObject *rec, CqeObject *q, PyObject *value);
+PyObject *pu_aio_carry_take(AsyncRingObject *self, int fd, Py_ssize_t maxlen);
+PyObject *pu_aio_take_partial(AsyncRingObject *self, PyObject *fdobj);
+PyObject *pu_aio_recv_state(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 
 /* multishot.c */
 void pu_aio_iter_deliver(PyObject *it, SqeObject *rec, CqeObject *q);

@@ -64,25 +64,42 @@ pu_aio_internal_cancel(AsyncRingObject *self, __u64 target)
 
 /* ---------------------------------------------------------------- waiters */
 
-/* The done callback of every operation's future: a cancelled future
- * cancels its operation in the kernel.  Bound to the record. */
-static PyObject *
-record_done_cb(PyObject *recobj, PyObject *fut)
+/* If fut, the future of rec's op, was cancelled, cancel the op in the
+ * kernel, once, submitted now rather than at the next flush: the code the
+ * cancellation resumes may make a peer send more, which a receive still
+ * armed would take.  0, or -1 with an exception. */
+int
+pu_aio_cancel_in_kernel(SqeObject *rec, PyObject *fut)
 {
-    SqeObject *rec = (SqeObject *)recobj;
     AsyncRingObject *a = rec->ring ? rec->ring->owner : NULL;
     pu_aio_wait *w;
     int c;
 
     if (a == NULL || a->closed || rec->state == PU_DONE)
-        Py_RETURN_NONE;
+        return 0;
     w = pu_aio_wait_of(a, rec);
-    if (w == NULL || w->waiter != fut)
-        Py_RETURN_NONE;   /* the op ended, or its future moved on (send_all) */
+    if (w == NULL || w->waiter != fut || (w->flags & PU_AIO_CANCEL_SENT))
+        return 0;   /* the op ended, its future moved on (send_all), or
+                       the cancel went already (a receive's cancel()) */
     c = truth0(fut, pu_aio_s.cancelled);
-    if (c < 0)
-        return NULL;
-    if (c && pu_aio_internal_cancel(a, rec->user_data) < 0)
+    if (c <= 0)
+        return c;
+    if (pu_aio_internal_cancel(a, rec->user_data) < 0)
+        return -1;
+    w = pu_aio_wait_of(a, rec);   /* Python code ran: the table may have moved */
+    if (w != NULL)
+        w->flags |= PU_AIO_CANCEL_SENT;
+    return pu_aio_flush_now(a) < 0 ? -1 : 0;
+}
+
+/* The done callback of every operation's future: a cancelled future
+ * cancels its operation in the kernel.  Bound to the record.  asyncio runs
+ * it with call_soon(), after an `await` of the cancelled future may have
+ * returned already: receives do it in cancel() itself (recv.c). */
+static PyObject *
+record_done_cb(PyObject *recobj, PyObject *fut)
+{
+    if (pu_aio_cancel_in_kernel((SqeObject *)recobj, fut) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -255,7 +272,8 @@ pu_aio_start_op(AsyncRingObject *self, const pu_opdef *op, PyObject *const *args
 
     if (pu_aio_check_open(self) < 0 || pu_aio_bind_loop(self) < 0)
         return NULL;
-    fut = pu_aio_new_future(self, (op->async_flags & PU_ASYNC_FD) != 0);
+    fut = pu_aio_new_future(self, (op->async_flags & PU_ASYNC_FD) ? PU_FUT_FDS
+                                  : (aio & PU_AIO_CARRY) ? PU_FUT_RECV : PU_FUT_PLAIN);
     if (fut == NULL)
         return NULL;
     rec = pu_aio_new_record(self);
@@ -278,6 +296,8 @@ pu_aio_start_op(AsyncRingObject *self, const pu_opdef *op, PyObject *const *args
         goto fail;
     Py_XINCREF(data);
     Py_XSETREF(rec->data, data);
+    if (aio & PU_AIO_CARRY)
+        pu_aio_recv_future_bind(fut, rec);
     self->ops++;
     Py_DECREF(rec);
     if (pu_aio_schedule_flush(self) < 0) {
@@ -306,13 +326,27 @@ pu_aio_op_named(PyObject *self, const pu_opdef *op, PyObject *const *args,
 {
     pu_call_args ca;
     pu_common c;
-    PyObject *fut;
+    PyObject *fut, *data = NULL;
+    uint16_t aio = 0;
     if (pu_split_common(args, nargs, kwnames, &ca, &c, &pu_aio_rules) < 0) {
         Py_XDECREF(ca.owned);
         return NULL;
     }
+    if ((op->async_flags & PU_ASYNC_CARRY) && !(c.sqe_flags & IOSQE_FIXED_FILE)) {
+        /* what a cancelled recv got is kept (recv.c): its fd and buffer */
+        data = pu_aio_recv_state(ca.args, nargs, ca.kwnames);
+        if (data == NULL) {
+            Py_XDECREF(ca.owned);
+            return NULL;
+        }
+        if (data != Py_None)
+            aio = PU_AIO_CARRY;
+        else
+            Py_CLEAR(data);
+    }
     fut = pu_aio_start_op((AsyncRingObject *)self, op, ca.args, nargs, ca.kwnames,
-                          0, NULL, &c, called);
+                          aio, data, &c, called);
+    Py_XDECREF(data);
     Py_XDECREF(ca.owned);
     return fut;
 }
@@ -464,6 +498,8 @@ finish_future(AsyncRingObject *self, SqeObject *rec, CqeObject *q, pu_aio_wait *
 {
     PyObject *value;
 
+    if (taken->flags & PU_AIO_CARRY)
+        pu_aio_recv_future_unbind(taken->waiter);   /* the record may be pooled */
     if (self->closing && q->res == -ECANCELED) {
         /* cancelled by aclose(): as the ring's other waiters are (an op
          * that completed first keeps its result) */
@@ -507,6 +543,19 @@ finish_future(AsyncRingObject *self, SqeObject *rec, CqeObject *q, pu_aio_wait *
         PyObject *fut = taken->waiter;
         Py_INCREF(fut);
         pu_aio_wait_release(taken);   /* the callback, the entry's reference */
+        if (taken->flags & PU_AIO_CARRY) {
+            if (value != NULL && q->res > 0) {
+                /* a future that refuses the bytes was cancelled: they go
+                 * to the next read of the socket, not away */
+                if (call1_void(fut, pu_aio_s.set_result, value) < 0) {
+                    PyErr_Clear();
+                    pu_aio_carry_stash(self, rec, q, value);
+                }
+                Py_DECREF(value);
+                Py_DECREF(fut);
+                return;
+            }
+        }
         resolve(rec, fut, value);
         Py_DECREF(fut);
     }

@@ -22,10 +22,11 @@ static PyObject *kw_loop;           /* ("loop",): Future(loop=...) */
  * when that is what the loop's create_future() returns (asyncio, uvloop);
  * with fds, of its subclass for results that own fds (fd futures below). */
 PyObject *
-pu_aio_new_future(AsyncRingObject *self, int fds)
+pu_aio_new_future(AsyncRingObject *self, int kind)
 {
-    PyObject *type = fds && self->fd_future_type ? self->fd_future_type
-                                                 : self->future_type;
+    PyObject *type = kind == PU_FUT_FDS && self->fd_future_type ? self->fd_future_type
+                     : kind == PU_FUT_RECV && self->recv_future_type ? self->recv_future_type
+                     : self->future_type;
 #if PY_VERSION_HEX >= 0x03090000
     if (type != NULL) {
         PyObject *args[2] = {NULL, self->loop};
@@ -33,7 +34,7 @@ pu_aio_new_future(AsyncRingObject *self, int fds)
                                    0 | PY_VECTORCALL_ARGUMENTS_OFFSET, kw_loop);
     }
 #else
-    if (type != NULL && type == self->fd_future_type) {
+    if (type != NULL && type != self->future_type) {
         PyObject *kw = Py_BuildValue("{s:O}", "loop", self->loop);
         PyObject *empty = PyTuple_New(0), *f = NULL;
         if (kw != NULL && empty != NULL)
@@ -122,6 +123,11 @@ pu_aio_bind_loop_slow(AsyncRingObject *self)
                 return -1;
             Py_INCREF(t);
             self->fd_future_type = t;
+            t = pu_aio_recv_future_type(self->future_type);
+            if (t == NULL)
+                return -1;
+            Py_INCREF(t);
+            self->recv_future_type = t;
         }
     }
     self->call_soon = PyObject_GetAttr(loop, pu_aio_s.call_soon);
@@ -387,6 +393,12 @@ AsyncRing_closed(AsyncRingObject *self, void *Py_UNUSED(closure))
     return PyBool_FromLong(self->closed);
 }
 
+static PyObject *
+AsyncRing_take_partial(AsyncRingObject *self, PyObject *fd)
+{
+    return pu_aio_take_partial(self, fd);
+}
+
 static PyGetSetDef AsyncRing_getset[] = {
     {"closed", (getter)AsyncRing_closed, NULL, PU_DOC_AsyncRing_closed, NULL},
     {NULL, NULL, NULL, NULL, NULL},
@@ -465,6 +477,8 @@ AsyncRing_traverse(AsyncRingObject *self, visitproc visit, void *arg)
     Py_VISIT(self->call_soon);
     Py_VISIT(self->future_type);
     Py_VISIT(self->fd_future_type);
+    Py_VISIT(self->recv_future_type);
+    Py_VISIT(self->carry);
     Py_VISIT(self->flush_cb);
     Py_VISIT(self->ready_cb);
     Py_VISIT(self->close_waiter);
@@ -489,6 +503,8 @@ AsyncRing_clear(AsyncRingObject *self)
     Py_CLEAR(self->call_soon);
     Py_CLEAR(self->future_type);
     Py_CLEAR(self->fd_future_type);
+    Py_CLEAR(self->recv_future_type);
+    Py_CLEAR(self->carry);
     Py_CLEAR(self->flush_cb);
     Py_CLEAR(self->ready_cb);
     Py_CLEAR(self->close_waiter);
@@ -551,6 +567,8 @@ static PyMethodDef AsyncRing_methods[] = {
      PU_DOC_AsyncRing_in_flight},
     {"fileno", (PyCFunction)AsyncRing_fileno, METH_NOARGS, PU_DOC_AsyncRing_fileno},
     {"get_ring", (PyCFunction)AsyncRing_get_ring, METH_NOARGS, PU_DOC_AsyncRing_get_ring},
+    {"take_partial", (PyCFunction)AsyncRing_take_partial, METH_O,
+     PU_DOC_AsyncRing_take_partial},
     {"close_fd", (PyCFunction)(void (*)(void))AsyncRing_close_fd,
      METH_FASTCALL | METH_KEYWORDS, PU_DOC_AsyncRing_close_fd},
     {NULL, NULL, 0, NULL},

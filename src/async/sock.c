@@ -119,6 +119,75 @@ AsyncRing_send_all(AsyncRingObject *self, PyObject *const *args, Py_ssize_t narg
 
 /* ---------------------------------------------------------------- loop.sock_* shapes */
 
+/* A future done with value (the carry-over's bytes, or their count). */
+static PyObject *
+done_with(AsyncRingObject *self, PyObject *value)
+{
+    PyObject *fut;
+    if (pu_aio_check_open(self) < 0 || pu_aio_bind_loop(self) < 0)
+        return NULL;
+    fut = pu_aio_new_future(self, PU_FUT_PLAIN);
+    if (fut != NULL && call1_void(fut, pu_aio_s.set_result, value) < 0)
+        Py_CLEAR(fut);
+    return fut;
+}
+
+/* A receive on sock: its carry-over first (bytes a cancelled receive got,
+ * recv.c), else a recv whose own cancellation keeps what it got. */
+static PyObject *
+sock_receive(AsyncRingObject *self, PyObject *const *args, const char *name, int into)
+{
+    PyObject *state, *fut, *fd;
+    int n = PyObject_AsFileDescriptor(args[0]);
+
+    if (n < 0)
+        return NULL;
+    if (self->carry != NULL && PyDict_GET_SIZE(self->carry) > 0) {
+        Py_buffer view = {0};
+        Py_ssize_t max;
+        PyObject *got, *value;
+        if (into) {
+            if (PyObject_GetBuffer(args[1], &view, PyBUF_WRITABLE) < 0)
+                return NULL;
+            max = view.len;
+        } else {
+            max = PyLong_AsSsize_t(args[1]);
+            if (max == -1 && PyErr_Occurred())
+                return NULL;
+        }
+        got = max > 0 ? pu_aio_carry_take(self, n, max) : NULL;
+        if (got == NULL) {
+            if (into)
+                PyBuffer_Release(&view);
+            if (PyErr_Occurred())
+                return NULL;
+        } else {
+            if (into) {
+                memcpy(view.buf, PyBytes_AS_STRING(got), (size_t)PyBytes_GET_SIZE(got));
+                PyBuffer_Release(&view);
+                value = PyLong_FromSsize_t(PyBytes_GET_SIZE(got));
+                Py_DECREF(got);
+            } else {
+                value = got;
+            }
+            if (value == NULL)
+                return NULL;
+            fut = done_with(self, value);
+            Py_DECREF(value);
+            return fut;
+        }
+    }
+    fd = PyLong_FromLong(n);
+    state = fd ? PyTuple_Pack(2, fd, into ? args[1] : Py_None) : NULL;
+    Py_XDECREF(fd);
+    if (state == NULL)
+        return NULL;
+    fut = pu_aio_start_op(self, &pu_opdefs[PU_OP_RECV], args, 2, NULL, PU_AIO_CARRY, state,
+                          NULL, name);
+    Py_DECREF(state);
+    return fut;
+}
+
 static PyObject *
 AsyncRing_sock_recv(AsyncRingObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -130,8 +199,7 @@ AsyncRing_sock_recv(AsyncRingObject *self, PyObject *const *args, Py_ssize_t nar
         PyErr_SetString(PyExc_TypeError, "sock_recv(): nbytes must be an int");
         return NULL;
     }
-    return pu_aio_start_op(self, &pu_opdefs[PU_OP_RECV], args, 2, NULL, 0, NULL, NULL,
-                           "sock_recv");
+    return sock_receive(self, args, "sock_recv", 0);
 }
 
 static PyObject *
@@ -146,8 +214,7 @@ AsyncRing_sock_recv_into(AsyncRingObject *self, PyObject *const *args, Py_ssize_
                         "writable buffer, not an int");
         return NULL;
     }
-    return pu_aio_start_op(self, &pu_opdefs[PU_OP_RECV], args, 2, NULL, 0, NULL, NULL,
-                           "sock_recv_into");
+    return sock_receive(self, args, "sock_recv_into", 1);
 }
 
 static PyObject *

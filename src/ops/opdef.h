@@ -39,6 +39,7 @@ typedef struct pu_opdef {
 enum { PU_ASYNC_NONE, PU_ASYNC_AWAIT, PU_ASYNC_ITER };
 #define PU_ASYNC_FD 0x01            /* ops.def `async ... fd` */
 #define PU_ASYNC_PEER 0x02          /* ops.def `async ... peer` */
+#define PU_ASYNC_CARRY 0x04         /* ops.def `async ... carry` (async/recv.c) */
 
 static inline void
 pu_op_complete(RingObject *r, SqeObject *rec, int32_t res)
