@@ -37,12 +37,13 @@ def op_docstring(op: Op, form: str = SQE) -> str:
         if "fd" in op.aio_flags:
             lead += " New file descriptors nobody awaits any more are closed."
         if "carry" in op.aio_flags:
-            lead += (" Cancelling the future stops the receive in the kernel at once "
-                     "(in cancel() itself). Bytes it took before the cancel reached it "
-                     "are not lost: AsyncRing.take_partial(fd) returns them, and "
-                     "sock_recv() and sock_recv_into() on the socket return them "
-                     "first (for a buf, they are copied from it when the cancelled "
-                     "receive completes). With MSG_PEEK nothing is consumed.")
+            lead += (" A cancelled receive is stopped in the kernel before the task "
+                     "that awaited it resumes. Bytes it took before the cancel "
+                     "reached it are not lost: AsyncRing.take_partial(fd) returns "
+                     "them, and sock_recv() and sock_recv_into() on the socket "
+                     "return them first (for a buf, they are copied from it when "
+                     "the cancelled receive completes). With MSG_PEEK nothing is "
+                     "consumed.")
         body = "\n".join(textwrap.wrap(lead, 76)) + "\n\n" + body
     if op.args:
         width = max(len(a.name) for a in op.args)

@@ -266,9 +266,9 @@ AIO_FLAGS = ("fd", "peer", "carry")
 
 def _async(path: str, block: Block, fields: dict, args: List[Arg]):
     """'async MODE [fd] [peer] [carry]': the op's AsyncRing form (await by
-    default).  carry: a receive, whose future's cancel() reaches the kernel
-    at once and whose bytes, got before it did, are kept for the socket's
-    next read (src/async/recv.c); it needs the arguments fd and buf."""
+    default).  carry: a receive whose bytes, got before its cancel reached
+    the kernel, are kept for the socket's next read (src/async/recv.c); it
+    needs the arguments fd, buf, flags."""
     text = _one(path, block, fields, "async", False) or "await"
     lineno = fields["async"][0].lineno if "async" in fields else block.lineno
     words = text.split()

@@ -10,9 +10,9 @@
  *                its cancelled awaiter will never get
  *   multishot.c  the async iterator over a multishot operation
  *   sock.c       send_all() and the loop.sock_* shapes
- *   recv.c       receives that lose nothing when cancelled: the future
- *                whose cancel() reaches the kernel at once, the per-fd
- *                carry-over of bytes a cancelled receive got
+ *   recv.c       receives that lose nothing when cancelled: the per-fd
+ *                carry-over of bytes a cancelled receive got, settling a
+ *                socket's cancelled receives before the next one
  *
  * How it works (docs/async.md has the user's view):
  *   - An eventfd registered with the ring is watched with loop.add_reader();
@@ -24,8 +24,8 @@
  *     it runs goes to the kernel with one io_uring_submit().
  *   - A cancelled future (task.cancel(), wait_for(), timeout()) runs the
  *     done callback bound to its record, which asks the kernel to cancel
- *     the operation by user_data, submitted at once (a receive's future
- *     does it in cancel() itself: recv.c).  The record, and so every buffer the
+ *     the operation by user_data, submitted at once (before the task that
+ *     awaited it resumes).  The record, and so every buffer the
  *     kernel may touch, stays in the table until the final completion.  A
  *     result nobody awaits any more is dropped; new fds in it are closed.
  *   - aclose() cancels everything in flight and completes once the table is
@@ -55,9 +55,6 @@ typedef struct AsyncRingObject {
                                        built directly, no method call */
     PyObject *fd_future_type;       /* its subclass for results that own
                                        fds (fd_future.c), or NULL */
-    PyObject *recv_future_type;     /* its subclass for receives, whose
-                                       cancel() reaches the kernel at once
-                                       (recv.c), or NULL */
     PyObject *carry;                /* {fd: (file id, bytes)}: what cancelled
                                        receives got (recv.c), or NULL */
     PyObject *flush_cb;             /* self._flush as a callable */
@@ -98,7 +95,8 @@ typedef struct pu_aio_wait {
     PyObject *cb;                   /* the future's done callback (strong),
                                        bound to the record */
     int32_t res;                    /* a first completion's res, kept when
-                                       a later one ends the op (send_zc) */
+                                       a later one ends the op (send_zc);
+                                       a receive's fd (PU_AIO_CARRY) */
     uint16_t flags;                 /* PU_AIO_* */
 } pu_aio_wait;
 
@@ -109,9 +107,10 @@ typedef struct pu_aio_wait {
 #define PU_AIO_NONE      0x10       /* the future's result is None */
 #define PU_AIO_SOCKET    0x20       /* (socket.socket, address): sock_accept */
 #define PU_AIO_SENDALL   0x40       /* data holds (fd, data, flags, offset) */
-#define PU_AIO_CARRY     0x80       /* a receive: data holds (fd, buffer or
-                                       None); bytes a cancelled one got go to
-                                       the carry-over (recv.c) */
+#define PU_AIO_CARRY     0x80       /* a receive: res holds its fd, the
+                                       record's data its buffer (or none);
+                                       bytes a cancelled one got go to the
+                                       carry-over (recv.c) */
 #define PU_AIO_CANCEL_SENT 0x100    /* the kernel was asked to cancel it */
 
 /* The entry of a live record, or NULL. */
@@ -192,8 +191,7 @@ unraisable(const char *where)
 }
 
 /* ring.c */
-enum { PU_FUT_PLAIN, PU_FUT_FDS, PU_FUT_RECV };
-PyObject *pu_aio_new_future(AsyncRingObject *self, int kind);
+PyObject *pu_aio_new_future(AsyncRingObject *self, int fds);
 int pu_aio_check_open_fail(AsyncRingObject *self);
 int pu_aio_bind_loop_slow(AsyncRingObject *self);
 void pu_aio_finish_close(AsyncRingObject *self);
@@ -214,7 +212,7 @@ void pu_aio_flush_orphan_nop(AsyncRingObject *self);
 PyObject *pu_aio_start_op(AsyncRingObject *self, const pu_opdef *op,
                           PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
                           uint16_t aio, PyObject *data, const pu_common *common,
-                          const char *called);
+                          const char *called, int carry_fd);
 PyObject *pu_aio_op_named(PyObject *self, const pu_opdef *op, PyObject *const *args,
                           Py_ssize_t nargs, PyObject *kwnames, const char *called);
 PyObject *pu_aio_prep(SqeObject *rec, const pu_opdef *op, PyObject *const *args,
@@ -231,14 +229,13 @@ void pu_aio_drop_fds(PyObject *v);
 int pu_aio_fd_future_init(void);
 
 /* recv.c */
-PyObject *pu_aio_recv_future_type(PyObject *base);
-int pu_aio_is_recv_future(PyObject *fut);
-void pu_aio_recv_future_bind(PyObject *fut, SqeObject *rec);
-void pu_aio_recv_future_unbind(PyObject *fut);
-void pu_aio_carry_stash(AsyncRingObject *self, SqeObject *rec, CqeObject *q, PyObject *value);
+int pu_aio_settle_cancelled(AsyncRingObject *self, int fd);
+void pu_aio_carry_stash(AsyncRingObject *self, SqeObject *rec, CqeObject *q, PyObject *value,
+                        int fd);
 PyObject *pu_aio_carry_take(AsyncRingObject *self, int fd, Py_ssize_t maxlen);
 PyObject *pu_aio_take_partial(AsyncRingObject *self, PyObject *fdobj);
-PyObject *pu_aio_recv_state(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+int pu_aio_recv_target(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                       int *fd, PyObject **buf);
 
 /* multishot.c */
 void pu_aio_iter_deliver(PyObject *it, SqeObject *rec, CqeObject *q);

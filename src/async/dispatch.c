@@ -94,8 +94,9 @@ pu_aio_cancel_in_kernel(SqeObject *rec, PyObject *fut)
 
 /* The done callback of every operation's future: a cancelled future
  * cancels its operation in the kernel.  Bound to the record.  asyncio runs
- * it with call_soon(), after an `await` of the cancelled future may have
- * returned already: receives do it in cancel() itself (recv.c). */
+ * it with call_soon(), before the task that awaited the future resumes
+ * (it was added first); a coroutine that cancels a future by hand and
+ * awaits it resumes at once, before this (recv.c settles receives then). */
 static PyObject *
 record_done_cb(PyObject *recobj, PyObject *fut)
 {
@@ -260,20 +261,20 @@ const pu_common_rules pu_aio_rules = {
 
 /* Prepare op into a new record whose waiter is a new future; the future,
  * or NULL with the exception the prep raised.  data, if given, becomes the
- * record's user data (send_all's state); called names the method in
- * errors (NULL: the op's name). */
+ * record's user data (send_all's state; a receive's buffer); called names
+ * the method in errors (NULL: the op's name); carry_fd is a receive's fd
+ * (PU_AIO_CARRY). */
 PyObject *
 pu_aio_start_op(AsyncRingObject *self, const pu_opdef *op, PyObject *const *args,
                 Py_ssize_t nargs, PyObject *kwnames, uint16_t aio, PyObject *data,
-                const pu_common *common, const char *called)
+                const pu_common *common, const char *called, int carry_fd)
 {
     SqeObject *rec;
     PyObject *fut, *r;
 
     if (pu_aio_check_open(self) < 0 || pu_aio_bind_loop(self) < 0)
         return NULL;
-    fut = pu_aio_new_future(self, (op->async_flags & PU_ASYNC_FD) ? PU_FUT_FDS
-                                  : (aio & PU_AIO_CARRY) ? PU_FUT_RECV : PU_FUT_PLAIN);
+    fut = pu_aio_new_future(self, (op->async_flags & PU_ASYNC_FD) != 0);
     if (fut == NULL)
         return NULL;
     rec = pu_aio_new_record(self);
@@ -296,8 +297,12 @@ pu_aio_start_op(AsyncRingObject *self, const pu_opdef *op, PyObject *const *args
         goto fail;
     Py_XINCREF(data);
     Py_XSETREF(rec->data, data);
-    if (aio & PU_AIO_CARRY)
-        pu_aio_recv_future_bind(fut, rec);
+    if (aio & PU_AIO_CARRY) {
+        /* the receive's fd: its carry-over's key (recv.c) */
+        pu_aio_wait *w = pu_aio_wait_of(self, rec);
+        if (w != NULL)
+            w->res = carry_fd;
+    }
     self->ops++;
     Py_DECREF(rec);
     if (pu_aio_schedule_flush(self) < 0) {
@@ -326,27 +331,20 @@ pu_aio_op_named(PyObject *self, const pu_opdef *op, PyObject *const *args,
 {
     pu_call_args ca;
     pu_common c;
-    PyObject *fut, *data = NULL;
+    PyObject *fut, *buf = NULL;
     uint16_t aio = 0;
+    int fd = -1;
     if (pu_split_common(args, nargs, kwnames, &ca, &c, &pu_aio_rules) < 0) {
         Py_XDECREF(ca.owned);
         return NULL;
     }
-    if ((op->async_flags & PU_ASYNC_CARRY) && !(c.sqe_flags & IOSQE_FIXED_FILE)) {
-        /* what a cancelled recv got is kept (recv.c): its fd and buffer */
-        data = pu_aio_recv_state(ca.args, nargs, ca.kwnames);
-        if (data == NULL) {
-            Py_XDECREF(ca.owned);
-            return NULL;
-        }
-        if (data != Py_None)
-            aio = PU_AIO_CARRY;
-        else
-            Py_CLEAR(data);
-    }
+    /* what a cancelled recv got is kept (recv.c): its fd, and its buffer
+     * as the record's data */
+    if ((op->async_flags & PU_ASYNC_CARRY) && !(c.sqe_flags & IOSQE_FIXED_FILE) &&
+        pu_aio_recv_target(ca.args, nargs, ca.kwnames, &fd, &buf))
+        aio = PU_AIO_CARRY;
     fut = pu_aio_start_op((AsyncRingObject *)self, op, ca.args, nargs, ca.kwnames,
-                          aio, data, &c, called);
-    Py_XDECREF(data);
+                          aio, buf, &c, called, fd);
     Py_XDECREF(ca.owned);
     return fut;
 }
@@ -498,8 +496,6 @@ finish_future(AsyncRingObject *self, SqeObject *rec, CqeObject *q, pu_aio_wait *
 {
     PyObject *value;
 
-    if (taken->flags & PU_AIO_CARRY)
-        pu_aio_recv_future_unbind(taken->waiter);   /* the record may be pooled */
     if (self->closing && q->res == -ECANCELED) {
         /* cancelled by aclose(): as the ring's other waiters are (an op
          * that completed first keeps its result) */
@@ -549,7 +545,7 @@ finish_future(AsyncRingObject *self, SqeObject *rec, CqeObject *q, pu_aio_wait *
                  * to the next read of the socket, not away */
                 if (call1_void(fut, pu_aio_s.set_result, value) < 0) {
                     PyErr_Clear();
-                    pu_aio_carry_stash(self, rec, q, value);
+                    pu_aio_carry_stash(self, rec, q, value, taken->res);
                 }
                 Py_DECREF(value);
                 Py_DECREF(fut);

@@ -2,12 +2,13 @@
  *
  * A receive (recv, sock_recv, sock_recv_into) whose future is cancelled
  * must stop in the kernel before its awaiter runs again: that code may
- * make the peer send more, which a receive still armed would take.  A
- * done callback is too late (asyncio runs it with call_soon(), and `await`
- * on a future cancelled already returns at once), so these ops get a
- * future of a subclass of the loop's asyncio.Future whose cancel()
- * submits IORING_OP_ASYNC_CANCEL in the same call.  On a loop with futures
- * of its own the done callback does it, one loop iteration later.
+ * make the peer send more, which a receive still armed would take.  The
+ * future's done callback submits the kernel's cancel at once
+ * (dispatch.c); asyncio runs it before the task that awaited the future
+ * resumes (task.cancel(), wait_for(), timeout()).  A future cancelled by
+ * hand and awaited at once resumes its coroutine first: sock_recv() and
+ * sock_recv_into() then settle the socket's cancelled receives before
+ * reading (settle_cancelled() below).
  *
  * A receive can still complete with data before its cancel reaches it.
  * Those bytes are kept, per fd, in the AsyncRing's carry-over: the next
@@ -19,141 +20,8 @@
 #include "async/async_internal.h"
 #include "methods_doc.h"
 
-#include <structmember.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-
-static PyObject *recvfut_type;      /* the subclass, made once */
-static PyObject *recvfut_base;      /* the asyncio.Future it derives from */
-static PyObject *recvfut_base_cancel;   /* asyncio.Future.cancel, unbound */
-static Py_ssize_t recvfut_rec_offset;   /* where its `_pu_rec` slot lives */
-
-/* ---------------------------------------------------------------- receive futures */
-
-/* The record a receive future's op runs in (borrowed), or NULL. */
-static inline PyObject **
-rec_slot(PyObject *fut)
-{
-    return (PyObject **)((char *)fut + recvfut_rec_offset);
-}
-
-int
-pu_aio_is_recv_future(PyObject *fut)
-{
-    return recvfut_type != NULL && Py_TYPE(fut) == (PyTypeObject *)recvfut_type;
-}
-
-void
-pu_aio_recv_future_bind(PyObject *fut, SqeObject *rec)
-{
-    if (pu_aio_is_recv_future(fut)) {
-        Py_INCREF(rec);
-        Py_XSETREF(*rec_slot(fut), (PyObject *)rec);
-    }
-}
-
-/* At the final completion: the record goes back to the pool, not kept by
- * the future. */
-void
-pu_aio_recv_future_unbind(PyObject *fut)
-{
-    if (pu_aio_is_recv_future(fut))
-        Py_CLEAR(*rec_slot(fut));
-}
-
-/* cancel(): the base's, then the kernel's cancel, submitted now. */
-static PyObject *
-recvfut_cancel(PyObject *Py_UNUSED(unused), PyObject *args, PyObject *kwargs)
-{
-    PyObject *r, *fut, *rec;
-    int t;
-
-    if (PyTuple_GET_SIZE(args) < 1) {
-        PyErr_SetString(PyExc_TypeError, "cancel() needs its future");
-        return NULL;
-    }
-    r = PyObject_Call(recvfut_base_cancel, args, kwargs);
-    if (r == NULL)
-        return NULL;
-    t = PyObject_IsTrue(r);
-    if (t <= 0) {
-        if (t < 0)
-            Py_CLEAR(r);
-        return r;   /* done already: nothing to stop */
-    }
-    fut = PyTuple_GET_ITEM(args, 0);
-    rec = pu_aio_is_recv_future(fut) ? *rec_slot(fut) : NULL;
-    if (rec != NULL) {
-        Py_INCREF(rec);
-        if (pu_aio_cancel_in_kernel((SqeObject *)rec, fut) < 0) {
-            /* the done callback tries again; this call succeeded */
-            unraisable("AsyncRing: cancelling a receive");
-        }
-        Py_DECREF(rec);
-    }
-    return r;
-}
-
-static PyMethodDef recvfut_cancel_def = {"cancel", (PyCFunction)(void (*)(void))recvfut_cancel,
-                                         METH_VARARGS | METH_KEYWORDS, NULL};
-
-/* The subclass of base (the loop's asyncio.Future), made once:
- * class _RecvFuture(base): __slots__ = ("_pu_rec",); cancel = ... */
-PyObject *
-pu_aio_recv_future_type(PyObject *base)
-{
-    PyObject *dict = NULL, *type = NULL, *f = NULL, *m = NULL, *slots = NULL, *d = NULL;
-
-    if (recvfut_type != NULL && recvfut_base == base)
-        return recvfut_type;
-    dict = PyDict_New();
-    f = PyCFunction_New(&recvfut_cancel_def, NULL);
-    m = f ? PyInstanceMethod_New(f) : NULL;   /* binds like a def */
-    slots = Py_BuildValue("(s)", "_pu_rec");
-    if (dict == NULL || m == NULL || slots == NULL ||
-        PyDict_SetItemString(dict, "cancel", m) < 0 ||
-        PyDict_SetItemString(dict, "__slots__", slots) < 0)
-        goto done;
-    {
-        PyObject *mod = PyUnicode_FromString("py_io_uring");
-        int r = mod ? PyDict_SetItemString(dict, "__module__", mod) : -1;
-        Py_XDECREF(mod);
-        if (r < 0)
-            goto done;
-    }
-    type = PyObject_CallFunction((PyObject *)&PyType_Type, "s(O)O", "_RecvFuture",
-                                 base, dict);
-    if (type == NULL)
-        goto done;
-    /* the slot's offset, from its member descriptor: set and cleared per
-     * op without an attribute lookup */
-    d = PyObject_GetAttrString(type, "_pu_rec");
-    if (d == NULL || Py_TYPE(d) != &PyMemberDescr_Type) {
-        if (d != NULL)
-            PyErr_SetString(PyExc_TypeError, "_RecvFuture._pu_rec is no slot");
-        Py_CLEAR(type);
-        goto done;
-    }
-    recvfut_rec_offset = ((PyMemberDescrObject *)d)->d_member->offset;
-    {
-        PyObject *c = PyObject_GetAttrString(base, "cancel");
-        if (c == NULL) {
-            Py_CLEAR(type);
-            goto done;
-        }
-        Py_XSETREF(recvfut_base_cancel, c);
-    }
-    Py_INCREF(base);
-    Py_XSETREF(recvfut_base, base);
-    Py_XSETREF(recvfut_type, type);
-done:
-    Py_XDECREF(d);
-    Py_XDECREF(dict);
-    Py_XDECREF(f);
-    Py_XDECREF(m);
-    Py_XDECREF(slots);
-    return type;   /* borrowed: recvfut_type keeps it */
-}
 
 /* ---------------------------------------------------------------- the carry-over */
 
@@ -170,20 +38,16 @@ file_id(int fd)
 /* What the record's receive got, as bytes (a new reference), or NULL
  * (no exception) when there is nothing to keep.  value: the result made
  * for the future (bytes, or the count of a receive into a buffer, which
- * rec->data names). */
+ * is the record's data). */
 static PyObject *
 received_bytes(SqeObject *rec, CqeObject *q, PyObject *value)
 {
-    PyObject *buf;
     Py_buffer view;
     PyObject *b;
 
     if (PyBytes_Check(value))
         return (Py_INCREF(value), value);
-    if (rec->data == NULL || !PyTuple_Check(rec->data) || PyTuple_GET_SIZE(rec->data) != 2)
-        return NULL;
-    buf = PyTuple_GET_ITEM(rec->data, 1);
-    if (buf == Py_None || PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE) < 0) {
+    if (rec->data == NULL || PyObject_GetBuffer(rec->data, &view, PyBUF_SIMPLE) < 0) {
         PyErr_Clear();
         return NULL;
     }
@@ -198,20 +62,18 @@ received_bytes(SqeObject *rec, CqeObject *q, PyObject *value)
 /* A cancelled receive completed with data (value, the future's result it
  * did not take): keep the bytes for the next read of its socket. */
 void
-pu_aio_carry_stash(AsyncRingObject *self, SqeObject *rec, CqeObject *q, PyObject *value)
+pu_aio_carry_stash(AsyncRingObject *self, SqeObject *rec, CqeObject *q, PyObject *value,
+                   int fd)
 {
     pu_exc_state saved;
-    PyObject *key, *data, *old, *entry = NULL;
+    PyObject *key = NULL, *data, *old, *entry = NULL;
     unsigned long long id;
-    int fd;
 
-    if (q->res <= 0 || rec->data == NULL || !PyTuple_Check(rec->data))
+    if (q->res <= 0 || fd < 0)
         return;
     pu_exc_save(&saved);
-    key = PyTuple_GET_ITEM(rec->data, 0);
-    fd = (int)PyLong_AsLong(key);
     data = received_bytes(rec, q, value);
-    if (data == NULL || fd < 0 || (id = file_id(fd)) == 0)
+    if (data == NULL || (id = file_id(fd)) == 0 || (key = PyLong_FromLong(fd)) == NULL)
         goto out;
     if (self->carry == NULL && (self->carry = PyDict_New()) == NULL)
         goto out;
@@ -234,6 +96,7 @@ pu_aio_carry_stash(AsyncRingObject *self, SqeObject *rec, CqeObject *q, PyObject
 out:
     Py_XDECREF(entry);
     Py_XDECREF(data);
+    Py_XDECREF(key);
     PyErr_Clear();   /* nowhere to report: the receive was given up */
     pu_exc_restore(&saved);
 }
@@ -327,43 +190,74 @@ arg_at(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, Py_ssize_t i,
     return NULL;
 }
 
-/* What a recv(fd, buf, flags) needs kept for its carry-over: (fd, buffer
- * or None), as a new reference; Py_None (a new reference) when there is
+/* What a recv(fd, buf, flags) needs for its carry-over: its fd and its
+ * buffer (borrowed; NULL when buf is a length).  1, or 0 when there is
  * nothing to keep (MSG_PEEK consumes nothing; bad arguments, which the
- * prep reports); NULL with an exception. */
-PyObject *
-pu_aio_recv_state(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+ * prep reports).  Never raises. */
+int
+pu_aio_recv_target(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                   int *fd, PyObject **buf)
 {
     PyObject *fdo = arg_at(args, nargs, kwnames, 0, "fd");
     PyObject *bufo = arg_at(args, nargs, kwnames, 1, "buf");
     PyObject *flo = arg_at(args, nargs, kwnames, 2, "flags");
-    PyObject *fd, *r;
-    int n;
 
     if (fdo == NULL || bufo == NULL)
-        Py_RETURN_NONE;
+        return 0;
     if (flo != NULL) {
         long f = PyLong_Check(flo) ? PyLong_AsLong(flo) : 0;
         if (f == -1 && PyErr_Occurred()) {
             PyErr_Clear();
-            Py_RETURN_NONE;
+            return 0;
         }
         if (f & MSG_PEEK)
-            Py_RETURN_NONE;
+            return 0;
     }
-    if (PyLong_CheckExact(fdo)) {
-        fd = (Py_INCREF(fdo), fdo);
-    } else {
-        n = PyObject_AsFileDescriptor(fdo);
-        if (n < 0) {
-            PyErr_Clear();
-            Py_RETURN_NONE;
+    *fd = PyObject_AsFileDescriptor(fdo);
+    if (*fd < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    *buf = PyLong_Check(bufo) ? NULL : bufo;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- settling */
+
+/* Before a sock_recv*() on fd: a receive on fd whose future was cancelled
+ * but whose done callback has not run yet (a future cancelled by hand and
+ * awaited at once) is cancelled in the kernel now, and what is ready is
+ * delivered, so bytes it took reach the carry-over first.  One pass over
+ * the side table, comparing ints; a call only for a receive on fd. */
+int
+pu_aio_settle_cancelled(AsyncRingObject *self, int fd)
+{
+    int sent = 0;
+    if (self->closed || self->ring == NULL || self->ring->nrecords == 0)
+        return 0;
+    for (uint32_t s = 0; s < self->nwaits; s++) {
+        pu_aio_wait *w = &self->waits[s];
+        SqeObject *rec;
+        PyObject *fut;
+        int c;
+        if (w->user_data == 0 || (w->flags & (PU_AIO_CARRY | PU_AIO_CANCEL_SENT)) != PU_AIO_CARRY ||
+            w->res != fd)
+            continue;
+        rec = self->ring->slots[s];
+        fut = w->waiter;
+        if (rec == NULL || rec->user_data != w->user_data)
+            continue;
+        Py_INCREF(fut);
+        Py_INCREF(rec);
+        c = truth0(fut, pu_aio_s.cancelled);
+        if (c > 0) {
+            c = pu_aio_cancel_in_kernel(rec, fut);
+            sent = 1;
         }
-        fd = PyLong_FromLong(n);
-        if (fd == NULL)
-            return NULL;
+        Py_DECREF(rec);
+        Py_DECREF(fut);
+        if (c < 0)
+            return -1;
     }
-    r = PyTuple_Pack(2, fd, PyLong_Check(bufo) ? Py_None : bufo);
-    Py_DECREF(fd);
-    return r;
+    return sent ? pu_aio_process(self) : 0;
 }

@@ -22,11 +22,10 @@ static PyObject *kw_loop;           /* ("loop",): Future(loop=...) */
  * when that is what the loop's create_future() returns (asyncio, uvloop);
  * with fds, of its subclass for results that own fds (fd futures below). */
 PyObject *
-pu_aio_new_future(AsyncRingObject *self, int kind)
+pu_aio_new_future(AsyncRingObject *self, int fds)
 {
-    PyObject *type = kind == PU_FUT_FDS && self->fd_future_type ? self->fd_future_type
-                     : kind == PU_FUT_RECV && self->recv_future_type ? self->recv_future_type
-                     : self->future_type;
+    PyObject *type = fds && self->fd_future_type ? self->fd_future_type
+                                                 : self->future_type;
 #if PY_VERSION_HEX >= 0x03090000
     if (type != NULL) {
         PyObject *args[2] = {NULL, self->loop};
@@ -34,7 +33,7 @@ pu_aio_new_future(AsyncRingObject *self, int kind)
                                    0 | PY_VECTORCALL_ARGUMENTS_OFFSET, kw_loop);
     }
 #else
-    if (type != NULL && type != self->future_type) {
+    if (type != NULL && type == self->fd_future_type) {
         PyObject *kw = Py_BuildValue("{s:O}", "loop", self->loop);
         PyObject *empty = PyTuple_New(0), *f = NULL;
         if (kw != NULL && empty != NULL)
@@ -123,11 +122,6 @@ pu_aio_bind_loop_slow(AsyncRingObject *self)
                 return -1;
             Py_INCREF(t);
             self->fd_future_type = t;
-            t = pu_aio_recv_future_type(self->future_type);
-            if (t == NULL)
-                return -1;
-            Py_INCREF(t);
-            self->recv_future_type = t;
         }
     }
     self->call_soon = PyObject_GetAttr(loop, pu_aio_s.call_soon);
@@ -477,7 +471,6 @@ AsyncRing_traverse(AsyncRingObject *self, visitproc visit, void *arg)
     Py_VISIT(self->call_soon);
     Py_VISIT(self->future_type);
     Py_VISIT(self->fd_future_type);
-    Py_VISIT(self->recv_future_type);
     Py_VISIT(self->carry);
     Py_VISIT(self->flush_cb);
     Py_VISIT(self->ready_cb);
@@ -503,7 +496,6 @@ AsyncRing_clear(AsyncRingObject *self)
     Py_CLEAR(self->call_soon);
     Py_CLEAR(self->future_type);
     Py_CLEAR(self->fd_future_type);
-    Py_CLEAR(self->recv_future_type);
     Py_CLEAR(self->carry);
     Py_CLEAR(self->flush_cb);
     Py_CLEAR(self->ready_cb);

@@ -104,7 +104,7 @@ send_all_common(AsyncRingObject *self, PyObject *const *args, Py_ssize_t nargs,
     /* what a short send needs to go on: (fd, data, flags, bytes sent) */
     state = Py_BuildValue("(OOOi)", argv[0], argv[1], flags, 0);
     fut = state ? pu_aio_start_op(self, &pu_opdefs[PU_OP_SEND], call, 3, NULL,
-                           (uint16_t)(aio | PU_AIO_SENDALL), state, NULL, name) : NULL;
+                           (uint16_t)(aio | PU_AIO_SENDALL), state, NULL, name, -1) : NULL;
     Py_XDECREF(state);
     Py_DECREF(flags);
     return fut;
@@ -126,7 +126,7 @@ done_with(AsyncRingObject *self, PyObject *value)
     PyObject *fut;
     if (pu_aio_check_open(self) < 0 || pu_aio_bind_loop(self) < 0)
         return NULL;
-    fut = pu_aio_new_future(self, PU_FUT_PLAIN);
+    fut = pu_aio_new_future(self, 0);
     if (fut != NULL && call1_void(fut, pu_aio_s.set_result, value) < 0)
         Py_CLEAR(fut);
     return fut;
@@ -137,10 +137,13 @@ done_with(AsyncRingObject *self, PyObject *value)
 static PyObject *
 sock_receive(AsyncRingObject *self, PyObject *const *args, const char *name, int into)
 {
-    PyObject *state, *fut, *fd;
     int n = PyObject_AsFileDescriptor(args[0]);
 
     if (n < 0)
+        return NULL;
+    /* a receive on this socket cancelled by hand, its cancel not sent yet,
+     * may hold bytes sent since: they come first */
+    if (pu_aio_settle_cancelled(self, n) < 0)
         return NULL;
     if (self->carry != NULL && PyDict_GET_SIZE(self->carry) > 0) {
         Py_buffer view = {0};
@@ -172,20 +175,17 @@ sock_receive(AsyncRingObject *self, PyObject *const *args, const char *name, int
             }
             if (value == NULL)
                 return NULL;
-            fut = done_with(self, value);
-            Py_DECREF(value);
-            return fut;
+            {
+                PyObject *fut = done_with(self, value);
+                Py_DECREF(value);
+                return fut;
+            }
         }
     }
-    fd = PyLong_FromLong(n);
-    state = fd ? PyTuple_Pack(2, fd, into ? args[1] : Py_None) : NULL;
-    Py_XDECREF(fd);
-    if (state == NULL)
-        return NULL;
-    fut = pu_aio_start_op(self, &pu_opdefs[PU_OP_RECV], args, 2, NULL, PU_AIO_CARRY, state,
-                          NULL, name);
-    Py_DECREF(state);
-    return fut;
+    /* the buffer is the record's data: a cancelled receive's bytes are
+     * copied from it */
+    return pu_aio_start_op(self, &pu_opdefs[PU_OP_RECV], args, 2, NULL, PU_AIO_CARRY,
+                           into ? args[1] : NULL, NULL, name, n);
 }
 
 static PyObject *
@@ -235,7 +235,7 @@ AsyncRing_sock_connect(AsyncRingObject *self, PyObject *const *args, Py_ssize_t 
         return NULL;
     }
     return pu_aio_start_op(self, &pu_opdefs[PU_OP_CONNECT], args, 2, NULL, PU_AIO_NONE, NULL, NULL,
-                           "sock_connect");
+                           "sock_connect", -1);
 }
 
 static PyObject *
@@ -248,7 +248,7 @@ AsyncRing_sock_accept(AsyncRingObject *self, PyObject *sock)
     if (call[1] == NULL)
         return NULL;
     fut = pu_aio_start_op(self, &pu_opdefs[PU_OP_ACCEPT], call, 2, NULL, PU_AIO_SOCKET, NULL, NULL,
-                          "sock_accept");
+                          "sock_accept", -1);
     Py_DECREF(call[1]);
     return fut;
 }
