@@ -200,6 +200,10 @@ pu_record_release_pins(SqeObject *rec)
 void
 pu_record_release_full(SqeObject *rec)
 {
+    /* an Sqe's dealloc may run while an exception propagates, and releasing
+     * a buffer may run Python code (__release_buffer__, 3.12): keep it */
+    pu_exc_state saved;
+    pu_exc_save(&saved);
     pu_record_release_pins(rec);
     Py_CLEAR(rec->result);
     Py_CLEAR(rec->paths);
@@ -209,6 +213,7 @@ pu_record_release_full(SqeObject *rec)
         rec->blocks = b->next;
         PyMem_Free(b);
     }
+    pu_exc_restore(&saved);
 }
 
 /* Zeroed memory that lives until the record is released. */
