@@ -141,9 +141,12 @@ def test_every_generated_form_is_checked():
 def test_argument_errors_name_the_async_method(name):
     async def main():
         async with AsyncRing() as ring:
-            with pytest.raises(TypeError) as e:
+            # an op this kernel lacks is refused before its arguments are read
+            opcode = {n: code for n, _, code, _ in py_io_uring.OPERATIONS}[name]
+            exc = TypeError if ring.get_ring().opcode_supported(opcode) else OSError
+            with pytest.raises(exc) as e:
                 getattr(ring, name)(*range(20))
-            msg = str(e.value)
+            msg = str(e.value) if exc is TypeError else e.value.strerror
             assert msg.startswith(name + "() "), msg
             assert "prep_" not in msg, msg
 

@@ -218,17 +218,22 @@ rename_error(const pu_opdef *op, const char *called)
         PyErr_Clear();
         goto out;
     }
-    if (PyTuple_Check(args) && PyTuple_GET_SIZE(args) == 1 &&
-        PyUnicode_Check(msg = PyTuple_GET_ITEM(args, 0))) {
+    /* (message,), or an OSError's (errno, message): the op unsupported */
+    if (PyTuple_Check(args) && (PyTuple_GET_SIZE(args) == 1 || PyTuple_GET_SIZE(args) == 2) &&
+        PyUnicode_Check(msg = PyTuple_GET_ITEM(args, PyTuple_GET_SIZE(args) - 1))) {
         const char *m = PyUnicode_AsUTF8(msg);
-        if (m != NULL && strncmp(m, prefix, (size_t)n) == 0) {
+        int oserr = PyTuple_GET_SIZE(args) == 2;
+        if (m != NULL && strncmp(m, prefix, (size_t)n) == 0 &&
+            (!oserr || PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_OSError))) {
             renamed = PyUnicode_FromFormat("%s(%s", called, m + n);
             if (renamed != NULL) {
-                PyObject *t = PyTuple_Pack(1, renamed);
-                Py_DECREF(renamed);
-                if (t == NULL || PyObject_SetAttrString(exc, "args", t) < 0)
+                PyObject *t = oserr ? PyTuple_Pack(2, PyTuple_GET_ITEM(args, 0), renamed)
+                                    : PyTuple_Pack(1, renamed);
+                if (t == NULL || PyObject_SetAttrString(exc, "args", t) < 0 ||
+                    (oserr && PyObject_SetAttrString(exc, "strerror", renamed) < 0))
                     PyErr_Clear();
                 Py_XDECREF(t);
+                Py_DECREF(renamed);
             } else {
                 PyErr_Clear();
             }
