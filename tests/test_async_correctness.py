@@ -147,7 +147,7 @@ def test_argument_errors_name_the_async_method(name):
             with pytest.raises(exc) as e:
                 getattr(ring, name)(*range(20))
             msg = str(e.value) if exc is TypeError else e.value.strerror
-            assert msg.startswith(name + "() "), msg
+            assert msg.startswith(name + "()"), msg
             assert "prep_" not in msg, msg
 
     asyncio.run(main())
