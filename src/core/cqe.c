@@ -3,6 +3,14 @@
 #include "ops/opdef.h"
 #include "methods_doc.h"
 
+/* The completion of a tagged file or buffer (register/tags.c): no record,
+ * the user's tag in `result` */
+static inline int
+pu_cqe_is_tag(const CqeObject *q)
+{
+    return q->sqe == NULL && q->result != NULL && PU_UD_IS_RSRC(q->user_data);
+}
+
 static int
 Cqe_traverse(CqeObject *self, visitproc visit, void *arg)
 {
@@ -49,6 +57,8 @@ static PyObject *
 Cqe_get_data(CqeObject *self, PyObject *Py_UNUSED(ignored))
 {
     PyObject *d = (self->sqe && self->sqe->data) ? self->sqe->data : Py_None;
+    if (pu_cqe_is_tag(self))
+        d = self->result;   /* the tag of a file or buffer let go of */
     Py_INCREF(d);
     return d;
 }
@@ -77,7 +87,7 @@ pu_cqe_value(CqeObject *self)
      * provided buffer is a header, an address, control data, a payload) */
     if (self->sqe != NULL && self->sqe->op != NULL && self->sqe->op->result != NULL)
         return self->sqe->op->result(self);
-    if (self->result != NULL) {
+    if (self->result != NULL && !pu_cqe_is_tag(self)) {
         Py_INCREF(self->result);
         return self->result;
     }
@@ -92,6 +102,9 @@ pu_cqe_parts(CqeObject *q, PyObject **d, PyObject **v, PyObject **f)
 {
     if (q->sqe != NULL) {
         *d = q->sqe->data ? q->sqe->data : Py_None;
+        Py_INCREF(*d);
+    } else if (pu_cqe_is_tag(q)) {
+        *d = q->result;
         Py_INCREF(*d);
     } else {
         *d = PyLong_FromUnsignedLongLong(q->user_data);
@@ -121,7 +134,8 @@ Cqe_repr(CqeObject *self)
 {
     return PyUnicode_FromFormat("<py_io_uring.Cqe %s res=%d flags=0x%x>",
                                 (self->sqe && self->sqe->op)
-                                    ? self->sqe->op->name : "nop",
+                                    ? self->sqe->op->name
+                                    : pu_cqe_is_tag(self) ? "tag" : "nop",
                                 (int)self->res, (unsigned)self->flags);
 }
 

@@ -135,7 +135,15 @@ pu_reap(RingObject *r)
                 }
             }
             if (rec == NULL) {
+                /* a file or buffer the kernel let go of (tags.c): the
+                 * Cqe carries the user's tag; its pin goes once the Cqe
+                 * is queued */
+                PyObject *tag = pu_rsrc_tag_peek(r, c->user_data);
                 q->sqe = NULL;
+                if (tag != NULL) {
+                    Py_INCREF(tag);
+                    q->result = tag;
+                }
             } else if (c->flags & IORING_CQE_F_MORE) {
                 Py_INCREF(rec);
                 q->sqe = rec;
@@ -159,6 +167,8 @@ pu_reap(RingObject *r)
             }
             PyObject_GC_Track(q);
             r->cq[r->cq_end++] = q;
+            if (rec == NULL && q->result != NULL)
+                pu_rsrc_tag_done(r, c->user_data);
         }
         if (++n == ready || nquiet == PU_REAP_CHUNK)
             break;
@@ -329,6 +339,8 @@ pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
             if (rec != NULL) {
                 d = rec->data ? rec->data : Py_None;
                 Py_INCREF(d);
+            } else if ((d = pu_rsrc_tag_peek(r, c->user_data)) != NULL) {
+                Py_INCREF(d);   /* a tag's completion (tags.c) */
             } else {
                 d = PyLong_FromUnsignedLongLong(c->user_data);
             }
@@ -355,6 +367,8 @@ pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
                 ended[nended++] = rec;   /* the table's reference */
             }
             pu_sink_put(s, at + got++, t, d, v, f);
+            if (rec == NULL && PU_UD_IS_RSRC(c->user_data))
+                pu_rsrc_tag_done(r, c->user_data);   /* its pin goes */
             n++;
         }
         io_uring_cq_advance(&r->ring, n);

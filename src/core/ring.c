@@ -481,7 +481,7 @@ Ring_traverse(RingObject *self, visitproc visit, void *arg)
         Py_VISIT(self->slots[s]);
     for (Py_ssize_t i = self->cq_start; i < self->cq_end; i++)
         Py_VISIT(self->cq[i]);
-    return 0;
+    return pu_rsrc_traverse(self, visit, arg);
 }
 
 /* The GC found the ring unreachable (a cycle through its in-flight
@@ -573,7 +573,7 @@ pu_ring_type_init(void)
 {
     PyMethodDef *const tables[] = {Ring_methods, pu_submit_methods, pu_wait_methods,
                                    pu_register_methods, pu_restrict_methods,
-                                   pu_generated_ring_methods};
+                                   pu_tags_methods, pu_generated_ring_methods};
     size_t ntables = sizeof(tables) / sizeof(tables[0]), n = 0, k;
     PyMethodDef *all, *m;
 

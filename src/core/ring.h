@@ -45,9 +45,16 @@ typedef struct RingObject {
     /* records acquired since the last submit, in SQ order */
     SqeObject **pending;
     unsigned npending;
-    /* registrations (register/register.c) */
-    Py_buffer *reg_bufs;
-    unsigned nreg_bufs;
+    /* registrations (register/register.c, register/tags.c) */
+    struct pu_regbuf **buf_pins;       /* the registered buffer table: one pin
+                                       (shared with clones) or NULL a slot */
+    unsigned nbuf_pins;
+    uint8_t bufs_registered;
+    struct pu_rsrc_tag *tags;       /* tagged files and buffers whose tag
+                                       CQE has not come yet (tags.c) */
+    uint32_t ntags, tags_cap;
+    uint32_t *tag_free;
+    uint32_t ntag_free;
     struct pu_bufring *bufrings;
     struct pu_provided *provided;   /* provide_buffers() memory the kernel
                                        holds, oldest first (register/) */
@@ -88,6 +95,14 @@ typedef struct RingObject {
 #define PU_UD_INTERNAL ((__u64)0xfffffffeffffffffULL)
 #define PU_UD_STALE ((__u64)0xfffffffdffffffffULL)  /* matches nothing */
 #define PU_UD_SLOT(ud) ((uint32_t)((ud) & 0xffffffffu))
+/* Tags of registered files and buffers (register/tags.c) are user_data the
+ * kernel posts when it lets go of one: PU_UD_TAG | generation << 32 |
+ * PU_SLOT_RSRC | id.  Record slots stay below PU_SLOT_RSRC (the slot table
+ * never grows past it), so a tag never names a record, nor a record a tag. */
+#define PU_SLOT_RSRC 0x80000000u
+#define PU_UD_IS_RSRC(ud) \
+    (((ud) & PU_UD_TAG) && PU_UD_SLOT(ud) >= PU_SLOT_RSRC && \
+     PU_UD_SLOT(ud) < PU_SLOT_RSRC + 0x7fff0000u)
 #define PU_UD_GEN(ud) ((uint32_t)((ud) >> 32) & PU_GEN_MASK)
 
 

@@ -140,35 +140,30 @@ Ring_unregister_files(RingObject *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-void
-pu_release_registered_buffers(RingObject *r)
-{
-    for (unsigned k = 0; k < r->nreg_bufs; k++)
-        PyBuffer_Release(&r->reg_bufs[k]);
-    PyMem_Free(r->reg_bufs);
-    r->reg_bufs = NULL;
-    r->nreg_bufs = 0;
-}
-
 static const char *const buffers_kw[] = {"buffers", NULL};
 static const pu_argspec buffers_spec = {"register_buffers", buffers_kw, 1, 1, 0};
+
+static int
+refuse_registered(RingObject *r)
+{
+    if (!r->bufs_registered)
+        return 0;
+    PyErr_SetString(PyExc_ValueError, "buffers are already registered: "
+                    "unregister_buffers() first");
+    return -1;
+}
 
 static PyObject *
 Ring_register_buffers(RingObject *self, PyObject *arg)
 {
     PyObject *seq;
-    Py_ssize_t n, k, pinned = 0;
-    Py_buffer *views = NULL;
+    Py_ssize_t n;
+    pu_regbuf **pins = NULL;
     struct iovec *iov = NULL;
     int ret;
 
-    if (pu_ring_check(self) < 0)
+    if (pu_ring_check(self) < 0 || refuse_registered(self) < 0)
         return NULL;
-    if (self->nreg_bufs > 0) {
-        PyErr_SetString(PyExc_ValueError, "buffers are already registered: "
-                        "unregister_buffers() first");
-        return NULL;
-    }
     /* a __buffer__ method (3.12) runs Python code: walk a copy */
     seq = pu_seq_tuple(&buffers_spec, 0, arg, "a sequence of writable "
                        "bytes-like objects");
@@ -182,44 +177,22 @@ Ring_register_buffers(RingObject *self, PyObject *arg)
     }
     /* pinned into our own array, not the ring's: that Python code may
      * register, unregister or tear down meanwhile */
-    views = PyMem_Calloc((size_t)n, sizeof(Py_buffer));
-    iov = PyMem_Calloc((size_t)n, sizeof(*iov));
-    if (views == NULL || iov == NULL) {
-        PyErr_NoMemory();
+    if (pu_pins_from(&buffers_spec, 0, seq, 0, &pins, &iov) < 0)
         goto fail;
-    }
-    for (k = 0; k < n; k++) {
-        PyObject *item = PyTuple_GET_ITEM(seq, k);
-        if (PyObject_GetBuffer(item, &views[k], PyBUF_WRITABLE) < 0) {
-            pu_buffer_refused(&buffers_spec, 0, k, item,
-                              "a writable C-contiguous bytes-like object");
-            goto fail;
-        }
-        pinned++;
-        iov[k].iov_base = views[k].buf;
-        iov[k].iov_len = (size_t)views[k].len;
-    }
-    if (pu_ring_check(self) < 0)
+    if (pu_ring_check(self) < 0 || refuse_registered(self) < 0)
         goto fail;
-    if (self->nreg_bufs > 0) {
-        PyErr_SetString(PyExc_ValueError, "buffers are already registered: "
-                        "unregister_buffers() first");
-        goto fail;
-    }
     ret = io_uring_register_buffers(&self->ring, iov, (unsigned)n);
     if (ret < 0) {
         pu_err_errno(-ret);
         goto fail;
     }
-    self->reg_bufs = views;
-    self->nreg_bufs = (unsigned)n;
+    pu_buf_table_set(self, pins, (unsigned)n);
     PyMem_Free(iov);
     Py_DECREF(seq);
     Py_RETURN_NONE;
 fail:
-    while (pinned > 0)
-        PyBuffer_Release(&views[--pinned]);
-    PyMem_Free(views);
+    if (pins != NULL)
+        pu_pins_drop(pins, (unsigned)n);
     PyMem_Free(iov);
     Py_DECREF(seq);
     return NULL;
@@ -234,8 +207,9 @@ Ring_unregister_buffers(RingObject *self, PyObject *Py_UNUSED(ignored))
     ret = io_uring_unregister_buffers(&self->ring);
     if (ret < 0)
         return pu_err_errno(-ret);
-    /* ops still using a registered buffer pinned their own slice */
-    pu_release_registered_buffers(self);
+    /* ops still using a registered buffer pinned their own slice; a tagged
+     * one keeps its tag's pin until the tag's completion */
+    pu_buf_table_clear(self);
     Py_RETURN_NONE;
 }
 
@@ -733,7 +707,7 @@ provided_take(RingObject *r, unsigned bgid, unsigned bid, int32_t res)
 void
 pu_release_registrations(RingObject *r)
 {
-    pu_release_registered_buffers(r);
+    pu_rsrc_release(r);
     while (r->provided != NULL) {
         pu_provided *p = r->provided;
         r->provided = p->next;
@@ -753,8 +727,7 @@ pu_release_registrations(RingObject *r)
 void
 pu_leak_registrations(RingObject *r)
 {
-    r->reg_bufs = NULL;
-    r->nreg_bufs = 0;
+    pu_rsrc_leak(r);
     r->provided = NULL;
     r->bufrings = NULL;
 }

@@ -18,5 +18,23 @@ int pu_provided_describe_remove(SqeObject *rec, int bgid);
 void pu_provided_complete(RingObject *r, SqeObject *rec, int32_t res);  /* `complete` */
 int pu_provided_unget_sqe(RingObject *r, SqeObject *rec);
 
+/* the registered buffer table's pins, tagged files and buffers (tags.c) */
+typedef struct pu_regbuf pu_regbuf;
+extern PyMethodDef pu_tags_methods[];
+pu_regbuf *pu_regbuf_incref(pu_regbuf *p);
+void pu_regbuf_decref(pu_regbuf *p);
+int pu_pins_from(const pu_argspec *sp, int i, PyObject *seq, int allow_none,
+                 pu_regbuf ***pins_out, struct iovec **iov_out);
+void pu_pins_drop(pu_regbuf **pins, unsigned n);
+void pu_buf_table_set(RingObject *r, pu_regbuf **pins, unsigned n);
+void pu_buf_table_clear(RingObject *r);
+int pu_buf_table_swap(RingObject *r, unsigned slot, pu_regbuf **pin);
+pu_regbuf *pu_buf_table_get(RingObject *r, unsigned slot);
+PyObject *pu_rsrc_tag_peek(RingObject *r, __u64 ud);
+void pu_rsrc_tag_done(RingObject *r, __u64 ud);
+int pu_rsrc_traverse(RingObject *r, visitproc visit, void *arg);
+void pu_rsrc_release(RingObject *r);
+void pu_rsrc_leak(RingObject *r);
+
 
 #endif
