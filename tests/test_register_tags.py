@@ -10,7 +10,7 @@ import weakref
 
 import pytest
 
-from py_io_uring import IoUring
+from py_io_uring import IORING_REGISTER_DST_REPLACE, IoUring
 
 from uring_helpers import need, wait_one
 
@@ -209,3 +209,76 @@ def test_buffers_tags_sqe_form(ring):
     assert cqe is not None and cqe.get_data() == 3 and cqe.res() == 0
     ring.cqe_seen(cqe)
     assert not pinned(a)
+
+
+# --------------------------------------------------------------------------
+# clone_buffers / clone_buffers_offset
+
+
+def _read_fixed_into(ring, buf, index):
+    """read_fixed of /proc/self/exe's first 4 bytes into buf[:4] (slot index)."""
+    fd = os.open("/proc/self/exe", os.O_RDONLY)
+    try:
+        ring.prep_read_fixed(fd, memoryview(buf)[:4], 0, index, user_data="rf")
+        ring.submit()
+        return ring.reap(1, 1)
+    finally:
+        os.close(fd)
+
+
+def test_clone_keeps_pins_after_source_goes(ring):
+    need(ring, "read_fixed")
+    src = IoUring(8)
+    a, b = bytearray(16), bytearray(16)
+    src.register_buffers([a, b])
+    try:
+        ring.clone_buffers(src)
+    except OSError as e:
+        src.queue_exit()
+        pytest.skip("IORING_REGISTER_CLONE_BUFFERS: %s" % e)
+    src.queue_exit()
+    assert pinned(a) and pinned(b)    # this ring has them still
+    assert _read_fixed_into(ring, b, 1) == [("rf", 4, 0)]
+    assert bytes(b[:4]) == b"\x7fELF"
+    ring.unregister_buffers()
+    assert not pinned(a) and not pinned(b)
+
+
+def test_clone_offset_replace(ring):
+    src = IoUring(8)
+    a, b, c = bytearray(16), bytearray(16), bytearray(16)
+    src.register_buffers([a, b])
+    mine = bytearray(16)
+    ring.register_buffers_tags([mine, None, None], ["mine", None, None])
+    try:
+        with pytest.raises(OSError):   # EBUSY: a table without DST_REPLACE
+            ring.clone_buffers_offset(src, 1, 1, 1, 0)
+        ring.clone_buffers_offset(src, 1, 1, 1, IORING_REGISTER_DST_REPLACE)
+    except OSError as e:
+        src.queue_exit()
+        pytest.skip("IORING_REGISTER_CLONE_BUFFERS: %s" % e)
+    src.unregister_buffers()
+    assert not pinned(a) and pinned(b)   # only b was cloned
+    assert pinned(mine)                  # slot 0 kept
+    # the clone replaces slot 0 too: mine's tag comes, then it is let go of
+    src.register_buffers([c])
+    ring.clone_buffers_offset(src, 0, 0, 1, IORING_REGISTER_DST_REPLACE)
+    assert ring.reap(2, 1) == [("mine", 0, 0)]
+    assert not pinned(mine) and pinned(b) and pinned(c)
+    src.queue_exit()
+    assert pinned(c)
+    ring.queue_exit()
+    assert not pinned(b) and not pinned(c)
+
+
+def test_clone_errors(ring):
+    with pytest.raises(TypeError, match="IoUring"):
+        ring.clone_buffers(5)
+    with pytest.raises(ValueError, match="itself"):
+        ring.clone_buffers(ring)
+    with pytest.raises(ValueError, match="flags"):
+        ring.clone_buffers_offset(ring, 0, 0, 0, 4)
+    other = IoUring(4)
+    other.queue_exit()
+    with pytest.raises(ValueError):
+        ring.clone_buffers(other)

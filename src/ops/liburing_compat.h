@@ -25,6 +25,7 @@
 #include <linux/futex.h>    /* struct futex_waitv */
 #include <stdint.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -334,6 +335,53 @@ io_uring_prep_pipe(struct io_uring_sqe *sqe, int *fds, int pipe_flags)
     io_uring_prep_rw(IORING_OP_PIPE, sqe, 0, fds, 0, 0);
     sqe->rw_flags = pipe_flags;                 /* pipe_flags */
 }
+#endif
+
+/* ---- 2.8 / 2.9: cloning another ring's registered buffers ----
+ * (io_uring_clone_buffers() 2.8, the _offset form and DST_REPLACE 2.9).
+ * Upstream's pass the source's registered ring fd when it has one; these
+ * always pass its real fd, which the kernel takes as well. */
+
+#if !PU_LIBURING_AT_LEAST(2, 8)
+#define IORING_REGISTER_CLONE_BUFFERS 30
+#define IORING_REGISTER_SRC_REGISTERED (1U << 0)
+struct io_uring_clone_buffers {
+    __u32 src_fd;
+    __u32 flags;
+    __u32 src_off;
+    __u32 dst_off;
+    __u32 nr;
+    __u32 pad[3];
+};
+#endif
+#if !PU_LIBURING_AT_LEAST(2, 9)
+#include <sys/syscall.h>
+#include <unistd.h>
+#define IORING_REGISTER_DST_REPLACE (1U << 1)
+
+static inline int
+pu_compat_clone_buffers_offset(struct io_uring *dst, struct io_uring *src,
+                               unsigned int dst_off, unsigned int src_off,
+                               unsigned int nr, unsigned int flags)
+{
+    struct io_uring_clone_buffers buf;
+    long ret;
+
+    memset(&buf, 0, sizeof(buf));
+    buf.src_fd = (__u32)src->ring_fd;
+    buf.flags = flags & ~IORING_REGISTER_SRC_REGISTERED;
+    buf.src_off = src_off;
+    buf.dst_off = dst_off;
+    buf.nr = nr;
+    ret = syscall(__NR_io_uring_register, dst->ring_fd,
+                  IORING_REGISTER_CLONE_BUFFERS, &buf, 1);
+    return ret < 0 ? -errno : (int)ret;
+}
+#define io_uring_clone_buffers_offset pu_compat_clone_buffers_offset
+#endif
+#if !PU_LIBURING_AT_LEAST(2, 8)
+#define io_uring_clone_buffers(dst, src) \
+    pu_compat_clone_buffers_offset((dst), (src), 0, 0, 0, 0)
 #endif
 
 #endif

@@ -21,6 +21,7 @@ int pu_provided_unget_sqe(RingObject *r, SqeObject *rec);
 /* the registered buffer table's pins, tagged files and buffers (tags.c) */
 typedef struct pu_regbuf pu_regbuf;
 extern PyMethodDef pu_tags_methods[];
+extern PyMethodDef pu_clone_methods[];   /* clone.c */
 pu_regbuf *pu_regbuf_incref(pu_regbuf *p);
 void pu_regbuf_decref(pu_regbuf *p);
 int pu_pins_from(const pu_argspec *sp, int i, PyObject *seq, int allow_none,
