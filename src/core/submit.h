@@ -22,5 +22,6 @@ pu_still_usable(RingObject *r)
 
 extern PyMethodDef pu_submit_methods[];
 extern PyMethodDef pu_wait_methods[];
+extern PyMethodDef pu_resize_methods[];   /* resize.c */
 
 #endif

@@ -384,4 +384,137 @@ pu_compat_clone_buffers_offset(struct io_uring *dst, struct io_uring *src,
     pu_compat_clone_buffers_offset((dst), (src), 0, 0, 0, 0)
 #endif
 
+/* ---- 2.9: io_uring_resize_rings() ----
+ * IORING_REGISTER_RESIZE_RINGS, then the new rings mapped as upstream's
+ * io_uring_mmap() does and the old ones unmapped (struct io_uring_sq and
+ * _cq have the same layout in 2.3 to 2.15; 2.3 names sqes_sz pad[0] and
+ * has no field for it: the size is computed; the kernel reports no
+ * features here, the ring's own say whether one mapping holds both rings).  liburing's unflushed
+ * sqe_head/sqe_tail are kept, as upstream keeps them. */
+#if !PU_LIBURING_AT_LEAST(2, 9)
+#include <sys/mman.h>
+#define IORING_REGISTER_RESIZE_RINGS 33
+
+static inline int
+pu_compat_resize_rings(struct io_uring *ring, struct io_uring_params *p)
+{
+    struct io_uring_sq sq;
+    struct io_uring_cq cq;
+    size_t sqes_sz, old_sqes_sz, array_align = 0;
+    unsigned cqe_size = (unsigned)sizeof(struct io_uring_cqe);
+    long ret;
+
+    if (ring->flags & (1U << 14))   /* IORING_SETUP_NO_MMAP */
+        return -EINVAL;
+    if (ring->flags & IORING_SETUP_CQE32)
+        cqe_size *= 2;
+    if (!(ring->flags & (1U << 16))) {
+        /* A ring with an SQ array (NO_SQARRAY is 2.3's only kind): the
+         * kernel (6.13 to 6.18 at least) moves the array but reports no
+         * offset for it.  It lies after the CQEs, aligned to the kernel's
+         * cache line: the alignment is read off the old rings, which the
+         * same rule laid out.  Not found: refused before anything moves. */
+        size_t old_end = (size_t)((char *)ring->cq.cqes - (char *)ring->sq.ring_ptr) +
+                         (size_t)ring->cq.ring_entries * cqe_size;
+        size_t old_off = (size_t)((char *)ring->sq.array - (char *)ring->sq.ring_ptr);
+        for (size_t a = 64; array_align == 0 && a <= 4096; a *= 2)
+            if (((old_end + a - 1) & ~(a - 1)) == old_off)
+                array_align = a;
+        if (array_align == 0 || ring->cq.ring_ptr != ring->sq.ring_ptr)
+            return -EOPNOTSUPP;
+    }
+    memset(&p->sq_off, 0, sizeof(p->sq_off));
+    memset(&p->cq_off, 0, sizeof(p->cq_off));
+    ret = syscall(__NR_io_uring_register, ring->ring_fd,
+                  IORING_REGISTER_RESIZE_RINGS, p, 1);
+    if (ret < 0) {
+        ret = -errno;
+        goto out;
+    }
+    if (!(ring->flags & (1U << 16)) && p->sq_off.array == 0) {
+        size_t end = p->cq_off.cqes + (size_t)p->cq_entries * cqe_size;
+        p->sq_off.array = (__u32)((end + array_align - 1) & ~(array_align - 1));
+    }
+    memset(&sq, 0, sizeof(sq));
+    memset(&cq, 0, sizeof(cq));
+    sq.ring_sz = p->sq_off.array + p->sq_entries * sizeof(unsigned);
+    cq.ring_sz = p->cq_off.cqes + (size_t)p->cq_entries * cqe_size;
+    if (ring->features & IORING_FEAT_SINGLE_MMAP) {
+        if (cq.ring_sz > sq.ring_sz)
+            sq.ring_sz = cq.ring_sz;
+        cq.ring_sz = sq.ring_sz;
+    }
+    sq.ring_ptr = mmap(0, sq.ring_sz, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_POPULATE, ring->ring_fd, IORING_OFF_SQ_RING);
+    if (sq.ring_ptr == MAP_FAILED) {
+        ret = -errno;
+        goto out;
+    }
+    if (ring->features & IORING_FEAT_SINGLE_MMAP) {
+        cq.ring_ptr = sq.ring_ptr;
+    } else {
+        cq.ring_ptr = mmap(0, cq.ring_sz, PROT_READ | PROT_WRITE,
+                           MAP_SHARED | MAP_POPULATE, ring->ring_fd, IORING_OFF_CQ_RING);
+        if (cq.ring_ptr == MAP_FAILED) {
+            ret = -errno;
+            munmap(sq.ring_ptr, sq.ring_sz);
+            goto out;
+        }
+    }
+    sqes_sz = (size_t)p->sq_entries * sizeof(struct io_uring_sqe) *
+              ((ring->flags & IORING_SETUP_SQE128) ? 2 : 1);
+    sq.sqes = mmap(0, sqes_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                   ring->ring_fd, IORING_OFF_SQES);
+    if (sq.sqes == MAP_FAILED) {
+        ret = -errno;
+        if (cq.ring_ptr != sq.ring_ptr)
+            munmap(cq.ring_ptr, cq.ring_sz);
+        munmap(sq.ring_ptr, sq.ring_sz);
+        goto out;
+    }
+    sq.khead = (unsigned *)((char *)sq.ring_ptr + p->sq_off.head);
+    sq.ktail = (unsigned *)((char *)sq.ring_ptr + p->sq_off.tail);
+    sq.kring_mask = (unsigned *)((char *)sq.ring_ptr + p->sq_off.ring_mask);
+    sq.kring_entries = (unsigned *)((char *)sq.ring_ptr + p->sq_off.ring_entries);
+    sq.kflags = (unsigned *)((char *)sq.ring_ptr + p->sq_off.flags);
+    sq.kdropped = (unsigned *)((char *)sq.ring_ptr + p->sq_off.dropped);
+    if (!(ring->flags & (1U << 16)))   /* IORING_SETUP_NO_SQARRAY */
+        sq.array = (unsigned *)((char *)sq.ring_ptr + p->sq_off.array);
+    cq.khead = (unsigned *)((char *)cq.ring_ptr + p->cq_off.head);
+    cq.ktail = (unsigned *)((char *)cq.ring_ptr + p->cq_off.tail);
+    cq.kring_mask = (unsigned *)((char *)cq.ring_ptr + p->cq_off.ring_mask);
+    cq.kring_entries = (unsigned *)((char *)cq.ring_ptr + p->cq_off.ring_entries);
+    cq.koverflow = (unsigned *)((char *)cq.ring_ptr + p->cq_off.overflow);
+    cq.cqes = (struct io_uring_cqe *)((char *)cq.ring_ptr + p->cq_off.cqes);
+    if (p->cq_off.flags)
+        cq.kflags = (unsigned *)((char *)cq.ring_ptr + p->cq_off.flags);
+    sq.ring_mask = *sq.kring_mask;
+    sq.ring_entries = *sq.kring_entries;
+    cq.ring_mask = *cq.kring_mask;
+    cq.ring_entries = *cq.kring_entries;
+
+    /* sqes_sz (2.5 and later; pad[0] before, unused): what their
+     * io_uring_queue_exit() unmaps */
+    memcpy(&sq.ring_entries + 1, &(unsigned){(unsigned)sqes_sz}, sizeof(unsigned));
+    sq.sqe_head = ring->sq.sqe_head;
+    sq.sqe_tail = ring->sq.sqe_tail;
+    old_sqes_sz = (size_t)ring->sq.ring_entries * sizeof(struct io_uring_sqe) *
+                  ((ring->flags & IORING_SETUP_SQE128) ? 2 : 1);
+    munmap(ring->sq.sqes, old_sqes_sz);
+    if (ring->cq.ring_ptr != NULL && ring->cq.ring_ptr != ring->sq.ring_ptr)
+        munmap(ring->cq.ring_ptr, ring->cq.ring_sz);
+    munmap(ring->sq.ring_ptr, ring->sq.ring_sz);
+    ring->sq = sq;
+    ring->cq = cq;
+    /* directly map SQ slots to SQEs */
+    for (unsigned k = 0; ring->sq.array != NULL && k < p->sq_entries; k++)
+        ring->sq.array[k] = k;
+    ret = 0;
+out:
+    p->flags = 0;
+    return (int)ret;
+}
+#define io_uring_resize_rings pu_compat_resize_rings
+#endif
+
 #endif
