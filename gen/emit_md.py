@@ -8,7 +8,8 @@ from signature import (AIO, HEADER, RING_KW, class_text_signature,
 
 
 def _sig(text: str) -> str:
-    return text.replace("$self, ", "").replace("$self", "")
+    return (text.replace("$self, ", "").replace("$self", "")
+            .replace("$module, ", "").replace("$module", ""))
 
 
 def _op(op: Op) -> list:
@@ -115,6 +116,15 @@ def api_md(model: Model, liburing_api: List[Tuple[str, str]]) -> str:
             out.append("")
             for op in model.ops:
                 out += _op(op)
+    funcs = [m for m in model.methods if not m.cls]
+    if funcs:
+        out.append("## Module functions")
+        out.append("")
+        for m in funcs:
+            out.append("### `%s -> %s`" % (_sig(method_text_signature(m)), m.returns))
+            out.append("")
+            out.append(" ".join(d if d else "\n\n" for d in m.doc).replace(" \n\n ", "\n\n"))
+            out.append("")
     out.append("## Module attributes")
     out.append("")
     out.append("- `__version__`: the module's version.")
@@ -153,9 +163,10 @@ def _liburing_table(model: Model, liburing_api: List[Tuple[str, str]]) -> list:
             names.setdefault(op.man, []).append("`Sqe.%s`, `IoUring.%s`" % (op.method, op.method))
     for m in model.methods:
         key = {"IoUring": "io_uring_%s", "Sqe": "io_uring_sqe_%s",
-               "Cqe": "io_uring_cqe_%s"}.get(m.cls, "")
+               "Cqe": "io_uring_cqe_%s", "": "io_uring_%s"}.get(m.cls, "")
         if key:
-            names.setdefault(key % m.name, []).append("`%s.%s`" % (m.cls, m.name))
+            names.setdefault(key % m.name, []).append(
+                "`%s.%s`" % (m.cls, m.name) if m.cls else "`py_io_uring.%s()`" % m.name)
     rows, have = [], 0
     for name, note in liburing_api:
         ours = ", ".join(names.get(name, []))

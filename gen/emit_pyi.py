@@ -36,6 +36,10 @@ def pyi(model: Model) -> str:
         out.append("%s: int" % c)
     for c, _ in model.opcodes:
         out.append("%s: int" % c)
+    for m in model.methods:
+        if not m.cls:
+            out.append("")
+            out += method_pyi_lines(m)
     for cls in model.classes:
         out.append("")
         # the C types cannot be subclassed (no Py_TPFLAGS_BASETYPE)

@@ -323,6 +323,7 @@ def load_ops(path: str, text: str):
 HEAD = re.compile(r"^(?P<cls>[A-Za-z_]\w*)\.(?P<name>\w+)\((?P<sig>.*)\)\s*->\s*(?P<ret>.+)$")
 OVERLOAD = re.compile(r"^\((?P<sig>.*)\)\s*->\s*(?P<ret>.+)$")
 CLASS = re.compile(r"^(?P<name>[A-Za-z_]\w*)(?:\((?P<sig>.*)\))?$")
+FUNCTION = re.compile(r"^(?P<name>[A-Za-z_]\w*)\((?P<sig>.*)\)\s*->\s*(?P<ret>.+)$")
 
 
 def _check_sig(path: str, lineno: int, sig: str) -> None:
@@ -373,9 +374,21 @@ def load_methods(path: str, text: str):
             methods.append(Method(m.group("cls"), m.group("name"), m.group("sig"),
                                   m.group("ret").strip(), doc, block.lineno,
                                   overloads, deprecated))
+        elif block.keyword == "function":
+            # a module-level function: a Method whose cls is ""
+            m = FUNCTION.match(block.head)
+            if m is None:
+                raise DefError(path, block.lineno, "function must read "
+                               "NAME(SIGNATURE) -> TYPE")
+            _check_sig(path, block.lineno, m.group("sig"))
+            if any(x.name == m.group("name") and x.cls == "" for x in methods):
+                raise DefError(path, block.lineno, "function %s given twice"
+                               % m.group("name"))
+            methods.append(Method("", m.group("name"), m.group("sig"),
+                                  m.group("ret").strip(), doc, block.lineno))
         else:
             raise DefError(path, block.lineno, "unknown entry '%s' (expected "
-                           "'class' or 'method')" % block.keyword)
+                           "'class', 'method' or 'function')" % block.keyword)
     return classes, methods
 
 

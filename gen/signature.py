@@ -83,6 +83,8 @@ def _strip_annotations(sig: str) -> str:
 
 def method_text_signature(m: Method) -> str:
     inner = _strip_annotations(m.signature)
+    if not m.cls:   # a module-level function
+        return "%s($module%s)" % (m.name, ", " + inner if inner else "")
     return "%s($self%s)" % (m.name, ", " + inner if inner else "")
 
 
@@ -94,6 +96,9 @@ def method_pyi_lines(m: Method) -> List[str]:
     """The stub's lines for a hand-written method: its def, or one
     @overload def per variant; each marked @deprecated when it is."""
     mark = ['@deprecated(%s)' % _py_string(m.deprecated)] if m.deprecated else []
+    if not m.cls:   # a module-level function
+        sig = m.signature.strip()
+        return mark + ["def %s(%s) -> %s: ..." % (m.name, sig, m.returns)]
     if not m.overloads:
         return mark + [_pyi_def(m.name, m.signature, m.returns)]
     out = []  # type: List[str]

@@ -139,6 +139,7 @@ SqeObject *pu_ring_get_sqe(RingObject *r);
 int pu_ring_unget_sqe(RingObject *r, SqeObject *rec);
 int pu_ring_flush(RingObject *r, unsigned wait_nr);
 int pu_ring_type_init(void);
+extern PyMethodDef pu_module_methods[];   /* memsize.c: module-level functions */
 
 /* teardown (teardown.c) */
 void pu_ring_teardown(RingObject *r);

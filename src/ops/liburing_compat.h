@@ -517,4 +517,67 @@ out:
 #define io_uring_resize_rings pu_compat_resize_rings
 #endif
 
+/* ---- 2.11: io_uring_memory_size() ----
+ * The memory a ring of these entries and flags needs (what
+ * io_uring_queue_init_mem() takes), computed as upstream does: the CQ
+ * ring (its head, the CQEs, the SQ array unless NO_SQARRAY) and the SQEs,
+ * each rounded up to pages. */
+#if !PU_LIBURING_AT_LEAST(2, 11)
+#include <unistd.h>
+
+static inline ssize_t
+pu_compat_memory_size_params(unsigned entries, struct io_uring_params *p)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), cq_size, sq_size;
+    unsigned sq, cq;
+
+    if (!entries)
+        return -EINVAL;
+    if (entries > 32768) {
+        if (!(p->flags & IORING_SETUP_CLAMP))
+            return -EINVAL;
+        entries = 32768;
+    }
+    for (sq = 1; sq < entries; sq <<= 1)
+        ;
+    if (p->flags & IORING_SETUP_CQSIZE) {
+        unsigned want = p->cq_entries;
+        if (!want)
+            return -EINVAL;
+        if (want > 65536) {
+            if (!(p->flags & IORING_SETUP_CLAMP))
+                return -EINVAL;
+            want = 65536;
+        }
+        for (cq = 1; cq < want; cq <<= 1)
+            ;
+        if (cq < sq)
+            return -EINVAL;
+    } else {
+        cq = 2 * sq;
+    }
+    cq_size = (size_t)cq * sizeof(struct io_uring_cqe) *
+              ((p->flags & IORING_SETUP_CQE32) ? 2 : 1);
+    cq_size += 64;                              /* KRING_SIZE: heads, tails, ... */
+    if (!(p->flags & (1U << 16)))               /* IORING_SETUP_NO_SQARRAY */
+        cq_size += sq * sizeof(unsigned);
+    cq_size = (cq_size + page - 1) & ~(page - 1);
+    sq_size = (size_t)sq * sizeof(struct io_uring_sqe) *
+              ((p->flags & IORING_SETUP_SQE128) ? 2 : 1);
+    sq_size = (sq_size + page - 1) & ~(page - 1);
+    return (ssize_t)(cq_size + sq_size);
+}
+#define io_uring_memory_size_params pu_compat_memory_size_params
+
+static inline ssize_t
+pu_compat_memory_size(unsigned entries, unsigned flags)
+{
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    p.flags = flags;
+    return pu_compat_memory_size_params(entries, &p);
+}
+#define io_uring_memory_size pu_compat_memory_size
+#endif
+
 #endif
