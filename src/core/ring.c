@@ -574,6 +574,7 @@ pu_ring_type_init(void)
     PyMethodDef *const tables[] = {Ring_methods, pu_submit_methods, pu_wait_methods,
                                    pu_register_methods, pu_restrict_methods,
                                    pu_tags_methods, pu_clone_methods, pu_resize_methods,
+                                   pu_region_methods,
                                    pu_generated_ring_methods};
     size_t ntables = sizeof(tables) / sizeof(tables[0]), n = 0, k;
     PyMethodDef *all, *m;

@@ -55,6 +55,7 @@ typedef struct RingObject {
     uint32_t ntags, tags_cap;
     uint32_t *tag_free;
     uint32_t ntag_free;
+    Py_buffer *region;              /* register_region()'s, until teardown */
     struct pu_bufring *bufrings;
     struct pu_provided *provided;   /* provide_buffers() memory the kernel
                                        holds, oldest first (register/) */

@@ -580,4 +580,33 @@ pu_compat_memory_size(unsigned entries, unsigned flags)
 #define io_uring_memory_size pu_compat_memory_size
 #endif
 
+/* ---- 2.9: io_uring_register_region() (IORING_REGISTER_MEM_REGION) ---- */
+#if !PU_LIBURING_AT_LEAST(2, 9)
+#define IORING_REGISTER_MEM_REGION 34
+#define IORING_MEM_REGION_TYPE_USER 1
+#define IORING_MEM_REGION_REG_WAIT_ARG 1
+struct io_uring_region_desc {
+    __u64 user_addr;
+    __u64 size;
+    __u32 flags;
+    __u32 id;
+    __u64 mmap_offset;
+    __u64 __resv[4];
+};
+struct io_uring_mem_region_reg {
+    __u64 region_uptr;
+    __u64 flags;
+    __u64 __resv[2];
+};
+
+static inline int
+pu_compat_register_region(struct io_uring *ring, struct io_uring_mem_region_reg *reg)
+{
+    long ret = syscall(__NR_io_uring_register, ring->ring_fd,
+                       IORING_REGISTER_MEM_REGION, reg, 1);
+    return ret < 0 ? -errno : (int)ret;
+}
+#define io_uring_register_region pu_compat_register_region
+#endif
+
 #endif

@@ -708,6 +708,7 @@ void
 pu_release_registrations(RingObject *r)
 {
     pu_rsrc_release(r);
+    pu_region_release(r);
     while (r->provided != NULL) {
         pu_provided *p = r->provided;
         r->provided = p->next;
@@ -728,6 +729,7 @@ void
 pu_leak_registrations(RingObject *r)
 {
     pu_rsrc_leak(r);
+    pu_region_leak(r);
     r->provided = NULL;
     r->bufrings = NULL;
 }

@@ -22,6 +22,9 @@ int pu_provided_unget_sqe(RingObject *r, SqeObject *rec);
 typedef struct pu_regbuf pu_regbuf;
 extern PyMethodDef pu_tags_methods[];
 extern PyMethodDef pu_clone_methods[];   /* clone.c */
+extern PyMethodDef pu_region_methods[];  /* region.c */
+void pu_region_release(RingObject *r);
+void pu_region_leak(RingObject *r);
 pu_regbuf *pu_regbuf_incref(pu_regbuf *p);
 void pu_regbuf_decref(pu_regbuf *p);
 int pu_pins_from(const pu_argspec *sp, int i, PyObject *seq, int allow_none,
