@@ -56,6 +56,8 @@ typedef struct RingObject {
     uint32_t *tag_free;
     uint32_t ntag_free;
     Py_buffer *region;              /* register_region()'s, until teardown */
+    Py_buffer *ring_mem;            /* queue_init_mem()'s: the rings live in
+                                       it; released after the fd is closed */
     struct pu_bufring *bufrings;
     struct pu_provided *provided;   /* provide_buffers() memory the kernel
                                        holds, oldest first (register/) */
@@ -140,6 +142,9 @@ SqeObject *pu_ring_get_sqe(RingObject *r);
 int pu_ring_unget_sqe(RingObject *r, SqeObject *rec);
 int pu_ring_flush(RingObject *r, unsigned wait_nr);
 int pu_ring_type_init(void);
+int pu_ring_setup(RingObject *r, const char *fname, long long entries,
+                  struct io_uring_params *p, Py_buffer *mem);
+void pu_ring_close(RingObject *r);
 extern PyMethodDef pu_module_methods[];   /* memsize.c: module-level functions */
 
 /* teardown (teardown.c) */

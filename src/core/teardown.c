@@ -162,7 +162,7 @@ pu_ring_teardown(RingObject *r)
         close(r->ring.ring_fd);
     }
     if (r->fork_generation == pu_fork_generation)
-        io_uring_queue_exit(&r->ring);
+        pu_ring_close(r);
     if (leaked > 0)
         pu_leak_registrations(r);  /* a leaked op may still use them */
     else

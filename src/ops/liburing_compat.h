@@ -395,6 +395,34 @@ pu_compat_clone_buffers_offset(struct io_uring *dst, struct io_uring *src,
 #include <sys/mman.h>
 #define IORING_REGISTER_RESIZE_RINGS 33
 
+/* upstream's io_uring_setup_ring_pointers(): the rings' fields from the
+ * offsets io_uring_setup(2) or the resize reported */
+static inline void
+pu_compat_setup_ring_pointers(unsigned ring_flags, struct io_uring_params *p,
+                              struct io_uring_sq *sq, struct io_uring_cq *cq)
+{
+    sq->khead = (unsigned *)((char *)sq->ring_ptr + p->sq_off.head);
+    sq->ktail = (unsigned *)((char *)sq->ring_ptr + p->sq_off.tail);
+    sq->kring_mask = (unsigned *)((char *)sq->ring_ptr + p->sq_off.ring_mask);
+    sq->kring_entries = (unsigned *)((char *)sq->ring_ptr + p->sq_off.ring_entries);
+    sq->kflags = (unsigned *)((char *)sq->ring_ptr + p->sq_off.flags);
+    sq->kdropped = (unsigned *)((char *)sq->ring_ptr + p->sq_off.dropped);
+    if (!(ring_flags & (1U << 16)))   /* IORING_SETUP_NO_SQARRAY */
+        sq->array = (unsigned *)((char *)sq->ring_ptr + p->sq_off.array);
+    cq->khead = (unsigned *)((char *)cq->ring_ptr + p->cq_off.head);
+    cq->ktail = (unsigned *)((char *)cq->ring_ptr + p->cq_off.tail);
+    cq->kring_mask = (unsigned *)((char *)cq->ring_ptr + p->cq_off.ring_mask);
+    cq->kring_entries = (unsigned *)((char *)cq->ring_ptr + p->cq_off.ring_entries);
+    cq->koverflow = (unsigned *)((char *)cq->ring_ptr + p->cq_off.overflow);
+    cq->cqes = (struct io_uring_cqe *)((char *)cq->ring_ptr + p->cq_off.cqes);
+    if (p->cq_off.flags)
+        cq->kflags = (unsigned *)((char *)cq->ring_ptr + p->cq_off.flags);
+    sq->ring_mask = *sq->kring_mask;
+    sq->ring_entries = *sq->kring_entries;
+    cq->ring_mask = *cq->kring_mask;
+    cq->ring_entries = *cq->kring_entries;
+}
+
 static inline int
 pu_compat_resize_rings(struct io_uring *ring, struct io_uring_params *p)
 {
@@ -472,26 +500,7 @@ pu_compat_resize_rings(struct io_uring *ring, struct io_uring_params *p)
         munmap(sq.ring_ptr, sq.ring_sz);
         goto out;
     }
-    sq.khead = (unsigned *)((char *)sq.ring_ptr + p->sq_off.head);
-    sq.ktail = (unsigned *)((char *)sq.ring_ptr + p->sq_off.tail);
-    sq.kring_mask = (unsigned *)((char *)sq.ring_ptr + p->sq_off.ring_mask);
-    sq.kring_entries = (unsigned *)((char *)sq.ring_ptr + p->sq_off.ring_entries);
-    sq.kflags = (unsigned *)((char *)sq.ring_ptr + p->sq_off.flags);
-    sq.kdropped = (unsigned *)((char *)sq.ring_ptr + p->sq_off.dropped);
-    if (!(ring->flags & (1U << 16)))   /* IORING_SETUP_NO_SQARRAY */
-        sq.array = (unsigned *)((char *)sq.ring_ptr + p->sq_off.array);
-    cq.khead = (unsigned *)((char *)cq.ring_ptr + p->cq_off.head);
-    cq.ktail = (unsigned *)((char *)cq.ring_ptr + p->cq_off.tail);
-    cq.kring_mask = (unsigned *)((char *)cq.ring_ptr + p->cq_off.ring_mask);
-    cq.kring_entries = (unsigned *)((char *)cq.ring_ptr + p->cq_off.ring_entries);
-    cq.koverflow = (unsigned *)((char *)cq.ring_ptr + p->cq_off.overflow);
-    cq.cqes = (struct io_uring_cqe *)((char *)cq.ring_ptr + p->cq_off.cqes);
-    if (p->cq_off.flags)
-        cq.kflags = (unsigned *)((char *)cq.ring_ptr + p->cq_off.flags);
-    sq.ring_mask = *sq.kring_mask;
-    sq.ring_entries = *sq.kring_entries;
-    cq.ring_mask = *cq.kring_mask;
-    cq.ring_entries = *cq.kring_entries;
+    pu_compat_setup_ring_pointers(ring->flags, p, &sq, &cq);
 
     /* sqes_sz (2.5 and later; pad[0] before, unused): what their
      * io_uring_queue_exit() unmaps */
@@ -607,6 +616,77 @@ pu_compat_register_region(struct io_uring *ring, struct io_uring_mem_region_reg 
     return ret < 0 ? -errno : (int)ret;
 }
 #define io_uring_register_region pu_compat_register_region
+#endif
+
+/* ---- 2.5: io_uring_queue_init_mem() ----
+ * A ring whose SQEs and rings are the caller's memory
+ * (IORING_SETUP_NO_MMAP), laid out as upstream lays out a caller's buffer:
+ * the SQEs first, the rings on the next page boundary.  Returns the bytes
+ * used, or -errno.  liburing 2.3's io_uring_queue_exit() would munmap
+ * that memory: such a ring is closed with close(2) (core/teardown.c). */
+#ifndef IORING_SETUP_NO_MMAP
+#define IORING_SETUP_NO_MMAP (1U << 14)
+#endif
+#if !PU_LIBURING_AT_LEAST(2, 5)
+static inline int
+pu_compat_queue_init_mem(unsigned entries, struct io_uring *ring,
+                         struct io_uring_params *p, void *buf, size_t buf_size)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), sqes_mem, ring_mem, used;
+    unsigned sq = 1, cq, cqe = (unsigned)sizeof(struct io_uring_cqe);
+    long fd;
+
+    memset(ring, 0, sizeof(*ring));
+    p->flags |= (1U << 14);                     /* IORING_SETUP_NO_MMAP */
+    if (!entries || entries > 32768)
+        return -EINVAL;
+    /* liburing keeps IOPOLL's "always enter" in a private flag this cannot set */
+    if ((p->flags & (IORING_SETUP_IOPOLL | IORING_SETUP_SQPOLL)) == IORING_SETUP_IOPOLL)
+        return -EINVAL;
+    while (sq < entries)
+        sq <<= 1;
+    if (p->flags & IORING_SETUP_CQSIZE) {
+        if (!p->cq_entries || p->cq_entries > 65536)
+            return -EINVAL;
+        for (cq = 1; cq < p->cq_entries; cq <<= 1)
+            ;
+        if (cq < sq)
+            return -EINVAL;
+    } else {
+        cq = 2 * sq;
+    }
+    if (p->flags & IORING_SETUP_CQE32)
+        cqe *= 2;
+    sqes_mem = (size_t)sq * sizeof(struct io_uring_sqe) *
+               ((p->flags & IORING_SETUP_SQE128) ? 2 : 1);
+    sqes_mem = (sqes_mem + page - 1) & ~(page - 1);
+    ring_mem = 64 + (size_t)cq * cqe;
+    if (!(p->flags & (1U << 16)))
+        ring_mem += sq * sizeof(unsigned);
+    used = (sqes_mem + ring_mem + page - 1) & ~(page - 1);
+    if (used > buf_size)
+        return -ENOMEM;
+    ring->sq.sqes = (struct io_uring_sqe *)buf;
+    ring->sq.ring_ptr = (char *)buf + sqes_mem;
+    ring->cq.ring_ptr = ring->sq.ring_ptr;
+    /* user_addr (2.4+ headers): resv2 in 2.3's, the same place */
+    p->sq_off.resv2 = (__u64)(uintptr_t)ring->sq.sqes;
+    p->cq_off.resv2 = (__u64)(uintptr_t)ring->sq.ring_ptr;
+    fd = syscall(__NR_io_uring_setup, entries, p);
+    if (fd < 0) {
+        int err = errno;
+        memset(ring, 0, sizeof(*ring));
+        return -err;
+    }
+    pu_compat_setup_ring_pointers(p->flags, p, &ring->sq, &ring->cq);
+    for (unsigned k = 0; ring->sq.array != NULL && k < ring->sq.ring_entries; k++)
+        ring->sq.array[k] = k;
+    ring->features = p->features;
+    ring->flags = p->flags;
+    ring->ring_fd = ring->enter_ring_fd = (int)fd;
+    return (int)used;
+}
+#define io_uring_queue_init_mem pu_compat_queue_init_mem
 #endif
 
 #endif

@@ -25,6 +25,7 @@ extern PyMethodDef pu_clone_methods[];   /* clone.c */
 extern PyMethodDef pu_region_methods[];  /* region.c */
 void pu_region_release(RingObject *r);
 void pu_region_leak(RingObject *r);
+void pu_ring_mem_release(RingObject *r);   /* core/ring_mem.c */
 pu_regbuf *pu_regbuf_incref(pu_regbuf *p);
 void pu_regbuf_decref(pu_regbuf *p);
 int pu_pins_from(const pu_argspec *sp, int i, PyObject *seq, int allow_none,
