@@ -282,3 +282,13 @@ def test_clone_errors(ring):
     other.queue_exit()
     with pytest.raises(ValueError):
         ring.clone_buffers(other)
+
+
+def test_tag_values(ring):
+    """None and 0 are no tag; any other object, a huge int or False too, is."""
+    ring.register_files_tags([0, 0, 0, 0], [None, 0, 2 ** 70, False])
+    ring.unregister_files()
+    got = ring.reap(8, 2)
+    assert sorted(got, key=repr) == sorted([(2 ** 70, 0, 0), (False, 0, 0)], key=repr)
+    assert got[0][0] is False or got[1][0] is False
+    assert ring.cq_ready() == 0

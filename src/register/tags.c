@@ -288,7 +288,13 @@ pu_pins_drop(pu_regbuf **pins, unsigned n)
 static int
 no_tag(PyObject *o)
 {
-    return o == Py_None || (PyLong_CheckExact(o) && _PyLong_Sign(o) == 0);
+    int overflow = 0;
+
+    if (o == Py_None)
+        return 1;
+    /* an exact int runs no code and cannot fail here */
+    return PyLong_CheckExact(o) && PyLong_AsLongAndOverflow(o, &overflow) == 0 &&
+           overflow == 0;
 }
 
 /* tags as a tuple of n objects; -1 with an exception */
