@@ -23,6 +23,7 @@ _StrOrBytesPath = Union[str, bytes, os.PathLike]
 
 __version__: str
 LIBURING_VERSION: Optional[Tuple[int, int]]
+LIBURING_STATIC: Optional[str]
 OPERATIONS: Tuple[Tuple[str, str, int, str], ...]
 
 def __dir__() -> List[str]: ...
