@@ -5,6 +5,7 @@
 #include "core/submit.h"
 #include "core/reap_sink.h"
 #include "ops/opdef.h"     /* the argument parser */
+#include "ops/liburing_compat.h"   /* PU_LIBURING_AT_LEAST */
 #include "methods_doc.h"
 
 #include <errno.h>
@@ -469,6 +470,39 @@ Ring_submit_and_wait_min_timeout(RingObject *self, PyObject *const *args,
     return submit_wait_timeout(self, &w);
 }
 
+#ifndef IORING_FEAT_NO_IOWAIT
+#define IORING_FEAT_NO_IOWAIT (1U << 17)
+#endif
+
+/* set_iowait(enabled): io_uring_set_iowait(): whether this ring's waits
+ * count as iowait for the CPU (IORING_ENTER_NO_IOWAIT when not, Linux
+ * 6.15).  liburing keeps it in the ring's flags and passes it with every
+ * wait; before liburing 2.10 it cannot pass it at all. */
+static PyObject *
+Ring_set_iowait(RingObject *self, PyObject *arg)
+{
+    int enabled = PyObject_IsTrue(arg);
+
+    if (enabled < 0 || pu_ring_check(self) < 0)
+        return NULL;
+    if (!(self->features & IORING_FEAT_NO_IOWAIT))
+        return pu_err_errno_msg(EOPNOTSUPP, "set_iowait(): this kernel always "
+                                "counts waits as iowait (IORING_FEAT_NO_IOWAIT: "
+                                "Linux 6.15)");
+#if PU_LIBURING_AT_LEAST(2, 10)
+    {
+        int ret = io_uring_set_iowait(&self->ring, enabled != 0);
+        if (ret < 0)
+            return pu_err_errno(-ret);
+    }
+    Py_RETURN_NONE;
+#else
+    return pu_err_errno_msg(EOPNOTSUPP, "set_iowait(): needs liburing 2.10 or "
+                            "later: the liburing this module was built with "
+                            "cannot pass IORING_ENTER_NO_IOWAIT to its waits");
+#endif
+}
+
 /* get_events(): io_uring_get_events(): the kernel posts what has completed
  * (runs deferred task work, flushes overflowed completions) without
  * waiting; the next reap or peek sees them */
@@ -790,6 +824,7 @@ PyMethodDef pu_wait_methods[] = {
      METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_submit_and_wait_min_timeout},
     {"peek_cqe", (PyCFunction)Ring_peek_cqe, METH_NOARGS, PU_DOC_IoUring_peek_cqe},
     {"get_events", (PyCFunction)Ring_get_events, METH_NOARGS, PU_DOC_IoUring_get_events},
+    {"set_iowait", (PyCFunction)Ring_set_iowait, METH_O, PU_DOC_IoUring_set_iowait},
     {"cqe_seen", (PyCFunction)Ring_cqe_seen, METH_O, PU_DOC_IoUring_cqe_seen},
     {"peek_batch_cqe", (PyCFunction)Ring_peek_batch_cqe, METH_O,
      PU_DOC_IoUring_peek_batch_cqe},
