@@ -3,6 +3,7 @@ unregister_napi(), register_clock(), set_iowait(), sqring_wait(),
 register_sync_cancel(), register_sync_msg(), register_query()."""
 
 import errno
+import os
 import threading
 import time
 
@@ -128,7 +129,7 @@ def test_sync_cancel_by_user_data_and_by_sqe(ring):
 
 
 def test_sync_cancel_any_all_fd_and_opcode(ring):
-    r, w = __import__("os").pipe()
+    r, w = os.pipe()
     try:
         for i in range(3):
             prep(ring, "timeout", 60, tag=i)
@@ -145,8 +146,8 @@ def test_sync_cancel_any_all_fd_and_opcode(ring):
         assert n == 3
         assert sorted(c.get_data() for c in wait_n(ring, 3)) == [0, 1, 2]
     finally:
-        __import__("os").close(r)
-        __import__("os").close(w)
+        os.close(r)
+        os.close(w)
 
 
 def test_sync_cancel_errors(ring):
@@ -194,14 +195,14 @@ def test_sync_msg_posts_to_the_target_ring(ring):
 def test_sync_msg_refuses_the_library_s_user_data_and_bad_targets(ring):
     with pytest.raises(OverflowError, match="this library"):
         ring.register_sync_msg(ring.fileno(), 1, 1 << 63)
-    r, w = __import__("os").pipe()
+    r, w = os.pipe()
     try:
         with pytest.raises(OSError) as ei:
             ring.register_sync_msg(r, 1, 1)
         assert ei.value.errno in (errno.EBADFD, errno.EBADF)
     finally:
-        __import__("os").close(r)
-        __import__("os").close(w)
+        os.close(r)
+        os.close(w)
     with pytest.raises(ValueError, match="flags"):
         ring.register_sync_msg(ring.fileno(), 1, 1, 1)
     assert ring.peek_cqe() is None
