@@ -324,11 +324,17 @@ pu_ring_flush(RingObject *r, unsigned wait_nr)
     pu_mark_submitted(r);
     for (;;) {
         int split = wait_nr > 0 && submit_may_complete(r), fell_short = 0;
+        int by_index = 0;
         unsigned long sq_prev, cq_prev = 0;
 
         sq_prev = pu_side_take(&r->sq_owner);
         if (wait_nr > 0)
             cq_prev = pu_side_take(&r->cq_owner);
+        /* both sides held, neither by another call: nobody else is in
+         * liburing on this ring, so it may enter by the registered index
+         * (core/enter_fd.c) */
+        if (wait_nr > 0 && sq_prev == 0 && cq_prev == 0)
+            by_index = pu_enter_by_index(r);
         Py_BEGIN_ALLOW_THREADS
         if (split) {
             /* As C does with io_uring_submit() and io_uring_wait_cqe():
@@ -347,6 +353,7 @@ pu_ring_flush(RingObject *r, unsigned wait_nr)
                           : io_uring_submit(&r->ring);
         }
         Py_END_ALLOW_THREADS
+        pu_enter_by_fd(r, by_index);
         if (wait_nr > 0)
             pu_side_put(&r->cq_owner, cq_prev);
         pu_side_put(&r->sq_owner, sq_prev);
@@ -441,6 +448,47 @@ Ring_submit_and_wait(RingObject *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 
+/* sqring_wait(): io_uring_sqring_wait(): on an IORING_SETUP_SQPOLL ring
+ * whose SQ is full, wait (the GIL released) until the kernel thread has
+ * taken entries and get_sqe() can hand out one again; at once when there
+ * is room, or on any other ring (liburing returns 0 there too) */
+static PyObject *
+Ring_sqring_wait(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    int ret;
+
+    if (pu_ring_check_sq(self) < 0)
+        return NULL;
+    if (!(self->ring.flags & IORING_SETUP_SQPOLL))
+        Py_RETURN_NONE;
+    pu_call_enter(self);
+    for (;;) {
+        unsigned long sq_prev;
+
+        if (io_uring_sq_space_left(&self->ring) > 0)
+            break;
+        /* as liburing's: the kernel waits on the entries submitted; those
+         * queued and not submitted it does not see (submit() them) */
+        sq_prev = pu_side_take(&self->sq_owner);
+        Py_BEGIN_ALLOW_THREADS
+        ret = io_uring_sqring_wait(&self->ring);
+        Py_END_ALLOW_THREADS
+        pu_side_put(&self->sq_owner, sq_prev);
+        if (ret == -EINTR) {
+            if (PyErr_CheckSignals() < 0 || pu_still_usable(self) < 0)
+                return pu_call_return(self, NULL);
+            continue;
+        }
+        if (ret < 0) {
+            pu_err_errno(-ret);
+            return pu_call_return(self, NULL);
+        }
+        break;
+    }
+    Py_INCREF(Py_None);
+    return pu_call_return(self, Py_None);
+}
+
 /* IoUring's methods of the submission side (ring.c puts them in the type) */
 PyMethodDef pu_submit_methods[] = {
     {"get_sqe", (PyCFunction)Ring_get_sqe, METH_NOARGS, PU_DOC_IoUring_get_sqe},
@@ -449,5 +497,7 @@ PyMethodDef pu_submit_methods[] = {
      PU_DOC_IoUring_submit_and_get_events},
     {"submit_and_wait", (PyCFunction)(void (*)(void))Ring_submit_and_wait,
      METH_FASTCALL, PU_DOC_IoUring_submit_and_wait},
+    {"sqring_wait", (PyCFunction)Ring_sqring_wait, METH_NOARGS,
+     PU_DOC_IoUring_sqring_wait},
     {NULL, NULL, 0, NULL},
 };
