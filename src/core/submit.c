@@ -483,7 +483,11 @@ Ring_sqring_wait(RingObject *self, PyObject *Py_UNUSED(ignored))
             pu_err_errno(-ret);
             return pu_call_return(self, NULL);
         }
-        break;
+        /* the kernel also returns 0 with the SQ still full when the task
+         * has a signal pending (it checks signal_pending(), not -EINTR):
+         * look again, and run Python's handlers in between */
+        if (PyErr_CheckSignals() < 0 || pu_still_usable(self) < 0)
+            return pu_call_return(self, NULL);
     }
     Py_INCREF(Py_None);
     return pu_call_return(self, Py_None);
