@@ -118,8 +118,7 @@ class RingSelector(selectors._BaseSelectorImpl):
         elif timeout <= 0:
             ring.submit()
         else:
-            ring.submit()
-            ring.wait_cqe_nr(1, timeout)
+            ring.submit_and_wait_timeout(1, timeout)
         ready = []
         while True:
             batch = ring.reap(self._entries)
