@@ -368,6 +368,12 @@ pu_ring_flush(RingObject *r, unsigned wait_nr)
             if (pu_still_usable(r) < 0)
                 return -1;
             wait_nr = 0;   /* the entries went in; the caller may wait again */
+            /* the handlers ran Python code, which may have let another
+             * thread start a submit: it holds the SQ side now and flushes
+             * what is left; taking the side again would put two threads in
+             * liburing's SQ at once */
+            if (r->sq_owner != 0)
+                return total;
             continue;
         }
         if (ret < 0)
@@ -474,19 +480,15 @@ Ring_sqring_wait(RingObject *self, PyObject *Py_UNUSED(ignored))
         ret = io_uring_sqring_wait(&self->ring);
         Py_END_ALLOW_THREADS
         pu_side_put(&self->sq_owner, sq_prev);
-        if (ret == -EINTR) {
-            if (PyErr_CheckSignals() < 0 || pu_still_usable(self) < 0)
-                return pu_call_return(self, NULL);
-            continue;
-        }
-        if (ret < 0) {
+        if (ret < 0 && ret != -EINTR) {
             pu_err_errno(-ret);
             return pu_call_return(self, NULL);
         }
-        /* the kernel also returns 0 with the SQ still full when the task
-         * has a signal pending (it checks signal_pending(), not -EINTR):
-         * look again, and run Python's handlers in between */
-        if (PyErr_CheckSignals() < 0 || pu_still_usable(self) < 0)
+        /* interrupted, or 0 with the SQ still full (the kernel returns so
+         * when the task has a signal pending: it checks signal_pending(),
+         * not -EINTR): run Python's handlers and look again, unless they
+         * let another thread take the SQ side meanwhile */
+        if (PyErr_CheckSignals() < 0 || pu_ring_check_sq(self) < 0)
             return pu_call_return(self, NULL);
     }
     Py_INCREF(Py_None);

@@ -141,7 +141,10 @@ ring_wait_full(RingObject *r, Py_ssize_t want, double deadline, int in_kernel_cq
                 pu_note_idle_wait(r);
                 return -1;
             }
-            if (pu_still_usable(r) < 0)
+            /* the handlers ran Python code, which may have let another
+             * thread start a wait (or closed the ring): check the side as
+             * the call did before taking it again */
+            if (pu_ring_check_cq(r) < 0)
                 return -1;
             continue;
         }
