@@ -42,9 +42,10 @@
 
 /* ---- names the headers lack: opcodes and flags, upstream's numbers ---- */
 
-/* flags (macros upstream) some headers lack; not yet IORING_RECVSEND_BUNDLE,
- * which the module refuses: a bundle's completion spans several provided
- * buffers, and reaping takes one per completion */
+/* flags (macros upstream) some headers lack */
+#ifndef IORING_RECVSEND_BUNDLE
+#define IORING_RECVSEND_BUNDLE (1U << 4)
+#endif
 #ifndef IORING_MSG_RING_FLAGS_PASS
 #define IORING_MSG_RING_FLAGS_PASS (1U << 1)
 #endif
