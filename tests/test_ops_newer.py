@@ -5,12 +5,16 @@ running kernel lacks is skipped with the reason."""
 
 import errno
 import os
+import shutil
 import socket
+import subprocess
 
 import pytest
 
-from op_helpers import finish_zc
-from uring_helpers import WAIT, need, prep, wait_one
+from py_io_uring import IORING_CQE_F_MORE, IORING_CQE_F_NOTIF, IOSQE_FIXED_FILE
+
+from op_helpers import finish_zc, recv_all
+from uring_helpers import WAIT, assert_fails, need, prep, run_op, wait_one
 
 
 # --------------------------------------------------------------------------
@@ -93,3 +97,176 @@ def test_send_set_addr_bad_address(ring, udp_pair):
     # the entry is still the plain send, which now has no address
     ring.submit()
     assert wait_one(ring).res() == -errno.EDESTADDRREQ
+
+
+# --------------------------------------------------------------------------
+# sendmsg_zc_fixed
+
+
+def test_sendmsg_zc_fixed_from_registered_buffer(ring, tcp_pair):
+    need(ring, "sendmsg_zc_fixed")
+    client, server = tcp_pair
+    reg = bytearray(b"....first|second|third....")
+    ring.register_buffers([bytearray(16), reg])
+    mv = memoryview(reg)
+    try:
+        prep(ring, "sendmsg_zc_fixed", client, [mv[4:10], mv[10:17], mv[17:22]], buf_index=1)
+        ring.submit()
+        finish_zc(ring, 18)
+        assert recv_all(server, 18) == b"first|second|third"
+    finally:
+        mv.release()
+        ring.unregister_buffers()
+
+
+def test_sendmsg_zc_fixed_outside_registered_buffer_is_efault(ring, tcp_pair):
+    need(ring, "sendmsg_zc_fixed")
+    client, _ = tcp_pair
+    ring.register_buffers([bytearray(64)])
+    try:
+        prep(ring, "sendmsg_zc_fixed", client, [bytearray(b"not registered")], buf_index=0)
+        ring.submit()
+        first = wait_one(ring)
+        assert_fails(first, errno.EFAULT)
+        if first.flags() & IORING_CQE_F_MORE:
+            assert wait_one(ring).flags() & IORING_CQE_F_NOTIF
+    finally:
+        ring.unregister_buffers()
+
+
+def test_sendmsg_zc_fixed_sets_the_fixed_buf_flag(ring, tcp_pair):
+    # the same iovec without a registered buffer is a plain sendmsg_zc, so
+    # the EFAULT above comes from IORING_RECVSEND_FIXED_BUF, not the socket
+    need(ring, "sendmsg_zc")
+    client, server = tcp_pair
+    prep(ring, "sendmsg_zc", client, [bytearray(b"not registered")])
+    ring.submit()
+    finish_zc(ring, 14)
+    assert recv_all(server, 14) == b"not registered"
+
+
+# --------------------------------------------------------------------------
+# pipe_direct
+
+
+def test_pipe_direct_into_chosen_slots(ring):
+    need(ring, "pipe_direct", "write", "read")
+    ring.register_files_sparse(8)
+    _, cqe = run_op(ring, "pipe_direct", 0, 3)
+    assert cqe.res() == 0
+    assert cqe.getresult() == (3, 4)
+    sqe = prep(ring, "write", 4, b"through slots")
+    sqe.set_flags(IOSQE_FIXED_FILE)
+    ring.submit()
+    assert wait_one(ring).res() == 13
+    sqe = prep(ring, "read", 3, 64)
+    sqe.set_flags(IOSQE_FIXED_FILE)
+    ring.submit()
+    assert wait_one(ring).getresult() == b"through slots"
+    ring.unregister_files()
+
+
+def test_pipe_direct_allocates_slots(ring):
+    need(ring, "pipe_direct")
+    ring.register_files_sparse(4)
+    run_op(ring, "pipe_direct")  # slots 0 and 1
+    _, cqe = run_op(ring, "pipe_direct", os.O_NONBLOCK)
+    assert cqe.getresult() == (2, 3)
+    _, cqe = run_op(ring, "pipe_direct")  # the table is full
+    assert_fails(cqe, errno.ENFILE)
+    ring.unregister_files()
+
+
+def test_pipe_direct_errors(ring):
+    need(ring, "pipe_direct")
+    _, cqe = run_op(ring, "pipe_direct", 0, 0)  # no registered file table
+    assert_fails(cqe, errno.ENXIO)
+    ring.register_files_sparse(4)
+    _, cqe = run_op(ring, "pipe_direct", 0, 3)  # the write end would be slot 4
+    assert_fails(cqe, errno.EINVAL)
+    # Linux 6.18: O_CLOEXEC means nothing in a slot and is refused
+    _, cqe = run_op(ring, "pipe_direct", os.O_CLOEXEC)
+    assert_fails(cqe, errno.EINVAL)
+    ring.unregister_files()
+
+
+# --------------------------------------------------------------------------
+# socket and block uring_cmds
+
+
+def test_cmd_getsockname(ring, tcp_pair):
+    need(ring, "cmd_getsockname")
+    client, _ = tcp_pair
+    _, cqe = run_op(ring, "cmd_getsockname", client)
+    if cqe.res() == -errno.EOPNOTSUPP:
+        pytest.skip("SOCKET_URING_OP_GETSOCKNAME: EOPNOTSUPP on this kernel (Linux 6.19+)")
+    assert cqe.getresult() == client.getsockname()
+    _, cqe = run_op(ring, "cmd_getsockname", client, 1)
+    assert cqe.getresult() == client.getpeername()
+
+
+def test_cmd_getsockname_peer_must_be_0_or_1(ring, tcp_pair):
+    client, _ = tcp_pair
+    sqe = ring.get_sqe()
+    with pytest.raises(ValueError, match=r"prep_cmd_getsockname\(\): peer must be 0 or 1"):
+        sqe.prep_cmd_getsockname(client, 2)
+
+
+@pytest.fixture
+def loop_device(tmp_path):
+    """A loop device over a sparse file of 1 MiB whose bytes are all 0x5a:
+    (device path, backing file path).  Skips without root or losetup."""
+    if os.geteuid() != 0 or shutil.which("losetup") is None:
+        pytest.skip("a loop device needs root and losetup")
+    img = tmp_path / "disk.img"
+    img.write_bytes(b"\x5a" * (1 << 20))
+    p = subprocess.run(["losetup", "-f", "--show", str(img)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True)
+    if p.returncode != 0:
+        pytest.skip("losetup failed: %s" % p.stderr.strip())
+    dev = p.stdout.strip()
+    try:
+        yield dev, img
+    finally:
+        subprocess.run(["losetup", "-d", dev], check=False)
+
+
+def test_cmd_discard_zeroes_a_loop_device_range(ring, loop_device):
+    need(ring, "cmd_discard")
+    dev, img = loop_device
+    fd = os.open(dev, os.O_RDWR)
+    try:
+        _, cqe = run_op(ring, "cmd_discard", fd, 4096, 8192)
+        if cqe.res() == -errno.EOPNOTSUPP:
+            pytest.skip("BLOCK_URING_CMD_DISCARD: EOPNOTSUPP on this kernel")
+        assert cqe.res() == 0
+        data = os.pread(fd, 16384, 0)
+    finally:
+        os.close(fd)
+    assert data[:4096] == b"\x5a" * 4096
+    assert data[4096:12288] == bytes(8192)
+    assert data[12288:] == b"\x5a" * 4096
+    with open(str(img), "rb") as f:  # the loop driver punched a hole
+        back = f.read(16384)
+    assert back == data
+
+
+def test_cmd_discard_unaligned_is_einval(ring, loop_device):
+    need(ring, "cmd_discard")
+    dev, _ = loop_device
+    fd = os.open(dev, os.O_RDWR)
+    try:
+        _, cqe = run_op(ring, "cmd_discard", fd, 100, 4096)
+    finally:
+        os.close(fd)
+    assert_fails(cqe, errno.EINVAL)
+
+
+def test_cmd_discard_on_a_regular_file_fails(ring, tmp_file):
+    need(ring, "cmd_discard")
+    fd = os.open(tmp_file, os.O_RDWR)
+    try:
+        _, cqe = run_op(ring, "cmd_discard", fd, 0, 4096)
+    finally:
+        os.close(fd)
+    assert cqe.res() == -errno.EOPNOTSUPP

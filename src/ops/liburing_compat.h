@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>     /* _IO, for BLOCK_URING_CMD_DISCARD */
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -334,6 +335,69 @@ io_uring_prep_pipe(struct io_uring_sqe *sqe, int *fds, int pipe_flags)
 {
     io_uring_prep_rw(IORING_OP_PIPE, sqe, 0, fds, 0, 0);
     sqe->rw_flags = pipe_flags;                 /* pipe_flags */
+}
+
+/* upstream's: the slot goes in file_index, stored + 1, with
+ * IORING_FILE_INDEX_ALLOC as itself */
+static inline void
+io_uring_prep_pipe_direct(struct io_uring_sqe *sqe, int *fds, int pipe_flags,
+                          unsigned int file_index)
+{
+    io_uring_prep_pipe(sqe, fds, pipe_flags);
+    if (file_index == IORING_FILE_INDEX_ALLOC)
+        file_index--;
+    sqe->file_index = file_index + 1;
+}
+#endif
+
+/* ---- 2.8: the block device uring_cmd ---- */
+
+#ifndef BLOCK_URING_CMD_DISCARD
+#define BLOCK_URING_CMD_DISCARD _IO(0x12, 0)
+#endif
+#if !PU_LIBURING_AT_LEAST(2, 8)
+static inline void
+io_uring_prep_cmd_discard(struct io_uring_sqe *sqe, int fd, uint64_t offset,
+                          uint64_t nbytes)
+{
+    io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
+    sqe->cmd_op = BLOCK_URING_CMD_DISCARD;
+    sqe->addr = offset;
+    sqe->addr3 = nbytes;
+}
+#endif
+
+/* ---- 2.10 (with readv_fixed) ---- */
+
+#if !PU_LIBURING_AT_LEAST(2, 10)
+static inline void
+io_uring_prep_sendmsg_zc_fixed(struct io_uring_sqe *sqe, int fd,
+                               const struct msghdr *msg, unsigned flags,
+                               unsigned buf_index)
+{
+    io_uring_prep_sendmsg_zc(sqe, fd, msg, flags);
+    sqe->ioprio |= IORING_RECVSEND_FIXED_BUF;
+    sqe->buf_index = (__u16)buf_index;
+}
+#endif
+
+/* ---- 2.13 ---- */
+
+#if !PU_LIBURING_AT_LEAST(2, 13)
+#define SOCKET_URING_OP_TX_TIMESTAMP 4
+#define SOCKET_URING_OP_GETSOCKNAME 5
+/* addr: the sockaddr written, addr3: its length (in and out), optlen
+ * (file_index): 1 for the peer's */
+static inline void
+io_uring_prep_cmd_getsockname(struct io_uring_sqe *sqe, int fd,
+                              struct sockaddr *sockaddr, socklen_t *sockaddr_len,
+                              int peer)
+{
+    io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
+    sqe->cmd_op = SOCKET_URING_OP_GETSOCKNAME;
+    sqe->addr = (__u64)(uintptr_t)sockaddr;
+    sqe->addr3 = (__u64)(uintptr_t)sockaddr_len;
+    sqe->file_index = (__u32)peer;
 }
 #endif
 

@@ -382,3 +382,11 @@ pu_result_waitid(CqeObject *q)
     Py_DECREF(type);
     return res;
 }
+
+/* ---- cmd_getsockname: the address, as socket.getsockname() gives it ---- */
+
+PyObject *
+pu_result_sockname(CqeObject *q)
+{
+    return pu_sockaddr_to_python((struct sockaddr *)&q->sqe->addr, q->sqe->peerlen);
+}

@@ -48,5 +48,6 @@ PyObject *pu_result_statx(CqeObject *q);
 PyObject *pu_result_pipe(CqeObject *q);
 PyObject *pu_result_epoll_wait(CqeObject *q);
 PyObject *pu_result_waitid(CqeObject *q);
+PyObject *pu_result_sockname(CqeObject *q);
 
 #endif
