@@ -401,4 +401,54 @@ io_uring_prep_cmd_getsockname(struct io_uring_sqe *sqe, int fd,
 }
 #endif
 
+/* ---- buffer rings: kernel-mapped (2.5), status (2.6), incremental (2.8) ---- */
+
+#ifndef IORING_OFF_PBUF_RING
+#define IORING_OFF_PBUF_RING 0x80000000ULL
+#define IORING_OFF_PBUF_SHIFT 16
+#endif
+#ifndef IORING_CQE_F_BUF_MORE
+#define IORING_CQE_F_BUF_MORE (1U << 4)
+#endif
+#if !PU_LIBURING_AT_LEAST(2, 4)
+/* 2.3 calls struct io_uring_buf_reg's flags `pad` */
+#define PU_BUF_REG_FLAGS(reg) ((reg).pad)
+#else
+#define PU_BUF_REG_FLAGS(reg) ((reg).flags)
+#endif
+#if !PU_LIBURING_AT_LEAST(2, 5)
+#define IOU_PBUF_RING_MMAP 1
+#endif
+#if !PU_LIBURING_AT_LEAST(2, 8)
+#define IOU_PBUF_RING_INC 2
+#endif
+#if !PU_LIBURING_AT_LEAST(2, 6)
+#include <errno.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#define IORING_REGISTER_PBUF_STATUS 26
+struct io_uring_buf_status {
+    __u32 buf_group;
+    __u32 head;
+    __u32 resv[8];
+};
+
+/* upstream's is in the library (2.6) */
+static inline int
+io_uring_buf_ring_head(struct io_uring *ring, int buf_group, uint16_t *head)
+{
+    struct io_uring_buf_status st;
+    long ret;
+
+    memset(&st, 0, sizeof(st));
+    st.buf_group = (__u32)buf_group;
+    ret = syscall(__NR_io_uring_register, ring->ring_fd,
+                  IORING_REGISTER_PBUF_STATUS, &st, 1);
+    if (ret < 0)
+        return -errno;
+    *head = (uint16_t)st.head;
+    return 0;
+}
+#endif
+
 #endif
