@@ -451,4 +451,15 @@ io_uring_buf_ring_head(struct io_uring *ring, int buf_group, uint16_t *head)
 }
 #endif
 
+/* ---- 2.7: send bundles ---- */
+
+#if !PU_LIBURING_AT_LEAST(2, 7)
+static inline void
+io_uring_prep_send_bundle(struct io_uring_sqe *sqe, int sockfd, size_t len, int flags)
+{
+    io_uring_prep_send(sqe, sockfd, NULL, len, flags);
+    sqe->ioprio |= IORING_RECVSEND_BUNDLE;
+}
+#endif
+
 #endif

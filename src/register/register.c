@@ -37,6 +37,13 @@ struct pu_bufring {
     uint16_t *next_bid;             /* per buffer: the one added after it */
     uint16_t last;                  /* the buffer added last */
     uint16_t bgid;
+    /* a send ring (setup_buf_ring(send=True)) starts empty: buf_ring_add()
+     * copies data into a free buffer and queues it; a completion that sent
+     * from it puts it back on the free list, not in the ring */
+    int send;
+    uint32_t *len;                  /* per buffer: bytes queued, 0 when free */
+    uint16_t *free_bids;            /* stack of free buffers */
+    unsigned nfree;
 };
 
 /* Each method below converts its arguments (fileno(), __index__, a
@@ -310,6 +317,8 @@ free_bufring(struct pu_bufring *b)
     free(b->bufs);
     PyMem_Free(b->off);
     PyMem_Free(b->next_bid);
+    PyMem_Free(b->len);
+    PyMem_Free(b->free_bids);
     PyMem_Free(b);
 }
 
@@ -325,15 +334,26 @@ bufring_add(struct pu_bufring *b, unsigned bid)
     b->off[bid] = 0;
 }
 
-static const char *const bufring_kw[] = {"bgid", "entries", "size", "flags", NULL};
-static const pu_argspec bufring_spec = {"setup_buf_ring", bufring_kw, 3, 4, 0};
+/* A buffer of a send ring was sent (or used up): it is free again. */
+static void
+bufring_free_send(struct pu_bufring *b, unsigned bid)
+{
+    if (b->len[bid] == 0)
+        return;   /* already free: never twice on the stack */
+    b->len[bid] = 0;
+    b->free_bids[b->nfree++] = (uint16_t)bid;
+}
+
+static const char *const bufring_kw[] = {"bgid", "entries", "size", "flags", "send", NULL};
+static const pu_argspec bufring_spec = {"setup_buf_ring", bufring_kw, 3, 5, 1};
 
 static PyObject *
 Ring_setup_buf_ring(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
                     PyObject *kwnames)
 {
-    PyObject *argv[4];
+    PyObject *argv[5];
     unsigned bgid, entries, size, flags = 0;
+    int send = 0;
     struct io_uring_buf_reg reg;
     struct pu_bufring *b;
     long page = sysconf(_SC_PAGESIZE);
@@ -348,8 +368,14 @@ Ring_setup_buf_ring(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
         (argv[3] != NULL &&
          pu_conv_bits(&bufring_spec, 3, argv[3], IOU_PBUF_RING_MMAP | IOU_PBUF_RING_INC,
                       "IOU_PBUF_RING_MMAP, IOU_PBUF_RING_INC", &flags) < 0) ||
+        (argv[4] != NULL && (send = PyObject_IsTrue(argv[4])) < 0) ||
         pu_ring_check(self) < 0)
         return NULL;
+    if (send && (flags & IOU_PBUF_RING_INC)) {
+        PyErr_SetString(PyExc_ValueError, "setup_buf_ring(): a send ring cannot "
+                        "be IOU_PBUF_RING_INC");
+        return NULL;
+    }
     if (bgid > 0xffff || entries == 0 || entries > 32768 ||
         (entries & (entries - 1)) != 0 || size == 0 || size > (1u << 30) ||
         (unsigned long long)entries * size > (1ull << 32)) {
@@ -367,7 +393,9 @@ Ring_setup_buf_ring(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
     ring_bytes = entries * sizeof(struct io_uring_buf);
     b->off = PyMem_Calloc(entries, sizeof(*b->off));
     b->next_bid = PyMem_Calloc(entries, sizeof(*b->next_bid));
-    if (b->off == NULL || b->next_bid == NULL ||
+    b->len = PyMem_Calloc(entries, sizeof(*b->len));
+    b->free_bids = PyMem_Calloc(entries, sizeof(*b->free_bids));
+    if (b->off == NULL || b->next_bid == NULL || b->len == NULL || b->free_bids == NULL ||
         (!(flags & IOU_PBUF_RING_MMAP) &&
          posix_memalign((void **)&b->br, (size_t)page, ring_bytes) != 0) ||
         (b->bufs = malloc((size_t)entries * size)) == NULL) {
@@ -380,6 +408,7 @@ Ring_setup_buf_ring(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
     b->entries = entries;
     b->size = size;
     b->flags = flags;
+    b->send = send;
     b->bgid = (uint16_t)bgid;
     memset(&reg, 0, sizeof(reg));
     /* IOU_PBUF_RING_MMAP: the kernel allocates the ring; it is mapped below */
@@ -407,6 +436,14 @@ Ring_setup_buf_ring(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
         b->ring_bytes = ring_bytes;
     }
     io_uring_buf_ring_init(b->br);
+    if (send) {
+        for (unsigned k = 0; k < entries; k++)   /* lowest id on top */
+            b->free_bids[k] = (uint16_t)(entries - 1 - k);
+        b->nfree = entries;
+        b->next = self->bufrings;
+        self->bufrings = b;
+        Py_RETURN_NONE;
+    }
     for (unsigned k = 0; k < entries; k++) {
         io_uring_buf_ring_add(b->br, b->bufs + (size_t)k * size, size, (unsigned short)k,
                               io_uring_buf_ring_mask(entries), (int)k);
@@ -417,6 +454,64 @@ Ring_setup_buf_ring(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
     b->next = self->bufrings;
     self->bufrings = b;
     Py_RETURN_NONE;
+}
+
+/* buf_ring_add(bgid, data): copy data into a free buffer of a send ring
+ * and queue it for the kernel (io_uring_buf_ring_add()); returns its id. */
+static PyObject *
+Ring_buf_ring_add(RingObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned long bgid;
+    Py_buffer view;
+    struct pu_bufring *b;
+    unsigned bid;
+
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "buf_ring_add() takes exactly 2 arguments "
+                     "(%zd given)", nargs);
+        return NULL;
+    }
+    bgid = PyLong_AsUnsignedLong(args[0]);
+    if (bgid == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    /* __buffer__ may run Python code: before the ring check */
+    if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (pu_ring_check(self) < 0)
+        goto fail;
+    if (bgid > 0xffff || (b = find_bufring(self, (unsigned)bgid)) == NULL) {
+        PyErr_Format(PyExc_ValueError, "buf_ring_add(): buffer group %lu has no ring",
+                     bgid);
+        goto fail;
+    }
+    if (!b->send) {
+        PyErr_Format(PyExc_ValueError, "buf_ring_add(): buffer group %lu is a receive "
+                     "ring (set it up with send=True)", bgid);
+        goto fail;
+    }
+    if (view.len == 0 || (size_t)view.len > b->size) {
+        PyErr_Format(PyExc_ValueError, "buf_ring_add(): data must be 1 to %u bytes, "
+                     "not %zd", b->size, view.len);
+        goto fail;
+    }
+    if (b->nfree == 0) {
+        PyErr_Format(PyExc_BlockingIOError, "buf_ring_add(): every buffer of group "
+                     "%lu is queued; reap the sends first", bgid);
+        goto fail;
+    }
+    bid = b->free_bids[--b->nfree];
+    memcpy(b->bufs + (size_t)bid * b->size, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    b->len[bid] = (uint32_t)view.len;
+    io_uring_buf_ring_add(b->br, b->bufs + (size_t)bid * b->size, (unsigned)b->len[bid],
+                          (unsigned short)bid, io_uring_buf_ring_mask(b->entries), 0);
+    io_uring_buf_ring_advance(b->br, 1);
+    b->next_bid[b->last] = (uint16_t)bid;
+    b->last = (uint16_t)bid;
+    return PyLong_FromUnsignedLong(bid);
+fail:
+    PyBuffer_Release(&view);
+    return NULL;
 }
 
 /* buf_ring_head(bgid): the kernel's head of the group's ring
@@ -532,6 +627,22 @@ pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags, int32_t res)
         return provided_take(r, bgid, bid, res);
     if (bid >= b->entries)
         return NULL;
+    if (b->send) {
+        /* res bytes went out from bid and the buffers queued after it; the
+         * kernel is done with each one it touched, a partly sent last one
+         * too (its rest is not sent: the count tells) */
+        left = res > 0 ? (size_t)res : 0;
+        for (unsigned n = 0; n < b->entries; n++) {
+            size_t take = b->len[bid];
+            unsigned next = b->next_bid[bid];
+            bufring_free_send(b, bid);
+            if (take >= left)
+                break;
+            left -= take;
+            bid = next;
+        }
+        return NULL;   /* the result is the count */
+    }
     left = total = res > 0 ? (size_t)res : 0;
     if (res >= 0) {
         /* at most the room of every buffer: never read past the ring */
@@ -995,6 +1106,8 @@ PyMethodDef pu_register_methods[] = {
      METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_setup_buf_ring},
     {"free_buf_ring", (PyCFunction)Ring_free_buf_ring, METH_O,
      PU_DOC_IoUring_free_buf_ring},
+    {"buf_ring_add", (PyCFunction)(void (*)(void))Ring_buf_ring_add, METH_FASTCALL,
+     PU_DOC_IoUring_buf_ring_add},
     {"buf_ring_head", (PyCFunction)Ring_buf_ring_head, METH_O,
      PU_DOC_IoUring_buf_ring_head},
     {"buf_ring_available", (PyCFunction)Ring_buf_ring_available, METH_O,

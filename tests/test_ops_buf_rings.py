@@ -21,7 +21,7 @@ from py_io_uring import (
     IOU_PBUF_RING_MMAP,
 )
 
-from op_helpers import cancel_multishot
+from op_helpers import cancel_multishot, recv_all
 from uring_helpers import need, prep, wait_one
 
 
@@ -279,3 +279,121 @@ def test_bundle_bit_is_refused_where_it_means_nothing(ring, unix_pair):
     sqe = ring.get_sqe()
     with pytest.raises(ValueError):
         sqe.prep_send(a, b"x", ioprio=IORING_RECVSEND_BUNDLE)
+
+
+# --------------------------------------------------------------------------
+# send rings and send bundles
+
+
+def _send_bundle(ring):
+    need(ring, "send_bundle")
+    _bundle(ring)
+
+
+def test_send_bundle_sends_every_queued_buffer(ring, tcp_pair):
+    _send_bundle(ring)
+    client, server = tcp_pair
+    ring.setup_buf_ring(5, 8, 32, send=True)
+    assert ring.buf_ring_available(5) == 0   # a send ring starts empty
+    assert [ring.buf_ring_add(5, m) for m in (b"one,", bytearray(b"two,"), memoryview(b"three"))] \
+        == [0, 1, 2]
+    assert ring.buf_ring_available(5) == 3
+    ring.prep_send_bundle(client, user_data="sb", buf_group=5)
+    ring.submit()
+    [cqe] = _until_final(ring)
+    assert cqe.get_data() == "sb"
+    assert cqe.res() == 13 and cqe.getresult() == 13
+    assert cqe.flags() & IORING_CQE_F_BUFFER
+    assert cqe.flags() >> IORING_CQE_BUFFER_SHIFT == 0   # the first buffer sent
+    assert recv_all(server, 13) == b"one,two,three"
+    assert ring.buf_ring_available(5) == 0
+
+
+def test_send_bundle_many_rounds_byte_for_byte(ring, tcp_pair):
+    # buffers come back to the free list at each completion: many more
+    # buffers queued in all than the ring has
+    _send_bundle(ring)
+    client, server = tcp_pair
+    ring.setup_buf_ring(6, 4, 64, send=True)
+    sent = bytearray()
+    for i in range(50):
+        for j in range(1 + i % 4):
+            msg = bytes((i * 31 + j * 7 + k) % 256 for k in range(1 + (i * 13 + j) % 64))
+            ring.buf_ring_add(6, msg)
+            sent += msg
+        sqe = prep(ring, "send_bundle", client)
+        sqe.set_buf_group(6)
+        ring.submit()
+        assert all(c.res() > 0 for c in _until_final(ring))
+        assert ring.buf_ring_available(6) == 0, i
+    assert recv_all(server, len(sent)) == bytes(sent)
+
+
+def _until_final(ring):
+    """The completions of one operation, up to the one without
+    IORING_CQE_F_MORE."""
+    out = [wait_one(ring)]
+    while out[-1].flags() & IORING_CQE_F_MORE:
+        out.append(wait_one(ring))
+    return out
+
+
+def test_send_bundle_in_several_completions_frees_each_buffer(ring, tcp_pair):
+    # with a length, Linux 6.18 sends the first buffer, posts it with
+    # IORING_CQE_F_MORE and goes on with the rest: each completion names
+    # the first buffer it sent from, and every buffer comes back
+    _send_bundle(ring)
+    client, server = tcp_pair
+    ring.setup_buf_ring(5, 4, 32, send=True)
+    for m in (b"one,", b"two,", b"three"):
+        ring.buf_ring_add(5, m)
+    ring.prep_send_bundle(client, 6, user_data="sb", buf_group=5)
+    ring.submit()
+    cqes = _until_final(ring)
+    assert sum(c.res() for c in cqes) == 13
+    assert all(c.flags() & IORING_CQE_F_BUFFER for c in cqes)
+    assert recv_all(server, 13) == b"one,two,three"
+    assert ring.in_flight() == 0
+    assert ring.buf_ring_available(5) == 0
+    assert sorted(ring.buf_ring_add(5, b"z") for _ in range(4)) == [0, 1, 2, 3]
+    with pytest.raises(BlockingIOError, match="every buffer of group 5 is queued"):
+        ring.buf_ring_add(5, b"full")
+    ring.prep_send_bundle(client, user_data="sb", buf_group=5)
+    ring.submit()
+    assert sum(c.res() for c in _until_final(ring)) == 4
+    assert recv_all(server, 4) == b"zzzz"
+
+
+def test_send_ring_errors(ring):
+    ring.setup_buf_ring(1, 4, 16)
+    ring.setup_buf_ring(2, 4, 16, send=True)
+    with pytest.raises(ValueError, match=r"buf_ring_add\(\): buffer group 1 is a receive ring"):
+        ring.buf_ring_add(1, b"x")
+    with pytest.raises(ValueError, match=r"buf_ring_add\(\): buffer group 3 has no ring"):
+        ring.buf_ring_add(3, b"x")
+    with pytest.raises(ValueError, match="data must be 1 to 16 bytes, not 17"):
+        ring.buf_ring_add(2, b"x" * 17)
+    with pytest.raises(ValueError, match="data must be 1 to 16 bytes, not 0"):
+        ring.buf_ring_add(2, b"")
+    with pytest.raises(TypeError):
+        ring.buf_ring_add(2, "text")
+    with pytest.raises(TypeError):
+        ring.buf_ring_add(2)
+    with pytest.raises(ValueError, match="a send ring cannot be IOU_PBUF_RING_INC"):
+        ring.setup_buf_ring(4, 4, 16, IOU_PBUF_RING_INC, send=True)
+    assert ring.buf_ring_available(2) == 0   # nothing was queued by the failures
+
+
+def test_send_ring_data_is_copied(ring, tcp_pair):
+    # buf_ring_add copies: changing the object afterwards changes nothing sent
+    _send_bundle(ring)
+    client, server = tcp_pair
+    ring.setup_buf_ring(5, 4, 16, send=True)
+    data = bytearray(b"original")
+    ring.buf_ring_add(5, data)
+    data[:] = b"XXXXXXXX"
+    del data
+    ring.prep_send_bundle(client, buf_group=5)
+    ring.submit()
+    assert sum(c.res() for c in _until_final(ring)) == 8
+    assert recv_all(server, 8) == b"original"
