@@ -8,12 +8,14 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 
 import pytest
 
+import py_io_uring
 from py_io_uring import IORING_CQE_F_MORE, IORING_CQE_F_NOTIF, IOSQE_FIXED_FILE
 
-from op_helpers import finish_zc, recv_all
+from op_helpers import cancel_multishot, finish_zc, recv_all
 from uring_helpers import WAIT, assert_fails, need, prep, run_op, wait_one
 
 
@@ -270,3 +272,138 @@ def test_cmd_discard_on_a_regular_file_fails(ring, tmp_file):
     finally:
         os.close(fd)
     assert cqe.res() == -errno.EOPNOTSUPP
+
+
+# --------------------------------------------------------------------------
+# big entries: IORING_SETUP_SQE128 and IORING_SETUP_CQE32
+
+SO_TIMESTAMPING = getattr(socket, "SO_TIMESTAMPING", 37)
+SOF_TIMESTAMPING_TX_SOFTWARE = 1 << 1
+SOF_TIMESTAMPING_SOFTWARE = 1 << 4
+SOF_TIMESTAMPING_OPT_ID = 1 << 7
+SOF_TIMESTAMPING_OPT_TSONLY = 1 << 11
+SCM_TSTAMP_SND = 0
+
+
+@pytest.fixture
+def big_ring():
+    r = py_io_uring.IoUring(16, py_io_uring.IORING_SETUP_SQE128 | py_io_uring.IORING_SETUP_CQE32)
+    try:
+        yield r
+    finally:
+        r.queue_exit()
+
+
+def test_big_cqe_is_none_on_a_plain_ring(ring):
+    _, cqe = run_op(ring, "nop")
+    assert cqe.big_cqe() is None
+
+
+def test_big_cqe_of_a_nop_on_a_cqe32_ring_is_zero(big_ring):
+    _, cqe = run_op(big_ring, "nop")
+    assert cqe.res() == 0
+    assert cqe.big_cqe() == (0, 0)
+
+
+def test_cmd_tx_timestamp_on_loopback(big_ring, udp_pair):
+    need(big_ring, "cmd_tx_timestamp")
+    a, b = udp_pair
+    a.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING,
+                 SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE
+                 | SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY)
+    sqe = prep(big_ring, "cmd_tx_timestamp", a, tag="ts")
+    big_ring.submit()
+    before = time.time()
+    for i in range(3):
+        a.sendto(b"packet %d" % i, b.getsockname())
+    after = time.time()
+    for key in range(3):
+        cqe = wait_one(big_ring)
+        if cqe.res() == -errno.EOPNOTSUPP:
+            pytest.skip("SOCKET_URING_OP_TX_TIMESTAMP: EOPNOTSUPP on this kernel")
+        assert cqe.get_data() == "ts"
+        assert cqe.flags() & IORING_CQE_F_MORE
+        k, tstype, hw, sec, nsec = cqe.getresult()
+        assert (k, tstype, hw) == (key, SCM_TSTAMP_SND, False)
+        assert cqe.big_cqe() == (sec, nsec)   # the time is the entry's second half
+        assert 0 <= nsec < 10**9
+        assert before - 1 <= sec + nsec * 1e-9 <= after + 1
+    cancel_multishot(big_ring, sqe)
+
+
+def test_cmd_tx_timestamp_needs_cqe32(ring, udp_pair):
+    need(ring, "cmd_tx_timestamp")
+    a, _ = udp_pair
+    _, cqe = run_op(ring, "cmd_tx_timestamp", a)
+    assert_fails(cqe, errno.EINVAL)
+    assert cqe.big_cqe() is None
+
+
+def test_cmd_tx_timestamp_left_to_teardown(udp_pair):
+    # in flight when the ring closes: the teardown cancels it
+    r = py_io_uring.IoUring(8, py_io_uring.IORING_SETUP_CQE32)
+    need(r, "cmd_tx_timestamp")
+    prep(r, "cmd_tx_timestamp", udp_pair[0])
+    r.submit()
+    t = time.monotonic()
+    r.queue_exit()
+    assert time.monotonic() - t < 5
+
+
+@pytest.mark.parametrize("flags", [0, "big"])
+def test_uring_cmd_siocinq(ring, big_ring, tcp_pair, flags):
+    need(ring, "uring_cmd")
+    r = big_ring if flags == "big" else ring
+    a, b = tcp_pair
+    a.sendall(b"12345")
+    for _ in range(100):   # until the bytes are in b's queue
+        _, cqe = run_op(r, "uring_cmd", py_io_uring.SOCKET_URING_OP_SIOCINQ, b)
+        if cqe.res() != 0:
+            break
+        time.sleep(0.01)
+    assert cqe.res() == 5
+    assert cqe.big_cqe() == (None if r is ring else (0, 0))
+    _, cqe = run_op(r, "uring_cmd", py_io_uring.SOCKET_URING_OP_SIOCOUTQ, a)
+    assert cqe.res() == 0
+
+
+def test_uring_cmd_unknown_command(ring, tcp_pair, rfd):
+    need(ring, "uring_cmd")
+    _, cqe = run_op(ring, "uring_cmd", 0x7777, tcp_pair[0])
+    assert_fails(cqe, errno.EOPNOTSUPP)
+    _, cqe = run_op(ring, "uring_cmd", 0, rfd)   # a regular file has no uring_cmd
+    assert_fails(cqe, errno.EOPNOTSUPP)
+
+
+def test_get_sqe128(big_ring, ring):
+    sqe = big_ring.get_sqe128()
+    sqe.prep_nop()
+    sqe.set_data("big")
+    big_ring.submit()
+    assert wait_one(big_ring).get_data() == "big"
+    with pytest.raises(ValueError, match=r"get_sqe128\(\): .*IORING_SETUP_SQE128"):
+        ring.get_sqe128()
+    assert ring.sq_ready() == 0
+    ring.queue_exit()
+    with pytest.raises(ValueError):
+        ring.get_sqe128()
+
+
+@pytest.mark.parametrize("op, args", [("nop128", ()), ("uring_cmd128", (0, 0))])
+def test_128_byte_ops(big_ring, ring, unix_pair, op, args):
+    args = tuple(unix_pair[0] if i == 1 else a for i, a in enumerate(args))
+    if op not in big_ring.probe():
+        # Linux 6.18 has neither (they came with IORING_SETUP_SQE_MIXED)
+        with pytest.raises(OSError, match=r"prep_%s\(\): this kernel does not support" % op) as e:
+            getattr(big_ring.get_sqe128(), "prep_" + op)(*args)
+        assert e.value.errno == errno.EOPNOTSUPP
+        big_ring.submit()
+        wait_one(big_ring)
+        return
+    with pytest.raises(ValueError, match=r"prep_%s\(\): this ring's entries are 64 bytes" % op):
+        getattr(ring.get_sqe(), "prep_" + op)(*args)
+    sqe = big_ring.get_sqe128()
+    getattr(sqe, "prep_" + op)(*args)
+    big_ring.submit()
+    cqe = wait_one(big_ring)
+    assert cqe.res() == 0 if op == "nop128" else cqe.res() >= 0

@@ -462,4 +462,41 @@ io_uring_prep_send_bundle(struct io_uring_sqe *sqe, int sockfd, size_t len, int 
 }
 #endif
 
+/* ---- 2.13: uring_cmd helpers, 128-byte operations; TX timestamps ---- */
+
+#ifndef IORING_TIMESTAMP_HW_SHIFT
+#define IORING_TIMESTAMP_HW_SHIFT 16
+#define IORING_TIMESTAMP_TYPE_SHIFT (IORING_TIMESTAMP_HW_SHIFT + 1)
+#define IORING_CQE_F_TSTAMP_HW ((__u32)1 << IORING_TIMESTAMP_HW_SHIFT)
+#endif
+#if !PU_LIBURING_AT_LEAST(2, 13)
+#define IORING_OP_NOP128 63
+#define IORING_OP_URING_CMD128 64
+
+static inline void
+pu_compat_prep_uring_cmd(struct io_uring_sqe *sqe, int op, __u32 cmd_op, int fd)
+{
+    io_uring_prep_rw(op, sqe, fd, NULL, 0, 0);
+    sqe->cmd_op = cmd_op;
+}
+
+static inline void
+io_uring_prep_uring_cmd(struct io_uring_sqe *sqe, int cmd_op, int fd)
+{
+    pu_compat_prep_uring_cmd(sqe, IORING_OP_URING_CMD, (__u32)cmd_op, fd);
+}
+
+static inline void
+io_uring_prep_uring_cmd128(struct io_uring_sqe *sqe, int cmd_op, int fd)
+{
+    pu_compat_prep_uring_cmd(sqe, IORING_OP_URING_CMD128, (__u32)cmd_op, fd);
+}
+
+static inline void
+io_uring_prep_nop128(struct io_uring_sqe *sqe)
+{
+    io_uring_prep_rw(IORING_OP_NOP128, sqe, -1, NULL, 0, 0);
+}
+#endif
+
 #endif
