@@ -58,7 +58,8 @@ def _drain(ring, armed, sock, bgid, got, want, ioprio=0):
             data = cqe.getresult()
             assert len(data) == cqe.res() > 0
             got += data
-            spans += cqe.res() > 16
+            spans += cqe.buf_count() > 1
+            assert cqe.buf_count() >= 1
         if not cqe.flags() & IORING_CQE_F_MORE:
             armed[0] = _recv_stream(ring, sock, bgid, ioprio)
     return spans
@@ -80,6 +81,7 @@ def test_inc_ring_small_receives_share_a_buffer(ring, unix_pair):
         assert cqe.flags() & IORING_CQE_F_BUFFER
         # the kernel keeps the partly used buffer and goes on in it
         assert cqe.flags() & IORING_CQE_F_BUF_MORE, hex(cqe.flags())
+        assert cqe.buf_count() == 1
         got.append(cqe.flags() >> IORING_CQE_BUFFER_SHIFT)
     assert got == [got[0]] * 3
     # 21 bytes used: 43 fill the buffer, which then comes back (no BUF_MORE)
@@ -124,6 +126,7 @@ def test_plain_ring_never_sets_buf_more(ring, unix_pair):
         cqe = wait_one(ring)
         assert cqe.getresult() == msg
         assert not cqe.flags() & IORING_CQE_F_BUF_MORE
+        assert cqe.buf_count() == 1
         ids.add(cqe.flags() >> IORING_CQE_BUFFER_SHIFT)
     assert len(ids) == 3   # one buffer per receive
     cancel_multishot(ring, sqe)
@@ -232,6 +235,7 @@ def test_recv_bundle_takes_several_buffers(ring, unix_pair):
     ring.submit()
     cqe = wait_one(ring)
     assert cqe.res() > 16   # more than one buffer's worth in one completion
+    assert cqe.buf_count() == (cqe.res() + 15) // 16
     data = cqe.getresult()
     assert len(data) == cqe.res()
     assert data == b"".join(msgs)[:cqe.res()]
@@ -303,6 +307,7 @@ def test_send_bundle_sends_every_queued_buffer(ring, tcp_pair):
     [cqe] = _until_final(ring)
     assert cqe.get_data() == "sb"
     assert cqe.res() == 13 and cqe.getresult() == 13
+    assert cqe.buf_count() == 3
     assert cqe.flags() & IORING_CQE_F_BUFFER
     assert cqe.flags() >> IORING_CQE_BUFFER_SHIFT == 0   # the first buffer sent
     assert recv_all(server, 13) == b"one,two,three"
@@ -351,6 +356,7 @@ def test_send_bundle_in_several_completions_frees_each_buffer(ring, tcp_pair):
     ring.submit()
     cqes = _until_final(ring)
     assert sum(c.res() for c in cqes) == 13
+    assert sum(c.buf_count() for c in cqes) == 3
     assert all(c.flags() & IORING_CQE_F_BUFFER for c in cqes)
     assert recv_all(server, 13) == b"one,two,three"
     assert ring.in_flight() == 0

@@ -297,6 +297,7 @@ def big_ring():
 def test_big_cqe_is_none_on_a_plain_ring(ring):
     _, cqe = run_op(ring, "nop")
     assert cqe.big_cqe() is None
+    assert cqe.buf_count() == 0
 
 
 def test_big_cqe_of_a_nop_on_a_cqe32_ring_is_zero(big_ring):

@@ -46,6 +46,12 @@ Cqe_user_data(CqeObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
+Cqe_buf_count(CqeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromUnsignedLong(self->nbufs);
+}
+
+static PyObject *
 Cqe_big_cqe(CqeObject *self, PyObject *Py_UNUSED(ignored))
 {
     if (!self->has_big)
@@ -140,6 +146,7 @@ static PyMethodDef Cqe_methods[] = {
     {"get_data", (PyCFunction)Cqe_get_data, METH_NOARGS, PU_DOC_Cqe_get_data},
     {"user_data", (PyCFunction)Cqe_user_data, METH_NOARGS, PU_DOC_Cqe_user_data},
     {"big_cqe", (PyCFunction)Cqe_big_cqe, METH_NOARGS, PU_DOC_Cqe_big_cqe},
+    {"buf_count", (PyCFunction)Cqe_buf_count, METH_NOARGS, PU_DOC_Cqe_buf_count},
     {"getresult", (PyCFunction)Cqe_getresult, METH_NOARGS,
      PU_DOC_Cqe_getresult},
     {"convert_address", (PyCFunction)Cqe_convert_address, METH_NOARGS,

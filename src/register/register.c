@@ -613,7 +613,8 @@ static PyObject *provided_take(RingObject *r, unsigned bgid, unsigned bid,
  * in it.  A failed op used up its buffer all the same (a read that fails,
  * EISDIR say, posts IORING_CQE_F_BUFFER): it goes back, with NULL. */
 PyObject *
-pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags, int32_t res)
+pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags, int32_t res,
+                uint16_t *nbufs)
 {
     struct pu_bufring *b = find_bufring(r, bgid);
     unsigned bid = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
@@ -623,6 +624,7 @@ pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags, int32_t res)
     PyObject *data = NULL;
     char *out = NULL;
 
+    *nbufs = 1;
     if (b == NULL)
         return provided_take(r, bgid, bid, res);
     if (bid >= b->entries)
@@ -640,6 +642,7 @@ pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags, int32_t res)
                 break;
             left -= take;
             bid = next;
+            ++*nbufs;
         }
         return NULL;   /* the result is the count */
     }
@@ -672,6 +675,7 @@ pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags, int32_t res)
         if (left == 0)
             break;
         bid = next;
+        ++*nbufs;
     }
     return data;
 }

@@ -10,7 +10,7 @@
 extern PyMethodDef pu_register_methods[];
 extern PyMethodDef pu_restrict_methods[];   /* restrict.c */
 PyObject *pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags,
-                          int32_t res);
+                          int32_t res, uint16_t *nbufs);
 void pu_release_registrations(RingObject *r);
 void pu_leak_registrations(RingObject *r);
 int pu_provided_describe(SqeObject *rec, int each, int nr, int bgid, int bid);
