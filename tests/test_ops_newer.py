@@ -62,6 +62,18 @@ def test_send_set_addr_address_is_kept_until_completion(ring, udp_pair):
     assert b.recvfrom(10)[0] == b"kept"
 
 
+def test_send_set_addr_resolves_a_host_name(ring, udp_pair):
+    # getaddrinfo() runs with the GIL released; the entry is checked again after
+    need(ring, "send")
+    a, b = udp_pair
+    sqe = prep(ring, "send", a, b"by name")
+    sqe.prep_send_set_addr(("localhost", b.getsockname()[1]))
+    ring.submit()
+    assert wait_one(ring).res() == 7
+    b.settimeout(WAIT)
+    assert b.recvfrom(10)[0] == b"by name"
+
+
 def test_send_zc_set_addr_udp(ring, udp_pair):
     need(ring, "send_zc")
     a, b = udp_pair

@@ -219,7 +219,10 @@ Sqe_prep_send_set_addr(SqeObject *self, PyObject *arg)
         return NULL;
     if (check_writable(self, "prep_send_set_addr") < 0)
         return NULL;
-    if (self->state != PU_PREPARED) {
+    /* another thread may have prepared it again meanwhile (a host name is
+     * resolved with the GIL released) */
+    if (self->state != PU_PREPARED || self->op == NULL ||
+        (self->op->opcode != IORING_OP_SEND && self->op->opcode != IORING_OP_SEND_ZC)) {
         PyErr_SetString(PyExc_ValueError, "prep_send_set_addr(): the Sqe was "
                         "prepared again while the address was converted");
         return NULL;
