@@ -14,6 +14,22 @@ Ring_get_sqe(RingObject *self, PyObject *Py_UNUSED(ignored))
     return (PyObject *)pu_ring_get_sqe(self);
 }
 
+/* get_sqe128(): liburing's io_uring_get_sqe128().  Every entry of an
+ * SQE128 ring is 128 bytes; mixed rings are refused at setup, so any other
+ * ring has none. */
+static PyObject *
+Ring_get_sqe128(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    if (!(self->ring.flags & IORING_SETUP_SQE128)) {
+        PyErr_SetString(PyExc_ValueError, "get_sqe128(): this ring's entries are "
+                        "64 bytes; set it up with IORING_SETUP_SQE128");
+        return NULL;
+    }
+    return (PyObject *)pu_ring_get_sqe(self);
+}
+
 /* A new record on the next SQE, as a NOP; a new reference. */
 SqeObject *
 pu_ring_get_sqe(RingObject *self)
@@ -498,6 +514,7 @@ Ring_sqring_wait(RingObject *self, PyObject *Py_UNUSED(ignored))
 /* IoUring's methods of the submission side (ring.c puts them in the type) */
 PyMethodDef pu_submit_methods[] = {
     {"get_sqe", (PyCFunction)Ring_get_sqe, METH_NOARGS, PU_DOC_IoUring_get_sqe},
+    {"get_sqe128", (PyCFunction)Ring_get_sqe128, METH_NOARGS, PU_DOC_IoUring_get_sqe128},
     {"submit", (PyCFunction)Ring_submit, METH_NOARGS, PU_DOC_IoUring_submit},
     {"submit_and_get_events", (PyCFunction)Ring_submit_and_get_events, METH_NOARGS,
      PU_DOC_IoUring_submit_and_get_events},
