@@ -131,6 +131,11 @@ def api_md(model: Model, liburing_api: List[Tuple[str, str]]) -> str:
     out.append("- `LIBURING_VERSION`: `(major, minor)` of the liburing headers the module was "
                "built with, or `None` when they predate `IO_URING_VERSION_MAJOR` (liburing 2.3 "
                "and older).")
+    out.append("- `LIBURING_STATIC`: the version of the liburing linked into the extension "
+               "(the binary wheel, `make wheel`), or `None` when liburing is a shared library "
+               "loaded beside it.")
+    out.append("- `EventLoop`, `EventLoopPolicy`, `new_event_loop()`, `install()`, `run()`: "
+               "the asyncio event loop on io_uring ([loop.md](loop.md)).")
     out.append("- `OPERATIONS`: one `(name, opcode name, opcode, Linux version)` tuple per "
                "`Sqe.prep_*` operation, in `ops.def` order; `IoUring.probe()` says which the "
                "running kernel supports.")
@@ -148,8 +153,26 @@ def api_md(model: Model, liburing_api: List[Tuple[str, str]]) -> str:
     out.append("")
     out.append("The opcodes, always (for `probe()` answers and `register_restrictions()`): "
                + ", ".join("`%s`" % c for c, _ in model.opcodes) + ".")
+    out += _by_kernel(model)
     out += _liburing_table(model, liburing_api)
     return "\n".join(out) + "\n"
+
+
+def _by_kernel(model: Model) -> list:
+    """Which Linux each operation needs (ops.def's `kernel` lines), oldest
+    first: what the README's install section points at."""
+    def version(text: str) -> Tuple[int, ...]:
+        return tuple(int(x) for x in text.split("."))
+    groups: Dict[str, List[str]] = {}
+    for op in model.ops:
+        groups.setdefault(op.kernel, []).append(op.name)
+    out = ["", "## Operations by Linux version", "",
+           "The oldest Linux each operation runs on (its opcode or the flag it needs); "
+           "`IoUring.probe()` and `python -m py_io_uring` say what the running kernel has.", "",
+           "| Linux | operations |", "| --- | --- |"]
+    for k in sorted(groups, key=version):
+        out.append("| %s | %s |" % (k, ", ".join("`%s`" % n for n in groups[k])))
+    return out
 
 
 def _liburing_table(model: Model, liburing_api: List[Tuple[str, str]]) -> list:

@@ -11,6 +11,8 @@ from typing import Any, AsyncIterator, Awaitable, Dict, FrozenSet, Iterable, Lis
 
 from typing_extensions import deprecated
 
+from .loop import EventLoop as EventLoop, EventLoopPolicy as EventLoopPolicy, install as install, new_event_loop as new_event_loop, run as run
+
 class _HasFileno(Protocol):
     def fileno(self) -> int: ...
 
@@ -21,7 +23,10 @@ _StrOrBytesPath = Union[str, bytes, os.PathLike]
 
 __version__: str
 LIBURING_VERSION: Optional[Tuple[int, int]]
+LIBURING_STATIC: Optional[str]
 OPERATIONS: Tuple[Tuple[str, str, int, str], ...]
+
+def __dir__() -> List[str]: ...
 
 class SubmissionQueueFull(RuntimeError): ...
 '''

@@ -54,6 +54,21 @@ Cqe_user_data(CqeObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
+Cqe_buf_count(CqeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromUnsignedLong(self->nbufs);
+}
+
+static PyObject *
+Cqe_big_cqe(CqeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->has_big)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(KK)", (unsigned long long)self->big[0],
+                         (unsigned long long)self->big[1]);
+}
+
+static PyObject *
 Cqe_get_data(CqeObject *self, PyObject *Py_UNUSED(ignored))
 {
     PyObject *d = (self->sqe && self->sqe->data) ? self->sqe->data : Py_None;
@@ -144,6 +159,8 @@ static PyMethodDef Cqe_methods[] = {
     {"flags", (PyCFunction)Cqe_flags, METH_NOARGS, PU_DOC_Cqe_flags},
     {"get_data", (PyCFunction)Cqe_get_data, METH_NOARGS, PU_DOC_Cqe_get_data},
     {"user_data", (PyCFunction)Cqe_user_data, METH_NOARGS, PU_DOC_Cqe_user_data},
+    {"big_cqe", (PyCFunction)Cqe_big_cqe, METH_NOARGS, PU_DOC_Cqe_big_cqe},
+    {"buf_count", (PyCFunction)Cqe_buf_count, METH_NOARGS, PU_DOC_Cqe_buf_count},
     {"getresult", (PyCFunction)Cqe_getresult, METH_NOARGS,
      PU_DOC_Cqe_getresult},
     {"convert_address", (PyCFunction)Cqe_convert_address, METH_NOARGS,

@@ -122,11 +122,22 @@ pu_reap(RingObject *r)
             q->flags = c->flags;
             q->result = NULL;
             q->ring_id = r;
+            q->nbufs = 0;
+            /* a CQE32 ring's entries carry 16 more bytes (a uring_cmd's
+             * second result, a TX timestamp) */
+            q->has_big = (r->ring.flags & IORING_SETUP_CQE32) != 0;
+            if (q->has_big) {
+                q->big[0] = c->big_cqe[0];
+                q->big[1] = c->big_cqe[1];
+            } else {
+                q->big[0] = q->big[1] = 0;
+            }
             /* a buffer the kernel picked from one of our rings or
              * provided groups: copy the bytes out and give the buffer
              * back (or let go of it), also when the op failed */
             if (rec != NULL && (c->flags & IORING_CQE_F_BUFFER)) {
-                q->result = pu_bufring_take(r, rec->buf_group, c->flags, c->res);
+                q->result = pu_bufring_take(r, rec->buf_group, c->flags, c->res,
+                                            &q->nbufs);
                 if (q->result == NULL && PyErr_Occurred()) {
                     q->sqe = NULL;
                     Py_DECREF(q);

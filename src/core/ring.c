@@ -104,9 +104,10 @@ check_setup_flags(const char *fname, unsigned flags)
 void
 pu_ring_close(RingObject *r)
 {
-    if (r->ring_mem != NULL)
-        close(r->ring.ring_fd);
-    else
+    if (r->ring_mem != NULL) {
+        if (r->ring.ring_fd >= 0)      /* (-1 after close_ring_fd()) */
+            close(r->ring.ring_fd);
+    } else
         io_uring_queue_exit(&r->ring);
 }
 
@@ -412,6 +413,13 @@ Ring_fileno(RingObject *self, PyObject *Py_UNUSED(ignored))
 {
     if (pu_ring_check(self) < 0)
         return NULL;
+    if (self->fd_closed) {
+        PyErr_Format(PyExc_ValueError, "fileno(): the ring's fd was closed by "
+                     "close_ring_fd(); the ring is reachable only from the "
+                     "thread that registered it, by its registered index %d",
+                     self->reg_index);
+        return NULL;
+    }
     return PyLong_FromLong(self->ring.ring_fd);
 }
 
@@ -554,6 +562,11 @@ Ring_repr(RingObject *self)
 {
     if (!self->initialised)
         return PyUnicode_FromString("<py_io_uring.IoUring closed>");
+    if (self->fd_closed)
+        return PyUnicode_FromFormat("<py_io_uring.IoUring fd=closed "
+                                    "registered_index=%d entries=%u in_flight=%zd>",
+                                    self->reg_index, self->sq_entries,
+                                    self->nrecords);
     return PyUnicode_FromFormat("<py_io_uring.IoUring fd=%d entries=%u in_flight=%zd>",
                                 self->ring.ring_fd, self->sq_entries,
                                 self->nrecords);
@@ -602,9 +615,10 @@ int
 pu_ring_type_init(void)
 {
     PyMethodDef *const tables[] = {Ring_methods, pu_submit_methods, pu_wait_methods,
-                                   pu_register_methods, pu_restrict_methods,
-                                   pu_tags_methods, pu_clone_methods, pu_resize_methods, pu_ring_mem_methods,
-                                   pu_region_methods,
+                                   pu_register_methods, pu_restrict_methods, pu_ring_fd_methods,
+                                   pu_napi_methods, pu_sync_methods, pu_query_methods,
+                                   pu_tags_methods, pu_clone_methods, pu_resize_methods,
+                                   pu_ring_mem_methods, pu_region_methods,
                                    pu_generated_ring_methods};
     size_t ntables = sizeof(tables) / sizeof(tables[0]), n = 0, k;
     PyMethodDef *all, *m;

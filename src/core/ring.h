@@ -80,6 +80,15 @@ typedef struct RingObject {
      * while one runs is deferred to the end of the last (PU_CLOSING_DEFERRED),
      * never run under it. */
     unsigned ncalls;
+    /* The ring fd registered with register_ring_fd() (core/enter_fd.c,
+     * register/ring_fd.c).  The kernel keeps registered ring fds per
+     * thread, so only the registering thread may enter by the index. */
+    uint8_t fd_registered;
+    uint8_t fd_closed;              /* close_ring_fd(): only the index is left */
+    uint8_t reg_bit;                /* liburing's int_flags bit: enter by index */
+    uint8_t reg_reg_bit;            /* ... and register by index (liburing 2.4+) */
+    int reg_index;
+    uint64_t reg_thread;            /* pu_thread_token() of the registering thread */
     PyObject *weakreflist;
 } RingObject;
 
@@ -108,6 +117,8 @@ typedef struct RingObject {
      PU_UD_SLOT(ud) < PU_SLOT_RSRC + 0x7fff0000u)
 #define PU_UD_GEN(ud) ((uint32_t)((ud) >> 32) & PU_GEN_MASK)
 
+
+uint64_t pu_thread_token(void);   /* core/enter_fd.c */
 
 extern PyTypeObject pu_RingType;
 extern PyTypeObject pu_SqeType;
@@ -157,9 +168,12 @@ void pu_ring_teardown(RingObject *r);
  * several times per operation; the error paths are in errors.c. */
 int pu_ring_check_fail(RingObject *r, int side);   /* side: 0, 's', 'c' */
 
+/* (after close_ring_fd() only the registering thread may use the ring:
+ * core/enter_fd.c) */
 #define PU_RING_USABLE(r) \
     ((r)->initialised && !(r)->closing && \
-     (r)->fork_generation == pu_fork_generation)
+     (r)->fork_generation == pu_fork_generation && \
+     (!(r)->fd_closed || (r)->reg_thread == pu_thread_token()))
 
 static inline int
 pu_ring_check(RingObject *r)
@@ -276,6 +290,19 @@ PyObject *pu_err_unsupported(const struct pu_opdef *op);
 
 /* time */
 double pu_monotonic(void);
+
+/* The registered ring fd (enter_fd.c).  pu_thread_token(): this thread's
+ * number, never reused (a thread ident is, once its thread ends).
+ * pu_enter_by_index()/pu_enter_by_fd(): around a liburing call that both
+ * submits and waits, holding both sides (nobody else is in liburing on
+ * the ring), have liburing enter by the registered index when this is the
+ * registering thread; 1 when it switched.  Only then: a thread that holds
+ * one side must find the ring fd in the struct, valid for every thread. */
+int pu_enter_by_index(RingObject *r);
+void pu_enter_by_fd(RingObject *r, int switched);
+int pu_ring_reachable(RingObject *r);
+unsigned pu_register_fd(RingObject *r, unsigned *op);
+void pu_ring_fd_release(RingObject *r);
 
 
 #ifdef PU_FUZZ_RAW

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <errno.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>     /* _IO, for BLOCK_URING_CMD_DISCARD */
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -43,9 +44,10 @@
 
 /* ---- names the headers lack: opcodes and flags, upstream's numbers ---- */
 
-/* flags (macros upstream) some headers lack; not yet IORING_RECVSEND_BUNDLE,
- * which the module refuses: a bundle's completion spans several provided
- * buffers, and reaping takes one per completion */
+/* flags (macros upstream) some headers lack */
+#ifndef IORING_RECVSEND_BUNDLE
+#define IORING_RECVSEND_BUNDLE (1U << 4)
+#endif
 #ifndef IORING_MSG_RING_FLAGS_PASS
 #define IORING_MSG_RING_FLAGS_PASS (1U << 1)
 #endif
@@ -334,6 +336,167 @@ io_uring_prep_pipe(struct io_uring_sqe *sqe, int *fds, int pipe_flags)
 {
     io_uring_prep_rw(IORING_OP_PIPE, sqe, 0, fds, 0, 0);
     sqe->rw_flags = pipe_flags;                 /* pipe_flags */
+}
+
+/* upstream's: the slot goes in file_index, stored + 1, with
+ * IORING_FILE_INDEX_ALLOC as itself */
+static inline void
+io_uring_prep_pipe_direct(struct io_uring_sqe *sqe, int *fds, int pipe_flags,
+                          unsigned int file_index)
+{
+    io_uring_prep_pipe(sqe, fds, pipe_flags);
+    if (file_index == IORING_FILE_INDEX_ALLOC)
+        file_index--;
+    sqe->file_index = file_index + 1;
+}
+#endif
+
+/* ---- 2.8: the block device uring_cmd ---- */
+
+#ifndef BLOCK_URING_CMD_DISCARD
+#define BLOCK_URING_CMD_DISCARD _IO(0x12, 0)
+#endif
+#if !PU_LIBURING_AT_LEAST(2, 8)
+static inline void
+io_uring_prep_cmd_discard(struct io_uring_sqe *sqe, int fd, uint64_t offset,
+                          uint64_t nbytes)
+{
+    io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
+    sqe->cmd_op = BLOCK_URING_CMD_DISCARD;
+    sqe->addr = offset;
+    sqe->addr3 = nbytes;
+}
+#endif
+
+/* ---- 2.10 (with readv_fixed) ---- */
+
+#if !PU_LIBURING_AT_LEAST(2, 10)
+static inline void
+io_uring_prep_sendmsg_zc_fixed(struct io_uring_sqe *sqe, int fd,
+                               const struct msghdr *msg, unsigned flags,
+                               unsigned buf_index)
+{
+    io_uring_prep_sendmsg_zc(sqe, fd, msg, flags);
+    sqe->ioprio |= IORING_RECVSEND_FIXED_BUF;
+    sqe->buf_index = (__u16)buf_index;
+}
+#endif
+
+/* ---- 2.13 ---- */
+
+#if !PU_LIBURING_AT_LEAST(2, 13)
+#define SOCKET_URING_OP_TX_TIMESTAMP 4
+#define SOCKET_URING_OP_GETSOCKNAME 5
+/* addr: the sockaddr written, addr3: its length (in and out), optlen
+ * (file_index): 1 for the peer's */
+static inline void
+io_uring_prep_cmd_getsockname(struct io_uring_sqe *sqe, int fd,
+                              struct sockaddr *sockaddr, socklen_t *sockaddr_len,
+                              int peer)
+{
+    io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
+    sqe->cmd_op = SOCKET_URING_OP_GETSOCKNAME;
+    sqe->addr = (__u64)(uintptr_t)sockaddr;
+    sqe->addr3 = (__u64)(uintptr_t)sockaddr_len;
+    sqe->file_index = (__u32)peer;
+}
+#endif
+
+/* ---- buffer rings: kernel-mapped (2.5), status (2.6), incremental (2.8) ---- */
+
+#ifndef IORING_OFF_PBUF_RING
+#define IORING_OFF_PBUF_RING 0x80000000ULL
+#define IORING_OFF_PBUF_SHIFT 16
+#endif
+#ifndef IORING_CQE_F_BUF_MORE
+#define IORING_CQE_F_BUF_MORE (1U << 4)
+#endif
+#if !PU_LIBURING_AT_LEAST(2, 4)
+/* 2.3 calls struct io_uring_buf_reg's flags `pad` */
+#define PU_BUF_REG_FLAGS(reg) ((reg).pad)
+#else
+#define PU_BUF_REG_FLAGS(reg) ((reg).flags)
+#endif
+#if !PU_LIBURING_AT_LEAST(2, 5)
+#define IOU_PBUF_RING_MMAP 1
+#endif
+#if !PU_LIBURING_AT_LEAST(2, 8)
+#define IOU_PBUF_RING_INC 2
+#endif
+#if !PU_LIBURING_AT_LEAST(2, 6)
+#include <errno.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#define IORING_REGISTER_PBUF_STATUS 26
+struct io_uring_buf_status {
+    __u32 buf_group;
+    __u32 head;
+    __u32 resv[8];
+};
+
+/* upstream's is in the library (2.6) */
+static inline int
+io_uring_buf_ring_head(struct io_uring *ring, int buf_group, uint16_t *head)
+{
+    struct io_uring_buf_status st;
+    long ret;
+
+    memset(&st, 0, sizeof(st));
+    st.buf_group = (__u32)buf_group;
+    ret = syscall(__NR_io_uring_register, ring->ring_fd,
+                  IORING_REGISTER_PBUF_STATUS, &st, 1);
+    if (ret < 0)
+        return -errno;
+    *head = (uint16_t)st.head;
+    return 0;
+}
+#endif
+
+/* ---- 2.7: send bundles ---- */
+
+#if !PU_LIBURING_AT_LEAST(2, 7)
+static inline void
+io_uring_prep_send_bundle(struct io_uring_sqe *sqe, int sockfd, size_t len, int flags)
+{
+    io_uring_prep_send(sqe, sockfd, NULL, len, flags);
+    sqe->ioprio |= IORING_RECVSEND_BUNDLE;
+}
+#endif
+
+/* ---- 2.13: uring_cmd helpers, 128-byte operations; TX timestamps ---- */
+
+#ifndef IORING_TIMESTAMP_HW_SHIFT
+#define IORING_TIMESTAMP_HW_SHIFT 16
+#define IORING_TIMESTAMP_TYPE_SHIFT (IORING_TIMESTAMP_HW_SHIFT + 1)
+#define IORING_CQE_F_TSTAMP_HW ((__u32)1 << IORING_TIMESTAMP_HW_SHIFT)
+#endif
+#if !PU_LIBURING_AT_LEAST(2, 13)
+#define IORING_OP_NOP128 63
+#define IORING_OP_URING_CMD128 64
+
+static inline void
+pu_compat_prep_uring_cmd(struct io_uring_sqe *sqe, int op, __u32 cmd_op, int fd)
+{
+    io_uring_prep_rw(op, sqe, fd, NULL, 0, 0);
+    sqe->cmd_op = cmd_op;
+}
+
+static inline void
+io_uring_prep_uring_cmd(struct io_uring_sqe *sqe, int cmd_op, int fd)
+{
+    pu_compat_prep_uring_cmd(sqe, IORING_OP_URING_CMD, (__u32)cmd_op, fd);
+}
+
+static inline void
+io_uring_prep_uring_cmd128(struct io_uring_sqe *sqe, int cmd_op, int fd)
+{
+    pu_compat_prep_uring_cmd(sqe, IORING_OP_URING_CMD128, (__u32)cmd_op, fd);
+}
+
+static inline void
+io_uring_prep_nop128(struct io_uring_sqe *sqe)
+{
+    io_uring_prep_rw(IORING_OP_NOP128, sqe, -1, NULL, 0, 0);
 }
 #endif
 

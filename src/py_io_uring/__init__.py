@@ -7,3 +7,19 @@
 
 from ._core import *  # noqa: F401,F403
 from ._core import __doc__, __version__  # noqa: F401
+
+
+# The event loop (loop.py) imports asyncio: loaded on first use, so that
+# `import py_io_uring` stays as light as the extension itself.
+_LOOP_NAMES = ("EventLoop", "EventLoopPolicy", "new_event_loop", "install", "run")
+
+
+def __getattr__(name):
+    if name in _LOOP_NAMES:
+        from . import loop
+        return getattr(loop, name)
+    raise AttributeError("module 'py_io_uring' has no attribute %r" % name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LOOP_NAMES))
