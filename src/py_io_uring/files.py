@@ -1,0 +1,453 @@
+"""Files the way Python programs use them: many files read or copied at
+once through one sync IoUring, with os's and shutil's errors and semantics.
+
+Every helper here is built from WorkQueue (workqueue.py): at most `depth`
+operations in flight, and on any error or early exit everything in flight
+is drained and every descriptor the helper opened is closed before the
+error propagates."""
+
+import os
+import shutil
+import stat as _stat
+
+from ._core import AT_FDCWD
+from .workqueue import WorkQueue
+
+__all__ = ["read_files", "iter_read_files", "copyfile", "copy2", "copytree"]
+
+_CHUNK = 64 * 1024          # read size when the size is unknown (procfs: 0)
+_COPY_BLOCK = 128 * 1024    # copy block, as examples/cp.py
+_O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_O_WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+
+# what an entry was, in its user data
+_OPEN, _STAT, _READ, _CLOSE, _WRITE = range(5)
+
+
+def _error(res, path):
+    # os's error for -errno on path: OSError(2, ..., path) is FileNotFoundError
+    return OSError(-res, os.strerror(-res), path)
+
+
+def _check_errors(errors):
+    if errors not in ("raise", "return"):
+        raise ValueError("errors must be 'raise' or 'return', not %r" % (errors,))
+
+
+class _File(object):
+    __slots__ = ("index", "path", "fd", "size", "chunks", "total", "want",
+                 "pending", "error", "done")
+
+    def __init__(self, index, path):
+        self.index, self.path = index, path
+        self.fd = None
+        self.size = None
+        self.chunks = []
+        self.total = 0
+        self.want = 0
+        self.pending = 0
+        self.error = None
+        self.done = False
+
+
+def _drain_close(data, res):
+    # on_drain for the readers: a file whose last entry completes during a
+    # drain has its descriptor closed here, synchronously.
+    f, kind = data
+    f.pending -= 1
+    if kind == _OPEN and res >= 0:
+        f.fd = res
+    if kind == _CLOSE:
+        f.fd = None
+    if f.pending == 0 and f.fd is not None:
+        fd, f.fd = f.fd, None
+        os.close(fd)
+
+
+def _read_iter(paths, depth, errors, ring):
+    """Yield (index, path, data or exception) in completion order."""
+    _check_errors(errors)
+    paths = list(paths)
+    for p in paths:
+        os.fspath(p)        # TypeError up front, before anything is queued
+    q = WorkQueue(ring, depth, on_drain=_drain_close)
+    try:
+        nxt = 0
+
+        def put(f, kind, op, *args):
+            f.pending += 1
+            q.put(op, *args, data=(f, kind))
+
+        def start_read(f):
+            if f.size:
+                want = f.size + 1 - f.total if f.total <= f.size else _CHUNK
+            else:
+                want = _CHUNK
+            f.want = want
+            put(f, _READ, "read", f.fd, want, f.total)
+
+        def finish(f):
+            # data (or error) is known: close the fd, if open
+            f.done = True
+            if f.fd is not None:
+                fd, f.fd = f.fd, None
+                put(f, _CLOSE, "close", fd)
+
+        while True:
+            # open and statx together: two entries per new file
+            while nxt < len(paths) and q.room >= 2:
+                f = _File(nxt, paths[nxt])
+                nxt += 1
+                put(f, _OPEN, "openat", AT_FDCWD, f.path, _O_RDONLY)
+                put(f, _STAT, "statx", AT_FDCWD, f.path, 0)
+            if not q.in_flight:
+                return
+            batch = q.complete(True)
+            for i in range(len(batch)):
+                (f, kind), res, flags = batch[i]
+                try:
+                    f.pending -= 1
+                    if kind == _OPEN:
+                        if res < 0:
+                            f.error = f.error or _error(res, f.path)
+                        else:
+                            f.fd = res
+                    elif kind == _STAT:
+                        if isinstance(res, int):
+                            f.size = 0      # read in chunks to EOF
+                        else:
+                            f.size = res.st_size
+                    elif kind == _READ:
+                        if isinstance(res, int):
+                            f.error = _error(res, f.path)
+                        else:
+                            f.chunks.append(res)
+                            f.total += len(res)
+                            # EOF: nothing read, or a short read once the
+                            # size statx saw is in; else read on
+                            if res and not (len(res) < f.want and f.size
+                                            and f.total >= f.size):
+                                start_read(f)
+                                continue
+                            finish(f)
+                            data = f.chunks[0] if len(f.chunks) == 1 else b"".join(f.chunks)
+                            f.chunks = None
+                            yield f.index, f.path, data
+                            continue
+                    elif kind == _CLOSE:
+                        if res < 0 and f.error is None:
+                            f.error = _error(res, f.path)
+                            yield f.index, f.path, f.error
+                        continue
+                    if f.pending == 0 and not f.done:
+                        # open and statx both in (or a read failed)
+                        if f.error is not None:
+                            finish(f)
+                            if errors == "raise":
+                                raise f.error
+                            yield f.index, f.path, f.error
+                        else:
+                            start_read(f)
+                except BaseException:
+                    # raising or closed early: the rest of this batch is
+                    # drained too (an open among it made an fd)
+                    for data, res, flags in batch[i + 1:]:
+                        _drain_close(data, res)
+                    raise
+    finally:
+        q.close()
+
+
+def iter_read_files(paths, depth=64, errors="raise", ring=None):
+    """Read whole files at once, depth operations in flight; yield (path,
+    data) as each file completes.  A failure raises os's error (with the
+    path) after everything in flight has drained and every file is closed;
+    with errors="return" the exception object takes the data's place.
+    ring=None uses a ring of its own."""
+    for index, path, data in _read_iter(paths, depth, errors, ring):
+        yield path, data
+
+
+def read_files(paths, depth=64, errors="raise", ring=None):
+    """Return the contents of every file in paths, in order, as a list of
+    bytes: openat and statx, read to EOF, close, for up to depth/2 files at
+    once.  errors="raise" (the default) raises the first failure, as
+    open(path, "rb").read() would, after draining; errors="return" puts the
+    exception in the file's place."""
+    paths = list(paths)
+    out = [None] * len(paths)
+    for index, path, data in _read_iter(paths, depth, errors, ring):
+        out[index] = data
+    return out
+
+
+# ---------------------------------------------------------------- copying
+
+class _Copy(object):
+    __slots__ = ("src", "dst", "sfd", "dfd", "size", "next_read", "written",
+                 "pending", "error", "after", "redo")
+
+    def __init__(self, src, dst, after):
+        self.src, self.dst, self.after = src, dst, after
+        self.sfd = self.dfd = None
+        self.size = self.next_read = self.written = self.pending = 0
+        self.error = None
+        self.redo = []      # (length, offset) left by short reads
+
+
+def _close_copy(c):
+    for name in ("sfd", "dfd"):
+        fd = getattr(c, name)
+        if fd is not None:
+            setattr(c, name, None)
+            os.close(fd)
+
+
+def _copy_drain(data, res):
+    c = data[0]
+    c.pending -= 1
+    if c.pending == 0:
+        _close_copy(c)
+
+
+def _is_fifo(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return _stat.S_ISFIFO(st.st_mode)
+
+
+def _copy_many(pairs, depth, progress, errors):
+    """Copy the data of each (src, dst, after) in pairs, several files at
+    once; after(src, dst) runs once a file's data is in.  Failures are
+    appended to errors as (src, dst, str(why)) when errors is a list, else
+    raised (after the drain)."""
+    pairs = list(pairs)
+    total = 0
+    done = [0]
+    q = WorkQueue(None, depth, on_drain=_copy_drain)
+    active = []
+    try:
+        nxt = 0
+        while True:
+            # open files while there is room for a few blocks each
+            while nxt < len(pairs) and q.room >= 2:
+                src, dst, after = pairs[nxt]
+                nxt += 1
+                c = _Copy(src, dst, after)
+                try:
+                    c.sfd = os.open(src, _O_RDONLY)
+                    st = os.fstat(c.sfd)
+                    if _stat.S_ISFIFO(st.st_mode):
+                        raise shutil.SpecialFileError("`%s` is a named pipe" % src)
+                    c.size = st.st_size
+                    c.dfd = os.open(dst, _O_WRITE, 0o666)
+                except Exception as why:
+                    _close_copy(c)
+                    if errors is None:
+                        raise
+                    errors.append((src, dst, str(why)))
+                    continue
+                total += c.size
+                active.append(c)
+                if c.size == 0:
+                    _finish_copy(c, errors)
+                    continue
+                _queue_reads(q, c)
+            # more reads for files with room
+            for c in active:
+                if q.room <= 0:
+                    break
+                if c.error is None and (c.redo or c.next_read < c.size):
+                    _queue_reads(q, c)
+            if not q.in_flight:
+                break
+            for (c, kind, arg, off), res, flags in q.complete(True):
+                c.pending -= 1
+                if isinstance(res, int) and res < 0:
+                    if c.error is None:
+                        c.error = _error(res, c.src if kind == _READ else c.dst)
+                elif c.error is None:
+                    if kind == _READ:
+                        if not res:
+                            c.error = OSError("%s: the source shrank while copying" % c.src)
+                        else:
+                            c.pending += 1
+                            q.put("write", c.dfd, res, off, data=(c, _WRITE, res, off))
+                            if len(res) < arg:
+                                # read the rest when there is room
+                                c.redo.append((arg - len(res), off + len(res)))
+                    else:
+                        c.written += res
+                        done[0] += res
+                        if res < len(arg):
+                            rest = arg[res:]
+                            c.pending += 1
+                            q.put("write", c.dfd, rest, off + res,
+                                  data=(c, _WRITE, rest, off + res))
+                if c.pending == 0 and (c.error is not None or c.written >= c.size):
+                    active.remove(c)
+                    if c.error is not None:
+                        _close_copy(c)
+                        if errors is None:
+                            raise c.error
+                        errors.append((c.src, c.dst, str(c.error)))
+                    else:
+                        _finish_copy(c, errors)
+            if progress is not None:
+                progress(done[0], total)
+    finally:
+        q.close()
+        for c in active:
+            _close_copy(c)
+    if progress is not None:
+        progress(done[0], total)
+
+
+def _queue_reads(q, c):
+    # at most room - 1 reads, so a completed read always has room for its write
+    while c.redo and q.room > 1:
+        n, off = c.redo.pop()
+        c.pending += 1
+        q.put("read", c.sfd, n, off, data=(c, _READ, n, off))
+    while c.next_read < c.size and q.room > 1:
+        n = min(_COPY_BLOCK, c.size - c.next_read)
+        c.pending += 1
+        q.put("read", c.sfd, n, c.next_read, data=(c, _READ, n, c.next_read))
+        c.next_read += n
+
+
+def _finish_copy(c, errors):
+    _close_copy(c)
+    if c.after is not None:
+        try:
+            c.after(c.src, c.dst)
+        except OSError as why:
+            if errors is None:
+                raise
+            errors.append((c.src, c.dst, str(why)))
+
+
+def _samefile(src, dst):
+    try:
+        return os.path.samefile(src, dst)
+    except OSError:
+        return False
+
+
+def copyfile(src, dst, follow_symlinks=True, depth=32, progress=None):
+    """Copy the data of src to dst, as shutil.copyfile does (dst created or
+    truncated, its mode not copied; SameFileError when they are the same
+    file; a symlink copied as a link with follow_symlinks=False), with up to
+    depth reads and writes in flight.  progress(done, total), if given, is
+    called with bytes written as the copy goes.  Returns dst."""
+    src, dst = os.fspath(src), os.fspath(dst)
+    if _samefile(src, dst):
+        raise shutil.SameFileError("{!r} and {!r} are the same file".format(src, dst))
+    for fn in (src, dst):
+        if _is_fifo(fn):
+            raise shutil.SpecialFileError("`%s` is a named pipe" % fn)
+    if not follow_symlinks and os.path.islink(src):
+        os.symlink(os.readlink(src), dst)
+        return dst
+    _copy_many([(src, dst, None)], depth, progress, None)
+    return dst
+
+
+def copy2(src, dst, follow_symlinks=True, depth=32, progress=None):
+    """shutil.copy2 on copyfile(): data, then mode and times (copystat); a
+    directory dst gets src's name."""
+    if os.path.isdir(dst):
+        dst = os.path.join(dst, os.path.basename(src))
+    copyfile(src, dst, follow_symlinks=follow_symlinks, depth=depth, progress=progress)
+    shutil.copystat(src, dst, follow_symlinks=follow_symlinks)
+    return dst
+
+
+def copytree(src, dst, symlinks=False, ignore=None, copy_function=copy2,
+             ignore_dangling_symlinks=False, dirs_exist_ok=False, depth=64,
+             progress=None):
+    """shutil.copytree, with the files' data copied several at once (up to
+    depth reads and writes in flight over all files) when copy_function is
+    copy2 or copyfile of this module; any other copy_function is called
+    once per file, in order, as shutil does.  Directories get their mode and
+    times (copystat) after their files are in; errors are collected and
+    raised together as shutil.Error.  progress(done, total) as copyfile's.
+    Returns dst."""
+    errors = []
+    batch = []          # (src, dst, after) for _copy_many
+    dirs = []           # (src, dst) for copystat once the files are in
+    _walk(os.fspath(src), os.fspath(dst), symlinks, ignore, copy_function,
+          ignore_dangling_symlinks, dirs_exist_ok, batch, dirs, errors)
+    if batch:
+        try:
+            _copy_many(batch, depth, progress, errors)
+        except Exception as why:   # pragma: no cover - _copy_many collects
+            errors.append((src, dst, str(why)))
+    for s, d in reversed(dirs):
+        try:
+            shutil.copystat(s, d)
+        except OSError as why:
+            # as shutil: Windows may not allow it; elsewhere it is an error
+            if getattr(why, "winerror", None) is None:
+                errors.append((s, d, str(why)))
+    if errors:
+        raise shutil.Error(errors)
+    return dst
+
+
+def _after_copy2(s, d):
+    shutil.copystat(s, d)
+
+
+def _walk(src, dst, symlinks, ignore, copy_function, ignore_dangling,
+          dirs_exist_ok, batch, dirs, errors):
+    # shutil._copytree's walk, queuing the files instead of copying them
+    with os.scandir(src) as it:
+        entries = list(it)
+    if ignore is not None:
+        ignored = ignore(os.fspath(src), [e.name for e in entries])
+    else:
+        ignored = set()
+    os.makedirs(dst, exist_ok=dirs_exist_ok)
+    dirs.append((src, dst))
+    for entry in entries:
+        if entry.name in ignored:
+            continue
+        srcname = os.path.join(src, entry.name)
+        dstname = os.path.join(dst, entry.name)
+        try:
+            is_symlink = entry.is_symlink()
+            if is_symlink:
+                linkto = os.readlink(srcname)
+                if symlinks:
+                    os.symlink(linkto, dstname)
+                    shutil.copystat(srcname, dstname, follow_symlinks=not symlinks)
+                    continue
+                if not os.path.exists(linkto if os.path.isabs(linkto)
+                                      else os.path.join(os.path.dirname(srcname), linkto)) \
+                        and ignore_dangling:
+                    continue
+                if entry.is_dir():
+                    _walk(srcname, dstname, symlinks, ignore, copy_function,
+                          ignore_dangling, dirs_exist_ok, batch, dirs, errors)
+                    continue
+            elif entry.is_dir():
+                _walk(srcname, dstname, symlinks, ignore, copy_function,
+                      ignore_dangling, dirs_exist_ok, batch, dirs, errors)
+                continue
+            _queue_file(srcname, dstname, copy_function, batch)
+        except shutil.Error as err:
+            errors.extend(err.args[0])
+        except OSError as why:
+            errors.append((srcname, dstname, str(why)))
+
+
+def _queue_file(srcname, dstname, copy_function, batch):
+    if copy_function is copy2:
+        batch.append((srcname, dstname, _after_copy2))
+    elif copy_function is copyfile:
+        batch.append((srcname, dstname, None))
+    else:
+        copy_function(srcname, dstname)
