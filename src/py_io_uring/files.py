@@ -6,6 +6,7 @@ operations in flight, and on any error or early exit everything in flight
 is drained and every descriptor the helper opened is closed before the
 error propagates."""
 
+import errno
 import os
 import shutil
 import stat as _stat
@@ -71,6 +72,7 @@ def _read_iter(paths, depth, errors, ring):
     for p in paths:
         os.fspath(p)        # TypeError up front, before anything is queued
     q = WorkQueue(ring, depth, on_drain=_drain_close)
+    need = 2 if q.depth >= 2 else 1
     try:
         nxt = 0
 
@@ -95,11 +97,15 @@ def _read_iter(paths, depth, errors, ring):
 
         while True:
             # open and statx together: two entries per new file
-            while nxt < len(paths) and q.room >= 2:
+            # (depth 1: no statx, the file is read in chunks to EOF)
+            while nxt < len(paths) and q.room >= need:
                 f = _File(nxt, paths[nxt])
                 nxt += 1
                 put(f, _OPEN, "openat", AT_FDCWD, f.path, _O_RDONLY)
-                put(f, _STAT, "statx", AT_FDCWD, f.path, 0)
+                if need == 2:
+                    put(f, _STAT, "statx", AT_FDCWD, f.path, 0)
+                else:
+                    f.size = 0
             if not q.in_flight:
                 return
             batch = q.complete(True)
@@ -239,6 +245,9 @@ def _copy_many(pairs, depth, progress, errors):
                 try:
                     c.sfd = os.open(src, _O_RDONLY)
                     st = os.fstat(c.sfd)
+                    if _stat.S_ISDIR(st.st_mode):
+                        # as open(src, "rb") fails, before dst is made
+                        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), src)
                     if _stat.S_ISFIFO(st.st_mode):
                         raise shutil.SpecialFileError("`%s` is a named pipe" % src)
                     c.size = st.st_size

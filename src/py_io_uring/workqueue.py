@@ -104,6 +104,7 @@ class WorkQueue(object):
         error, drains what is in flight first."""
         it = iter(jobs)
         more = True
+        batch, pos = [], 0      # reaped completions, how many handed out
         try:
             while True:
                 while more and self.in_flight < self.depth:
@@ -115,9 +116,16 @@ class WorkQueue(object):
                     self.put(job[1], *job[2], data=job[0], **kw)
                 if not self.in_flight:
                     return
-                for data, res, flags in self.complete(True):
+                batch, pos = self.complete(True), 0
+                while pos < len(batch):
+                    data, res, flags = batch[pos]
+                    pos += 1
                     yield data, res
         finally:
+            # reaped but never handed out: on_drain's, as if drained
+            if self.on_drain is not None:
+                for data, res, flags in batch[pos:]:
+                    self.on_drain(data, res)
             self.drain()
 
     def close(self):
