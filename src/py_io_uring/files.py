@@ -11,7 +11,7 @@ import os
 import shutil
 import stat as _stat
 
-from ._core import AT_FDCWD
+from . import AT_FDCWD
 from .workqueue import WorkQueue
 
 __all__ = ["read_files", "iter_read_files", "copyfile", "copy2", "copytree"]

@@ -6,7 +6,8 @@ calls IoUring.prep_NAME(..., user_data=...) and IoUring.reap(), and owns no
 kernel memory of its own (the ring's records pin what each op uses).  The
 bulk helpers in files.py are built from it."""
 
-from ._core import IoUring
+# the package's name, not ._core's: the package's stub types it
+from . import IoUring
 
 __all__ = ["WorkQueue"]
 
@@ -147,6 +148,6 @@ class WorkQueue(object):
 
 
 try:
-    from ._core import IORING_CQE_F_MORE as _CQE_F_MORE
+    from . import IORING_CQE_F_MORE as _CQE_F_MORE
 except ImportError:         # pragma: no cover
     _CQE_F_MORE = 2
