@@ -113,13 +113,20 @@ def test_workqueue_drains_on_error(fds):
 
 # ---------------------------------------------------------------- read_files
 
+@pytest.mark.parametrize("given", [False, True], ids=["direct", "ring-given"])
 @pytest.mark.parametrize("depth", [1, 2, 3, 8, 64])
-def test_read_files_bytes_exact(tmp_path, fds, depth):
-    sizes = [0, 1, 4095, 4096, 4097, 65536, 65537, 1 << 20, 3] + [i * 37 for i in range(40)]
-    paths, datas = make_files(tmp_path, sizes)
-    assert read_files(paths, depth=depth) == datas
-    got = dict(iter_read_files(paths, depth=depth))
-    assert got == dict(zip(paths, datas))
+def test_read_files_bytes_exact(tmp_path, fds, depth, given):
+    # its own ring: direct descriptors; a ring given: plain fds and statx
+    sizes = [0, 1, 4095, 4096, 4097, 65536, 65537, 131072 + 65536, 1 << 20, (5 << 20) + 3, 3]
+    paths, datas = make_files(tmp_path, sizes + [i * 37 for i in range(40)])
+    ring = IoUring(64) if given else None
+    try:
+        assert read_files(paths, depth=depth, ring=ring) == datas
+        got = dict(iter_read_files(paths, depth=depth, ring=ring))
+        assert got == dict(zip(paths, datas))
+    finally:
+        if ring is not None:
+            ring.queue_exit()
 
 
 def test_read_files_size_unknown_and_pathlike(tmp_path, fds):
@@ -134,22 +141,34 @@ def test_read_files_size_unknown_and_pathlike(tmp_path, fds):
     assert read_files([]) == []
 
 
-def test_read_files_raises_with_path_after_drain(tmp_path, fds):
+@pytest.mark.parametrize("given", [False, True], ids=["direct", "ring-given"])
+def test_read_files_raises_with_path_after_drain(tmp_path, fds, given):
     paths, datas = make_files(tmp_path, [100] * 40)
     missing = str(tmp_path / "missing")
+    ring = IoUring(16) if given else None
     with pytest.raises(FileNotFoundError) as info:
-        read_files(paths[:20] + [missing] + paths[20:], depth=16)
+        read_files(paths[:20] + [missing] + paths[20:], depth=16, ring=ring)
     e = info.value
     assert (e.errno, e.strerror, e.filename) == (errno.ENOENT, "No such file or directory", missing)
     with pytest.raises(IsADirectoryError) as info:
-        read_files(paths + [str(tmp_path)], depth=6)
+        read_files(paths + [str(tmp_path)], depth=6, ring=ring)
     assert info.value.filename == str(tmp_path)
+    if ring is not None:
+        # nothing left in flight on the ring given: a NOP is the next completion
+        ring.prep_nop(user_data="after")
+        assert ring.reap_one(True, True)[0] == "after"
+        assert ring.reap_one() is None
+        ring.queue_exit()
 
 
-def test_read_files_errors_return(tmp_path, fds):
+@pytest.mark.parametrize("given", [False, True], ids=["direct", "ring-given"])
+def test_read_files_errors_return(tmp_path, fds, given):
     paths, datas = make_files(tmp_path, [10, 20])
     missing = str(tmp_path / "missing")
-    out = read_files([paths[0], missing, str(tmp_path), paths[1]], errors="return")
+    ring = IoUring(8) if given else None
+    out = read_files([paths[0], missing, str(tmp_path), paths[1]], errors="return", ring=ring)
+    if ring is not None:
+        ring.queue_exit()
     assert out[0] == datas[0] and out[3] == datas[1]
     assert isinstance(out[1], FileNotFoundError) and out[1].filename == missing
     assert isinstance(out[2], IsADirectoryError) and out[2].filename == str(tmp_path)
@@ -170,12 +189,17 @@ def test_read_files_permission(tmp_path, fds):
     assert info.value.filename == str(p)
 
 
-def test_iter_read_files_closed_early(tmp_path, fds):
+@pytest.mark.parametrize("given", [False, True], ids=["direct", "ring-given"])
+def test_iter_read_files_closed_early(tmp_path, fds, given):
     paths, datas = make_files(tmp_path, [5000] * 60)
-    it = iter_read_files(paths, depth=16)
+    ring = IoUring(16) if given else None
+    it = iter_read_files(paths, depth=16, ring=ring)
     path, data = next(it)
     assert data == datas[paths.index(path)]
     it.close()                          # the fixture checks nothing is left open
+    if ring is not None:
+        assert ring.reap_one() is None      # nothing left in flight
+        ring.queue_exit()
 
 
 def test_read_files_on_a_given_ring(tmp_path, fds):
