@@ -113,16 +113,31 @@ def test_workqueue_drains_on_error(fds):
 
 # ---------------------------------------------------------------- read_files
 
-@pytest.mark.parametrize("given", [False, True], ids=["direct", "ring-given"])
+def D(given, depth=2):
+    return given == "direct" and depth >= 2
+
+
+def test_read_files_direct_arguments():
+    with IoUring(4) as ring:
+        with pytest.raises(ValueError):
+            read_files([], ring=ring, direct=True)
+    with pytest.raises(ValueError):
+        read_files([], depth=1, direct=True)
+    with pytest.raises(TypeError):
+        read_files([], 64)              # keyword-only
+
+
+
+@pytest.mark.parametrize("given", [False, True, "direct"], ids=["own", "ring-given", "direct"])
 @pytest.mark.parametrize("depth", [1, 2, 3, 8, 64])
 def test_read_files_bytes_exact(tmp_path, fds, depth, given):
     # its own ring: direct descriptors; a ring given: plain fds and statx
     sizes = [0, 1, 4095, 4096, 4097, 65536, 65537, 131072 + 65536, 1 << 20, (5 << 20) + 3, 3]
     paths, datas = make_files(tmp_path, sizes + [i * 37 for i in range(40)])
-    ring = IoUring(64) if given else None
+    ring = IoUring(64) if given is True else None
     try:
-        assert read_files(paths, depth=depth, ring=ring) == datas
-        got = dict(iter_read_files(paths, depth=depth, ring=ring))
+        assert read_files(paths, depth=depth, ring=ring, direct=D(given, depth)) == datas
+        got = dict(iter_read_files(paths, depth=depth, ring=ring, direct=D(given, depth)))
         assert got == dict(zip(paths, datas))
     finally:
         if ring is not None:
@@ -141,17 +156,17 @@ def test_read_files_size_unknown_and_pathlike(tmp_path, fds):
     assert read_files([]) == []
 
 
-@pytest.mark.parametrize("given", [False, True], ids=["direct", "ring-given"])
+@pytest.mark.parametrize("given", [False, True, "direct"], ids=["own", "ring-given", "direct"])
 def test_read_files_raises_with_path_after_drain(tmp_path, fds, given):
     paths, datas = make_files(tmp_path, [100] * 40)
     missing = str(tmp_path / "missing")
-    ring = IoUring(16) if given else None
+    ring = IoUring(16) if given is True else None
     with pytest.raises(FileNotFoundError) as info:
-        read_files(paths[:20] + [missing] + paths[20:], depth=16, ring=ring)
+        read_files(paths[:20] + [missing] + paths[20:], depth=16, ring=ring, direct=D(given))
     e = info.value
     assert (e.errno, e.strerror, e.filename) == (errno.ENOENT, "No such file or directory", missing)
     with pytest.raises(IsADirectoryError) as info:
-        read_files(paths + [str(tmp_path)], depth=6, ring=ring)
+        read_files(paths + [str(tmp_path)], depth=6, ring=ring, direct=D(given))
     assert info.value.filename == str(tmp_path)
     if ring is not None:
         # nothing left in flight on the ring given: a NOP is the next completion
@@ -161,12 +176,13 @@ def test_read_files_raises_with_path_after_drain(tmp_path, fds, given):
         ring.queue_exit()
 
 
-@pytest.mark.parametrize("given", [False, True], ids=["direct", "ring-given"])
+@pytest.mark.parametrize("given", [False, True, "direct"], ids=["own", "ring-given", "direct"])
 def test_read_files_errors_return(tmp_path, fds, given):
     paths, datas = make_files(tmp_path, [10, 20])
     missing = str(tmp_path / "missing")
-    ring = IoUring(8) if given else None
-    out = read_files([paths[0], missing, str(tmp_path), paths[1]], errors="return", ring=ring)
+    ring = IoUring(8) if given is True else None
+    out = read_files([paths[0], missing, str(tmp_path), paths[1]], errors="return", ring=ring,
+                     direct=D(given))
     if ring is not None:
         ring.queue_exit()
     assert out[0] == datas[0] and out[3] == datas[1]
@@ -189,11 +205,11 @@ def test_read_files_permission(tmp_path, fds):
     assert info.value.filename == str(p)
 
 
-@pytest.mark.parametrize("given", [False, True], ids=["direct", "ring-given"])
+@pytest.mark.parametrize("given", [False, True, "direct"], ids=["own", "ring-given", "direct"])
 def test_iter_read_files_closed_early(tmp_path, fds, given):
     paths, datas = make_files(tmp_path, [5000] * 60)
-    ring = IoUring(16) if given else None
-    it = iter_read_files(paths, depth=16, ring=ring)
+    ring = IoUring(16) if given is True else None
+    it = iter_read_files(paths, depth=16, ring=ring, direct=D(given))
     path, data = next(it)
     assert data == datas[paths.index(path)]
     it.close()                          # the fixture checks nothing is left open
