@@ -283,6 +283,13 @@ def test_copyfile_write_error_mid_copy(tmp_path, fds):
     assert (info.value.errno, info.value.filename) == (errno.ENOSPC, "/dev/full")
 
 
+def test_copyfile_procfs_reads_to_eof(tmp_path, fds):
+    # sized 0, as shutil.copyfile copies it: its data to EOF
+    copyfile("/proc/self/cmdline", str(tmp_path / "cmd"))
+    with open("/proc/self/cmdline", "rb") as f:
+        assert (tmp_path / "cmd").read_bytes() == f.read() != b""
+
+
 def test_copyfile_directory_source(tmp_path, fds):
     with pytest.raises(IsADirectoryError) as info:
         copyfile(str(tmp_path), str(tmp_path / "dst"))
