@@ -283,6 +283,32 @@ def test_copyfile_write_error_mid_copy(tmp_path, fds):
     assert (info.value.errno, info.value.filename) == (errno.ENOSPC, "/dev/full")
 
 
+def test_copyfile_short_splices(tmp_path, fds, monkeypatch):
+    # pipes of one page that claim 64 KiB: every splice into them is short,
+    # so the link breaks (the splice out is canceled), the page in the pipe
+    # is pushed on alone and the rest of the chunk is read again
+    from py_io_uring import files
+
+    base = files._Pipe
+
+    class Small(base):
+        def __init__(self, size):
+            base.__init__(self, 4096)
+            self.size = 65536
+    monkeypatch.setattr(files, "_Pipe", Small)
+    src = tmp_path / "src"
+    data = os.urandom(300 * 1024 + 123)
+    src.write_bytes(data)
+    copyfile(str(src), str(tmp_path / "dst"), depth=6)
+    assert (tmp_path / "dst").read_bytes() == data
+    (tmp_path / "t").mkdir()
+    for i in range(10):
+        (tmp_path / "t" / str(i)).write_bytes(data[:i * 20000])
+    copytree(str(tmp_path / "t"), str(tmp_path / "t2"), depth=4)
+    for i in range(10):
+        assert (tmp_path / "t2" / str(i)).read_bytes() == data[:i * 20000]
+
+
 def test_copyfile_procfs_reads_to_eof(tmp_path, fds):
     # sized 0, as shutil.copyfile copies it: its data to EOF
     copyfile("/proc/self/cmdline", str(tmp_path / "cmd"))
