@@ -16,6 +16,7 @@ _LOOP_NAMES = ("EventLoop", "EventLoopPolicy", "new_event_loop", "install", "run
 # first use too.
 _FILES_NAMES = ("read_files", "iter_read_files", "copyfile", "copy2", "copytree")
 _WORKQUEUE_NAMES = ("WorkQueue",)
+_AFILE_NAMES = ("open", "AsyncFile")
 
 
 def __getattr__(name):
@@ -25,6 +26,9 @@ def __getattr__(name):
     if name in _FILES_NAMES:
         from . import files
         return getattr(files, name)
+    if name in _AFILE_NAMES:
+        from . import afile
+        return getattr(afile, name)
     if name in _WORKQUEUE_NAMES:
         from . import workqueue
         return getattr(workqueue, name)
@@ -32,4 +36,5 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LOOP_NAMES) | set(_FILES_NAMES) | set(_WORKQUEUE_NAMES))
+    return sorted(set(globals()) | set(_LOOP_NAMES) | set(_FILES_NAMES) | set(_WORKQUEUE_NAMES)
+                  | set(_AFILE_NAMES))
