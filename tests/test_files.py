@@ -345,7 +345,8 @@ def test_copy2_mode_and_times(tmp_path, fds):
     st = os.stat(out)
     assert stat.S_IMODE(st.st_mode) == 0o640
     assert st.st_mtime_ns == 1100000000987654321
-    assert open(out, "rb").read() == b"data" * 1000
+    with open(out, "rb") as f:
+        assert f.read() == b"data" * 1000
 
 
 # ---------------------------------------------------------------- copytree
