@@ -36,7 +36,9 @@ class WorkQueue(object):
 
     With ring=None the queue makes its own ring of depth entries and closes
     it in close(); a ring given is left open and must have room for depth
-    entries in its submission queue."""
+    entries in its submission queue, and no operations of its own in
+    flight while the queue runs: complete() reaps every completion and
+    drops those that are not the queue's."""
 
     def __init__(self, ring=None, depth=64, on_drain=None):
         depth = int(depth)
