@@ -77,9 +77,11 @@ def _read_iter(paths, depth, errors, ring):
     try:
         nxt = 0
 
+        qput = q.put
+
         def put(f, kind, op, *args):
             f.pending += 1
-            q.put(op, *args, data=(f, kind))
+            qput(op, *args, data=(f, kind))
 
         def start_read(f):
             if f.size:

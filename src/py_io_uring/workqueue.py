@@ -49,6 +49,7 @@ class WorkQueue(object):
         self._own = ring is None
         self.ring = IoUring(depth) if ring is None else ring
         self.in_flight = 0      # entries queued or submitted, not yet reaped
+        self._preps = {}        # op name -> the ring's bound prep_<op>
         self._closed = False
 
     @property
@@ -65,12 +66,17 @@ class WorkQueue(object):
         if self.in_flight >= self.depth:
             raise RuntimeError("WorkQueue full: %d entries in flight" % self.in_flight)
         slot = _Slot(data)
-        if callable(op):
+        if isinstance(op, str):
+            prep = self._preps.get(op)
+            if prep is None:
+                prep = self._preps[op] = getattr(self.ring, "prep_" + op)
+            prep(*args, user_data=slot, **kwargs)
+        elif callable(op):
             if args or kwargs:
                 raise TypeError("a callable op takes no arguments: it preps its own entry")
             op(self.ring, slot)
         else:
-            getattr(self.ring, "prep_" + op)(*args, user_data=slot, **kwargs)
+            raise TypeError("op must be an op's name or a callable, not %s" % type(op).__name__)
         self.in_flight += 1
 
     def complete(self, wait=True):
