@@ -451,6 +451,108 @@ submit_wait_timeout(RingObject *self, const wait_args *w)
     return pu_call_return(self, PyLong_FromLong(n));
 }
 
+/* submit_and_wait_reg(wait_nr, reg_index): io_uring_submit_and_wait_reg():
+ * submit what is queued, then wait for wait_nr completions with the wait
+ * arguments (timeout, min wait) the caller wrote at reg_index of the ring's
+ * wait region (register_region(buf, IORING_MEM_REGION_REG_WAIT_ARG)), the
+ * kernel reading them from there (IORING_ENTER_EXT_ARG_REG, Linux 6.13).
+ * The wait is a raw io_uring_enter: liburing before 2.9 has no helper, and
+ * the module's waits keep their own accounting of what is reaped. */
+#define PU_REG_WAIT_SIZE 64             /* sizeof(struct io_uring_reg_wait) */
+#ifndef IORING_ENTER_EXT_ARG_REG
+#define IORING_ENTER_EXT_ARG_REG (1U << 6)
+#endif
+#ifndef IORING_ENTER_REGISTERED_RING
+#define IORING_ENTER_REGISTERED_RING (1U << 4)
+#endif
+
+static const char *const wait_reg_kw[] = {"wait_nr", "reg_index", NULL};
+static const pu_argspec wait_reg_spec = {"submit_and_wait_reg", wait_reg_kw, 2, 2, 0};
+
+static PyObject *
+Ring_submit_and_wait_reg(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
+                         PyObject *kwnames)
+{
+    PyObject *argv[2];
+    long n;
+    Py_ssize_t index;
+    int submitted;
+
+    if (pu_parse_args(&wait_reg_spec, args, nargs, kwnames, argv) < 0 ||
+        parse_wait_nr(&wait_reg_spec, argv[0], &n) < 0)
+        return NULL;
+    index = PyNumber_AsSsize_t(argv[1], PyExc_OverflowError);
+    if (index == -1 && PyErr_Occurred())
+        return NULL;
+    if (pu_ring_check_cq(self) < 0)
+        return NULL;
+    if (self->region == NULL) {
+        PyErr_SetString(PyExc_ValueError, "submit_and_wait_reg(): the ring has no wait "
+                        "region: register_region(buf, IORING_MEM_REGION_REG_WAIT_ARG) "
+                        "on the ring set up with IORING_SETUP_R_DISABLED, then "
+                        "enable_rings()");
+        return NULL;
+    }
+    if (index < 0 || index >= self->region->len / PU_REG_WAIT_SIZE) {
+        PyErr_Format(PyExc_IndexError, "submit_and_wait_reg(): reg_index %zd is not "
+                     "in the region (%zd entries of %d bytes)", index,
+                     self->region->len / PU_REG_WAIT_SIZE, PU_REG_WAIT_SIZE);
+        return NULL;
+    }
+    if (!(self->features & IORING_FEAT_EXT_ARG)) {
+        pu_err_errno_msg(EINVAL, "submit_and_wait_reg(): the kernel lacks "
+                         "IORING_FEAT_EXT_ARG");
+        return NULL;
+    }
+    pu_call_enter(self);
+    submitted = pu_ring_flush(self, 0);
+    if (submitted < 0 || pu_ring_check_cq(self) < 0)
+        return pu_call_return(self, NULL);
+    for (;;) {
+        Py_ssize_t have = PU_CQ_LEN(self) + (Py_ssize_t)io_uring_cq_ready(&self->ring);
+        unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG |
+                         IORING_ENTER_EXT_ARG_REG;
+        unsigned fd = (unsigned)self->ring.ring_fd;
+        unsigned long prev;
+        int ret;
+
+        if (have >= n)
+            break;
+        if (self->fd_closed) {          /* only the registering thread gets here */
+            fd = self->reg_index;
+            flags |= IORING_ENTER_REGISTERED_RING;
+        }
+        prev = pu_side_take(&self->cq_owner);
+        Py_BEGIN_ALLOW_THREADS
+        ret = io_uring_enter2(fd, 0, (unsigned)(n - PU_CQ_LEN(self)), flags,
+                              (sigset_t *)(uintptr_t)((size_t)index * PU_REG_WAIT_SIZE),
+                              PU_REG_WAIT_SIZE);
+        Py_END_ALLOW_THREADS
+        pu_side_put(&self->cq_owner, prev);
+        if (ret == -EINTR) {
+            if (PyErr_CheckSignals() < 0) {
+                pu_note_idle_wait(self);
+                return pu_call_return(self, NULL);
+            }
+            if (pu_ring_check_cq(self) < 0)
+                return pu_call_return(self, NULL);
+            continue;
+        }
+        if (ret == -ETIME) {
+            if (PU_CQ_LEN(self) + io_uring_cq_ready(&self->ring) > 0)
+                break;
+            Py_INCREF(Py_None);
+            return pu_call_return(self, Py_None);
+        }
+        if (ret < 0) {
+            pu_err_errno(-ret);
+            return pu_call_return(self, NULL);
+        }
+        break;
+    }
+    return pu_call_return(self, PyLong_FromLong(submitted));
+}
+
 static PyObject *
 Ring_submit_and_wait_timeout(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
                              PyObject *kwnames)
@@ -820,6 +922,8 @@ PyMethodDef pu_wait_methods[] = {
      METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_wait_cqe_timeout},
     {"wait_cqes_min_timeout", (PyCFunction)(void (*)(void))Ring_wait_cqes_min_timeout,
      METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_wait_cqes_min_timeout},
+    {"submit_and_wait_reg", (PyCFunction)(void (*)(void))Ring_submit_and_wait_reg,
+     METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_submit_and_wait_reg},
     {"submit_and_wait_timeout", (PyCFunction)(void (*)(void))Ring_submit_and_wait_timeout,
      METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_submit_and_wait_timeout},
     {"submit_and_wait_min_timeout",
