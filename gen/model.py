@@ -333,6 +333,7 @@ HEAD = re.compile(r"^(?P<cls>[A-Za-z_]\w*)\.(?P<name>\w+)\((?P<sig>.*)\)\s*->\s*
 OVERLOAD = re.compile(r"^\((?P<sig>.*)\)\s*->\s*(?P<ret>.+)$")
 PROPERTY = re.compile(r"^(?P<cls>[A-Za-z_]\w*)\.(?P<name>\w+)\s*->\s*(?P<ret>.+)$")
 CLASS = re.compile(r"^(?P<name>[A-Za-z_]\w*)(?:\((?P<sig>.*)\))?$")
+FUNCTION = re.compile(r"^(?P<name>[A-Za-z_]\w*)\((?P<sig>.*)\)\s*->\s*(?P<ret>.+)$")
 
 
 def _check_sig(path: str, lineno: int, sig: str) -> None:
@@ -395,9 +396,21 @@ def load_methods(path: str, text: str):
                                % (m.group("cls"), m.group("name")))
             methods.append(Method(m.group("cls"), m.group("name"), "",
                                   m.group("ret").strip(), doc, block.lineno, prop=True))
+        elif block.keyword == "function":
+            # a module-level function: a Method whose cls is ""
+            m = FUNCTION.match(block.head)
+            if m is None:
+                raise DefError(path, block.lineno, "function must read "
+                               "NAME(SIGNATURE) -> TYPE")
+            _check_sig(path, block.lineno, m.group("sig"))
+            if any(x.name == m.group("name") and x.cls == "" for x in methods):
+                raise DefError(path, block.lineno, "function %s given twice"
+                               % m.group("name"))
+            methods.append(Method("", m.group("name"), m.group("sig"),
+                                  m.group("ret").strip(), doc, block.lineno))
         else:
             raise DefError(path, block.lineno, "unknown entry '%s' (expected "
-                           "'class', 'method' or 'property')" % block.keyword)
+                           "'class', 'method', 'property' or 'function')" % block.keyword)
     return classes, methods
 
 

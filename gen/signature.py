@@ -83,6 +83,8 @@ def _strip_annotations(sig: str) -> str:
 
 def method_text_signature(m: Method) -> str:
     inner = _strip_annotations(m.signature)
+    if not m.cls:   # a module-level function
+        return "%s($module%s)" % (m.name, ", " + inner if inner else "")
     return "%s($self%s)" % (m.name, ", " + inner if inner else "")
 
 
@@ -96,6 +98,9 @@ def method_pyi_lines(m: Method) -> List[str]:
     if m.prop:
         return ["@property", "def %s(self) -> %s: ..." % (m.name, m.returns)]
     mark = ['@deprecated(%s)' % _py_string(m.deprecated)] if m.deprecated else []
+    if not m.cls:   # a module-level function
+        sig = m.signature.strip()
+        return mark + ["def %s(%s) -> %s: ..." % (m.name, sig, m.returns)]
     if not m.overloads:
         return mark + [_pyi_def(m.name, m.signature, m.returns)]
     out = []  # type: List[str]

@@ -15,6 +15,19 @@ liburing_version(void)
 #endif
 }
 
+/* LIBURING_STATIC: the version of the liburing linked into the extension
+ * (a binary wheel: setup.py with PY_IO_URING_STATIC_LIBURING), or None when
+ * liburing is a shared library loaded beside it. */
+static PyObject *
+liburing_static(void)
+{
+#ifdef PU_LIBURING_STATIC
+    return PyUnicode_FromString(PU_LIBURING_STATIC);
+#else
+    Py_RETURN_NONE;
+#endif
+}
+
 /* OPERATIONS: one (name, opcode name, opcode, Linux version) per prep_*
  * method, in ops.def order. */
 static PyObject *
@@ -48,6 +61,7 @@ int
 pu_add_info(PyObject *m)
 {
     if (add(m, "LIBURING_VERSION", liburing_version()) < 0 ||
+        add(m, "LIBURING_STATIC", liburing_static()) < 0 ||
         add(m, "OPERATIONS", operations()) < 0)
         return -1;
     return 0;

@@ -25,6 +25,7 @@ static struct PyModuleDef moduledef = {
              "reap their completions with few system calls, and never let the\n"
              "kernel touch memory that Python has freed.",
     .m_size = -1,
+    .m_methods = pu_module_methods,
 };
 
 static int

@@ -77,7 +77,21 @@ def test_prep_method_docstring_from_ops_def(op):
         assert line.strip() in doc, "prep_%s.__doc__ lacks %r" % (op.name, line)
 
 
-@pytest.mark.parametrize("spec", [m for m in METHODS if m.name], ids=lambda m: "%s.%s" % (m.cls, m.name))
+@pytest.mark.parametrize("spec", [m for m in METHODS if not m.cls], ids=lambda m: m.name)
+def test_function_matches_methods_def(spec):
+    func = getattr(py_io_uring, spec.name)
+    assert func.__text_signature__, "%s has no __text_signature__" % spec.name
+    expected = [(name, KINDS[kind], default) for name, kind, default in spec.params()]
+    got = [(p.name, p.kind, "<required>" if p.default is P.empty else p.default)
+           for p in inspect.signature(func).parameters.values()]
+    assert got == expected
+    for line in spec.doc:
+        if line.strip():
+            assert line.strip() in (func.__doc__ or ""), "%s.__doc__ lacks %r" % (spec.name, line)
+
+
+@pytest.mark.parametrize("spec", [m for m in METHODS if m.name and m.cls],
+                         ids=lambda m: "%s.%s" % (m.cls, m.name))
 def test_method_matches_methods_def(spec):
     method = getattr(CLASSES[spec.cls], spec.name)
     if spec.prop:

@@ -66,6 +66,25 @@ def test_cp_copies_byte_for_byte(tmp_path, size):
     assert proc.stderr == b""          # no progress bar for a small file
 
 
+def test_cptree_copies_a_tree(tmp_path):
+    src = tmp_path / "src"
+    (src / "a" / "b").mkdir(parents=True)
+    (src / "top").write_bytes(_payload(3 << 20, 1))
+    (src / "a" / "b" / "deep").write_bytes(_payload(1000, 2))
+    os.chmod(str(src / "a" / "b" / "deep"), 0o600)
+    os.symlink("top", str(src / "link"))
+    proc = _example("cptree.py", "--progress", src, tmp_path / "dst")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "dst" / "top").read_bytes() == (src / "top").read_bytes()
+    assert (tmp_path / "dst" / "a" / "b" / "deep").read_bytes() == _payload(1000, 2)
+    assert os.stat(str(tmp_path / "dst" / "a" / "b" / "deep")).st_mode & 0o777 == 0o600
+    assert os.readlink(str(tmp_path / "dst" / "link")) == "top"
+    assert proc.stderr.rstrip().endswith(b"%d/%d bytes" % ((3 << 20) + 1000, (3 << 20) + 1000))
+    # dst exists now: shutil's FileExistsError, a traceback, exit 1
+    proc = _example("cptree.py", src, tmp_path / "dst")
+    assert proc.returncode == 1 and b"FileExistsError" in proc.stderr
+
+
 def test_cp_progress_bar_on_stderr(tmp_path):
     size = 3 * 1024 * 1024
     src, dst = tmp_path / "src", tmp_path / "dst"

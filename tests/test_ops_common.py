@@ -63,6 +63,7 @@ NEEDS = {
     "readv_fixed": (_fixed_buffers, {"buffers": lambda reg: [memoryview(reg)[0:8]], "buf_index": lambda reg: 0}, {}),
     "writev_fixed": (_fixed_buffers, {"buffers": lambda reg: [memoryview(reg)[0:8]], "buf_index": lambda reg: 0}, {}),
     "send_zc_fixed": (_fixed_buffers, {"data": lambda reg: memoryview(reg)[0:8]}, {}),
+    "sendmsg_zc_fixed": (_fixed_buffers, {"buffers": lambda reg: [memoryview(reg)[0:8]]}, {}),
     "recv_multishot": (lambda ring, reg: _buf_ring(ring), {}, {"buf_group": 1}),
     "recvmsg_multishot": (lambda ring, reg: _buf_ring(ring), {}, {"buf_group": 1}),
     "read_multishot": (lambda ring, reg: _buf_ring(ring), {}, {"buf_group": 1}),
@@ -99,6 +100,7 @@ EXCEPTIONS = {
     ("readv_fixed", "fd"): FIXED,
     ("writev_fixed", "fd"): FIXED,
     ("send_zc_fixed", "fd"): FIXED,
+    ("sendmsg_zc_fixed", "fd"): FIXED,
     ("recv_multishot", "fd"): GROUP,
     ("recvmsg_multishot", "fd"): GROUP,
     ("read_multishot", "fd"): GROUP,
@@ -107,7 +109,7 @@ EXCEPTIONS = {
 # The zero-copy sends fail with -EBADF as the others do, but that completion
 # has IORING_CQE_F_MORE and a notification completion (IORING_CQE_F_NOTIF)
 # follows it, as after a successful zero-copy send (seen on Linux 6.18).
-ZERO_COPY = {"send_zc", "send_zc_fixed", "sendmsg_zc"}
+ZERO_COPY = {"send_zc", "send_zc_fixed", "sendmsg_zc", "sendmsg_zc_fixed"}
 
 
 def _fd_cases():

@@ -1095,7 +1095,7 @@ def test_accept_poll_first_accepts(ring, listener):
 
 @pytest.mark.parametrize("op, args, bad", [
     ("recv", (0, 8, 0), py_io_uring.IORING_RECV_MULTISHOT),
-    ("recv", (0, 8, 0), py_io_uring.IORING_RECVSEND_BUNDLE),   # reaping takes one buffer
+    ("send", (0, b"x", 0), py_io_uring.IORING_RECVSEND_BUNDLE),  # a send bundle is no plain send
     ("send", (0, b"x", 0), py_io_uring.IORING_RECVSEND_FIXED_BUF),
     ("accept", (0, 0), py_io_uring.IORING_ACCEPT_MULTISHOT),
     ("accept", (0, 0), 1 << 31),

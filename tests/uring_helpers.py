@@ -278,11 +278,12 @@ class MethodSpec:
 _CLASS_RE = re.compile(r"^class\s+(\w+)(?:\((.*)\))?\s*$")
 _METHOD_RE = re.compile(r"^method\s+(\w+)\.(\w+)\((.*)\)\s*(->.*)?$")
 _PROPERTY_RE = re.compile(r"^property\s+(\w+)\.(\w+)\s*->.*$")
+_FUNCTION_RE = re.compile(r"^function\s+(\w+)\((.*)\)\s*(->.*)?$")
 
 
 def parse_methods(path=METHODS_DEF):
     """Return the list of MethodSpec entries of methods.def (class entries
-    have name None)."""
+    have name None, module functions cls "")."""
     out = []
     cur = None
     with open(path, encoding="utf-8") as f:
@@ -304,6 +305,11 @@ def parse_methods(path=METHODS_DEF):
             if m:
                 cur = MethodSpec(m.group(1), m.group(2), "")
                 cur.prop = True
+                out.append(cur)
+                continue
+            m = _FUNCTION_RE.match(line)
+            if m:   # a module-level function: cls ""
+                cur = MethodSpec("", m.group(1), m.group(2))
                 out.append(cur)
                 continue
             if line == "doc" or line.startswith("doc "):

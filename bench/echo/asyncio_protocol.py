@@ -1,6 +1,7 @@
 """Echo server over asyncio's low-level Protocol API: data_received()
 writes straight back (the transport buffers what the socket does not take).
-With --uvloop the same code runs on uvloop's event loop."""
+With --uvloop the same code runs on uvloop's event loop, with --py-io-uring
+on py_io_uring.EventLoop."""
 
 import asyncio
 import socket
@@ -49,15 +50,18 @@ async def serve(sock, proto):
 def main():
     args = sys.argv[1:]
     use_uvloop = "--uvloop" in args
+    use_ring_loop = "--py-io-uring" in args
     proto = EchoBuffered if "--buffered" in args else Echo
-    for flag in ("--uvloop", "--buffered"):
+    for flag in ("--uvloop", "--buffered", "--py-io-uring"):
         while flag in sys.argv:
             sys.argv.remove(flag)
-    common.parse_args()
+    build = common.parse_args().build
     coro = serve(common.listener(), proto)
     if use_uvloop:
         import uvloop
         uvloop.run(coro)
+    elif use_ring_loop:
+        common.load_py_io_uring(build).run(coro)
     else:
         asyncio.run(coro)
 

@@ -1,4 +1,6 @@
-"""Echo server over asyncio streams (start_server, StreamReader/StreamWriter)."""
+"""Echo server over asyncio streams (start_server, StreamReader/StreamWriter).
+With --uvloop it runs on uvloop's event loop, with --py-io-uring on
+py_io_uring.EventLoop."""
 
 import asyncio
 import socket
@@ -36,5 +38,8 @@ if __name__ == "__main__":
         sys.argv.remove("--uvloop")
         import uvloop
         main(uvloop.run)
+    elif "--py-io-uring" in sys.argv:
+        sys.argv.remove("--py-io-uring")
+        main(lambda coro: common.load_py_io_uring(common.build_arg()).run(coro))
     else:
         main()

@@ -24,6 +24,11 @@ def parse_args():
     return ap.parse_args()
 
 
+def build_arg():
+    """--build's value, for a script that passes its own run function."""
+    return parse_args().build
+
+
 def load_py_io_uring(build):
     sys.path.insert(0, os.path.join(ROOT, os.environ.get("PY_IO_URING_BUILD", build)))
     import py_io_uring

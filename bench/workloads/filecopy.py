@@ -143,6 +143,19 @@ def py_copy_splice(m, src, dst, chunk=1 << 20, inflight=4):
     return run
 
 
+def uring_copyfile(m, src, dst, depth):
+    """py_io_uring.copyfile: the bulk helper (linked splices through
+    depth // 2 pipes of 1 MiB)."""
+    def run():
+        size = os.path.getsize(src)
+        t0 = time.perf_counter()
+        m.copyfile(src, dst, depth=depth)
+        dt = time.perf_counter() - t0
+        os.unlink(dst)
+        return size / dt / 1e6
+    return run
+
+
 def shutil_copy(src, dst):
     def run():
         size = os.path.getsize(src)
@@ -190,6 +203,9 @@ def cases(setup):
         if inflight == 4:
             case.variant("py_io_uring (4 buffers in flight, 1 io-wq worker)",
                          py_copy(m, big, dst, inflight=4, one_worker=True), against=["shutil.copyfile"])
+        if inflight == 4:
+            case.variant("py_io_uring.copyfile (depth 8: 4 pipes)", uring_copyfile(m, big, dst, 8),
+                         against=["shutil.copyfile"])
         case.variant("py_io_uring (linked splices through %d pipes)" % inflight,
                      py_copy_splice(m, big, dst, inflight=inflight), "linked splices", against=["shutil.copyfile"])
         out.append(case)

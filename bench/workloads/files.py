@@ -57,3 +57,33 @@ def big_file(setup):
     path = os.path.join(setup.workdir, "big.dat")
     make_file(path, setup.size)
     return path
+
+
+def small_files(setup, count, size, name="small"):
+    """count page-cached files of size bytes in a folder of their own (made
+    once); returns their paths."""
+    folder = os.path.join(setup.workdir, "%s-%d-%d" % (name, count, size))
+    paths = [os.path.join(folder, "f%05d" % i) for i in range(count)]
+    if not os.path.isdir(folder):
+        os.makedirs(folder)
+        chunk = os.urandom(max(size, 1))
+        for p in paths:
+            with open(p, "wb") as f:
+                f.write(chunk[:size])
+    for p in paths:
+        warm(p)
+    return paths
+
+
+def file_tree(setup, dirs, per_dir, size):
+    """A tree of dirs folders of per_dir files of size bytes (made once)."""
+    root = os.path.join(setup.workdir, "tree-%d-%d-%d" % (dirs, per_dir, size))
+    if not os.path.isdir(root):
+        chunk = os.urandom(max(size, 1))
+        for d in range(dirs):
+            sub = os.path.join(root, "d%03d" % d, "sub")
+            os.makedirs(sub)
+            for i in range(per_dir):
+                with open(os.path.join(sub if i % 2 else os.path.dirname(sub), "f%04d" % i), "wb") as f:
+                    f.write(chunk[:size])
+    return root

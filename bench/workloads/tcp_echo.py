@@ -46,6 +46,10 @@ ECHO_PY_SERVERS = [
     ("py_io_uring (sync IoUring)", ["bench/echo/ring_sync.py"]),
     ("AsyncRing on asyncio", ["bench/echo/asyncring.py"]),
     ("AsyncRing on uvloop", ["bench/echo/asyncring.py", "--uvloop"]),
+    ("py_io_uring loop streams", ["bench/echo/asyncio_streams.py", "--py-io-uring"]),
+    ("py_io_uring loop Protocol", ["bench/echo/asyncio_protocol.py", "--py-io-uring"]),
+    ("py_io_uring loop BufferedProtocol",
+     ["bench/echo/asyncio_protocol.py", "--py-io-uring", "--buffered"]),
 ]
 ECHO_BASELINES = [
     ("C epoll server", ["@echo_server"]),

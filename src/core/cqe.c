@@ -3,6 +3,14 @@
 #include "ops/opdef.h"
 #include "methods_doc.h"
 
+/* The completion of a tagged file or buffer (register/tags.c): no record,
+ * the user's tag in `result` */
+static inline int
+pu_cqe_is_tag(const CqeObject *q)
+{
+    return q->sqe == NULL && q->result != NULL && PU_UD_IS_RSRC(q->user_data);
+}
+
 static int
 Cqe_traverse(CqeObject *self, visitproc visit, void *arg)
 {
@@ -46,9 +54,26 @@ Cqe_user_data(CqeObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
+Cqe_buf_count(CqeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromUnsignedLong(self->nbufs);
+}
+
+static PyObject *
+Cqe_big_cqe(CqeObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!self->has_big)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(KK)", (unsigned long long)self->big[0],
+                         (unsigned long long)self->big[1]);
+}
+
+static PyObject *
 Cqe_get_data(CqeObject *self, PyObject *Py_UNUSED(ignored))
 {
     PyObject *d = (self->sqe && self->sqe->data) ? self->sqe->data : Py_None;
+    if (pu_cqe_is_tag(self))
+        d = self->result;   /* the tag of a file or buffer let go of */
     Py_INCREF(d);
     return d;
 }
@@ -77,7 +102,7 @@ pu_cqe_value(CqeObject *self)
      * provided buffer is a header, an address, control data, a payload) */
     if (self->sqe != NULL && self->sqe->op != NULL && self->sqe->op->result != NULL)
         return self->sqe->op->result(self);
-    if (self->result != NULL) {
+    if (self->result != NULL && !pu_cqe_is_tag(self)) {
         Py_INCREF(self->result);
         return self->result;
     }
@@ -92,6 +117,9 @@ pu_cqe_parts(CqeObject *q, PyObject **d, PyObject **v, PyObject **f)
 {
     if (q->sqe != NULL) {
         *d = q->sqe->data ? q->sqe->data : Py_None;
+        Py_INCREF(*d);
+    } else if (pu_cqe_is_tag(q)) {
+        *d = q->result;
         Py_INCREF(*d);
     } else {
         *d = PyLong_FromUnsignedLongLong(q->user_data);
@@ -121,7 +149,8 @@ Cqe_repr(CqeObject *self)
 {
     return PyUnicode_FromFormat("<py_io_uring.Cqe %s res=%d flags=0x%x>",
                                 (self->sqe && self->sqe->op)
-                                    ? self->sqe->op->name : "nop",
+                                    ? self->sqe->op->name
+                                    : pu_cqe_is_tag(self) ? "tag" : "nop",
                                 (int)self->res, (unsigned)self->flags);
 }
 
@@ -130,6 +159,8 @@ static PyMethodDef Cqe_methods[] = {
     {"flags", (PyCFunction)Cqe_flags, METH_NOARGS, PU_DOC_Cqe_flags},
     {"get_data", (PyCFunction)Cqe_get_data, METH_NOARGS, PU_DOC_Cqe_get_data},
     {"user_data", (PyCFunction)Cqe_user_data, METH_NOARGS, PU_DOC_Cqe_user_data},
+    {"big_cqe", (PyCFunction)Cqe_big_cqe, METH_NOARGS, PU_DOC_Cqe_big_cqe},
+    {"buf_count", (PyCFunction)Cqe_buf_count, METH_NOARGS, PU_DOC_Cqe_buf_count},
     {"getresult", (PyCFunction)Cqe_getresult, METH_NOARGS,
      PU_DOC_Cqe_getresult},
     {"convert_address", (PyCFunction)Cqe_convert_address, METH_NOARGS,

@@ -58,6 +58,13 @@ pu_ring_check_fail(RingObject *r, int side)
                          "waits)", what);
         return -1;
     }
+    if (r->fd_closed && r->reg_thread != pu_thread_token()) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "the ring's fd was closed (close_ring_fd()): only the "
+                     "thread that registered it (register_ring_fd()) can reach "
+                     "the ring, by its registered index %d", r->reg_index);
+        return -1;
+    }
     return 0;
 }
 

@@ -122,11 +122,22 @@ pu_reap(RingObject *r)
             q->flags = c->flags;
             q->result = NULL;
             q->ring_id = r;
+            q->nbufs = 0;
+            /* a CQE32 ring's entries carry 16 more bytes (a uring_cmd's
+             * second result, a TX timestamp) */
+            q->has_big = (r->ring.flags & IORING_SETUP_CQE32) != 0;
+            if (q->has_big) {
+                q->big[0] = c->big_cqe[0];
+                q->big[1] = c->big_cqe[1];
+            } else {
+                q->big[0] = q->big[1] = 0;
+            }
             /* a buffer the kernel picked from one of our rings or
              * provided groups: copy the bytes out and give the buffer
              * back (or let go of it), also when the op failed */
             if (rec != NULL && (c->flags & IORING_CQE_F_BUFFER)) {
-                q->result = pu_bufring_take(r, rec->buf_group, c->flags, c->res);
+                q->result = pu_bufring_take(r, rec->buf_group, c->flags, c->res,
+                                            &q->nbufs);
                 if (q->result == NULL && PyErr_Occurred()) {
                     q->sqe = NULL;
                     Py_DECREF(q);
@@ -135,7 +146,15 @@ pu_reap(RingObject *r)
                 }
             }
             if (rec == NULL) {
+                /* a file or buffer the kernel let go of (tags.c): the
+                 * Cqe carries the user's tag; its pin goes once the Cqe
+                 * is queued */
+                PyObject *tag = pu_rsrc_tag_peek(r, c->user_data);
                 q->sqe = NULL;
+                if (tag != NULL) {
+                    Py_INCREF(tag);
+                    q->result = tag;
+                }
             } else if (c->flags & IORING_CQE_F_MORE) {
                 Py_INCREF(rec);
                 q->sqe = rec;
@@ -166,6 +185,8 @@ pu_reap(RingObject *r)
             }
             PyObject_GC_Track(q);
             r->cq[r->cq_end++] = q;
+            if (rec == NULL && q->result != NULL)
+                pu_rsrc_tag_done(r, c->user_data);
         }
         if (++n == ready || nquiet == PU_REAP_CHUNK)
             break;
@@ -336,6 +357,8 @@ pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
             if (rec != NULL) {
                 d = rec->data ? rec->data : Py_None;
                 Py_INCREF(d);
+            } else if ((d = pu_rsrc_tag_peek(r, c->user_data)) != NULL) {
+                Py_INCREF(d);   /* a tag's completion (tags.c) */
             } else {
                 d = PyLong_FromUnsignedLongLong(c->user_data);
             }
@@ -362,6 +385,8 @@ pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
                 ended[nended++] = rec;   /* the table's reference */
             }
             pu_sink_put(s, at + got++, t, d, v, f);
+            if (rec == NULL && PU_UD_IS_RSRC(c->user_data))
+                pu_rsrc_tag_done(r, c->user_data);   /* its pin goes */
             n++;
         }
         io_uring_cq_advance(&r->ring, n);

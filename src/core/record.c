@@ -15,7 +15,7 @@ pu_ring_table_grow(RingObject *r)
     SqeObject **slots;
     uint32_t *gen, *fr;
 
-    if (n >= PU_SLOT_INTERNAL || n < r->nslots) {
+    if (n > PU_SLOT_RSRC || n < r->nslots) {   /* slots stay below tags' */
         PyErr_SetString(PyExc_MemoryError, "too many operations in flight");
         return -1;
     }

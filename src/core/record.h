@@ -120,6 +120,9 @@ typedef struct CqeObject {
     __u64 user_data;
     int32_t res;
     uint32_t flags;
+    uint8_t has_big;                /* from a ring set up with IORING_SETUP_CQE32 */
+    uint16_t nbufs;                 /* buffers of a buffer ring it used */
+    __u64 big[2];                   /* that entry's extra 16 bytes (big_cqe) */
 } CqeObject;
 
 

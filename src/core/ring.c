@@ -5,6 +5,8 @@
 #include "register/register.h"
 #include "core/reap_sink.h"
 #include "methods_doc.h"
+#include "ops/liburing_compat.h"
+#include <unistd.h>
 
 #include <errno.h>
 #include <math.h>
@@ -79,7 +81,8 @@ check_setup_flags(const char *fname, unsigned flags)
         return 0;
     if (other & (IORING_SETUP_NO_MMAP | IORING_SETUP_REGISTERED_FD_ONLY))
         why = "IORING_SETUP_NO_MMAP and IORING_SETUP_REGISTERED_FD_ONLY put the "
-              "rings in memory the caller provides, which this call does not take";
+              "rings in memory the caller provides, which this call does not take "
+              "(queue_init_mem() does, for IORING_SETUP_NO_MMAP)";
     else if (other & IORING_SETUP_NO_SQARRAY)
         why = "IORING_SETUP_NO_SQARRAY needs liburing 2.6 or later; this module "
               "was built with an older liburing, which would drive such a ring wrong";
@@ -95,8 +98,25 @@ check_setup_flags(const char *fname, unsigned flags)
     return -1;
 }
 
-static int
-ring_setup(RingObject *r, const char *fname, long long entries, struct io_uring_params *p)
+/* io_uring_queue_exit(), or for a ring in the caller's memory
+ * (queue_init_mem()) only the close: liburing before 2.5 would munmap that
+ * memory.  The memory's pin is released later, by teardown. */
+void
+pu_ring_close(RingObject *r)
+{
+    if (r->ring_mem != NULL) {
+        if (r->ring.ring_fd >= 0)      /* (-1 after close_ring_fd()) */
+            close(r->ring.ring_fd);
+    } else
+        io_uring_queue_exit(&r->ring);
+}
+
+/* Set the ring up; with mem, in that memory (IORING_SETUP_NO_MMAP): on
+ * success the ring keeps mem (the caller's PyMem Py_buffer) until
+ * teardown. */
+int
+pu_ring_setup(RingObject *r, const char *fname, long long entries,
+              struct io_uring_params *p, Py_buffer *mem)
 {
     int ret;
     unsigned flags = p->flags;
@@ -109,15 +129,25 @@ ring_setup(RingObject *r, const char *fname, long long entries, struct io_uring_
         pu_err_setup(EINVAL);
         return -1;
     }
-    if (check_setup_flags(fname, flags) < 0)
+    if (check_setup_flags(fname, mem != NULL ? flags & ~(unsigned)IORING_SETUP_NO_MMAP
+                                             : flags) < 0)
         return -1;
-    ret = io_uring_queue_init_params((unsigned)entries, &r->ring, p);
+    if (mem != NULL)
+        ret = io_uring_queue_init_mem((unsigned)entries, &r->ring, p, mem->buf,
+                                      (size_t)mem->len);
+    else
+        ret = io_uring_queue_init_params((unsigned)entries, &r->ring, p);
     if (ret < 0) {
         pu_err_setup(-ret);
         return -1;
     }
-    /* a forked child must not write into the parent's rings */
-    (void)io_uring_ring_dontfork(&r->ring);
+    if (mem != NULL)
+        flags |= IORING_SETUP_NO_MMAP;
+    r->ring_mem = mem;
+    /* a forked child must not write into the parent's rings (not in the
+     * caller's memory: that would take it from the child altogether) */
+    if (mem == NULL)
+        (void)io_uring_ring_dontfork(&r->ring);
     r->features = r->ring.features;
     r->setup_flags = flags;
     r->sq_entries = *r->ring.sq.kring_entries;
@@ -131,7 +161,8 @@ ring_setup(RingObject *r, const char *fname, long long entries, struct io_uring_
             PyErr_NoMemory();
         PyMem_Free(r->pending);
         r->pending = NULL;
-        io_uring_queue_exit(&r->ring);
+        pu_ring_close(r);
+        r->ring_mem = NULL;   /* the caller's again */
         return -1;
     }
     probe_opcodes(r);
@@ -225,7 +256,7 @@ Ring_init(RingObject *self, PyObject *args, PyObject *kwds)
     Py_XDECREF(names);
     if (ret < 0)
         return -1;
-    return ring_setup(self, new_spec.fname, count, &p);
+    return pu_ring_setup(self, new_spec.fname, count, &p, NULL);
 }
 
 static PyObject *
@@ -236,7 +267,7 @@ Ring_queue_init(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
     long long entries;
 
     if (parse_init(&init_spec, args, nargs, kwnames, &entries, &p) < 0 ||
-        ring_setup(self, init_spec.fname, entries, &p) < 0)
+        pu_ring_setup(self, init_spec.fname, entries, &p, NULL) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -382,6 +413,13 @@ Ring_fileno(RingObject *self, PyObject *Py_UNUSED(ignored))
 {
     if (pu_ring_check(self) < 0)
         return NULL;
+    if (self->fd_closed) {
+        PyErr_Format(PyExc_ValueError, "fileno(): the ring's fd was closed by "
+                     "close_ring_fd(); the ring is reachable only from the "
+                     "thread that registered it, by its registered index %d",
+                     self->reg_index);
+        return NULL;
+    }
     return PyLong_FromLong(self->ring.ring_fd);
 }
 
@@ -481,7 +519,7 @@ Ring_traverse(RingObject *self, visitproc visit, void *arg)
         Py_VISIT(self->slots[s]);
     for (Py_ssize_t i = self->cq_start; i < self->cq_end; i++)
         Py_VISIT(self->cq[i]);
-    return 0;
+    return pu_rsrc_traverse(self, visit, arg);
 }
 
 /* The GC found the ring unreachable (a cycle through its in-flight
@@ -524,6 +562,11 @@ Ring_repr(RingObject *self)
 {
     if (!self->initialised)
         return PyUnicode_FromString("<py_io_uring.IoUring closed>");
+    if (self->fd_closed)
+        return PyUnicode_FromFormat("<py_io_uring.IoUring fd=closed "
+                                    "registered_index=%d entries=%u in_flight=%zd>",
+                                    self->reg_index, self->sq_entries,
+                                    self->nrecords);
     return PyUnicode_FromFormat("<py_io_uring.IoUring fd=%d entries=%u in_flight=%zd>",
                                 self->ring.ring_fd, self->sq_entries,
                                 self->nrecords);
@@ -572,7 +615,10 @@ int
 pu_ring_type_init(void)
 {
     PyMethodDef *const tables[] = {Ring_methods, pu_submit_methods, pu_wait_methods,
-                                   pu_register_methods, pu_restrict_methods,
+                                   pu_register_methods, pu_restrict_methods, pu_ring_fd_methods,
+                                   pu_napi_methods, pu_sync_methods, pu_query_methods,
+                                   pu_tags_methods, pu_clone_methods, pu_resize_methods,
+                                   pu_ring_mem_methods, pu_region_methods,
                                    pu_generated_ring_methods};
     size_t ntables = sizeof(tables) / sizeof(tables[0]), n = 0, k;
     PyMethodDef *all, *m;

@@ -45,9 +45,19 @@ typedef struct RingObject {
     /* records acquired since the last submit, in SQ order */
     SqeObject **pending;
     unsigned npending;
-    /* registrations (register/register.c) */
-    Py_buffer *reg_bufs;
-    unsigned nreg_bufs;
+    /* registrations (register/register.c, register/tags.c) */
+    struct pu_regbuf **buf_pins;       /* the registered buffer table: one pin
+                                       (shared with clones) or NULL a slot */
+    unsigned nbuf_pins;
+    uint8_t bufs_registered;
+    struct pu_rsrc_tag *tags;       /* tagged files and buffers whose tag
+                                       CQE has not come yet (tags.c) */
+    uint32_t ntags, tags_cap;
+    uint32_t *tag_free;
+    uint32_t ntag_free;
+    Py_buffer *region;              /* register_region()'s, until teardown */
+    Py_buffer *ring_mem;            /* queue_init_mem()'s: the rings live in
+                                       it; released after the fd is closed */
     struct pu_bufring *bufrings;
     struct pu_provided *provided;   /* provide_buffers() memory the kernel
                                        holds, oldest first (register/) */
@@ -70,6 +80,15 @@ typedef struct RingObject {
      * while one runs is deferred to the end of the last (PU_CLOSING_DEFERRED),
      * never run under it. */
     unsigned ncalls;
+    /* The ring fd registered with register_ring_fd() (core/enter_fd.c,
+     * register/ring_fd.c).  The kernel keeps registered ring fds per
+     * thread, so only the registering thread may enter by the index. */
+    uint8_t fd_registered;
+    uint8_t fd_closed;              /* close_ring_fd(): only the index is left */
+    uint8_t reg_bit;                /* liburing's int_flags bit: enter by index */
+    uint8_t reg_reg_bit;            /* ... and register by index (liburing 2.4+) */
+    int reg_index;
+    uint64_t reg_thread;            /* pu_thread_token() of the registering thread */
     PyObject *weakreflist;
 } RingObject;
 
@@ -88,8 +107,18 @@ typedef struct RingObject {
 #define PU_UD_INTERNAL ((__u64)0xfffffffeffffffffULL)
 #define PU_UD_STALE ((__u64)0xfffffffdffffffffULL)  /* matches nothing */
 #define PU_UD_SLOT(ud) ((uint32_t)((ud) & 0xffffffffu))
+/* Tags of registered files and buffers (register/tags.c) are user_data the
+ * kernel posts when it lets go of one: PU_UD_TAG | generation << 32 |
+ * PU_SLOT_RSRC | id.  Record slots stay below PU_SLOT_RSRC (the slot table
+ * never grows past it), so a tag never names a record, nor a record a tag. */
+#define PU_SLOT_RSRC 0x80000000u
+#define PU_UD_IS_RSRC(ud) \
+    (((ud) & PU_UD_TAG) && PU_UD_SLOT(ud) >= PU_SLOT_RSRC && \
+     PU_UD_SLOT(ud) < PU_SLOT_RSRC + 0x7fff0000u)
 #define PU_UD_GEN(ud) ((uint32_t)((ud) >> 32) & PU_GEN_MASK)
 
+
+uint64_t pu_thread_token(void);   /* core/enter_fd.c */
 
 extern PyTypeObject pu_RingType;
 extern PyTypeObject pu_SqeType;
@@ -124,6 +153,10 @@ SqeObject *pu_ring_get_sqe(RingObject *r);
 int pu_ring_unget_sqe(RingObject *r, SqeObject *rec);
 int pu_ring_flush(RingObject *r, unsigned wait_nr);
 int pu_ring_type_init(void);
+int pu_ring_setup(RingObject *r, const char *fname, long long entries,
+                  struct io_uring_params *p, Py_buffer *mem);
+void pu_ring_close(RingObject *r);
+extern PyMethodDef pu_module_methods[];   /* memsize.c: module-level functions */
 
 /* teardown (teardown.c) */
 void pu_ring_teardown(RingObject *r);
@@ -135,9 +168,12 @@ void pu_ring_teardown(RingObject *r);
  * several times per operation; the error paths are in errors.c. */
 int pu_ring_check_fail(RingObject *r, int side);   /* side: 0, 's', 'c' */
 
+/* (after close_ring_fd() only the registering thread may use the ring:
+ * core/enter_fd.c) */
 #define PU_RING_USABLE(r) \
     ((r)->initialised && !(r)->closing && \
-     (r)->fork_generation == pu_fork_generation)
+     (r)->fork_generation == pu_fork_generation && \
+     (!(r)->fd_closed || (r)->reg_thread == pu_thread_token()))
 
 static inline int
 pu_ring_check(RingObject *r)
@@ -255,6 +291,19 @@ PyObject *pu_err_unsupported(const struct pu_opdef *op);
 
 /* time */
 double pu_monotonic(void);
+
+/* The registered ring fd (enter_fd.c).  pu_thread_token(): this thread's
+ * number, never reused (a thread ident is, once its thread ends).
+ * pu_enter_by_index()/pu_enter_by_fd(): around a liburing call that both
+ * submits and waits, holding both sides (nobody else is in liburing on
+ * the ring), have liburing enter by the registered index when this is the
+ * registering thread; 1 when it switched.  Only then: a thread that holds
+ * one side must find the ring fd in the struct, valid for every thread. */
+int pu_enter_by_index(RingObject *r);
+void pu_enter_by_fd(RingObject *r, int switched);
+int pu_ring_reachable(RingObject *r);
+unsigned pu_register_fd(RingObject *r, unsigned *op);
+void pu_ring_fd_release(RingObject *r);
 
 
 #ifdef PU_FUZZ_RAW

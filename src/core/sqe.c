@@ -183,6 +183,56 @@ Sqe_set_buf_group(SqeObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* prep_send_set_addr(dest_addr): liburing's io_uring_prep_send_set_addr()
+ * on a prepared send or send_zc, so it sends as sendto(2) does.  The
+ * address goes into the record's inline sockaddr (no send op uses it),
+ * which lives as long as the record: until the final completion.  It is
+ * converted into a local first (a host name is resolved with the GIL
+ * released, and another thread may submit the entry meanwhile), then the
+ * entry is checked again before anything in it points at the record. */
+static PyObject *
+Sqe_prep_send_set_addr(SqeObject *self, PyObject *arg)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    int family = AF_UNSPEC;
+    socklen_t fl = sizeof(family);
+    const char *why = NULL;
+
+    if (check_writable(self, "prep_send_set_addr") < 0)
+        return NULL;
+    if (self->state != PU_PREPARED || self->op == NULL ||
+        (self->op->opcode != IORING_OP_SEND && self->op->opcode != IORING_OP_SEND_ZC))
+        why = self->op ? self->op->name : "nothing";
+    if (why != NULL) {
+        PyErr_Format(PyExc_ValueError, "prep_send_set_addr(): this Sqe is "
+                     "prepared with %s, not a send; prepare it with prep_send() or "
+                     "prep_send_zc() first", why);
+        return NULL;
+    }
+    /* the socket's own family decides the form, as for prep_sendto(); a
+     * registered file's slot is no fd of ours, so there the form decides */
+    if (!((self->op_flags | self->sqe_flags) & IOSQE_FIXED_FILE) &&
+        getsockopt(self->sqe->fd, SOL_SOCKET, SO_DOMAIN, &family, &fl) < 0)
+        family = AF_UNSPEC;
+    if (pu_sockaddr_from_python(arg, family, &ss, &len) < 0)
+        return NULL;
+    if (check_writable(self, "prep_send_set_addr") < 0)
+        return NULL;
+    /* another thread may have prepared it again meanwhile (a host name is
+     * resolved with the GIL released) */
+    if (self->state != PU_PREPARED || self->op == NULL ||
+        (self->op->opcode != IORING_OP_SEND && self->op->opcode != IORING_OP_SEND_ZC)) {
+        PyErr_SetString(PyExc_ValueError, "prep_send_set_addr(): the Sqe was "
+                        "prepared again while the address was converted");
+        return NULL;
+    }
+    memcpy(&self->addr, &ss, sizeof(ss));
+    io_uring_prep_send_set_addr(self->sqe, (const struct sockaddr *)&self->addr,
+                                (__u16)len);
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 Sqe_get_data(SqeObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -243,6 +293,8 @@ static PyMethodDef Sqe_runtime_methods[] = {
      PU_DOC_Sqe_set_personality},
     {"set_buf_group", (PyCFunction)Sqe_set_buf_group, METH_O,
      PU_DOC_Sqe_set_buf_group},
+    {"prep_send_set_addr", (PyCFunction)Sqe_prep_send_set_addr, METH_O,
+     PU_DOC_Sqe_prep_send_set_addr},
     {NULL, NULL, 0, NULL},
 };
 

@@ -14,6 +14,22 @@ Ring_get_sqe(RingObject *self, PyObject *Py_UNUSED(ignored))
     return (PyObject *)pu_ring_get_sqe(self);
 }
 
+/* get_sqe128(): liburing's io_uring_get_sqe128().  Every entry of an
+ * SQE128 ring is 128 bytes; mixed rings are refused at setup, so any other
+ * ring has none. */
+static PyObject *
+Ring_get_sqe128(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (pu_ring_check(self) < 0)
+        return NULL;
+    if (!(self->ring.flags & IORING_SETUP_SQE128)) {
+        PyErr_SetString(PyExc_ValueError, "get_sqe128(): this ring's entries are "
+                        "64 bytes; set it up with IORING_SETUP_SQE128");
+        return NULL;
+    }
+    return (PyObject *)pu_ring_get_sqe(self);
+}
+
 /* A new record on the next SQE, as a NOP; a new reference. */
 SqeObject *
 pu_ring_get_sqe(RingObject *self)
@@ -324,11 +340,17 @@ pu_ring_flush(RingObject *r, unsigned wait_nr)
     pu_mark_submitted(r);
     for (;;) {
         int split = wait_nr > 0 && submit_may_complete(r), fell_short = 0;
+        int by_index = 0;
         unsigned long sq_prev, cq_prev = 0;
 
         sq_prev = pu_side_take(&r->sq_owner);
         if (wait_nr > 0)
             cq_prev = pu_side_take(&r->cq_owner);
+        /* both sides held, neither by another call: nobody else is in
+         * liburing on this ring, so it may enter by the registered index
+         * (core/enter_fd.c) */
+        if (wait_nr > 0 && sq_prev == 0 && cq_prev == 0)
+            by_index = pu_enter_by_index(r);
         Py_BEGIN_ALLOW_THREADS
         if (split) {
             /* As C does with io_uring_submit() and io_uring_wait_cqe():
@@ -347,6 +369,7 @@ pu_ring_flush(RingObject *r, unsigned wait_nr)
                           : io_uring_submit(&r->ring);
         }
         Py_END_ALLOW_THREADS
+        pu_enter_by_fd(r, by_index);
         if (wait_nr > 0)
             pu_side_put(&r->cq_owner, cq_prev);
         pu_side_put(&r->sq_owner, sq_prev);
@@ -361,6 +384,12 @@ pu_ring_flush(RingObject *r, unsigned wait_nr)
             if (pu_still_usable(r) < 0)
                 return -1;
             wait_nr = 0;   /* the entries went in; the caller may wait again */
+            /* the handlers ran Python code, which may have let another
+             * thread start a submit: it holds the SQ side now and flushes
+             * what is left; taking the side again would put two threads in
+             * liburing's SQ at once */
+            if (r->sq_owner != 0)
+                return total;
             continue;
         }
         if (ret < 0)
@@ -441,13 +470,57 @@ Ring_submit_and_wait(RingObject *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 
+/* sqring_wait(): io_uring_sqring_wait(): on an IORING_SETUP_SQPOLL ring
+ * whose SQ is full, wait (the GIL released) until the kernel thread has
+ * taken entries and get_sqe() can hand out one again; at once when there
+ * is room, or on any other ring (liburing returns 0 there too) */
+static PyObject *
+Ring_sqring_wait(RingObject *self, PyObject *Py_UNUSED(ignored))
+{
+    int ret;
+
+    if (pu_ring_check_sq(self) < 0)
+        return NULL;
+    if (!(self->ring.flags & IORING_SETUP_SQPOLL))
+        Py_RETURN_NONE;
+    pu_call_enter(self);
+    for (;;) {
+        unsigned long sq_prev;
+
+        if (io_uring_sq_space_left(&self->ring) > 0)
+            break;
+        /* as liburing's: the kernel waits on the entries submitted; those
+         * queued and not submitted it does not see (submit() them) */
+        sq_prev = pu_side_take(&self->sq_owner);
+        Py_BEGIN_ALLOW_THREADS
+        ret = io_uring_sqring_wait(&self->ring);
+        Py_END_ALLOW_THREADS
+        pu_side_put(&self->sq_owner, sq_prev);
+        if (ret < 0 && ret != -EINTR) {
+            pu_err_errno(-ret);
+            return pu_call_return(self, NULL);
+        }
+        /* interrupted, or 0 with the SQ still full (the kernel returns so
+         * when the task has a signal pending: it checks signal_pending(),
+         * not -EINTR): run Python's handlers and look again, unless they
+         * let another thread take the SQ side meanwhile */
+        if (PyErr_CheckSignals() < 0 || pu_ring_check_sq(self) < 0)
+            return pu_call_return(self, NULL);
+    }
+    Py_INCREF(Py_None);
+    return pu_call_return(self, Py_None);
+}
+
 /* IoUring's methods of the submission side (ring.c puts them in the type) */
 PyMethodDef pu_submit_methods[] = {
     {"get_sqe", (PyCFunction)Ring_get_sqe, METH_NOARGS, PU_DOC_IoUring_get_sqe},
+    {"get_sqe128", (PyCFunction)Ring_get_sqe128, METH_NOARGS, PU_DOC_IoUring_get_sqe128},
     {"submit", (PyCFunction)Ring_submit, METH_NOARGS, PU_DOC_IoUring_submit},
     {"submit_and_get_events", (PyCFunction)Ring_submit_and_get_events, METH_NOARGS,
      PU_DOC_IoUring_submit_and_get_events},
     {"submit_and_wait", (PyCFunction)(void (*)(void))Ring_submit_and_wait,
      METH_FASTCALL, PU_DOC_IoUring_submit_and_wait},
+    {"sqring_wait", (PyCFunction)Ring_sqring_wait, METH_NOARGS,
+     PU_DOC_IoUring_sqring_wait},
     {NULL, NULL, 0, NULL},
 };

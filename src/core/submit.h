@@ -22,5 +22,7 @@ pu_still_usable(RingObject *r)
 
 extern PyMethodDef pu_submit_methods[];
 extern PyMethodDef pu_wait_methods[];
+extern PyMethodDef pu_resize_methods[];   /* resize.c */
+extern PyMethodDef pu_ring_mem_methods[];  /* ring_mem.c */
 
 #endif

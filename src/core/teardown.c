@@ -140,7 +140,14 @@ pu_ring_teardown(RingObject *r)
     if (!r->initialised || (r->closing & PU_CLOSING_NOW))
         return;
     r->closing = PU_CLOSING_NOW;
-    if (r->fork_generation == pu_fork_generation) {
+    if (r->fork_generation == pu_fork_generation && !pu_ring_reachable(r)) {
+        /* close_ring_fd() left only the registering thread's index, and
+         * this is another thread: nothing here can cancel or reap, so
+         * what is in flight is leaked (the kernel ring lives on in that
+         * thread's table until it ends or tears the ring down) */
+        r->npending = 0;
+        leaked = leak_remaining(r);
+    } else if (r->fork_generation == pu_fork_generation) {
         leaked = drain(r);
     } else {
         /* a child after fork(): the ring's memory is not mapped here
@@ -159,10 +166,14 @@ pu_ring_teardown(RingObject *r)
         r->nrecords = 0;
         r->npending = 0;
         /* no munmap: those addresses may hold the child's own mappings */
-        close(r->ring.ring_fd);
+        if (r->ring.ring_fd >= 0)      /* (-1 after close_ring_fd()) */
+            close(r->ring.ring_fd);
     }
-    if (r->fork_generation == pu_fork_generation)
-        io_uring_queue_exit(&r->ring);
+    if (r->fork_generation == pu_fork_generation) {
+        pu_ring_fd_release(r);
+        pu_ring_close(r);
+    }
+    r->fd_registered = r->fd_closed = 0;
     if (leaked > 0)
         pu_leak_registrations(r);  /* a leaked op may still use them */
     else

@@ -5,6 +5,7 @@
 #include "core/submit.h"
 #include "core/reap_sink.h"
 #include "ops/opdef.h"     /* the argument parser */
+#include "ops/liburing_compat.h"   /* PU_LIBURING_AT_LEAST */
 #include "methods_doc.h"
 
 #include <errno.h>
@@ -32,6 +33,15 @@ parse_timeout(PyObject *o, double *deadline)
 /* Wait until `want` completions are reaped and unseen.  Returns 1 when
  * they are, 0 when the deadline passed first, -1 with an exception.
  *
+ * With min_deadline >= 0 (the min-timeout waits): once that time has
+ * passed, one completion is enough (1 as well).  This is the kernel's
+ * IORING_FEAT_MIN_TIMEOUT meaning (io_uring_wait_cqes_min_timeout(3)),
+ * done here in two waits (up to min_deadline for `want`, then for one)
+ * so that it is the same with liburing 2.3 and on every kernel, and so
+ * that completions already reaped into the queue, which the kernel cannot
+ * see, count too.  The second wait costs an io_uring_enter only when the
+ * minimum passes with nothing ready.
+ *
  * It blocks as liburing does, also with nothing of this ring in flight:
  * another thread may submit, another ring may post a message.  Only where
  * the wait is certainly a mistake, entries prepared and never submitted
@@ -39,12 +49,13 @@ parse_timeout(PyObject *o, double *deadline)
  * at once; elsewhere a Ctrl-C says so on its KeyboardInterrupt. */
 static int
 ring_wait_full(RingObject *r, Py_ssize_t want, double deadline, int in_kernel_cq,
-               sigset_t *sigmask)
+               sigset_t *sigmask, double min_deadline)
 {
     for (;;) {
         struct io_uring_cqe *c;
         struct __kernel_timespec ts;
         Py_ssize_t need;
+        double until;
         unsigned long sq_prev = 0, cq_prev;
         int ret, touch_sq;
 
@@ -68,6 +79,8 @@ ring_wait_full(RingObject *r, Py_ssize_t want, double deadline, int in_kernel_cq
         }
         if (PU_CQ_LEN(r) >= want)
             return 1;
+        if (min_deadline >= 0 && PU_CQ_LEN(r) > 0 && pu_monotonic() >= min_deadline)
+            return 1;
         /* code run by the reap (a finalizer) may have closed the ring */
         if (pu_still_usable(r) < 0)
             return -1;
@@ -85,16 +98,25 @@ ring_wait_full(RingObject *r, Py_ssize_t want, double deadline, int in_kernel_cq
         need = want - PU_CQ_LEN(r);
         if (need > (Py_ssize_t)*r->ring.cq.kring_entries)
             need = *r->ring.cq.kring_entries;
-        if (deadline >= 0) {
-            double left = deadline - pu_monotonic();
-            if (left <= 0)
-                return 0;
+        until = deadline;
+        if (min_deadline >= 0) {
+            if (pu_monotonic() >= min_deadline)
+                need = 1;   /* the minimum passed with nothing ready */
+            else if (deadline < 0 || min_deadline < deadline)
+                until = min_deadline;
+        }
+        if (deadline >= 0 && deadline - pu_monotonic() <= 0)
+            return 0;
+        if (until >= 0) {
+            double left = until - pu_monotonic();
+            if (left < 0)
+                left = 0;
             ts.tv_sec = (long long)left;
             ts.tv_nsec = (long long)((left - (double)ts.tv_sec) * 1e9);
         }
         /* without IORING_FEAT_EXT_ARG liburing queues a timeout SQE, and
          * submits what is queued with it */
-        touch_sq = deadline >= 0 && !(r->features & IORING_FEAT_EXT_ARG);
+        touch_sq = until >= 0 && !(r->features & IORING_FEAT_EXT_ARG);
         if (touch_sq) {
             if (pu_ring_check_sq(r) < 0)
                 return -1;
@@ -104,9 +126,9 @@ ring_wait_full(RingObject *r, Py_ssize_t want, double deadline, int in_kernel_cq
         }
         cq_prev = pu_side_take(&r->cq_owner);
         Py_BEGIN_ALLOW_THREADS
-        if (deadline >= 0 || sigmask != NULL)
+        if (until >= 0 || sigmask != NULL)
             ret = io_uring_wait_cqes(&r->ring, &c, (unsigned)need,
-                                     deadline >= 0 ? &ts : NULL, sigmask);
+                                     until >= 0 ? &ts : NULL, sigmask);
         else
             ret = io_uring_wait_cqe_nr(&r->ring, &c, (unsigned)need);
         Py_END_ALLOW_THREADS
@@ -119,7 +141,10 @@ ring_wait_full(RingObject *r, Py_ssize_t want, double deadline, int in_kernel_cq
                 pu_note_idle_wait(r);
                 return -1;
             }
-            if (pu_still_usable(r) < 0)
+            /* the handlers ran Python code, which may have let another
+             * thread start a wait (or closed the ring): check the side as
+             * the call did before taking it again */
+            if (pu_ring_check_cq(r) < 0)
                 return -1;
             continue;
         }
@@ -133,7 +158,7 @@ ring_wait_full(RingObject *r, Py_ssize_t want, double deadline, int in_kernel_cq
 static int
 ring_wait(RingObject *r, Py_ssize_t want, double deadline)
 {
-    return ring_wait_full(r, want, deadline, 0, NULL);
+    return ring_wait_full(r, want, deadline, 0, NULL, -1.0);
 }
 
 /* A list of the (up to) n oldest unseen Cqe, not marked seen.  The list's
@@ -225,7 +250,7 @@ Ring_wait_cqe_nr(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
 
 /* signal.pthread_sigmask()'s argument: an iterable of signal numbers */
 static int
-parse_sigmask(PyObject *o, sigset_t *set)
+parse_sigmask(const char *fname, PyObject *o, sigset_t *set)
 {
     PyObject *it, *item;
 
@@ -236,8 +261,8 @@ parse_sigmask(PyObject *o, sigset_t *set)
     it = PyObject_GetIter(o);
     if (it == NULL) {
         if (PyErr_ExceptionMatches(PyExc_TypeError))
-            PyErr_Format(PyExc_TypeError, "wait_cqes(): sigmask must be an iterable "
-                         "of signal numbers, not %.100s", Py_TYPE(o)->tp_name);
+            PyErr_Format(PyExc_TypeError, "%s(): sigmask must be an iterable "
+                         "of signal numbers, not %.100s", fname, Py_TYPE(o)->tp_name);
         return -1;
     }
     while ((item = PyIter_Next(it)) != NULL) {
@@ -246,8 +271,8 @@ parse_sigmask(PyObject *o, sigset_t *set)
         if (signum == -1 && PyErr_Occurred())
             break;
         if (signum <= 0 || signum >= NSIG) {
-            PyErr_Format(PyExc_ValueError, "wait_cqes(): signal number %ld out of "
-                         "range [1; %d]", signum, NSIG - 1);
+            PyErr_Format(PyExc_ValueError, "%s(): signal number %ld out of "
+                         "range [1; %d]", fname, signum, NSIG - 1);
             break;
         }
         sigaddset(set, (int)signum);
@@ -256,8 +281,85 @@ parse_sigmask(PyObject *o, sigset_t *set)
     return PyErr_Occurred() ? -1 : 0;
 }
 
+/* min_wait_usec of the min-timeout waits: 0 to 2**32-1 microseconds (the
+ * kernel's io_uring_getevents_arg.min_wait_usec); a deadline from now */
+static int
+parse_min_wait(const char *fname, PyObject *o, double *min_deadline)
+{
+    unsigned long long us = PyLong_AsUnsignedLongLong(o);
+
+    if (us == (unsigned long long)-1 && PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError, "%s(): min_wait_usec must be 0 to "
+                         "2**32-1 microseconds", fname);
+        }
+        return -1;
+    }
+    if (us > UINT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s(): min_wait_usec must be 0 to "
+                     "2**32-1 microseconds", fname);
+        return -1;
+    }
+    *min_deadline = us > 0 ? pu_monotonic() + (double)us / 1e6 : -1.0;
+    return 0;
+}
+
+/* The arguments every liburing-tier wait shares: wait_nr (argv[0]),
+ * timeout (argv[1]), min_wait_usec (argv[imin], when imin > 0) and
+ * sigmask (argv[isig], when isig > 0; *sigmask NULL when not given). */
+typedef struct {
+    long n;
+    double deadline, min_deadline;
+    sigset_t set, *sigmask;
+} wait_args;
+
+static int
+parse_wait(const pu_argspec *sp, PyObject *const *args, Py_ssize_t nargs,
+           PyObject *kwnames, int imin, int isig, wait_args *w)
+{
+    PyObject *argv[4] = {NULL, NULL, NULL, NULL};
+
+    w->sigmask = NULL;
+    w->min_deadline = -1.0;
+    if (pu_parse_args(sp, args, nargs, kwnames, argv) < 0 ||
+        parse_wait_nr(sp, argv[0], &w->n) < 0)
+        return -1;
+    if (parse_timeout(argv[1], &w->deadline) < 0)
+        return -1;
+    if (imin > 0 && parse_min_wait(sp->fname, argv[imin], &w->min_deadline) < 0)
+        return -1;
+    if (isig > 0 && argv[isig] != NULL && argv[isig] != Py_None) {
+        if (parse_sigmask(sp->fname, argv[isig], &w->set) < 0)
+            return -1;
+        w->sigmask = &w->set;
+    }
+    return 0;
+}
+
+/* The oldest unseen completion once w->n are ready (or the timeout
+ * passed: then maybe fewer, maybe None); a new reference, or NULL.  Runs
+ * inside pu_call_enter(). */
+static PyObject *
+wait_oldest(RingObject *self, const wait_args *w)
+{
+    PyObject *q;
+
+    if (w->n > 0 && ring_wait_full(self, w->n, w->deadline, 0, w->sigmask,
+                                   w->min_deadline) < 0)
+        return NULL;
+    if (PU_CQ_LEN(self) == 0 && pu_reap(self) < 0)
+        return NULL;
+    q = PU_CQ_LEN(self) > 0 ? (PyObject *)self->cq[self->cq_start] : Py_None;
+    Py_INCREF(q);
+    return q;
+}
+
 static const char *const wait_cqes_kw[] = {"wait_nr", "timeout", "sigmask", NULL};
 static const pu_argspec wait_cqes_spec = {"wait_cqes", wait_cqes_kw, 1, 3, 0};
+static const char *const wait_min_kw[] = {"wait_nr", "timeout", "min_wait_usec",
+                                          "sigmask", NULL};
+static const pu_argspec wait_min_spec = {"wait_cqes_min_timeout", wait_min_kw, 3, 4, 0};
 
 /* io_uring_wait_cqes(): the oldest unseen completion once wait_nr are
  * ready (or the timeout passed: then maybe fewer, maybe None) */
@@ -265,27 +367,245 @@ static PyObject *
 Ring_wait_cqes(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
                PyObject *kwnames)
 {
-    PyObject *argv[3], *q;
-    sigset_t set;
-    double deadline;
-    long n;
+    wait_args w;
 
-    if (pu_parse_args(&wait_cqes_spec, args, nargs, kwnames, argv) < 0 ||
-        parse_wait_nr(&wait_cqes_spec, argv[0], &n) < 0)
-        return NULL;
-    if (parse_timeout(argv[1], &deadline) < 0 ||
-        (argv[2] != NULL && argv[2] != Py_None && parse_sigmask(argv[2], &set) < 0) ||
+    if (parse_wait(&wait_cqes_spec, args, nargs, kwnames, 0, 2, &w) < 0 ||
         pu_ring_check_cq(self) < 0)
         return NULL;
     pu_call_enter(self);
-    if (n > 0 && ring_wait_full(self, n, deadline, 0,
-                                argv[2] != NULL && argv[2] != Py_None ? &set : NULL) < 0)
+    return pu_call_return(self, wait_oldest(self, &w));
+}
+
+/* io_uring_wait_cqes_min_timeout(): as wait_cqes(), but once
+ * min_wait_usec have passed one completion is enough */
+static PyObject *
+Ring_wait_cqes_min_timeout(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
+                           PyObject *kwnames)
+{
+    wait_args w;
+
+    if (parse_wait(&wait_min_spec, args, nargs, kwnames, 2, 3, &w) < 0 ||
+        pu_ring_check_cq(self) < 0)
+        return NULL;
+    pu_call_enter(self);
+    return pu_call_return(self, wait_oldest(self, &w));
+}
+
+static const char *const wait_timeout_kw[] = {"timeout", NULL};
+static const pu_argspec wait_timeout_spec = {"wait_cqe_timeout", wait_timeout_kw, 1, 1, 0};
+
+/* io_uring_wait_cqe_timeout(): wait_cqe() whose timeout is not optional
+ * (None still means none, as liburing's NULL ts) */
+static PyObject *
+Ring_wait_cqe_timeout(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
+                      PyObject *kwnames)
+{
+    PyObject *argv[1];
+    wait_args w;
+
+    if (pu_parse_args(&wait_timeout_spec, args, nargs, kwnames, argv) < 0 ||
+        parse_timeout(argv[0], &w.deadline) < 0 || pu_ring_check_cq(self) < 0)
+        return NULL;
+    w.n = 1;
+    w.min_deadline = -1.0;
+    w.sigmask = NULL;
+    pu_call_enter(self);
+    return pu_call_return(self, wait_oldest(self, &w));
+}
+
+static const char *const submit_timeout_kw[] = {"wait_nr", "timeout", "sigmask", NULL};
+static const pu_argspec submit_timeout_spec = {"submit_and_wait_timeout",
+                                               submit_timeout_kw, 2, 3, 0};
+static const pu_argspec submit_min_spec = {"submit_and_wait_min_timeout",
+                                           wait_min_kw, 3, 4, 0};
+
+/* io_uring_submit_and_wait_timeout() and _min_timeout(): submit what is
+ * queued, then wait as wait_cqes() (_min_timeout()) does.  The number
+ * submitted, or None when the timeout passed with no completion ready
+ * (liburing's -ETIME: the entries went in all the same).  The submit goes
+ * alone first, as pu_ring_flush() does for submit_and_wait() when it may
+ * complete the entries, so the wait is its own io_uring_enter. */
+static PyObject *
+submit_wait_timeout(RingObject *self, const wait_args *w)
+{
+    int n;
+
+    if (pu_ring_check_cq(self) < 0)
+        return NULL;
+    pu_call_enter(self);
+    n = pu_ring_flush(self, 0);
+    if (n < 0)
         return pu_call_return(self, NULL);
-    if (PU_CQ_LEN(self) == 0 && pu_reap(self) < 0)
+    if (pu_ring_check_cq(self) < 0)             /* a handler closed it */
         return pu_call_return(self, NULL);
-    q = PU_CQ_LEN(self) > 0 ? (PyObject *)self->cq[self->cq_start] : Py_None;
-    Py_INCREF(q);
-    return pu_call_return(self, q);
+    if (w->n > 0) {
+        int ret = ring_wait_full(self, w->n, w->deadline, 0, w->sigmask,
+                                 w->min_deadline);
+        if (ret < 0)
+            return pu_call_return(self, NULL);
+        if (ret == 0 && PU_CQ_LEN(self) == 0) {
+            Py_INCREF(Py_None);
+            return pu_call_return(self, Py_None);
+        }
+    }
+    return pu_call_return(self, PyLong_FromLong(n));
+}
+
+/* submit_and_wait_reg(wait_nr, reg_index): io_uring_submit_and_wait_reg():
+ * submit what is queued, then wait for wait_nr completions with the wait
+ * arguments (timeout, min wait) the caller wrote at reg_index of the ring's
+ * wait region (register_region(buf, IORING_MEM_REGION_REG_WAIT_ARG)), the
+ * kernel reading them from there (IORING_ENTER_EXT_ARG_REG, Linux 6.13).
+ * The wait is a raw io_uring_enter: liburing before 2.9 has no helper, and
+ * the module's waits keep their own accounting of what is reaped. */
+#define PU_REG_WAIT_SIZE 64             /* sizeof(struct io_uring_reg_wait) */
+#ifndef IORING_ENTER_EXT_ARG_REG
+#define IORING_ENTER_EXT_ARG_REG (1U << 6)
+#endif
+#ifndef IORING_ENTER_REGISTERED_RING
+#define IORING_ENTER_REGISTERED_RING (1U << 4)
+#endif
+
+static const char *const wait_reg_kw[] = {"wait_nr", "reg_index", NULL};
+static const pu_argspec wait_reg_spec = {"submit_and_wait_reg", wait_reg_kw, 2, 2, 0};
+
+static PyObject *
+Ring_submit_and_wait_reg(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
+                         PyObject *kwnames)
+{
+    PyObject *argv[2];
+    long n;
+    Py_ssize_t index;
+    int submitted;
+
+    if (pu_parse_args(&wait_reg_spec, args, nargs, kwnames, argv) < 0 ||
+        parse_wait_nr(&wait_reg_spec, argv[0], &n) < 0)
+        return NULL;
+    index = PyNumber_AsSsize_t(argv[1], PyExc_OverflowError);
+    if (index == -1 && PyErr_Occurred())
+        return NULL;
+    if (pu_ring_check_cq(self) < 0)
+        return NULL;
+    if (self->region == NULL) {
+        PyErr_SetString(PyExc_ValueError, "submit_and_wait_reg(): the ring has no wait "
+                        "region: register_region(buf, IORING_MEM_REGION_REG_WAIT_ARG) "
+                        "on the ring set up with IORING_SETUP_R_DISABLED, then "
+                        "enable_rings()");
+        return NULL;
+    }
+    if (index < 0 || index >= self->region->len / PU_REG_WAIT_SIZE) {
+        PyErr_Format(PyExc_IndexError, "submit_and_wait_reg(): reg_index %zd is not "
+                     "in the region (%zd entries of %d bytes)", index,
+                     self->region->len / PU_REG_WAIT_SIZE, PU_REG_WAIT_SIZE);
+        return NULL;
+    }
+    if (!(self->features & IORING_FEAT_EXT_ARG)) {
+        pu_err_errno_msg(EINVAL, "submit_and_wait_reg(): the kernel lacks "
+                         "IORING_FEAT_EXT_ARG");
+        return NULL;
+    }
+    pu_call_enter(self);
+    submitted = pu_ring_flush(self, 0);
+    if (submitted < 0 || pu_ring_check_cq(self) < 0)
+        return pu_call_return(self, NULL);
+    for (;;) {
+        Py_ssize_t have = PU_CQ_LEN(self) + (Py_ssize_t)io_uring_cq_ready(&self->ring);
+        unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG |
+                         IORING_ENTER_EXT_ARG_REG;
+        unsigned fd = (unsigned)self->ring.ring_fd;
+        unsigned long prev;
+        int ret;
+
+        if (have >= n)
+            break;
+        if (self->fd_closed) {          /* only the registering thread gets here */
+            fd = self->reg_index;
+            flags |= IORING_ENTER_REGISTERED_RING;
+        }
+        prev = pu_side_take(&self->cq_owner);
+        Py_BEGIN_ALLOW_THREADS
+        ret = io_uring_enter2(fd, 0, (unsigned)(n - PU_CQ_LEN(self)), flags,
+                              (sigset_t *)(uintptr_t)((size_t)index * PU_REG_WAIT_SIZE),
+                              PU_REG_WAIT_SIZE);
+        Py_END_ALLOW_THREADS
+        pu_side_put(&self->cq_owner, prev);
+        if (ret == -EINTR) {
+            if (PyErr_CheckSignals() < 0) {
+                pu_note_idle_wait(self);
+                return pu_call_return(self, NULL);
+            }
+            if (pu_ring_check_cq(self) < 0)
+                return pu_call_return(self, NULL);
+            continue;
+        }
+        if (ret == -ETIME) {
+            if (PU_CQ_LEN(self) + io_uring_cq_ready(&self->ring) > 0)
+                break;
+            Py_INCREF(Py_None);
+            return pu_call_return(self, Py_None);
+        }
+        if (ret < 0) {
+            pu_err_errno(-ret);
+            return pu_call_return(self, NULL);
+        }
+        break;
+    }
+    return pu_call_return(self, PyLong_FromLong(submitted));
+}
+
+static PyObject *
+Ring_submit_and_wait_timeout(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames)
+{
+    wait_args w;
+
+    if (parse_wait(&submit_timeout_spec, args, nargs, kwnames, 0, 2, &w) < 0)
+        return NULL;
+    return submit_wait_timeout(self, &w);
+}
+
+static PyObject *
+Ring_submit_and_wait_min_timeout(RingObject *self, PyObject *const *args,
+                                 Py_ssize_t nargs, PyObject *kwnames)
+{
+    wait_args w;
+
+    if (parse_wait(&submit_min_spec, args, nargs, kwnames, 2, 3, &w) < 0)
+        return NULL;
+    return submit_wait_timeout(self, &w);
+}
+
+#ifndef IORING_FEAT_NO_IOWAIT
+#define IORING_FEAT_NO_IOWAIT (1U << 17)
+#endif
+
+/* set_iowait(enabled): io_uring_set_iowait(): whether this ring's waits
+ * count as iowait for the CPU (IORING_ENTER_NO_IOWAIT when not, Linux
+ * 6.15).  liburing keeps it in the ring's flags and passes it with every
+ * wait; before liburing 2.10 it cannot pass it at all. */
+static PyObject *
+Ring_set_iowait(RingObject *self, PyObject *arg)
+{
+    int enabled = PyObject_IsTrue(arg);
+
+    if (enabled < 0 || pu_ring_check(self) < 0)
+        return NULL;
+    if (!(self->features & IORING_FEAT_NO_IOWAIT))
+        return pu_err_errno_msg(EOPNOTSUPP, "set_iowait(): this kernel always "
+                                "counts waits as iowait (IORING_FEAT_NO_IOWAIT: "
+                                "Linux 6.15)");
+#if PU_LIBURING_AT_LEAST(2, 10)
+    {
+        int ret = io_uring_set_iowait(&self->ring, enabled != 0);
+        if (ret < 0)
+            return pu_err_errno(-ret);
+    }
+    Py_RETURN_NONE;
+#else
+    return pu_err_errno_msg(EOPNOTSUPP, "set_iowait(): needs liburing 2.10 or "
+                            "later: the liburing this module was built with "
+                            "cannot pass IORING_ENTER_NO_IOWAIT to its waits");
+#endif
 }
 
 /* get_events(): io_uring_get_events(): the kernel posts what has completed
@@ -458,7 +778,7 @@ reap_to_sink_impl(RingObject *self, int kind, Py_ssize_t n, Py_ssize_t wait_nr,
     if (submit && self->npending > 0 &&
         pu_ring_flush(self, (unsigned)(wait_nr > PU_CQ_LEN(self) ? wait_nr - PU_CQ_LEN(self) : 0)) < 0)
         return NULL;
-    if (wait_nr > 0 && ring_wait_full(self, wait_nr, -1.0, 1, NULL) < 0)
+    if (wait_nr > 0 && ring_wait_full(self, wait_nr, -1.0, 1, NULL, -1.0) < 0)
         return NULL;
     if (io_uring_cq_ready(&self->ring) == 0 && pu_reap(self) < 0)
         return NULL;    /* (completions the kernel kept aside: see pu_reap) */
@@ -598,8 +918,20 @@ PyMethodDef pu_wait_methods[] = {
      METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_wait_cqe_nr},
     {"wait_cqes", (PyCFunction)(void (*)(void))Ring_wait_cqes,
      METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_wait_cqes},
+    {"wait_cqe_timeout", (PyCFunction)(void (*)(void))Ring_wait_cqe_timeout,
+     METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_wait_cqe_timeout},
+    {"wait_cqes_min_timeout", (PyCFunction)(void (*)(void))Ring_wait_cqes_min_timeout,
+     METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_wait_cqes_min_timeout},
+    {"submit_and_wait_reg", (PyCFunction)(void (*)(void))Ring_submit_and_wait_reg,
+     METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_submit_and_wait_reg},
+    {"submit_and_wait_timeout", (PyCFunction)(void (*)(void))Ring_submit_and_wait_timeout,
+     METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_submit_and_wait_timeout},
+    {"submit_and_wait_min_timeout",
+     (PyCFunction)(void (*)(void))Ring_submit_and_wait_min_timeout,
+     METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_submit_and_wait_min_timeout},
     {"peek_cqe", (PyCFunction)Ring_peek_cqe, METH_NOARGS, PU_DOC_IoUring_peek_cqe},
     {"get_events", (PyCFunction)Ring_get_events, METH_NOARGS, PU_DOC_IoUring_get_events},
+    {"set_iowait", (PyCFunction)Ring_set_iowait, METH_O, PU_DOC_IoUring_set_iowait},
     {"cqe_seen", (PyCFunction)Ring_cqe_seen, METH_O, PU_DOC_IoUring_cqe_seen},
     {"peek_batch_cqe", (PyCFunction)Ring_peek_batch_cqe, METH_O,
      PU_DOC_IoUring_peek_batch_cqe},

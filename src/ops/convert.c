@@ -666,14 +666,16 @@ record_by_data(RingObject *r, SqeObject *self, PyObject *data, int *n)
     return found;
 }
 
-int
-pu_conv_target(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
-               __u64 *out)
+/* The target's user_data on ring r; rec is the entry being prepared (it
+ * cannot name itself), or NULL (register_sync_cancel()) */
+static int
+target_ud(const pu_argspec *sp, int i, RingObject *r, SqeObject *rec, PyObject *o,
+          __u64 *out)
 {
     SqeObject *t;
     if (!PyObject_TypeCheck(o, &pu_SqeType)) {
         int n = 0;
-        t = o == Py_None ? NULL : record_by_data(rec->ring, rec, o, &n);
+        t = o == Py_None ? NULL : record_by_data(r, rec, o, &n);
         if (n == 1) {
             /* completed already: the kernel answers -ENOENT, as for a
              * completed Sqe */
@@ -694,7 +696,7 @@ pu_conv_target(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
         return -1;
     }
     t = (SqeObject *)o;
-    if (t->ring != rec->ring) {
+    if (t->ring != r) {
         PyErr_Format(PyExc_ValueError,
                      "%s() argument '%s' is an Sqe of another IoUring",
                      sp->fname, ARGNAME(sp, i));
@@ -707,8 +709,23 @@ pu_conv_target(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
     }
     /* an Sqe from before the last queue_exit() names nothing now; its
      * user_data could match a new operation, so send one that cannot */
-    *out = t->life == rec->ring->life ? t->user_data : PU_UD_STALE;
+    *out = t->life == r->life ? t->user_data : PU_UD_STALE;
     return 0;
+}
+
+int
+pu_conv_target(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
+               __u64 *out)
+{
+    return target_ud(sp, i, rec->ring, rec, o, out);
+}
+
+/* the `target` kind's lookup outside a prep (an Sqe, or the user_data of
+ * an operation in flight on r) */
+int
+pu_ring_target(const pu_argspec *sp, int i, RingObject *r, PyObject *o, __u64 *out)
+{
+    return target_ud(sp, i, r, NULL, o, out);
 }
 
 int

@@ -382,3 +382,42 @@ pu_result_waitid(CqeObject *q)
     Py_DECREF(type);
     return res;
 }
+
+/* ---- cmd_getsockname: the address, as socket.getsockname() gives it ---- */
+
+PyObject *
+pu_result_sockname(CqeObject *q)
+{
+    return pu_sockaddr_to_python((struct sockaddr *)&q->sqe->addr, q->sqe->peerlen);
+}
+
+/* ---- cmd_tx_timestamp: (key, type, hardware, seconds, nanoseconds) ----
+ * The kernel puts the send's key in res, the SCM_TSTAMP_* type and the
+ * hardware bit in the flags, and a struct io_timespec in the CQE32 entry's
+ * second half (io_process_timestamp_skb()). */
+
+PyObject *
+pu_result_tx_timestamp(CqeObject *q)
+{
+    if (!q->has_big) {
+        PyErr_SetString(PyExc_ValueError, "getresult(): a TX timestamp needs a ring "
+                        "set up with IORING_SETUP_CQE32");
+        return NULL;
+    }
+    return Py_BuildValue("(IIOKK)", (unsigned)q->res,
+                         (unsigned)(q->flags >> IORING_TIMESTAMP_TYPE_SHIFT),
+                         (q->flags & IORING_CQE_F_TSTAMP_HW) ? Py_True : Py_False,
+                         (unsigned long long)q->big[0], (unsigned long long)q->big[1]);
+}
+
+/* 128-byte operations need 128-byte entries: an IORING_SETUP_SQE128 ring
+ * (mixed rings are refused at setup) */
+int
+pu_rec_need_sqe128(SqeObject *rec, const char *fname)
+{
+    if (rec->ring->ring.flags & IORING_SETUP_SQE128)
+        return 0;
+    PyErr_Format(PyExc_ValueError, "%s(): this ring's entries are 64 bytes; set it "
+                 "up with IORING_SETUP_SQE128", fname);
+    return -1;
+}

@@ -48,5 +48,8 @@ PyObject *pu_result_statx(CqeObject *q);
 PyObject *pu_result_pipe(CqeObject *q);
 PyObject *pu_result_epoll_wait(CqeObject *q);
 PyObject *pu_result_waitid(CqeObject *q);
+PyObject *pu_result_sockname(CqeObject *q);
+PyObject *pu_result_tx_timestamp(CqeObject *q);
+int pu_rec_need_sqe128(SqeObject *rec, const char *fname);
 
 #endif

@@ -112,6 +112,8 @@ int pu_conv_timespec(const pu_argspec *sp, int i, SqeObject *rec,
                      PyObject *o, struct __kernel_timespec **out);
 int pu_conv_target(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
                    __u64 *out);
+int pu_ring_target(const pu_argspec *sp, int i, RingObject *r, PyObject *o,
+                   __u64 *out);
 int pu_conv_sockaddr(const pu_argspec *sp, int i, SqeObject *rec,
                      PyObject *o, int fd, const struct sockaddr **out,
                      socklen_t *outlen);

@@ -7,3 +7,34 @@
 
 from ._core import *  # noqa: F401,F403
 from ._core import __doc__, __version__  # noqa: F401
+
+
+# The event loop (loop.py) imports asyncio: loaded on first use, so that
+# `import py_io_uring` stays as light as the extension itself.
+_LOOP_NAMES = ("EventLoop", "EventLoopPolicy", "new_event_loop", "install", "run")
+# The bulk file helpers (files.py, workqueue.py) import shutil: loaded on
+# first use too.
+_FILES_NAMES = ("read_files", "iter_read_files", "copyfile", "copy2", "copytree")
+_WORKQUEUE_NAMES = ("WorkQueue",)
+_AFILE_NAMES = ("open", "AsyncFile")
+
+
+def __getattr__(name):
+    if name in _LOOP_NAMES:
+        from . import loop
+        return getattr(loop, name)
+    if name in _FILES_NAMES:
+        from . import files
+        return getattr(files, name)
+    if name in _AFILE_NAMES:
+        from . import afile
+        return getattr(afile, name)
+    if name in _WORKQUEUE_NAMES:
+        from . import workqueue
+        return getattr(workqueue, name)
+    raise AttributeError("module 'py_io_uring' has no attribute %r" % name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LOOP_NAMES) | set(_FILES_NAMES) | set(_WORKQUEUE_NAMES)
+                  | set(_AFILE_NAMES))

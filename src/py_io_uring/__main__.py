@@ -56,6 +56,7 @@ def collect():
         "liburing": {
             "headers": "%d.%d" % headers if headers else None,
             "library": _liburing_library(),
+            "static": py_io_uring.LIBURING_STATIC,
         },
         "kernel": {"system": uname.system, "release": uname.release,
                    "version": uname.version, "machine": uname.machine},
@@ -92,7 +93,9 @@ def render(info):
     k = info["kernel"]
     lines = [
         "py_io_uring %s on Python %s" % (info["version"], info["python"]),
-        "liburing:   %s; library %s" % (headers, lib["library"] or "not found in /proc/self/maps"),
+        "liburing:   %s; library %s" % (
+            headers, "liburing %s linked into the extension" % lib["static"] if lib["static"]
+            else lib["library"] or "not found in /proc/self/maps"),
         "kernel:     %s %s (%s) %s" % (k["system"], k["release"], k["machine"], k["version"]),
     ]
     if info["ring_error"]:

@@ -9,18 +9,41 @@
  * the buffer back in the ring at once. */
 #include "register/register.h"
 #include "methods_doc.h"
+#include "ops/liburing_compat.h"
 
 #include <errno.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+/* A buffer ring the module owns.  The kernel takes buffers from the ring's
+ * head in the order they were added, so `next_bid` records that order: the
+ * buffer added right after each one.  A bundle completion names its first
+ * buffer only and spans the ones after it; their `next_bid` entries cannot
+ * change before the completion is reaped (an entry changes only when its
+ * buffer is added again, i.e. after its own completion).  `off` is, for an
+ * IOU_PBUF_RING_INC ring, how much of each buffer the kernel already
+ * consumed: a buffer it keeps (IORING_CQE_F_BUF_MORE) goes on at that
+ * offset in the next completion. */
 struct pu_bufring {
     struct pu_bufring *next;
     struct io_uring_buf_ring *br;
     char *bufs;
     unsigned entries, size;
+    unsigned flags;                 /* IOU_PBUF_RING_* */
+    size_t ring_bytes;              /* mapped from the kernel (MMAP) */
+    uint32_t *off;                  /* per buffer: bytes consumed (INC) */
+    uint16_t *next_bid;             /* per buffer: the one added after it */
+    uint16_t last;                  /* the buffer added last */
     uint16_t bgid;
+    /* a send ring (setup_buf_ring(send=True)) starts empty: buf_ring_add()
+     * copies data into a free buffer and queues it; a completion that sent
+     * from it puts it back on the free list, not in the ring */
+    int send;
+    uint32_t *len;                  /* per buffer: bytes queued, 0 when free */
+    uint16_t *free_bids;            /* stack of free buffers */
+    unsigned nfree;
 };
 
 /* Each method below converts its arguments (fileno(), __index__, a
@@ -140,35 +163,30 @@ Ring_unregister_files(RingObject *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-void
-pu_release_registered_buffers(RingObject *r)
-{
-    for (unsigned k = 0; k < r->nreg_bufs; k++)
-        PyBuffer_Release(&r->reg_bufs[k]);
-    PyMem_Free(r->reg_bufs);
-    r->reg_bufs = NULL;
-    r->nreg_bufs = 0;
-}
-
 static const char *const buffers_kw[] = {"buffers", NULL};
 static const pu_argspec buffers_spec = {"register_buffers", buffers_kw, 1, 1, 0};
+
+static int
+refuse_registered(RingObject *r)
+{
+    if (!r->bufs_registered)
+        return 0;
+    PyErr_SetString(PyExc_ValueError, "buffers are already registered: "
+                    "unregister_buffers() first");
+    return -1;
+}
 
 static PyObject *
 Ring_register_buffers(RingObject *self, PyObject *arg)
 {
     PyObject *seq;
-    Py_ssize_t n, k, pinned = 0;
-    Py_buffer *views = NULL;
+    Py_ssize_t n;
+    pu_regbuf **pins = NULL;
     struct iovec *iov = NULL;
     int ret;
 
-    if (pu_ring_check(self) < 0)
+    if (pu_ring_check(self) < 0 || refuse_registered(self) < 0)
         return NULL;
-    if (self->nreg_bufs > 0) {
-        PyErr_SetString(PyExc_ValueError, "buffers are already registered: "
-                        "unregister_buffers() first");
-        return NULL;
-    }
     /* a __buffer__ method (3.12) runs Python code: walk a copy */
     seq = pu_seq_tuple(&buffers_spec, 0, arg, "a sequence of writable "
                        "bytes-like objects");
@@ -182,44 +200,22 @@ Ring_register_buffers(RingObject *self, PyObject *arg)
     }
     /* pinned into our own array, not the ring's: that Python code may
      * register, unregister or tear down meanwhile */
-    views = PyMem_Calloc((size_t)n, sizeof(Py_buffer));
-    iov = PyMem_Calloc((size_t)n, sizeof(*iov));
-    if (views == NULL || iov == NULL) {
-        PyErr_NoMemory();
+    if (pu_pins_from(&buffers_spec, 0, seq, 0, &pins, &iov) < 0)
         goto fail;
-    }
-    for (k = 0; k < n; k++) {
-        PyObject *item = PyTuple_GET_ITEM(seq, k);
-        if (PyObject_GetBuffer(item, &views[k], PyBUF_WRITABLE) < 0) {
-            pu_buffer_refused(&buffers_spec, 0, k, item,
-                              "a writable C-contiguous bytes-like object");
-            goto fail;
-        }
-        pinned++;
-        iov[k].iov_base = views[k].buf;
-        iov[k].iov_len = (size_t)views[k].len;
-    }
-    if (pu_ring_check(self) < 0)
+    if (pu_ring_check(self) < 0 || refuse_registered(self) < 0)
         goto fail;
-    if (self->nreg_bufs > 0) {
-        PyErr_SetString(PyExc_ValueError, "buffers are already registered: "
-                        "unregister_buffers() first");
-        goto fail;
-    }
     ret = io_uring_register_buffers(&self->ring, iov, (unsigned)n);
     if (ret < 0) {
         pu_err_errno(-ret);
         goto fail;
     }
-    self->reg_bufs = views;
-    self->nreg_bufs = (unsigned)n;
+    pu_buf_table_set(self, pins, (unsigned)n);
     PyMem_Free(iov);
     Py_DECREF(seq);
     Py_RETURN_NONE;
 fail:
-    while (pinned > 0)
-        PyBuffer_Release(&views[--pinned]);
-    PyMem_Free(views);
+    if (pins != NULL)
+        pu_pins_drop(pins, (unsigned)n);
     PyMem_Free(iov);
     Py_DECREF(seq);
     return NULL;
@@ -234,8 +230,9 @@ Ring_unregister_buffers(RingObject *self, PyObject *Py_UNUSED(ignored))
     ret = io_uring_unregister_buffers(&self->ring);
     if (ret < 0)
         return pu_err_errno(-ret);
-    /* ops still using a registered buffer pinned their own slice */
-    pu_release_registered_buffers(self);
+    /* ops still using a registered buffer pinned their own slice; a tagged
+     * one keeps its tag's pin until the tag's completion */
+    pu_buf_table_clear(self);
     Py_RETURN_NONE;
 }
 
@@ -287,23 +284,54 @@ find_bufring(RingObject *r, unsigned bgid)
 static void
 free_bufring(struct pu_bufring *b)
 {
-    free(b->br);
+    if (b->ring_bytes)
+        munmap(b->br, b->ring_bytes);
+    else
+        free(b->br);
     free(b->bufs);
+    PyMem_Free(b->off);
+    PyMem_Free(b->next_bid);
+    PyMem_Free(b->len);
+    PyMem_Free(b->free_bids);
     PyMem_Free(b);
 }
 
-static const char *const bufring_kw[] = {"bgid", "entries", "size", NULL};
-static const pu_argspec bufring_spec = {"setup_buf_ring", bufring_kw, 3, 3, 0};
+/* Hand buffer bid (back) to the kernel, at the ring's tail. */
+static void
+bufring_add(struct pu_bufring *b, unsigned bid)
+{
+    io_uring_buf_ring_add(b->br, b->bufs + (size_t)bid * b->size, b->size,
+                          (unsigned short)bid, io_uring_buf_ring_mask(b->entries), 0);
+    io_uring_buf_ring_advance(b->br, 1);
+    b->next_bid[b->last] = (uint16_t)bid;
+    b->last = (uint16_t)bid;
+    b->off[bid] = 0;
+}
+
+/* A buffer of a send ring was sent (or used up): it is free again. */
+static void
+bufring_free_send(struct pu_bufring *b, unsigned bid)
+{
+    if (b->len[bid] == 0)
+        return;   /* already free: never twice on the stack */
+    b->len[bid] = 0;
+    b->free_bids[b->nfree++] = (uint16_t)bid;
+}
+
+static const char *const bufring_kw[] = {"bgid", "entries", "size", "flags", "send", NULL};
+static const pu_argspec bufring_spec = {"setup_buf_ring", bufring_kw, 3, 5, 1};
 
 static PyObject *
 Ring_setup_buf_ring(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
                     PyObject *kwnames)
 {
-    PyObject *argv[3];
-    unsigned bgid, entries, size;
+    PyObject *argv[5];
+    unsigned bgid, entries, size, flags = 0;
+    int send = 0;
     struct io_uring_buf_reg reg;
     struct pu_bufring *b;
     long page = sysconf(_SC_PAGESIZE);
+    size_t ring_bytes;
     int ret;
 
     /* __index__ runs Python code: convert before the ring check */
@@ -311,8 +339,17 @@ Ring_setup_buf_ring(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
         pu_conv_u32(&bufring_spec, 0, argv[0], &bgid) < 0 ||
         pu_conv_u32(&bufring_spec, 1, argv[1], &entries) < 0 ||
         pu_conv_u32(&bufring_spec, 2, argv[2], &size) < 0 ||
+        (argv[3] != NULL &&
+         pu_conv_bits(&bufring_spec, 3, argv[3], IOU_PBUF_RING_MMAP | IOU_PBUF_RING_INC,
+                      "IOU_PBUF_RING_MMAP, IOU_PBUF_RING_INC", &flags) < 0) ||
+        (argv[4] != NULL && (send = PyObject_IsTrue(argv[4])) < 0) ||
         pu_ring_check(self) < 0)
         return NULL;
+    if (send && (flags & IOU_PBUF_RING_INC)) {
+        PyErr_SetString(PyExc_ValueError, "setup_buf_ring(): a send ring cannot "
+                        "be IOU_PBUF_RING_INC");
+        return NULL;
+    }
     if (bgid > 0xffff || entries == 0 || entries > 32768 ||
         (entries & (entries - 1)) != 0 || size == 0 || size > (1u << 30) ||
         (unsigned long long)entries * size > (1ull << 32)) {
@@ -327,34 +364,176 @@ Ring_setup_buf_ring(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
     b = PyMem_Calloc(1, sizeof(*b));
     if (b == NULL)
         return PyErr_NoMemory();
-    if (posix_memalign((void **)&b->br, (size_t)page,
-                       entries * sizeof(struct io_uring_buf)) != 0 ||
+    ring_bytes = entries * sizeof(struct io_uring_buf);
+    b->off = PyMem_Calloc(entries, sizeof(*b->off));
+    b->next_bid = PyMem_Calloc(entries, sizeof(*b->next_bid));
+    b->len = PyMem_Calloc(entries, sizeof(*b->len));
+    b->free_bids = PyMem_Calloc(entries, sizeof(*b->free_bids));
+    if (b->off == NULL || b->next_bid == NULL || b->len == NULL || b->free_bids == NULL ||
+        (!(flags & IOU_PBUF_RING_MMAP) &&
+         posix_memalign((void **)&b->br, (size_t)page, ring_bytes) != 0) ||
         (b->bufs = malloc((size_t)entries * size)) == NULL) {
-        free(b->br);
-        PyMem_Free(b);
+        b->ring_bytes = 0;
+        free_bufring(b);
         return PyErr_NoMemory();
     }
-    memset(b->br, 0, entries * sizeof(struct io_uring_buf));
+    if (!(flags & IOU_PBUF_RING_MMAP))
+        memset(b->br, 0, ring_bytes);
     b->entries = entries;
     b->size = size;
+    b->flags = flags;
+    b->send = send;
     b->bgid = (uint16_t)bgid;
     memset(&reg, 0, sizeof(reg));
-    reg.ring_addr = (unsigned long)b->br;
+    /* IOU_PBUF_RING_MMAP: the kernel allocates the ring; it is mapped below */
+    reg.ring_addr = (flags & IOU_PBUF_RING_MMAP) ? 0 : (unsigned long)b->br;
     reg.ring_entries = entries;
     reg.bgid = (uint16_t)bgid;
+    PU_BUF_REG_FLAGS(reg) = (__u16)flags;
     ret = io_uring_register_buf_ring(&self->ring, &reg, 0);
     if (ret < 0) {
         free_bufring(b);
         return pu_err_errno(-ret);
     }
+    if (flags & IOU_PBUF_RING_MMAP) {
+        void *m = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_POPULATE, self->ring.ring_fd,
+                       (off_t)(IORING_OFF_PBUF_RING |
+                               ((__u64)bgid << IORING_OFF_PBUF_SHIFT)));
+        if (m == MAP_FAILED) {
+            int err = errno;
+            io_uring_unregister_buf_ring(&self->ring, (int)bgid);
+            free_bufring(b);
+            return pu_err_errno(err);
+        }
+        b->br = m;
+        b->ring_bytes = ring_bytes;
+    }
     io_uring_buf_ring_init(b->br);
-    for (unsigned k = 0; k < entries; k++)
+    if (send) {
+        for (unsigned k = 0; k < entries; k++)   /* lowest id on top */
+            b->free_bids[k] = (uint16_t)(entries - 1 - k);
+        b->nfree = entries;
+        b->next = self->bufrings;
+        self->bufrings = b;
+        Py_RETURN_NONE;
+    }
+    for (unsigned k = 0; k < entries; k++) {
         io_uring_buf_ring_add(b->br, b->bufs + (size_t)k * size, size, (unsigned short)k,
                               io_uring_buf_ring_mask(entries), (int)k);
+        b->next_bid[k] = (uint16_t)((k + 1) % entries);
+    }
+    b->last = (uint16_t)(entries - 1);
     io_uring_buf_ring_advance(b->br, (int)entries);
     b->next = self->bufrings;
     self->bufrings = b;
     Py_RETURN_NONE;
+}
+
+/* buf_ring_add(bgid, data): copy data into a free buffer of a send ring
+ * and queue it for the kernel (io_uring_buf_ring_add()); returns its id. */
+static PyObject *
+Ring_buf_ring_add(RingObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned long bgid;
+    Py_buffer view;
+    struct pu_bufring *b;
+    unsigned bid;
+
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "buf_ring_add() takes exactly 2 arguments "
+                     "(%zd given)", nargs);
+        return NULL;
+    }
+    bgid = PyLong_AsUnsignedLong(args[0]);
+    if (bgid == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    /* __buffer__ may run Python code: before the ring check */
+    if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (pu_ring_check(self) < 0)
+        goto fail;
+    if (bgid > 0xffff || (b = find_bufring(self, (unsigned)bgid)) == NULL) {
+        PyErr_Format(PyExc_ValueError, "buf_ring_add(): buffer group %lu has no ring",
+                     bgid);
+        goto fail;
+    }
+    if (!b->send) {
+        PyErr_Format(PyExc_ValueError, "buf_ring_add(): buffer group %lu is a receive "
+                     "ring (set it up with send=True)", bgid);
+        goto fail;
+    }
+    if (view.len == 0 || (size_t)view.len > b->size) {
+        PyErr_Format(PyExc_ValueError, "buf_ring_add(): data must be 1 to %u bytes, "
+                     "not %zd", b->size, view.len);
+        goto fail;
+    }
+    if (b->nfree == 0) {
+        PyErr_Format(PyExc_BlockingIOError, "buf_ring_add(): every buffer of group "
+                     "%lu is queued; reap the sends first", bgid);
+        goto fail;
+    }
+    bid = b->free_bids[--b->nfree];
+    memcpy(b->bufs + (size_t)bid * b->size, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    b->len[bid] = (uint32_t)view.len;
+    io_uring_buf_ring_add(b->br, b->bufs + (size_t)bid * b->size, (unsigned)b->len[bid],
+                          (unsigned short)bid, io_uring_buf_ring_mask(b->entries), 0);
+    io_uring_buf_ring_advance(b->br, 1);
+    b->next_bid[b->last] = (uint16_t)bid;
+    b->last = (uint16_t)bid;
+    return PyLong_FromUnsignedLong(bid);
+fail:
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+/* buf_ring_head(bgid): the kernel's head of the group's ring
+ * (IORING_REGISTER_PBUF_STATUS); buf_ring_available(bgid): how many
+ * buffers the kernel has left to pick, as io_uring_buf_ring_available(). */
+static int
+bufring_head(RingObject *self, PyObject *arg, const char *fname,
+             struct pu_bufring **bp, uint16_t *head)
+{
+    unsigned long bgid;
+    int ret;
+
+    bgid = PyLong_AsUnsignedLong(arg);
+    if (bgid == (unsigned long)-1 && PyErr_Occurred())
+        return -1;
+    if (pu_ring_check(self) < 0)
+        return -1;
+    if (bgid > 0xffff || (*bp = find_bufring(self, (unsigned)bgid)) == NULL) {
+        PyErr_Format(PyExc_ValueError, "%s(): buffer group %lu has no ring",
+                     fname, bgid);
+        return -1;
+    }
+    ret = io_uring_buf_ring_head(&self->ring, (int)bgid, head);
+    if (ret < 0) {
+        pu_err_errno(-ret);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+Ring_buf_ring_head(RingObject *self, PyObject *arg)
+{
+    struct pu_bufring *b;
+    uint16_t head;
+    if (bufring_head(self, arg, "buf_ring_head", &b, &head) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLong(head);
+}
+
+static PyObject *
+Ring_buf_ring_available(RingObject *self, PyObject *arg)
+{
+    struct pu_bufring *b;
+    uint16_t head;
+    if (bufring_head(self, arg, "buf_ring_available", &b, &head) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLong((uint16_t)(b->br->tail - head));
 }
 
 static PyObject *
@@ -397,33 +576,81 @@ Ring_free_buf_ring(RingObject *self, PyObject *arg)
 static PyObject *provided_take(RingObject *r, unsigned bgid, unsigned bid,
                                int32_t res);
 
-/* A completion that used a buffer of a module-owned ring: its bytes, and
- * the buffer goes back into the ring.  NULL with no exception when the
- * group has no ring of ours (the caller then reports the count), or when
- * the op failed: the kernel used up the buffer all the same (a read that
- * fails, EISDIR say, posts IORING_CQE_F_BUFFER), so it goes back too. */
+/* A completion that used buffers of a module-owned ring: their bytes, and
+ * each buffer the kernel is done with goes back into the ring.  NULL with
+ * no exception when the group has no ring of ours (the caller then reports
+ * the count).  The data starts at the first buffer's offset (0 unless the
+ * ring is IOU_PBUF_RING_INC) and runs on through the buffers added after
+ * it (a bundle, IORING_RECVSEND_BUNDLE) for res bytes.  Every buffer the
+ * data ends before the end of goes back too, except the last one of an
+ * IORING_CQE_F_BUF_MORE completion: the kernel keeps that one and goes on
+ * in it.  A failed op used up its buffer all the same (a read that fails,
+ * EISDIR say, posts IORING_CQE_F_BUFFER): it goes back, with NULL. */
 PyObject *
-pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags, int32_t res)
+pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags, int32_t res,
+                uint16_t *nbufs)
 {
     struct pu_bufring *b = find_bufring(r, bgid);
     unsigned bid = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
-    PyObject *data;
+    int keeps = (b != NULL && (b->flags & IOU_PBUF_RING_INC) &&
+                 (cqe_flags & IORING_CQE_F_BUF_MORE));
+    size_t left, total;
+    PyObject *data = NULL;
+    char *out = NULL;
 
+    *nbufs = 1;
     if (b == NULL)
         return provided_take(r, bgid, bid, res);
     if (bid >= b->entries)
         return NULL;
-    if (res > (int32_t)b->size)
-        res = (int32_t)b->size;
-    data = NULL;
+    if (b->send) {
+        /* res bytes went out from bid and the buffers queued after it; the
+         * kernel is done with each one it touched, a partly sent last one
+         * too (its rest is not sent: the count tells) */
+        left = res > 0 ? (size_t)res : 0;
+        for (unsigned n = 0; n < b->entries; n++) {
+            size_t take = b->len[bid];
+            unsigned next = b->next_bid[bid];
+            bufring_free_send(b, bid);
+            if (take >= left)
+                break;
+            left -= take;
+            bid = next;
+            ++*nbufs;
+        }
+        return NULL;   /* the result is the count */
+    }
+    left = total = res > 0 ? (size_t)res : 0;
     if (res >= 0) {
-        data = PyBytes_FromStringAndSize(b->bufs + (size_t)bid * b->size, res);
+        /* at most the room of every buffer: never read past the ring */
+        size_t room = (size_t)b->entries * b->size - b->off[bid];
+        if (total > room)
+            left = total = room;
+        data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
         if (data == NULL)
             return NULL;
+        out = PyBytes_AS_STRING(data);
     }
-    io_uring_buf_ring_add(b->br, b->bufs + (size_t)bid * b->size, b->size,
-                          (unsigned short)bid, io_uring_buf_ring_mask(b->entries), 0);
-    io_uring_buf_ring_advance(b->br, 1);
+    for (unsigned n = 0; n < b->entries; n++) {
+        size_t take = b->size - b->off[bid];
+        unsigned next = b->next_bid[bid];
+        if (take > left)
+            take = left;
+        if (out != NULL) {
+            memcpy(out, b->bufs + (size_t)bid * b->size + b->off[bid], take);
+            out += take;
+        }
+        left -= take;
+        if (left == 0 && keeps) {
+            b->off[bid] += (uint32_t)take;   /* the kernel goes on in it */
+            break;
+        }
+        bufring_add(b, bid);
+        if (left == 0)
+            break;
+        bid = next;
+        ++*nbufs;
+    }
     return data;
 }
 
@@ -733,7 +960,9 @@ provided_take(RingObject *r, unsigned bgid, unsigned bid, int32_t res)
 void
 pu_release_registrations(RingObject *r)
 {
-    pu_release_registered_buffers(r);
+    pu_rsrc_release(r);
+    pu_region_release(r);
+    pu_ring_mem_release(r);
     while (r->provided != NULL) {
         pu_provided *p = r->provided;
         r->provided = p->next;
@@ -753,8 +982,9 @@ pu_release_registrations(RingObject *r)
 void
 pu_leak_registrations(RingObject *r)
 {
-    r->reg_bufs = NULL;
-    r->nreg_bufs = 0;
+    pu_rsrc_leak(r);
+    pu_region_leak(r);
+    r->ring_mem = NULL;   /* the kernel may still post into it */
     r->provided = NULL;
     r->bufrings = NULL;
 }
@@ -857,6 +1087,12 @@ PyMethodDef pu_register_methods[] = {
      METH_FASTCALL | METH_KEYWORDS, PU_DOC_IoUring_setup_buf_ring},
     {"free_buf_ring", (PyCFunction)Ring_free_buf_ring, METH_O,
      PU_DOC_IoUring_free_buf_ring},
+    {"buf_ring_add", (PyCFunction)(void (*)(void))Ring_buf_ring_add, METH_FASTCALL,
+     PU_DOC_IoUring_buf_ring_add},
+    {"buf_ring_head", (PyCFunction)Ring_buf_ring_head, METH_O,
+     PU_DOC_IoUring_buf_ring_head},
+    {"buf_ring_available", (PyCFunction)Ring_buf_ring_available, METH_O,
+     PU_DOC_IoUring_buf_ring_available},
     {"register_iowq_max_workers", (PyCFunction)(void (*)(void))Ring_register_iowq_max_workers,
      METH_FASTCALL, PU_DOC_IoUring_register_iowq_max_workers},
     {"register_iowq_aff", (PyCFunction)Ring_register_iowq_aff, METH_O,

@@ -15,7 +15,8 @@
 static int
 register_op(RingObject *r, unsigned op, const void *arg, unsigned nr)
 {
-    return io_uring_register((unsigned)r->ring.ring_fd, op, arg, nr);
+    unsigned fd = pu_register_fd(r, &op);   /* (the index after close_ring_fd()) */
+    return io_uring_register(fd, op, arg, nr);
 }
 
 /* register_restrictions([(IORING_RESTRICTION_*, value), ...]) */

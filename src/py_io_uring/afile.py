@@ -1,0 +1,368 @@
+"""Async file objects: `f = await py_io_uring.open(path, "rb")`, every read,
+write, sync and stat an io_uring operation on an AsyncRing.
+
+It sits above AsyncRing (docs/design.md's tiers), as files.py sits above
+the fast tier.  The file position is the kernel's (reads and writes at
+offset -1, seek and tell by lseek, a system call that never blocks), less
+what the read-ahead buffer holds.  Text modes reuse io's rules: the codec's
+incremental decoder and encoder, and io.IncrementalNewlineDecoder for
+universal newlines, as io.TextIOWrapper does."""
+
+import codecs
+import io
+import os
+
+__all__ = ["open", "AsyncFile"]
+
+_READ_AHEAD = 64 * 1024     # sequential reads fetch at least this much
+_FLAGS = {"r": os.O_RDONLY, "w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+          "a": os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+          "x": os.O_WRONLY | os.O_CREAT | os.O_EXCL}
+
+
+def _parse_mode(mode):
+    if not isinstance(mode, str):
+        raise TypeError("open() argument 'mode' must be str, not %s" % type(mode).__name__)
+    chars = set(mode)
+    if len(chars) != len(mode) or not chars <= set("rwaxbt+") \
+            or len(chars & set("rwax")) != 1 or ("b" in chars and "t" in chars):
+        raise ValueError("invalid mode: %r" % (mode,))
+    kind = (chars & set("rwax")).pop()
+    flags = _FLAGS[kind]
+    if "+" in chars:
+        flags = (flags & ~(os.O_RDONLY | os.O_WRONLY)) | os.O_RDWR
+    flags |= getattr(os, "O_CLOEXEC", 0)
+    readable = kind == "r" or "+" in chars
+    writable = kind != "r" or "+" in chars
+    return flags, readable, writable, "b" in chars
+
+
+async def open(path, mode="r", buffering=-1, encoding=None, errors=None, newline=None,
+               *, ring=None):
+    """Open a file as builtins.open() does (same modes, encoding, errors and
+    newline arguments, same errors with the path) and return an AsyncFile.
+    ring: the AsyncRing to run on; None makes one that the file closes."""
+    flags, readable, writable, binary = _parse_mode(mode)
+    if binary and (encoding is not None or errors is not None or newline is not None):
+        raise ValueError("binary mode doesn't take an encoding, errors or newline argument")
+    if newline not in (None, "", "\n", "\r", "\r\n"):
+        raise ValueError("illegal newline value: %r" % (newline,))
+    if encoding is not None:
+        codecs.lookup(encoding)     # LookupError before anything is opened
+    from . import AT_FDCWD, AsyncRing
+    own = ring is None
+    if own:
+        ring = AsyncRing(8)
+    try:
+        try:
+            fd = await ring.openat(AT_FDCWD, path, flags, 0o666)
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, os.fspath(path)) from None
+    except BaseException:
+        if own:
+            await ring.aclose()
+        raise
+    f = AsyncFile(ring, own, fd, path, mode, readable, writable)
+    if not binary:
+        try:
+            f._text(encoding, errors, newline)
+        except BaseException:
+            await f.close()
+            raise
+    return f
+
+
+class AsyncFile(object):
+    """What open() returns: an open file's async methods."""
+
+    def __init__(self, ring, own_ring, fd, name, mode, readable, writable):
+        self._ring, self._own = ring, own_ring
+        self._fd = fd
+        self.name, self.mode = name, mode
+        self._readable, self._writable = readable, writable
+        self._buf = b""             # read ahead: bytes after the logical position
+        self._decoder = self._encoder = None
+        self._chars = ""            # decoded, not yet returned (text)
+        self.encoding = None
+        self._newline = None
+
+    def _text(self, encoding, errors, newline):
+        if encoding is None:
+            encoding = io.text_encoding(None) if hasattr(io, "text_encoding") else None
+            if encoding in (None, "locale"):
+                import locale
+                encoding = locale.getpreferredencoding(False)
+        codecs.lookup(encoding)     # LookupError now, as open() raises it
+        self.encoding, self.errors = encoding, errors or "strict"
+        self._newline = newline
+        dec = codecs.getincrementaldecoder(encoding)(self.errors)
+        if newline is None or newline == "":
+            # io's universal newlines: translate unless newline == ""
+            dec = io.IncrementalNewlineDecoder(dec, translate=newline is None)
+        self._decoder = dec
+        self._encoder = codecs.getincrementalencoder(encoding)(self.errors)
+
+    # -- state
+
+    @property
+    def closed(self):
+        return self._fd is None
+
+    def fileno(self):
+        self._check()
+        return self._fd
+
+    def _check(self, read=False, write=False):
+        if self._fd is None:
+            raise ValueError("I/O operation on closed file.")
+        if read and not self._readable:
+            raise io.UnsupportedOperation("read")
+        if write and not self._writable:
+            raise io.UnsupportedOperation("write")
+
+    def _oserror(self, e):
+        return OSError(e.errno, e.strerror, os.fspath(self.name))
+
+    # -- bytes
+
+    async def _fill(self, want):
+        """Read at least want more bytes (fewer at EOF) into the buffer;
+        False at EOF."""
+        try:
+            data = await self._ring.read(self._fd, max(want, _READ_AHEAD), -1)
+        except OSError as e:
+            raise self._oserror(e) from None
+        if not data:
+            return False
+        self._buf += data
+        return True
+
+    async def _read_bytes(self, n):
+        if n is None or n < 0:
+            chunks = [self._buf]
+            self._buf = b""
+            while True:
+                try:
+                    data = await self._ring.read(self._fd, 1 << 20, -1)
+                except OSError as e:
+                    raise self._oserror(e) from None
+                if not data:
+                    return b"".join(chunks)
+                chunks.append(data)
+        while len(self._buf) < n:
+            if not await self._fill(n - len(self._buf)):
+                break
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+    async def read(self, n=-1):
+        """Read up to n bytes (characters in text mode); all of them to EOF
+        with n < 0."""
+        self._check(read=True)
+        if self._decoder is None:
+            return await self._read_bytes(n)
+        if n is None or n < 0:
+            data = await self._read_bytes(-1)
+            out = self._chars + self._decoder.decode(data, final=True)
+            self._chars = ""
+            return out
+        while len(self._chars) < n:
+            data = await self._read_bytes(_READ_AHEAD)
+            self._chars += self._decoder.decode(data, final=not data)
+            if not data:
+                break
+        out, self._chars = self._chars[:n], self._chars[n:]
+        return out
+
+    async def readinto(self, buf):
+        """Read into a writable bytes-like object; return the count."""
+        self._check(read=True)
+        if self._decoder is not None:
+            raise io.UnsupportedOperation("readinto")
+        view = memoryview(buf).cast("B")
+        data = await self._read_bytes(len(view))
+        view[:len(data)] = data
+        return len(data)
+
+    async def readline(self, size=-1):
+        """Read one line, its end included ("" or b"" at EOF)."""
+        self._check(read=True)
+        if self._decoder is None:
+            start = 0
+            while True:
+                i = self._buf.find(b"\n", start)
+                if i >= 0 or (0 <= size <= len(self._buf)):
+                    end = i + 1 if i >= 0 else len(self._buf)
+                    if 0 <= size < end:
+                        end = size
+                    out, self._buf = self._buf[:end], self._buf[end:]
+                    return out
+                start = len(self._buf)
+                if not await self._fill(_READ_AHEAD):
+                    out, self._buf = self._buf, b""
+                    return out
+        ends = self._newline or "\n"
+        if self._newline == "":
+            ends = None         # any of \r, \n, \r\n, untranslated
+        while True:
+            end = _line_end(self._chars, ends)
+            if end >= 0 or (0 <= size <= len(self._chars)):
+                if end < 0 or (0 <= size < end):
+                    end = size if size >= 0 else len(self._chars)
+                out, self._chars = self._chars[:end], self._chars[end:]
+                return out
+            data = await self._read_bytes(_READ_AHEAD)
+            self._chars += self._decoder.decode(data, final=not data)
+            if not data:
+                out, self._chars = self._chars, ""
+                return out
+
+    async def readlines(self):
+        lines = []
+        async for line in self:
+            lines.append(line)
+        return lines
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        line = await self.readline()
+        if not line:
+            raise StopAsyncIteration
+        return line
+
+    async def write(self, data):
+        """Write all of data (short writes are retried); return its length
+        (characters in text mode)."""
+        self._check(write=True)
+        if self._encoder is not None:
+            if not isinstance(data, str):
+                raise TypeError("write() argument must be str, not %s" % type(data).__name__)
+            text = data
+            if self._newline not in (None, "", "\n"):
+                text = text.replace("\n", self._newline)
+            elif self._newline is None and os.linesep != "\n":   # pragma: no cover
+                text = text.replace("\n", os.linesep)
+            raw = self._encoder.encode(text)
+            await self._write_all(raw)
+            return len(data)
+        view = memoryview(data).cast("B")
+        await self._write_all(view)
+        return len(view)
+
+    async def _write_all(self, view):
+        if self._buf:
+            # the read-ahead is past the logical position: move back first
+            os.lseek(self._fd, -len(self._buf), os.SEEK_CUR)
+            self._buf = b""
+            self._reset_decoder()
+        view = memoryview(view)
+        while len(view):
+            try:
+                n = await self._ring.write(self._fd, view, -1)
+            except OSError as e:
+                raise self._oserror(e) from None
+            view = view[n:]
+
+    async def writelines(self, lines):
+        for line in lines:
+            await self.write(line)
+
+    def _reset_decoder(self):
+        self._chars = ""
+        if self._decoder is not None:
+            self._decoder.reset()
+
+    async def seek(self, offset, whence=os.SEEK_SET):
+        """Move the position as io's seek() does; return the new one."""
+        self._check()
+        if self._decoder is not None and not (offset == 0 and whence in (os.SEEK_SET, os.SEEK_END)):
+            if not (whence == os.SEEK_CUR and offset == 0):
+                raise io.UnsupportedOperation("can't do nonzero cur-relative seeks")
+        if whence == os.SEEK_CUR:
+            offset -= len(self._buf)
+        self._buf = b""
+        self._reset_decoder()
+        return os.lseek(self._fd, offset, whence)
+
+    async def tell(self):
+        self._check()
+        if self._chars:
+            raise io.UnsupportedOperation("tell() with decoded text not yet read")
+        return os.lseek(self._fd, 0, os.SEEK_CUR) - len(self._buf)
+
+    async def truncate(self, size=None):
+        self._check(write=True)
+        if size is None:
+            size = await self.tell()
+        try:
+            await self._ring.ftruncate(self._fd, size)
+        except OSError as e:
+            if e.errno != 22:       # EINVAL: a kernel without IORING_OP_FTRUNCATE
+                raise self._oserror(e) from None
+            os.ftruncate(self._fd, size)
+        return size
+
+    async def flush(self):
+        """Nothing to do: writes are not buffered in user space."""
+        self._check()
+
+    async def fsync(self):
+        self._check()
+        try:
+            await self._ring.fsync(self._fd)
+        except OSError as e:
+            raise self._oserror(e) from None
+
+    async def datasync(self):
+        from . import IORING_FSYNC_DATASYNC
+        self._check()
+        try:
+            await self._ring.fsync(self._fd, IORING_FSYNC_DATASYNC)
+        except OSError as e:
+            raise self._oserror(e) from None
+
+    async def stat(self):
+        """os.stat_result of the open file (statx of the descriptor)."""
+        from . import AT_EMPTY_PATH
+        self._check()
+        return await self._ring.statx(self._fd, "", AT_EMPTY_PATH)
+
+    async def close(self):
+        """Close the file (and the ring, when open() made it); again does
+        nothing."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            await self._ring.close(fd)
+        finally:
+            if self._own:
+                await self._ring.aclose()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close()
+
+    def __repr__(self):
+        return "<py_io_uring.AsyncFile name=%r mode=%r%s>" % (
+            self.name, self.mode, " closed" if self._fd is None else "")
+
+
+def _line_end(chars, ends):
+    """Index just past the first line end in chars, or -1 (ends None: any of
+    \\r, \\n, \\r\\n; a \\r at the very end waits for what follows)."""
+    if ends is not None:
+        i = chars.find(ends)
+        return i + len(ends) if i >= 0 else -1
+    for i, ch in enumerate(chars):
+        if ch == "\n":
+            return i + 1
+        if ch == "\r":
+            if i + 1 < len(chars):
+                return i + 2 if chars[i + 1] == "\n" else i + 1
+            return -1
+    return -1

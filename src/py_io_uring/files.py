@@ -1,0 +1,679 @@
+"""Files the way Python programs use them: many files read or copied at
+once through one sync IoUring, with os's and shutil's errors and semantics.
+
+Every helper here is built from WorkQueue (workqueue.py): at most `depth`
+operations in flight, and on any error or early exit everything in flight
+is drained and every descriptor the helper opened is closed before the
+error propagates."""
+
+import errno
+import fcntl
+import os
+import shutil
+import stat as _stat
+
+from . import AT_FDCWD, IOSQE_FIXED_FILE, IOSQE_IO_LINK
+from .workqueue import WorkQueue
+
+__all__ = ["read_files", "iter_read_files", "copyfile", "copy2", "copytree"]
+
+_CHUNK = 64 * 1024          # read size when the size is unknown (procfs: 0)
+_COPY_BLOCK = 128 * 1024    # copy block, as examples/cp.py
+_O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_O_WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+
+# what an entry was, in its user data
+_OPEN, _STAT, _READ, _CLOSE, _WRITE = range(5)
+
+
+def _error(res, path):
+    # os's error for -errno on path: OSError(2, ..., path) is FileNotFoundError
+    return OSError(-res, os.strerror(-res), path)
+
+
+def _check_errors(errors):
+    if errors not in ("raise", "return"):
+        raise ValueError("errors must be 'raise' or 'return', not %r" % (errors,))
+
+
+class _File(object):
+    __slots__ = ("index", "path", "fd", "size", "chunks", "total", "want",
+                 "pending", "error", "done")
+
+    def __init__(self, index, path):
+        self.index, self.path = index, path
+        self.fd = None
+        self.size = None
+        self.chunks = []
+        self.total = 0
+        self.want = 0
+        self.pending = 0
+        self.error = None
+        self.done = False
+
+
+def _drain_close(data, res):
+    # on_drain for the readers: a file whose last entry completes during a
+    # drain has its descriptor closed here, synchronously.
+    f, kind = data
+    f.pending -= 1
+    if kind == _OPEN and res >= 0:
+        f.fd = res
+    if kind == _CLOSE:
+        f.fd = None
+    if f.pending == 0 and f.fd is not None:
+        fd, f.fd = f.fd, None
+        os.close(fd)
+
+
+def _read_iter(paths, depth, errors, ring):
+    """Yield (index, path, data or exception) in completion order."""
+    _check_errors(errors)
+    paths = list(paths)
+    for p in paths:
+        os.fspath(p)        # TypeError up front, before anything is queued
+    q = WorkQueue(ring, depth, on_drain=_drain_close)
+    need = 2 if q.depth >= 2 else 1
+    try:
+        nxt = 0
+
+        qput = q.put
+
+        def put(f, kind, op, *args):
+            f.pending += 1
+            qput(op, *args, data=(f, kind))
+
+        def start_read(f):
+            if f.size:
+                want = f.size + 1 - f.total if f.total <= f.size else _CHUNK
+            else:
+                want = _CHUNK
+            f.want = want
+            put(f, _READ, "read", f.fd, want, f.total)
+
+        def finish(f):
+            # data (or error) is known: close the fd, if open
+            f.done = True
+            if f.fd is not None:
+                fd, f.fd = f.fd, None
+                put(f, _CLOSE, "close", fd)
+
+        while True:
+            # open and statx together: two entries per new file
+            # (depth 1: no statx, the file is read in chunks to EOF)
+            while nxt < len(paths) and q.room >= need:
+                f = _File(nxt, paths[nxt])
+                nxt += 1
+                put(f, _OPEN, "openat", AT_FDCWD, f.path, _O_RDONLY)
+                if need == 2:
+                    put(f, _STAT, "statx", AT_FDCWD, f.path, 0)
+                else:
+                    f.size = 0
+            if not q.in_flight:
+                return
+            batch = q.complete(True)
+            for i in range(len(batch)):
+                (f, kind), res, flags = batch[i]
+                try:
+                    f.pending -= 1
+                    if kind == _OPEN:
+                        if res < 0:
+                            f.error = f.error or _error(res, f.path)
+                        else:
+                            f.fd = res
+                    elif kind == _STAT:
+                        if isinstance(res, int):
+                            f.size = 0      # read in chunks to EOF
+                        else:
+                            f.size = res.st_size
+                    elif kind == _READ:
+                        if isinstance(res, int):
+                            f.error = _error(res, f.path)
+                        else:
+                            f.chunks.append(res)
+                            f.total += len(res)
+                            # EOF: nothing read, or a short read once the
+                            # size statx saw is in; else read on
+                            if res and not (len(res) < f.want and f.size
+                                            and f.total >= f.size):
+                                start_read(f)
+                                continue
+                            finish(f)
+                            data = f.chunks[0] if len(f.chunks) == 1 else b"".join(f.chunks)
+                            f.chunks = None
+                            yield f.index, f.path, data
+                            continue
+                    elif kind == _CLOSE:
+                        if res < 0 and f.error is None:
+                            f.error = _error(res, f.path)
+                            yield f.index, f.path, f.error
+                        continue
+                    if f.pending == 0 and not f.done:
+                        # open and statx both in (or a read failed)
+                        if f.error is not None:
+                            finish(f)
+                            if errors == "raise":
+                                raise f.error
+                            yield f.index, f.path, f.error
+                        else:
+                            start_read(f)
+                except BaseException:
+                    # raising or closed early: the rest of this batch is
+                    # drained too (an open among it made an fd)
+                    for data, res, flags in batch[i + 1:]:
+                        _drain_close(data, res)
+                    raise
+    finally:
+        q.close()
+
+
+_FIRST = 64 * 1024          # the first read of a file (direct path)
+_MAX_CHUNK = 4 << 20        # reads after it double up to this
+
+
+def _read_iter_direct(paths, depth, errors):
+    """_read_iter on a ring of its own, through direct descriptors: per
+    file, openat_direct into a free slot linked to the first read, then
+    reads to EOF (a read that returns nothing: as FileIO.readall(), a short
+    read is not taken for the end), then close_direct.  No statx: it is
+    punted to io-wq, and costs more than the read that confirms EOF
+    (docs/files.md has the numbers).  The ring's teardown releases every
+    slot, so a drain needs no cleanup."""
+    _check_errors(errors)
+    paths = list(paths)
+    for p in paths:
+        os.fspath(p)
+    q = WorkQueue(None, depth)
+    q.ring.register_files_sparse(depth)
+    free = list(range(depth - 1, -1, -1))
+    link, fixed = IOSQE_IO_LINK, IOSQE_FIXED_FILE
+    try:
+        nxt = 0
+        while True:
+            while nxt < len(paths) and q.room >= 2 and free:
+                f = _File(nxt, paths[nxt])
+                nxt += 1
+                f.fd = free.pop()
+                f.want = _FIRST
+                f.pending = 2
+                # (no O_CLOEXEC: a direct open refuses it with EINVAL)
+                q.put("openat_direct", AT_FDCWD, f.path, os.O_RDONLY, 0, f.fd,
+                      data=(f, _OPEN), sqe_flags=link)
+                q.put("read", f.fd, _FIRST, 0, data=(f, _READ), sqe_flags=fixed)
+            if not q.in_flight:
+                return
+            for (f, kind), res, flags in q.complete(True):
+                f.pending -= 1
+                if kind == _OPEN:
+                    if res < 0:
+                        f.error = _error(res, f.path)
+                        f.done = True       # nothing in the slot to close
+                    continue
+                if kind == _CLOSE:
+                    free.append(f.fd)
+                    if res < 0 and f.error is None:
+                        f.error = _error(res, f.path)
+                        if errors == "raise":
+                            raise f.error
+                        yield f.index, f.path, f.error
+                    continue
+                # a read
+                if f.done and f.error is not None:
+                    # canceled: its open failed
+                    free.append(f.fd)
+                    if errors == "raise":
+                        raise f.error
+                    yield f.index, f.path, f.error
+                    continue
+                if isinstance(res, int):
+                    f.error = _error(res, f.path)
+                elif res:
+                    f.chunks.append(res)
+                    f.total += len(res)
+                    if len(res) == f.want:
+                        f.want = min(f.want * 2, _MAX_CHUNK)
+                    f.pending += 1
+                    q.put("read", f.fd, f.want, f.total, data=(f, _READ), sqe_flags=fixed)
+                    continue
+                f.done = True
+                f.pending += 1
+                q.put("close_direct", f.fd, data=(f, _CLOSE))
+                if f.error is not None:
+                    if errors == "raise":
+                        raise f.error
+                    yield f.index, f.path, f.error
+                    continue
+                data = f.chunks[0] if len(f.chunks) == 1 else b"".join(f.chunks)
+                f.chunks = None
+                yield f.index, f.path, data
+    finally:
+        q.close()       # drains, then the ring's teardown frees every slot
+
+
+def _reader(paths, depth, errors, ring, direct):
+    # direct=True: direct descriptors on a ring of its own (measured no
+    # faster than plain descriptors and statx here, slower for files over
+    # 64 KiB: docs/files.md); plain descriptors otherwise
+    if direct:
+        if ring is not None:
+            raise ValueError("direct=True uses a ring of its own: give no ring")
+        if depth < 2:
+            raise ValueError("direct=True needs depth of at least 2")
+        return _read_iter_direct(paths, depth, errors)
+    return _read_iter(paths, depth, errors, ring)
+
+
+def iter_read_files(paths, *, depth=64, errors="raise", ring=None, direct=False):
+    """Read whole files at once, depth operations in flight; yield (path,
+    data) as each file completes.  A failure raises os's error (with the
+    path) after everything in flight has drained and every file is closed;
+    with errors="return" the exception object takes the data's place.
+    ring=None uses a ring of its own; direct=True opens through direct
+    descriptors on it (openat_direct linked to the first read) instead of
+    plain ones and statx."""
+    for index, path, data in _reader(paths, depth, errors, ring, direct):
+        yield path, data
+
+
+def read_files(paths, *, depth=64, errors="raise", ring=None, direct=False):
+    """Return the contents of every file in paths, in order, as a list of
+    bytes: openat and statx, read to EOF, close, for up to depth/2 files at
+    once.  errors="raise" (the default) raises the first failure, as
+    open(path, "rb").read() would, after draining; errors="return" puts the
+    exception in the file's place."""
+    paths = list(paths)
+    out = [None] * len(paths)
+    for index, path, data in _reader(paths, depth, errors, ring, direct):
+        out[index] = data
+    return out
+
+
+# ---------------------------------------------------------------- copying
+
+class _Copy(object):
+    __slots__ = ("src", "dst", "sfd", "dfd", "size", "next_read", "written",
+                 "pending", "error", "after", "redo")
+
+    def __init__(self, src, dst, after):
+        self.src, self.dst, self.after = src, dst, after
+        self.sfd = self.dfd = None
+        self.size = self.next_read = self.written = self.pending = 0
+        self.error = None
+        self.redo = []      # (length, offset) left by short splices
+
+    def pending_done(self):
+        # no chunk in flight, and either failed or every byte written
+        return self.pending == 0 and (self.error is not None or
+                                      (not self.redo and self.next_read >= self.size))
+
+
+def _close_copy(c):
+    for name in ("sfd", "dfd"):
+        fd = getattr(c, name)
+        if fd is not None:
+            setattr(c, name, None)
+            os.close(fd)
+
+
+def _is_fifo(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return _stat.S_ISFIFO(st.st_mode)
+
+
+class _Pipe(object):
+    # one pipe of the pool: a chunk goes src -> pipe -> dst through it
+    __slots__ = ("r", "w", "c", "n", "off", "got_in", "got_out", "pending", "flush", "size")
+
+    def __init__(self, size):
+        self.r = self.w = None
+        self.r, self.w = os.pipe()
+        try:
+            self.size = fcntl.fcntl(self.w, _F_SETPIPE_SZ, size)
+        except OSError:     # over pipe-max-size, or the user's pipe pages
+            self.size = fcntl.fcntl(self.w, _F_GETPIPE_SZ)
+        self.c = self.got_in = self.got_out = None
+        self.n = self.off = self.pending = self.flush = 0
+
+    def close(self):
+        for fd in (self.r, self.w):
+            if fd is not None:
+                os.close(fd)
+        self.r = self.w = None
+
+
+_F_SETPIPE_SZ, _F_GETPIPE_SZ = 1031, 1032
+# 1 MiB chunks: 4 pipes of 1 MiB measured faster for a large file than 16
+# of 256 KiB (docs/files.md); a pipe's pages are only taken as data fills it
+_PIPE_SIZE = 1 << 20
+
+
+def _copy_many(pairs, depth, progress, errors):
+    """Copy the data of each (src, dst, after) in pairs, several files at
+    once, in the kernel: per chunk, splice(src -> pipe) linked to
+    splice(pipe -> dst) at the same offset (measured faster than a
+    read/write pipeline through user memory: docs/files.md), depth // 2
+    pipes in flight over all files.  after(src, dst) runs once a file's data
+    is in.  Failures are appended to errors as (src, dst, str(why)) when
+    errors is a list, else raised after the drain."""
+    pairs = list(pairs)
+    total = 0
+    done = 0
+    depth = max(int(depth), 2)
+    q = WorkQueue(None, depth)
+    pipes = []
+    free = []
+    active = []
+    try:
+        for _ in range(depth // 2):
+            p = _Pipe(_PIPE_SIZE)
+            pipes.append(p)
+            free.append(p)
+        nxt = 0
+        while True:
+            # open files while a pipe is free and nothing already open waits
+            while nxt < len(pairs) and free and not any(
+                    c.error is None and (c.redo or c.next_read < c.size) for c in active):
+                src, dst, after = pairs[nxt]
+                nxt += 1
+                c = _Copy(src, dst, after)
+                try:
+                    c.sfd = os.open(src, _O_RDONLY)
+                    st = os.fstat(c.sfd)
+                    if _stat.S_ISDIR(st.st_mode):
+                        # as open(src, "rb") fails, before dst is made
+                        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), src)
+                    if _stat.S_ISFIFO(st.st_mode):
+                        raise shutil.SpecialFileError("`%s` is a named pipe" % src)
+                    c.size = st.st_size
+                    c.dfd = os.open(dst, _O_WRITE, 0o666)
+                    if c.size == 0:
+                        # empty, or sized 0 as procfs files are: read to EOF
+                        done += _copy_plain(c)
+                except Exception as why:
+                    _close_copy(c)
+                    if errors is None:
+                        raise
+                    errors.append((src, dst, str(why)))
+                    continue
+                total += c.size
+                if c.size == 0:
+                    _finish_copy(c, errors)
+                    continue
+                active.append(c)
+                _start_chunks(q, c, free)
+            for c in active:
+                if not free:
+                    break
+                _start_chunks(q, c, free)
+            if not q.in_flight:
+                break
+            for (p, kind), res, flags in q.complete(True):
+                p.pending -= 1
+                if kind == _READ:
+                    p.got_in = res
+                else:
+                    p.got_out = res
+                if p.pending:
+                    continue
+                c = p.c
+                moved, bad = _settle(q, p, c)
+                done += moved
+                if bad:
+                    # data may be left in it: a new pipe instead
+                    pipes.remove(p)
+                    p.close()
+                    p = _Pipe(_PIPE_SIZE)
+                    pipes.append(p)
+                if p.pending == 0:
+                    p.c = None
+                    free.append(p)
+                if c.pending_done():
+                    active.remove(c)
+                    if c.error is _FALLBACK:
+                        c.error = None
+                        try:
+                            done += _copy_plain(c)
+                        except OSError as why:
+                            c.error = why
+                    if c.error is not None:
+                        _close_copy(c)
+                        if errors is None:
+                            raise c.error
+                        errors.append((c.src, c.dst, str(c.error)))
+                    else:
+                        _finish_copy(c, errors)
+            if progress is not None:
+                progress(done, total)
+    finally:
+        q.close()           # drains: no splice runs on a closed fd
+        for c in active:
+            _close_copy(c)
+        for p in pipes:
+            p.close()
+    if progress is not None:
+        progress(done, total)
+
+
+_FALLBACK = OSError(errno.EINVAL, "splice refused: read/write instead")
+
+
+def _copy_plain(c):
+    """Copy c's whole file with pread/pwrite; os's errors, with the path."""
+    off = 0
+    while True:
+        try:
+            data = os.pread(c.sfd, _PIPE_SIZE, off)
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, c.src)
+        if not data:
+            return off
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.pwrite(c.dfd, view, off)
+            except OSError as e:
+                raise OSError(e.errno, e.strerror, c.dst)
+            view = view[n:]
+            off += n
+
+
+def _start_chunks(q, c, free):
+    # one chunk per free pipe: redo ranges (left by short splices) first
+    while free and c.error is None and (c.redo or c.next_read < c.size) and q.room >= 2:
+        p = free.pop()
+        if c.redo:
+            n, off = c.redo.pop()
+            if n > p.size:
+                c.redo.append((n - p.size, off + p.size))
+                n = p.size
+        else:
+            off = c.next_read
+            n = min(p.size, c.size - off)
+            c.next_read += n
+        p.c, p.n, p.off, p.flush = c, n, off, 0
+        p.got_in = p.got_out = None
+        p.pending = 2
+        c.pending += 1
+        q.put("splice", c.sfd, off, p.w, -1, n, data=(p, _READ), sqe_flags=IOSQE_IO_LINK)
+        q.put("splice", p.r, -1, c.dfd, off, n, data=(p, _WRITE))
+
+
+def _settle(q, p, c):
+    """Both entries of pipe p are in: account for them; queue the flush of
+    what is left in the pipe.  Returns (bytes written, whether the pipe must
+    be replaced)."""
+    k, m = p.got_in, p.got_out
+    if p.flush:
+        # a lone splice(pipe -> dst) of what a short one left
+        k, p.got_in = p.flush, None
+    if (k is not None and k == -errno.EINVAL) or m == -errno.EINVAL:
+        # a file splice refuses (a character device, some file systems):
+        # the whole file goes through read/write instead, as shutil falls
+        # back from sendfile
+        c.error = c.error or _FALLBACK
+        c.pending -= 1
+        return 0, True
+    if k is not None and k < 0:
+        c.error = c.error or _error(k, c.src)
+        c.pending -= 1
+        return 0, m is not None and m > 0
+    if m is not None and m < 0 and m != -errno.ECANCELED:
+        c.error = c.error or _error(m, c.dst)
+        c.pending -= 1
+        return 0, True
+    m = m if m is not None and m > 0 else 0
+    c.written += m
+    if not p.flush:
+        if k < p.n:
+            if k == 0:
+                c.error = c.error or OSError("%s: the source shrank while copying" % c.src)
+            else:
+                c.redo.append((p.n - k, p.off + k))
+    left = k - m
+    if left > 0 and c.error is None:
+        # the rest of this chunk is in the pipe: push it on, same pipe
+        p.flush, p.off = left, p.off + m
+        p.got_out = None
+        p.pending = 1
+        q.put("splice", p.r, -1, c.dfd, p.off, left, data=(p, _WRITE))
+        return m, False
+    c.pending -= 1
+    return m, left > 0
+
+
+def _finish_copy(c, errors):
+    _close_copy(c)
+    if c.after is not None:
+        try:
+            c.after(c.src, c.dst)
+        except OSError as why:
+            if errors is None:
+                raise
+            errors.append((c.src, c.dst, str(why)))
+
+
+def _samefile(src, dst):
+    try:
+        return os.path.samefile(src, dst)
+    except OSError:
+        return False
+
+
+def copyfile(src, dst, *, follow_symlinks=True, depth=8, progress=None):
+    """Copy the data of src to dst, as shutil.copyfile does (dst created or
+    truncated, its mode not copied; SameFileError when they are the same
+    file; a symlink copied as a link with follow_symlinks=False), with up to
+    depth reads and writes in flight.  progress(done, total), if given, is
+    called with bytes written as the copy goes.  Returns dst."""
+    src, dst = os.fspath(src), os.fspath(dst)
+    if _samefile(src, dst):
+        raise shutil.SameFileError("{!r} and {!r} are the same file".format(src, dst))
+    for fn in (src, dst):
+        if _is_fifo(fn):
+            raise shutil.SpecialFileError("`%s` is a named pipe" % fn)
+    if not follow_symlinks and os.path.islink(src):
+        os.symlink(os.readlink(src), dst)
+        return dst
+    _copy_many([(src, dst, None)], depth, progress, None)
+    return dst
+
+
+def copy2(src, dst, *, follow_symlinks=True, depth=8, progress=None):
+    """shutil.copy2 on copyfile(): data, then mode and times (copystat); a
+    directory dst gets src's name."""
+    if os.path.isdir(dst):
+        dst = os.path.join(dst, os.path.basename(src))
+    copyfile(src, dst, follow_symlinks=follow_symlinks, depth=depth, progress=progress)
+    shutil.copystat(src, dst, follow_symlinks=follow_symlinks)
+    return dst
+
+
+def copytree(src, dst, symlinks=False, ignore=None, copy_function=copy2,
+             ignore_dangling_symlinks=False, dirs_exist_ok=False, *, depth=64,
+             progress=None):
+    """shutil.copytree, with the files' data copied several at once (up to
+    depth reads and writes in flight over all files) when copy_function is
+    copy2 or copyfile of this module; any other copy_function is called
+    once per file, in order, as shutil does.  Directories get their mode and
+    times (copystat) after their files are in; errors are collected and
+    raised together as shutil.Error.  progress(done, total) as copyfile's.
+    Returns dst."""
+    errors = []
+    batch = []          # (src, dst, after) for _copy_many
+    dirs = []           # (src, dst) for copystat once the files are in
+    _walk(os.fspath(src), os.fspath(dst), symlinks, ignore, copy_function,
+          ignore_dangling_symlinks, dirs_exist_ok, batch, dirs, errors)
+    if batch:
+        try:
+            _copy_many(batch, depth, progress, errors)
+        except Exception as why:   # pragma: no cover - _copy_many collects
+            errors.append((src, dst, str(why)))
+    for s, d in reversed(dirs):
+        try:
+            shutil.copystat(s, d)
+        except OSError as why:
+            # as shutil: Windows may not allow it; elsewhere it is an error
+            if getattr(why, "winerror", None) is None:
+                errors.append((s, d, str(why)))
+    if errors:
+        raise shutil.Error(errors)
+    return dst
+
+
+def _after_copy2(s, d):
+    shutil.copystat(s, d)
+
+
+def _walk(src, dst, symlinks, ignore, copy_function, ignore_dangling,
+          dirs_exist_ok, batch, dirs, errors):
+    # shutil._copytree's walk, queuing the files instead of copying them
+    with os.scandir(src) as it:
+        entries = list(it)
+    if ignore is not None:
+        ignored = ignore(os.fspath(src), [e.name for e in entries])
+    else:
+        ignored = set()
+    os.makedirs(dst, exist_ok=dirs_exist_ok)
+    dirs.append((src, dst))
+    for entry in entries:
+        if entry.name in ignored:
+            continue
+        srcname = os.path.join(src, entry.name)
+        dstname = os.path.join(dst, entry.name)
+        try:
+            is_symlink = entry.is_symlink()
+            if is_symlink:
+                linkto = os.readlink(srcname)
+                if symlinks:
+                    os.symlink(linkto, dstname)
+                    shutil.copystat(srcname, dstname, follow_symlinks=not symlinks)
+                    continue
+                if not os.path.exists(linkto if os.path.isabs(linkto)
+                                      else os.path.join(os.path.dirname(srcname), linkto)) \
+                        and ignore_dangling:
+                    continue
+                if entry.is_dir():
+                    _walk(srcname, dstname, symlinks, ignore, copy_function,
+                          ignore_dangling, dirs_exist_ok, batch, dirs, errors)
+                    continue
+            elif entry.is_dir():
+                _walk(srcname, dstname, symlinks, ignore, copy_function,
+                      ignore_dangling, dirs_exist_ok, batch, dirs, errors)
+                continue
+            _queue_file(srcname, dstname, copy_function, batch)
+        except shutil.Error as err:
+            errors.extend(err.args[0])
+        except OSError as why:
+            errors.append((srcname, dstname, str(why)))
+
+
+def _queue_file(srcname, dstname, copy_function, batch):
+    if copy_function is copy2:
+        batch.append((srcname, dstname, _after_copy2))
+    elif copy_function is copyfile:
+        batch.append((srcname, dstname, None))
+    else:
+        copy_function(srcname, dstname)

@@ -1,0 +1,465 @@
+"""WorkQueue, read_files/iter_read_files, copyfile/copy2/copytree
+(src/py_io_uring/workqueue.py, files.py): data byte for byte, os's and
+shutil's errors with their paths, modes and times of copies, and no
+descriptor left open or operation left in flight on any failure path."""
+
+import errno
+import os
+import shutil
+import stat
+
+import pytest
+
+import py_io_uring
+from py_io_uring import AT_FDCWD, IoUring, WorkQueue, copy2, copyfile, copytree
+from py_io_uring import iter_read_files, read_files
+
+
+def open_fds():
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def fds():
+    """Fails the test when it leaves a descriptor open."""
+    before = open_fds()
+    yield
+    assert open_fds() == before
+
+
+def make_files(tmp_path, sizes):
+    paths, datas = [], []
+    for i, n in enumerate(sizes):
+        p = tmp_path / ("f%03d" % i)
+        d = os.urandom(n)
+        p.write_bytes(d)
+        paths.append(str(p))
+        datas.append(d)
+    return paths, datas
+
+
+# ---------------------------------------------------------------- WorkQueue
+
+def test_workqueue_bounds_in_flight_and_completes_all(fds):
+    seen_max = [0]
+    with WorkQueue(depth=4) as q:
+        jobs = [(i, "nop", ()) for i in range(50)]
+        got = []
+        for data, res in q.map(jobs):
+            seen_max[0] = max(seen_max[0], q.in_flight)
+            assert res == 0
+            got.append(data)
+        assert q.in_flight == 0
+    assert sorted(got) == list(range(50))
+    assert seen_max[0] <= 4
+
+
+def test_workqueue_put_full_and_callable(tmp_path, fds):
+    p = tmp_path / "x"
+    p.write_bytes(b"hello")
+    fd = os.open(str(p), os.O_RDONLY)
+    try:
+        with IoUring(8) as ring:
+            q = WorkQueue(ring, depth=2)
+            q.put("read", fd, 5, 0, data="a")
+            q.put(lambda r, ud: r.prep_read(fd, 2, 3, user_data=ud), data="b")
+            assert q.room == 0
+            with pytest.raises(RuntimeError):
+                q.put("nop", data="c")
+            got = dict((d, r) for d, r, f in q.drain())
+            assert got == {"a": b"hello", "b": b"lo"}
+            q.close()
+            assert ring.sq_ready() == 0
+            ring.prep_nop(user_data=1)      # the ring given stays open
+            assert ring.reap_one(True, True)[0] == 1
+            with pytest.raises(ValueError):
+                q.put("nop")
+    finally:
+        os.close(fd)
+    with pytest.raises(ValueError):
+        WorkQueue(depth=0)
+    with pytest.raises(TypeError):
+        WorkQueue(depth=1).put(lambda r, ud: None, 1)
+
+
+def test_workqueue_drains_on_early_exit(tmp_path, fds):
+    # opens in flight when the consumer stops: on_drain sees every fd
+    paths, _ = make_files(tmp_path, [10] * 20)
+    opened = []
+
+    def on_drain(data, res):
+        assert res >= 0
+        os.close(res)
+        opened.append(data)
+
+    q = WorkQueue(depth=8, on_drain=on_drain)
+    gen = q.map([(p, "openat", (AT_FDCWD, p, os.O_RDONLY)) for p in paths])
+    data, fd = next(gen)
+    os.close(fd)
+    gen.close()                         # drains what is in flight
+    assert q.in_flight == 0
+    assert len(opened) >= 1             # at least the rest of the batch
+    q.close()
+
+
+def test_workqueue_drains_on_error(fds):
+    q = WorkQueue(depth=8)
+    with pytest.raises(ZeroDivisionError):
+        for data, res in q.map([(i, "nop", ()) for i in range(30)]):
+            1 / 0
+    assert q.in_flight == 0
+    q.close()
+
+
+# ---------------------------------------------------------------- read_files
+
+def D(given, depth=2):
+    return given == "direct" and depth >= 2
+
+
+def test_read_files_direct_arguments():
+    with IoUring(4) as ring:
+        with pytest.raises(ValueError):
+            read_files([], ring=ring, direct=True)
+    with pytest.raises(ValueError):
+        read_files([], depth=1, direct=True)
+    with pytest.raises(TypeError):
+        read_files([], 64)              # keyword-only
+
+
+
+@pytest.mark.parametrize("given", [False, True, "direct"], ids=["own", "ring-given", "direct"])
+@pytest.mark.parametrize("depth", [1, 2, 3, 8, 64])
+def test_read_files_bytes_exact(tmp_path, fds, depth, given):
+    # its own ring: direct descriptors; a ring given: plain fds and statx
+    sizes = [0, 1, 4095, 4096, 4097, 65536, 65537, 131072 + 65536, 1 << 20, (5 << 20) + 3, 3]
+    paths, datas = make_files(tmp_path, sizes + [i * 37 for i in range(40)])
+    ring = IoUring(64) if given is True else None
+    try:
+        assert read_files(paths, depth=depth, ring=ring, direct=D(given, depth)) == datas
+        got = dict(iter_read_files(paths, depth=depth, ring=ring, direct=D(given, depth)))
+        assert got == dict(zip(paths, datas))
+    finally:
+        if ring is not None:
+            ring.queue_exit()
+
+
+def test_read_files_size_unknown_and_pathlike(tmp_path, fds):
+    # procfs files report size 0: read in chunks to EOF
+    with open("/proc/self/maps", "rb") as f:
+        expect_len = len(f.read())
+    out = read_files(["/proc/self/maps"])[0]
+    assert abs(len(out) - expect_len) < 4096 and out.endswith(b"\n")
+    p = tmp_path / "pl"
+    p.write_bytes(b"pathlike")
+    assert read_files([p, str(p).encode()]) == [b"pathlike", b"pathlike"]
+    assert read_files([]) == []
+
+
+@pytest.mark.parametrize("given", [False, True, "direct"], ids=["own", "ring-given", "direct"])
+def test_read_files_raises_with_path_after_drain(tmp_path, fds, given):
+    paths, datas = make_files(tmp_path, [100] * 40)
+    missing = str(tmp_path / "missing")
+    ring = IoUring(16) if given is True else None
+    with pytest.raises(FileNotFoundError) as info:
+        read_files(paths[:20] + [missing] + paths[20:], depth=16, ring=ring, direct=D(given))
+    e = info.value
+    assert (e.errno, e.strerror, e.filename) == (errno.ENOENT, "No such file or directory", missing)
+    with pytest.raises(IsADirectoryError) as info:
+        read_files(paths + [str(tmp_path)], depth=6, ring=ring, direct=D(given))
+    assert info.value.filename == str(tmp_path)
+    if ring is not None:
+        # nothing left in flight on the ring given: a NOP is the next completion
+        ring.prep_nop(user_data="after")
+        assert ring.reap_one(True, True)[0] == "after"
+        assert ring.reap_one() is None
+        ring.queue_exit()
+
+
+@pytest.mark.parametrize("given", [False, True, "direct"], ids=["own", "ring-given", "direct"])
+def test_read_files_errors_return(tmp_path, fds, given):
+    paths, datas = make_files(tmp_path, [10, 20])
+    missing = str(tmp_path / "missing")
+    ring = IoUring(8) if given is True else None
+    out = read_files([paths[0], missing, str(tmp_path), paths[1]], errors="return", ring=ring,
+                     direct=D(given))
+    if ring is not None:
+        ring.queue_exit()
+    assert out[0] == datas[0] and out[3] == datas[1]
+    assert isinstance(out[1], FileNotFoundError) and out[1].filename == missing
+    assert isinstance(out[2], IsADirectoryError) and out[2].filename == str(tmp_path)
+    with pytest.raises(ValueError):
+        read_files(paths, errors="ignore")
+    with pytest.raises(TypeError):
+        read_files([1.5])
+
+
+def test_read_files_permission(tmp_path, fds):
+    if os.geteuid() == 0:
+        pytest.skip("root reads mode 000 files")
+    p = tmp_path / "secret"
+    p.write_bytes(b"x")
+    p.chmod(0)
+    with pytest.raises(PermissionError) as info:
+        read_files([str(p)])
+    assert info.value.filename == str(p)
+
+
+@pytest.mark.parametrize("given", [False, True, "direct"], ids=["own", "ring-given", "direct"])
+def test_iter_read_files_closed_early(tmp_path, fds, given):
+    paths, datas = make_files(tmp_path, [5000] * 60)
+    ring = IoUring(16) if given is True else None
+    it = iter_read_files(paths, depth=16, ring=ring, direct=D(given))
+    path, data = next(it)
+    assert data == datas[paths.index(path)]
+    it.close()                          # the fixture checks nothing is left open
+    if ring is not None:
+        assert ring.reap_one() is None      # nothing left in flight
+        ring.queue_exit()
+
+
+def test_read_files_on_a_given_ring(tmp_path, fds):
+    paths, datas = make_files(tmp_path, [10, 70000, 3])
+    with IoUring(16) as ring:
+        assert read_files(paths, depth=16, ring=ring) == datas
+        assert ring.sq_ready() == 0
+
+
+def test_lazy_names():
+    assert "read_files" in dir(py_io_uring)
+    assert py_io_uring.copytree is copytree
+
+
+# ---------------------------------------------------------------- copyfile
+
+@pytest.mark.parametrize("size", [0, 1, 128 * 1024, 128 * 1024 + 1, (3 << 20) + 17])
+def test_copyfile_bytes_and_mode(tmp_path, fds, size):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    data = os.urandom(size)
+    src.write_bytes(data)
+    src.chmod(0o600)
+    dst.write_bytes(b"z" * (size + 5000))   # truncated
+    dst.chmod(0o644)
+    calls = []
+    assert copyfile(str(src), str(dst), depth=4, progress=lambda d, t: calls.append((d, t))) == str(dst)
+    assert dst.read_bytes() == data
+    assert stat.S_IMODE(dst.stat().st_mode) == 0o644      # mode not copied
+    assert calls[-1] == (size, size)
+    new = tmp_path / "new"
+    copyfile(src, new)
+    um = os.umask(0)
+    os.umask(um)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o666 & ~um
+    assert new.read_bytes() == data
+
+
+def test_copyfile_errors(tmp_path, fds):
+    src = tmp_path / "src"
+    src.write_bytes(b"abc")
+    with pytest.raises(shutil.SameFileError):
+        copyfile(str(src), str(src))
+    os.link(str(src), str(tmp_path / "hard"))
+    with pytest.raises(shutil.SameFileError):
+        copyfile(str(src), str(tmp_path / "hard"))
+    with pytest.raises(FileNotFoundError) as info:
+        copyfile(str(tmp_path / "nope"), str(tmp_path / "d"))
+    assert info.value.filename == str(tmp_path / "nope")
+    with pytest.raises(IsADirectoryError) as info:
+        copyfile(str(src), str(tmp_path))
+    assert info.value.filename == str(tmp_path)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(str(fifo))
+    with pytest.raises(shutil.SpecialFileError):
+        copyfile(str(fifo), str(tmp_path / "d"))
+    assert not (tmp_path / "d").exists()
+
+
+def test_copyfile_write_error_mid_copy(tmp_path, fds):
+    # /dev/full: every write fails with ENOSPC while reads are in flight
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(2 << 20))
+    with pytest.raises(OSError) as info:
+        copyfile(str(src), "/dev/full", depth=16)
+    assert (info.value.errno, info.value.filename) == (errno.ENOSPC, "/dev/full")
+
+
+def test_copyfile_short_splices(tmp_path, fds, monkeypatch):
+    # pipes of one page that claim 64 KiB: every splice into them is short,
+    # so the link breaks (the splice out is canceled), the page in the pipe
+    # is pushed on alone and the rest of the chunk is read again
+    from py_io_uring import files
+
+    base = files._Pipe
+
+    class Small(base):
+        def __init__(self, size):
+            base.__init__(self, 4096)
+            self.size = 65536
+    monkeypatch.setattr(files, "_Pipe", Small)
+    src = tmp_path / "src"
+    data = os.urandom(300 * 1024 + 123)
+    src.write_bytes(data)
+    copyfile(str(src), str(tmp_path / "dst"), depth=6)
+    assert (tmp_path / "dst").read_bytes() == data
+    (tmp_path / "t").mkdir()
+    for i in range(10):
+        (tmp_path / "t" / str(i)).write_bytes(data[:i * 20000])
+    copytree(str(tmp_path / "t"), str(tmp_path / "t2"), depth=4)
+    for i in range(10):
+        assert (tmp_path / "t2" / str(i)).read_bytes() == data[:i * 20000]
+
+
+def test_copyfile_procfs_reads_to_eof(tmp_path, fds):
+    # sized 0, as shutil.copyfile copies it: its data to EOF
+    copyfile("/proc/self/cmdline", str(tmp_path / "cmd"))
+    with open("/proc/self/cmdline", "rb") as f:
+        assert (tmp_path / "cmd").read_bytes() == f.read() != b""
+
+
+def test_copyfile_directory_source(tmp_path, fds):
+    with pytest.raises(IsADirectoryError) as info:
+        copyfile(str(tmp_path), str(tmp_path / "dst"))
+    assert info.value.filename == str(tmp_path)
+    assert not (tmp_path / "dst").exists()
+
+
+def test_copyfile_symlink(tmp_path, fds):
+    src = tmp_path / "src"
+    src.write_bytes(b"abc")
+    link = tmp_path / "link"
+    os.symlink("src", str(link))
+    copyfile(str(link), str(tmp_path / "copy"), follow_symlinks=False)
+    assert os.readlink(str(tmp_path / "copy")) == "src"
+    copyfile(str(link), str(tmp_path / "copy2"))
+    assert (tmp_path / "copy2").read_bytes() == b"abc"
+
+
+def test_copy2_mode_and_times(tmp_path, fds):
+    src = tmp_path / "src"
+    src.write_bytes(b"data" * 1000)
+    src.chmod(0o640)
+    os.utime(str(src), ns=(1000000000123456789, 1100000000987654321))
+    (tmp_path / "d").mkdir()
+    out = copy2(str(src), str(tmp_path / "d"))
+    assert out == str(tmp_path / "d" / "src")
+    st = os.stat(out)
+    assert stat.S_IMODE(st.st_mode) == 0o640
+    assert st.st_mtime_ns == 1100000000987654321
+    with open(out, "rb") as f:
+        assert f.read() == b"data" * 1000
+
+
+# ---------------------------------------------------------------- copytree
+
+def make_tree(root):
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "empty").mkdir()
+    files = {}
+    for rel, n in [("top", 10), ("a/one", 200000), ("a/b/two", 0), ("a/b/three", 4097),
+                   ("skip.pyc", 3)] + [("a/many%02d" % i, i * 1000) for i in range(30)]:
+        d = os.urandom(n)
+        (root / rel).write_bytes(d)
+        files[rel] = d
+    (root / "a" / "one").chmod(0o600)
+    os.utime(str(root / "a" / "one"), ns=(1000000000000000000, 1200000000000000001))
+    os.symlink("top", str(root / "link"))
+    os.symlink("a", str(root / "dirlink"))
+    os.chmod(str(root / "a" / "b"), 0o750)
+    os.utime(str(root / "a" / "b"), ns=(1000000000000000000, 1300000000000000002))
+    return files
+
+
+def snapshot(root, times=True):
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(str(root)):
+        rel = os.path.relpath(dirpath, str(root))
+        st = os.stat(dirpath)
+        out[rel] = ("dir", stat.S_IMODE(st.st_mode), st.st_mtime_ns if times else None)
+        for n in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            p = os.path.join(dirpath, n)
+            if os.path.islink(p):
+                out[os.path.join(rel, n)] = ("link", os.readlink(p))
+            else:
+                st = os.stat(p)
+                with open(p, "rb") as f:
+                    out[os.path.join(rel, n)] = ("file", f.read(), stat.S_IMODE(st.st_mode),
+                                                 st.st_mtime_ns if times else None)
+    return out
+
+
+@pytest.mark.parametrize("symlinks", [False, True])
+def test_copytree_matches_shutil(tmp_path, fds, symlinks):
+    src = tmp_path / "src"
+    make_tree(src)
+    ign = shutil.ignore_patterns("*.pyc")
+    shutil.copytree(str(src), str(tmp_path / "ref"), symlinks=symlinks, ignore=ign)
+    seen = []
+    assert copytree(str(src), str(tmp_path / "ours"), symlinks=symlinks, ignore=ign, depth=8,
+                    progress=lambda d, t: seen.append((d, t))) == str(tmp_path / "ours")
+    ref, ours = snapshot(tmp_path / "ref"), snapshot(tmp_path / "ours")
+    assert ours == ref
+    assert ours["a/one"][2:] == ("file", 0o600, 1200000000000000001)[1:]
+    assert ours["a/b"] == ("dir", 0o750, 1300000000000000002)
+    assert "skip.pyc" not in ours
+    assert seen[-1][0] == seen[-1][1] > 0
+
+
+def test_copytree_copyfile_function_and_custom(tmp_path, fds):
+    src = tmp_path / "src"
+    make_tree(src)
+    copytree(str(src), str(tmp_path / "cf"), copy_function=copyfile)
+    assert (tmp_path / "cf" / "a" / "one").read_bytes() == (src / "a" / "one").read_bytes()
+    assert (tmp_path / "cf" / "a" / "one").stat().st_mtime_ns != 1200000000000000001
+    calls, ref_calls = [], []
+
+    def mine(s, d):
+        calls.append(os.path.relpath(s, str(src)))
+        return shutil.copy2(s, d)
+
+    def ref(s, d):
+        ref_calls.append(os.path.relpath(s, str(src)))
+        return shutil.copy2(s, d)
+    copytree(str(src), str(tmp_path / "custom"), copy_function=mine)
+    shutil.copytree(str(src), str(tmp_path / "ref"), copy_function=ref)
+    assert calls == ref_calls and len(calls) > 30
+    assert snapshot(tmp_path / "custom") == snapshot(tmp_path / "ref")
+
+
+def test_copytree_dirs_exist_ok(tmp_path, fds):
+    src = tmp_path / "src"
+    make_tree(src)
+    (tmp_path / "dst").mkdir()
+    with pytest.raises(FileExistsError):
+        copytree(str(src), str(tmp_path / "dst"))
+    (tmp_path / "dst" / "keep").write_bytes(b"k")
+    copytree(str(src), str(tmp_path / "dst"), dirs_exist_ok=True)
+    assert (tmp_path / "dst" / "keep").read_bytes() == b"k"
+    assert (tmp_path / "dst" / "a" / "one").read_bytes() == (src / "a" / "one").read_bytes()
+
+
+def test_copytree_collects_errors_as_shutil(tmp_path, fds):
+    src = tmp_path / "src"
+    make_tree(src)
+    os.symlink("nowhere", str(src / "dangling"))
+    if os.geteuid() != 0:
+        (src / "a" / "many05").chmod(0)
+    with pytest.raises(shutil.Error) as info:
+        copytree(str(src), str(tmp_path / "dst"))
+    errs = info.value.args[0]
+    by_src = dict((s, (d, why)) for s, d, why in errs)
+    assert str(src / "dangling") in by_src
+    assert by_src[str(src / "dangling")][0] == str(tmp_path / "dst" / "dangling")
+    assert "No such file or directory" in by_src[str(src / "dangling")][1]
+    if os.geteuid() != 0:
+        assert "Permission denied" in by_src[str(src / "a" / "many05")][1]
+        assert len(errs) == 2
+    # every other file is in, byte for byte
+    assert (tmp_path / "dst" / "a" / "many29").read_bytes() == (src / "a" / "many29").read_bytes()
+    # ignore_dangling_symlinks skips it, as shutil does
+    if os.geteuid() == 0:
+        copytree(str(src), str(tmp_path / "dst2"), ignore_dangling_symlinks=True)
+
+
+def test_copytree_missing_src(tmp_path, fds):
+    with pytest.raises(FileNotFoundError):
+        copytree(str(tmp_path / "nope"), str(tmp_path / "dst"))

@@ -1,0 +1,146 @@
+"""py_io_uring.open() (src/py_io_uring/afile.py): async file objects whose
+reads, writes, syncs and stats are io_uring operations on an AsyncRing;
+compared with builtins.open() on the same files."""
+
+import asyncio
+import io
+import os
+
+import pytest
+
+import py_io_uring
+from py_io_uring import AsyncRing
+
+
+def run(coro):
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
+@pytest.fixture
+def fds():
+    before = set(os.listdir("/proc/self/fd"))
+    yield
+    assert set(os.listdir("/proc/self/fd")) == before
+
+
+def test_binary_read_forms(tmp_path, fds):
+    data = os.urandom(300000) + b"\nline two\nlast"
+    p = tmp_path / "f"
+    p.write_bytes(data)
+
+    async def main():
+        async with await py_io_uring.open(p, "rb") as f:
+            assert await f.read(10) == data[:10]
+            assert await f.tell() == 10
+            buf = bytearray(70000)
+            assert await f.readinto(buf) == 70000 and bytes(buf) == data[10:70010]
+            assert await f.read() == data[70010:]
+            assert await f.read() == b""
+            assert await f.seek(0) == 0
+            assert await f.read(-1) == data
+            await f.seek(-13, os.SEEK_END)
+            assert await f.readline() == b"line two\n"
+            assert await f.readline() == b"last"
+            assert await f.readline() == b""
+            await f.seek(0)
+            lines = [line async for line in f]
+            with open(str(p), "rb") as ref:
+                assert lines == ref.readlines()
+            st = await f.stat()
+            assert st.st_size == len(data) and st.st_ino == os.stat(str(p)).st_ino
+        assert f.closed
+        with pytest.raises(ValueError):
+            await f.read()
+        await f.close()                 # again: nothing
+    run(main())
+
+
+def test_write_modes_and_sync(tmp_path, fds):
+    p = tmp_path / "w"
+
+    async def main():
+        async with AsyncRing() as ring:
+            f = await py_io_uring.open(str(p), "wb", ring=ring)
+            assert await f.write(b"hello ") == 6
+            await f.writelines([b"world", bytearray(b"!\n"), memoryview(b"xyz")])
+            await f.flush()
+            await f.fsync()
+            await f.datasync()
+            assert await f.tell() == 16
+            assert await f.truncate(12) == 12
+            with pytest.raises(io.UnsupportedOperation):
+                await f.read()
+            await f.close()
+            assert not ring.closed       # a ring given stays open
+            assert p.read_bytes() == b"hello world!"
+            async with await py_io_uring.open(p, "ab", ring=ring) as f:
+                await f.write(b" more")
+            assert p.read_bytes() == b"hello world! more"
+            async with await py_io_uring.open(p, "r+b", ring=ring) as f:
+                assert await f.read(5) == b"hello"   # read-ahead holds the rest
+                await f.write(b"_")                  # at the logical position
+                assert await f.read() == b"world! more"
+            assert p.read_bytes() == b"hello_world! more"
+            with pytest.raises(FileExistsError) as info:
+                await py_io_uring.open(p, "xb", ring=ring)
+            assert info.value.filename == str(p)
+            big = os.urandom(3 << 20)
+            async with await py_io_uring.open(p, "wb", ring=ring) as f:
+                await f.write(big)
+            assert p.read_bytes() == big
+    run(main())
+
+
+def test_errors_carry_the_path(tmp_path, fds):
+    async def main():
+        missing = str(tmp_path / "missing")
+        with pytest.raises(FileNotFoundError) as info:
+            await py_io_uring.open(missing)
+        assert (info.value.errno, info.value.filename) == (2, missing)
+        with pytest.raises(IsADirectoryError) as info:
+            f = await py_io_uring.open(str(tmp_path), "rb")
+            try:
+                await f.read()
+            finally:
+                await f.close()
+        assert info.value.filename == str(tmp_path)
+        for bad in ("rw", "rbt", "q", "rr"):
+            with pytest.raises(ValueError):
+                await py_io_uring.open(missing, bad)
+        with pytest.raises(ValueError):
+            await py_io_uring.open(missing, "rb", encoding="utf-8")
+        with pytest.raises(LookupError):
+            await py_io_uring.open(str(tmp_path / "t"), "w", encoding="no-such-codec")
+    run(main())
+
+
+@pytest.mark.parametrize("newline", [None, "", "\n", "\r\n"])
+def test_text_mode_matches_builtin_open(tmp_path, fds, newline):
+    p = tmp_path / "t"
+    text = "h\u00e9llo\nw\u00f6rld\r\nthird\rfourth" + "\u20ac" * 40000 + "\nend"
+    with open(str(p), "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+
+    async def main():
+        async with await py_io_uring.open(p, "r", encoding="utf-8", newline=newline) as f:
+            lines = [line async for line in f]
+        with open(str(p), "r", encoding="utf-8", newline=newline) as ref:
+            assert lines == ref.readlines()
+        async with await py_io_uring.open(p, "r", encoding="utf-8", newline=newline) as f:
+            first = await f.read(7)
+            rest = await f.read()
+        with open(str(p), "r", encoding="utf-8", newline=newline) as ref:
+            assert first == ref.read(7) and rest == ref.read()
+        q = tmp_path / "out"
+        async with await py_io_uring.open(q, "w", encoding="utf-16", newline=newline) as f:
+            assert await f.write("a\nb\u00e9") == 4
+            await f.write("\nc")
+        with open(str(tmp_path / "ref"), "w", encoding="utf-16", newline=newline) as ref:
+            ref.write("a\nb\u00e9")
+            ref.write("\nc")
+        assert q.read_bytes() == (tmp_path / "ref").read_bytes()
+    run(main())
