@@ -23,12 +23,14 @@ import errno
 import selectors
 import select
 import sys
-from typing import Any, Coroutine, Dict, Optional, Set, TypeVar
+# typing's names under a private alias: as module attributes they would be
+# public names stubtest checks (3.8's typing.Coroutine "is not a type")
+import typing as _t
 
 # the package's name, not ._core's: the package's stub types it
 from . import IoUring
 
-_T = TypeVar("_T")
+_T = _t.TypeVar("_T")
 
 __all__ = ["RingSelector", "EventLoop", "EventLoopPolicy", "new_event_loop",
            "install", "run"]
@@ -51,9 +53,9 @@ class RingSelector(selectors._BaseSelectorImpl):
         super().__init__()
         self._ring = IoUring(entries)
         self._entries = entries
-        self._armed: Dict[int, int] = {}    # fd -> token of its poll in the kernel
-        self._tokens: Dict[int, int] = {}   # token -> fd, for the polls in the kernel
-        self._to_arm: Set[int] = set()      # fds registered and not armed
+        self._armed: _t.Dict[int, int] = {}    # fd -> token of its poll in the kernel
+        self._tokens: _t.Dict[int, int] = {}   # token -> fd, for the polls in the kernel
+        self._to_arm: _t.Set[int] = set()      # fds registered and not armed
         self._next_token = 1
 
     def _remove_poll(self, fd):
@@ -161,7 +163,7 @@ class RingSelector(selectors._BaseSelectorImpl):
 class EventLoop(asyncio.SelectorEventLoop):
     """asyncio's Unix event loop, with an io_uring as its selector."""
 
-    def __init__(self, selector: Optional[selectors.BaseSelector] = None) -> None:
+    def __init__(self, selector: _t.Optional[selectors.BaseSelector] = None) -> None:
         super().__init__(selector if selector is not None else RingSelector())
 
 
@@ -173,7 +175,7 @@ def new_event_loop() -> EventLoop:
 class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
     """The default policy, making EventLoop instances (as uvloop's)."""
 
-    _loop_factory = EventLoop
+    _loop_factory: _t.Type[asyncio.AbstractEventLoop] = EventLoop
 
 
 def install() -> None:
@@ -182,7 +184,7 @@ def install() -> None:
     asyncio.set_event_loop_policy(EventLoopPolicy())
 
 
-def run(main: Coroutine[Any, Any, _T], *, debug: Optional[bool] = None) -> _T:
+def run(main: _t.Coroutine[_t.Any, _t.Any, _T], *, debug: _t.Optional[bool] = None) -> _T:
     """asyncio.run(main) on a new EventLoop, on every supported Python."""
     if sys.version_info >= (3, 12):
         return asyncio.run(main, debug=debug, loop_factory=new_event_loop)
