@@ -80,6 +80,10 @@ class _RingPolicy:
 
     def setUp(self):
         asyncio.set_event_loop_policy(uring_loop.EventLoopPolicy())
+        # as the global policy is in CPython's own runs once any test has
+        # set a loop: get_event_loop() then raises rather than making one
+        # (3.12's test_create_subprocess_with_pidfd relies on it)
+        asyncio.set_event_loop(None)
         super().setUp()
 
     def tearDown(self):
