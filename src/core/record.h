@@ -198,4 +198,19 @@ void pu_sqe_free(SqeObject *rec);     /* untracked and cleared already */
 CqeObject *pu_cqe_alloc(void);
 void pu_cqe_free(CqeObject *q);
 
+/* A view of the caller's memory held on the heap for the ring's life (a
+ * register_region() region, a queue_init_mem() ring): release it and free
+ * it, and empty *slot; nothing when *slot is empty. */
+static inline void
+pu_heap_view_release(Py_buffer **slot)
+{
+    Py_buffer *view = *slot;
+
+    *slot = NULL;
+    if (view != NULL) {
+        PyBuffer_Release(view);
+        PyMem_Free(view);
+    }
+}
+
 #endif

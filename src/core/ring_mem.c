@@ -64,8 +64,7 @@ Ring_queue_init_mem(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
         goto fail;
     Py_RETURN_NONE;
 fail:
-    PyBuffer_Release(view);
-    PyMem_Free(view);
+    pu_heap_view_release(&view);
     return NULL;
 }
 
@@ -73,13 +72,7 @@ fail:
 void
 pu_ring_mem_release(RingObject *r)
 {
-    Py_buffer *view = r->ring_mem;
-
-    r->ring_mem = NULL;
-    if (view != NULL) {
-        PyBuffer_Release(view);
-        PyMem_Free(view);
-    }
+    pu_heap_view_release(&r->ring_mem);
 }
 
 PyMethodDef pu_ring_mem_methods[] = {

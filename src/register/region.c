@@ -75,8 +75,7 @@ Ring_register_region(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
     self->region = view;   /* until teardown: pu_region_release() */
     Py_RETURN_NONE;
 fail:
-    PyBuffer_Release(view);
-    PyMem_Free(view);
+    pu_heap_view_release(&view);
     return NULL;
 }
 
@@ -84,13 +83,7 @@ fail:
 void
 pu_region_release(RingObject *r)
 {
-    Py_buffer *view = r->region;
-
-    r->region = NULL;
-    if (view != NULL) {
-        PyBuffer_Release(view);
-        PyMem_Free(view);
-    }
+    pu_heap_view_release(&r->region);
 }
 
 /* When operations were leaked: the kernel may still use it */
