@@ -413,6 +413,20 @@ pu_ring_flush(RingObject *r, unsigned wait_nr)
     return total;
 }
 
+/* The start of a call that submits, then waits or reaps (inside the
+ * caller's pu_call_enter()): flush, then check the completion side again,
+ * since a signal handler run during the flush may have closed the ring or
+ * let another thread start a wait.  The number submitted, or -1. */
+int
+pu_ring_flush_then_check_cq(RingObject *r)
+{
+    int n = pu_ring_flush(r, 0);
+
+    if (n < 0 || pu_ring_check_cq(r) < 0)
+        return -1;
+    return n;
+}
+
 static PyObject *
 Ring_submit(RingObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -430,10 +444,8 @@ Ring_submit_and_get_events(RingObject *self, PyObject *Py_UNUSED(ignored))
     if (pu_ring_check_cq(self) < 0)
         return NULL;
     pu_call_enter(self);
-    n = pu_ring_flush(self, 0);
+    n = pu_ring_flush_then_check_cq(self);
     if (n < 0)
-        return pu_call_return(self, NULL);
-    if (pu_ring_check_cq(self) < 0)             /* a handler closed it */
         return pu_call_return(self, NULL);
     ret = io_uring_get_events(&self->ring);
     if (ret < 0 && ret != -EINTR) {

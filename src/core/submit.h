@@ -10,6 +10,7 @@ void pu_prepare_chains(RingObject *r);
 void pu_mark_submitted(RingObject *r);
 int pu_only_thread(void);
 void pu_note_idle_wait(RingObject *r);
+int pu_ring_flush_then_check_cq(RingObject *r);
 
 /* After signal handlers ran (PyErr_CheckSignals() passed) inside a call:
  * they may have closed the ring (queue_exit() is then deferred and the

@@ -433,10 +433,8 @@ submit_wait_timeout(RingObject *self, const wait_args *w)
     if (pu_ring_check_cq(self) < 0)
         return NULL;
     pu_call_enter(self);
-    n = pu_ring_flush(self, 0);
+    n = pu_ring_flush_then_check_cq(self);
     if (n < 0)
-        return pu_call_return(self, NULL);
-    if (pu_ring_check_cq(self) < 0)             /* a handler closed it */
         return pu_call_return(self, NULL);
     if (w->n > 0) {
         int ret = ring_wait_full(self, w->n, w->deadline, 0, w->sigmask,
@@ -505,8 +503,8 @@ Ring_submit_and_wait_reg(RingObject *self, PyObject *const *args, Py_ssize_t nar
         return NULL;
     }
     pu_call_enter(self);
-    submitted = pu_ring_flush(self, 0);
-    if (submitted < 0 || pu_ring_check_cq(self) < 0)
+    submitted = pu_ring_flush_then_check_cq(self);
+    if (submitted < 0)
         return pu_call_return(self, NULL);
     for (;;) {
         Py_ssize_t have = PU_CQ_LEN(self) + (Py_ssize_t)io_uring_cq_ready(&self->ring);
