@@ -166,8 +166,9 @@ Ring_unregister_files(RingObject *self, PyObject *Py_UNUSED(ignored))
 static const char *const buffers_kw[] = {"buffers", NULL};
 static const pu_argspec buffers_spec = {"register_buffers", buffers_kw, 1, 1, 0};
 
-static int
-refuse_registered(RingObject *r)
+/* register_buffers() and its tagged forms: one buffer table per ring */
+int
+pu_refuse_bufs_registered(RingObject *r)
 {
     if (!r->bufs_registered)
         return 0;
@@ -185,7 +186,7 @@ Ring_register_buffers(RingObject *self, PyObject *arg)
     struct iovec *iov = NULL;
     int ret;
 
-    if (pu_ring_check(self) < 0 || refuse_registered(self) < 0)
+    if (pu_ring_check(self) < 0 || pu_refuse_bufs_registered(self) < 0)
         return NULL;
     /* a __buffer__ method (3.12) runs Python code: walk a copy */
     seq = pu_seq_tuple(&buffers_spec, 0, arg, "a sequence of writable "
@@ -202,7 +203,7 @@ Ring_register_buffers(RingObject *self, PyObject *arg)
      * register, unregister or tear down meanwhile */
     if (pu_pins_from(&buffers_spec, 0, seq, 0, &pins, &iov) < 0)
         goto fail;
-    if (pu_ring_check(self) < 0 || refuse_registered(self) < 0)
+    if (pu_ring_check(self) < 0 || pu_refuse_bufs_registered(self) < 0)
         goto fail;
     ret = io_uring_register_buffers(&self->ring, iov, (unsigned)n);
     if (ret < 0) {

@@ -44,6 +44,7 @@ void pu_rsrc_tag_done(RingObject *r, __u64 ud);
 int pu_rsrc_traverse(RingObject *r, visitproc visit, void *arg);
 void pu_rsrc_release(RingObject *r);
 void pu_rsrc_leak(RingObject *r);
+int pu_refuse_bufs_registered(RingObject *r);
 
 
 #endif

@@ -425,16 +425,6 @@ static const char *const buffers_tags_kw[] = {"buffers", "tags", NULL};
 static const pu_argspec buffers_tags_spec = {"register_buffers_tags",
                                              buffers_tags_kw, 2, 2, 0};
 
-static int
-refuse_registered(RingObject *r)
-{
-    if (!r->bufs_registered)
-        return 0;
-    PyErr_SetString(PyExc_ValueError, "buffers are already registered: "
-                    "unregister_buffers() first");
-    return -1;
-}
-
 static PyObject *
 Ring_register_buffers_tags(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
                            PyObject *kwnames)
@@ -447,7 +437,7 @@ Ring_register_buffers_tags(RingObject *self, PyObject *const *args, Py_ssize_t n
     int ret;
 
     if (pu_parse_args(&buffers_tags_spec, args, nargs, kwnames, argv) < 0 ||
-        pu_ring_check(self) < 0 || refuse_registered(self) < 0)
+        pu_ring_check(self) < 0 || pu_refuse_bufs_registered(self) < 0)
         return NULL;
     /* a __buffer__ method (3.12) runs Python code: walk a copy, and check
      * the ring again afterwards */
@@ -464,7 +454,7 @@ Ring_register_buffers_tags(RingObject *self, PyObject *const *args, Py_ssize_t n
     if (tags == NULL ||
         pu_pins_from(&buffers_tags_spec, 0, seq, 1, &pins, &iov) < 0)
         goto fail;
-    if (pu_ring_check(self) < 0 || refuse_registered(self) < 0 ||
+    if (pu_ring_check(self) < 0 || pu_refuse_bufs_registered(self) < 0 ||
         tags_make(self, tags, pins, &uds) < 0)
         goto fail;
     ret = io_uring_register_buffers_tags(&self->ring, iov, uds, (unsigned)n);
@@ -555,7 +545,7 @@ Ring_register_buffers_sparse(RingObject *self, PyObject *arg)
     int ret;
 
     if (pu_small_uint(arg, 16384, "count", &n) < 0 ||
-        pu_ring_check(self) < 0 || refuse_registered(self) < 0)
+        pu_ring_check(self) < 0 || pu_refuse_bufs_registered(self) < 0)
         return NULL;
     pins = PyMem_Calloc(n ? n : 1, sizeof(*pins));
     if (pins == NULL)
