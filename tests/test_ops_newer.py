@@ -16,7 +16,7 @@ import py_io_uring
 from py_io_uring import IORING_CQE_F_MORE, IORING_CQE_F_NOTIF, IOSQE_FIXED_FILE
 
 from op_helpers import cancel_multishot, finish_zc, recv_all
-from uring_helpers import WAIT, assert_fails, need, prep, run_op, wait_one
+from uring_helpers import WAIT, assert_fails, need, prep, run_op, wait_n, wait_one
 
 
 # --------------------------------------------------------------------------
@@ -420,3 +420,32 @@ def test_128_byte_ops(big_ring, ring, unix_pair, op, args):
     big_ring.submit()
     cqe = wait_one(big_ring)
     assert cqe.res() == 0 if op == "nop128" else cqe.res() >= 0
+
+
+# --------------------------------------------------------------------------
+# prep_recv_zc (zero-copy receive; tests/test_zcrx.py has register_ifq)
+
+
+def test_recv_zc_without_an_ifq_the_kernel_refuses(tcp_pair):
+    """A ring with no interface queue: the kernel answers -EINVAL (it finds
+    no zcrx with that id); the ring goes on."""
+    flags = (py_io_uring.IORING_SETUP_CQE32 | py_io_uring.IORING_SETUP_SINGLE_ISSUER |
+             py_io_uring.IORING_SETUP_DEFER_TASKRUN)
+    client, server = tcp_pair
+    with py_io_uring.IoUring(8, flags) as ring:
+        need(ring, "recv_zc")
+        sqe, cqe = run_op(ring, "recv_zc", server, ifq=0)
+        assert not cqe.flags() & IORING_CQE_F_MORE
+        assert_fails(cqe, errno.EINVAL)
+        assert run_op(ring, "nop")[1].res() == 0
+
+
+def test_recv_zc_needs_a_cqe32_ring(ring, tcp_pair):
+    with pytest.raises(ValueError, match=r"prep_recv_zc\(\): .*IORING_SETUP_CQE32"):
+        ring.get_sqe().prep_recv_zc(tcp_pair[1])
+    with pytest.raises(ValueError, match=r"prep_recv_zc\(\): .*IORING_SETUP_CQE32"):
+        ring.prep_recv_zc(tcp_pair[1])
+    # what was refused reaches the kernel as a NOP, if at all
+    n = ring.submit()
+    assert n <= 1
+    assert [c.res() for c in wait_n(ring, n)] == [0] * n
