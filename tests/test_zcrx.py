@@ -257,3 +257,22 @@ def test_data_path_wrong_ifq(tcp_pair):
         cqe = ring.wait_cqe(timeout=WAIT)
         ring.cqe_seen(cqe)
         assert_fails(cqe, errno.EINVAL)
+
+
+def test_reaches_the_ring_by_its_index_after_close_ring_fd():
+    """After close_ring_fd() the registration goes by the registered index:
+    the kernel answers for the device (not EBADF for the fd)"""
+    with IoUring(8, FLAGS) as r:
+        r.register_ring_fd()
+        try:
+            r.close_ring_fd()
+        except OSError as e:
+            pytest.skip(str(e))
+        zid, why = try_register(r)
+        if zid is not None:
+            pytest.skip("a device here accepts register_ifq")
+        assert "EBADF" not in why and "lo: " in why, why
+        try:
+            r.register_ifq("lo")
+        except OSError as e:
+            assert e.errno in (errno.EOPNOTSUPP, errno.EPERM), e

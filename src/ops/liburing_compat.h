@@ -900,14 +900,6 @@ struct io_uring_zcrx_ifq_reg {
     __u64 __resv[3];
 };
 
-static inline int
-pu_compat_register_ifq(struct io_uring *ring, struct io_uring_zcrx_ifq_reg *reg)
-{
-    long ret = syscall(__NR_io_uring_register, ring->ring_fd,
-                       IORING_REGISTER_ZCRX_IFQ, reg, 1);
-    return ret < 0 ? -errno : (int)ret;
-}
-#define io_uring_register_ifq pu_compat_register_ifq
 #endif
 _Static_assert(sizeof(struct io_uring_zcrx_rqe) == 16, "struct io_uring_zcrx_rqe");
 _Static_assert(sizeof(struct io_uring_zcrx_cqe) == 16, "struct io_uring_zcrx_cqe");

@@ -133,6 +133,7 @@ Ring_register_ifq(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
     struct io_uring_zcrx_ifq_reg reg;
     struct pu_zcrx *z;
     const char *name = NULL;
+    unsigned op, fd;
     int ret;
 
     if (pu_parse_args(&ifq_spec, args, nargs, kwnames, argv) < 0 ||
@@ -200,7 +201,10 @@ Ring_register_ifq(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
     reg.flags = flags;
     reg.area_ptr = (__u64)(uintptr_t)&area;
     reg.region_ptr = (__u64)(uintptr_t)&region;
-    ret = io_uring_register_ifq(&self->ring, &reg);
+    /* io_uring_register_ifq(), by the index after close_ring_fd() */
+    op = IORING_REGISTER_ZCRX_IFQ;
+    fd = pu_register_fd(self, &op);
+    ret = io_uring_register(fd, op, &reg, 1);
     if (ret < 0) {
         ifq_error(-ret, name, ifindex, rxq);
         goto fail;
