@@ -92,10 +92,8 @@ def ring():
     r.queue_exit()     # the prepared, unsubmitted entries end as NOPs
 
 
-# the 128-byte operations need a ring of 128-byte entries; zero-copy
-# receive, one of 32-byte completions
+# the 128-byte operations need a ring of 128-byte entries
 SQE128_OPS = {"nop128", "uring_cmd128"}
-CQE32_OPS = {"recv_zc"}
 
 
 @pytest.mark.parametrize("op", FD_OPS, ids=lambda o: o.name)
@@ -103,9 +101,6 @@ def test_every_fd_argument_takes_a_fileno_object(ring, op):
     if op.name in SQE128_OPS:
         ring.queue_exit()
         ring.queue_init(8, py_io_uring.IORING_SETUP_SQE128)
-    if op.name in CQE32_OPS:
-        ring.queue_exit()
-        ring.queue_init(8, py_io_uring.IORING_SETUP_CQE32)
     if not ring.opcode_supported(op.name):
         pytest.skip("%s: not in this kernel's probe" % op.name)
     args = _simple_args(op)

@@ -48,7 +48,7 @@ int pu_refuse_bufs_registered(RingObject *r);
 
 /* zero-copy receive: register_ifq() and its RECV_ZC completions (zcrx.c) */
 extern PyMethodDef pu_zcrx_methods[];
-int pu_rec_recv_zc(SqeObject *rec, const char *fname, unsigned ifq);
+int pu_rec_recv_zc(SqeObject *rec, unsigned ifq);
 PyObject *pu_result_recv_zc(CqeObject *q);
 int pu_zcrx_take(RingObject *r, SqeObject *rec, const struct io_uring_cqe *c,
                  PyObject **out);

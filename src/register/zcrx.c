@@ -244,22 +244,16 @@ struct pu_recv_zc_state {
     uint32_t ifq;
 };
 
-/* prep_recv_zc's check and its record's state: which ifq its completions
- * name offsets of.  An ifq the module did not register is left to the
- * kernel to refuse (-EINVAL); a completion naming no area of ours is then
- * never read. */
+/* prep_recv_zc's record state: which ifq its completions name offsets of.
+ * Nothing is refused here: an ifq the ring does not have is the kernel's
+ * to refuse (-EINVAL), which is also its answer on a ring without
+ * IORING_SETUP_CQE32, where register_ifq() cannot succeed; a completion
+ * naming no area of the module's is never read (pu_zcrx_take). */
 int
-pu_rec_recv_zc(SqeObject *rec, const char *fname, unsigned ifq)
+pu_rec_recv_zc(SqeObject *rec, unsigned ifq)
 {
-    struct pu_recv_zc_state *st;
+    struct pu_recv_zc_state *st = pu_rec_state(rec, sizeof(*st));
 
-    if (!(rec->ring->ring.flags & IORING_SETUP_CQE32)) {
-        PyErr_Format(PyExc_ValueError, "%s(): zero-copy receive needs a ring set up "
-                     "with IORING_SETUP_CQE32 (and an interface queue from "
-                     "register_ifq())", fname);
-        return -1;
-    }
-    st = pu_rec_state(rec, sizeof(*st));
     if (st == NULL)
         return -1;
     st->ifq = ifq;
