@@ -144,6 +144,12 @@ pu_reap(RingObject *r)
                     err = -1;   /* the CQE stays for the next reap */
                     break;
                 }
+            } else if (r->zcrx != NULL && rec != NULL &&
+                       pu_zcrx_take(r, rec, c, &q->result) < 0) {
+                q->sqe = NULL;   /* (register/zcrx.c: a RECV_ZC chunk's bytes) */
+                Py_DECREF(q);
+                err = -1;
+                break;
             }
             if (rec == NULL) {
                 /* a file or buffer the kernel let go of (tags.c): the

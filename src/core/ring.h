@@ -59,6 +59,7 @@ typedef struct RingObject {
     Py_buffer *ring_mem;            /* queue_init_mem()'s: the rings live in
                                        it; released after the fd is closed */
     struct pu_bufring *bufrings;
+    struct pu_zcrx *zcrx;           /* register_ifq()'s, until teardown */
     struct pu_provided *provided;   /* provide_buffers() memory the kernel
                                        holds, oldest first (register/) */
     /* completions reaped from the kernel and not yet marked seen */
