@@ -355,8 +355,7 @@ pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
             f = c->flags < PU_SMALL_INTS ? pu_long((long)c->flags)
                                          : PyLong_FromUnsignedLong(c->flags);
             if (rec != NULL) {
-                d = rec->data ? rec->data : Py_None;
-                Py_INCREF(d);
+                d = pu_rec_data(rec);
             } else if ((d = pu_rsrc_tag_peek(r, c->user_data)) != NULL) {
                 Py_INCREF(d);   /* a tag's completion (tags.c) */
             } else {

@@ -122,6 +122,7 @@ static PyObject *
 Sqe_set_data(SqeObject *self, PyObject *data)
 {
     Py_INCREF(data);
+    self->data_is_int = 0;
     Py_XSETREF(self->data, data);
     Py_RETURN_NONE;
 }
@@ -236,9 +237,7 @@ Sqe_prep_send_set_addr(SqeObject *self, PyObject *arg)
 static PyObject *
 Sqe_get_data(SqeObject *self, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *d = self->data ? self->data : Py_None;
-    Py_INCREF(d);
-    return d;
+    return pu_rec_data(self);
 }
 
 static PyObject *
