@@ -52,8 +52,11 @@ def per_op(cmd_for, n, workdir):
     runs = []
     for ops in (n, 2 * n):
         path = os.path.join(workdir, "callgrind.%d" % ops)
+        # a fixed hash seed: dict and set layouts, and so the interpreter's
+        # count, then repeat from run to run
         subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + path] + cmd_for(ops),
-                       capture_output=True, text=True, timeout=900, check=True)
+                       capture_output=True, text=True, timeout=900, check=True,
+                       env=dict(os.environ, PYTHONHASHSEED="0"))
         d = {}
         for ir, fn, obj in _functions(path):
             d[(fn, obj)] = d.get((fn, obj), 0) + ir
@@ -81,7 +84,7 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--python", default=sys.executable, help="the interpreter to run the loops on")
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--ops", type=int, default=6400, help="N (the runs do N and 2N ops)")
+    ap.add_argument("--ops", type=int, default=12800, help="N (the runs do N and 2N ops)")
     ap.add_argument("--api", action="append", choices=sorted(NOP_APIS) + ["c"],
                     help="tiers to measure (default: all, and C)")
     ap.add_argument("--functions", type=int, default=0, metavar="K",
