@@ -23,7 +23,9 @@ pu_ring_prep(PyObject *self, const pu_opdef *op, PyObject *const *args,
 
     if (pu_split_common(args, nargs, kwnames, &ca, &c, &ring_rules) < 0)
         goto out;
-    if (PU_RING_USABLE(r) && !PU_SUPPORTED(r, op->opcode)) {
+    /* the bit first: the usual op is supported, and the ring's state is
+     * checked again by pu_ring_get_sqe() */
+    if (!PU_SUPPORTED(r, op->opcode) && PU_RING_USABLE(r)) {
         pu_err_unsupported(op);
         goto out;
     }
