@@ -8,7 +8,7 @@ import asyncio
 import os
 import socket
 import sys
-from typing import AsyncIterator, Awaitable, Dict, FrozenSet, Iterable, List, Literal, Optional, Protocol, Sequence, Tuple, Union, final, overload
+from typing import AsyncIterator, Awaitable, Dict, FrozenSet, Iterable, List, Literal, Mapping, Optional, Protocol, Sequence, Tuple, Union, final, overload
 
 from typing_extensions import deprecated
 
@@ -22,10 +22,19 @@ from .files import copy2 as copy2, copyfile as copyfile, copytree as copytree, i
 # know from typing_extensions' stub before 3.12 (a stub needs no
 # typing_extensions at run time).  Whether a buffer is writable is checked
 # when the op is prepared (TypeError), as for the stdlib's readinto().
+# numpy's stub declares __buffer__ only for 3.12+: before, an object with
+# numpy's array interface passes too (ndarray and numpy's scalars, which
+# have the buffer protocol).
 if sys.version_info >= (3, 12):
     from collections.abc import Buffer as _Buffer
 else:
-    from typing_extensions import Buffer as _Buffer
+    from typing_extensions import Buffer as _PEP688Buffer
+
+    class _ArrayInterface(Protocol):
+        @property
+        def __array_interface__(self) -> Mapping[str, object]: ...
+
+    _Buffer = Union[_PEP688Buffer, _ArrayInterface]
 
 class _HasFileno(Protocol):
     def fileno(self) -> int: ...
