@@ -76,7 +76,7 @@ def op_pyi_lines(op: Op, form: str = SQE) -> List[str]:
                                   op_result_pyi(op, form, "int"))]
 
 
-def result_union(ops: List[Op]) -> str:
+def result_types(ops: List[Op]) -> List[str]:
     """Every op's result type, once each: what Cqe.getresult() and reap()
     may give for a completion whose op the type checker cannot know."""
     seen = []  # type: List[str]
@@ -84,7 +84,11 @@ def result_union(ops: List[Op]) -> str:
         for t in ([op.pytype] if op.pytype else ["bytes", "int"]):
             if t not in seen:
                 seen.append(t)
-    return "Union[%s]" % ", ".join(seen)
+    return seen
+
+
+def result_union(ops: List[Op]) -> str:
+    return "Union[%s]" % ", ".join(result_types(ops))
 
 
 def _strip_annotations(sig: str) -> str:
