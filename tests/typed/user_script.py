@@ -134,6 +134,12 @@ async def awaitables(path: str, tmp: str) -> None:
                     msg, anc, msg_flags, addr = await ring.recvmsg(conn, 16)
                     assert msg == b"xyz" and anc == [] and isinstance(msg_flags, int)
                     assert addr is None or addr == ""
+                    # the loop.sock_* shapes
+                    await ring.sock_sendall(client, b"q")
+                    if TYPE_CHECKING:
+                        reveal_type(ring.sock_recv(conn, 1))  # revealed: Future\[bytes\]
+                    one: bytes = await ring.sock_recv(conn, 1)
+                    assert one == b"q"
                 finally:
                     os.close(conn)
 
