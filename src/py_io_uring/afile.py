@@ -271,9 +271,6 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
     async def write(self, data: "_t.Union[str, _ReadableBuffer]") -> int:  # noqa: E301
         """Write all of data (short writes are retried); return its length
         (characters in text mode)."""
-        return await self._write(data)
-
-    async def _write(self, data):
         self._check(write=True)
         if self._encoder is not None:
             if not isinstance(data, str):
@@ -286,7 +283,7 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
             raw = self._encoder.encode(text)
             await self._write_all(raw)
             return len(data)
-        view = memoryview(data).cast("B")
+        view = memoryview(_t.cast(bytes, data)).cast("B")    # any buffer; str raises
         await self._write_all(view)
         return len(view)
 
@@ -309,8 +306,9 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
     @_t.overload  # noqa: E301
     async def writelines(self: "AsyncFile[bytes]", lines: "_t.Iterable[_ReadableBuffer]") -> None: ...
     async def writelines(self, lines: "_t.Iterable[_t.Union[str, _ReadableBuffer]]") -> None:  # noqa: E301
+        write = _t.cast(_t.Any, self).write     # the overload of this file's mode
         for line in lines:
-            await self._write(line)
+            await write(line)
 
     def _reset_decoder(self):
         self._chars = ""
