@@ -19,7 +19,7 @@ sys.path.insert(0, HERE)
 
 from emit_c import methods_doc_h, ops_c, ops_h  # noqa: E402
 from emit_md import api_md  # noqa: E402
-from emit_pyi import pyi  # noqa: E402
+from emit_pyi import pyi, trio_pyi  # noqa: E402
 from model import load, load_liburing_api  # noqa: E402
 from parse import DefError  # noqa: E402
 
@@ -63,6 +63,8 @@ def main(argv=None) -> int:
         write_if_changed(os.path.join(args.out, "methods_doc.h"), methods_doc_h(model))
     if args.pyi:
         write_if_changed(args.pyi, pyi(model))
+        # the stub of py_io_uring.trio, next to the package's
+        write_if_changed(os.path.join(os.path.dirname(args.pyi), "trio.pyi"), trio_pyi(model))
     if args.api:
         write_if_changed(args.api, api_md(model, liburing_api))
     return 0
