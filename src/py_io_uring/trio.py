@@ -60,6 +60,25 @@ def _drop_fds(value, peer):
                 pass
 
 
+def _peer(q, fd):
+    """The peer of a new connection: the record's, or getpeername()'s (a
+    multishot accept has no address in its record), as AsyncRing gives."""
+    try:
+        return q.convert_address()
+    except ValueError:
+        pass
+    try:
+        s = socket.socket(fileno=fd)
+    except OSError:
+        return None
+    try:
+        return s.getpeername()
+    except OSError:
+        return None     # a peer that already reset has no name left
+    finally:
+        s.detach()
+
+
 def _rename(exc, prep, called):
     """An argument error names the method the user called, not prep_NAME()."""
     if type(exc) in (TypeError, ValueError, OverflowError) and exc.args and \
@@ -111,7 +130,7 @@ class _Op:
         try:
             v = q.getresult()
             if self.peer:
-                v = (v, q.convert_address())
+                v = (v, _peer(q, v))
         except Exception as e:
             return outcome.Error(e)
         return outcome.Value(None if self.none else v)
@@ -181,7 +200,7 @@ class _Multishot:
         try:
             v = q.getresult()
             if self._peer:
-                v = (v, q.convert_address())
+                v = (v, _peer(q, v))
             self._items.append(v)
         except Exception as e:
             self._error, self._ended = e, True
@@ -501,7 +520,9 @@ class TrioRing:
         fd, addr = await self._run("prep_accept", "sock_accept",
                                    (sock, socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC), {},
                                    fds=True, peer=True)
-        return socket.socket(fileno=fd), addr
+        sock = socket.socket(fileno=fd)
+        sock.setblocking(False)     # O_NONBLOCK already: the object learns it
+        return sock, addr
 
 
 def _make(name, mode, fds, peer):
@@ -521,12 +542,12 @@ def _make(name, mode, fds, peer):
     return method
 
 
-for _name, _mode, _fds, _peer in _core._ASYNC_OPS:
-    setattr(TrioRing, _name, _make(_name, _mode, _fds, _peer))
+for _entry in _core._ASYNC_OPS:
+    setattr(TrioRing, _entry[0], _make(*_entry))
 TrioRing.close_fd = _make("close", "await", False, False)
 TrioRing.close_fd.__name__ = "close_fd"
 TrioRing.close_fd.__qualname__ = "TrioRing.close_fd"
-del _name, _mode, _fds, _peer
+del _entry
 
 
 def open_ring(entries=256, flags=0, **kwargs):
