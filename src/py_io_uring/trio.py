@@ -525,15 +525,17 @@ class TrioRing:
         return sock, addr
 
 
-def _make(name, mode, fds, peer):
-    """TrioRing.NAME: the generic path, with AsyncRing.NAME's signature and doc."""
+def _make(name, mode, fds, peer, alias=None):
+    """TrioRing.NAME (or .alias): the generic path, with AsyncRing's signature
+    and doc of the same name."""
     prep = "prep_" + name
+    name = called = alias or name
     if mode == "iter":
         def method(self, *args, **kwargs):
-            return _Multishot(self, prep, name, args, kwargs, fds, peer)
+            return _Multishot(self, prep, called, args, kwargs, fds, peer)
     else:
         async def method(self, *args, **kwargs):
-            return await self._run(prep, name, args, kwargs, fds, peer)
+            return await self._run(prep, called, args, kwargs, fds, peer)
     src = getattr(AsyncRing, name)
     method.__name__ = name
     method.__qualname__ = "TrioRing." + name
@@ -544,9 +546,7 @@ def _make(name, mode, fds, peer):
 
 for _entry in _core._ASYNC_OPS:
     setattr(TrioRing, _entry[0], _make(*_entry))
-TrioRing.close_fd = _make("close", "await", False, False)
-TrioRing.close_fd.__name__ = "close_fd"
-TrioRing.close_fd.__qualname__ = "TrioRing.close_fd"
+TrioRing.close_fd = _make("close", "await", False, False, "close_fd")
 del _entry
 
 

@@ -1,0 +1,297 @@
+"""py_io_uring.trio (TrioRing) under trio's rules: every operation a
+checkpoint, trio cancellation turned into a kernel cancel whose final
+completion the task waits for (so a result made despite the cancel is
+delivered, and the buffer stays pinned until then), AsyncRing's method
+set, closing with operations in flight; and py_io_uring.anyio.open_ring()."""
+
+import asyncio
+import gc
+import inspect
+import os
+import socket
+import weakref
+
+import pytest
+
+import py_io_uring
+from py_io_uring import AsyncRing
+
+trio = pytest.importorskip("trio", reason="trio is not installed (make deps-test installs it)")
+import trio.testing  # noqa: E402
+
+from py_io_uring.trio import TrioRing, open_ring  # noqa: E402
+
+
+class Buf(bytearray):
+    """A bytearray that can be weakly referenced, to see when it dies."""
+
+
+def run(fn, *args):
+    async def bounded():
+        with trio.fail_after(30):
+            return await fn(*args)
+    return trio.run(bounded)
+
+
+def test_same_operations_as_asyncring():
+    ops = [name for name, mode, fds, peer in py_io_uring._core._ASYNC_OPS]
+    assert "read" in ops and "recv_multishot" in ops and "cancel" not in ops
+    public = {n for n in dir(AsyncRing) if not n.startswith("_")}
+    assert public == {n for n in dir(TrioRing) if not n.startswith("_")}
+    for name in ops + ["close_fd"]:
+        m = getattr(TrioRing, name)
+        assert inspect.signature(m) == inspect.signature(getattr(AsyncRing, name)), name
+        assert m.__doc__ == getattr(AsyncRing, name).__doc__
+    # awaitable ops are coroutine functions, multishot ones give iterators
+    assert inspect.iscoroutinefunction(TrioRing.read)
+    assert not inspect.iscoroutinefunction(TrioRing.recv_multishot)
+
+
+def test_every_operation_is_a_checkpoint(unix_pair):
+    a, b = unix_pair
+
+    async def main():
+        async with open_ring(8) as ring:
+            with trio.testing.assert_checkpoints():
+                await ring.nop()
+            b.send(b"ready")
+            with trio.testing.assert_checkpoints():
+                assert await ring.recv(a, 10) == b"ready"
+            # cancelled before it starts: Cancelled, nothing submitted
+            ops = ring.stats()["ops"]
+            with trio.CancelScope() as cs:
+                cs.cancel()
+                await ring.recv(a, 10)
+                raise AssertionError("not reached")
+            assert cs.cancelled_caught
+            assert ring.stats()["ops"] == ops and ring.in_flight() == 0
+
+    run(main)
+
+
+def test_one_submit_per_scheduler_batch(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 4096)
+
+    async def main():
+        fd = os.open(str(path), os.O_RDONLY)
+        async with open_ring(256) as ring:
+            await ring.nop()
+            before = ring.stats()["submits"]
+
+            async def reader():
+                for _ in range(10):
+                    assert await ring.read(fd, 16, 0) == b"x" * 16
+            async with trio.open_nursery() as n:
+                for _ in range(20):
+                    n.start_soon(reader)
+            # 200 reads from 20 tasks: a submit per round of the scheduler
+            assert ring.stats()["submits"] - before <= 12
+        os.close(fd)
+
+    run(main)
+
+
+def test_a_cancelled_receive_keeps_its_buffer_pinned_until_the_final_completion(unix_pair):
+    a, b = unix_pair
+
+    async def main():
+        async with open_ring(8) as ring:
+            buf = Buf(16)
+            ref = weakref.ref(buf)
+            cs = trio.CancelScope()
+            result = []
+
+            async def reader(buf):
+                with cs:
+                    result.append(await ring.recv(a, buf))
+
+            async with trio.open_nursery() as n:
+                n.start_soon(reader, buf)
+                await trio.testing.wait_all_tasks_blocked()
+                cs.cancel()     # trio runs the abort function here: cancel submitted
+                # the task waits for the final completion, the buffer with it
+                assert ring.in_flight() >= 1
+                with pytest.raises(BufferError):
+                    buf.extend(b"x")
+                del buf
+                gc.collect()
+                assert ref() is not None
+            assert cs.cancelled_caught and result == []
+            assert ring.in_flight() == 0
+            gc.collect()
+            assert ref() is None    # released at the final completion
+            b.send(b"after")
+            assert await ring.recv(a, 16) == b"after"
+
+    run(main)
+
+
+def test_a_result_made_despite_the_cancel_is_delivered(unix_pair):
+    a, b = unix_pair
+
+    async def main():
+        async with open_ring(8) as ring:
+            cs = trio.CancelScope()
+            got = []
+
+            async def reader():
+                with cs:
+                    got.append(await ring.recv(a, 100))
+                    await trio.lowlevel.checkpoint()    # Cancelled here, after the data
+                    got.append("not reached")
+
+            async with trio.open_nursery() as n:
+                n.start_soon(reader)
+                await trio.testing.wait_all_tasks_blocked()
+                b.send(b"raced")        # the receive completes in this syscall's return
+                assert ring.get_ring().cq_ready() == 1
+                cs.cancel()             # too late for the kernel: the bytes are the task's
+            assert got == [b"raced"] and cs.cancelled_caught
+            assert ring.in_flight() == 0
+
+    run(main)
+
+
+def test_an_accept_made_despite_the_cancel_gives_its_fd(listener):
+    async def main():
+        async with open_ring(8) as ring:
+            cs = trio.CancelScope()
+            got = []
+
+            async def acceptor():
+                with cs:
+                    got.append(await ring.accept(listener))
+
+            async with trio.open_nursery() as n:
+                n.start_soon(acceptor)
+                await trio.testing.wait_all_tasks_blocked()
+                c = socket.create_connection(listener.getsockname())
+                assert ring.get_ring().cq_ready() == 1
+                cs.cancel()
+            (fd, addr), = got
+            assert addr == c.getsockname()
+            os.fstat(fd)        # the caller's to close
+            os.close(fd)
+            c.close()
+
+    run(main)
+
+
+def test_timeouts_around_operations(unix_pair):
+    a, b = unix_pair
+
+    async def main():
+        async with open_ring(8) as ring:
+            with pytest.raises(trio.TooSlowError):
+                with trio.fail_after(0.05):
+                    await ring.recv(a, 100)
+            with trio.move_on_after(0.05) as cs:
+                await ring.timeout(10)
+            assert cs.cancelled_caught and ring.in_flight() == 0
+
+    run(main)
+
+
+def test_aclose_with_operations_in_flight(unix_pair):
+    a, b = unix_pair
+
+    async def main():
+        ring = TrioRing(8)
+        errors = []
+
+        async def reader():
+            try:
+                await ring.recv(a, 100)
+            except trio.ClosedResourceError as e:
+                errors.append(e)
+
+        async with trio.open_nursery() as n:
+            for _ in range(3):
+                n.start_soon(reader)
+            await trio.testing.wait_all_tasks_blocked()
+            assert ring.in_flight() == 3
+            await ring.aclose()
+        assert len(errors) == 3 and ring.closed
+        with pytest.raises(RuntimeError, match="closed"):
+            await ring.nop()
+        await ring.aclose()     # again: nothing
+
+    run(main)
+
+
+def test_multishot_receive_over_a_buffer_ring(unix_pair):
+    a, b = unix_pair
+
+    async def main():
+        async with open_ring(8) as ring:
+            ring.get_ring().setup_buf_ring(1, 8, 64)
+            it = ring.recv_multishot(a, buf_group=1)
+            b.send(b"one")
+            assert await it.__anext__() == b"one"
+            # a cancelled wait leaves the operation running: nothing lost
+            with trio.move_on_after(0.05) as cs:
+                await it.__anext__()
+            assert cs.cancelled_caught and ring.in_flight() == 1
+            b.send(b"two")
+            assert await it.__anext__() == b"two"
+            b.shutdown(socket.SHUT_WR)
+            assert [x async for x in it] == []       # end of stream
+            assert ring.in_flight() == 0
+
+    run(main)
+
+
+def test_leaving_async_for_cancels_the_multishot_operation(listener):
+    async def main():
+        async with open_ring(8) as ring:
+            clients = [socket.create_connection(listener.getsockname()) for _ in range(2)]
+            async for fd, addr in ring.multishot_accept(listener):
+                os.close(fd)
+                break
+            gc.collect()        # the dropped iterator cancels its operation
+            for _ in range(200):
+                if ring.in_flight() == 0:
+                    break
+                await trio.sleep(0.005)
+            assert ring.in_flight() == 0
+            for c in clients:
+                c.close()
+
+    run(main)
+
+
+def test_argument_errors_name_the_method():
+    async def main():
+        async with open_ring(8) as ring:
+            with pytest.raises(ValueError, match=r"^read\(\) argument 'buf'"):
+                await ring.read(0, -5)
+            with pytest.raises(TypeError, match=r"^sock_recv\(\)"):
+                await ring.sock_recv(0, "x")
+            with pytest.raises(ValueError, match="sqe_flags"):
+                await ring.nop(sqe_flags=py_io_uring.IOSQE_IO_LINK)
+            assert ring.in_flight() == 0
+
+    run(main)
+
+
+def test_one_trio_run_per_ring():
+    ring = TrioRing(8)
+
+    async def use():
+        await ring.nop()
+
+    trio.run(use)
+    with pytest.raises(RuntimeError, match="another trio.run"):
+        trio.run(use)
+    with pytest.raises(RuntimeError):
+        asyncio.run(use())      # outside trio
+    ring.get_ring().queue_exit()
+
+
+def test_anyio_open_ring_outside_an_async_library():
+    pytest.importorskip("sniffio")
+    import py_io_uring.anyio
+
+    with pytest.raises(RuntimeError, match="running asyncio or trio"):
+        py_io_uring.anyio.open_ring()
