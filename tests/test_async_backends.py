@@ -92,10 +92,11 @@ class Backend:
             except asyncio.TimeoutError:
                 return True, None
         scope = trio.move_on_after(seconds) if self.lib == "trio" else anyio.move_on_after(seconds)
-        value = None
-        with scope:
+        value, done = None, False
+        with scope:     # (anyio 3's scopes have no cancelled_caught)
             value = await fn()
-        return scope.cancelled_caught, value
+            done = True
+        return not done, value
 
     async def sleep(self, seconds):
         if self.lib in ("asyncio", "uvloop"):

@@ -249,6 +249,10 @@ class _Multishot:
         await trio.lowlevel.checkpoint()
 
     def __del__(self):
+        if self._fds:
+            # connections accepted and never taken: nobody else will close them
+            while self._items:
+                _drop_fds(self._items.popleft(), self._peer)
         if self._op is not None and not self._tr._closed:
             try:
                 self._cancelled = True
@@ -525,6 +529,30 @@ class TrioRing:
         return sock, addr
 
 
+def _literal(text):
+    return None if text == "None" else () if text == "()" else int(text, 0)
+
+
+def _signature(text):
+    """The inspect.Signature of a C method's text signature, whose defaults
+    are ints, None or ().  inspect.signature() would parse each with ast,
+    which for AsyncRing's ~100 methods was most of this module's import."""
+    P = inspect.Parameter
+    params = []
+    kind = P.POSITIONAL_OR_KEYWORD
+    for p in text.strip("()").split(", "):
+        if p == "/":
+            params = [q.replace(kind=P.POSITIONAL_ONLY) for q in params]
+        elif p == "*":
+            kind = P.KEYWORD_ONLY
+        elif p == "$self":
+            params.append(P("self", P.POSITIONAL_ONLY))
+        else:
+            name, eq, default = p.partition("=")
+            params.append(P(name, kind, default=_literal(default) if eq else P.empty))
+    return inspect.Signature(params)
+
+
 def _make(name, mode, fds, peer, alias=None):
     """TrioRing.NAME (or .alias): the generic path, with AsyncRing's signature
     and doc of the same name."""
@@ -540,7 +568,7 @@ def _make(name, mode, fds, peer, alias=None):
     method.__name__ = name
     method.__qualname__ = "TrioRing." + name
     method.__doc__ = src.__doc__
-    method.__signature__ = inspect.signature(src)
+    method.__signature__ = _signature(src.__text_signature__)
     return method
 
 
