@@ -298,3 +298,81 @@ def test_anyio_open_ring_outside_an_async_library():
 
     with pytest.raises(RuntimeError, match="running asyncio or trio"):
         py_io_uring.anyio.open_ring()
+
+
+SETUPS = {
+    "default": 0,
+    "coop_taskrun": py_io_uring.IORING_SETUP_COOP_TASKRUN,
+    "defer_taskrun": py_io_uring.IORING_SETUP_DEFER_TASKRUN | py_io_uring.IORING_SETUP_SINGLE_ISSUER,
+    "sqpoll": py_io_uring.IORING_SETUP_SQPOLL,
+}
+
+
+@pytest.mark.parametrize("setup", list(SETUPS))
+def test_setups(setup, unix_pair, tcp_pair):
+    """Completions reach the task whatever the ring's setup: the ring's fd
+    polls readable for them, except under DEFER_TASKRUN, where an eventfd
+    registered with the ring is signalled instead."""
+    a, b = unix_pair
+    client, server = tcp_pair
+    flags = SETUPS[setup]
+    if setup == "defer_taskrun" and not hasattr(os, "eventfd"):
+        with pytest.raises(ValueError, match="os.eventfd"):
+            TrioRing(8, flags)
+        return
+
+    async def main():
+        async with TrioRing(8, flags) as ring:
+            # send_zc: the result first, the notification ends the op
+            assert await ring.send_zc(client, b"zero-copy") == 9
+            assert server.recv(100) == b"zero-copy"
+            with trio.move_on_after(0.05) as cs:
+                await ring.recv(a, 10)
+            assert cs.cancelled_caught and ring.in_flight() == 0
+            # a multishot receive over a ring of 2 buffers: messages sent
+            # while nobody reaps may run it dry (ENOBUFS); it is re-armed
+            # and no byte is lost
+            ring.get_ring().setup_buf_ring(1, 2, 64)
+            it = ring.recv_multishot(a, buf_group=1)
+            await trio.testing.wait_all_tasks_blocked()
+            want = b"".join(b"m%d" % i for i in range(6))
+            for i in range(6):
+                b.send(b"m%d" % i)
+            got = b""
+            while len(got) < len(want):
+                got += await it.__anext__()
+            assert got == want
+            it.cancel()
+            assert [x async for x in it] == []
+            assert ring.in_flight() == 0
+            efd = ring.fileno()
+            assert (efd != ring.get_ring().fileno()) == (setup == "defer_taskrun")
+        if setup == "defer_taskrun":
+            with pytest.raises(OSError):
+                os.fstat(efd)       # aclose() closed the eventfd
+
+    run(main)
+
+
+def test_ctrl_c_waits_for_the_kernel(run_py):
+    """Ctrl-C while the main task waits: the receive is cancelled in the
+    kernel, KeyboardInterrupt comes out of trio.run() once it ended, and
+    what the peer sends next is still in the socket."""
+    code = '''
+import os, signal, socket, threading, trio
+from py_io_uring.trio import TrioRing
+a, b = socket.socketpair()
+ring = TrioRing(8)
+async def main():
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+    await ring.recv(a, 10)
+try:
+    trio.run(main)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", ring.in_flight())
+b.send(b"later")
+print(a.recv(10))
+'''
+    proc = run_py(code, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["KeyboardInterrupt 0", "b'later'"]

@@ -270,6 +270,17 @@ class TrioRing:
         self._ring = IoUring(entries, flags, sq_thread_idle=sq_thread_idle,
                              sq_thread_cpu=sq_thread_cpu, cq_entries=cq_entries, wq_fd=wq_fd)
         self._defer = bool(flags & IORING_SETUP_DEFER_TASKRUN)
+        self._efd = -1
+        if self._defer:
+            # the kernel runs such a ring's completions only when asked, and
+            # its fd does not poll readable for them; an eventfd registered
+            # with it is signalled when they are pending
+            if not hasattr(os, "eventfd"):
+                self._ring.queue_exit()
+                raise ValueError("TrioRing(): IORING_SETUP_DEFER_TASKRUN needs os.eventfd "
+                                 "(Python 3.10 or later)")
+            self._efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            self._ring.register_eventfd(self._efd)
         self._token = None
         self._flush_scheduled = False
         self._unsubmitted = []
@@ -368,11 +379,17 @@ class TrioRing:
         return n
 
     async def _reaper(self):
-        fd = self._ring.fileno()
+        efd = self._efd
+        fd = self._ring.fileno() if efd < 0 else efd
         try:
             with self._reaper_scope:
                 while True:
                     await trio.lowlevel.wait_readable(fd)
+                    if efd >= 0:
+                        try:
+                            os.eventfd_read(efd)
+                        except BlockingIOError:
+                            pass
                     try:
                         self._process()
                     except Exception:   # never seen; a system task must not raise
@@ -456,6 +473,16 @@ class TrioRing:
                 await trio.lowlevel.checkpoint()
             self._closed = True
             ring.queue_exit()
+            self._close_efd()
+
+    def _close_efd(self):
+        if self._efd >= 0:
+            os.close(self._efd)
+            self._efd = -1
+
+    def __del__(self):
+        # the ring itself is torn down by IoUring's own dealloc
+        self._close_efd()
 
     @property
     def closed(self):
@@ -463,8 +490,9 @@ class TrioRing:
         return self._closed
 
     def fileno(self):
-        """The ring's fd, which the reaper waits on (not to be closed)."""
-        return self._ring.fileno()
+        """The fd the reaper waits on (not to be closed): the ring's, or with
+        IORING_SETUP_DEFER_TASKRUN the eventfd registered with it."""
+        return self._efd if self._efd >= 0 else self._ring.fileno()
 
     def get_ring(self):
         """The IoUring underneath, for registrations only."""
