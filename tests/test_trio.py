@@ -5,6 +5,7 @@ delivered, and the buffer stays pinned until then), AsyncRing's method
 set, closing with operations in flight; and py_io_uring.anyio.open_ring()."""
 
 import asyncio
+import errno
 import gc
 import inspect
 import os
@@ -376,3 +377,65 @@ print(a.recv(10))
     proc = run_py(code, timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:2] == ["KeyboardInterrupt 0", "b'later'"]
+
+
+class _FailingSubmit:
+    """The ring, whose next submit() fails (an injected ENOMEM)."""
+
+    def __init__(self, ring):
+        self._r = ring
+        self.fail = True
+
+    def __getattr__(self, name):
+        return getattr(self._r, name)
+
+    def submit(self):
+        if self.fail:
+            self.fail = False
+            raise OSError(errno.ENOMEM, "injected")
+        return self._r.submit()
+
+
+def test_a_failed_submit_reaches_the_waiting_tasks(unix_pair):
+    a, b = unix_pair
+
+    async def main():
+        async with open_ring(8) as ring:
+            real = ring._ring
+            real.setup_buf_ring(1, 4, 64)
+            ring._ring = _FailingSubmit(real)
+            it = ring.recv_multishot(a, buf_group=1)
+            with pytest.raises(OSError) as e:
+                await ring.nop()
+            assert e.value.errno == errno.ENOMEM
+            with pytest.raises(OSError):
+                await it.__anext__()
+            # the entries stay queued: the next flush submits them, and
+            # their results, which nobody waits for any more, are dropped
+            assert await ring.nop() == 0
+            b.send(b"x")
+            it.cancel()
+            for _ in range(200):
+                if real.in_flight() == 0:
+                    break
+                await trio.sleep(0.005)
+            assert real.in_flight() == 0
+            ring._ring = real
+
+    run(main)
+
+
+def test_a_multishot_receive_with_no_buffers_fails_rather_than_spinning(unix_pair):
+    a, b = unix_pair
+
+    async def main():
+        async with open_ring(8) as ring:
+            it = ring.recv_multishot(a, buf_group=5)     # no buffer ring 5
+            b.send(b"x")
+            with pytest.raises(OSError) as e:
+                await it.__anext__()
+            assert e.value.errno == errno.ENOBUFS
+            assert ring.in_flight() == 0 and ring.stats()["ops"] == 1
+            assert [x async for x in it] == []
+
+    run(main)

@@ -119,6 +119,12 @@ class _Op:
         elif self.fds and isinstance(out, outcome.Value):
             _drop_fds(out.value, self.peer)
 
+    def fail(self, exc):
+        """The submission failed: the task learns why now."""
+        task, self.task = self.task, None
+        if task is not None:
+            trio.lowlevel.reschedule(task, outcome.Error(exc))
+
     def outcome(self, tr, q):
         res = q.res()
         if res in _CANCELLED and self.raise_cancel is not None:
@@ -140,13 +146,20 @@ class _IterOp:
     """The user data of a multishot operation: a weak reference to its
     iterator, so dropping the iterator (leaving `async for`) cancels the op."""
 
-    __slots__ = ("it", "cancel_sent", "fds", "peer")
+    __slots__ = ("it", "cancel_sent", "fds", "peer", "items")
 
     def __init__(self, it, fds, peer):
+        self.items = 0
         self.it = weakref.ref(it)
         self.cancel_sent = False
         self.fds = fds
         self.peer = peer
+
+    def fail(self, exc):
+        it = self.it()
+        if it is not None:
+            it._error, it._ended = exc, True
+            it._wake()
 
     def complete(self, tr, q):
         it = self.it()
@@ -185,8 +198,11 @@ class _Multishot:
             if self._op is op:
                 self._op = None
             res = q.res()
-            if res == -errno.ENOBUFS and not self._cancelled and not self._tr._closing:
-                # the buffer ring ran dry: the kernel stops; go on
+            if res == -errno.ENOBUFS and op.items and not self._cancelled and \
+                    not self._tr._closing:
+                # the buffer ring ran dry: the kernel stops; go on (not when
+                # this arming got nothing: a group with no buffers would
+                # have it re-armed for ever)
                 try:
                     self._arm()
                 except Exception as e:
@@ -202,6 +218,7 @@ class _Multishot:
             if self._peer:
                 v = (v, _peer(q, v))
             self._items.append(v)
+            op.items += 1
         except Exception as e:
             self._error, self._ended = e, True
         self._wake()
@@ -369,6 +386,9 @@ class TrioRing:
                     if self._flush_scheduled:
                         self._flush_scheduled = False
                         self._flush_safe()
+                        # what that flush prepared (a multishot re-armed)
+                        # waits for the next batch: trio runs meanwhile
+                        await trio.lowlevel.cancel_shielded_checkpoint()
                     else:
                         self._flusher = trio.lowlevel.current_task()
                         await trio.lowlevel.wait_task_rescheduled(abort)
@@ -385,9 +405,7 @@ class TrioRing:
             # the entries stay queued (the next flush takes them); their
             # tasks learn why now, and results nobody waits for are dropped
             for op in pending:
-                task, op.task = op.task, None
-                if task is not None:
-                    trio.lowlevel.reschedule(task, outcome.Error(e))
+                op.fail(e)
 
     def _process(self):
         """Take every ready completion and wake the tasks they finish."""
