@@ -439,3 +439,49 @@ def test_a_multishot_receive_with_no_buffers_fails_rather_than_spinning(unix_pai
             assert [x async for x in it] == []
 
     run(main)
+
+
+TYPED_PROGRAM = '''
+import trio
+from py_io_uring.trio import TrioRing, open_ring
+from py_io_uring.anyio import open_ring as open_any_ring
+
+
+async def main() -> None:
+    async with open_ring(8) as ring:
+        data = await ring.read(0, 16)
+        n: int = ring.in_flight()
+        again: TrioRing = ring
+        async for item in ring.recv_multishot(0, buf_group=1):
+            break
+        await ring.sock_sendall(0, b"x")
+    async with open_any_ring() as either:
+        await either.nop()
+    await ring.read("zero", 16)
+
+trio.run(main)
+'''
+
+
+@pytest.mark.no_leakcheck
+def test_mypy_uses_the_trio_stub(tmp_path):
+    """py_io_uring/trio.pyi (generated) and anyio.py's annotations type a
+    user's program: mypy --strict finds the one wrong argument only."""
+    pytest.importorskip("mypy", reason="mypy is not installed (make deps-test installs it)")
+    import subprocess
+    import sys
+
+    from conftest import BUILD
+
+    prog = tmp_path / "prog.py"
+    prog.write_text(TYPED_PROGRAM, encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=BUILD, MYPYPATH=BUILD)
+    env.pop("LD_PRELOAD", None)
+    proc = subprocess.run([sys.executable, "-m", "mypy", "--config-file", os.devnull,
+                           "--no-incremental", "--strict", "--python-executable", sys.executable,
+                           str(prog)], capture_output=True, text=True, timeout=300, env=env,
+                          cwd=str(tmp_path))
+    errors = [line for line in proc.stdout.splitlines() if ": error:" in line]
+    line = TYPED_PROGRAM.splitlines().index('    await ring.read("zero", 16)') + 1
+    assert len(errors) == 1, proc.stdout + proc.stderr
+    assert "prog.py:%d:" % line in errors[0] and '"str"' in errors[0], proc.stdout
