@@ -1,8 +1,9 @@
 # py_io_uring: build the extension from ops.def (through gen/) and src/.
 #
 #   make            build the package $(BUILD)/py_io_uring/: the extension
-#                   _core<EXT_SUFFIX>, its stub __init__.pyi, py.typed and
-#                   the Python files of src/py_io_uring/
+#                   _core<EXT_SUFFIX>, its stub __init__.pyi (and trio.pyi,
+#                   py_io_uring.trio's), py.typed and the Python files of
+#                   src/py_io_uring/
 #   make demo       a short tour doing real I/O (installs what is missing)
 #   make test       the whole test suite (first `make deps-test`, which installs
 #                   what is missing, says what, and does nothing when all is there)

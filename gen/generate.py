@@ -46,7 +46,8 @@ def main(argv=None) -> int:
     p.add_argument("--methods", default="src/methods.def",
                    help="the hand-written methods' signatures and docs")
     p.add_argument("--out", help="directory for the generated C")
-    p.add_argument("--pyi", help="path of the .pyi stub to write")
+    p.add_argument("--pyi", help="path of the package's .pyi stub to write (trio.pyi, "
+                   "py_io_uring.trio's, goes next to it)")
     p.add_argument("--api", help="path of the Markdown API reference to write")
     p.add_argument("--liburing-api", default=os.path.join(HERE, "liburing_api.txt"),
                    help="liburing's function names, for the API reference's table")
