@@ -480,6 +480,27 @@ class TrioRing:
 
         return await trio.lowlevel.wait_task_rescheduled(abort)
 
+    async def _run_timeout(self, timeout, prep, called, args, kwargs, fds, peer):
+        """timeout= (seconds, or None), as AsyncRing's awaitables take it:
+        TimeoutError once it passes, with nothing left in flight.  Here the
+        deadline is trio's own (a cancel scope), so it ends the operation
+        as any trio cancellation does: in the kernel, the task waiting for
+        the final completion, a result made meanwhile delivered."""
+        if timeout is None:
+            return await self._run(prep, called, args, kwargs, fds, peer)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError("%s(): timeout must be a number of seconds or None, not %s"
+                            % (called, type(timeout).__name__))
+        if not timeout >= 0:
+            raise ValueError("%s(): timeout must be >= 0" % called)
+        done = False
+        with trio.move_on_after(timeout):
+            value = await self._run(prep, called, args, kwargs, fds, peer)
+            done = True
+        if not done:
+            raise TimeoutError(errno.ETIME, os.strerror(errno.ETIME))
+        return value
+
     # --------------------------------------------------------- the ring's own
 
     async def __aenter__(self):
@@ -641,6 +662,9 @@ def _make(name, mode, fds, peer, alias=None):
             return _Multishot(self, prep, called, args, kwargs, fds, peer)
     else:
         async def method(self, *args, **kwargs):
+            if "timeout" in kwargs:
+                return await self._run_timeout(kwargs.pop("timeout"), prep, called, args,
+                                               kwargs, fds, peer)
             return await self._run(prep, called, args, kwargs, fds, peer)
     src = getattr(AsyncRing, name)
     method.__name__ = name
