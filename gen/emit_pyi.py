@@ -113,10 +113,11 @@ def pyi(model: Model) -> str:
 # builds them from the same op table), each an `async def` of the result
 # AsyncRing's awaitable gives; multishot ones return the same async iterator.
 TRIO_PRELUDE = '''\
+import os
 import socket
-from typing import Any, AsyncIterator, Dict, Optional, Sequence, Tuple, Union
+from typing import AsyncIterator, Dict, List, Optional, Sequence, Tuple, Union, overload
 
-from . import IoUring, Sqe, _FileDescriptorLike, _ReadableBuffer, _StrOrBytesPath, _WritableBuffer
+from . import IoUring, Sqe, _Address, _AncData, _OptAddress, _FileDescriptorLike, _ReadableBuffer, _SockAddrIn, _StrOrBytesPath, _WritableBuffer
 
 __all__ = ["TrioRing", "open_ring"]
 
@@ -141,8 +142,8 @@ class TrioRing:
     async def sock_recv(self, sock: _FileDescriptorLike, nbytes: int, /) -> bytes: ...
     async def sock_recv_into(self, sock: _FileDescriptorLike, buf: _WritableBuffer, /) -> int: ...
     async def sock_sendall(self, sock: _FileDescriptorLike, data: _ReadableBuffer, /) -> None: ...
-    async def sock_connect(self, sock: _FileDescriptorLike, address: Any, /) -> None: ...
-    async def sock_accept(self, sock: _FileDescriptorLike, /) -> Tuple[socket.socket, Any]: ...
+    async def sock_connect(self, sock: _FileDescriptorLike, address: _SockAddrIn, /) -> None: ...
+    async def sock_accept(self, sock: _FileDescriptorLike, /) -> Tuple[socket.socket, _Address]: ...
 '''
 
 _AWAITABLE = re.compile(r"^(\s*)def (.*) -> (?:Awaitable|Future|asyncio\.Future)\[(.*)\]: \.\.\.$")
@@ -158,9 +159,8 @@ def trio_pyi(model: Model) -> str:
     out = ["# %s" % HEADER, TRIO_PRELUDE.rstrip("\n")]
     for op in model.ops:
         if op.aio != "none":
-            for line in op_pyi_signature(op, AIO).split("\n"):
-                out.append("    " + _trio_form(line))
+            lines = op_pyi_lines(op, AIO)
+            out += ["    " + _trio_form(line) for line in lines]
             if op.name == "close":
-                out.append("    " + _trio_form(op_pyi_signature(op, AIO).split("\n")[-1]
-                                               .replace("def close(", "def close_fd(", 1)))
+                out.append("    " + _trio_form(lines[-1].replace("def close(", "def close_fd(", 1)))
     return "\n".join(out) + "\n"
