@@ -1,7 +1,7 @@
 """Emit the package's stub (installed as py_io_uring/__init__.pyi)."""
 
 from model import Model
-from signature import AIO, HEADER, RING, method_pyi_lines, op_pyi_signature
+from signature import AIO, CHAIN, HEADER, RING, method_pyi_lines, op_pyi_signature
 
 PRELUDE = '''\
 import array
@@ -69,4 +69,8 @@ def pyi(model: Model) -> str:
             for op in model.ops:
                 if op.aio != "none":
                     out.append("    " + op_pyi_signature(op, AIO))
+        if cls.name == "AsyncChain":
+            for op in model.ops:
+                if op.aio == "await":
+                    out.append("    " + op_pyi_signature(op, CHAIN))
     return "\n".join(out) + "\n"
