@@ -272,6 +272,8 @@ int pu_aio_link_completion(AsyncRingObject *self, SqeObject *rec, CqeObject *q,
 void pu_aio_timeout_error(const char *name);
 int pu_aio_room(AsyncRingObject *self, unsigned n);
 void pu_aio_unprepare(AsyncRingObject *self, SqeObject *rec);
+int pu_aio_cancel_waiter(AsyncRingObject *self, PyObject *aw);
+PyObject *pu_aio_sleep(AsyncRingObject *self, PyObject *seconds);
 
 /* chain.c */
 PyObject *pu_aio_chain_new(AsyncRingObject *self, PyObject *timeout);

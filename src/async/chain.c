@@ -12,9 +12,10 @@
  * them all: nothing is prepared before, so no flush of the loop iteration
  * can submit half a chain linked to whatever comes next.  The block's end
  * raises the first error (the kernel cancels the rest: -ECANCELED), or
- * TimeoutError once timeout= seconds passed (a loop timer that cancels
- * what is in flight in the kernel); either only once every operation's
- * final completion was reaped.  async_internal.h says how the files of
+ * TimeoutError once timeout= seconds passed (a sleep() of the ring's,
+ * never early, whose expiry cancels what is in flight in the kernel; the
+ * ops ending first cancel it); either only once every operation's final
+ * completion, and the timeout's, were reaped.  async_internal.h says how the files of
  * src/async/ share the work. */
 #include "async/async_internal.h"
 #include "methods_doc.h"
@@ -41,19 +42,21 @@ typedef struct {
     PyObject *futures;              /* list: one future per call */
     PyObject *results;              /* list once every op ended, else NULL */
     PyObject *done;                 /* __aexit__'s future */
-    PyObject *timer;                /* the timeout's TimerHandle, or NULL */
+    PyObject *timer;                /* the timeout's sleep() future, or NULL */
     double timeout;                 /* < 0: none */
     Py_ssize_t pending;             /* ops whose future is not done */
+    uint8_t timer_pending;          /* the sleep's future is not done */
     uint8_t state;
     uint8_t timed_out;
 } ChainObject;
 
 
-/* no timeout= per op (the chain has one); no link flags of the user's */
+/* no link flags of the user's; timeout= is taken only to be refused at
+ * the call (the chain has one) */
 static const pu_common_rules chain_rules = {
     0, IOSQE_FIXED_FILE | IOSQE_ASYNC | IOSQE_BUFFER_SELECT,
     "sqe_flags: only IOSQE_FIXED_FILE, IOSQE_ASYNC and IOSQE_BUFFER_SELECT "
-    "apply to an operation of a chain", 0};
+    "apply to an operation of a chain", 1};
 
 PyObject *
 pu_aio_chain_new(AsyncRingObject *self, PyObject *timeout)
@@ -91,6 +94,7 @@ pu_aio_chain_new(AsyncRingObject *self, PyObject *timeout)
     c->timer = NULL;
     c->timeout = t;
     c->pending = 0;
+    c->timer_pending = 0;
     c->state = CH_OPEN;
     c->timed_out = 0;
     PyObject_GC_Track(c);
@@ -121,6 +125,12 @@ pu_aio_chain_add(PyObject *co, const pu_opdef *op, PyObject *const *args,
     }
     if (pu_split_common(args, nargs, kwnames, &ca, &common, &chain_rules) < 0)
         goto out;
+    if (common.timeout >= 0.0) {
+        PyErr_Format(PyExc_TypeError, "%s(): an operation of a chain takes no "
+                     "timeout; give the chain one (AsyncRing.chain(timeout=...))",
+                     op->name);
+        goto out;
+    }
     if (pu_aio_check_open(a) < 0 || pu_aio_bind_loop(a) < 0)
         goto out;
     if (c->ncalls == c->cap) {
@@ -196,13 +206,7 @@ chain_finish(ChainObject *c)
     Py_ssize_t n = PyList_GET_SIZE(c->futures);
 
     c->state = CH_DONE;
-    if (c->timer != NULL) {
-        PyObject *r = call0(c->timer, pu_aio_s.cancel);
-        if (r == NULL)
-            PyErr_Clear();
-        Py_XDECREF(r);
-        Py_CLEAR(c->timer);
-    }
+    Py_CLEAR(c->timer);
     results = PyList_New(n);
     if (results == NULL) {
         PyErr_Clear();
@@ -262,29 +266,47 @@ static PyObject *
 chain_op_done(PyObject *co, PyObject *Py_UNUSED(fut))
 {
     ChainObject *c = (ChainObject *)co;
-    if (c->pending > 0 && --c->pending == 0)
+    if (c->pending == 0 || --c->pending > 0)
+        Py_RETURN_NONE;
+    if (!c->timer_pending) {
         chain_finish(c);
+    } else if (pu_aio_cancel_waiter(c->aring, c->timer) < 0) {
+        /* its cancel completes the chain (chain_timeout_cb) */
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
 static PyMethodDef chain_op_done_def = {"_op_done", chain_op_done, METH_O, NULL};
 
-/* The timeout: cancel what is in flight; the block raises TimeoutError
- * once every op ended. */
+/* The timeout's sleep ended: expired with ops in flight, cancel them (the
+ * block raises TimeoutError once every op ended); cancelled by the ops'
+ * end (or the ring closing), the chain is complete. */
 static PyObject *
-chain_timeout_cb(PyObject *co, PyObject *Py_UNUSED(unused))
+chain_timeout_cb(PyObject *co, PyObject *fut)
 {
     ChainObject *c = (ChainObject *)co;
-    Py_CLEAR(c->timer);
+    int cancelled = truth0(fut, pu_aio_s.cancelled);
+    c->timer_pending = 0;
+    if (cancelled == 0) {
+        PyObject *exc = PyObject_CallMethod(fut, "exception", NULL);   /* retrieved */
+        if (exc == NULL)
+            PyErr_Clear();
+        else if (exc == Py_None && c->state == CH_RUNNING && c->pending > 0)
+            c->timed_out = 1;
+        Py_XDECREF(exc);
+    }
+    PyErr_Clear();
     if (c->state != CH_RUNNING)
         Py_RETURN_NONE;
-    c->timed_out = 1;
-    if (cancel_in_kernel(c) < 0)
+    if (c->pending == 0)
+        chain_finish(c);
+    else if (c->timed_out && cancel_in_kernel(c) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
 
-static PyMethodDef chain_timeout_def = {"_timeout", chain_timeout_cb, METH_NOARGS, NULL};
+static PyMethodDef chain_timeout_def = {"_timeout", chain_timeout_cb, METH_O, NULL};
 
 /* __aexit__'s future was cancelled (the awaiting task was): cancel the ops
  * in the kernel, as a cancelled op future does. */
@@ -298,8 +320,11 @@ chain_done_cb(PyObject *co, PyObject *fut)
     cancelled = truth0(fut, pu_aio_s.cancelled);
     if (cancelled < 0)
         return NULL;
-    if (cancelled)
+    if (cancelled) {
         cancel_futures(c);
+        if (c->timer != NULL)
+            pu_aio_cancel_future(c->timer);
+    }
     Py_RETURN_NONE;
 }
 
@@ -427,16 +452,19 @@ chain_submit(ChainObject *c)
         PyErr_Clear();
     Py_XDECREF(cb);
     if (c->timeout >= 0.0) {
+        /* after the chain's entries, in the same submission */
         PyObject *delay = PyFloat_FromDouble(c->timeout);
         cb = PyCFunction_New(&chain_timeout_def, (PyObject *)c);
         if (delay != NULL && cb != NULL)
-            c->timer = PyObject_CallMethodObjArgs(a->loop, pu_aio_s.call_later, delay, cb, NULL);
+            c->timer = pu_aio_sleep(a, delay);
+        if (c->timer != NULL && call1_void(c->timer, pu_aio_s.add_done_callback, cb) == 0)
+            c->timer_pending = 1;
+        else
+            unraisable("AsyncRing.chain(): its timeout");
         Py_XDECREF(delay);
         Py_XDECREF(cb);
-        if (c->timer == NULL)
-            unraisable("AsyncRing.chain(): its timeout");
     }
-    if (c->pending == 0)
+    if (c->pending == 0 && !c->timer_pending)
         chain_finish(c);
     Py_INCREF(done);
     return done;

@@ -184,19 +184,18 @@ pu_aio_timeout_error(const char *name)
 static PyObject *
 AsyncRing_sleep(PyObject *self, PyObject *seconds)
 {
-    return pu_aio_start_op((AsyncRingObject *)self, &pu_opdefs[PU_OP_TIMEOUT], &seconds, 1,
-                           NULL, PU_AIO_NONE | PU_AIO_SLEEP, NULL, NULL, "sleep", -1);
+    return pu_aio_sleep((AsyncRingObject *)self, seconds);
 }
 
-/* cancel(awaitable): the entry whose waiter it is, or False. */
-static PyObject *
-AsyncRing_cancel(PyObject *op, PyObject *aw)
+/* Cancel the kernel op whose waiter aw is (a future or an iterator of this
+ * ring): 1 when it was in flight, 0 when not, -1 with an exception. */
+int
+pu_aio_cancel_waiter(AsyncRingObject *self, PyObject *aw)
 {
-    AsyncRingObject *self = (AsyncRingObject *)op;
     RingObject *r = self->ring;
 
     if (self->closed || r == NULL || r->nrecords == 0)
-        Py_RETURN_FALSE;
+        return 0;
     for (uint32_t s = 0; s < self->nwaits; s++) {
         pu_aio_wait *w = &self->waits[s];
         SqeObject *rec;
@@ -204,26 +203,39 @@ AsyncRing_cancel(PyObject *op, PyObject *aw)
         if (w->user_data == 0 || w->waiter != aw)
             continue;
         if (w->flags & PU_AIO_LTIMEOUT)
-            Py_RETURN_FALSE;   /* the op ended; its timeout's end is near */
+            return 0;   /* the op ended; its timeout's end is near */
         if (w->flags & PU_AIO_ITER) {
             /* the iterator's own cancel(): it ends after what came */
             res = PyObject_CallMethod(aw, "cancel", NULL);
-            if (res == NULL)
-                return NULL;
-            Py_DECREF(res);
-            Py_RETURN_TRUE;
+            Py_XDECREF(res);
+            return res == NULL ? -1 : 1;
         }
         rec = s < r->nslots ? r->slots[s] : NULL;
         if (rec == NULL || rec->user_data != w->user_data)
-            Py_RETURN_FALSE;
+            return 0;
         if (!(w->flags & PU_AIO_CANCEL_SENT)) {
             w->flags |= PU_AIO_CANCEL_SENT | PU_AIO_USER_CANCEL;
             if (pu_aio_internal_cancel(self, rec->user_data) < 0 || pu_aio_flush_now(self) < 0)
-                return NULL;
+                return -1;
         }
-        Py_RETURN_TRUE;
+        return 1;
     }
-    Py_RETURN_FALSE;
+    return 0;
+}
+
+static PyObject *
+AsyncRing_cancel(PyObject *self, PyObject *aw)
+{
+    int r = pu_aio_cancel_waiter((AsyncRingObject *)self, aw);
+    return r < 0 ? NULL : PyBool_FromLong(r);
+}
+
+/* sleep(seconds)'s future (chain.c's timeout uses one too) */
+PyObject *
+pu_aio_sleep(AsyncRingObject *self, PyObject *seconds)
+{
+    return pu_aio_start_op(self, &pu_opdefs[PU_OP_TIMEOUT], &seconds, 1, NULL,
+                           PU_AIO_NONE | PU_AIO_SLEEP, NULL, NULL, "sleep", -1);
 }
 
 static PyObject *
