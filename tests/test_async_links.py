@@ -437,3 +437,57 @@ def test_chain_ending_first_cancels_its_timeout(run):
         assert ring.in_flight() == 0           # whose end was reaped too
 
     run(main)
+
+
+class MeddlingPath:
+    """An os.PathLike whose __fspath__ starts another op on the ring: the
+    entry it takes would land inside a chain, or between an op and its
+    linked timeout."""
+
+    def __init__(self, ring, path):
+        self.ring, self.path, self.futs = ring, path, []
+
+    def __fspath__(self):
+        self.futs.append(self.ring.nop())
+        return self.path
+
+
+def test_an_entry_taken_inside_a_chain_or_a_link_runs_nothing_linked(run, tmp_path):
+    p = tmp_path / "f"
+    p.write_bytes(b"x")
+
+    async def main(ring):
+        m = MeddlingPath(ring, str(p))
+        with pytest.raises(RuntimeError, match="used while"):
+            ring.openat(AT_FDCWD, m, os.O_RDONLY, timeout=5)
+        with pytest.raises(RuntimeError, match="used while"):
+            async with ring.chain() as c:
+                c.nop()
+                c.openat(AT_FDCWD, m, os.O_RDONLY)
+        assert all(f.cancelled() for f in c.futures)
+        # the meddler's own NOPs ran, and nothing else did
+        assert m.futs and await asyncio.gather(*m.futs) == [0] * len(m.futs)
+        assert await drained(ring) == 0
+        assert ring.stats()["ops"] == len(m.futs)
+
+    before = open_fds()
+    run(main)
+    assert open_fds() == before
+
+
+def test_a_chain_longer_than_the_queue_is_refused():
+    async def main():
+        async with AsyncRing(4) as ring:
+            with pytest.raises(py_io_uring.SubmissionQueueFull):
+                async with ring.chain() as c:
+                    for _ in range(5):
+                        c.nop()
+            assert all(f.cancelled() for f in c.futures)
+            # a chain dropped unsubmitted leaves no future waiting forever
+            c2 = ring.chain()
+            f = c2.nop()
+            del c2
+            assert f.cancelled()
+            assert ring.in_flight() == 0
+
+    asyncio.run(main())

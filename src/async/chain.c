@@ -393,12 +393,15 @@ chain_submit(ChainObject *c)
         Py_DECREF(r);
         call->user_data = recs[k]->user_data;
     }
-    /* converters may have run code that submitted part of it: a chain the
-     * kernel did not get whole is not run */
+    /* converters may have run code that submitted part of it, or took
+     * entries in between (they would be linked in): a chain that is not
+     * the last n entries, whole and unsubmitted, is not run */
     if (k == n) {
+        RingObject *r = a->ring;
         for (Py_ssize_t i = 0; i < n; i++) {
-            if (recs[i]->state != PU_PREPARED || recs[i]->sqe == NULL) {
-                PyErr_SetString(PyExc_RuntimeError, "chain(): the ring was submitted "
+            if (recs[i]->state != PU_PREPARED || recs[i]->sqe == NULL ||
+                r->npending < (unsigned)n || r->pending[r->npending - n + i] != recs[i]) {
+                PyErr_SetString(PyExc_RuntimeError, "chain(): the ring was used "
                                 "while the chain was being prepared");
                 k = n + 1;
                 break;
@@ -485,6 +488,9 @@ Chain_aexit(ChainObject *c, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "chain(): submitted already");
         return NULL;
     }
+    PyObject *r;
+    pu_exc_state saved;
+
     if ((nargs > 0 && args[0] != Py_None) || c->ncalls == 0) {
         /* the block raised: nothing goes to the kernel */
         c->state = CH_DONE;
@@ -493,7 +499,15 @@ Chain_aexit(ChainObject *c, PyObject *const *args, Py_ssize_t nargs)
             Py_XSETREF(c->results, PyList_New(0));
         return new_done_future(c->aring, Py_None);
     }
-    return chain_submit(c);
+    r = chain_submit(c);
+    if (r == NULL && c->state == CH_OPEN) {
+        /* nothing runs: nor does anyone wait */
+        c->state = CH_DONE;
+        pu_exc_save(&saved);
+        cancel_futures(c);
+        pu_exc_restore(&saved);
+    }
+    return r;
 }
 
 static PyObject *
@@ -550,6 +564,8 @@ Chain_dealloc(ChainObject *c)
     pu_exc_state saved;
     PyObject_GC_UnTrack(c);
     pu_exc_save(&saved);
+    if (c->state == CH_OPEN && c->futures != NULL)
+        cancel_futures(c);   /* never submitted: nobody waits forever */
     Chain_clear(c);
     PyMem_Free(c->calls);
     pu_exc_restore(&saved);

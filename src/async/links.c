@@ -73,12 +73,22 @@ wait_by_ud(AsyncRingObject *self, __u64 ud)
 SqeObject *
 pu_aio_link_timeout(AsyncRingObject *self, SqeObject *rec, double seconds)
 {
+    RingObject *r = self->ring;
     SqeObject *t = NULL;
-    /* an exact float: the timespec converter runs no Python code */
-    PyObject *secs = PyFloat_FromDouble(seconds);
+    PyObject *secs;
 
+    /* code a converter of rec's ran may have taken entries after it: the
+     * timeout would not follow it */
+    if (r->npending == 0 || r->pending[r->npending - 1] != rec) {
+        PyErr_SetString(PyExc_RuntimeError, "timeout: the ring was used while the "
+                        "operation was being prepared");
+        pu_aio_unprepare(self, rec);
+        return NULL;
+    }
+    /* an exact float: the timespec converter runs no Python code */
+    secs = PyFloat_FromDouble(seconds);
     if (secs != NULL)
-        t = pu_ring_get_sqe(self->ring);
+        t = pu_ring_get_sqe(r);
     if (t != NULL && (pu_aio_wait_reserve(self, t) < 0 ||
                       pu_sqe_prep_entry(t, &pu_opdefs[PU_OP_LINK_TIMEOUT], &secs, 1,
                                         NULL) < 0)) {
