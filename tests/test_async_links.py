@@ -491,3 +491,30 @@ def test_a_chain_longer_than_the_queue_is_refused():
             assert ring.in_flight() == 0
 
     asyncio.run(main())
+
+
+def test_accept_timeout_leaves_no_fd_and_the_next_accept_works(run):
+    import socket
+
+    async def main(ring):
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(4)
+        try:
+            before = open_fds()
+            for _ in range(3):
+                with pytest.raises(asyncio.TimeoutError, match=r"accept\(\) timed out"):
+                    await ring.accept(ls, timeout=0.02)
+                assert ring.in_flight() == 0
+            assert open_fds() == before
+            c = socket.create_connection(ls.getsockname())
+            fd, peer = await ring.accept(ls, timeout=5)
+            assert peer == c.getsockname()
+            assert open_fds() == before + 2
+            os.close(fd)
+            c.close()
+            assert open_fds() == before
+        finally:
+            ls.close()
+
+    run(main)
