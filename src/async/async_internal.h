@@ -238,8 +238,6 @@ PyObject *pu_aio_prep(SqeObject *rec, const pu_opdef *op, PyObject *const *args,
                       Py_ssize_t nargs, PyObject *kwnames, const char *called);
 PyObject *pu_aio_result_value(SqeObject *rec, CqeObject *q, uint16_t flags);
 void pu_aio_drop_result(SqeObject *rec, CqeObject *q);
-void pu_aio_finish_future(AsyncRingObject *self, SqeObject *rec, CqeObject *q,
-                          pu_aio_wait *taken);
 int pu_aio_process(AsyncRingObject *self);
 
 /* fd_future.c */
@@ -267,7 +265,7 @@ int pu_aio_iter_init(void);
 extern PyMethodDef pu_aio_links_methods[];
 SqeObject *pu_aio_link_timeout(AsyncRingObject *self, SqeObject *rec, double seconds);
 void pu_aio_link_entries(AsyncRingObject *self, SqeObject *rec, SqeObject *t);
-int pu_aio_link_completion(AsyncRingObject *self, SqeObject *rec, CqeObject *q,
+int pu_aio_link_completion(AsyncRingObject *self, SqeObject **rec, CqeObject **q,
                            pu_aio_wait *taken);
 void pu_aio_timeout_error(const char *name);
 int pu_aio_room(AsyncRingObject *self, unsigned n);

@@ -520,8 +520,8 @@ pu_aio_cancel_future(PyObject *fut)
 
 /* The final completion of an op a future waits for.  Takes the future and
  * its done callback (the entry they came from is free already). */
-void
-pu_aio_finish_future(AsyncRingObject *self, SqeObject *rec, CqeObject *q, pu_aio_wait *taken)
+static void
+finish_future(AsyncRingObject *self, SqeObject *rec, CqeObject *q, pu_aio_wait *taken)
 {
     PyObject *value;
 
@@ -596,6 +596,7 @@ static void
 dispatch(AsyncRingObject *self, CqeObject *q)
 {
     SqeObject *rec = q->sqe;
+    CqeObject *const qin = q;
     pu_aio_wait *w, taken;
     int final;
 
@@ -630,9 +631,12 @@ dispatch(AsyncRingObject *self, CqeObject *q)
     if ((taken.flags & PU_AIO_STASHED) && (q->flags & IORING_CQE_F_NOTIF))
         q->res = taken.res;
     if ((taken.flags & (PU_AIO_LINKED | PU_AIO_LTIMEOUT)) &&
-        pu_aio_link_completion(self, rec, q, &taken))
+        pu_aio_link_completion(self, &rec, &q, &taken))
         return;   /* the other half is still to come */
-    pu_aio_finish_future(self, rec, q, &taken);
+    /* one call site: the compiler inlines it (~40 instructions per op) */
+    finish_future(self, rec, q, &taken);
+    if (q != qin)
+        Py_DECREF(q);   /* the op's, kept by its timeout's entry */
 }
 
 

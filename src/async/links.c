@@ -122,17 +122,17 @@ pu_aio_link_entries(AsyncRingObject *self, SqeObject *rec, SqeObject *t)
     wr->flags |= PU_AIO_LINKED;
 }
 
-/* The final completion q of one half of a linked pair, its entry taken.
+/* The final completion *q of one half of a linked pair, its entry taken.
  * 1 when the other half is still to come (what the future needs was kept),
- * 0 when the caller finishes the future with rec, q and taken now.  The
- * timeout's completion when the op's came first finishes it here, with the
- * op's record and completion (and returns 1). */
+ * 0 when the caller finishes the future with *rec, *q and taken now: after
+ * the timeout's completion when the op's came first, those are the op's
+ * record and completion (a reference the caller drops). */
 int
-pu_aio_link_completion(AsyncRingObject *self, SqeObject *rec, CqeObject *q,
+pu_aio_link_completion(AsyncRingObject *self, SqeObject **rec, CqeObject **qp,
                        pu_aio_wait *taken)
 {
+    CqeObject *q = *qp;
     pu_aio_wait *w;
-    (void)rec;
 
     if (taken->flags & PU_AIO_LTIMEOUT) {
         /* -ETIME: it fired and cancelled the op; -EALREADY: it fired while
@@ -154,9 +154,9 @@ pu_aio_link_completion(AsyncRingObject *self, SqeObject *rec, CqeObject *q,
         taken->flags &= (uint16_t)~PU_AIO_LTIMEOUT;
         if (fired)
             taken->flags |= PU_AIO_TIMED_OUT;
-        pu_aio_finish_future(self, oq->sqe, oq, taken);
-        Py_DECREF(oq);
-        return 1;
+        *rec = oq->sqe;
+        *qp = oq;
+        return 0;
     }
     /* the op's end, its timeout's still to come: what the future needs
      * waits in the timeout's entry (the op's slot is free from now on) */
