@@ -3,7 +3,7 @@
 import re
 
 from model import Model
-from signature import AIO, HEADER, RING, method_pyi_lines, op_pyi_lines, result_union
+from signature import AIO, CHAIN, HEADER, RING, method_pyi_lines, op_pyi_lines, result_union
 
 PRELUDE = '''\
 import asyncio
@@ -106,6 +106,10 @@ def pyi(model: Model) -> str:
             for op in model.ops:
                 if op.aio != "none":
                     out += ["    " + line for line in op_pyi_lines(op, AIO)]
+        if cls.name == "AsyncChain":
+            for op in model.ops:
+                if op.aio == "await":
+                    out += ["    " + line for line in op_pyi_lines(op, CHAIN)]
     return "\n".join(out) + "\n"
 
 

@@ -69,7 +69,7 @@ pu_async_iter(PyObject *self, const pu_opdef *op, PyObject *const *args,
     pu_common c;
     Py_ssize_t n;
 
-    if (pu_split_common(args, nargs, kwnames, &ca, &c, &pu_aio_rules) < 0) {
+    if (pu_split_common(args, nargs, kwnames, &ca, &c, &pu_aio_iter_rules) < 0) {
         Py_XDECREF(ca.owned);
         return NULL;
     }
