@@ -181,3 +181,138 @@ def test_async_ring_works_on_this_loop(tmp_path):
                 os.close(fd)
 
     assert py_io_uring.run(main()) == b"ring data"
+
+
+# ---- step 2: the loop's sock_* methods are operations on its AsyncRing
+
+
+def _on_loop(coro_fn, *args):
+    loop = EventLoop()
+    try:
+        return loop.run_until_complete(coro_fn(loop, *args))
+    finally:
+        loop.close()
+
+
+def test_sock_methods_run_on_the_loops_ring():
+    async def main(loop):
+        ls = socket.create_server(("127.0.0.1", 0))
+        ls.setblocking(False)
+        c = socket.socket()
+        c.setblocking(False)
+        with ls, c:
+            accepting = asyncio.ensure_future(loop.sock_accept(ls))
+            await loop.sock_connect(c, ls.getsockname())
+            conn, addr = await accepting
+            with conn:
+                assert addr == c.getsockname()
+                assert conn.gettimeout() == 0
+                payload = os.urandom(3 << 20)   # larger than the socket buffers
+                sending = asyncio.ensure_future(loop.sock_sendall(c, payload))
+                got = bytearray()
+                buf = bytearray(65536)
+                while len(got) < len(payload):
+                    n = await loop.sock_recv_into(conn, buf)
+                    assert n > 0
+                    got += buf[:n]
+                assert await sending is None
+                assert bytes(got) == payload
+                await loop.sock_sendall(conn, b"back")
+                assert await loop.sock_recv(c, 10) == b"back"
+                stats = loop._aring.stats()
+                assert stats["ops"] >= 5 and stats["in_flight"] == 0
+                return True
+
+    before = _fds()
+    assert _on_loop(main)
+    assert _fds() == before
+
+
+def test_cancelled_sock_recv_keeps_its_bytes(pair):
+    a, b = pair
+    a.setblocking(False)
+
+    async def main(loop):
+        for i in range(50):
+            task = asyncio.ensure_future(loop.sock_recv(a, 100))
+            await asyncio.sleep(0)          # the receive is in the kernel
+            msg = b"message %d" % i
+            b.send(msg)                     # it may complete before the cancel
+            task.cancel()
+            try:
+                got = await task
+            except asyncio.CancelledError:
+                got = b""
+            if got != msg:
+                assert got == b""
+                assert await loop.sock_recv(a, 100) == msg
+        return True
+
+    assert _on_loop(main)
+
+
+def test_cancelled_sock_recvfrom_keeps_its_datagram():
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with a, b:
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", 0))
+        a.setblocking(False)
+        b.setblocking(False)
+
+        async def main(loop):
+            for i in range(30):
+                task = asyncio.ensure_future(loop.sock_recvfrom(a, 100))
+                await asyncio.sleep(0)
+                b.sendto(b"d%d" % i, a.getsockname())
+                task.cancel()
+                try:
+                    got = await task
+                except asyncio.CancelledError:
+                    got = None
+                if got is None:
+                    buf = bytearray(100)
+                    n, addr = await loop.sock_recvfrom_into(a, buf)
+                    assert bytes(buf[:n]) == b"d%d" % i and addr == b.getsockname()
+                else:
+                    assert got == (b"d%d" % i, b.getsockname())
+            n = await loop.sock_sendto(b, b"to", a.getsockname())
+            assert n == 2
+            assert await loop.sock_recvfrom(a, 10) == (b"to", b.getsockname())
+            return True
+
+        assert _on_loop(main)
+
+
+def test_sock_errors_are_asyncios():
+    async def main(loop):
+        s = socket.socket()
+        s.setblocking(False)
+        with s:
+            port = socket.create_server(("127.0.0.1", 0))
+            addr = port.getsockname()
+            port.close()
+            with pytest.raises(ConnectionRefusedError):
+                await loop.sock_connect(s, addr)
+        loop.set_debug(True)
+        blocking = socket.socket()
+        with blocking, pytest.raises(ValueError, match="non-blocking"):
+            await loop.sock_recv(blocking, 1)
+        return True
+
+    assert _on_loop(main)
+
+
+def test_closing_the_loop_with_a_sock_recv_in_flight(pair):
+    a, _ = pair
+    a.setblocking(False)
+    before = _fds()
+    loop = EventLoop()
+    task = loop.create_task(loop.sock_recv(a, 10))
+    loop.run_until_complete(asyncio.sleep(0.01))
+    assert loop._aring.in_flight() == 1
+    task.cancel()
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.close()
+    assert loop._aring is None
+    assert _fds() == before
