@@ -316,3 +316,209 @@ def test_closing_the_loop_with_a_sock_recv_in_flight(pair):
     loop.close()
     assert loop._aring is None
     assert _fds() == before
+
+
+# ---- step 3: the transports, both kinds (the selector's and the completion one)
+
+KINDS = ["selector", "uring"]
+
+
+class _Echo(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.transport.write(data)
+
+    # eof_received() returns None: the transport closes once its writes are
+    # out; the client's write_eof() is the half-close, its read the rest
+
+
+class _BufferedEcho(asyncio.BufferedProtocol):
+    def __init__(self):
+        self.buf = bytearray(7000)      # odd size: reads split messages
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def get_buffer(self, sizehint):
+        return self.buf
+
+    def buffer_updated(self, nbytes):
+        self.transport.write(bytes(self.buf[:nbytes]))
+
+
+def _transport_type(kind):
+    from py_io_uring import _transports
+    from asyncio import selector_events
+    return (_transports._UringSocketTransport if kind == "uring"
+            else selector_events._SelectorSocketTransport)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("proto", [_Echo, _BufferedEcho])
+def test_echo_keeps_data_whole(kind, proto):
+    async def main(loop):
+        server = await loop.create_server(proto, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert type(writer.transport) is _transport_type(kind)
+        sent = bytearray()
+        big = os.urandom(4 << 20)              # many reads and queued writes
+        writer.write(big)
+        sent += big
+        for i in range(2000):                  # many small messages
+            msg = b"%d," % i
+            writer.write(msg)
+            sent += msg
+        writer.write_eof()
+        got = await reader.read()              # to the server's half-close
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        await asyncio.sleep(0.01)              # the server side's close
+        return bytes(sent) == got, len(got)
+
+    before = _fds()
+    ok, n = _on_loop_kind(kind, main)
+    assert ok, n
+    assert _fds() == before
+
+
+def _on_loop_kind(kind, coro_fn):
+    loop = EventLoop(transport=kind)
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(coro_fn(loop))
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_flow_control_pauses_and_resumes_writing(kind):
+    class Slow(asyncio.Protocol):
+        events = []
+
+        def connection_made(self, transport):
+            self.transport = transport
+            transport.set_write_buffer_limits(high=64 * 1024, low=16 * 1024)
+            for _ in range(64):
+                transport.write(b"x" * 65536)
+            self.events.append(("size", transport.get_write_buffer_size()))
+
+        def pause_writing(self):
+            self.events.append("pause")
+
+        def resume_writing(self):
+            self.events.append("resume")
+            self.transport.close()
+
+    async def main(loop):
+        server = await loop.create_server(Slow, "127.0.0.1", 0)
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.setblocking(False)
+        with c:
+            await loop.sock_connect(c, server.sockets[0].getsockname())
+            await asyncio.sleep(0.1)
+            assert Slow.events[:2] == ["pause", ("size", Slow.events[1][1])]
+            assert Slow.events[1][1] > 64 * 1024
+            assert "resume" not in Slow.events     # nobody reads: stays paused
+            n = 0
+            while True:                            # read it all: resumed, closed
+                got = await loop.sock_recv(c, 1 << 20)
+                if not got:
+                    break
+                n += len(got)
+        server.close()
+        await server.wait_closed()
+        return n, Slow.events
+
+    n, events = _on_loop_kind(kind, main)
+    assert n == 64 * 65536
+    assert events[-1] == "resume"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_pause_reading_loses_nothing(kind):
+    async def main(loop):
+        got = bytearray()
+        done = loop.create_future()
+
+        class P(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.t = transport
+
+            def data_received(self, data):
+                got.extend(data)
+                self.t.pause_reading()
+                assert not self.t.is_reading()
+                loop.call_later(0.001, self.t.resume_reading)
+
+            def eof_received(self):
+                done.set_result(None)
+
+        server = await loop.create_server(P, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        payload = os.urandom(1 << 20)
+        for i in range(0, len(payload), 4096):
+            writer.write(payload[i:i + 4096])
+            if i % 65536 == 0:
+                await asyncio.sleep(0)
+        writer.write_eof()
+        await done
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return bytes(got) == payload
+
+    assert _on_loop_kind(kind, main)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_reset_is_connection_reset_error(kind):
+    async def main(loop):
+        lost = loop.create_future()
+
+        class P(asyncio.Protocol):
+            def connection_lost(self, exc):
+                lost.set_result(exc)
+
+        ls = socket.create_server(("127.0.0.1", 0))
+        with ls:
+            tr, _ = await loop.create_connection(P, *ls.getsockname())
+            peer, _ = ls.accept()
+            # SO_LINGER 0: close() sends RST
+            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+            peer.close()
+            exc = await asyncio.wait_for(lost, 5)
+            assert tr.is_closing()
+            return exc
+
+    assert isinstance(_on_loop_kind(kind, main), ConnectionResetError)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_closing_the_loop_with_transports_open(kind):
+    before = _fds()
+    loop = EventLoop(transport=kind)
+
+    async def main():
+        server = await loop.create_server(_Echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        trs = [(await loop.create_connection(asyncio.Protocol, "127.0.0.1", port))[0]
+               for _ in range(5)]
+        await asyncio.sleep(0.01)
+        server.close()
+        return trs
+
+    trs = loop.run_until_complete(main())
+    loop.close()
+    with pytest.warns(ResourceWarning, match="unclosed transport"):
+        del trs
+        import gc
+        gc.collect()
+    assert _fds() == before

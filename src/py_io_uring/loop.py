@@ -23,6 +23,7 @@ import errno
 import socket
 import warnings
 from asyncio import base_events as _base_events
+from asyncio import sslproto as _sslproto
 import selectors
 import select
 import sys
@@ -162,6 +163,7 @@ class RingSelector(selectors._BaseSelectorImpl):
         ring, self._ring = self._ring, None
         if ring is not None:
             ring.queue_exit()
+        self._aring = None
         self._armed.clear()
         self._tokens.clear()
         self._to_arm.clear()
@@ -173,7 +175,17 @@ class RingSelector(selectors._BaseSelectorImpl):
 class EventLoop(asyncio.SelectorEventLoop):
     """asyncio's Unix event loop, with an io_uring as its selector."""
 
-    def __init__(self, selector: _t.Optional[selectors.BaseSelector] = None) -> None:
+    def __init__(self, selector: _t.Optional[selectors.BaseSelector] = None,
+                 *, transport: _t.Optional[str] = None) -> None:
+        # transport: "selector" (asyncio's transports over the ring's polls,
+        # the default) or "uring" (reads and writes as ring operations,
+        # _transports.py); None reads PY_IO_URING_TRANSPORT
+        if transport is None:
+            transport = _transports.default_kind()
+        elif transport not in ("selector", "uring"):
+            raise ValueError("transport must be 'selector' or 'uring', not {!r}"
+                             .format(transport))
+        self._transport_kind = transport
         super().__init__(selector if selector is not None else RingSelector())
         self._aring: _t.Optional[AsyncRing] = None
         # datagrams a cancelled sock_recvfrom(_into) still received: fd -> list
@@ -198,17 +210,20 @@ class EventLoop(asyncio.SelectorEventLoop):
         if self.is_closed():
             return
         ar, self._aring = self._aring, None
-        super().close()     # closes the transports' sockets, the selector
         if ar is not None and not ar.closed:
-            # aclose() binds to the running loop: close as that loop
+            # first, while the loop takes callbacks: aclose() cancels what is
+            # in flight (its futures schedule their callbacks, which never
+            # run) and binds to the running loop: close as that loop
             prev = asyncio.events._get_running_loop()
             asyncio.events._set_running_loop(self)
             try:
-                fut = ar.aclose()   # cancels what is in flight
+                fut = ar.aclose()
                 ar.process_completions()
             finally:
                 asyncio.events._set_running_loop(prev)
-            fut.cancel() if not fut.done() else None
+            if not fut.done():
+                fut.cancel()
+        super().close()     # the selector, the executor
         self._dgram_carry.clear()
 
     def _check_sock(self, sock):
@@ -318,6 +333,23 @@ class EventLoop(asyncio.SelectorEventLoop):
                 self, sock, protocol, waiter, extra, server)
         return super()._make_socket_transport(
             sock, protocol, waiter, extra=extra, server=server)
+
+
+    def _make_ssl_transport(self, rawsock, protocol, sslcontext, waiter=None,
+                            *, server_side=False, server_hostname=None,
+                            extra=None, server=None, **timeouts):
+        if not _transports.enabled(self):
+            return super()._make_ssl_transport(
+                rawsock, protocol, sslcontext, waiter, server_side=server_side,
+                server_hostname=server_hostname, extra=extra, server=server,
+                **timeouts)
+        # asyncio's SSL protocol over the completion transport
+        ssl_protocol = _sslproto.SSLProtocol(
+            self, protocol, sslcontext, waiter, server_side, server_hostname,
+            **timeouts)
+        _transports.make_socket_transport(self, rawsock, ssl_protocol, None,
+                                          extra, server)
+        return ssl_protocol._app_transport
 
 
 def _ignore(fut):
