@@ -27,14 +27,18 @@ import socket
 import warnings
 from asyncio import base_events, constants, protocols, transports
 
+import inspect as _inspect
+import typing as _t
+
+_trsock: _t.Any
 try:                                    # 3.8+: what asyncio hands out as 'socket'
     from asyncio import trsock as _trsock
 except ImportError:                     # pragma: no cover
     _trsock = None
 
-import inspect as _inspect
-
-_ATTACH_TAKES_TRANSPORT = len(_inspect.signature(base_events.Server._attach).parameters) > 1
+# Server._attach() takes the transport from 3.13 on
+_ATTACH_TAKES_TRANSPORT = len(_inspect.signature(
+    getattr(base_events.Server, "_attach")).parameters) > 1
 _MAX_READ = 64 * 1024    # per receive: a fresh bytes of this size (asyncio reads 256 KiB; here that cost 40 us a round trip against 36: bench/loop_echo.py)
 
 

@@ -198,10 +198,11 @@ class EventLoop(asyncio.SelectorEventLoop):
     def _uring(self) -> AsyncRing:
         ar = self._aring
         if ar is None:
-            self._check_closed()
+            base: _t.Any = self     # asyncio's private names, untyped
+            base._check_closed()
             ar = self._aring = AsyncRing(256)
-            if isinstance(self._selector, RingSelector):
-                self._selector._aring = ar
+            if isinstance(base._selector, RingSelector):
+                base._selector._aring = ar
         return ar
 
     def close(self) -> None:
@@ -217,7 +218,7 @@ class EventLoop(asyncio.SelectorEventLoop):
             prev = asyncio.events._get_running_loop()
             asyncio.events._set_running_loop(self)
             try:
-                fut = ar.aclose()
+                fut: _t.Any = ar.aclose()
                 ar.process_completions()
             finally:
                 asyncio.events._set_running_loop(prev)
