@@ -8,9 +8,10 @@ operations on the loop's AsyncRing, not readiness callbacks.
   cancels the receive in the kernel; bytes it got before the cancel landed
   are kept by the AsyncRing for the socket (its carry-over) and come first
   after resume_reading().
-- Writes: the caller's bytes go to the kernel in one `send` (MSG_WAITALL:
-  the kernel finishes short sends) when nothing is in flight; writes made
-  meanwhile are queued and go out together when it completes.  Flow
+- Writes: with nothing queued, one send(2) at the call (as asyncio's and
+  uvloop's transports); what it could not take goes to the kernel as a
+  `send` operation (MSG_WAITALL: the kernel finishes short sends); writes
+  made meanwhile are queued and go out together when it completes.  Flow
   control counts both (asyncio's _FlowControlMixin).
 - write_eof() shuts the write side down once the queue is empty; close()
   after it; abort() at once.  A reset reaches connection_lost() as the
@@ -228,12 +229,8 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
         if self._closing or self._paused:
             return
         self._paused = True
-        fut, self._read_fut = self._read_fut, None
-        if fut is not None:
-            # cancelled in the kernel now; what it got stays with the ring
-            fut.remove_done_callback(self._on_read)
-            fut.add_done_callback(_retrieve)
-            fut.cancel()
+        # cancelled in the kernel now; what it got stays with the ring
+        self._cancel_read()
         if self._loop.get_debug():
             asyncio.log.logger.debug("%r pauses reading", self)
 
@@ -265,7 +262,23 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
                 asyncio.log.logger.warning("socket.send() raised exception.")
             self._conn_lost += 1
             return
-        # the kernel reads the bytes later: a caller's mutable buffer is
+        if self._write_fut is None and not self._buffer:
+            # nothing queued: one send(2) now, as asyncio's and uvloop's
+            # transports try; most writes end here, with no operation and
+            # no future (an operation per write measured slower: docs/loop.md)
+            try:
+                n = self._sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal write error on socket transport")
+                return
+            if n == len(data):
+                return
+            data = memoryview(data)[n:]
+        # the kernel reads the rest later: a caller's mutable buffer is
         # copied (it could change, or be resized while pinned)
         if not isinstance(data, bytes):
             data = bytes(data)
@@ -378,6 +391,7 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
         self._force_close(None)
 
     def _cancel_read(self):
+        self._read_buf = None           # it names the protocol
         fut, self._read_fut = self._read_fut, None
         if fut is not None:
             fut.remove_done_callback(self._on_read)
