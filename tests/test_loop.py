@@ -8,6 +8,7 @@ import os
 import selectors
 import socket
 import sys
+import warnings
 
 import pytest
 
@@ -310,12 +311,16 @@ def test_closing_the_loop_with_a_sock_recv_in_flight(pair):
     loop = EventLoop()
     task = loop.create_task(loop.sock_recv(a, 10))
     loop.run_until_complete(asyncio.sleep(0.01))
-    assert loop._aring.in_flight() == 1
-    task.cancel()
-    loop.run_until_complete(asyncio.sleep(0))
-    loop.close()
+    ring = loop._aring
+    assert ring.in_flight() == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # no 'AsyncRing was not closed'
+        loop.close()
+    assert ring.closed and ring.in_flight() == 0
     assert loop._aring is None
     assert _fds() == before
+    task.cancel()
+    del task
 
 
 # ---- step 3: the transports, both kinds (the selector's and the completion one)

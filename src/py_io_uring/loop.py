@@ -24,6 +24,7 @@ import socket
 import warnings
 from asyncio import base_events as _base_events
 from asyncio import sslproto as _sslproto
+import time
 import selectors
 import select
 import sys
@@ -36,6 +37,7 @@ from . import AsyncRing, IoUring
 from . import _transports
 
 _T = _t.TypeVar("_T")
+_check_ssl_socket = getattr(_base_events, "_check_ssl_socket", None)
 
 __all__ = ["RingSelector", "EventLoop", "EventLoopPolicy", "new_event_loop",
            "install", "run"]
@@ -219,7 +221,14 @@ class EventLoop(asyncio.SelectorEventLoop):
             asyncio.events._set_running_loop(self)
             try:
                 fut: _t.Any = ar.aclose()
-                ar.process_completions()
+                # the cancelled operations' last completions come at once
+                # (-ECANCELED): reap them, so the ring closes now and
+                # nothing is left to the AsyncRing's dealloc (bounded)
+                deadline = time.monotonic() + 1.0
+                while not ar.closed and time.monotonic() < deadline:
+                    ar.process_completions()
+                    if not ar.closed:
+                        time.sleep(0.0005)
             finally:
                 asyncio.events._set_running_loop(prev)
             if not fut.done():
@@ -228,7 +237,8 @@ class EventLoop(asyncio.SelectorEventLoop):
         self._dgram_carry.clear()
 
     def _check_sock(self, sock):
-        _base_events._check_ssl_socket(sock) if hasattr(_base_events, "_check_ssl_socket") else None
+        if _check_ssl_socket is not None:       # 3.9+: asyncio refuses SSLSocket
+            _check_ssl_socket(sock)
         if self._debug and sock.gettimeout() != 0:
             raise ValueError("the socket must be non-blocking")
         self._ensure_fd_no_transport(sock.fileno())
