@@ -8,6 +8,7 @@ import os
 import selectors
 import socket
 import sys
+import warnings
 
 import pytest
 
@@ -181,3 +182,351 @@ def test_async_ring_works_on_this_loop(tmp_path):
                 os.close(fd)
 
     assert py_io_uring.run(main()) == b"ring data"
+
+
+# ---- step 2: the loop's sock_* methods are operations on its AsyncRing
+
+
+def _on_loop(coro_fn, *args):
+    loop = EventLoop()
+    try:
+        return loop.run_until_complete(coro_fn(loop, *args))
+    finally:
+        loop.close()
+
+
+def test_sock_methods_run_on_the_loops_ring():
+    async def main(loop):
+        ls = socket.create_server(("127.0.0.1", 0))
+        ls.setblocking(False)
+        c = socket.socket()
+        c.setblocking(False)
+        with ls, c:
+            accepting = asyncio.ensure_future(loop.sock_accept(ls))
+            await loop.sock_connect(c, ls.getsockname())
+            conn, addr = await accepting
+            with conn:
+                assert addr == c.getsockname()
+                assert conn.gettimeout() == 0
+                payload = os.urandom(3 << 20)   # larger than the socket buffers
+                sending = asyncio.ensure_future(loop.sock_sendall(c, payload))
+                got = bytearray()
+                buf = bytearray(65536)
+                while len(got) < len(payload):
+                    n = await loop.sock_recv_into(conn, buf)
+                    assert n > 0
+                    got += buf[:n]
+                assert await sending is None
+                assert bytes(got) == payload
+                await loop.sock_sendall(conn, b"back")
+                assert await loop.sock_recv(c, 10) == b"back"
+                stats = loop._aring.stats()
+                assert stats["ops"] >= 5 and stats["in_flight"] == 0
+                return True
+
+    before = _fds()
+    assert _on_loop(main)
+    assert _fds() == before
+
+
+def test_cancelled_sock_recv_keeps_its_bytes(pair):
+    a, b = pair
+    a.setblocking(False)
+
+    async def main(loop):
+        for i in range(50):
+            task = asyncio.ensure_future(loop.sock_recv(a, 100))
+            await asyncio.sleep(0)          # the receive is in the kernel
+            msg = b"message %d" % i
+            b.send(msg)                     # it may complete before the cancel
+            task.cancel()
+            try:
+                got = await task
+            except asyncio.CancelledError:
+                got = b""
+            if got != msg:
+                assert got == b""
+                assert await loop.sock_recv(a, 100) == msg
+        return True
+
+    assert _on_loop(main)
+
+
+def test_cancelled_sock_recvfrom_keeps_its_datagram():
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with a, b:
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", 0))
+        a.setblocking(False)
+        b.setblocking(False)
+
+        async def main(loop):
+            for i in range(30):
+                task = asyncio.ensure_future(loop.sock_recvfrom(a, 100))
+                await asyncio.sleep(0)
+                b.sendto(b"d%d" % i, a.getsockname())
+                task.cancel()
+                try:
+                    got = await task
+                except asyncio.CancelledError:
+                    got = None
+                if got is None:
+                    buf = bytearray(100)
+                    n, addr = await loop.sock_recvfrom_into(a, buf)
+                    assert bytes(buf[:n]) == b"d%d" % i and addr == b.getsockname()
+                else:
+                    assert got == (b"d%d" % i, b.getsockname())
+            n = await loop.sock_sendto(b, b"to", a.getsockname())
+            assert n == 2
+            assert await loop.sock_recvfrom(a, 10) == (b"to", b.getsockname())
+            return True
+
+        assert _on_loop(main)
+
+
+def test_sock_errors_are_asyncios():
+    async def main(loop):
+        s = socket.socket()
+        s.setblocking(False)
+        with s:
+            port = socket.create_server(("127.0.0.1", 0))
+            addr = port.getsockname()
+            port.close()
+            with pytest.raises(ConnectionRefusedError):
+                await loop.sock_connect(s, addr)
+        loop.set_debug(True)
+        blocking = socket.socket()
+        with blocking, pytest.raises(ValueError, match="non-blocking"):
+            await loop.sock_recv(blocking, 1)
+        return True
+
+    assert _on_loop(main)
+
+
+def test_closing_the_loop_with_a_sock_recv_in_flight(pair):
+    a, _ = pair
+    a.setblocking(False)
+    before = _fds()
+    loop = EventLoop()
+    task = loop.create_task(loop.sock_recv(a, 10))
+    loop.run_until_complete(asyncio.sleep(0.01))
+    ring = loop._aring
+    assert ring.in_flight() == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # no 'AsyncRing was not closed'
+        loop.close()
+    assert ring.closed and ring.in_flight() == 0
+    assert loop._aring is None
+    assert _fds() == before
+    task.cancel()
+    del task
+
+
+# ---- step 3: the transports, both kinds (the selector's and the completion one)
+
+KINDS = ["selector", "uring"]
+
+
+class _Echo(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.transport.write(data)
+
+    # eof_received() returns None: the transport closes once its writes are
+    # out; the client's write_eof() is the half-close, its read the rest
+
+
+class _BufferedEcho(asyncio.BufferedProtocol):
+    def __init__(self):
+        self.buf = bytearray(7000)      # odd size: reads split messages
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def get_buffer(self, sizehint):
+        return self.buf
+
+    def buffer_updated(self, nbytes):
+        self.transport.write(bytes(self.buf[:nbytes]))
+
+
+def _transport_type(kind):
+    from py_io_uring import _transports
+    from asyncio import selector_events
+    return (_transports._UringSocketTransport if kind == "uring"
+            else selector_events._SelectorSocketTransport)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("proto", [_Echo, _BufferedEcho])
+def test_echo_keeps_data_whole(kind, proto):
+    async def main(loop):
+        server = await loop.create_server(proto, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert type(writer.transport) is _transport_type(kind)
+        sent = bytearray()
+        big = os.urandom(4 << 20)              # many reads and queued writes
+        writer.write(big)
+        sent += big
+        for i in range(2000):                  # many small messages
+            msg = b"%d," % i
+            writer.write(msg)
+            sent += msg
+        writer.write_eof()
+        got = await reader.read()              # to the server's half-close
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        await asyncio.sleep(0.01)              # the server side's close
+        return bytes(sent) == got, len(got)
+
+    before = _fds()
+    ok, n = _on_loop_kind(kind, main)
+    assert ok, n
+    assert _fds() == before
+
+
+def _on_loop_kind(kind, coro_fn):
+    loop = EventLoop(transport=kind)
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(coro_fn(loop))
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_flow_control_pauses_and_resumes_writing(kind):
+    events = []
+
+    class Slow(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+            transport.set_write_buffer_limits(high=64 * 1024, low=16 * 1024)
+            for _ in range(64):
+                transport.write(b"x" * 65536)
+            events.append(("size", transport.get_write_buffer_size()))
+
+        def pause_writing(self):
+            events.append("pause")
+
+        def resume_writing(self):
+            events.append("resume")
+            # not close() here: asyncio's own selector transport then runs
+            # connection_lost twice (closing inside _write_ready's
+            # resume_writing call; CPython 3.11)
+            asyncio.get_running_loop().call_soon(self.transport.close)
+
+    async def main(loop):
+        server = await loop.create_server(Slow, "127.0.0.1", 0)
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.setblocking(False)
+        with c:
+            await loop.sock_connect(c, server.sockets[0].getsockname())
+            await asyncio.sleep(0.1)
+            assert events[:2] == ["pause", ("size", events[1][1])]
+            assert events[1][1] > 64 * 1024
+            assert "resume" not in events     # nobody reads: stays paused
+            n = 0
+            while True:                            # read it all: resumed, closed
+                got = await loop.sock_recv(c, 1 << 20)
+                if not got:
+                    break
+                n += len(got)
+        server.close()
+        await server.wait_closed()
+        return n, events
+
+    n, events = _on_loop_kind(kind, main)
+    assert n == 64 * 65536
+    assert events[-1] == "resume"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_pause_reading_loses_nothing(kind):
+    async def main(loop):
+        got = bytearray()
+        done = loop.create_future()
+
+        class P(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.t = transport
+
+            def data_received(self, data):
+                got.extend(data)
+                self.t.pause_reading()
+                assert not self.t.is_reading()
+                loop.call_later(0.001, self.t.resume_reading)
+
+            def eof_received(self):
+                done.set_result(None)
+
+        server = await loop.create_server(P, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        payload = os.urandom(1 << 20)
+        for i in range(0, len(payload), 4096):
+            writer.write(payload[i:i + 4096])
+            if i % 65536 == 0:
+                await asyncio.sleep(0)
+        writer.write_eof()
+        await done
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return bytes(got) == payload
+
+    assert _on_loop_kind(kind, main)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_reset_is_connection_reset_error(kind):
+    async def main(loop):
+        lost = loop.create_future()
+
+        class P(asyncio.Protocol):
+            def connection_lost(self, exc):
+                lost.set_result(exc)
+
+        ls = socket.create_server(("127.0.0.1", 0))
+        with ls:
+            tr, _ = await loop.create_connection(P, *ls.getsockname())
+            peer, _ = ls.accept()
+            # SO_LINGER 0: close() sends RST
+            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+            peer.close()
+            exc = await asyncio.wait_for(lost, 5)
+            assert tr.is_closing()
+            return exc
+
+    assert isinstance(_on_loop_kind(kind, main), ConnectionResetError)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_closing_the_loop_with_transports_open(kind):
+    before = _fds()
+    loop = EventLoop(transport=kind)
+
+    async def main():
+        server = await loop.create_server(_Echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        trs = [(await loop.create_connection(asyncio.Protocol, "127.0.0.1", port))[0]
+               for _ in range(5)]
+        await asyncio.sleep(0.01)
+        server.close()
+        return trs
+
+    trs = loop.run_until_complete(main())
+    loop.close()
+    with pytest.warns(ResourceWarning, match="unclosed transport"):
+        del trs
+        import gc
+        gc.collect()
+    assert _fds() == before

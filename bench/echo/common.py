@@ -17,6 +17,12 @@ import threading
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUF = 65536   # each connection's reusable receive buffer
 
+# --uring-transport (with --py-io-uring): py_io_uring's loop with its
+# completion transports (docs/loop.md) instead of asyncio's selector ones
+if "--uring-transport" in sys.argv:
+    sys.argv.remove("--uring-transport")
+    os.environ["PY_IO_URING_TRANSPORT"] = "uring"
+
 
 def parse_args():
     ap = argparse.ArgumentParser()

@@ -50,6 +50,12 @@ ECHO_PY_SERVERS = [
     ("py_io_uring loop Protocol", ["bench/echo/asyncio_protocol.py", "--py-io-uring"]),
     ("py_io_uring loop BufferedProtocol",
      ["bench/echo/asyncio_protocol.py", "--py-io-uring", "--buffered"]),
+    ("py_io_uring loop streams, uring transport",
+     ["bench/echo/asyncio_streams.py", "--py-io-uring", "--uring-transport"]),
+    ("py_io_uring loop Protocol, uring transport",
+     ["bench/echo/asyncio_protocol.py", "--py-io-uring", "--uring-transport"]),
+    ("py_io_uring loop BufferedProtocol, uring transport",
+     ["bench/echo/asyncio_protocol.py", "--py-io-uring", "--buffered", "--uring-transport"]),
 ]
 ECHO_BASELINES = [
     ("C epoll server", ["@echo_server"]),

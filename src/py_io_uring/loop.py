@@ -20,6 +20,11 @@ asyncio.run(main(), loop_factory=py_io_uring.new_event_loop).
 
 import asyncio
 import errno
+import socket
+import warnings
+from asyncio import base_events as _base_events
+from asyncio import sslproto as _sslproto
+import time
 import selectors
 import select
 import sys
@@ -28,9 +33,11 @@ import sys
 import typing as _t
 
 # the package's name, not ._core's: the package's stub types it
-from . import IoUring
+from . import AsyncRing, IoUring
+from . import _transports
 
 _T = _t.TypeVar("_T")
+_check_ssl_socket = getattr(_base_events, "_check_ssl_socket", None)
 
 __all__ = ["RingSelector", "EventLoop", "EventLoopPolicy", "new_event_loop",
            "install", "run"]
@@ -57,6 +64,9 @@ class RingSelector(selectors._BaseSelectorImpl):
         self._tokens: _t.Dict[int, int] = {}   # token -> fd, for the polls in the kernel
         self._to_arm: _t.Set[int] = set()      # fds registered and not armed
         self._next_token = 1
+        # the loop's AsyncRing (sock_* and the completion transports): its
+        # queued operations go to the kernel just before this ring waits
+        self._aring: _t.Optional[AsyncRing] = None
 
     def _remove_poll(self, fd):
         token = self._armed.pop(fd, None)
@@ -114,6 +124,9 @@ class RingSelector(selectors._BaseSelectorImpl):
 
     def select(self, timeout=None):
         self._arm()
+        aring = self._aring
+        if aring is not None and not aring.closed:
+            aring.flush()
         ring = self._ring
         if timeout is None:
             ring.submit_and_wait(1)
@@ -152,6 +165,7 @@ class RingSelector(selectors._BaseSelectorImpl):
         ring, self._ring = self._ring, None
         if ring is not None:
             ring.queue_exit()
+        self._aring = None
         self._armed.clear()
         self._tokens.clear()
         self._to_arm.clear()
@@ -163,8 +177,195 @@ class RingSelector(selectors._BaseSelectorImpl):
 class EventLoop(asyncio.SelectorEventLoop):
     """asyncio's Unix event loop, with an io_uring as its selector."""
 
-    def __init__(self, selector: _t.Optional[selectors.BaseSelector] = None) -> None:
+    def __init__(self, selector: _t.Optional[selectors.BaseSelector] = None,
+                 *, transport: _t.Optional[str] = None) -> None:
+        # transport: "selector" (asyncio's transports over the ring's polls,
+        # the default) or "uring" (reads and writes as ring operations,
+        # _transports.py); None reads PY_IO_URING_TRANSPORT
+        if transport is None:
+            transport = _transports.default_kind()
+        elif transport not in ("selector", "uring"):
+            raise ValueError("transport must be 'selector' or 'uring', not {!r}"
+                             .format(transport))
+        self._transport_kind = transport
         super().__init__(selector if selector is not None else RingSelector())
+        self._aring: _t.Optional[AsyncRing] = None
+        # datagrams a cancelled sock_recvfrom(_into) still received: fd -> list
+        self._dgram_carry: _t.Dict[int, _t.List[_t.Tuple[bytes, _t.Any]]] = {}
+
+    # -- the loop's AsyncRing: every sock_* operation and the completion
+    # transports run on it; its eventfd is one more registered fd of the
+    # selector, whose select() submits what the iteration queued on it
+
+    def _uring(self) -> AsyncRing:
+        ar = self._aring
+        if ar is None:
+            base: _t.Any = self     # asyncio's private names, untyped
+            base._check_closed()
+            ar = self._aring = AsyncRing(256)
+            if isinstance(base._selector, RingSelector):
+                base._selector._aring = ar
+        return ar
+
+    def close(self) -> None:
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self.is_closed():
+            return
+        ar, self._aring = self._aring, None
+        if ar is not None and not ar.closed:
+            # first, while the loop takes callbacks: aclose() cancels what is
+            # in flight (its futures schedule their callbacks, which never
+            # run) and binds to the running loop: close as that loop
+            prev = asyncio.events._get_running_loop()
+            asyncio.events._set_running_loop(self)
+            try:
+                fut: _t.Any = ar.aclose()
+                # the cancelled operations' last completions come at once
+                # (-ECANCELED): reap them, so the ring closes now and
+                # nothing is left to the AsyncRing's dealloc (bounded)
+                deadline = time.monotonic() + 1.0
+                while not ar.closed and time.monotonic() < deadline:
+                    ar.process_completions()
+                    if not ar.closed:
+                        time.sleep(0.0005)
+            finally:
+                asyncio.events._set_running_loop(prev)
+            if not fut.done():
+                fut.cancel()
+        super().close()     # the selector, the executor
+        self._dgram_carry.clear()
+
+    def _check_sock(self, sock):
+        if _check_ssl_socket is not None:       # 3.9+: asyncio refuses SSLSocket
+            _check_ssl_socket(sock)
+        if self._debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+        self._ensure_fd_no_transport(sock.fileno())
+
+    async def sock_recv(self, sock, n):
+        """Receive up to n bytes from sock (one IORING_OP_RECV)."""
+        self._check_sock(sock)
+        return await self._uring().sock_recv(sock, n)
+
+    async def sock_recv_into(self, sock, buf):
+        """Receive into buf from sock (one IORING_OP_RECV into buf)."""
+        self._check_sock(sock)
+        return await self._uring().sock_recv_into(sock, buf)
+
+    async def sock_sendall(self, sock, data):
+        """Send all of data on sock (IORING_OP_SEND, MSG_WAITALL)."""
+        self._check_sock(sock)
+        if not memoryview(data).nbytes:
+            return None
+        ar = self._uring()
+        fut = ar.sock_sendall(sock, data)
+        ar.flush()          # the bytes leave now, as asyncio's eager send()
+        await fut
+        return None
+
+    async def sock_connect(self, sock, address):
+        """Connect sock to address (IORING_OP_CONNECT); names resolved as
+        asyncio does."""
+        self._check_sock(sock)
+        if sock.family == socket.AF_INET or (
+                _base_events._HAS_IPv6 and sock.family == socket.AF_INET6):
+            resolved = await self._ensure_resolved(
+                address, family=sock.family, type=sock.type, proto=sock.proto,
+                loop=self)
+            _, _, _, _, address = resolved[0]
+        ar = self._uring()
+        fut = ar.sock_connect(sock, address)
+        ar.flush()          # the SYN leaves now, as asyncio's eager connect()
+        return await fut
+
+    async def sock_accept(self, sock):
+        """Accept a connection on sock (IORING_OP_ACCEPT): (conn, address),
+        conn non-blocking."""
+        self._check_sock(sock)
+        return await self._uring().sock_accept(sock)
+
+    async def _recvmsg(self, sock, nbytes):
+        fd = sock.fileno()
+        kept = self._dgram_carry.get(fd)
+        if kept:
+            got = kept.pop(0)
+            if not kept:
+                del self._dgram_carry[fd]
+            return got
+        fut = self._uring().recvmsg(sock, nbytes)
+        try:
+            data, _anc, _flags, addr = await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            # the receive may complete before its cancel reaches the kernel:
+            # a datagram it got goes to the next receive, not lost
+            fut.add_done_callback(lambda f, fd=fd: self._keep_datagram(fd, f))
+            if not fut.done():
+                self._uring().cancel_fd(sock).add_done_callback(_ignore)
+            raise
+        return data, addr
+
+    def _keep_datagram(self, fd, fut):
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        data, _anc, _flags, addr = fut.result()
+        self._dgram_carry.setdefault(fd, []).append((data, addr))
+
+    async def sock_recvfrom(self, sock, bufsize):
+        """Receive a datagram of at most bufsize bytes from sock
+        (IORING_OP_RECVMSG): (data, address)."""
+        self._check_sock(sock)
+        return await self._recvmsg(sock, bufsize)
+
+    async def sock_recvfrom_into(self, sock, buf, nbytes=0):
+        """Receive a datagram into buf (IORING_OP_RECVMSG): (nbytes, address)."""
+        self._check_sock(sock)
+        view = memoryview(buf).cast("B")
+        if not nbytes:
+            nbytes = len(view)
+        elif nbytes > len(view):
+            raise ValueError("nbytes is greater than the length of the buffer")
+        data, addr = await self._recvmsg(sock, nbytes)
+        view[:len(data)] = data
+        return len(data), addr
+
+    async def sock_sendto(self, sock, data, address):
+        """Send a datagram to address (IORING_OP_SEND with a destination)."""
+        self._check_sock(sock)
+        ar = self._uring()
+        fut = ar.sendto(sock, data, address)
+        ar.flush()
+        return await fut
+
+    def _make_socket_transport(self, sock, protocol, waiter=None, *,
+                               extra=None, server=None):
+        if _transports.enabled(self):
+            return _transports.make_socket_transport(
+                self, sock, protocol, waiter, extra, server)
+        return super()._make_socket_transport(
+            sock, protocol, waiter, extra=extra, server=server)
+
+
+    def _make_ssl_transport(self, rawsock, protocol, sslcontext, waiter=None,
+                            *, server_side=False, server_hostname=None,
+                            extra=None, server=None, **timeouts):
+        if not _transports.enabled(self):
+            return super()._make_ssl_transport(
+                rawsock, protocol, sslcontext, waiter, server_side=server_side,
+                server_hostname=server_hostname, extra=extra, server=server,
+                **timeouts)
+        # asyncio's SSL protocol over the completion transport
+        ssl_protocol = _sslproto.SSLProtocol(
+            self, protocol, sslcontext, waiter, server_side, server_hostname,
+            **timeouts)
+        _transports.make_socket_transport(self, rawsock, ssl_protocol, None,
+                                          extra, server)
+        return ssl_protocol._app_transport
+
+
+def _ignore(fut):
+    if not fut.cancelled():
+        fut.exception()
 
 
 def new_event_loop() -> EventLoop:

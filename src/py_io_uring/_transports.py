@@ -1,0 +1,452 @@
+"""Completion-based socket transport of py_io_uring's event loop (docs/loop.md,
+step 3): TCP and Unix stream connections whose reads and writes are
+operations on the loop's AsyncRing, not readiness callbacks.
+
+- Reads: one receive in flight per connection.  A Protocol gets the bytes
+  of a `sock_recv`; a BufferedProtocol has the kernel receive straight into
+  the buffer its get_buffer() returned (`sock_recv_into`).  pause_reading()
+  cancels the receive in the kernel; bytes it got before the cancel landed
+  are kept by the AsyncRing for the socket (its carry-over) and come first
+  after resume_reading().
+- Writes: with nothing queued, one send(2) at the call (as asyncio's and
+  uvloop's transports); what it could not take goes to the kernel as a
+  `send` operation (MSG_WAITALL: the kernel finishes short sends); writes
+  made meanwhile are queued and go out together when it completes.  Flow
+  control counts both (asyncio's _FlowControlMixin).
+- write_eof() shuts the write side down once the queue is empty; close()
+  after it; abort() at once.  A reset reaches connection_lost() as the
+  ConnectionResetError the receive or send failed with.
+
+asyncio.proactor_events' transports are the model for the shapes.  Chosen
+with EventLoop(transport="uring") or PY_IO_URING_TRANSPORT=uring; the
+selector transports stay the default (docs/loop.md says why: measured)."""
+
+import asyncio
+import collections
+import os
+import socket
+import warnings
+from asyncio import base_events, constants, protocols, transports
+
+import inspect as _inspect
+import typing as _t
+
+_trsock: _t.Any
+try:                                    # 3.8+: what asyncio hands out as 'socket'
+    from asyncio import trsock as _trsock
+except ImportError:                     # pragma: no cover
+    _trsock = None
+
+# Server._attach() takes the transport from 3.13 on
+_ATTACH_TAKES_TRANSPORT = len(_inspect.signature(
+    getattr(base_events.Server, "_attach")).parameters) > 1
+_MAX_READ = 64 * 1024    # per receive: a fresh bytes of this size (asyncio reads 256 KiB; here that cost 40 us a round trip against 36: bench/loop_echo.py)
+
+
+def enabled(loop):
+    return getattr(loop, "_transport_kind", "selector") == "uring"
+
+
+def default_kind():
+    kind = os.environ.get("PY_IO_URING_TRANSPORT", "selector")
+    if kind not in ("selector", "uring"):
+        raise ValueError("PY_IO_URING_TRANSPORT must be 'selector' or 'uring', "
+                         "not {!r}".format(kind))
+    return kind
+
+
+def make_socket_transport(loop, sock, protocol, waiter, extra, server):
+    return _UringSocketTransport(loop, sock, protocol, waiter, extra, server)
+
+
+_running_loop = asyncio.events._get_running_loop
+
+
+def _retrieve(fut):
+    # a cancelled operation's future: its exception, if any, is expected
+    if not fut.cancelled():
+        fut.exception()
+
+
+class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
+
+    _sock = None        # so __del__ and close() work after a failed __init__
+    # loop.sendfile(): the loop's native path (os.sendfile on the socket,
+    # reading paused, once the write queue is empty)
+    _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
+    _empty_waiter = None
+    _send_soon = False
+    _start_tls_compatible = True        # loop.start_tls() layers sslproto on it
+    _read_buf = None                    # the buffer a receive in flight fills
+
+    def __init__(self, loop, sock, protocol, waiter=None, extra=None, server=None):
+        super().__init__(extra, loop)
+        self._extra["socket"] = _trsock.TransportSocket(sock) if _trsock else sock
+        try:
+            self._extra["sockname"] = sock.getsockname()
+        except OSError:
+            self._extra["sockname"] = None
+        if "peername" not in self._extra:
+            try:
+                self._extra["peername"] = sock.getpeername()
+            except OSError:
+                self._extra["peername"] = None
+        self._sock = sock
+        self._sock_fd = sock.fileno()
+        self._ring = loop._uring()
+        self._server = server
+        self._protocol_connected = False
+        self.set_protocol(protocol)
+        self._closing = False
+        self._conn_lost = 0
+        self._eof = False               # write_eof() called
+        self._paused = False            # reading paused
+        self._read_fut = None
+        self._write_fut = None
+        self._write_len = 0             # bytes of the send in flight
+        self._buffer = collections.deque()
+        self._buffer_size = 0
+        if server is not None:
+            server._attach(self) if _ATTACH_TAKES_TRANSPORT else server._attach()
+        loop._transports[self._sock_fd] = self
+        base_events._set_nodelay(sock)
+        loop.call_soon(self._protocol.connection_made, self)
+        loop.call_soon(self._read_next)
+        if waiter is not None:
+            loop.call_soon(asyncio.futures._set_result_unless_cancelled, waiter, None)
+
+    def __repr__(self):
+        info = [self.__class__.__name__]
+        if self._sock is None:
+            info.append("closed")
+        elif self._closing:
+            info.append("closing")
+        info.append("fd=%s" % self._sock_fd)
+        info.append("read=%s" % ("paused" if self._paused else "polling"))
+        info.append("write=<bufsize=%s>" % self.get_write_buffer_size())
+        return "<%s>" % " ".join(info)
+
+    def __del__(self, _warn=warnings.warn):
+        if self._sock is not None:
+            _warn("unclosed transport %r" % self, ResourceWarning, source=self)
+            self._sock.close()
+
+    # -- protocol
+
+    def set_protocol(self, protocol):
+        self._buffered = isinstance(protocol, protocols.BufferedProtocol)
+        self._protocol = protocol
+        self._protocol_connected = True
+
+    def get_protocol(self):
+        return self._protocol
+
+    def is_closing(self):
+        return self._closing
+
+    def is_reading(self):
+        return not self._paused and not self._closing
+
+    # -- reading
+
+    def _read_next(self):
+        if self._closing or self._paused or self._read_fut is not None:
+            return
+        try:
+            if self._buffered:
+                buf = self._protocol.get_buffer(-1)
+                if not len(buf):
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+                fut = self._ring.sock_recv_into(self._sock, buf)
+                self._read_buf = (buf, self._protocol)
+            else:
+                fut = self._ring.sock_recv(self._sock, _MAX_READ)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            if self._buffered and not isinstance(exc, OSError):
+                self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+            else:
+                self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        self._read_fut = fut
+        fut.add_done_callback(self._on_read)
+
+    def _on_read(self, fut):
+        if fut is not self._read_fut:
+            _retrieve(fut)
+            return
+        self._read_fut = None
+        if fut.cancelled():
+            return                      # paused or closing: the carry-over keeps bytes
+        exc = fut.exception()
+        if exc is not None:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if self._closing:
+            return
+        data = fut.result()
+        if not data:                    # b'' or 0: the peer shut its side
+            self._read_eof()
+            return
+        buf, self._read_buf = self._read_buf, None
+        try:
+            if isinstance(data, int):           # received into buf
+                if buf[1] is self._protocol:
+                    self._protocol.buffer_updated(data)
+                else:                           # set_protocol() meanwhile
+                    data = bytes(memoryview(buf[0])[:data])
+                    if self._buffered:
+                        protocols._feed_data_to_buffered_proto(self._protocol, data)
+                    else:
+                        self._protocol.data_received(data)
+            elif self._buffered:                # set_protocol() meanwhile
+                protocols._feed_data_to_buffered_proto(self._protocol, data)
+            else:
+                self._protocol.data_received(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.%s() call failed." % (
+                "buffer_updated" if self._buffered else "data_received"))
+            return
+        self._read_next()
+
+    def _read_eof(self):
+        if self._loop.get_debug():
+            asyncio.log.logger.debug("%r received EOF", self)
+        try:
+            keep_open = self._protocol.eof_received()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
+            return
+        if not keep_open:
+            self.close()
+
+    def pause_reading(self):
+        if self._closing or self._paused:
+            return
+        self._paused = True
+        # cancelled in the kernel now; what it got stays with the ring
+        self._cancel_read()
+        if self._loop.get_debug():
+            asyncio.log.logger.debug("%r pauses reading", self)
+
+    def resume_reading(self):
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        if _running_loop() is self._loop:
+            self._read_next()
+        else:
+            self._loop.call_soon(self._read_next)
+        if self._loop.get_debug():
+            asyncio.log.logger.debug("%r resumes reading", self)
+
+    # -- writing
+
+    def write(self, data):
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError("data argument must be a bytes-like object, "
+                            "not %r" % type(data).__name__)
+        if self._eof:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if self._empty_waiter is not None:
+            raise RuntimeError("unable to write; sendfile is in progress")
+        if not data:
+            return
+        if self._conn_lost:
+            if self._conn_lost >= constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                asyncio.log.logger.warning("socket.send() raised exception.")
+            self._conn_lost += 1
+            return
+        if self._write_fut is None and not self._buffer:
+            # nothing queued: one send(2) now, as asyncio's and uvloop's
+            # transports try; most writes end here, with no operation and
+            # no future (an operation per write measured slower: docs/loop.md)
+            try:
+                n = self._sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal write error on socket transport")
+                return
+            if n == len(data):
+                return
+            data = memoryview(data)[n:]
+        # the kernel reads the rest later: a caller's mutable buffer is
+        # copied (it could change, or be resized while pinned)
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        if self._write_fut is None and _running_loop() is self._loop:
+            self._send(data)
+        else:
+            # behind a send in flight; or the loop is not running (the ring
+            # takes operations only from it): sent from the loop, soon
+            self._buffer.append(data)
+            self._buffer_size += len(data)
+            if self._write_fut is None and not self._send_soon:
+                self._send_soon = True
+                self._loop.call_soon(self._send_queued)
+        self._maybe_pause_protocol()
+
+    def _send_queued(self):
+        self._send_soon = False
+        if self._write_fut is None and self._buffer and not self._conn_lost:
+            data = b"".join(self._buffer)
+            self._buffer.clear()
+            self._buffer_size = 0
+            self._send(data)
+
+    def writelines(self, list_of_data):
+        for data in list_of_data:
+            self.write(data)
+
+    def _send(self, data):
+        try:
+            fut = self._ring.sock_sendall(self._sock, data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            return
+        self._write_fut = fut
+        self._write_len = len(data)
+        fut.add_done_callback(self._on_written)
+
+    def _on_written(self, fut):
+        if fut is not self._write_fut:
+            _retrieve(fut)
+            return
+        self._write_fut = None
+        self._write_len = 0
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is not None:
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            if self._empty_waiter is not None:
+                self._empty_waiter.set_exception(exc)
+            return
+        if self._buffer:
+            data = b"".join(self._buffer)
+            self._buffer.clear()
+            self._buffer_size = 0
+            self._send(data)
+            self._maybe_resume_protocol()
+            return
+        self._maybe_resume_protocol()
+        if self._empty_waiter is not None:
+            self._empty_waiter.set_result(None)
+        if self._closing:
+            self._call_connection_lost_soon(None)
+        elif self._eof:
+            self._shutdown_write()
+
+    def _make_empty_waiter(self):
+        if self._empty_waiter is not None:
+            raise RuntimeError("Empty waiter is already set")
+        self._empty_waiter = self._loop.create_future()
+        if self._write_fut is None and not self._buffer:
+            self._empty_waiter.set_result(None)
+        return self._empty_waiter
+
+    def _reset_empty_waiter(self):
+        self._empty_waiter = None
+
+    def get_write_buffer_size(self):
+        return self._write_len + self._buffer_size
+
+    def can_write_eof(self):
+        return True
+
+    def write_eof(self):
+        if self._closing or self._eof:
+            return
+        self._eof = True
+        if self._write_fut is None and not self._buffer:
+            self._shutdown_write()
+
+    def _shutdown_write(self):
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass                        # the peer is gone: the read side says so
+
+    # -- closing
+
+    def close(self):
+        if self._closing:
+            return
+        self._closing = True
+        self._cancel_read()
+        if self._write_fut is None and not self._buffer:
+            self._call_connection_lost_soon(None)
+
+    def abort(self):
+        self._force_close(None)
+
+    def _cancel_read(self):
+        self._read_buf = None           # it names the protocol
+        fut, self._read_fut = self._read_fut, None
+        if fut is not None:
+            fut.remove_done_callback(self._on_read)
+            fut.add_done_callback(_retrieve)
+            fut.cancel()
+
+    def _fatal_error(self, exc, message="Fatal error on transport"):
+        if isinstance(exc, OSError):
+            if self._loop.get_debug():
+                asyncio.log.logger.debug("%r: %s", self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler({
+                "message": message,
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
+            })
+        self._force_close(exc)
+
+    def _force_close(self, exc):
+        if self._conn_lost:
+            return
+        self._buffer.clear()
+        self._buffer_size = 0
+        wfut, self._write_fut = self._write_fut, None
+        self._write_len = 0
+        if wfut is not None:
+            wfut.remove_done_callback(self._on_written)
+            wfut.add_done_callback(_retrieve)
+            wfut.cancel()
+        self._closing = True
+        self._cancel_read()
+        self._call_connection_lost_soon(exc)
+
+    def _call_connection_lost_soon(self, exc):
+        if self._conn_lost:
+            return
+        self._conn_lost += 1
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc):
+        waiter, self._empty_waiter = self._empty_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionError("Connection is closed by peer"))
+        try:
+            if self._protocol_connected:
+                self._protocol.connection_lost(exc)
+        finally:
+            sock, self._sock = self._sock, None
+            if sock is not None:
+                if self._loop._transports.get(self._sock_fd) is self:
+                    del self._loop._transports[self._sock_fd]
+                sock.close()
+            self._protocol = None
+            self._loop = None
+            server, self._server = self._server, None
+            if server is not None:
+                server._detach(self) if _ATTACH_TAKES_TRANSPORT else server._detach()
