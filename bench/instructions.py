@@ -13,12 +13,12 @@ after a change of the hot path (docs/performance.md keeps the table)."""
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from profiling import callgrind_functions  # noqa: E402
 from runner import ROOT  # noqa: E402
 from workloads.nop import NOP_APIS  # noqa: E402
 
@@ -26,25 +26,6 @@ LABEL = {"wait_cqe_nr": "seed's per-call loop (get_sqe ... cqe_seen)",
          "batch": "Sqe/Cqe objects, cq_advance per batch",
          "fast": "fast forms: prep_nop(user_data=), reap()",
          "many": "prep_many() + reap(columns=True)"}
-
-
-def _functions(path):
-    """[(Ir, function, object basename)] from callgrind_annotate, self cost."""
-    out = subprocess.run(["callgrind_annotate", "--auto=no", "--inclusive=no", "--threshold=100", path],
-                         capture_output=True, text=True, timeout=300, check=True).stdout
-    rows, home = [], {}
-    for line in out.splitlines():
-        mm = re.match(r"\s*([\d,]+) \([ \d.]+%\)\s+(\S.*?)(?: \[(.*)\])?$", line)
-        if not mm or "PROGRAM TOTALS" in line:
-            continue
-        fn = mm.group(2).rsplit(":", 1)[-1].split("'")[0]
-        obj = os.path.basename(mm.group(3)) if mm.group(3) else None
-        if obj:
-            home.setdefault(fn, obj)
-        rows.append((int(mm.group(1).replace(",", "")), fn, obj))
-    # callgrind_annotate leaves the binary out for code inlined from a header:
-    # it belongs to the binary of the function of that name seen elsewhere
-    return [(ir, fn, obj or home.get(fn, "other")) for ir, fn, obj in rows]
 
 
 def per_op(cmd_for, n, workdir):
@@ -58,7 +39,7 @@ def per_op(cmd_for, n, workdir):
                        capture_output=True, text=True, timeout=900, check=True,
                        env=dict(os.environ, PYTHONHASHSEED="0"))
         d = {}
-        for ir, fn, obj in _functions(path):
+        for ir, fn, obj in callgrind_functions(path):
             d[(fn, obj)] = d.get((fn, obj), 0) + ir
         runs.append(d)
         os.unlink(path)

@@ -57,24 +57,29 @@ def breakdown(m, n):
     return res
 
 
-def _objects_ir(path):
-    """Instructions per object file in a callgrind output: {basename: Ir}."""
+def callgrind_functions(path):
+    """[(Ir, function, object basename)] of a callgrind output, self cost."""
     out = subprocess.run(["callgrind_annotate", "--auto=no", "--inclusive=no", "--threshold=100", path],
-                         capture_output=True, text=True, timeout=300).stdout
+                         capture_output=True, text=True, timeout=300, check=True).stdout
     rows, home = [], {}
     for line in out.splitlines():
         mm = re.match(r"\s*([\d,]+) \([ \d.]+%\)\s+(\S.*?)(?: \[(.*)\])?$", line)
         if not mm or "PROGRAM TOTALS" in line:
             continue
         fn = mm.group(2).rsplit(":", 1)[-1].split("'")[0]
-        if mm.group(3):
-            home.setdefault(fn, os.path.basename(mm.group(3)))
-        rows.append((int(mm.group(1).replace(",", "")), fn, mm.group(3)))
+        obj = os.path.basename(mm.group(3)) if mm.group(3) else None
+        if obj:
+            home.setdefault(fn, obj)
+        rows.append((int(mm.group(1).replace(",", "")), fn, obj))
+    # callgrind_annotate leaves the binary out for code inlined from a header:
+    # it belongs to the binary of the function of that name seen elsewhere
+    return [(ir, fn, obj or home.get(fn, "other")) for ir, fn, obj in rows]
+
+
+def _objects_ir(path):
+    """Instructions per object file in a callgrind output: {basename: Ir}."""
     per = {}
-    for ir, fn, obj in rows:
-        # callgrind_annotate leaves the binary out for code inlined from a
-        # header: it belongs to the binary of the function it was inlined in
-        obj = os.path.basename(obj) if obj else home.get(fn, "other")
+    for ir, _, obj in callgrind_functions(path):
         per[obj] = per.get(obj, 0) + ir
     return per
 
