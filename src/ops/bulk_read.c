@@ -502,8 +502,12 @@ out:
         PyErr_Restore(et, ev, tb);
         return NULL;
     }
-    if (st.ring_up)
+    if (st.ring_up) {
+        /* the last files close now, not in the ring's exit work later:
+         * the caller may remove or unmount them next */
+        io_uring_unregister_files(&st.ring);
         io_uring_queue_exit(&st.ring);
+    }
     if (st.slots != NULL) {
         for (k = 0; k < st.nslots; k++) {
             PyMem_RawFree(st.slots[k].scratch);

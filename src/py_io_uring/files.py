@@ -13,6 +13,7 @@ import shutil
 import stat as _stat
 
 from . import AT_FDCWD, IOSQE_FIXED_FILE, IOSQE_IO_LINK
+from ._core import read_many as _read_many
 from .workqueue import WorkQueue
 
 __all__ = ["read_files", "iter_read_files", "copyfile", "copy2", "copytree"]
@@ -275,16 +276,32 @@ def iter_read_files(paths, *, depth=64, errors="raise", ring=None, direct=False)
         yield path, data
 
 
-def read_files(paths, *, depth=64, errors="raise", ring=None, direct=False):
+def read_files(paths, *, depth=64, errors="raise", ring=None, direct=False,
+               progress=None):
     """Return the contents of every file in paths, in order, as a list of
-    bytes: openat and statx, read to EOF, close, for up to depth/2 files at
-    once.  errors="raise" (the default) raises the first failure, as
-    open(path, "rb").read() would, after draining; errors="return" puts the
-    exception in the file's place."""
+    bytes, with up to depth files in flight.  By default the per-file loop
+    runs in C (read_many(): openat into a direct descriptor linked to two
+    reads, on a ring of its own); with a ring given, or direct=True, it is
+    the WorkQueue loop of iter_read_files().  errors="raise" (the default)
+    raises the first failure, as open(path, "rb").read() would, after
+    draining; errors="return" puts the exception in the file's place.
+    progress(files_done, files_total, bytes_done), if given, is called as
+    files complete."""
+    _check_errors(errors)
     paths = list(paths)
+    if ring is None and not direct:
+        depth = int(depth)
+        if depth < 1:
+            raise ValueError("depth must be at least 1, not %d" % depth)
+        return _read_many(paths, depth, errors=errors, progress=progress)
     out = [None] * len(paths)
+    done = nbytes = 0
     for index, path, data in _reader(paths, depth, errors, ring, direct):
         out[index] = data
+        if progress is not None:
+            done += 1
+            nbytes += len(data) if isinstance(data, bytes) else 0
+            progress(done, len(paths), nbytes)
     return out
 
 
