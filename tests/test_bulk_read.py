@@ -229,17 +229,17 @@ def test_progress_totals(tmp_path, fds):
     out = read_many(paths, 4, progress=lambda *a: calls.append(a))
     assert out == datas
     assert calls, "progress was never called"
-    assert calls[-1] == (len(paths), len(paths), sum(map(len, datas)))
+    assert calls[-1] == (sum(map(len, datas)), None, len(paths), len(paths))
     # monotonic, and the total never changes
-    for (f0, t0, b0), (f1, t1, b1) in zip(calls, calls[1:]):
-        assert f0 <= f1 and b0 <= b1 and t0 == t1 == len(paths)
+    for (b0, n0, f0, t0), (b1, n1, f1, t1) in zip(calls, calls[1:]):
+        assert f0 <= f1 and b0 <= b1 and t0 == t1 == len(paths) and n0 is n1 is None
 
 
 def test_progress_that_raises_drains_and_closes(tmp_path, opens):
     paths, datas = make_files(tmp_path, [3 * FIRST] * 30)
     opens.reset()
 
-    def progress(files, total, nbytes):
+    def progress(nbytes, btotal, files, total):
         raise KeyError("stop")
 
     with pytest.raises(KeyError):
@@ -300,7 +300,7 @@ def test_read_files_uses_it_and_keeps_its_api(tmp_path, opens):
     opens.reset()
     calls = []
     assert read_files(paths, progress=lambda *a: calls.append(a)) == datas
-    assert calls[-1] == (3, 3, sum(map(len, datas)))
+    assert calls[-1] == (sum(map(len, datas)), None, 3, 3)
     with pytest.raises(FileNotFoundError) as ei:
         read_files([str(tmp_path / "x")])
     assert ei.value.filename == str(tmp_path / "x")
@@ -310,7 +310,7 @@ def test_read_files_uses_it_and_keeps_its_api(tmp_path, opens):
     calls = []
     with py_io_uring.IoUring(64) as ring:
         assert read_files(paths, ring=ring, progress=lambda *a: calls.append(a)) == datas
-    assert calls[-1] == (3, 3, sum(map(len, datas)))
+    assert calls[-1] == (sum(map(len, datas)), None, 3, 3)
     o, c = opens.settle()
     assert o == c > 0
 

@@ -241,10 +241,11 @@ def test_copyfile_bytes_and_mode(tmp_path, fds, size):
     dst.write_bytes(b"z" * (size + 5000))   # truncated
     dst.chmod(0o644)
     calls = []
-    assert copyfile(str(src), str(dst), depth=4, progress=lambda d, t: calls.append((d, t))) == str(dst)
+    assert copyfile(str(src), str(dst), depth=4, progress=lambda *a: calls.append(a)) == str(dst)
     assert dst.read_bytes() == data
     assert stat.S_IMODE(dst.stat().st_mode) == 0o644      # mode not copied
-    assert calls[-1] == (size, size)
+    assert calls[-1] == (size, size, 1, 1)
+    assert all(c[1] == size and c[3] == 1 for c in calls)
     new = tmp_path / "new"
     copyfile(src, new)
     um = os.umask(0)
@@ -395,13 +396,18 @@ def test_copytree_matches_shutil(tmp_path, fds, symlinks):
     shutil.copytree(str(src), str(tmp_path / "ref"), symlinks=symlinks, ignore=ign)
     seen = []
     assert copytree(str(src), str(tmp_path / "ours"), symlinks=symlinks, ignore=ign, depth=8,
-                    progress=lambda d, t: seen.append((d, t))) == str(tmp_path / "ours")
+                    progress=lambda *a: seen.append(a)) == str(tmp_path / "ours")
     ref, ours = snapshot(tmp_path / "ref"), snapshot(tmp_path / "ours")
     assert ours == ref
     assert ours["a/one"][2:] == ("file", 0o600, 1200000000000000001)[1:]
     assert ours["a/b"] == ("dir", 0o750, 1300000000000000002)
     assert "skip.pyc" not in ours
-    assert seen[-1][0] == seen[-1][1] > 0
+    # the totals are known from the first call: every file of the tree
+    nfiles = sum(1 for k, v in ref.items() if v[0] == "file")
+    nbytes = sum(os.path.getsize(str(tmp_path / "ref" / k)) for k, v in ref.items() if v[0] == "file")
+    assert seen[-1] == (nbytes, nbytes, nfiles, nfiles)
+    assert all(c[1] == nbytes and c[3] == nfiles for c in seen)
+    assert [c[2] for c in seen] == sorted(c[2] for c in seen)
 
 
 def test_copytree_copyfile_function_and_custom(tmp_path, fds):

@@ -273,8 +273,10 @@ br_progress(br_state *st)
 
     if (st->progress == NULL)
         return 0;
-    r = PyObject_CallFunction(st->progress, "nnK", st->n - st->left, st->n,
-                              st->bytes_done);
+    /* (bytes_done, bytes_total, files_done, files_total), as every bulk
+     * helper gives it; no file is stat'ed, so the byte total is None */
+    r = PyObject_CallFunction(st->progress, "KOnn", st->bytes_done, Py_None,
+                              st->n - st->left, st->n);
     Py_XDECREF(r);
     return r == NULL ? -1 : 0;
 }

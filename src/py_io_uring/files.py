@@ -285,8 +285,9 @@ def read_files(paths, *, depth=64, errors="raise", ring=None, direct=False,
     the WorkQueue loop of iter_read_files().  errors="raise" (the default)
     raises the first failure, as open(path, "rb").read() would, after
     draining; errors="return" puts the exception in the file's place.
-    progress(files_done, files_total, bytes_done), if given, is called as
-    files complete."""
+    progress(bytes_done, None, files_done, files_total), if given, is called
+    as files complete (the total of bytes is not known: no file is
+    stat'ed)."""
     _check_errors(errors)
     paths = list(paths)
     if ring is None and not direct:
@@ -301,7 +302,7 @@ def read_files(paths, *, depth=64, errors="raise", ring=None, direct=False,
         if progress is not None:
             done += 1
             nbytes += len(data) if isinstance(data, bytes) else 0
-            progress(done, len(paths), nbytes)
+            progress(nbytes, None, done, len(paths))
     return out
 
 
@@ -376,8 +377,11 @@ def _copy_many(pairs, depth, progress, errors):
     is in.  Failures are appended to errors as (src, dst, str(why)) when
     errors is a list, else raised after the drain."""
     pairs = list(pairs)
-    total = 0
     done = 0
+    nfiles = [0]        # files finished (copied or failed)
+    # the bytes to copy, known up front for a progress bar (sizes now;
+    # a file that fails to stat counts 0)
+    total = _total_size(p[0] for p in pairs) if progress is not None else 0
     depth = max(int(depth), 2)
     q = WorkQueue(None, depth)
     pipes = []
@@ -414,10 +418,11 @@ def _copy_many(pairs, depth, progress, errors):
                     if errors is None:
                         raise
                     errors.append((src, dst, str(why)))
+                    nfiles[0] += 1
                     continue
-                total += c.size
                 if c.size == 0:
                     _finish_copy(c, errors)
+                    nfiles[0] += 1
                     continue
                 active.append(c)
                 _start_chunks(q, c, free)
@@ -462,8 +467,9 @@ def _copy_many(pairs, depth, progress, errors):
                         errors.append((c.src, c.dst, str(c.error)))
                     else:
                         _finish_copy(c, errors)
+                    nfiles[0] += 1
             if progress is not None:
-                progress(done, total)
+                progress(done, max(total, done), nfiles[0], len(pairs))
     finally:
         q.close()           # drains: no splice runs on a closed fd
         for c in active:
@@ -471,7 +477,17 @@ def _copy_many(pairs, depth, progress, errors):
         for p in pipes:
             p.close()
     if progress is not None:
-        progress(done, total)
+        progress(done, max(total, done), nfiles[0], len(pairs))
+
+
+def _total_size(paths):
+    total = 0
+    for p in paths:
+        try:
+            total += os.stat(p).st_size
+        except OSError:
+            pass
+    return total
 
 
 _FALLBACK = OSError(errno.EINVAL, "splice refused: read/write instead")
@@ -583,8 +599,8 @@ def copyfile(src, dst, *, follow_symlinks=True, depth=8, progress=None):
     """Copy the data of src to dst, as shutil.copyfile does (dst created or
     truncated, its mode not copied; SameFileError when they are the same
     file; a symlink copied as a link with follow_symlinks=False), with up to
-    depth reads and writes in flight.  progress(done, total), if given, is
-    called with bytes written as the copy goes.  Returns dst."""
+    depth reads and writes in flight.  progress(bytes_done, bytes_total,
+    files_done, files_total), if given, is    called with bytes written as the copy goes.  Returns dst."""
     src, dst = os.fspath(src), os.fspath(dst)
     if _samefile(src, dst):
         raise shutil.SameFileError("{!r} and {!r} are the same file".format(src, dst))
@@ -616,7 +632,8 @@ def copytree(src, dst, symlinks=False, ignore=None, copy_function=copy2,
     copy2 or copyfile of this module; any other copy_function is called
     once per file, in order, as shutil does.  Directories get their mode and
     times (copystat) after their files are in; errors are collected and
-    raised together as shutil.Error.  progress(done, total) as copyfile's.
+    raised together as shutil.Error.  progress(bytes_done, bytes_total,
+    files_done, files_total) as copyfile's, over every file of the tree.
     Returns dst."""
     errors = []
     batch = []          # (src, dst, after) for _copy_many
