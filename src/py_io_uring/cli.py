@@ -3,8 +3,8 @@ here): `cp SRC DST` and `cat FILE...`, on the bulk helpers and WorkQueue,
 with a progress bar on stderr when stderr is a terminal: tqdm's when tqdm
 is installed, else a plain one-line bar; none when it is not a terminal."""
 
+import importlib
 import os
-import shutil
 import sys
 import time
 
@@ -83,7 +83,8 @@ def make_bar(total, out=None):
     if not tty:
         return NoBar()
     try:
-        from tqdm import tqdm
+        # (by name: an optional dependency, with no stubs for type checkers)
+        tqdm = importlib.import_module("tqdm").tqdm
     except ImportError:
         return PlainBar(total, out)
     return TqdmBar(total, out, tqdm)

@@ -13,7 +13,7 @@ import shutil
 import stat as _stat
 
 from . import AT_FDCWD, IOSQE_FIXED_FILE, IOSQE_IO_LINK
-from ._core import read_many as _read_many
+from . import read_many as _read_many
 from .workqueue import WorkQueue
 
 __all__ = ["read_files", "iter_read_files", "copyfile", "copy2", "copytree"]
