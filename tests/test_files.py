@@ -284,6 +284,68 @@ def test_copyfile_write_error_mid_copy(tmp_path, fds):
     assert (info.value.errno, info.value.filename) == (errno.ENOSPC, "/dev/full")
 
 
+@pytest.mark.parametrize("size", [1, 4096, 256 * 1024])
+def test_copyfile_small_write_error(tmp_path, fds, size):
+    # small files go as one read linked to one write: the write's ENOSPC
+    # names dst
+    from py_io_uring import files
+    assert size <= files._SMALL_COPY
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(size))
+    with pytest.raises(OSError) as info:
+        copyfile(str(src), "/dev/full")
+    assert (info.value.errno, info.value.filename) == (errno.ENOSPC, "/dev/full")
+
+
+@pytest.mark.parametrize("change", [-1000, 1000])
+def test_copy_small_file_that_changes_size(tmp_path, fds, monkeypatch, change):
+    # the size fstat saw is not what the read finds: a shorter file's short
+    # read cancels the linked write and the file is redone with pread/pwrite
+    # to its end; a longer one is copied up to the size seen at open, as
+    # the splice path copies the size fstat gave
+    from py_io_uring import files
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(10000))
+    final = os.urandom(10000 + change)
+    real_fstat = os.fstat
+
+    def fstat(fd):
+        st = real_fstat(fd)
+        if os.readlink("/proc/self/fd/%d" % fd) == str(src):
+            with open(str(src), "r+b") as f:   # rewritten after fstat saw 10000
+                f.truncate(0)
+                f.write(final)
+        return st
+    monkeypatch.setattr(files.os, "fstat", fstat)
+    calls = []
+    copyfile(str(src), str(tmp_path / "dst"), progress=lambda *a: calls.append(a))
+    want = final if change < 0 else final[:10000]
+    assert (tmp_path / "dst").read_bytes() == want
+    assert calls[-1][0] == len(want) and calls[-1][2:] == (1, 1)
+
+
+def test_copytree_small_and_large_files_together(tmp_path, fds):
+    src = tmp_path / "src"
+    src.mkdir()
+    sizes = [0, 1, 4096, files_small_limit(), files_small_limit() + 1, 3 << 20] * 3
+    for i, n in enumerate(sizes):
+        (src / ("f%02d" % i)).write_bytes(os.urandom(n))
+        os.chmod(str(src / ("f%02d" % i)), 0o600 if i % 2 else 0o644)
+    calls = []
+    copytree(str(src), str(tmp_path / "dst"), depth=6, progress=lambda *a: calls.append(a))
+    for i, n in enumerate(sizes):
+        a, b = src / ("f%02d" % i), tmp_path / "dst" / ("f%02d" % i)
+        assert b.read_bytes() == a.read_bytes()
+        assert os.stat(str(b)).st_mode == os.stat(str(a)).st_mode
+        assert os.stat(str(b)).st_mtime_ns == os.stat(str(a)).st_mtime_ns
+    assert calls[-1] == (sum(sizes), sum(sizes), len(sizes), len(sizes))
+
+
+def files_small_limit():
+    from py_io_uring import files
+    return files._SMALL_COPY
+
+
 def test_copyfile_short_splices(tmp_path, fds, monkeypatch):
     # pipes of one page that claim 64 KiB: every splice into them is short,
     # so the link breaks (the splice out is canceled), the page in the pipe

@@ -310,7 +310,7 @@ def read_files(paths, *, depth=64, errors="raise", ring=None, direct=False,
 
 class _Copy(object):
     __slots__ = ("src", "dst", "sfd", "dfd", "size", "next_read", "written",
-                 "pending", "error", "after", "redo")
+                 "pending", "error", "after", "redo", "got_r", "got_w")
 
     def __init__(self, src, dst, after):
         self.src, self.dst, self.after = src, dst, after
@@ -318,6 +318,7 @@ class _Copy(object):
         self.size = self.next_read = self.written = self.pending = 0
         self.error = None
         self.redo = []      # (length, offset) left by short splices
+        self.got_r = self.got_w = None  # a small file's read and write
 
     def pending_done(self):
         # no chunk in flight, and either failed or every byte written
@@ -387,6 +388,7 @@ def _copy_many(pairs, depth, progress, errors):
     pipes = []
     free = []
     active = []
+    smalls = set()      # small files in flight: read linked to write
     try:
         for _ in range(depth // 2):
             p = _Pipe(_PIPE_SIZE)
@@ -395,7 +397,7 @@ def _copy_many(pairs, depth, progress, errors):
         nxt = 0
         while True:
             # open files while a pipe is free and nothing already open waits
-            while nxt < len(pairs) and free and not any(
+            while nxt < len(pairs) and free and q.room >= 2 and not any(
                     c.error is None and (c.redo or c.next_read < c.size) for c in active):
                 src, dst, after = pairs[nxt]
                 nxt += 1
@@ -424,6 +426,16 @@ def _copy_many(pairs, depth, progress, errors):
                     _finish_copy(c, errors)
                     nfiles[0] += 1
                     continue
+                if c.size <= _SMALL_COPY:
+                    # one read of the whole file linked to one write of it
+                    # through a buffer (both pinned by their records): one
+                    # round trip, and no io-wq hop as a splice takes
+                    buf = bytearray(c.size)
+                    c.pending = 2
+                    smalls.add(c)
+                    q.put("read", c.sfd, buf, 0, data=(c, _SREAD), sqe_flags=IOSQE_IO_LINK)
+                    q.put("write", c.dfd, buf, 0, data=(c, _SWRITE))
+                    continue
                 active.append(c)
                 _start_chunks(q, c, free)
             for c in active:
@@ -433,6 +445,26 @@ def _copy_many(pairs, depth, progress, errors):
             if not q.in_flight:
                 break
             for (p, kind), res, flags in q.complete(True):
+                if kind >= _SREAD:
+                    c = p
+                    c.pending -= 1
+                    if kind == _SREAD:
+                        c.got_r = res
+                    else:
+                        c.got_w = res
+                    if c.pending:
+                        continue
+                    smalls.discard(c)
+                    done += _settle_small(c)
+                    if c.error is not None:
+                        _close_copy(c)
+                        if errors is None:
+                            raise c.error
+                        errors.append((c.src, c.dst, str(c.error)))
+                    else:
+                        _finish_copy(c, errors)
+                    nfiles[0] += 1
+                    continue
                 p.pending -= 1
                 if kind == _READ:
                     p.got_in = res
@@ -474,6 +506,8 @@ def _copy_many(pairs, depth, progress, errors):
         q.close()           # drains: no splice runs on a closed fd
         for c in active:
             _close_copy(c)
+        for c in smalls:
+            _close_copy(c)
         for p in pipes:
             p.close()
     if progress is not None:
@@ -491,6 +525,30 @@ def _total_size(paths):
 
 
 _FALLBACK = OSError(errno.EINVAL, "splice refused: read/write instead")
+_SREAD, _SWRITE = 5, 6      # a small file's read and write (after _WRITE)
+# files up to this size are copied by one read linked to one write through
+# a buffer, not by splices (docs/files.md has the measurement)
+_SMALL_COPY = 256 * 1024
+
+
+def _settle_small(c):
+    """A small file's read and write are in: the bytes written, c.error
+    set on failure; anything short (the file changed size, a short write,
+    the write cancelled by a short read) is redone with pread/pwrite."""
+    r, w = c.got_r, c.got_w
+    if r == c.size and w == c.size:
+        return w
+    if isinstance(r, int) and r < 0:
+        c.error = _error(r, c.src)
+        return 0
+    if isinstance(w, int) and w < 0 and w != -errno.ECANCELED:
+        c.error = _error(w, c.dst)
+        return 0
+    try:
+        return _copy_plain(c)
+    except OSError as why:
+        c.error = why
+        return 0
 
 
 def _copy_plain(c):
