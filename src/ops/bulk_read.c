@@ -13,7 +13,7 @@
  * of file, without a statx (punted to io-wq, dearer than the read) and
  * without taking a short read for the end (procfs files give a page at a
  * time).  A file longer than the two reads goes on with reads straight
- * into its bytes object, doubling, until one returns nothing.  The slot is
+ * into its bytes object (2 MiB, then doubling), until one returns nothing.  The slot is
  * never closed by an entry of its own: the next file's openat_direct into
  * it replaces the file (the kernel drops the old one), and the ring's
  * teardown closes the last ones.  HARDLINK: a short first read fails a
@@ -35,7 +35,8 @@
 #include <string.h>
 
 #define BR_FIRST (64 * 1024)        /* each of the chain's two reads */
-#define BR_MAX_GROW (8 << 20)       /* reads past the chain double to this */
+#define BR_BIG_START (2 << 20)      /* a file past the chain: its first room */
+#define BR_MAX_GROW (64 << 20)      /* then doubling, by at most this */
 #define BR_MAX_DEPTH 4096
 
 /* user_data: slot << 3 | kind */
@@ -201,9 +202,12 @@ br_chain_done(br_state *st, unsigned k)
             return -1;
         return br_finish(st, k, data, 0);
     }
-    /* more to come: read on straight into the result */
+    /* more to come: read on straight into the result, room for 16 times
+     * what is in (2 MiB): growing it copies what it holds (a realloc off
+     * the heap), while the final shrink stays in place, and the pages not
+     * read into are never touched.  A 1 MiB file costs no growth. */
     s->total = (Py_ssize_t)r1 + r2;
-    s->big = PyBytes_FromStringAndSize(NULL, 4 * (Py_ssize_t)BR_FIRST);
+    s->big = PyBytes_FromStringAndSize(NULL, BR_BIG_START);
     if (s->big == NULL)
         return -1;
     memcpy(PyBytes_AS_STRING(s->big), s->scratch, (size_t)s->total);
