@@ -471,7 +471,9 @@ read_many(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs,
         }
         if (br_reap(&st) < 0)
             goto fail;
-        if (rc == -EINTR && PyErr_CheckSignals() < 0)
+        /* every round, not only on EINTR: a signal that came while this
+         * thread was out of the wait interrupts no later wait */
+        if (PyErr_CheckSignals() < 0)
             goto fail;
         if (br_progress(&st) < 0)
             goto fail;
