@@ -658,7 +658,8 @@ def copyfile(src, dst, *, follow_symlinks=True, depth=8, progress=None):
     truncated, its mode not copied; SameFileError when they are the same
     file; a symlink copied as a link with follow_symlinks=False), with up to
     depth reads and writes in flight.  progress(bytes_done, bytes_total,
-    files_done, files_total), if given, is    called with bytes written as the copy goes.  Returns dst."""
+    files_done, files_total), if given, is called as the copy goes (the
+    file count is 1).  Returns dst."""
     src, dst = os.fspath(src), os.fspath(dst)
     if _samefile(src, dst):
         raise shutil.SameFileError("{!r} and {!r} are the same file".format(src, dst))
