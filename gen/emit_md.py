@@ -4,7 +4,7 @@ from typing import Dict, List, Tuple
 
 from model import Model, Op
 from signature import (AIO, HEADER, RING_KW, class_text_signature,
-                       method_text_signature, op_text_signature)
+                       method_text_signature, op_result_pyi, op_text_signature, result_types)
 
 
 def _sig(text: str) -> str:
@@ -26,7 +26,8 @@ def _op(op: Op) -> list:
                 (a.doc or a.kind.text).replace("|", "\\|")))
         out.append("")
     if op.returns:
-        out.append("Result (`Cqe.getresult()`): %s." % op.returns)
+        t = op.pytype or "bytes (a length) or int (a buffer)"
+        out.append("Result (`Cqe.getresult()`): %s. Type: `%s`." % (op.returns, t))
         out.append("")
     man = " · liburing: `%s(3)`" % op.man if op.man else ""
     out.append("Opcode `%s` · Linux %s%s · ops.def line %d"
@@ -41,14 +42,18 @@ def _async_ops(model: Model) -> list:
            "future of what `Cqe.getresult()` gives; `iter`: an async iterator over the "
            "completions of a multishot operation. `fd`: new file descriptors that "
            "nobody awaits any more (the task was cancelled) are closed; `peer`: the "
-           "result is `(fd, address)`.", "",
-           "| method | form | arguments as |", "| --- | --- | --- |"]
+           "result is `(fd, address)`. The type is the stub's (`_Address`: see "
+           "[Types](#types)); with two, the first is for a length, the second for a "
+           "buffer.", "",
+           "| method | form | returns | arguments as |", "| --- | --- | --- | --- |"]
     for op in model.ops:
         if op.aio == "none":
             continue
         form = " ".join((op.aio,) + op.aio_flags)
-        out.append("| `AsyncRing.%s` | %s | [`Sqe.%s`](#%s) |"
-                   % (_sig(op_text_signature(op, AIO)), form, op.method,
+        types = [op_result_pyi(op, AIO, t) for t in (("bytes", "int") if op.sized_by else ("",))]
+        returns = " / ".join("`%s`" % t.replace("asyncio.", "") for t in types)
+        out.append("| `AsyncRing.%s` | %s | %s | [`Sqe.%s`](#%s) |"
+                   % (_sig(op_text_signature(op, AIO)), form, returns, op.method,
                       _anchor("Sqe.%s" % _sig(op_text_signature(op)))))
     out.append("")
     skipped = [op.name for op in model.ops if op.aio == "none"]
@@ -150,6 +155,7 @@ def api_md(model: Model, liburing_api: List[Tuple[str, str]]) -> str:
                "`IORING_FEAT_*` features and which operations the kernel supports "
                "(`--json` for the same as JSON).")
     out.append("")
+    out += _types(model)
     out.append("## Constants")
     out.append("")
     out.append("Exported when the liburing headers the module was built with define them: "
@@ -160,6 +166,31 @@ def api_md(model: Model, liburing_api: List[Tuple[str, str]]) -> str:
     out += _by_kernel(model)
     out += _liburing_table(model, liburing_api)
     return "\n".join(out) + "\n"
+
+
+def _types(model: Model) -> list:
+    """The private names the stub's signatures use (gen/emit_pyi.py), for
+    a reader of the signatures above."""
+    return ["## Types", "",
+            "The package is typed (`py.typed`; the stub `__init__.pyi` is generated with "
+            "the module): each operation's result type comes from its `ops.def` entry. "
+            "The signatures use these names of the stub:", "",
+            "- `_ReadableBuffer`, `_WritableBuffer`: any object with the buffer protocol "
+            "(`collections.abc.Buffer`, PEP 688; `typing_extensions.Buffer` before Python "
+            "3.12, or an object with numpy's array interface): bytes, bytearray, memoryview, "
+            "array, mmap, ctypes arrays, numpy arrays. Whether it is writable is checked "
+            "when the operation is prepared.",
+            "- `_FileDescriptorLike`: an int or an object with `fileno()`; "
+            "`_StrOrBytesPath`: str, bytes or `os.PathLike`.",
+            "- `_Address`: a socket address as the module gives it: `(host, port)` "
+            "(AF_INET), `(host, port, flowinfo, scope_id)` (AF_INET6), a str path (AF_UNIX; "
+            "bytes when abstract), `(family, bytes)` for another family; `_OptAddress` adds "
+            "`None`; `_SockAddrIn` is what `connect()` takes; `_AncData` is "
+            "`socket.recvmsg()`'s ancillary data.",
+            "- `_Result`: what `Cqe.getresult()` and `reap()` give for a completion whose "
+            "operation the type checker cannot know: one of %s (narrow it with "
+            "`isinstance`)." % ", ".join("`%s`" % t for t in result_types(model.ops)),
+            "- `_OpName`: the names `IoUring.prep_many()` takes.", ""]
 
 
 def _by_kernel(model: Model) -> list:

@@ -1,13 +1,14 @@
 """Emit the package's stub (installed as py_io_uring/__init__.pyi)."""
 
 from model import Model
-from signature import AIO, HEADER, RING, method_pyi_lines, op_pyi_signature
+from signature import AIO, HEADER, RING, method_pyi_lines, op_pyi_lines, result_union
 
 PRELUDE = '''\
-import array
-import mmap
+import asyncio
 import os
-from typing import Any, AsyncIterator, Awaitable, Dict, FrozenSet, Iterable, List, Literal, Optional, Protocol, Sequence, Tuple, Union, final, overload
+import socket
+import sys
+from typing import AsyncIterator, Awaitable, Callable, Dict, FrozenSet, Iterable, List, Literal, Mapping, Optional, Protocol, Sequence, Tuple, Union, final, overload
 
 from typing_extensions import deprecated
 
@@ -16,13 +17,41 @@ from .workqueue import WorkQueue as WorkQueue
 from .afile import AsyncFile as AsyncFile, open as open
 from .files import copy2 as copy2, copyfile as copyfile, copytree as copytree, iter_read_files as iter_read_files, read_files as read_files
 
+# Any object with the buffer protocol (bytes, bytearray, memoryview, array,
+# mmap, ctypes arrays, numpy arrays): PEP 688's Buffer, which type checkers
+# know from typing_extensions' stub before 3.12 (a stub needs no
+# typing_extensions at run time).  Whether a buffer is writable is checked
+# when the op is prepared (TypeError), as for the stdlib's readinto().
+# numpy's stub declares __buffer__ only for 3.12+: before, an object with
+# numpy's array interface passes too (ndarray and numpy's scalars, which
+# have the buffer protocol).
+if sys.version_info >= (3, 12):
+    from collections.abc import Buffer as _Buffer
+else:
+    from typing_extensions import Buffer as _PEP688Buffer
+
+    class _ArrayInterface(Protocol):
+        @property
+        def __array_interface__(self) -> Mapping[str, object]: ...
+
+    _Buffer = Union[_PEP688Buffer, _ArrayInterface]
+
 class _HasFileno(Protocol):
     def fileno(self) -> int: ...
 
 _FileDescriptorLike = Union[int, _HasFileno]
-_ReadableBuffer = Union[bytes, bytearray, memoryview, array.array, mmap.mmap]
-_WritableBuffer = Union[bytearray, memoryview, array.array, mmap.mmap]
-_StrOrBytesPath = Union[str, bytes, os.PathLike]
+_ReadableBuffer = _Buffer
+_WritableBuffer = _Buffer
+_StrOrBytesPath = Union[str, bytes, os.PathLike[str], os.PathLike[bytes]]
+# a socket address as the module gives it (socket's forms): (host, port) for
+# AF_INET, (host, port, flowinfo, scope_id) for AF_INET6, a str path for
+# AF_UNIX (bytes when abstract), (family, bytes) for another family
+_Address = Union[Tuple[str, int], Tuple[str, int, int, int], str, bytes, Tuple[int, bytes]]
+_OptAddress = Optional[_Address]
+# ... and as it takes one, as socket.connect() does
+_SockAddrIn = Union[Tuple[str, int], Tuple[str, int, int], Tuple[str, int, int, int], str, bytes, bytearray, os.PathLike[str], os.PathLike[bytes]]
+# socket.recvmsg()'s ancillary data: (level, type, data) items
+_AncData = List[Tuple[int, int, bytes]]
 
 __version__: str
 LIBURING_VERSION: Optional[Tuple[int, int]]
@@ -39,7 +68,13 @@ def pyi(model: Model) -> str:
     out = ["# %s" % HEADER, PRELUDE]
     # the op names IoUring.prep_many() takes, so a type checker catches a typo
     out.append("_OpName = Literal[%s]" % ", ".join('"%s"' % op.name for op in model.ops))
+    # what a completion's result may be when its op is not known (Cqe.getresult(),
+    # reap()): each op's type (ops.def), and a failure's negative errno in reap()
+    out.append("_Result = %s" % result_union(model.ops))
     out.append("")
+    # plain int, not Final: a constant the build's headers lack is not
+    # exported, and code importing one falls back to a number of its own
+    # (`except ImportError: X = 2`), which Final would refuse
     for c, _ in model.consts:
         out.append("%s: int" % c)
     for c, _ in model.opcodes:
@@ -61,12 +96,12 @@ def pyi(model: Model) -> str:
                 out += ["    " + line for line in method_pyi_lines(m)]
         if cls.name == "Sqe":
             for op in model.ops:
-                out.append("    " + op_pyi_signature(op))
+                out += ["    " + line for line in op_pyi_lines(op)]
         if cls.name == "IoUring":
             for op in model.ops:
-                out.append("    " + op_pyi_signature(op, RING))
+                out += ["    " + line for line in op_pyi_lines(op, RING)]
         if cls.name == "AsyncRing":
             for op in model.ops:
                 if op.aio != "none":
-                    out.append("    " + op_pyi_signature(op, AIO))
+                    out += ["    " + line for line in op_pyi_lines(op, AIO)]
     return "\n".join(out) + "\n"

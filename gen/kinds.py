@@ -21,7 +21,7 @@ INT_RANGES = {
 
 class Kind:
     name = ""
-    pyi = "Any"
+    pyi = "object"
     text = ""              # for the docs: what the argument accepts
     ctype = ""             # the main C variable's type
     length = False         # also declares NAME_len (unsigned or socklen_t)
@@ -216,7 +216,7 @@ class Object(Kind):
     later keeps it in the record (poll_update's new user data)."""
     name = "object"
     ctype = "PyObject *"
-    pyi = "Any"
+    pyi = "object"
     text = "any object"
     allow_default = True
 
@@ -251,7 +251,7 @@ class Target(Kind):
     name = "target"
     ctype = "__u64"
     pins = True
-    pyi = "Union[Sqe, Any]"
+    pyi = "object"          # an Sqe, or any user data object
     text = ("an Sqe of the same ring, or the user_data of an operation in flight on it "
             "(the same object, or an equal int or str; one whose completion was "
             "already handed out is an error, one completed but not yet seen gives -ENOENT)")
@@ -270,7 +270,7 @@ class SockAddr(Kind):
     pins = True
     length = True
     param_kind = "fd"
-    pyi = "Any"
+    pyi = "_SockAddrIn"
     text = ("address as socket.connect() takes it for the socket's family: "
             "(host, port) for AF_INET, (host, port[, flowinfo[, scope_id]]) "
             "for AF_INET6, a path for AF_UNIX")
@@ -280,7 +280,7 @@ class SockAddr(Kind):
 class SockAddrOpt(SockAddr):
     """As sockaddr(FD), or None for no address (default None)."""
     name = "sockaddr_opt"
-    pyi = "Optional[Any]"
+    pyi = "Optional[_SockAddrIn]"
     allow_default = True
     text = SockAddr.text + "; None for none"
 
@@ -373,7 +373,7 @@ class Futexv(Kind):
     ctype = "void *"
     pins = True
     length = True
-    pyi = "Sequence[Tuple[_ReadableBuffer, int, int]]"
+    pyi = "Sequence[Union[Tuple[_ReadableBuffer, int], Tuple[_ReadableBuffer, int, int]]]"
     text = ("sequence of (futex word, expected value[, FUTEX2_* flags]) tuples; each "
             "word a bytes-like object holding the size its flags give (4 bytes, "
             "FUTEX2_SIZE_U32, without flags), aligned to it, pinned until the completion")

@@ -53,6 +53,19 @@ class Op(NamedTuple):
     complete: str = ""              # C function run at the final completion
     path: str = ""                  # the ops file, for #line
     call_linenos: Tuple[int, ...] = ()   # each call line's line in it
+    # the result's Python type (the stub's): what getresult() gives and
+    # AsyncRing.NAME() awaits, or yields per completion; "" for an op with a
+    # buffer_out argument, whose result is bytes or int by that argument
+    pytype: str = "int"
+
+    @property
+    def sized_by(self) -> str:
+        """The buffer_out argument whose form picks the result's type (a
+        length: the bytes read; a buffer: how many), or ""."""
+        for a in self.args:
+            if a.kind.name == "buffer_out":
+                return a.name
+        return ""
 
     @property
     def opcode_c(self) -> str:
@@ -203,7 +216,8 @@ def _op(path: str, block: Block) -> Op:
         raise DefError(path, block.lineno, "op name %r is taken: IoUring.prep_%s "
                        "is a method of its own" % (name, name))
     fields = _fields(path, block, {"opcode", "arg", "call", "returns", "result",
-                                   "complete", "kernel", "man", "doc", "async"})
+                                   "complete", "kernel", "man", "doc", "async",
+                                   "type"})
     opm = OPCODE.match(_one(path, block, fields, "opcode"))
     if opm is None:
         raise DefError(path, fields["opcode"][0].lineno, "opcode must read "
@@ -253,11 +267,75 @@ def _op(path: str, block: Block) -> Op:
     if not doc or not doc[0]:
         raise DefError(path, block.lineno, "op '%s' has no 'doc'" % name)
     aio, aio_flags = _async(path, block, fields, args)
+    pytype = _pytype(path, block, fields, args, result, aio_flags)
     return Op(name, opm.group("name"), opvalue, args, calls,
               _one(path, block, fields, "returns", False), result, kernel,
               _one(path, block, fields, "man", False), doc, block.lineno,
               aio, aio_flags, complete, path,
-              tuple(i.lineno for i in fields.get("call", [])))
+              tuple(i.lineno for i in fields.get("call", [])), pytype)
+
+
+# The names an op's 'type' may use: typing's, builtins, and the aliases the
+# stub's prelude defines (gen/emit_pyi.py) for a socket address and for
+# socket.recvmsg()'s ancillary data
+TYPE_NAMES = {"int", "bool", "bytes", "str", "None", "Tuple", "List", "Optional",
+              "Union", "os.stat_result", "os.waitid_result", "_Address",
+              "_OptAddress", "_AncData"}
+
+
+def _type_names(node: ast.AST) -> List[str]:
+    """The dotted names a type expression uses; ValueError for anything that
+    is not a name, an attribute, a subscript, a tuple of them or None."""
+    if isinstance(node, ast.Name):
+        return [node.id]
+    if isinstance(node, ast.Attribute):
+        return [n + "." + node.attr for n in _type_names(node.value)]
+    if isinstance(node, ast.Subscript):
+        inner = node.slice
+        if type(inner).__name__ == "Index":     # Python 3.8's ast
+            inner = inner.value  # type: ignore[attr-defined]
+        return _type_names(node.value) + _type_names(inner)
+    if isinstance(node, ast.Tuple):
+        return [n for e in node.elts for n in _type_names(e)]
+    if isinstance(node, ast.Constant) and node.value is None:
+        return ["None"]
+    raise ValueError(ast.dump(node))
+
+
+def _pytype(path: str, block: Block, fields: dict, args: List[Arg], result: str,
+            aio_flags: Tuple[str, ...]) -> str:
+    """'type TYPE': the result's Python type.  Without a result maker the
+    result is the CQE's res (int) or, from a picked provided buffer, the
+    bytes received; a result maker's needs saying.  An op with a buffer_out
+    argument gives bytes or int by that argument, so it takes no type."""
+    text = _one(path, block, fields, "type", False)
+    lineno = fields["type"][0].lineno if "type" in fields else block.lineno
+    if any(a.kind.name == "buffer_out" for a in args):
+        if text:
+            raise DefError(path, lineno, "an op with a buffer_out argument takes no "
+                           "'type': its result is bytes for a length, int for a buffer")
+        return ""
+    if not text:
+        if result:
+            raise DefError(path, lineno, "op '%s' has a result maker (%s): give its "
+                           "Python type with 'type'" % (block.head, result))
+        return "int"
+    try:
+        names = _type_names(ast.parse(text, mode="eval").body)
+    except (SyntaxError, ValueError):
+        raise DefError(path, lineno, "type must be a type expression, not %r"
+                       % text) from None
+    unknown = [n for n in names if n not in TYPE_NAMES]
+    if unknown:
+        raise DefError(path, lineno, "type %r uses %s, which the stub does not "
+                       "define (known: %s)" % (text, unknown[0], ", ".join(sorted(TYPE_NAMES))))
+    if not result and text not in ("int", "bytes"):
+        raise DefError(path, lineno, "without a result maker the result is int "
+                       "(the CQE's res) or bytes (a provided buffer's), not %r" % text)
+    if "peer" in aio_flags and text != "int":
+        raise DefError(path, lineno, "'peer' pairs an int fd with its address: the "
+                       "type must be int")
+    return text
 
 
 AIO_MODES = ("await", "iter", "none")

@@ -13,7 +13,7 @@ from model import Method, Op
 SQE, RING, AIO = "sqe", "ring", "aio"
 COMMON_KW = (("sqe_flags", "0", "int"), ("buf_group", "0", "int"),
              ("personality", "0", "int"))
-RING_KW = (("user_data", "None", "Any"),) + COMMON_KW
+RING_KW = (("user_data", "None", "object"),) + COMMON_KW
 
 HEADER = "generated from ops.def and src/methods.def by gen/generate.py, do not edit"
 
@@ -38,20 +38,57 @@ def op_text_signature(op: Op, form: str = SQE) -> str:
     return "%s(%s)" % (form_name(op, form), ", ".join(parts))
 
 
-def op_pyi_signature(op: Op, form: str = SQE) -> str:
+def op_result_pyi(op: Op, form: str, sized: str = "") -> str:
+    """What a form returns: None for the Sqe and IoUring forms (the result
+    comes with the completion: Cqe.getresult(), reap()); for AsyncRing the
+    future of the op's type, or an async iterator of it per completion.
+    `sized` is the type of an op's result whose buffer_out argument decides it."""
+    if form != AIO:
+        return "None"
+    t = sized or op.pytype
+    if "peer" in op.aio_flags:      # AsyncRing gives the new fd with its peer's address
+        t = "Tuple[%s, _Address]" % t
+    return ("AsyncIterator[%s]" if op.aio == "iter" else "asyncio.Future[%s]") % t
+
+
+def _op_pyi_def(op: Op, form: str, types: dict, ret: str) -> str:
     parts = ["self"]
     for a in op.args:
-        p = "%s: %s" % (a.name, a.kind.pyi)
+        p = "%s: %s" % (a.name, types.get(a.name, a.kind.pyi))
         if not a.required:
             p += " = %s" % a.default_text
         parts.append(p)
     kw = _form_kw(form)
     if kw:
         parts += ["*"] + ["%s: %s = %s" % (n, t, d) for n, d, t in kw]
-    ret = "None"
-    if form == AIO:
-        ret = "AsyncIterator[Any]" if op.aio == "iter" else "Awaitable[Any]"
     return "def %s(%s) -> %s: ..." % (form_name(op, form), ", ".join(parts), ret)
+
+
+def op_pyi_lines(op: Op, form: str = SQE) -> List[str]:
+    """The stub's lines for one form of an op.  An AsyncRing op whose
+    buffer_out argument decides its result gets two overloads: a length
+    gives the bytes read, a buffer how many were read into it."""
+    arg = op.sized_by
+    if form != AIO or not arg:
+        return [_op_pyi_def(op, form, {}, op_result_pyi(op, form))]
+    return ["@overload", _op_pyi_def(op, form, {arg: "int"}, op_result_pyi(op, form, "bytes")),
+            "@overload", _op_pyi_def(op, form, {arg: "_WritableBuffer"},
+                                  op_result_pyi(op, form, "int"))]
+
+
+def result_types(ops: List[Op]) -> List[str]:
+    """Every op's result type, once each: what Cqe.getresult() and reap()
+    may give for a completion whose op the type checker cannot know."""
+    seen = []  # type: List[str]
+    for op in ops:
+        for t in ([op.pytype] if op.pytype else ["bytes", "int"]):
+            if t not in seen:
+                seen.append(t)
+    return seen
+
+
+def result_union(ops: List[Op]) -> str:
+    return "Union[%s]" % ", ".join(result_types(ops))
 
 
 def _strip_annotations(sig: str) -> str:

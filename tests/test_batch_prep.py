@@ -210,6 +210,41 @@ def test_user_data_from_a_range_is_its_ints(ring, numbers):
     assert all(type(d) is int for d in data)
 
 
+def test_user_data_from_a_range_reads_back_everywhere(ring):
+    # entries numbered by a range keep their number as a C integer until
+    # reaped: every way of reading the user data gives the same int, and a
+    # cancel names one by an equal int (not by an equal float or str)
+    assert ring.prep_many("timeout", [(30,)] * 3, user_data=range(40, 46, 2)) == 3
+    ring.submit()
+    assert ring.prep_cancel(42, user_data="c") is None
+    with pytest.raises(TypeError, match="no operation in flight has it"):
+        ring.prep_cancel(42.0, user_data="x")
+    with pytest.raises(TypeError, match="no operation in flight has it"):
+        ring.prep_cancel("42", user_data="x")
+    ring.submit()
+    got = dict((d, r) for d, r, _ in ring.reap(4, 2))
+    assert got == {42: -errno.ECANCELED, "c": 0}
+    assert type(next(k for k in got if k == 42)) is int
+    # the Cqe path (wait_cqe, get_data) and the tuple path (reap) too
+    assert ring.prep_many("nop", user_data=range(7, 9)) == 2
+    ring.submit_and_wait(2)
+    cqe = ring.wait_cqe()
+    assert cqe.get_data() == 7 and type(cqe.get_data()) is int
+    ring.cqe_seen(cqe)
+    assert ring.reap(1) == [(8, 0, 0)]
+    # two of the same number in flight: ambiguous, as for any user data
+    assert ring.prep_many("timeout", [(30,)], user_data=range(44, 45)) == 1
+    with pytest.raises(ValueError, match="2 operations in flight"):
+        ring.prep_cancel(44, user_data="x")
+    assert ring.in_flight() == 3   # 40, 44 and 44: the ring's teardown cancels them
+
+
+def test_user_data_range_and_args_must_match(ring):
+    with pytest.raises(ValueError, match="2 args but 3 user_data values"):
+        ring.prep_many("nop", [(), ()], user_data=range(3))
+    assert_nothing_queued(ring)
+
+
 def test_user_data_range_longer_than_the_queue_queues_nothing(ring):
     with pytest.raises(SubmissionQueueFull):
         ring.prep_many("nop", user_data=range(10**6))

@@ -128,6 +128,15 @@ MALFORMED = {
     "bits default not 0": (ENTRY.format(args="    arg     flags   bits(A) = 4"), "bits(A) = 4"),
     "object default not None": (ENTRY.format(args="    arg     data    object = 1"), "object = 1"),
     "complete not a C name": (ENTRY.replace("    returns 0", "    complete not-a-name\n    returns 0").format(args=""), "complete not-a-name"),
+    # the result's type (the stub's): a type expression over the names the
+    # stub defines; none for a buffer_out op; given for a result maker; int or
+    # bytes without one
+    "type not an expression": (ENTRY.replace("    returns 0", "    returns 0\n    type    Tuple[int,").format(args=""), "Tuple[int,"),
+    "type with an unknown name": (ENTRY.replace("    returns 0", "    returns 0\n    type    Tuple[int, Any]").format(args=""), "Tuple[int, Any]"),
+    "type with a call": (ENTRY.replace("    returns 0", "    returns 0\n    type    int()").format(args=""), "int()"),
+    "type of a buffer_out op": (ENTRY.replace("    returns 0", "    returns 0\n    type    bytes").format(args="    arg     buf     buffer_out"), "type    bytes"),
+    "type not int or bytes without a result maker": (ENTRY.replace("    returns 0", "    returns 0\n    type    os.stat_result").format(args=""), "os.stat_result"),
+    "result maker without a type": (ENTRY.replace("    returns 0", "    returns 0\n    result  pu_result_statx").format(args=""), "op bogus"),
 }
 
 

@@ -16,7 +16,7 @@ import py_io_uring
 from py_io_uring import IORING_CQE_F_MORE, IORING_CQE_F_NOTIF, IOSQE_FIXED_FILE
 
 from op_helpers import cancel_multishot, finish_zc, recv_all
-from uring_helpers import WAIT, assert_fails, need, prep, run_op, wait_one
+from uring_helpers import WAIT, assert_fails, need, prep, run_op, wait_n, wait_one
 
 
 # --------------------------------------------------------------------------
@@ -420,3 +420,30 @@ def test_128_byte_ops(big_ring, ring, unix_pair, op, args):
     big_ring.submit()
     cqe = wait_one(big_ring)
     assert cqe.res() == 0 if op == "nop128" else cqe.res() >= 0
+
+
+# --------------------------------------------------------------------------
+# prep_recv_zc (zero-copy receive; tests/test_zcrx.py has register_ifq)
+
+
+def test_recv_zc_without_an_ifq_the_kernel_refuses(tcp_pair):
+    """A ring with no interface queue: the kernel answers -EINVAL (it finds
+    no zcrx with that id); the ring goes on."""
+    flags = (py_io_uring.IORING_SETUP_CQE32 | py_io_uring.IORING_SETUP_SINGLE_ISSUER |
+             py_io_uring.IORING_SETUP_DEFER_TASKRUN)
+    client, server = tcp_pair
+    with py_io_uring.IoUring(8, flags) as ring:
+        need(ring, "recv_zc")
+        sqe, cqe = run_op(ring, "recv_zc", server, ifq=0)
+        assert not cqe.flags() & IORING_CQE_F_MORE
+        assert_fails(cqe, errno.EINVAL)
+        assert run_op(ring, "nop")[1].res() == 0
+
+
+def test_recv_zc_on_a_ring_without_cqe32(ring, tcp_pair):
+    """No interface queue can be registered on such a ring: the kernel's
+    -EINVAL, with every argument given by keyword"""
+    need(ring, "recv_zc")
+    sqe, cqe = run_op(ring, "recv_zc", fd=tcp_pair[1], len=100, ifq=0,
+                      ioprio=py_io_uring.IORING_RECVSEND_POLL_FIRST)
+    assert_fails(cqe, errno.EINVAL)

@@ -71,11 +71,16 @@ Cqe_big_cqe(CqeObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 Cqe_get_data(CqeObject *self, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *d = (self->sqe && self->sqe->data) ? self->sqe->data : Py_None;
-    if (pu_cqe_is_tag(self))
+    PyObject *d;
+
+    if (pu_cqe_is_tag(self)) {
         d = self->result;   /* the tag of a file or buffer let go of */
-    Py_INCREF(d);
-    return d;
+        Py_INCREF(d);
+        return d;
+    }
+    if (self->sqe != NULL)
+        return pu_rec_data(self->sqe);
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -116,8 +121,7 @@ int
 pu_cqe_parts(CqeObject *q, PyObject **d, PyObject **v, PyObject **f)
 {
     if (q->sqe != NULL) {
-        *d = q->sqe->data ? q->sqe->data : Py_None;
-        Py_INCREF(*d);
+        *d = pu_rec_data(q->sqe);
     } else if (pu_cqe_is_tag(q)) {
         *d = q->result;
         Py_INCREF(*d);

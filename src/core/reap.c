@@ -144,6 +144,12 @@ pu_reap(RingObject *r)
                     err = -1;   /* the CQE stays for the next reap */
                     break;
                 }
+            } else if (r->zcrx != NULL && rec != NULL &&
+                       pu_zcrx_take(r, rec, c, &q->result) < 0) {
+                q->sqe = NULL;   /* (register/zcrx.c: a RECV_ZC chunk's bytes) */
+                Py_DECREF(q);
+                err = -1;
+                break;
             }
             if (rec == NULL) {
                 /* a file or buffer the kernel let go of (tags.c): the
@@ -327,10 +333,13 @@ pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
         unsigned head = *r->ring.cq.khead, n = 0, nended = 0;
         unsigned tail = io_uring_smp_load_acquire(r->ring.cq.ktail);
         unsigned mask = r->ring.cq.ring_mask, shift = io_uring_cqe_shift(&r->ring);
+        /* in a local: the stores below through other pointers would make
+         * the compiler load it from the ring again for every CQE */
+        struct io_uring_cqe *cqes = r->ring.cq.cqes;
         unsigned long held = pu_side_take(&r->cq_owner);
 
         for (; head != tail; head++) {
-            struct io_uring_cqe *c = &r->ring.cq.cqes[(head & mask) << shift];
+            struct io_uring_cqe *c = &cqes[(head & mask) << shift];
             SqeObject *rec = pu_record_lookup(r, c->user_data);
             PyObject *t, *d, *v, *f, *b;
 
@@ -355,8 +364,7 @@ pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
             f = c->flags < PU_SMALL_INTS ? pu_long((long)c->flags)
                                          : PyLong_FromUnsignedLong(c->flags);
             if (rec != NULL) {
-                d = rec->data ? rec->data : Py_None;
-                Py_INCREF(d);
+                d = pu_rec_data(rec);
             } else if ((d = pu_rsrc_tag_peek(r, c->user_data)) != NULL) {
                 Py_INCREF(d);   /* a tag's completion (tags.c) */
             } else {

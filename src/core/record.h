@@ -69,6 +69,7 @@ typedef struct SqeObject {
     void *op_state;                 /* a struct the op's result maker reads
                                        (in blocks; kept until the Sqe goes) */
     __u64 user_data;
+    long long data_int;             /* the user data when data_is_int */
     uint32_t life;                  /* the ring's life when acquired */
     uint8_t state;
     uint8_t nbufs;                  /* inline pins in use */
@@ -96,6 +97,9 @@ typedef struct SqeObject {
                                        write, splice, or MSG_WAITALL
                                        transfer); 0 when none can */
     uint8_t flushed_flags;          /* the SQE's flags as submitted */
+    uint8_t data_is_int;            /* the user data is data_int, not yet an
+                                       int object (prep_many() over a
+                                       range: pu_rec_data()); data is NULL */
     socklen_t peerlen;
     PyObject *weakreflist;
     /* Everything above is touched by every op (made, prepared, reaped,
@@ -161,6 +165,24 @@ pu_record_release(SqeObject *rec)
         return;
     }
     pu_record_release_full(rec);
+}
+
+
+/* The record's user data as a new reference: the object set, the int
+ * prep_many() stored as a C integer (made only now: a batch numbered by a
+ * range makes its ints when reaped, not when queued), or None.  NULL with
+ * an exception when the int cannot be made. */
+static inline PyObject *
+pu_rec_data(const SqeObject *rec)
+{
+    if (rec->data != NULL) {
+        Py_INCREF(rec->data);
+        return rec->data;
+    }
+    if (rec->data_is_int)
+        return PyLong_FromLongLong(rec->data_int);
+    Py_INCREF(Py_None);
+    return Py_None;
 }
 
 

@@ -618,7 +618,7 @@ pu_ring_type_init(void)
                                    pu_register_methods, pu_restrict_methods, pu_ring_fd_methods,
                                    pu_napi_methods, pu_sync_methods, pu_query_methods,
                                    pu_tags_methods, pu_clone_methods, pu_resize_methods,
-                                   pu_ring_mem_methods, pu_region_methods,
+                                   pu_ring_mem_methods, pu_region_methods, pu_zcrx_methods,
                                    pu_generated_ring_methods};
     size_t ntables = sizeof(tables) / sizeof(tables[0]), n = 0, k;
     PyMethodDef *all, *m;

@@ -59,6 +59,7 @@ typedef struct RingObject {
     Py_buffer *ring_mem;            /* queue_init_mem()'s: the rings live in
                                        it; released after the fd is closed */
     struct pu_bufring *bufrings;
+    struct pu_zcrx *zcrx;           /* register_ifq()'s, until teardown */
     struct pu_provided *provided;   /* provide_buffers() memory the kernel
                                        holds, oldest first (register/) */
     /* completions reaped from the kernel and not yet marked seen */
@@ -255,8 +256,12 @@ static inline void
 pu_sqe_reset(RingObject *r, struct io_uring_sqe *sqe, __u64 ud)
 {
 #if !(defined(PU_POISON_SQE) && defined(PU_POISON_SKIP_RESET))
-    memset(sqe, 0, (r->ring.flags & IORING_SETUP_SQE128) ? 2 * sizeof(*sqe)
-                                                          : sizeof(*sqe));
+    /* two constant sizes, so the compiler writes the zeroes inline rather
+     * than calling memset() for every entry */
+    if (r->ring.flags & IORING_SETUP_SQE128)
+        memset(sqe, 0, 2 * sizeof(*sqe));
+    else
+        memset(sqe, 0, sizeof(*sqe));
 #else
     (void)r;   /* the test's broken variant: proves the poison is seen */
 #endif

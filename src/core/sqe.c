@@ -61,18 +61,22 @@ pu_sqe_prep_entry(SqeObject *self, const pu_opdef *op, PyObject *const *args,
      * NOP before the first prep's pins go: a converter below may run code
      * that submits it, and the kernel must then find nothing that points
      * at memory released here. */
-    if (self->state == PU_PREPARED)
+    if (self->state == PU_PREPARED) {
         pu_sqe_reset(self->ring, sqe, self->user_data);
-    pu_record_release(self);
-    self->op_flags = 0;
-    self->has_peer = 0;
-    self->op = NULL;
+        pu_record_release(self);
+        self->op_flags = 0;
+        self->has_peer = 0;
+        self->op = NULL;
+    }
+    /* else PU_NEW: the record is as pu_record_new() zeroed it (no pins, no
+     * op) or as a failed prep left it (released, op NULL: below) */
     self->state = PU_PREPARING;
     if (op->prep(self, sqe, args, nargs, kwnames) < 0) {
         pu_record_release(self);
         if (self->state != PU_PREPARING)
             return -1;   /* submitted or torn down meanwhile: not ours */
         pu_sqe_reset(self->ring, sqe, self->user_data);
+        self->has_peer = 0;   /* PU_NEW means no op's state: see above */
         self->state = PU_NEW;
         return -1;
     }
@@ -122,6 +126,7 @@ static PyObject *
 Sqe_set_data(SqeObject *self, PyObject *data)
 {
     Py_INCREF(data);
+    self->data_is_int = 0;
     Py_XSETREF(self->data, data);
     Py_RETURN_NONE;
 }
@@ -236,9 +241,7 @@ Sqe_prep_send_set_addr(SqeObject *self, PyObject *arg)
 static PyObject *
 Sqe_get_data(SqeObject *self, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *d = self->data ? self->data : Py_None;
-    Py_INCREF(d);
-    return d;
+    return pu_rec_data(self);
 }
 
 static PyObject *

@@ -123,6 +123,13 @@ pu_split_common(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
     out->owned = NULL;
     if (nkw == 0)
         return 0;
+    /* the fast forms' usual call, prep_NAME(..., user_data=x): no loop, no
+     * new kwnames (docs/performance.md, the per-op instruction table) */
+    if (nkw == 1 && rules->with_data && PyTuple_GET_ITEM(kwnames, 0) == s_user_data) {
+        c->data = args[nargs];
+        out->kwnames = NULL;
+        return 0;
+    }
     if (nargs + nkw > PU_MAX_CALL_ARGS) {
         PyErr_SetString(PyExc_TypeError, "too many arguments");
         return -1;

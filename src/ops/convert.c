@@ -619,10 +619,22 @@ pu_conv_timespec(const pu_argspec *sp, int i, SqeObject *rec, PyObject *o,
 }
 
 /* Does a record's user_data name `data`: the same object, or an equal int
- * or str (compared without running Python code: both exact types). */
+ * or str (compared without running Python code: both exact types).  A
+ * user data prep_many() keeps as a C integer is an exact int. */
 static int
-same_data(PyObject *mine, PyObject *data)
+same_data(const SqeObject *t, PyObject *data)
 {
+    PyObject *mine = t->data;
+
+    if (t->data_is_int) {
+        int overflow = 0;
+        long long v;
+
+        if (!PyLong_CheckExact(data))
+            return 0;
+        v = PyLong_AsLongLongAndOverflow(data, &overflow);
+        return !overflow && v == t->data_int;   /* never -1 with an error: exact int */
+    }
     if (mine == data)
         return 1;
     if (mine == NULL || Py_TYPE(mine) != Py_TYPE(data))
@@ -648,7 +660,7 @@ record_by_data(RingObject *r, SqeObject *self, PyObject *data, int *n)
     *n = 0;
     for (uint32_t k = 0; k < r->nslots; k++) {
         SqeObject *t = r->slots[k];
-        if (t != NULL && t != self && same_data(t->data, data)) {
+        if (t != NULL && t != self && same_data(t, data)) {
             found = t;
             ++*n;
         }
@@ -658,7 +670,7 @@ record_by_data(RingObject *r, SqeObject *self, PyObject *data, int *n)
         SqeObject *t = r->cq[k]->sqe;
         /* a multishot op's earlier completions name the record that is
          * still in the table: counted there */
-        if (t != NULL && t != self && same_data(t->data, data) && t->state == PU_DONE) {
+        if (t != NULL && t != self && same_data(t, data) && t->state == PU_DONE) {
             found = t;
             ++*n;
         }

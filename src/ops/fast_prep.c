@@ -23,7 +23,9 @@ pu_ring_prep(PyObject *self, const pu_opdef *op, PyObject *const *args,
 
     if (pu_split_common(args, nargs, kwnames, &ca, &c, &ring_rules) < 0)
         goto out;
-    if (PU_RING_USABLE(r) && !PU_SUPPORTED(r, op->opcode)) {
+    /* the bit first: the usual op is supported, and the ring's state is
+     * checked again by pu_ring_get_sqe() */
+    if (!PU_SUPPORTED(r, op->opcode) && PU_RING_USABLE(r)) {
         pu_err_unsupported(op);
         goto out;
     }
@@ -92,53 +94,47 @@ op_by_name(PyObject *name)
     return &pu_opdefs[PyLong_AsLong(i)];
 }
 
-/* range(start, stop, step) as a tuple of ints, made from C longs: a batch
- * numbered by a range is the usual user_data, and walking it through the
- * iterator protocol costs more than the entries' own prep.  NULL without
- * an error when some bound is not a C long (the caller then iterates). */
-static PyObject *
-range_tuple(PyObject *o)
+/* range(start, stop, step) as its bounds in C: a batch numbered by a range
+ * is the usual user_data, and its entries keep their number as a C integer
+ * (SqeObject.data_is_int), made an int only when reaped.  1 when every item
+ * fits in a long long, 0 (no error) when some bound does not (the caller
+ * then iterates), -1 with an exception. */
+static int
+range_bounds(PyObject *o, long long *start, long long *step, Py_ssize_t *len)
 {
     static PyObject *names[2];   /* "start", "step", interned once */
     long long v[2];
     Py_ssize_t n = PyObject_Length(o);
-    PyObject *t;
 
     if (n < 0)
-        return NULL;
+        return -1;
     if (names[1] == NULL) {
         names[0] = PyUnicode_InternFromString("start");
         names[1] = names[0] ? PyUnicode_InternFromString("step") : NULL;
         if (names[1] == NULL)
-            return NULL;
+            return -1;
     }
     for (int k = 0; k < 2; k++) {
         int overflow = 0;
         PyObject *a = PyObject_GetAttr(o, names[k]);
 
         if (a == NULL)
-            return NULL;
+            return -1;
         v[k] = PyLong_AsLongLongAndOverflow(a, &overflow);
         Py_DECREF(a);
         if (v[k] == -1 && PyErr_Occurred())
-            return NULL;
+            return -1;
         /* the last item must fit too: |start|, |step| * n below 2**62 */
         if (overflow || v[k] > (1LL << 31) * (1LL << 31) ||
             v[k] < -(1LL << 31) * (1LL << 31))
-            return NULL;
+            return 0;
     }
     if (n > 0 && (v[1] > (1LL << 62) / n || v[1] < -(1LL << 62) / n))
-        return NULL;
-    t = PyTuple_New(n);
-    for (Py_ssize_t i = 0; t != NULL && i < n; i++) {
-        PyObject *x = PyLong_FromLongLong(v[0] + v[1] * (long long)i);
-
-        if (x == NULL)
-            Py_CLEAR(t);
-        else
-            PyTuple_SET_ITEM(t, i, x);
-    }
-    return t;
+        return 0;
+    *start = v[0];
+    *step = v[1];
+    *len = n;
+    return 1;
 }
 
 /* A copy as a tuple: converters run Python code, which may change a list
@@ -151,12 +147,6 @@ column(PyObject *o, const char *what)
     if (PyTuple_CheckExact(o)) {
         Py_INCREF(o);
         return o;
-    }
-    if (PyRange_Check(o)) {
-        PyObject *t = range_tuple(o);
-
-        if (t != NULL || PyErr_Occurred())
-            return t;
     }
     o = PySequence_Tuple(o);
     if (o == NULL && PyErr_ExceptionMatches(PyExc_TypeError)) {
@@ -179,7 +169,9 @@ pu_ring_prep_many(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
     PyObject *argv[2], *calls = NULL, *datas = NULL, *ret = NULL;
     SqeObject **recs = NULL;
     const pu_opdef *op;
-    Py_ssize_t n, i = 0;
+    Py_ssize_t n, i = 0, nrange = 0;
+    long long start = 0, step = 0;
+    int ranged = 0;
 
     if (pu_split_common(args, nargs, kwnames, &ca, &c, &ring_rules) < 0 ||
         pu_parse_args(&many_spec, ca.args, nargs, ca.kwnames, argv) < 0 ||
@@ -188,18 +180,21 @@ pu_ring_prep_many(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
     calls = column(argv[1], "args");
     if (calls == NULL && PyErr_Occurred())
         goto out;
-    datas = column(c.data, "user_data");
+    if (c.data != NULL && PyRange_Check(c.data) &&
+        (ranged = range_bounds(c.data, &start, &step, &nrange)) < 0)
+        goto out;
+    datas = ranged ? NULL : column(c.data, "user_data");
     if (datas == NULL && PyErr_Occurred())
         goto out;
-    if (calls == NULL && datas == NULL) {
+    if (calls == NULL && datas == NULL && !ranged) {
         PyErr_SetString(PyExc_TypeError, "prep_many(): give args, user_data "
                         "or both: their length is the number of entries");
         goto out;
     }
-    n = calls ? PyTuple_GET_SIZE(calls) : PyTuple_GET_SIZE(datas);
-    if (calls && datas && PyTuple_GET_SIZE(datas) != n) {
+    n = calls ? PyTuple_GET_SIZE(calls) : ranged ? nrange : PyTuple_GET_SIZE(datas);
+    if (calls && (datas || ranged) && (ranged ? nrange : PyTuple_GET_SIZE(datas)) != n) {
         PyErr_Format(PyExc_ValueError, "prep_many(): %zd args but %zd "
-                     "user_data values", n, PyTuple_GET_SIZE(datas));
+                     "user_data values", n, ranged ? nrange : PyTuple_GET_SIZE(datas));
         goto out;
     }
     for (i = 0; calls && i < n; i++) {
@@ -245,6 +240,10 @@ pu_ring_prep_many(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
         if (datas != NULL) {
             Py_INCREF(PyTuple_GET_ITEM(datas, i));
             Py_XSETREF(rec->data, PyTuple_GET_ITEM(datas, i));
+        } else if (ranged) {
+            Py_CLEAR(rec->data);
+            rec->data_int = start + step * (long long)i;
+            rec->data_is_int = 1;
         }
     }
     ret = PyLong_FromSsize_t(n);

@@ -852,4 +852,70 @@ pu_compat_queue_init_mem(unsigned entries, struct io_uring *ring,
 #define io_uring_queue_init_mem pu_compat_queue_init_mem
 #endif
 
+/* ---- 2.10: zero-copy receive (IORING_OP_RECV_ZC, IORING_REGISTER_ZCRX_IFQ) ----
+ * The kernel's structs (include/uapi/linux/io_uring.h, Linux 6.15), laid
+ * out as upstream's; the sizes are checked below for both headers.
+ * Upstream has no prep helper: a RECV_ZC entry is io_uring_prep_rw() with
+ * the ifq's id in zcrx_ifq_idx, the union member 2.3's struct calls
+ * file_index (pu_compat_prep_recv_zc below: ours, upstream has none). */
+#if !PU_LIBURING_AT_LEAST(2, 10)
+#define IORING_OP_RECV_ZC 58
+#define IORING_REGISTER_ZCRX_IFQ 32
+#define IORING_ZCRX_AREA_SHIFT 48
+#define IORING_ZCRX_AREA_MASK (~(((__u64)1 << IORING_ZCRX_AREA_SHIFT) - 1))
+struct io_uring_zcrx_rqe {
+    __u64 off;
+    __u32 len;
+    __u32 __pad;
+};
+struct io_uring_zcrx_cqe {
+    __u64 off;
+    __u64 __pad;
+};
+struct io_uring_zcrx_offsets {
+    __u32 head;
+    __u32 tail;
+    __u32 rqes;
+    __u32 __resv2;
+    __u64 __resv[2];
+};
+struct io_uring_zcrx_area_reg {
+    __u64 addr;
+    __u64 len;
+    __u64 rq_area_token;
+    __u32 flags;
+    __u32 dmabuf_fd;
+    __u64 __resv2[2];
+};
+struct io_uring_zcrx_ifq_reg {
+    __u32 if_idx;
+    __u32 if_rxq;
+    __u32 rq_entries;
+    __u32 flags;
+    __u64 area_ptr;     /* struct io_uring_zcrx_area_reg * */
+    __u64 region_ptr;   /* struct io_uring_region_desc * */
+    struct io_uring_zcrx_offsets offsets;
+    __u32 zcrx_id;
+    __u32 rx_buf_len;   /* (__resv2 before Linux 6.19) */
+    __u64 __resv[3];
+};
+
+#endif
+_Static_assert(sizeof(struct io_uring_zcrx_rqe) == 16, "struct io_uring_zcrx_rqe");
+_Static_assert(sizeof(struct io_uring_zcrx_cqe) == 16, "struct io_uring_zcrx_cqe");
+_Static_assert(sizeof(struct io_uring_zcrx_offsets) == 32, "struct io_uring_zcrx_offsets");
+_Static_assert(sizeof(struct io_uring_zcrx_area_reg) == 48, "struct io_uring_zcrx_area_reg");
+_Static_assert(sizeof(struct io_uring_zcrx_ifq_reg) == 96, "struct io_uring_zcrx_ifq_reg");
+_Static_assert(sizeof(struct io_uring_region_desc) == 64, "struct io_uring_region_desc");
+
+/* RECV_ZC is always multishot (the kernel refuses it otherwise) */
+static inline void
+pu_compat_prep_recv_zc(struct io_uring_sqe *sqe, int fd, unsigned len,
+                       unsigned ifq_idx, unsigned ioprio)
+{
+    io_uring_prep_rw(IORING_OP_RECV_ZC, sqe, fd, NULL, len, 0);
+    sqe->file_index = ifq_idx;   /* zcrx_ifq_idx in newer headers */
+    sqe->ioprio |= (__u16)(ioprio | IORING_RECV_MULTISHOT);
+}
+
 #endif

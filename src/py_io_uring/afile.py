@@ -11,6 +11,20 @@ universal newlines, as io.TextIOWrapper does."""
 import codecs
 import io
 import os
+# typing's names under a private alias, as loop.py does: module attributes
+# are public names stubtest checks
+import typing as _t
+
+if _t.TYPE_CHECKING:
+    # private names: stubtest takes a public one for a module attribute
+    from . import AsyncRing as _AsyncRing, _ReadableBuffer, _StrOrBytesPath, _WritableBuffer
+
+    # the modes whose literal tells a type checker text from binary, as
+    # builtins.open()'s stub does; any other mode string gives AsyncFile[Any]
+    _OpenTextMode = _t.Literal["r", "w", "a", "x", "r+", "w+", "a+", "x+", "rt", "wt", "at",
+                               "xt", "r+t", "w+t", "a+t", "x+t", "rt+", "wt+", "at+", "xt+"]
+    _OpenBinaryMode = _t.Literal["rb", "wb", "ab", "xb", "r+b", "w+b", "a+b", "x+b", "rb+",
+                                 "wb+", "ab+", "xb+", "br", "bw", "ba", "bx"]
 
 __all__ = ["open", "AsyncFile"]
 
@@ -37,8 +51,24 @@ def _parse_mode(mode):
     return flags, readable, writable, "b" in chars
 
 
-async def open(path, mode="r", buffering=-1, encoding=None, errors=None, newline=None,
-               *, ring=None):
+@_t.overload
+async def open(path: "_StrOrBytesPath", mode: "_OpenTextMode" = "r", buffering: int = -1,
+               encoding: _t.Optional[str] = None, errors: _t.Optional[str] = None,
+               newline: _t.Optional[str] = None, *,
+               ring: "_t.Optional[_AsyncRing]" = None) -> "AsyncFile[str]": ...
+@_t.overload  # noqa: E302
+async def open(path: "_StrOrBytesPath", mode: "_OpenBinaryMode", buffering: int = -1,
+               encoding: None = None, errors: None = None, newline: None = None, *,
+               ring: "_t.Optional[_AsyncRing]" = None) -> "AsyncFile[bytes]": ...
+@_t.overload  # noqa: E302
+async def open(path: "_StrOrBytesPath", mode: str, buffering: int = -1,
+               encoding: _t.Optional[str] = None, errors: _t.Optional[str] = None,
+               newline: _t.Optional[str] = None, *,
+               ring: "_t.Optional[_AsyncRing]" = None) -> "AsyncFile[_t.Any]": ...
+async def open(path: "_StrOrBytesPath", mode: str = "r", buffering: int = -1,  # noqa: E302
+               encoding: _t.Optional[str] = None, errors: _t.Optional[str] = None,
+               newline: _t.Optional[str] = None, *,
+               ring: "_t.Optional[_AsyncRing]" = None) -> "AsyncFile[_t.Any]":
     """Open a file as builtins.open() does (same modes, encoding, errors and
     newline arguments, same errors with the path) and return an AsyncFile.
     ring: the AsyncRing to run on; None makes one that the file closes."""
@@ -51,7 +81,7 @@ async def open(path, mode="r", buffering=-1, encoding=None, errors=None, newline
         codecs.lookup(encoding)     # LookupError before anything is opened
     from . import AT_FDCWD, AsyncRing
     own = ring is None
-    if own:
+    if ring is None:
         ring = AsyncRing(8)
     try:
         try:
@@ -72,8 +102,9 @@ async def open(path, mode="r", buffering=-1, encoding=None, errors=None, newline
     return f
 
 
-class AsyncFile(object):
-    """What open() returns: an open file's async methods."""
+class AsyncFile(_t.Generic[_t.AnyStr]):
+    """What open() returns: an open file's async methods.  AsyncFile[str]
+    in a text mode, AsyncFile[bytes] in a binary one."""
 
     def __init__(self, ring, own_ring, fd, name, mode, readable, writable):
         self._ring, self._own = ring, own_ring
@@ -107,10 +138,10 @@ class AsyncFile(object):
     # -- state
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         return self._fd is None
 
-    def fileno(self):
+    def fileno(self) -> int:
         self._check()
         return self._fd
 
@@ -160,7 +191,7 @@ class AsyncFile(object):
         out, self._buf = self._buf[:n], self._buf[n:]
         return out
 
-    async def read(self, n=-1):
+    async def read(self, n: _t.Optional[int] = -1) -> _t.AnyStr:
         """Read up to n bytes (characters in text mode); all of them to EOF
         with n < 0."""
         self._check(read=True)
@@ -179,17 +210,17 @@ class AsyncFile(object):
         out, self._chars = self._chars[:n], self._chars[n:]
         return out
 
-    async def readinto(self, buf):
+    async def readinto(self, buf: "_WritableBuffer") -> int:
         """Read into a writable bytes-like object; return the count."""
         self._check(read=True)
         if self._decoder is not None:
             raise io.UnsupportedOperation("readinto")
-        view = memoryview(buf).cast("B")
+        view = memoryview(_t.cast(bytes, buf)).cast("B")     # any buffer
         data = await self._read_bytes(len(view))
         view[:len(data)] = data
         return len(data)
 
-    async def readline(self, size=-1):
+    async def readline(self, size: int = -1) -> _t.AnyStr:
         """Read one line, its end included ("" or b"" at EOF)."""
         self._check(read=True)
         if self._decoder is None:
@@ -222,22 +253,27 @@ class AsyncFile(object):
                 out, self._chars = self._chars, ""
                 return out
 
-    async def readlines(self):
+    async def readlines(self) -> _t.List[_t.AnyStr]:
         lines = []
         async for line in self:
             lines.append(line)
         return lines
 
-    def __aiter__(self):
+    def __aiter__(self) -> "AsyncFile[_t.AnyStr]":
         return self
 
-    async def __anext__(self):
+    async def __anext__(self) -> _t.AnyStr:
         line = await self.readline()
         if not line:
             raise StopAsyncIteration
         return line
 
-    async def write(self, data):
+    # text mode writes str, binary mode any bytes-like object
+    @_t.overload
+    async def write(self: "AsyncFile[str]", data: str) -> int: ...
+    @_t.overload  # noqa: E301
+    async def write(self: "AsyncFile[bytes]", data: "_ReadableBuffer") -> int: ...
+    async def write(self, data: "_t.Union[str, _ReadableBuffer]") -> int:  # noqa: E301
         """Write all of data (short writes are retried); return its length
         (characters in text mode)."""
         self._check(write=True)
@@ -252,7 +288,7 @@ class AsyncFile(object):
             raw = self._encoder.encode(text)
             await self._write_all(raw)
             return len(data)
-        view = memoryview(data).cast("B")
+        view = memoryview(_t.cast(bytes, data)).cast("B")    # any buffer; str raises
         await self._write_all(view)
         return len(view)
 
@@ -270,16 +306,21 @@ class AsyncFile(object):
                 raise self._oserror(e) from None
             view = view[n:]
 
-    async def writelines(self, lines):
+    @_t.overload
+    async def writelines(self: "AsyncFile[str]", lines: _t.Iterable[str]) -> None: ...
+    @_t.overload  # noqa: E301
+    async def writelines(self: "AsyncFile[bytes]", lines: "_t.Iterable[_ReadableBuffer]") -> None: ...
+    async def writelines(self, lines: "_t.Iterable[_t.Union[str, _ReadableBuffer]]") -> None:  # noqa: E301
+        write = _t.cast(_t.Any, self).write     # the overload of this file's mode
         for line in lines:
-            await self.write(line)
+            await write(line)
 
     def _reset_decoder(self):
         self._chars = ""
         if self._decoder is not None:
             self._decoder.reset()
 
-    async def seek(self, offset, whence=os.SEEK_SET):
+    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         """Move the position as io's seek() does; return the new one."""
         self._check()
         if self._decoder is not None and not (offset == 0 and whence in (os.SEEK_SET, os.SEEK_END)):
@@ -292,13 +333,13 @@ class AsyncFile(object):
         self._reset_decoder()
         return os.lseek(self._fd, offset, whence)
 
-    async def tell(self):
+    async def tell(self) -> int:
         self._check()
         if self._chars:
             raise io.UnsupportedOperation("tell() with decoded text not yet read")
         return os.lseek(self._fd, 0, os.SEEK_CUR) - len(self._buf)
 
-    async def truncate(self, size=None):
+    async def truncate(self, size: _t.Optional[int] = None) -> int:
         self._check(write=True)
         if size is None:
             size = await self.tell()
@@ -310,18 +351,18 @@ class AsyncFile(object):
             os.ftruncate(self._fd, size)
         return size
 
-    async def flush(self):
+    async def flush(self) -> None:
         """Nothing to do: writes are not buffered in user space."""
         self._check()
 
-    async def fsync(self):
+    async def fsync(self) -> None:
         self._check()
         try:
             await self._ring.fsync(self._fd)
         except OSError as e:
             raise self._oserror(e) from None
 
-    async def datasync(self):
+    async def datasync(self) -> None:
         from . import IORING_FSYNC_DATASYNC
         self._check()
         try:
@@ -329,13 +370,13 @@ class AsyncFile(object):
         except OSError as e:
             raise self._oserror(e) from None
 
-    async def stat(self):
+    async def stat(self) -> os.stat_result:
         """os.stat_result of the open file (statx of the descriptor)."""
         from . import AT_EMPTY_PATH
         self._check()
         return await self._ring.statx(self._fd, "", AT_EMPTY_PATH)
 
-    async def close(self):
+    async def close(self) -> None:
         """Close the file (and the ring, when open() made it); again does
         nothing."""
         if self._fd is None:
@@ -347,13 +388,13 @@ class AsyncFile(object):
             if self._own:
                 await self._ring.aclose()
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> "AsyncFile[_t.AnyStr]":
         return self
 
-    async def __aexit__(self, *exc):
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<py_io_uring.AsyncFile name=%r mode=%r%s>" % (
             self.name, self.mode, " closed" if self._fd is None else "")
 

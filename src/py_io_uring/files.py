@@ -11,10 +11,22 @@ import fcntl
 import os
 import shutil
 import stat as _stat
+# typing's names under a private alias, as loop.py does
+import typing as _t
 
-from . import AT_FDCWD, IOSQE_FIXED_FILE, IOSQE_IO_LINK
+from . import AT_FDCWD, IOSQE_FIXED_FILE, IOSQE_IO_LINK, IoUring
 from . import read_many as _read_many
 from .workqueue import WorkQueue
+
+if _t.TYPE_CHECKING:
+    from . import _StrOrBytesPath
+
+# a path as the caller gave it, handed back with its data
+_P = _t.TypeVar("_P", bound="_StrOrBytesPath")
+# progress(bytes_done, bytes_total, files_done, files_total) of the copies
+_Progress = _t.Optional[_t.Callable[[int, int, int, int], object]]
+# read_files's: the same, with no byte total (None: no file is stat'ed)
+_ReadProgress = _t.Optional[_t.Callable[[int, None, int, int], object]]
 
 __all__ = ["read_files", "iter_read_files", "copyfile", "copy2", "copytree"]
 
@@ -264,7 +276,17 @@ def _reader(paths, depth, errors, ring, direct):
     return _read_iter(paths, depth, errors, ring)
 
 
-def iter_read_files(paths, *, depth=64, errors="raise", ring=None, direct=False):
+@_t.overload
+def iter_read_files(paths: _t.Iterable[_P], *, depth: int = 64, errors: _t.Literal["raise"] = "raise",
+                    ring: _t.Optional[IoUring] = None,
+                    direct: bool = False) -> _t.Iterator[_t.Tuple[_P, bytes]]: ...
+@_t.overload  # noqa: E302
+def iter_read_files(paths: _t.Iterable[_P], *, depth: int = 64, errors: str,
+                    ring: _t.Optional[IoUring] = None,
+                    direct: bool = False) -> _t.Iterator[_t.Tuple[_P, _t.Union[bytes, OSError]]]: ...
+def iter_read_files(paths: _t.Iterable[_P], *, depth: int = 64, errors: str = "raise",  # noqa: E302
+                    ring: _t.Optional[IoUring] = None,
+                    direct: bool = False) -> _t.Iterator[_t.Tuple[_P, _t.Any]]:
     """Read whole files at once, depth operations in flight; yield (path,
     data) as each file completes.  A failure raises os's error (with the
     path) after everything in flight has drained and every file is closed;
@@ -276,8 +298,17 @@ def iter_read_files(paths, *, depth=64, errors="raise", ring=None, direct=False)
         yield path, data
 
 
-def read_files(paths, *, depth=64, errors="raise", ring=None, direct=False,
-               progress=None):
+@_t.overload
+def read_files(paths: "_t.Iterable[_StrOrBytesPath]", *, depth: int = 64,
+               errors: _t.Literal["raise"] = "raise", ring: _t.Optional[IoUring] = None,
+               direct: bool = False, progress: _ReadProgress = None) -> _t.List[bytes]: ...
+@_t.overload  # noqa: E302
+def read_files(paths: "_t.Iterable[_StrOrBytesPath]", *, depth: int = 64, errors: str,
+               ring: _t.Optional[IoUring] = None, direct: bool = False,
+               progress: _ReadProgress = None) -> _t.List[_t.Union[bytes, OSError]]: ...
+def read_files(paths: "_t.Iterable[_StrOrBytesPath]", *, depth: int = 64,  # noqa: E302
+               errors: str = "raise", ring: _t.Optional[IoUring] = None,
+               direct: bool = False, progress: _ReadProgress = None) -> _t.List[_t.Any]:
     """Return the contents of every file in paths, in order, as a list of
     bytes, with up to depth files in flight.  By default the per-file loop
     runs in C (read_many(): openat into a direct descriptor linked to two
@@ -653,13 +684,21 @@ def _samefile(src, dst):
         return False
 
 
-def copyfile(src, dst, *, follow_symlinks=True, depth=8, progress=None):
+def copyfile(src: "_StrOrBytesPath", dst: "_t.Union[_t.AnyStr, os.PathLike[_t.AnyStr]]", *,
+             follow_symlinks: bool = True, depth: int = 8,
+             progress: _Progress = None) -> _t.AnyStr:
     """Copy the data of src to dst, as shutil.copyfile does (dst created or
     truncated, its mode not copied; SameFileError when they are the same
     file; a symlink copied as a link with follow_symlinks=False), with up to
     depth reads and writes in flight.  progress(bytes_done, bytes_total,
     files_done, files_total), if given, is called as the copy goes (the
     file count is 1).  Returns dst."""
+    return _copyfile(src, dst, follow_symlinks, depth, progress)
+
+
+# the bodies of the public functions above and below, whose annotations
+# are for their callers
+def _copyfile(src, dst, follow_symlinks, depth, progress):
     src, dst = os.fspath(src), os.fspath(dst)
     if _samefile(src, dst):
         raise shutil.SameFileError("{!r} and {!r} are the same file".format(src, dst))
@@ -673,9 +712,21 @@ def copyfile(src, dst, *, follow_symlinks=True, depth=8, progress=None):
     return dst
 
 
-def copy2(src, dst, *, follow_symlinks=True, depth=8, progress=None):
+@_t.overload
+def copy2(src: "_StrOrBytesPath", dst: _t.AnyStr, *, follow_symlinks: bool = True,
+          depth: int = 8, progress: _Progress = None) -> _t.AnyStr: ...
+@_t.overload  # noqa: E302
+def copy2(src: "_StrOrBytesPath", dst: "os.PathLike[_t.AnyStr]", *, follow_symlinks: bool = True,
+          depth: int = 8, progress: _Progress = None) -> "_t.Union[os.PathLike[_t.AnyStr], _t.AnyStr]": ...
+def copy2(src: "_StrOrBytesPath", dst: _t.Any, *,  # noqa: E302
+          follow_symlinks: bool = True, depth: int = 8,
+          progress: _Progress = None) -> "_t.Any":
     """shutil.copy2 on copyfile(): data, then mode and times (copystat); a
     directory dst gets src's name."""
+    return _copy2(src, dst, follow_symlinks, depth, progress)
+
+
+def _copy2(src, dst, follow_symlinks, depth, progress):
     if os.path.isdir(dst):
         dst = os.path.join(dst, os.path.basename(src))
     copyfile(src, dst, follow_symlinks=follow_symlinks, depth=depth, progress=progress)
@@ -683,9 +734,12 @@ def copy2(src, dst, *, follow_symlinks=True, depth=8, progress=None):
     return dst
 
 
-def copytree(src, dst, symlinks=False, ignore=None, copy_function=copy2,
-             ignore_dangling_symlinks=False, dirs_exist_ok=False, *, depth=64,
-             progress=None):
+def copytree(src: "_StrOrBytesPath", dst: _P,
+             symlinks: bool = False,
+             ignore: _t.Optional[_t.Callable[[str, _t.List[str]], _t.Iterable[str]]] = None,
+             copy_function: _t.Callable[[str, str], object] = copy2,
+             ignore_dangling_symlinks: bool = False, dirs_exist_ok: bool = False, *,
+             depth: int = 64, progress: _Progress = None) -> _P:
     """shutil.copytree, with the files' data copied several at once (up to
     depth reads and writes in flight over all files) when copy_function is
     copy2 or copyfile of this module; any other copy_function is called
@@ -694,6 +748,12 @@ def copytree(src, dst, symlinks=False, ignore=None, copy_function=copy2,
     raised together as shutil.Error.  progress(bytes_done, bytes_total,
     files_done, files_total) as copyfile's, over every file of the tree.
     Returns dst."""
+    return _copytree(src, dst, symlinks, ignore, copy_function, ignore_dangling_symlinks,
+                     dirs_exist_ok, depth, progress)
+
+
+def _copytree(src, dst, symlinks, ignore, copy_function, ignore_dangling_symlinks,
+              dirs_exist_ok, depth, progress):
     errors = []
     batch = []          # (src, dst, after) for _copy_many
     dirs = []           # (src, dst) for copystat once the files are in

@@ -6,8 +6,14 @@ calls IoUring.prep_NAME(..., user_data=...) and IoUring.reap(), and owns no
 kernel memory of its own (the ring's records pin what each op uses).  The
 bulk helpers in files.py are built from it."""
 
+# typing's names under a private alias, as loop.py does
+import typing as _t
+
 # the package's name, not ._core's: the package's stub types it
 from . import IoUring
+
+if _t.TYPE_CHECKING:
+    from . import _OpName, _Result
 
 __all__ = ["WorkQueue"]
 
@@ -40,7 +46,8 @@ class WorkQueue(object):
     flight while the queue runs: complete() reaps every completion and
     drops those that are not the queue's."""
 
-    def __init__(self, ring=None, depth=64, on_drain=None):
+    def __init__(self, ring: _t.Optional[IoUring] = None, depth: int = 64,
+                 on_drain: "_t.Optional[_t.Callable[[object, _Result], object]]" = None) -> None:
         depth = int(depth)
         if depth < 1:
             raise ValueError("depth must be at least 1, not %d" % depth)
@@ -49,15 +56,16 @@ class WorkQueue(object):
         self._own = ring is None
         self.ring = IoUring(depth) if ring is None else ring
         self.in_flight = 0      # entries queued or submitted, not yet reaped
-        self._preps = {}        # op name -> the ring's bound prep_<op>
+        self._preps: _t.Dict[str, _t.Callable[..., None]] = {}  # op name -> the ring's bound prep_<op>
         self._closed = False
 
     @property
-    def room(self):
+    def room(self) -> int:
         """How many more entries put() may queue now."""
         return self.depth - self.in_flight
 
-    def put(self, op, *args, **kwargs):
+    def put(self, op: "_t.Union[_OpName, _t.Callable[[IoUring, object], object]]",
+            *args: _t.Any, **kwargs: _t.Any) -> None:
         """Queue one entry; data= is what complete() gives back with its
         result.  Raises RuntimeError when the queue is full (check room)."""
         data = kwargs.pop("data", None)
@@ -79,7 +87,7 @@ class WorkQueue(object):
             raise TypeError("op must be an op's name or a callable, not %s" % type(op).__name__)
         self.in_flight += 1
 
-    def complete(self, wait=True):
+    def complete(self, wait: bool = True) -> "_t.List[_t.Tuple[object, _Result, int]]":
         """Submit what is queued and return the completions ready, as
         (data, result, flags) tuples; with wait, wait for at least one
         when any is in flight."""
@@ -94,7 +102,7 @@ class WorkQueue(object):
             out.append((ud.data, res, flags))
         return out
 
-    def drain(self):
+    def drain(self) -> "_t.List[_t.Tuple[object, _Result, int]]":
         """Wait for everything in flight; return their completions (each also
         handed to on_drain)."""
         out = []
@@ -106,7 +114,7 @@ class WorkQueue(object):
                     self.on_drain(data, res)
         return out
 
-    def map(self, jobs):
+    def map(self, jobs: _t.Iterable[_t.Sequence[_t.Any]]) -> "_t.Iterator[_t.Tuple[object, _Result]]":
         """Run jobs, an iterable of (data, op, args) tuples (or (data, op,
         args, kwargs)), keeping at most depth in flight; yield (data,
         result) in completion order.  Closing the generator early, or an
@@ -137,7 +145,7 @@ class WorkQueue(object):
                     self.on_drain(data, res)
             self.drain()
 
-    def close(self):
+    def close(self) -> None:
         """Drain, then close the ring when the queue made it."""
         if self._closed:
             return
@@ -148,10 +156,10 @@ class WorkQueue(object):
             if self._own:
                 self.ring.queue_exit()
 
-    def __enter__(self):
+    def __enter__(self) -> "WorkQueue":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

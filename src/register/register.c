@@ -963,6 +963,7 @@ pu_release_registrations(RingObject *r)
 {
     pu_rsrc_release(r);
     pu_region_release(r);
+    pu_zcrx_release(r);
     pu_ring_mem_release(r);
     while (r->provided != NULL) {
         pu_provided *p = r->provided;
@@ -985,6 +986,7 @@ pu_leak_registrations(RingObject *r)
 {
     pu_rsrc_leak(r);
     pu_region_leak(r);
+    pu_zcrx_leak(r);
     r->ring_mem = NULL;   /* the kernel may still post into it */
     r->provided = NULL;
     r->bufrings = NULL;

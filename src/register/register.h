@@ -46,5 +46,14 @@ void pu_rsrc_release(RingObject *r);
 void pu_rsrc_leak(RingObject *r);
 int pu_refuse_bufs_registered(RingObject *r);
 
+/* zero-copy receive: register_ifq() and its RECV_ZC completions (zcrx.c) */
+extern PyMethodDef pu_zcrx_methods[];
+int pu_rec_recv_zc(SqeObject *rec, unsigned ifq);
+PyObject *pu_result_recv_zc(CqeObject *q);
+int pu_zcrx_take(RingObject *r, SqeObject *rec, const struct io_uring_cqe *c,
+                 PyObject **out);
+void pu_zcrx_release(RingObject *r);
+void pu_zcrx_leak(RingObject *r);
+
 
 #endif
