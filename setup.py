@@ -45,7 +45,8 @@ def generate(out=None, pyi=None):
 
 
 class BuildPy(build_py):
-    """The Python files, plus the stub the generator writes."""
+    """The Python files, plus the stubs the generator writes (__init__.pyi
+    and, next to it, trio.pyi)."""
 
     def run(self):
         super().run()

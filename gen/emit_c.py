@@ -6,7 +6,7 @@ import textwrap
 from typing import List
 
 from model import Model, Op
-from signature import (AIO, HEADER, RING, SQE, class_text_signature, form_name,
+from signature import (AIO, CHAIN, HEADER, RING, SQE, class_text_signature, form_name,
                        method_text_signature, op_text_signature)
 
 
@@ -44,6 +44,11 @@ def op_docstring(op: Op, form: str = SQE) -> str:
                      "return them first (for a buf, they are copied from it when "
                      "the cancelled receive completes). With MSG_PEEK nothing is "
                      "consumed.")
+        body = "\n".join(textwrap.wrap(lead, 76)) + "\n\n" + body
+    if form == CHAIN:
+        lead = ("Add Sqe.%s() to the chain, linked to the next operation; the "
+                "future of its result. It runs when the chain's `async with` "
+                "block ends (AsyncRing.chain())." % op.method)
         body = "\n".join(textwrap.wrap(lead, 76)) + "\n\n" + body
     if op.args:
         width = max(len(a.name) for a in op.args)
@@ -168,7 +173,7 @@ def _prep_function(op: Op) -> List[str]:
 
 
 # the C function behind each form's method (emitted by _prep_function)
-FORM_C_PREFIX = {SQE: "Sqe_", RING: "IoUring_", AIO: "AsyncRing_"}
+FORM_C_PREFIX = {SQE: "Sqe_", RING: "IoUring_", AIO: "AsyncRing_", CHAIN: "AsyncRing_"}
 
 
 def _method_table(array: str, ops: List[Op], form: str) -> List[str]:
@@ -231,6 +236,10 @@ def ops_c(model: Model, c_path: str = "ops_gen.c") -> str:
     out.append("/* AsyncRing's awaitable forms, one per op whose async mode is not none */")
     out += _method_table("pu_generated_async_methods",
                          [op for op in model.ops if op.aio != "none"], AIO)
+    out.append("/* AsyncChain's (AsyncRing.chain()): the awaitable forms but for timeout=,")
+    out.append(" * the same C (pu_async_op() sends a chain's call to src/async/chain.c) */")
+    out += _method_table("pu_generated_chain_methods",
+                         [op for op in model.ops if op.aio == "await"], CHAIN)
     out.append("/* ---- constants: each only where the headers define it ---- */")
     out.append("static int")
     out.append("add_const(PyObject *m, const char *name, long long v)")

@@ -44,7 +44,10 @@ def _async_ops(model: Model) -> list:
            "nobody awaits any more (the task was cancelled) are closed; `peer`: the "
            "result is `(fd, address)`. The type is the stub's (`_Address`: see "
            "[Types](#types)); with two, the first is for a length, the second for a "
-           "buffer.", "",
+           "buffer. `timeout=` (seconds) on an `await` form links "
+           "an `IORING_OP_LINK_TIMEOUT` to the operation: `TimeoutError` when it "
+           "fires ([async.md](async.md)). `AsyncChain` (`AsyncRing.chain()`) has the "
+           "`await` forms without `timeout=`.", "",
            "| method | form | returns | arguments as |", "| --- | --- | --- | --- |"]
     for op in model.ops:
         if op.aio == "none":
@@ -58,7 +61,9 @@ def _async_ops(model: Model) -> list:
     out.append("")
     skipped = [op.name for op in model.ops if op.aio == "none"]
     out.append("Not awaitable (they name an `Sqe` or a user_data, which AsyncRing never "
-               "hands out): %s." % ", ".join("`%s`" % n for n in skipped))
+               "hands out): %s. `AsyncRing.cancel()` and `AsyncRing.cancel_fd()` are "
+               "hand-written (above); `link_timeout` is the `timeout=` keyword."
+               % ", ".join("`%s`" % n for n in skipped))
     out.append("")
     return out
 

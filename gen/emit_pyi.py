@@ -1,7 +1,9 @@
 """Emit the package's stub (installed as py_io_uring/__init__.pyi)."""
 
+import re
+
 from model import Model
-from signature import AIO, HEADER, RING, method_pyi_lines, op_pyi_lines, result_union
+from signature import AIO, CHAIN, HEADER, RING, method_pyi_lines, op_pyi_lines, result_union
 
 PRELUDE = '''\
 import asyncio
@@ -104,4 +106,65 @@ def pyi(model: Model) -> str:
             for op in model.ops:
                 if op.aio != "none":
                     out += ["    " + line for line in op_pyi_lines(op, AIO)]
+        if cls.name == "AsyncChain":
+            for op in model.ops:
+                if op.aio == "await":
+                    out += ["    " + line for line in op_pyi_lines(op, CHAIN)]
+    return "\n".join(out) + "\n"
+
+
+# py_io_uring/trio.pyi: TrioRing has AsyncRing's operations (py_io_uring/trio.py
+# builds them from the same op table), each an `async def` of the result
+# AsyncRing's awaitable gives; multishot ones return the same async iterator.
+TRIO_PRELUDE = '''\
+import os
+import socket
+from typing import AsyncIterator, Dict, List, Optional, Sequence, Tuple, Union, overload
+
+from . import IoUring, Sqe, _Address, _AncData, _OptAddress, _FileDescriptorLike, _ReadableBuffer, _SockAddrIn, _StrOrBytesPath, _WritableBuffer
+
+__all__ = ["TrioRing", "open_ring"]
+
+def open_ring(entries: Optional[int] = 256, flags: int = 0, *, sq_thread_idle: int = 0, sq_thread_cpu: Optional[int] = None, cq_entries: int = 0, wq_fd: Optional[_FileDescriptorLike] = None) -> TrioRing: ...
+
+class TrioRing:
+    def __init__(self, entries: Optional[int] = 256, flags: int = 0, *, sq_thread_idle: int = 0, sq_thread_cpu: Optional[int] = None, cq_entries: int = 0, wq_fd: Optional[_FileDescriptorLike] = None) -> None: ...
+    async def __aenter__(self) -> TrioRing: ...
+    async def __aexit__(self, *exc_info: object) -> None: ...
+    def __del__(self) -> None: ...
+    async def aclose(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    def fileno(self) -> int: ...
+    def get_ring(self) -> IoUring: ...
+    def in_flight(self) -> int: ...
+    def stats(self) -> Dict[str, int]: ...
+    def flush(self) -> int: ...
+    def process_completions(self) -> int: ...
+    def take_partial(self, fd: _FileDescriptorLike) -> bytes: ...
+    async def send_all(self, fd: _FileDescriptorLike, data: _ReadableBuffer, flags: int = 0) -> int: ...
+    async def sock_recv(self, sock: _FileDescriptorLike, nbytes: int, /) -> bytes: ...
+    async def sock_recv_into(self, sock: _FileDescriptorLike, buf: _WritableBuffer, /) -> int: ...
+    async def sock_sendall(self, sock: _FileDescriptorLike, data: _ReadableBuffer, /) -> None: ...
+    async def sock_connect(self, sock: _FileDescriptorLike, address: _SockAddrIn, /) -> None: ...
+    async def sock_accept(self, sock: _FileDescriptorLike, /) -> Tuple[socket.socket, _Address]: ...
+'''
+
+_AWAITABLE = re.compile(r"^(\s*)def (.*) -> (?:Awaitable|Future|asyncio\.Future)\[(.*)\]: \.\.\.$")
+
+
+def _trio_form(line: str) -> str:
+    """AsyncRing's `def f(...) -> Awaitable[T]` as TrioRing's `async def f(...) -> T`."""
+    m = _AWAITABLE.match(line)
+    return "%sasync def %s -> %s: ..." % m.groups() if m else line
+
+
+def trio_pyi(model: Model) -> str:
+    out = ["# %s" % HEADER, TRIO_PRELUDE.rstrip("\n")]
+    for op in model.ops:
+        if op.aio != "none":
+            lines = op_pyi_lines(op, AIO)
+            out += ["    " + _trio_form(line) for line in lines]
+            if op.name == "close":
+                out.append("    " + _trio_form(lines[-1].replace("def close(", "def close_fd(", 1)))
     return "\n".join(out) + "\n"

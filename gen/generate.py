@@ -19,7 +19,7 @@ sys.path.insert(0, HERE)
 
 from emit_c import methods_doc_h, ops_c, ops_h  # noqa: E402
 from emit_md import api_md  # noqa: E402
-from emit_pyi import pyi  # noqa: E402
+from emit_pyi import pyi, trio_pyi  # noqa: E402
 from model import load, load_liburing_api  # noqa: E402
 from parse import DefError  # noqa: E402
 
@@ -46,7 +46,8 @@ def main(argv=None) -> int:
     p.add_argument("--methods", default="src/methods.def",
                    help="the hand-written methods' signatures and docs")
     p.add_argument("--out", help="directory for the generated C")
-    p.add_argument("--pyi", help="path of the .pyi stub to write")
+    p.add_argument("--pyi", help="path of the package's .pyi stub to write (trio.pyi, "
+                   "py_io_uring.trio's, goes next to it)")
     p.add_argument("--api", help="path of the Markdown API reference to write")
     p.add_argument("--liburing-api", default=os.path.join(HERE, "liburing_api.txt"),
                    help="liburing's function names, for the API reference's table")
@@ -63,6 +64,8 @@ def main(argv=None) -> int:
         write_if_changed(os.path.join(args.out, "methods_doc.h"), methods_doc_h(model))
     if args.pyi:
         write_if_changed(args.pyi, pyi(model))
+        # the stub of py_io_uring.trio, next to the package's
+        write_if_changed(os.path.join(os.path.dirname(args.pyi), "trio.pyi"), trio_pyi(model))
     if args.api:
         write_if_changed(args.api, api_md(model, liburing_api))
     return 0

@@ -10,21 +10,26 @@ from model import Method, Op
 # Sqe has set_data(), set_flags() and friends for them); src/ops/common_args.c
 # parses them.  Per form: its method name, its keywords (name, default,
 # annotation) and its return annotation.
-SQE, RING, AIO = "sqe", "ring", "aio"
+SQE, RING, AIO, CHAIN = "sqe", "ring", "aio", "chain"
 COMMON_KW = (("sqe_flags", "0", "int"), ("buf_group", "0", "int"),
              ("personality", "0", "int"))
 RING_KW = (("user_data", "None", "object"),) + COMMON_KW
+# AsyncRing's awaitable forms (not its multishot iterators, not a chain's
+# ops): a linked IORING_OP_LINK_TIMEOUT (src/async/links.c)
+TIMEOUT_KW = (("timeout", "None", "Optional[float]"),)
 
 HEADER = "generated from ops.def and src/methods.def by gen/generate.py, do not edit"
 
 
 def form_name(op: Op, form: str) -> str:
-    """Sqe.prep_read and IoUring.prep_read, AsyncRing.read."""
-    return op.name if form == AIO else op.method
+    """Sqe.prep_read and IoUring.prep_read, AsyncRing.read (AsyncChain.read)."""
+    return op.name if form in (AIO, CHAIN) else op.method
 
 
-def _form_kw(form: str):
-    return {SQE: (), RING: RING_KW, AIO: COMMON_KW}[form]
+def _form_kw(form: str, op: Op):
+    if form == AIO and op.aio == "await":
+        return COMMON_KW + TIMEOUT_KW
+    return {SQE: (), RING: RING_KW, AIO: COMMON_KW, CHAIN: COMMON_KW}[form]
 
 
 def op_text_signature(op: Op, form: str = SQE) -> str:
@@ -32,7 +37,7 @@ def op_text_signature(op: Op, form: str = SQE) -> str:
     parts = ["$self"]
     for a in op.args:
         parts.append(a.name if a.required else "%s=%s" % (a.name, a.default_text))
-    kw = _form_kw(form)
+    kw = _form_kw(form, op)
     if kw:
         parts += ["*"] + ["%s=%s" % (n, d) for n, d, _ in kw]
     return "%s(%s)" % (form_name(op, form), ", ".join(parts))
@@ -43,7 +48,7 @@ def op_result_pyi(op: Op, form: str, sized: str = "") -> str:
     comes with the completion: Cqe.getresult(), reap()); for AsyncRing the
     future of the op's type, or an async iterator of it per completion.
     `sized` is the type of an op's result whose buffer_out argument decides it."""
-    if form != AIO:
+    if form not in (AIO, CHAIN):
         return "None"
     t = sized or op.pytype
     if "peer" in op.aio_flags:      # AsyncRing gives the new fd with its peer's address
@@ -58,7 +63,7 @@ def _op_pyi_def(op: Op, form: str, types: dict, ret: str) -> str:
         if not a.required:
             p += " = %s" % a.default_text
         parts.append(p)
-    kw = _form_kw(form)
+    kw = _form_kw(form, op)
     if kw:
         parts += ["*"] + ["%s: %s = %s" % (n, t, d) for n, d, t in kw]
     return "def %s(%s) -> %s: ..." % (form_name(op, form), ", ".join(parts), ret)
@@ -69,7 +74,7 @@ def op_pyi_lines(op: Op, form: str = SQE) -> List[str]:
     buffer_out argument decides its result gets two overloads: a length
     gives the bytes read, a buffer how many were read into it."""
     arg = op.sized_by
-    if form != AIO or not arg:
+    if form not in (AIO, CHAIN) or not arg:
         return [_op_pyi_def(op, form, {}, op_result_pyi(op, form))]
     return ["@overload", _op_pyi_def(op, form, {arg: "int"}, op_result_pyi(op, form, "bytes")),
             "@overload", _op_pyi_def(op, form, {arg: "_WritableBuffer"},

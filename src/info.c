@@ -47,6 +47,33 @@ operations(void)
     return t;
 }
 
+/* _ASYNC_OPS: one (name, mode, fds, peer) per op AsyncRing has a form of,
+ * in ops.def order: mode "await" or "iter", and whether the result holds
+ * new fds / a peer address (ops.def `async`).  py_io_uring.trio builds
+ * TrioRing's operations from it, so they are AsyncRing's without a second
+ * list to keep in step. */
+static PyObject *
+async_ops(void)
+{
+    PyObject *l = PyList_New(0), *t;
+
+    for (int i = 0; l != NULL && i < pu_nopdefs; i++) {
+        const pu_opdef *op = &pu_opdefs[i];
+        if (op->async_mode == PU_ASYNC_NONE)
+            continue;
+        t = Py_BuildValue("(ssNN)", op->name,
+                          op->async_mode == PU_ASYNC_ITER ? "iter" : "await",
+                          PyBool_FromLong(op->async_flags & PU_ASYNC_FD),
+                          PyBool_FromLong(op->async_flags & PU_ASYNC_PEER));
+        if (t == NULL || PyList_Append(l, t) < 0)
+            Py_CLEAR(l);
+        Py_XDECREF(t);
+    }
+    if (l != NULL)
+        Py_SETREF(l, PyList_AsTuple(l));
+    return l;
+}
+
 static int
 add(PyObject *m, const char *name, PyObject *o)
 {
@@ -62,7 +89,8 @@ pu_add_info(PyObject *m)
 {
     if (add(m, "LIBURING_VERSION", liburing_version()) < 0 ||
         add(m, "LIBURING_STATIC", liburing_static()) < 0 ||
-        add(m, "OPERATIONS", operations()) < 0)
+        add(m, "OPERATIONS", operations()) < 0 ||
+        add(m, "_ASYNC_OPS", async_ops()) < 0)
         return -1;
     return 0;
 }

@@ -660,6 +660,26 @@ def test_multishot_recv_over_a_buffer_ring(run):
     run(main)
 
 
+def test_multishot_receive_with_no_buffers_fails_rather_than_spinning(run):
+    # a group with no buffers answers every arming with ENOBUFS at once:
+    # re-arming (as after a buffer ring ran dry mid-stream) would spin
+    async def main():
+        c, s = sock_pair()
+        async with AsyncRing() as ring:
+            it = ring.recv_multishot(s, buf_group=5)     # no buffer ring 5
+            c.send(b"x")
+            with pytest.raises(OSError) as e:
+                await it.__anext__()
+            assert e.value.errno == errno.ENOBUFS
+            assert ring.stats()["ops"] == 1               # armed once, not again
+            assert [x async for x in it] == []
+            await settle(ring)
+        c.close()
+        s.close()
+
+    run(main)
+
+
 def test_multishot_iterator_cancel_and_errors(run):
     async def main():
         c, s = sock_pair()
@@ -701,11 +721,14 @@ def test_generated_forms_match_the_sqe_methods():
     import inspect
     for name in dir(AsyncRing):
         prep = getattr(py_io_uring.Sqe, "prep_" + name, None)
-        if prep is None:
-            continue
+        if prep is None or name in ("cancel", "cancel_fd"):
+            continue   # hand-written: cancel(awaitable), cancel_fd(fd) with _ALL
         a = list(inspect.signature(getattr(AsyncRing, name)).parameters)
         p = list(inspect.signature(prep).parameters)
-        assert a == p + ["sqe_flags", "buf_group", "personality"], name
+        kw = ["sqe_flags", "buf_group", "personality"]
+        if "async iterator" not in getattr(AsyncRing, name).__doc__:
+            kw.append("timeout")   # awaitable forms: a linked timeout
+        assert a == p + kw, name
     assert not hasattr(AsyncRing, "cancel64")        # names a user_data
     assert not hasattr(AsyncRing, "link_timeout")    # only meaningful in a chain
 

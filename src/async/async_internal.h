@@ -13,6 +13,9 @@
  *   recv.c       receives that lose nothing when cancelled: the per-fd
  *                carry-over of bytes a cancelled receive got, settling a
  *                socket's cancelled receives before the next one
+ *   links.c      timeout= (a linked IORING_OP_LINK_TIMEOUT), sleep(),
+ *                cancel(), cancel_fd()
+ *   chain.c      chain(): linked operations in one submission
  *
  * How it works (docs/async.md has the user's view):
  *   - An eventfd registered with the ring is watched with loop.add_reader();
@@ -98,6 +101,11 @@ typedef struct pu_aio_wait {
                                        a later one ends the op (send_zc);
                                        a receive's fd (PU_AIO_CARRY) */
     uint16_t flags;                 /* PU_AIO_* */
+    __u64 partner;                  /* PU_AIO_LINKED: its link timeout's
+                                       user_data; PU_AIO_LTIMEOUT: the op's */
+    PyObject *held;                 /* PU_AIO_LTIMEOUT: the op's final Cqe
+                                       (strong) when it came before the
+                                       timeout's; waiter and cb moved here */
 } pu_aio_wait;
 
 /* pu_aio_wait.flags.  What the op's result holds (new fds, a peer address)
@@ -112,6 +120,17 @@ typedef struct pu_aio_wait {
                                        bytes a cancelled one got go to the
                                        carry-over (recv.c) */
 #define PU_AIO_CANCEL_SENT 0x100    /* the kernel was asked to cancel it */
+/* timeout= (links.c): the op's SQE is linked to an IORING_OP_LINK_TIMEOUT
+ * of its own record; the future completes once both final completions
+ * were reaped, whichever comes first */
+#define PU_AIO_LINKED    0x200      /* the op's entry: its timeout's end is
+                                       still to come */
+#define PU_AIO_LTIMEOUT  0x400      /* the link timeout's entry */
+#define PU_AIO_TIMED_OUT 0x800      /* the timeout fired: a failed op raises
+                                       TimeoutError */
+#define PU_AIO_SLEEP     0x1000     /* a timeout's -ETIME is its success */
+#define PU_AIO_USER_CANCEL 0x2000   /* AsyncRing.cancel(): -ECANCELED cancels
+                                       the future */
 
 /* The entry of a live record, or NULL. */
 static inline pu_aio_wait *
@@ -198,7 +217,7 @@ void pu_aio_finish_close(AsyncRingObject *self);
 
 /* dispatch.c */
 extern PyMethodDef pu_aio_flush_def, pu_aio_ready_def, pu_aio_record_done_def;
-extern const pu_common_rules pu_aio_rules;
+extern const pu_common_rules pu_aio_rules, pu_aio_iter_rules;
 int pu_aio_schedule_flush_now(AsyncRingObject *self);
 int pu_aio_flush_now(AsyncRingObject *self);
 int pu_aio_internal_cancel(AsyncRingObject *self, __u64 target);
@@ -241,6 +260,24 @@ int pu_aio_recv_target(PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
 void pu_aio_iter_deliver(PyObject *it, SqeObject *rec, CqeObject *q);
 void pu_aio_iter_end(PyObject *it);
 int pu_aio_iter_init(void);
+
+/* links.c */
+extern PyMethodDef pu_aio_links_methods[];
+SqeObject *pu_aio_link_timeout(AsyncRingObject *self, SqeObject *rec, double seconds);
+void pu_aio_link_entries(AsyncRingObject *self, SqeObject *rec, SqeObject *t);
+int pu_aio_link_completion(AsyncRingObject *self, SqeObject **rec, CqeObject **q,
+                           pu_aio_wait *taken);
+void pu_aio_timeout_error(const char *name);
+int pu_aio_room(AsyncRingObject *self, unsigned n);
+void pu_aio_unprepare(AsyncRingObject *self, SqeObject *rec);
+int pu_aio_cancel_waiter(AsyncRingObject *self, PyObject *aw);
+PyObject *pu_aio_sleep(AsyncRingObject *self, PyObject *seconds);
+
+/* chain.c */
+PyObject *pu_aio_chain_new(AsyncRingObject *self, PyObject *timeout);
+PyObject *pu_aio_chain_add(PyObject *chain, const pu_opdef *op, PyObject *const *args,
+                           Py_ssize_t nargs, PyObject *kwnames);
+int pu_aio_chain_init(void);
 
 /* sock.c */
 extern PyMethodDef pu_aio_sock_methods[];

@@ -171,6 +171,7 @@ pu_aio_wait_release(pu_aio_wait *taken)
 {
     if (taken->flags & PU_AIO_ITER)
         return;   /* borrowed */
+    Py_CLEAR(taken->held);
     if (taken->cb != NULL) {
         pu_exc_state saved;
         pu_exc_save(&saved);
@@ -258,30 +259,43 @@ pu_aio_prep(SqeObject *rec, const pu_opdef *op, PyObject *const *args,
     return r;
 }
 
-/* link flags would tie the op to whatever happens to be prepared next */
+/* link flags would tie the op to whatever happens to be prepared next
+ * (chain() and timeout= link, the runtime's own way); multishot iterators
+ * take no timeout= (its own parser refuses it, naming the method) */
 const pu_common_rules pu_aio_rules = {
     0, IOSQE_FIXED_FILE | IOSQE_ASYNC | IOSQE_BUFFER_SELECT,
     "sqe_flags: only IOSQE_FIXED_FILE, IOSQE_ASYNC and IOSQE_BUFFER_SELECT "
-    "apply to an AsyncRing operation"};
+    "apply to an AsyncRing operation", 1};
+const pu_common_rules pu_aio_iter_rules = {
+    0, IOSQE_FIXED_FILE | IOSQE_ASYNC | IOSQE_BUFFER_SELECT,
+    "sqe_flags: only IOSQE_FIXED_FILE, IOSQE_ASYNC and IOSQE_BUFFER_SELECT "
+    "apply to an AsyncRing operation", 0};
 
 /* Prepare op into a new record whose waiter is a new future; the future,
  * or NULL with the exception the prep raised.  data, if given, becomes the
  * record's user data (send_all's state; a receive's buffer); called names
  * the method in errors (NULL: the op's name); carry_fd is a receive's fd
- * (PU_AIO_CARRY). */
+ * (PU_AIO_CARRY).  common's timeout (>= 0) links an IORING_OP_LINK_TIMEOUT
+ * right after the op's SQE (links.c). */
 PyObject *
 pu_aio_start_op(AsyncRingObject *self, const pu_opdef *op, PyObject *const *args,
                 Py_ssize_t nargs, PyObject *kwnames, uint16_t aio, PyObject *data,
                 const pu_common *common, const char *called, int carry_fd)
 {
-    SqeObject *rec;
+    SqeObject *rec, *lt = NULL;
     PyObject *fut, *r;
+    int timed = common != NULL && common->timeout >= 0.0;
 
     if (pu_aio_check_open(self) < 0 || pu_aio_bind_loop(self) < 0)
         return NULL;
     fut = pu_aio_new_future(self, (op->async_flags & PU_ASYNC_FD) != 0);
     if (fut == NULL)
         return NULL;
+    /* the op and its timeout go into adjacent entries */
+    if (timed && pu_aio_room(self, 2) < 0) {
+        Py_DECREF(fut);
+        return NULL;
+    }
     rec = pu_aio_new_record(self);
     if (rec == NULL) {
         Py_DECREF(fut);
@@ -296,10 +310,16 @@ pu_aio_start_op(AsyncRingObject *self, const pu_opdef *op, PyObject *const *args
     if (r == NULL)
         goto fail;
     Py_DECREF(r);
+    if (timed && (lt = pu_aio_link_timeout(self, rec, common->timeout)) == NULL)
+        goto fail;   /* the op was taken back: nothing runs */
     /* prepared: if no future can be attached the op still runs, and its
      * result, having no taker, is dropped (fds closed) by dispatch() */
     if (pu_aio_wait_set(self, rec, fut, aio) < 0)
         goto fail;
+    if (lt != NULL) {
+        pu_aio_link_entries(self, rec, lt);
+        Py_CLEAR(lt);
+    }
     Py_XINCREF(data);
     Py_XSETREF(rec->data, data);
     if (aio & PU_AIO_CARRY) {
@@ -317,6 +337,7 @@ pu_aio_start_op(AsyncRingObject *self, const pu_opdef *op, PyObject *const *args
     return fut;
 fail:
     pu_aio_flush_orphan_nop(self);
+    Py_XDECREF(lt);
     Py_DECREF(rec);
     Py_DECREF(fut);
     return NULL;
@@ -326,6 +347,9 @@ PyObject *
 pu_async_op(PyObject *self, const pu_opdef *op, PyObject *const *args,
             Py_ssize_t nargs, PyObject *kwnames)
 {
+    /* the chain builder shares the generated methods (chain.c) */
+    if (Py_TYPE(self) != &pu_AsyncRingType)
+        return pu_aio_chain_add(self, op, args, nargs, kwnames);
     return pu_aio_op_named(self, op, args, nargs, kwnames, NULL);
 }
 
@@ -401,7 +425,7 @@ pu_aio_result_value(SqeObject *rec, CqeObject *q, uint16_t flags)
     int with_peer = rec->op != NULL && (rec->op->async_flags & PU_ASYNC_PEER);
 
     if (flags & PU_AIO_NONE) {
-        if (q->res < 0)
+        if (q->res < 0 && !(q->res == -ETIME && (flags & PU_AIO_SLEEP)))
             return pu_err_errno_rec(rec, -q->res);
         Py_RETURN_NONE;
     }
@@ -501,9 +525,9 @@ finish_future(AsyncRingObject *self, SqeObject *rec, CqeObject *q, pu_aio_wait *
 {
     PyObject *value;
 
-    if (self->closing && q->res == -ECANCELED) {
-        /* cancelled by aclose(): as the ring's other waiters are (an op
-         * that completed first keeps its result) */
+    if ((self->closing || (taken->flags & PU_AIO_USER_CANCEL)) && q->res == -ECANCELED) {
+        /* cancelled by aclose() or AsyncRing.cancel(): as the ring's other
+         * waiters are (an op that completed first keeps its result) */
         PyObject *fut = taken->waiter;
         Py_INCREF(fut);
         pu_aio_wait_release(taken);
@@ -511,7 +535,12 @@ finish_future(AsyncRingObject *self, SqeObject *rec, CqeObject *q, pu_aio_wait *
         Py_DECREF(fut);
         return;
     }
-    if ((taken->flags & PU_AIO_SENDALL) && q->res >= 0) {
+    if ((taken->flags & PU_AIO_TIMED_OUT) && q->res < 0) {
+        /* its timeout fired and stopped it: -ECANCELED, or -EINTR from a
+         * worker it interrupted */
+        pu_aio_timeout_error(rec->op != NULL ? rec->op->name : "operation");
+        value = NULL;
+    } else if ((taken->flags & PU_AIO_SENDALL) && q->res >= 0) {
         SqeObject *next = NULL;
         int r = pu_aio_continue_send_all(self, rec, q, taken->waiter, &next);
         if (r == 2) {
@@ -567,6 +596,7 @@ static void
 dispatch(AsyncRingObject *self, CqeObject *q)
 {
     SqeObject *rec = q->sqe;
+    CqeObject *const qin = q;
     pu_aio_wait *w, taken;
     int final;
 
@@ -600,7 +630,13 @@ dispatch(AsyncRingObject *self, CqeObject *q)
     taken = pu_aio_wait_take(w);
     if ((taken.flags & PU_AIO_STASHED) && (q->flags & IORING_CQE_F_NOTIF))
         q->res = taken.res;
+    if ((taken.flags & (PU_AIO_LINKED | PU_AIO_LTIMEOUT)) &&
+        pu_aio_link_completion(self, &rec, &q, &taken))
+        return;   /* the other half is still to come */
+    /* one call site: the compiler inlines it (~40 instructions per op) */
     finish_future(self, rec, q, &taken);
+    if (q != qin)
+        Py_DECREF(q);   /* the op's, kept by its timeout's entry */
 }
 
 

@@ -7,7 +7,6 @@
 #include <errno.h>
 
 /* An async iterator over a multishot operation's completions. */
-/* An async iterator over a multishot operation's completions. */
 typedef struct {
     PyObject_HEAD
     AsyncRingObject *aring;         /* strong */
@@ -23,6 +22,7 @@ typedef struct {
     uint8_t ended;
     uint8_t cancelled;
     uint8_t sqe_flags;              /* the shared SQE fields, for each arming */
+    uint32_t arming_items;          /* completions with a result since the last arming */
     uint16_t buf_group, personality;
 } AsyncIterObject;
 
@@ -56,6 +56,7 @@ iter_arm(AsyncIterObject *it)
     /* borrowed: the iterator empties the entry when it goes (its dealloc) */
     pu_aio_wait_set(a, rec, (PyObject *)it, PU_AIO_ITER);
     Py_XSETREF(it->rec, rec);
+    it->arming_items = 0;
     a->ops++;
     return pu_aio_schedule_flush(a);
 }
@@ -69,7 +70,7 @@ pu_async_iter(PyObject *self, const pu_opdef *op, PyObject *const *args,
     pu_common c;
     Py_ssize_t n;
 
-    if (pu_split_common(args, nargs, kwnames, &ca, &c, &pu_aio_rules) < 0) {
+    if (pu_split_common(args, nargs, kwnames, &ca, &c, &pu_aio_iter_rules) < 0) {
         Py_XDECREF(ca.owned);
         return NULL;
     }
@@ -164,8 +165,12 @@ pu_aio_iter_deliver(PyObject *itobj, SqeObject *rec, CqeObject *q)
         /* the last completion of this arming (dispatch() freed its entry) */
         if (it->rec == rec)
             Py_CLEAR(it->rec);
-        if (q->res == -ENOBUFS && !it->cancelled && !it->aring->closing) {
-            /* the buffer ring ran dry: the kernel stops; go on */
+        if (q->res == -ENOBUFS && it->arming_items > 0 && !it->cancelled &&
+            !it->aring->closing) {
+            /* the buffer ring ran dry: the kernel stops; go on (reap gave
+             * the buffers back).  Not when this arming got nothing: a group
+             * with no buffers would have it re-armed for ever, and the
+             * iterator raises OSError(ENOBUFS) instead */
             if (iter_arm(it) < 0) {
                 it->error = pu_exc_take();
                 it->ended = 1;
@@ -176,6 +181,7 @@ pu_aio_iter_deliver(PyObject *itobj, SqeObject *rec, CqeObject *q)
         if (q->res == 0 || (q->res == -ECANCELED && (it->cancelled || it->aring->closing)))
             goto out;   /* end of stream, or cancelled: stop quietly */
     }
+    it->arming_items++;
     v = pu_aio_result_value(rec, q, PU_AIO_ITER);
     if (v == NULL) {
         it->error = pu_exc_take();

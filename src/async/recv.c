@@ -240,7 +240,8 @@ pu_aio_settle_cancelled(AsyncRingObject *self, int fd)
         SqeObject *rec;
         PyObject *fut;
         int c;
-        if (w->user_data == 0 || (w->flags & (PU_AIO_CARRY | PU_AIO_CANCEL_SENT)) != PU_AIO_CARRY ||
+        if (w->user_data == 0 ||
+            (w->flags & (PU_AIO_CARRY | PU_AIO_CANCEL_SENT | PU_AIO_LTIMEOUT)) != PU_AIO_CARRY ||
             w->res != fd)
             continue;
         rec = self->ring->slots[s];

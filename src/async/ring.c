@@ -174,6 +174,10 @@ fail_waiters(AsyncRingObject *self)
             pu_aio_iter_end(taken.waiter);
             continue;
         }
+        if (taken.waiter == NULL) {
+            pu_aio_wait_release(&taken);   /* a link timeout's, alone */
+            continue;
+        }
         fut = taken.waiter;
         Py_INCREF(fut);
         pu_aio_wait_release(&taken);
@@ -194,7 +198,8 @@ drop_waits(AsyncRingObject *self)
         taken = pu_aio_wait_take(&self->waits[s]);
         if (!(taken.flags & PU_AIO_ITER)) {
             Py_XDECREF(taken.cb);
-            Py_DECREF(taken.waiter);
+            Py_XDECREF(taken.waiter);
+            Py_XDECREF(taken.held);
         }
     }
 }
@@ -481,6 +486,7 @@ AsyncRing_traverse(AsyncRingObject *self, visitproc visit, void *arg)
         if (w->user_data != 0 && !(w->flags & PU_AIO_ITER)) {
             Py_VISIT(w->waiter);
             Py_VISIT(w->cb);
+            Py_VISIT(w->held);
         }
     }
     return 0;
@@ -617,7 +623,7 @@ pu_async_type_init(void)
         return -1;
     if (all == NULL) {
         const PyMethodDef *parts[] = {AsyncRing_methods, pu_aio_sock_methods,
-                                      pu_generated_async_methods};
+                                      pu_aio_links_methods, pu_generated_async_methods};
         size_t n = 0;
         for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
             n += count_methods(parts[i]);
@@ -634,7 +640,7 @@ pu_async_type_init(void)
         }
         pu_AsyncRingType.tp_methods = all;
     }
-    if (pu_aio_iter_init() < 0 || pu_aio_fd_future_init() < 0)
+    if (pu_aio_iter_init() < 0 || pu_aio_fd_future_init() < 0 || pu_aio_chain_init() < 0)
         return -1;
     return PyType_Ready(&pu_AsyncRingType);
 }

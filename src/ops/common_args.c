@@ -1,7 +1,7 @@
 /* common_args.c: the keyword-only arguments every op shares on the forms
  * that make an SQE without an Sqe object: IoUring.prep_NAME() (user_data,
  * sqe_flags, buf_group, personality) and AsyncRing.NAME() (all but
- * user_data).  They are taken out of the call before the op's own
+ * user_data; timeout= on the awaitable forms).  They are taken out of the call before the op's own
  * generated parser sees it, so that parser stays the one Sqe.prep_NAME()
  * uses. */
 #include "ops/opdef.h"
@@ -36,7 +36,7 @@ pu_small_ints_init(void)
 
 /* The keyword names, interned: the compiler interns the names a call
  * spells out, so the usual match is a pointer comparison. */
-static PyObject *s_user_data, *s_sqe_flags, *s_buf_group, *s_personality;
+static PyObject *s_user_data, *s_sqe_flags, *s_buf_group, *s_personality, *s_timeout;
 
 int
 pu_common_args_init(void)
@@ -45,11 +45,13 @@ pu_common_args_init(void)
     s_sqe_flags = PyUnicode_InternFromString("sqe_flags");
     s_buf_group = PyUnicode_InternFromString("buf_group");
     s_personality = PyUnicode_InternFromString("personality");
-    return (s_user_data && s_sqe_flags && s_buf_group && s_personality) ? 0 : -1;
+    s_timeout = PyUnicode_InternFromString("timeout");
+    return (s_user_data && s_sqe_flags && s_buf_group && s_personality && s_timeout)
+           ? 0 : -1;
 }
 
 /* Which shared keyword name is: 0 user_data, 1 sqe_flags, 2 buf_group,
- * 3 personality, -1 none.  Every interned name is tried by pointer before
+ * 3 personality, 4 timeout, -1 none.  Every interned name is tried by pointer before
  * any is compared by value: a call that spells sqe_flags= must not pay a
  * string comparison against user_data first. */
 static int
@@ -63,6 +65,8 @@ common_index(PyObject *name)
         return 2;
     if (name == s_personality)
         return 3;
+    if (name == s_timeout)
+        return 4;
     if (PyUnicode_Compare(name, s_user_data) == 0)
         return 0;
     if (PyUnicode_Compare(name, s_sqe_flags) == 0)
@@ -71,7 +75,35 @@ common_index(PyObject *name)
         return 2;
     if (PyUnicode_Compare(name, s_personality) == 0)
         return 3;
+    if (PyUnicode_Compare(name, s_timeout) == 0)
+        return 4;
     return -1;
+}
+
+/* timeout=: None, or seconds as an int or float, finite and >= 0.  Made a
+ * double here, before any entry is taken, so that no Python code (a
+ * __float__) runs between an op's entry and its linked timeout's. */
+static int
+take_timeout(PyObject *v, pu_common *c)
+{
+    double d;
+    if (v == Py_None)
+        return 1;
+    if (!PyFloat_Check(v) && !PyLong_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "timeout must be a number of seconds or "
+                     "None, not %.100s", Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    d = PyFloat_AsDouble(v);
+    if (d == -1.0 && PyErr_Occurred())
+        return -1;
+    if (!(d >= 0.0) || d > 9.2e18) {
+        PyErr_SetString(PyExc_ValueError, "timeout must be a finite number of "
+                        "seconds >= 0, or None");
+        return -1;
+    }
+    c->timeout = d;
+    return 1;
 }
 
 /* One shared keyword: 1 when it is one (and stored), 0 when it is not. */
@@ -105,6 +137,10 @@ take_common(PyObject *name, PyObject *v, pu_common *c, const pu_common_rules *ru
             return -1;
         c->personality = (uint16_t)x;
         return 1;
+    case 4:
+        if (!rules->with_timeout)
+            return 0;   /* the op's own parser refuses it */
+        return take_timeout(v, c);
     default:
         return 0;
     }
@@ -118,6 +154,7 @@ pu_split_common(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
     PyObject *keep[PU_MAX_CALL_ARGS];
 
     memset(c, 0, sizeof(*c));
+    c->timeout = -1.0;
     out->args = args;
     out->kwnames = kwnames;
     out->owned = NULL;

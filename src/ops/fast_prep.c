@@ -9,7 +9,7 @@
 #include "register/register.h"
 
 static const pu_common_rules ring_rules = {
-    1, 0xff, "sqe_flags must be 0-255"};
+    1, 0xff, "sqe_flags must be 0-255", 0};
 
 PyObject *
 pu_ring_prep(PyObject *self, const pu_opdef *op, PyObject *const *args,

@@ -55,6 +55,7 @@ extern const int pu_nopdefs;
 extern const char *const pu_op_kernels[];   /* "5.6": the Linux that added it */
 extern PyMethodDef pu_generated_sqe_methods[];
 extern PyMethodDef pu_generated_async_methods[];
+extern PyMethodDef pu_generated_chain_methods[];
 extern PyMethodDef pu_generated_ring_methods[];
 int pu_add_generated_constants(PyObject *module);
 int pu_add_info(PyObject *module);  /* src/info.c */
@@ -163,10 +164,13 @@ int pu_fds_from(const pu_argspec *sp, int i, PyObject *o, int **out,
 
 /* The keyword-only arguments every op shares where no Sqe object is made
  * (common_args.c): IoUring.prep_NAME()'s user_data, sqe_flags,
- * buf_group and personality; AsyncRing.NAME()'s same but user_data. */
+ * buf_group and personality; AsyncRing.NAME()'s same but user_data, and
+ * timeout= (seconds or None) on its awaitable forms. */
 #define PU_MAX_CALL_ARGS 16
 typedef struct {
     PyObject *data;                 /* user_data=, borrowed; NULL: not given */
+    double timeout;                 /* AsyncRing's timeout= in seconds, < 0:
+                                       none (rules->with_timeout) */
     uint8_t sqe_flags;
     uint16_t buf_group, personality;
 } pu_common;
@@ -184,6 +188,7 @@ typedef struct {
     int with_data;
     unsigned allowed_flags;
     const char *flags_error;        /* the ValueError for another flag */
+    int with_timeout;               /* AsyncRing's awaitable forms: timeout= */
 } pu_common_rules;
 
 int pu_common_args_init(void);
