@@ -1,40 +1,48 @@
 """cat with io_uring: python examples/cat.py FILE... > out
 
-Each file is read in batches: up to DEPTH reads of BLOCK bytes at their own
-offsets go to the kernel in one submit(), and their data is written to
-stdout in file order as the batch completes."""
+Each file is read on a WorkQueue (py_io_uring.WorkQueue): up to DEPTH reads
+of BLOCK bytes at their own offsets in flight, submitted together, and the
+data written to stdout in file order as the reads complete.  A short read
+asks for the rest of its block; the file ends where a read returns
+nothing."""
 
 import os
 import sys
 
 import _path  # noqa: F401  (the checkout's build, when there is one)
-from py_io_uring import IoUring
+from py_io_uring import WorkQueue
 
 BLOCK = 64 * 1024
 DEPTH = 16
 
 
-def cat(ring, fd, out):
-    offset = 0
-    while True:
-        # one batch: DEPTH reads, one system call to submit them all
-        for i in range(DEPTH):
-            sqe = ring.get_sqe()
-            sqe.prep_read(fd, BLOCK, offset + i * BLOCK)
-            sqe.set_data(i)
-        ring.submit()
-        chunks = [b""] * DEPTH
-        for cqe in ring.wait_cqe_nr(DEPTH):
-            ring.cqe_seen(cqe)
-            chunks[cqe.get_data()] = cqe.getresult()   # bytes; OSError on failure
-        for chunk in chunks:
-            out.write(chunk)
-            offset += len(chunk)
-            if len(chunk) < BLOCK:   # end of file (or a short read: go on from here)
-                if chunk:
-                    break
-                return
-        out.flush()
+def cat(q, path, out):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        got = {}            # offset -> data read there, not yet written
+        pos = 0             # the next byte to write
+        next_read = 0       # the next block to ask for
+        eof = None          # where a read found the end
+        while eof is None or pos < eof:
+            while q.room and (eof is None or next_read < eof):
+                q.put("read", fd, BLOCK, next_read, data=(next_read, BLOCK))
+                next_read += BLOCK
+            for (off, want), res, flags in q.complete():
+                if isinstance(res, int):            # -errno
+                    raise OSError(-res, os.strerror(-res), path)
+                got[off] = res
+                if not res:
+                    eof = off if eof is None else min(eof, off)
+                elif len(res) < want:               # short: the rest of the block
+                    q.put("read", fd, want - len(res), off + len(res),
+                          data=(off + len(res), want - len(res)))
+            while pos in got and got[pos]:
+                data = got.pop(pos)
+                out.write(data)
+                pos += len(data)
+    finally:
+        q.drain()           # no read left on fd when it closes
+        os.close(fd)
 
 
 def main(argv):
@@ -42,13 +50,9 @@ def main(argv):
         print("usage: cat.py FILE...", file=sys.stderr)
         return 2
     out = sys.stdout.buffer
-    with IoUring(DEPTH) as ring:
+    with WorkQueue(depth=DEPTH) as q:
         for path in argv[1:]:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                cat(ring, fd, out)
-            finally:
-                os.close(fd)
+            cat(q, path, out)
     out.flush()
     return 0
 

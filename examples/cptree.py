@@ -20,9 +20,9 @@ class Progress:
     def __init__(self):
         self.last = 0.0
 
-    def __call__(self, done, total):
+    def __call__(self, done, total, files, nfiles):
         now = time.monotonic()
-        if now - self.last >= 0.1 or done == total:
+        if now - self.last >= 0.1 or files == nfiles:
             self.last = now
             sys.stderr.write("\r%d/%d bytes" % (done, total))
             sys.stderr.flush()

@@ -10,7 +10,7 @@ import asyncio
 import os
 import socket
 import sys
-from typing import AsyncIterator, Awaitable, Dict, FrozenSet, Iterable, List, Literal, Mapping, Optional, Protocol, Sequence, Tuple, Union, final, overload
+from typing import AsyncIterator, Awaitable, Callable, Dict, FrozenSet, Iterable, List, Literal, Mapping, Optional, Protocol, Sequence, Tuple, Union, final, overload
 
 from typing_extensions import deprecated
 

@@ -241,10 +241,11 @@ def test_copyfile_bytes_and_mode(tmp_path, fds, size):
     dst.write_bytes(b"z" * (size + 5000))   # truncated
     dst.chmod(0o644)
     calls = []
-    assert copyfile(str(src), str(dst), depth=4, progress=lambda d, t: calls.append((d, t))) == str(dst)
+    assert copyfile(str(src), str(dst), depth=4, progress=lambda *a: calls.append(a)) == str(dst)
     assert dst.read_bytes() == data
     assert stat.S_IMODE(dst.stat().st_mode) == 0o644      # mode not copied
-    assert calls[-1] == (size, size)
+    assert calls[-1] == (size, size, 1, 1)
+    assert all(c[1] == size and c[3] == 1 for c in calls)
     new = tmp_path / "new"
     copyfile(src, new)
     um = os.umask(0)
@@ -281,6 +282,68 @@ def test_copyfile_write_error_mid_copy(tmp_path, fds):
     with pytest.raises(OSError) as info:
         copyfile(str(src), "/dev/full", depth=16)
     assert (info.value.errno, info.value.filename) == (errno.ENOSPC, "/dev/full")
+
+
+@pytest.mark.parametrize("size", [1, 4096, 256 * 1024])
+def test_copyfile_small_write_error(tmp_path, fds, size):
+    # small files go as one read linked to one write: the write's ENOSPC
+    # names dst
+    from py_io_uring import files
+    assert size <= files._SMALL_COPY
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(size))
+    with pytest.raises(OSError) as info:
+        copyfile(str(src), "/dev/full")
+    assert (info.value.errno, info.value.filename) == (errno.ENOSPC, "/dev/full")
+
+
+@pytest.mark.parametrize("change", [-1000, 1000])
+def test_copy_small_file_that_changes_size(tmp_path, fds, monkeypatch, change):
+    # the size fstat saw is not what the read finds: a shorter file's short
+    # read cancels the linked write and the file is redone with pread/pwrite
+    # to its end; a longer one is copied up to the size seen at open, as
+    # the splice path copies the size fstat gave
+    from py_io_uring import files
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(10000))
+    final = os.urandom(10000 + change)
+    real_fstat = os.fstat
+
+    def fstat(fd):
+        st = real_fstat(fd)
+        if os.readlink("/proc/self/fd/%d" % fd) == str(src):
+            with open(str(src), "r+b") as f:   # rewritten after fstat saw 10000
+                f.truncate(0)
+                f.write(final)
+        return st
+    monkeypatch.setattr(files.os, "fstat", fstat)
+    calls = []
+    copyfile(str(src), str(tmp_path / "dst"), progress=lambda *a: calls.append(a))
+    want = final if change < 0 else final[:10000]
+    assert (tmp_path / "dst").read_bytes() == want
+    assert calls[-1][0] == len(want) and calls[-1][2:] == (1, 1)
+
+
+def test_copytree_small_and_large_files_together(tmp_path, fds):
+    src = tmp_path / "src"
+    src.mkdir()
+    sizes = [0, 1, 4096, files_small_limit(), files_small_limit() + 1, 3 << 20] * 3
+    for i, n in enumerate(sizes):
+        (src / ("f%02d" % i)).write_bytes(os.urandom(n))
+        os.chmod(str(src / ("f%02d" % i)), 0o600 if i % 2 else 0o644)
+    calls = []
+    copytree(str(src), str(tmp_path / "dst"), depth=6, progress=lambda *a: calls.append(a))
+    for i, n in enumerate(sizes):
+        a, b = src / ("f%02d" % i), tmp_path / "dst" / ("f%02d" % i)
+        assert b.read_bytes() == a.read_bytes()
+        assert os.stat(str(b)).st_mode == os.stat(str(a)).st_mode
+        assert os.stat(str(b)).st_mtime_ns == os.stat(str(a)).st_mtime_ns
+    assert calls[-1] == (sum(sizes), sum(sizes), len(sizes), len(sizes))
+
+
+def files_small_limit():
+    from py_io_uring import files
+    return files._SMALL_COPY
 
 
 def test_copyfile_short_splices(tmp_path, fds, monkeypatch):
@@ -395,13 +458,18 @@ def test_copytree_matches_shutil(tmp_path, fds, symlinks):
     shutil.copytree(str(src), str(tmp_path / "ref"), symlinks=symlinks, ignore=ign)
     seen = []
     assert copytree(str(src), str(tmp_path / "ours"), symlinks=symlinks, ignore=ign, depth=8,
-                    progress=lambda d, t: seen.append((d, t))) == str(tmp_path / "ours")
+                    progress=lambda *a: seen.append(a)) == str(tmp_path / "ours")
     ref, ours = snapshot(tmp_path / "ref"), snapshot(tmp_path / "ours")
     assert ours == ref
     assert ours["a/one"][2:] == ("file", 0o600, 1200000000000000001)[1:]
     assert ours["a/b"] == ("dir", 0o750, 1300000000000000002)
     assert "skip.pyc" not in ours
-    assert seen[-1][0] == seen[-1][1] > 0
+    # the totals are known from the first call: every file of the tree
+    nfiles = sum(1 for k, v in ref.items() if v[0] == "file")
+    nbytes = sum(os.path.getsize(str(tmp_path / "ref" / k)) for k, v in ref.items() if v[0] == "file")
+    assert seen[-1] == (nbytes, nbytes, nfiles, nfiles)
+    assert all(c[1] == nbytes and c[3] == nfiles for c in seen)
+    assert [c[2] for c in seen] == sorted(c[2] for c in seen)
 
 
 def test_copytree_copyfile_function_and_custom(tmp_path, fds):

@@ -144,3 +144,28 @@ def test_text_mode_matches_builtin_open(tmp_path, fds, newline):
             ref.write("\nc")
         assert q.read_bytes() == (tmp_path / "ref").read_bytes()
     run(main())
+
+
+def test_random_and_sequential_after_seek_match_a_file(tmp_path):
+    # after a seek the read takes exactly what is asked (no read-ahead for
+    # random reads); reading on from there reads ahead again: the bytes
+    # are the file's either way
+    import random
+    data = os.urandom(300000)
+    p = tmp_path / "r"
+    p.write_bytes(data)
+    rnd = random.Random(5)
+
+    async def main():
+        async with await py_io_uring.open(str(p), "rb") as f:
+            for _ in range(200):
+                off = rnd.randrange(len(data))
+                n = rnd.choice([1, 100, 4096, 70000])
+                assert await f.seek(off) == off
+                assert await f.read(n) == data[off:off + n]
+                assert await f.read(n) == data[off + n:off + 2 * n]
+                assert await f.tell() == min(off + 2 * n, len(data))
+            await f.seek(0)
+            assert await f.read() == data
+
+    asyncio.run(main())

@@ -12,14 +12,43 @@ from runner import Case, Unavailable
 from workloads.files import file_tree, small_files
 
 DESCRIBE = (
-    "Many files: read every file of a page-cached folder whole (%s) with "
-    "`py_io_uring.read_files` (open+statx, read to EOF, close; depth 64) against a loop of "
+    "Many files: read every file of a folder whole (%s) with `py_io_uring.read_files` "
+    "(depth 64: its default, the per-file loop in C, `read_many()`: openat into a direct "
+    "descriptor linked to two reads, on a ring of the call's own; and through `WorkQueue` on "
+    "a ring given, openat+statx, read, close from Python) against a loop of "
     "`open(p, 'rb').read()`, `ThreadPoolExecutor(N).map` of the same with 8, 32 and 64 "
-    "threads, and `asyncio.gather` of `asyncio.to_thread` (3.9+; its default executor) per "
-    "file; then copy a tree of %s with `py_io_uring.copytree` (data through read/write "
-    "pipelines over all files, depth 64; modes and times by `shutil.copystat`) against "
+    "threads, `asyncio.gather` of `asyncio.to_thread` (3.9+; its default executor) per file "
+    "and of aiofiles' `open()`/`read()` per file (when installed); the page cache warm, then "
+    "cold (each file's pages dropped with `posix_fadvise(DONTNEED)` before every run, each "
+    "run on its own); then copy a tree of %s with `py_io_uring.copytree` (data through linked "
+    "splices over all files, depth 64; modes and times by `shutil.copystat`) against "
     "`shutil.copytree` (copy2: `copy_file_range`/`sendfile` per file, one at a time). Figures "
     "are files per second.")
+
+
+def drop_cache(paths):
+    """Drop the files' pages from the page cache (a clean file's pages go)."""
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fdatasync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def timed(paths, cold, body):
+    """A run: files per second of body(), the cache dropped first when cold."""
+    def run():
+        if cold:
+            drop_cache(paths)
+        t0 = time.perf_counter()
+        n = body()
+        dt = time.perf_counter() - t0
+        if n != len(paths):
+            raise RuntimeError("read %d files of %d" % (n, len(paths)))
+        return len(paths) / dt
+    return run
 
 
 def _read_plain(p):
@@ -27,50 +56,57 @@ def _read_plain(p):
         return f.read()
 
 
-def read_loop(paths):
-    def run():
-        t0 = time.perf_counter()
-        for p in paths:
-            _read_plain(p)
-        return len(paths) / (time.perf_counter() - t0)
-    return run
+def read_loop(paths, cold):
+    def body():
+        return len([_read_plain(p) for p in paths])
+    return timed(paths, cold, body)
 
 
-def read_pool(paths, threads):
+def read_pool(paths, threads, cold):
     pool = ThreadPoolExecutor(threads)
 
-    def run():
-        t0 = time.perf_counter()
-        for _ in pool.map(_read_plain, paths):
-            pass
-        return len(paths) / (time.perf_counter() - t0)
-    return run
+    def body():
+        return len(list(pool.map(_read_plain, paths)))
+    return timed(paths, cold, body)
 
 
-def read_to_thread(paths):
+def read_to_thread(paths, cold):
     to_thread = getattr(asyncio, "to_thread", None)
 
     async def main():
-        await asyncio.gather(*[to_thread(_read_plain, p) for p in paths])
+        return await asyncio.gather(*[to_thread(_read_plain, p) for p in paths])
 
-    def run():
+    def body():
         if to_thread is None:
             raise Unavailable("asyncio.to_thread is 3.9+")
-        t0 = time.perf_counter()
-        asyncio.run(main())
-        return len(paths) / (time.perf_counter() - t0)
-    return run
+        return len(asyncio.run(main()))
+    return timed(paths, cold, body)
 
 
-def read_uring(m, paths, depth=64):
-    def run():
-        t0 = time.perf_counter()
-        out = m.read_files(paths, depth=depth)
-        dt = time.perf_counter() - t0
-        if len(out) != len(paths):
-            raise RuntimeError("wrong count")
-        return len(paths) / dt
-    return run
+def read_aiofiles(paths, cold):
+    try:
+        import aiofiles
+    except ImportError:
+        aiofiles = None
+
+    async def one(p):
+        async with aiofiles.open(p, "rb") as f:
+            return await f.read()
+
+    async def main():
+        return await asyncio.gather(*[one(p) for p in paths])
+
+    def body():
+        if aiofiles is None:
+            raise Unavailable("aiofiles is not installed (make deps-test)")
+        return len(asyncio.run(main()))
+    return timed(paths, cold, body)
+
+
+def read_uring(m, paths, cold, depth=64, ring=None):
+    def body():
+        return len(m.read_files(paths, depth=depth, ring=ring))
+    return timed(paths, cold, body)
 
 
 def count_files(root):
@@ -90,11 +126,29 @@ def copy_tree(fn, root, dst, n):
 
 
 def sizes(quick):
-    return ((1000, 4096),) if quick else ((2000, 4096), (500, 256 * 1024))
+    return ((1000, 4096),) if quick else ((10000, 4096), (1000, 1 << 20))
 
 
 def tree_shape(quick):
-    return (10, 50, 16384) if quick else (20, 100, 16384)
+    return (10, 50, 16384) if quick else (50, 200, 4096)
+
+
+def read_case(m, paths, count, size, cold):
+    case = Case("read %d files of %s whole, cache %s" % (
+                    count, "%d KiB" % (size // 1024) if size < (1 << 20) else "%d MiB" % (size >> 20),
+                    "cold" if cold else "warm"),
+                "files/s", ("reading many files whole", "threads"), size, headline=True,
+                warmup=not cold, reference="open().read() loop", figure=False)
+    case.baseline("open().read() loop", read_loop(paths, cold))
+    for t in (8, 32, 64):
+        case.baseline("ThreadPoolExecutor(%d)" % t, read_pool(paths, t, cold))
+    case.baseline("asyncio.to_thread", read_to_thread(paths, cold))
+    case.baseline("aiofiles", read_aiofiles(paths, cold))
+    case.variant("py_io_uring.read_files (depth 64, C)", read_uring(m, paths, cold))
+    ring = m.IoUring(128)
+    case.variant("py_io_uring.read_files (depth 64, WorkQueue)",
+                 read_uring(m, paths, cold, 64, ring))
+    return case
 
 
 def cases(setup):
@@ -102,16 +156,10 @@ def cases(setup):
     out = []
     for count, size in sizes(setup.quick):
         paths = small_files(setup, count, size)
-        case = Case("read %d files of %d KiB whole" % (count, size // 1024), "files/s",
-                    ("reading many files whole", "threads"), size, headline=True,
-                    warmup=True, reference="open().read() loop", figure=False)
-        case.baseline("open().read() loop", read_loop(paths))
-        for t in (8, 32, 64):
-            case.baseline("ThreadPoolExecutor(%d)" % t, read_pool(paths, t))
-        case.baseline("asyncio.to_thread", read_to_thread(paths))
-        case.variant("py_io_uring.read_files (depth 64)", read_uring(m, paths))
-        case.variant("py_io_uring.read_files (depth 16)", read_uring(m, paths, 16))
-        out.append(case)
+        out.append(read_case(m, paths, count, size, False))
+    for count, size in sizes(setup.quick):
+        paths = small_files(setup, count, size)
+        out.append(read_case(m, paths, count, size, True))
     dirs, per_dir, size = tree_shape(setup.quick)
     root = file_tree(setup, dirs, per_dir, size)
     n = count_files(root)

@@ -216,6 +216,9 @@ socklen_t *pu_rec_peer_addrlen(SqeObject *rec);
 PyObject *pu_sqe_prep(SqeObject *self, const pu_opdef *op,
                       PyObject *const *args, Py_ssize_t nargs,
                       PyObject *kwnames);
+/* read_many(), the module function of bulk_read.c */
+extern PyMethodDef pu_bulk_methods[];
+
 /* the fast form and prep_many (fast_prep.c) */
 PyObject *pu_ring_prep(PyObject *self, const pu_opdef *op, PyObject *const *args,
                        Py_ssize_t nargs, PyObject *kwnames);

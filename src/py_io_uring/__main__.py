@@ -1,5 +1,8 @@
 """python -m py_io_uring [--json]: what this machine's io_uring offers.
 
+(`python -m py_io_uring cp SRC DST` and `cat FILE...` copy and concatenate
+files through the bulk helpers, with a progress bar on a terminal: cli.py.)
+
 Prints the module's version, the liburing it was built with and loaded,
 the kernel's version, the IORING_FEAT_* features a ring reports, and every
 operation of the module with whether the running kernel supports it.
@@ -119,7 +122,12 @@ def render(info):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m py_io_uring", description=__doc__.splitlines()[0])
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ("cp", "cat"):
+        return files_main(argv)
+    p = argparse.ArgumentParser(prog="python -m py_io_uring", description=__doc__.splitlines()[0],
+                                epilog="python -m py_io_uring cp SRC DST | cat FILE...: copy, "
+                                       "concatenate (cli.py)")
     p.add_argument("--json", action="store_true", help="print the same as one JSON object")
     args = p.parse_args(argv)
     info = collect()
@@ -140,6 +148,41 @@ def main(argv=None):
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return EXIT_SIGPIPE
+    return 0
+
+
+def files_main(argv):
+    """cp SRC DST, cat FILE...: the file commands (cli.py).  An OSError is
+    one line on stderr (`cp: [Errno 2] No such file or directory: 'x'`),
+    status 1, as cp and cat report it."""
+    import shutil
+    from . import cli
+
+    cmd = argv[0]
+    p = argparse.ArgumentParser(prog="python -m py_io_uring " + cmd)
+    if cmd == "cp":
+        p.add_argument("src")
+        p.add_argument("dst")
+    else:
+        p.add_argument("files", nargs="+")
+    args = p.parse_args(argv[1:])
+    try:
+        if cmd == "cp":
+            cli.cp(args.src, args.dst)
+        else:
+            cli.cat(args.files)
+    except shutil.Error as err:
+        for src, dst, why in err.args[0]:
+            print("cp: %s -> %s: %s" % (src, dst, why), file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_SIGPIPE
+    except (OSError, shutil.SameFileError) as err:
+        print("%s: %s" % (cmd, err), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -112,6 +112,8 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         self.name, self.mode = name, mode
         self._readable, self._writable = readable, writable
         self._buf = b""             # read ahead: bytes after the logical position
+        self._seq = True            # reading on from the last read (or the
+                                    # start): read ahead; a seek clears it
         self._decoder = self._encoder = None
         self._chars = ""            # decoded, not yet returned (text)
         self.encoding = None
@@ -160,7 +162,10 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         """Read at least want more bytes (fewer at EOF) into the buffer;
         False at EOF."""
         try:
-            data = await self._ring.read(self._fd, max(want, _READ_AHEAD), -1)
+            # after a seek, exactly what is asked: random reads of 4 KiB
+            # would copy 64 KiB each; the next read on reads ahead
+            data = await self._ring.read(self._fd, max(want, _READ_AHEAD) if self._seq else want, -1)
+            self._seq = True
         except OSError as e:
             raise self._oserror(e) from None
         if not data:
@@ -324,6 +329,7 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         if whence == os.SEEK_CUR:
             offset -= len(self._buf)
         self._buf = b""
+        self._seq = False
         self._reset_decoder()
         return os.lseek(self._fd, offset, whence)
 

@@ -15,6 +15,7 @@ import stat as _stat
 import typing as _t
 
 from . import AT_FDCWD, IOSQE_FIXED_FILE, IOSQE_IO_LINK, IoUring
+from . import read_many as _read_many
 from .workqueue import WorkQueue
 
 if _t.TYPE_CHECKING:
@@ -22,8 +23,10 @@ if _t.TYPE_CHECKING:
 
 # a path as the caller gave it, handed back with its data
 _P = _t.TypeVar("_P", bound="_StrOrBytesPath")
-# progress(done, total): bytes written so far, of how many
-_Progress = _t.Optional[_t.Callable[[int, int], object]]
+# progress(bytes_done, bytes_total, files_done, files_total) of the copies
+_Progress = _t.Optional[_t.Callable[[int, int, int, int], object]]
+# read_files's: the same, with no byte total (None: no file is stat'ed)
+_ReadProgress = _t.Optional[_t.Callable[[int, None, int, int], object]]
 
 __all__ = ["read_files", "iter_read_files", "copyfile", "copy2", "copytree"]
 
@@ -298,23 +301,39 @@ def iter_read_files(paths: _t.Iterable[_P], *, depth: int = 64, errors: str = "r
 @_t.overload
 def read_files(paths: "_t.Iterable[_StrOrBytesPath]", *, depth: int = 64,
                errors: _t.Literal["raise"] = "raise", ring: _t.Optional[IoUring] = None,
-               direct: bool = False) -> _t.List[bytes]: ...
+               direct: bool = False, progress: _ReadProgress = None) -> _t.List[bytes]: ...
 @_t.overload  # noqa: E302
 def read_files(paths: "_t.Iterable[_StrOrBytesPath]", *, depth: int = 64, errors: str,
-               ring: _t.Optional[IoUring] = None,
-               direct: bool = False) -> _t.List[_t.Union[bytes, OSError]]: ...
+               ring: _t.Optional[IoUring] = None, direct: bool = False,
+               progress: _ReadProgress = None) -> _t.List[_t.Union[bytes, OSError]]: ...
 def read_files(paths: "_t.Iterable[_StrOrBytesPath]", *, depth: int = 64,  # noqa: E302
                errors: str = "raise", ring: _t.Optional[IoUring] = None,
-               direct: bool = False) -> _t.List[_t.Any]:
+               direct: bool = False, progress: _ReadProgress = None) -> _t.List[_t.Any]:
     """Return the contents of every file in paths, in order, as a list of
-    bytes: openat and statx, read to EOF, close, for up to depth/2 files at
-    once.  errors="raise" (the default) raises the first failure, as
-    open(path, "rb").read() would, after draining; errors="return" puts the
-    exception in the file's place."""
+    bytes, with up to depth files in flight.  By default the per-file loop
+    runs in C (read_many(): openat into a direct descriptor linked to two
+    reads, on a ring of its own); with a ring given, or direct=True, it is
+    the WorkQueue loop of iter_read_files().  errors="raise" (the default)
+    raises the first failure, as open(path, "rb").read() would, after
+    draining; errors="return" puts the exception in the file's place.
+    progress(bytes_done, None, files_done, files_total), if given, is called
+    as files complete (the total of bytes is not known: no file is
+    stat'ed)."""
+    _check_errors(errors)
     paths = list(paths)
+    if ring is None and not direct:
+        depth = int(depth)
+        if depth < 1:
+            raise ValueError("depth must be at least 1, not %d" % depth)
+        return _read_many(paths, depth, errors=errors, progress=progress)
     out = [None] * len(paths)
+    done = nbytes = 0
     for index, path, data in _reader(paths, depth, errors, ring, direct):
         out[index] = data
+        if progress is not None:
+            done += 1
+            nbytes += len(data) if isinstance(data, bytes) else 0
+            progress(nbytes, None, done, len(paths))
     return out
 
 
@@ -322,7 +341,7 @@ def read_files(paths: "_t.Iterable[_StrOrBytesPath]", *, depth: int = 64,  # noq
 
 class _Copy(object):
     __slots__ = ("src", "dst", "sfd", "dfd", "size", "next_read", "written",
-                 "pending", "error", "after", "redo")
+                 "pending", "error", "after", "redo", "got_r", "got_w")
 
     def __init__(self, src, dst, after):
         self.src, self.dst, self.after = src, dst, after
@@ -330,6 +349,7 @@ class _Copy(object):
         self.size = self.next_read = self.written = self.pending = 0
         self.error = None
         self.redo = []      # (length, offset) left by short splices
+        self.got_r = self.got_w = None  # a small file's read and write
 
     def pending_done(self):
         # no chunk in flight, and either failed or every byte written
@@ -389,13 +409,17 @@ def _copy_many(pairs, depth, progress, errors):
     is in.  Failures are appended to errors as (src, dst, str(why)) when
     errors is a list, else raised after the drain."""
     pairs = list(pairs)
-    total = 0
     done = 0
+    nfiles = [0]        # files finished (copied or failed)
+    # the bytes to copy, known up front for a progress bar (sizes now;
+    # a file that fails to stat counts 0)
+    total = _total_size(p[0] for p in pairs) if progress is not None else 0
     depth = max(int(depth), 2)
     q = WorkQueue(None, depth)
     pipes = []
     free = []
     active = []
+    smalls = set()      # small files in flight: read linked to write
     try:
         for _ in range(depth // 2):
             p = _Pipe(_PIPE_SIZE)
@@ -404,7 +428,7 @@ def _copy_many(pairs, depth, progress, errors):
         nxt = 0
         while True:
             # open files while a pipe is free and nothing already open waits
-            while nxt < len(pairs) and free and not any(
+            while nxt < len(pairs) and free and q.room >= 2 and not any(
                     c.error is None and (c.redo or c.next_read < c.size) for c in active):
                 src, dst, after = pairs[nxt]
                 nxt += 1
@@ -427,10 +451,21 @@ def _copy_many(pairs, depth, progress, errors):
                     if errors is None:
                         raise
                     errors.append((src, dst, str(why)))
+                    nfiles[0] += 1
                     continue
-                total += c.size
                 if c.size == 0:
                     _finish_copy(c, errors)
+                    nfiles[0] += 1
+                    continue
+                if c.size <= _SMALL_COPY:
+                    # one read of the whole file linked to one write of it
+                    # through a buffer (both pinned by their records): one
+                    # round trip, and no io-wq hop as a splice takes
+                    buf = bytearray(c.size)
+                    c.pending = 2
+                    smalls.add(c)
+                    q.put("read", c.sfd, buf, 0, data=(c, _SREAD), sqe_flags=IOSQE_IO_LINK)
+                    q.put("write", c.dfd, buf, 0, data=(c, _SWRITE))
                     continue
                 active.append(c)
                 _start_chunks(q, c, free)
@@ -441,6 +476,26 @@ def _copy_many(pairs, depth, progress, errors):
             if not q.in_flight:
                 break
             for (p, kind), res, flags in q.complete(True):
+                if kind >= _SREAD:
+                    c = p
+                    c.pending -= 1
+                    if kind == _SREAD:
+                        c.got_r = res
+                    else:
+                        c.got_w = res
+                    if c.pending:
+                        continue
+                    smalls.discard(c)
+                    done += _settle_small(c)
+                    if c.error is not None:
+                        _close_copy(c)
+                        if errors is None:
+                            raise c.error
+                        errors.append((c.src, c.dst, str(c.error)))
+                    else:
+                        _finish_copy(c, errors)
+                    nfiles[0] += 1
+                    continue
                 p.pending -= 1
                 if kind == _READ:
                     p.got_in = res
@@ -475,19 +530,56 @@ def _copy_many(pairs, depth, progress, errors):
                         errors.append((c.src, c.dst, str(c.error)))
                     else:
                         _finish_copy(c, errors)
+                    nfiles[0] += 1
             if progress is not None:
-                progress(done, total)
+                progress(done, max(total, done), nfiles[0], len(pairs))
     finally:
         q.close()           # drains: no splice runs on a closed fd
         for c in active:
             _close_copy(c)
+        for c in smalls:
+            _close_copy(c)
         for p in pipes:
             p.close()
     if progress is not None:
-        progress(done, total)
+        progress(done, max(total, done), nfiles[0], len(pairs))
+
+
+def _total_size(paths):
+    total = 0
+    for p in paths:
+        try:
+            total += os.stat(p).st_size
+        except OSError:
+            pass
+    return total
 
 
 _FALLBACK = OSError(errno.EINVAL, "splice refused: read/write instead")
+_SREAD, _SWRITE = 5, 6      # a small file's read and write (after _WRITE)
+# files up to this size are copied by one read linked to one write through
+# a buffer, not by splices (docs/files.md has the measurement)
+_SMALL_COPY = 256 * 1024
+
+
+def _settle_small(c):
+    """A small file's read and write are in: the bytes written, c.error
+    set on failure; anything short (the file changed size, a short write,
+    the write cancelled by a short read) is redone with pread/pwrite."""
+    r, w = c.got_r, c.got_w
+    if r == c.size and w == c.size:
+        return w
+    if isinstance(r, int) and r < 0:
+        c.error = _error(r, c.src)
+        return 0
+    if isinstance(w, int) and w < 0 and w != -errno.ECANCELED:
+        c.error = _error(w, c.dst)
+        return 0
+    try:
+        return _copy_plain(c)
+    except OSError as why:
+        c.error = why
+        return 0
 
 
 def _copy_plain(c):
@@ -598,8 +690,9 @@ def copyfile(src: "_StrOrBytesPath", dst: "_t.Union[_t.AnyStr, os.PathLike[_t.An
     """Copy the data of src to dst, as shutil.copyfile does (dst created or
     truncated, its mode not copied; SameFileError when they are the same
     file; a symlink copied as a link with follow_symlinks=False), with up to
-    depth reads and writes in flight.  progress(done, total), if given, is
-    called with bytes written as the copy goes.  Returns dst."""
+    depth reads and writes in flight.  progress(bytes_done, bytes_total,
+    files_done, files_total), if given, is called as the copy goes (the
+    file count is 1).  Returns dst."""
     return _copyfile(src, dst, follow_symlinks, depth, progress)
 
 
@@ -652,7 +745,8 @@ def copytree(src: "_StrOrBytesPath", dst: _P,
     copy2 or copyfile of this module; any other copy_function is called
     once per file, in order, as shutil does.  Directories get their mode and
     times (copystat) after their files are in; errors are collected and
-    raised together as shutil.Error.  progress(done, total) as copyfile's.
+    raised together as shutil.Error.  progress(bytes_done, bytes_total,
+    files_done, files_total) as copyfile's, over every file of the tree.
     Returns dst."""
     return _copytree(src, dst, symlinks, ignore, copy_function, ignore_dangling_symlinks,
                      dirs_exist_ok, depth, progress)
