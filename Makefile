@@ -272,8 +272,8 @@ clean:
 
 # Benchmarks (bench/README.md): py_io_uring against C over liburing and the
 # standard library.  `bench` rewrites docs/performance.md (1 GiB files);
-# `bench-ci` is the quick form, written to build/bench/, about two minutes (the echo servers and
-# callgrind of the NOP loop take most of it).
+# `bench-ci` is the quick form, written to build/bench/, about two minutes (the echo servers,
+# the HTTP servers under wrk, about 30 s, and callgrind of the NOP loop take most of it).
 BENCH_BIN = $(BUILD)/bench
 $(BENCH_BIN)/%: bench/%.c
 	@mkdir -p $(BENCH_BIN)
@@ -285,6 +285,7 @@ bench: deps
 	@$(PYTHON) -c "import liburing" 2>/dev/null || timeout 60 $(PYTHON) -m pip install -q liburing || true
 	@$(PYTHON) -c "import matplotlib" 2>/dev/null || timeout 120 $(PYTHON) -m pip install -q matplotlib || true
 	@$(PYTHON) -c "import uvloop" 2>/dev/null || timeout 120 $(PYTHON) -m pip install -q uvloop || true
+	@$(PYTHON) -c "import aiohttp" 2>/dev/null || timeout 120 $(PYTHON) -m pip install -q aiohttp || true
 	$(PYTHON) bench/run.py --build $(BUILD) --out docs/performance.md $(BENCH_ARGS)
 
 bench-ci: deps
