@@ -8,6 +8,8 @@ import os
 import selectors
 import socket
 import sys
+import threading
+import time
 import warnings
 
 import pytest
@@ -106,6 +108,31 @@ def test_many_fds_more_than_the_ring_holds():
         for a, b in socks:
             a.close()
             b.close()
+
+
+def test_a_reader_fires_while_the_loop_spins_without_syscalls():
+    # The selector's ring is set up with COOP_TASKRUN: the kernel posts a
+    # poll's completion when this thread next returns to user space, not
+    # through an IPI.  A loop that only spins on sleep(0) (select(0), no
+    # syscall of its own) must still see the reader fire.
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        fired = []
+        loop.add_reader(a.fileno(), lambda: fired.append(a.recv(10)))
+        await asyncio.sleep(0.01)                  # the poll is in the kernel
+        t = threading.Timer(0.05, b.send, (b"x",))
+        t.start()
+        deadline = time.monotonic() + 5            # a vDSO call, no syscall
+        while not fired and time.monotonic() < deadline:
+            await asyncio.sleep(0)
+        t.join()
+        loop.remove_reader(a.fileno())
+        a.close()
+        b.close()
+        return fired
+
+    assert py_io_uring.run(main()) == [b"x"]
 
 
 def test_closing_the_selector_closes_its_ring(pair):
