@@ -135,6 +135,34 @@ def test_a_reader_fires_while_the_loop_spins_without_syscalls():
     assert py_io_uring.run(main()) == [b"x"]
 
 
+def test_a_reader_wakes_the_loop_sleeping_in_its_wait():
+    # ... and a loop asleep in io_uring_enter is woken by a poll that fires
+    # from another thread (COOP_TASKRUN sends no IPI to a running thread;
+    # a sleeping one must still be woken), both for add_reader and for the
+    # loop's AsyncRing (sock_recv)
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        got = []
+        for _ in range(3):
+            fut = loop.create_future()
+            loop.add_reader(a.fileno(), lambda f=fut: f.done() or f.set_result(a.recv(10)))
+            t = threading.Timer(0.05, b.send, (b"x",))
+            t.start()
+            got.append(await asyncio.wait_for(fut, 5))
+            loop.remove_reader(a.fileno())
+            t.join()
+            t = threading.Timer(0.05, b.send, (b"y",))
+            t.start()
+            got.append(await asyncio.wait_for(loop.sock_recv(a, 10), 5))
+            t.join()
+        a.close()
+        b.close()
+        return got
+
+    assert py_io_uring.run(main()) == [b"x", b"y"] * 3
+
+
 def test_closing_the_selector_closes_its_ring(pair):
     a, _ = pair
     before = _fds()
