@@ -17,13 +17,15 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from . import AsyncRing
 
 if TYPE_CHECKING:
-    from .trio import TrioRing
+    # a private name: 3.8's stubtest takes a public one for a module
+    # attribute missing at run time
+    from .trio import TrioRing as _TrioRing
 
 __all__ = ["open_ring"]
 
 
 def open_ring(entries: Optional[int] = 256, flags: int = 0,
-              **kwargs: Any) -> "Union[AsyncRing, TrioRing]":
+              **kwargs: Any) -> "Union[AsyncRing, _TrioRing]":
     """The ring for the async library that runs the calling task: AsyncRing
     on asyncio, TrioRing on trio; use it as `async with open_ring() as ring`.
     Takes AsyncRing's arguments.  RuntimeError outside an async library."""
