@@ -12,11 +12,13 @@ library's own underneath) onto IORING_OP_ASYNC_CANCEL in the kernel.
 Neither asyncio nor trio is imported until a ring is asked for.
 """
 
-from typing import TYPE_CHECKING, Any, Optional, Union
+# typing under a private alias: 3.8-3.9's stubtest calls a module-level
+# typing.Any 'not a type' (this module is its own stub)
+import typing as _t
 
 from . import AsyncRing
 
-if TYPE_CHECKING:
+if _t.TYPE_CHECKING:
     # a private name: 3.8's stubtest takes a public one for a module
     # attribute missing at run time
     from .trio import TrioRing as _TrioRing
@@ -24,8 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["open_ring"]
 
 
-def open_ring(entries: Optional[int] = 256, flags: int = 0,
-              **kwargs: Any) -> "Union[AsyncRing, _TrioRing]":
+def open_ring(entries: _t.Optional[int] = 256, flags: int = 0,
+              **kwargs: _t.Any) -> "_t.Union[AsyncRing, _TrioRing]":
     """The ring for the async library that runs the calling task: AsyncRing
     on asyncio, TrioRing on trio; use it as `async with open_ring() as ring`.
     Takes AsyncRing's arguments.  RuntimeError outside an async library."""
