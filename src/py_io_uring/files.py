@@ -487,13 +487,7 @@ def _copy_many(pairs, depth, progress, errors):
                         continue
                     smalls.discard(c)
                     done += _settle_small(c)
-                    if c.error is not None:
-                        _close_copy(c)
-                        if errors is None:
-                            raise c.error
-                        errors.append((c.src, c.dst, str(c.error)))
-                    else:
-                        _finish_copy(c, errors)
+                    _settle_copy(c, errors)
                     nfiles[0] += 1
                     continue
                 p.pending -= 1
@@ -523,13 +517,7 @@ def _copy_many(pairs, depth, progress, errors):
                             done += _copy_plain(c)
                         except OSError as why:
                             c.error = why
-                    if c.error is not None:
-                        _close_copy(c)
-                        if errors is None:
-                            raise c.error
-                        errors.append((c.src, c.dst, str(c.error)))
-                    else:
-                        _finish_copy(c, errors)
+                    _settle_copy(c, errors)
                     nfiles[0] += 1
             if progress is not None:
                 progress(done, max(total, done), nfiles[0], len(pairs))
@@ -664,6 +652,19 @@ def _settle(q, p, c):
         return m, False
     c.pending -= 1
     return m, left > 0
+
+
+def _settle_copy(c, errors):
+    """A copy whose last operation ended: its error raised (or recorded when
+    errors is a list) with its files closed, else finished (closed, then
+    copystat and the like)."""
+    if c.error is not None:
+        _close_copy(c)
+        if errors is None:
+            raise c.error
+        errors.append((c.src, c.dst, str(c.error)))
+    else:
+        _finish_copy(c, errors)
 
 
 def _finish_copy(c, errors):
