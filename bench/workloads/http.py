@@ -4,13 +4,12 @@ with either transport: the minimal Protocol server bench/echo/http_protocol.py
 and the aiohttp application bench/echo/http_aiohttp.py.  Requests per second
 and per CPU-second of the server process (from /proc, as the echo rows)."""
 
-import os
 import re
 import shutil
 import subprocess
 
 from runner import Case, Unavailable
-from workloads.tcp_echo import needs_module, proc_cpu, server_command
+from workloads.tcp_echo import needs_module, proc_cpu, server_command, serving
 
 CONNS = 32
 
@@ -57,14 +56,7 @@ def wrk_run(spec, build, binp, secs, cpu_sink):
         if shutil.which("wrk") is None:
             raise Unavailable("wrk is not installed (apt-get install wrk)")
         cmd = server_command(spec, build, binp)
-        srv = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-        try:
-            line = srv.stdout.readline()   # bounded: the server prints or dies
-            if not line.startswith("PORT "):
-                srv.kill()
-                raise RuntimeError("server gave no port: %r %s" % (line, srv.stderr.read()[-300:]))
-            port = int(line.split()[1])
+        with serving(cmd) as (srv, port):
             cpu0 = proc_cpu(srv.pid)
             out = subprocess.run(["wrk", "-t1", "-c%d" % CONNS, "-d%ds" % secs,
                                   "http://127.0.0.1:%d/" % port],
@@ -80,16 +72,6 @@ def wrk_run(spec, build, binp, secs, cpu_sink):
                 raise RuntimeError("wrk saw errors: %s" % text[-300:])
             cpu_sink.append(int(m.group(1)) / cpu if cpu > 0 else float("nan"))
             return float(rps.group(1))
-        finally:
-            if srv.poll() is None:
-                srv.stdin.close()          # the server exits on stdin EOF
-                try:
-                    srv.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    srv.kill()
-                    srv.wait(timeout=5)
-            for f in (srv.stdout, srv.stderr):
-                f.close()
     return run
 
 

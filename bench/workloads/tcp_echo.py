@@ -8,6 +8,7 @@ from --bin ("@name").  Each py_io_uring server in ECHO_PY_SERVERS is
 compared with every server in ECHO_BASELINES; a new server is one more line
 in one of the lists."""
 
+import contextlib
 import os
 import statistics
 import subprocess
@@ -112,6 +113,31 @@ def proc_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@contextlib.contextmanager
+def serving(cmd):
+    """Start a bench server (argv cmd), yield (process, port) once it has
+    printed "PORT n", and stop it on the way out: stdin closed (the servers
+    exit on EOF), killed if it has not exited within 5 s."""
+    srv = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        line = srv.stdout.readline()   # bounded: the server prints or dies
+        if not line.startswith("PORT "):
+            srv.kill()
+            raise RuntimeError("server gave no port: %r %s" % (line, srv.stderr.read()[-300:]))
+        yield srv, int(line.split()[1])
+    finally:
+        if srv.poll() is None:
+            srv.stdin.close()
+            try:
+                srv.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                srv.kill()
+                srv.wait(timeout=5)
+        for f in (srv.stdout, srv.stderr):
+            f.close()
+
+
 def echo_run(spec, build, binp, conns, msg, seconds, cpu_sink, load_sink):
     """Start the server, drive it with echo_load for `seconds`, stop it;
     return messages per second.  cpu_sink, a list, gets the messages per
@@ -127,14 +153,7 @@ def echo_run(spec, build, binp, conns, msg, seconds, cpu_sink, load_sink):
         for path in (load, cmd[0]):
             if not os.path.exists(path):
                 raise Unavailable("%s is not built (make bench)" % os.path.basename(path))
-        srv = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-        try:
-            line = srv.stdout.readline()   # bounded: the server prints or dies
-            if not line.startswith("PORT "):
-                srv.kill()
-                raise RuntimeError("server gave no port: %r %s" % (line, srv.stderr.read()[-300:]))
-            port = int(line.split()[1])
+        with serving(cmd) as (srv, port):
             cpu0 = proc_cpu(srv.pid)
             out = subprocess.run([load, str(port), str(conns), str(msg), str(seconds)],
                                  capture_output=True, text=True, timeout=seconds + 60)
@@ -145,16 +164,6 @@ def echo_run(spec, build, binp, conns, msg, seconds, cpu_sink, load_sink):
             cpu_sink.append(float(vals["messages"]) / cpu if cpu > 0 else float("nan"))
             load_sink.append((float(vals["cpu_seconds"]) / float(vals["seconds"]), cpu / float(vals["seconds"])))
             return float(vals["msgs_per_sec"])
-        finally:
-            if srv.poll() is None:
-                srv.stdin.close()          # the server exits on stdin EOF
-                try:
-                    srv.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    srv.kill()
-                    srv.wait(timeout=5)
-            for f in (srv.stdout, srv.stderr):
-                f.close()
     return run
 
 
