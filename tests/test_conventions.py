@@ -110,6 +110,34 @@ def test_every_fd_argument_takes_a_fileno_object(ring, op):
     getattr(ring.get_sqe(), "prep_" + op.name)(*args)
 
 
+@pytest.mark.parametrize("op", FD_OPS, ids=lambda o: o.name)
+def test_every_fd_argument_refusal_names_the_method_and_argument(ring, op):
+    if op.name in SQE128_OPS:
+        ring.queue_exit()
+        ring.queue_init(8, py_io_uring.IORING_SETUP_SQE128)
+    if not ring.opcode_supported(op.name):
+        pytest.skip("%s: not in this kernel's probe" % op.name)
+    args = _simple_args(op)
+    i, name = next((i, name) for i, (name, kind, _) in enumerate(op.args[:len(args)])
+                   if _kind(kind) == "fd")
+    for bad, tname in (("0", "str"), (None, "NoneType"), (0.0, "float"), (b"0", "bytes")):
+        args[i] = bad
+        with pytest.raises(TypeError) as ei:
+            getattr(ring.get_sqe(), "prep_" + op.name)(*args)
+        assert str(ei.value) == ("prep_%s() argument '%s' must be a file descriptor (int or "
+                                 "an object with fileno()), not %s" % (op.name, name, tname))
+
+
+def test_a_fileno_that_fails_raises_its_own_error(ring):
+    class Broken:
+        def fileno(self):
+            raise OSError(errno.EBADF, "closed")
+    with pytest.raises(OSError, match="closed"):
+        ring.get_sqe().prep_read(Broken(), 1)
+    with pytest.raises(ValueError):
+        ring.get_sqe().prep_read(FilenoOf(-1), 1)
+
+
 @pytest.mark.parametrize("op", PATH_OPS, ids=lambda o: o.name)
 @pytest.mark.parametrize("form", ["str", "bytes", "Path", "PathLike-bytes"])
 def test_every_path_argument_takes_str_bytes_and_pathlike(ring, op, form):

@@ -273,12 +273,17 @@ pu_conv_offset(const pu_argspec *sp, int i, PyObject *o, __u64 *out)
 static int
 fd_from_object(const pu_argspec *sp, int i, PyObject *o, int *out)
 {
-    int fd;
-    if (PyFloat_Check(o)) {
+    int fd, has;
+    /* Name the method and argument, as for every other kind: CPython's own
+     * message ("argument must be an int, or have a fileno() method.")
+     * names neither.  A float is refused even though it has no fileno():
+     * an int is what was meant, and truncating it would be wrong. */
+    has = PyLong_Check(o) ? 1 : PyObject_HasAttrString(o, "fileno");
+    if (!has || PyFloat_Check(o)) {
         PyErr_Format(PyExc_TypeError,
                      "%s() argument '%s' must be a file descriptor (int or an "
-                     "object with fileno()), not float",
-                     sp->fname, ARGNAME(sp, i));
+                     "object with fileno()), not %.200s",
+                     sp->fname, ARGNAME(sp, i), Py_TYPE(o)->tp_name);
         return -1;
     }
     fd = PyObject_AsFileDescriptor(o);
