@@ -341,6 +341,36 @@ def test_cancelled_sock_recvfrom_keeps_its_datagram():
         assert _on_loop(main)
 
 
+def test_a_cancelled_sock_recvfrom_leaves_the_sockets_other_receives_alone():
+    # the cancel names the one receive: another task's receive on the same
+    # socket stays in the kernel and gets the next datagram
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with a, b:
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", 0))
+        a.setblocking(False)
+        b.setblocking(False)
+
+        async def main(loop):
+            first = asyncio.ensure_future(loop.sock_recvfrom(a, 100))
+            await asyncio.sleep(0)
+            second = asyncio.ensure_future(loop.sock_recvfrom(a, 100))
+            for _ in range(3):
+                await asyncio.sleep(0)
+            second.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await second
+            for _ in range(3):
+                await asyncio.sleep(0)
+            assert not first.done()
+            b.sendto(b"for the first", a.getsockname())
+            assert await asyncio.wait_for(first, 5) == (b"for the first", b.getsockname())
+            return True
+
+        assert _on_loop(main)
+
+
 def test_sock_errors_are_asyncios():
     async def main(loop):
         s = socket.socket()

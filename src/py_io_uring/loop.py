@@ -312,10 +312,12 @@ class EventLoop(asyncio.SelectorEventLoop):
             data, _anc, _flags, addr = await asyncio.shield(fut)
         except asyncio.CancelledError:
             # the receive may complete before its cancel reaches the kernel:
-            # a datagram it got goes to the next receive, not lost
+            # a datagram it got goes to the next receive, not lost.  The
+            # cancel names this operation alone (by its user_data), not
+            # every one on the socket: a sock_sendto blocked on it goes on.
             fut.add_done_callback(lambda f, fd=fd: self._keep_datagram(fd, f))
             if not fut.done():
-                self._uring().cancel_fd(sock).add_done_callback(_ignore)
+                self._uring().cancel(fut)
             raise
         return data, addr
 
@@ -375,11 +377,6 @@ class EventLoop(asyncio.SelectorEventLoop):
         _transports.make_socket_transport(self, rawsock, ssl_protocol, None,
                                           extra, server)
         return ssl_protocol._app_transport
-
-
-def _ignore(fut):
-    if not fut.cancelled():
-        fut.exception()
 
 
 def new_event_loop() -> EventLoop:
