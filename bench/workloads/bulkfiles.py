@@ -20,8 +20,9 @@ DESCRIBE = (
     "threads, `asyncio.gather` of `asyncio.to_thread` (3.9+; its default executor) per file "
     "and of aiofiles' `open()`/`read()` per file (when installed); the page cache warm, then "
     "cold (each file's pages dropped with `posix_fadvise(DONTNEED)` before every run, each "
-    "run on its own); then copy a tree of %s with `py_io_uring.copytree` (data through linked "
-    "splices over all files, depth 64; modes and times by `shutil.copystat`) against "
+    "run on its own); then copy a tree of %s with `py_io_uring.copytree` (depth 64: a file of "
+    "up to 256 KiB by one read linked to one write, a larger one by linked splices through "
+    "pipes of 1 MiB, over all files at once; modes and times by `shutil.copystat`) against "
     "`shutil.copytree` (copy2: `copy_file_range`/`sendfile` per file, one at a time). Figures "
     "are files per second.")
 
