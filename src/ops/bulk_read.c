@@ -38,6 +38,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define BR_FIRST (64 * 1024)        /* each of the chain's two reads */
 #define BR_BIG_START (2 << 20)      /* a file past the chain: its first room */
@@ -195,7 +196,9 @@ br_room(br_state *st, br_slot *s)
     Py_BEGIN_ALLOW_THREADS
     rc = stat(PyBytes_AS_STRING(st->enc[s->file]), &sb);
     Py_END_ALLOW_THREADS
-    if (rc == 0 && S_ISREG(sb.st_mode) && sb.st_size > s->total &&
+    /* (equal: a file of exactly 128 KiB needs one byte of room to see
+     * its end, not 2 MiB) */
+    if (rc == 0 && S_ISREG(sb.st_mode) && sb.st_size >= s->total &&
         sb.st_size < PY_SSIZE_T_MAX - 1)
         return (Py_ssize_t)sb.st_size + 1;
     return BR_BIG_START;
@@ -211,7 +214,7 @@ br_populate(br_slot *s)
 {
 #ifdef MADV_POPULATE_WRITE
     static int unsupported;
-    uintptr_t page = 4096, lo, hi;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo, hi;
     char *data = PyBytes_AS_STRING(s->big);
 
     if (unsupported)
