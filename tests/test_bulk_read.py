@@ -102,7 +102,8 @@ def make_files(folder, sizes):
 
 
 SIZES = [0, 1, 4095, 4096, FIRST - 1, FIRST, FIRST + 1, 2 * FIRST - 1, 2 * FIRST,
-         2 * FIRST + 1, 6 * FIRST, 6 * FIRST + 7, (1 << 20), 5 * (1 << 20) + 3]
+         2 * FIRST + 1, 6 * FIRST, 6 * FIRST + 7, (1 << 20), (2 << 20) - 1, 2 << 20,
+         (2 << 20) + 1, 5 * (1 << 20) + 3]
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 64])
@@ -142,6 +143,54 @@ def test_smaps_longer_than_two_reads(fds):
         pytest.skip("smaps only %d bytes here" % len(data))
     assert data.endswith(b"\n")
     assert data.count(b"Size:") > 10
+
+
+def test_procfs_file_past_the_first_room_grows(fds):
+    # smaps is sized 0 (stat() gives no room): its bytes grow from 2 MiB by
+    # doubling.  Thousands of mappings (alternate protections, so they do
+    # not merge) make it longer than 2 MiB.
+    import mmap
+    maps = [mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | (mmap.PROT_WRITE if i % 2 else 0))
+            for i in range(6000)]
+    try:
+        data = read_many(["/proc/self/smaps"])[0]
+    finally:
+        for m in maps:
+            m.close()
+    if len(data) <= (2 << 20):
+        pytest.skip("smaps only %d bytes here" % len(data))
+    assert data.endswith(b"\n")
+    assert data.count(b"\nVmFlags:") >= 6000
+
+
+def test_file_growing_while_read_is_read_as_far_as_it_is(tmp_path, fds):
+    # the room stat() gave runs out when the file grows after it: the
+    # bytes grow (a realloc with nothing in flight), and what was read is
+    # a prefix of the file, at least as long as when the call began
+    p = tmp_path / "grow"
+    chunk = os.urandom(FIRST)
+    p.write_bytes(chunk * 3)
+    stop = threading.Event()
+
+    def writer():
+        with open(str(p), "ab", buffering=0) as f:
+            for _ in range(400):
+                if stop.is_set():
+                    break
+                f.write(chunk)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        outs = [read_many([str(p)] * 4, 2) for _ in range(10)]
+    finally:
+        stop.set()
+        t.join()
+    final = p.read_bytes()
+    for out in outs:
+        for data in out:
+            assert len(data) >= 3 * FIRST
+            assert final[:len(data)] == data
 
 
 def test_file_that_grows_after_its_size_is_known(tmp_path, fds):

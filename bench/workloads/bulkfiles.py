@@ -20,8 +20,9 @@ DESCRIBE = (
     "threads, `asyncio.gather` of `asyncio.to_thread` (3.9+; its default executor) per file "
     "and of aiofiles' `open()`/`read()` per file (when installed); the page cache warm, then "
     "cold (each file's pages dropped with `posix_fadvise(DONTNEED)` before every run, each "
-    "run on its own); then copy a tree of %s with `py_io_uring.copytree` (data through linked "
-    "splices over all files, depth 64; modes and times by `shutil.copystat`) against "
+    "run on its own); then copy a tree of %s with `py_io_uring.copytree` (depth 64: a file of "
+    "up to 256 KiB by one read linked to one write, a larger one by linked splices through "
+    "pipes of 1 MiB, over all files at once; modes and times by `shutil.copystat`) against "
     "`shutil.copytree` (copy2: `copy_file_range`/`sendfile` per file, one at a time). Figures "
     "are files per second.")
 
@@ -113,10 +114,20 @@ def count_files(root):
     return sum(len(f) for _, _, f in os.walk(root))
 
 
-def copy_tree(fn, root, dst, n):
+def tree_files(root):
+    return [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs]
+
+
+def copy_tree(fn, root, dst, n, cold=False):
+    """files per second of fn(root, dst); cold: the sources' pages dropped
+    first (the copy's own pages go with it: dst is removed after each run)."""
+    sources = tree_files(root) if cold else ()
+
     def run():
         if os.path.exists(dst):
             shutil.rmtree(dst)
+        if cold:
+            drop_cache(sources)
         t0 = time.perf_counter()
         fn(root, dst)
         dt = time.perf_counter() - t0
@@ -131,6 +142,12 @@ def sizes(quick):
 
 def tree_shape(quick):
     return (10, 50, 16384) if quick else (50, 200, 4096)
+
+
+def large_tree_shape(quick):
+    """20 large files (issue 17's tree of large ones), in one folder and
+    its subfolder"""
+    return (1, 20, (1 << 20) if quick else (32 << 20))
 
 
 def read_case(m, paths, count, size, cold):
@@ -170,10 +187,24 @@ def cases(setup):
     case.baseline("shutil.copytree", copy_tree(shutil.copytree, root, dst, n))
     case.variant("py_io_uring.copytree (depth 64)", copy_tree(m.copytree, root, dst, n))
     out.append(case)
+    dirs, per_dir, size = large_tree_shape(setup.quick)
+    root = file_tree(setup, dirs, per_dir, size)
+    n = count_files(root)
+    for cold in (False, True):
+        case = Case("copy a tree of %d files of %d MiB, cache %s" % (
+                        n, size >> 20, "cold" if cold else "warm"), "files/s",
+                    ("copying a tree", "files"), n, headline=True, warmup=not cold,
+                    reference="shutil.copytree", figure=False)
+        case.baseline("shutil.copytree", copy_tree(shutil.copytree, root, dst, n, cold))
+        case.variant("py_io_uring.copytree (depth 64)", copy_tree(m.copytree, root, dst, n, cold))
+        out.append(case)
     return out
 
 
 def describe(quick):
     d, p, s = tree_shape(quick)
+    _, lp, ls = large_tree_shape(quick)
     return DESCRIBE % (", ".join("%d files of %d KiB" % (c, z // 1024) for c, z in sizes(quick)),
-                       "%d folders of %d files of %d KiB" % (d, p, s // 1024))
+                       "%d folders of %d files of %d KiB, and of %d files of %d MiB (cache warm, "
+                       "then cold: the sources' pages dropped before each run; the copy is "
+                       "removed after each)" % (d, p, s // 1024, lp, ls >> 20))

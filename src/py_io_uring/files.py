@@ -25,7 +25,7 @@ if _t.TYPE_CHECKING:
 _P = _t.TypeVar("_P", bound="_StrOrBytesPath")
 # progress(bytes_done, bytes_total, files_done, files_total) of the copies
 _Progress = _t.Optional[_t.Callable[[int, int, int, int], object]]
-# read_files's: the same, with no byte total (None: no file is stat'ed)
+# read_files's: the same, with no byte total (None: no file is stat'ed up front)
 _ReadProgress = _t.Optional[_t.Callable[[int, None, int, int], object]]
 
 __all__ = ["read_files", "iter_read_files", "copyfile", "copy2", "copytree"]
@@ -318,7 +318,7 @@ def read_files(paths: "_t.Iterable[_StrOrBytesPath]", *, depth: int = 64,  # noq
     draining; errors="return" puts the exception in the file's place.
     progress(bytes_done, None, files_done, files_total), if given, is called
     as files complete (the total of bytes is not known: no file is
-    stat'ed)."""
+    stat'ed up front)."""
     _check_errors(errors)
     paths = list(paths)
     if ring is None and not direct:
