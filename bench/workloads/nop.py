@@ -26,7 +26,12 @@ DESCRIBE = (
     "`data, res, flags = ring.reap(batch, batch, True, columns=True)` (submit, wait and reap in one "
     "call, three lists), then `sum(res) + sum(data)`: no Python loop per op. Every Python loop "
     "sums `res + user data` per batch and checks the total, as C "
-    "does per op. Swept over the batch size (%s); the table shows batches 1 and 64.")
+    "does per op. Swept over the batch size (%s); the table shows batches 1 and 64. "
+    "The SQPOLL rows run the fast-form and batch-API loops on a ring set up with "
+    "`IORING_SETUP_SQPOLL` (`sq_thread_idle=100`) against the same loops on a normal ring, "
+    "at batches 1 and 64, in ops/s and in ops per CPU-second of the whole process (the "
+    "kernel's poller thread included); a note gives the poller's own CPU (its "
+    "/proc/self/task stat) per second of the run.")
 
 RING = 256
 
@@ -107,7 +112,53 @@ def py_nop_batch(m, batch, total):
     return run
 
 
-def py_nop_fast(m, batch, total):
+def sqpoll_ring(m, flags):
+    """A ring of RING entries; with IORING_SETUP_SQPOLL the poller thread
+    idles 100 ms before it sleeps (the loops keep it busy)."""
+    if flags & m.IORING_SETUP_SQPOLL:
+        return m.IoUring(RING, flags, sq_thread_idle=100)
+    return m.IoUring(RING, flags)
+
+
+def poller_cpu():
+    """{tid: CPU seconds (user + system)} of this process's live SQPOLL
+    poller threads (the kernel's iou-sqp-PID threads, in /proc/self/task;
+    read before the ring's teardown, which ends its poller)."""
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open("/proc/self/task/%s/stat" % tid) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        if comm.startswith("iou-sqp"):
+            fields = stat[stat.rindex(")") + 2:].split()
+            out[tid] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def poller_used(before):
+    """CPU seconds the pollers alive now used since poller_cpu() gave before
+    (an earlier ring's poller, still ending, is not counted)."""
+    return sum(cpu - before.get(tid, 0) for tid, cpu in poller_cpu().items())
+
+
+def cpu_measured(loop, sink):
+    """loop() run with the process's CPU time around it (every thread's,
+    the poller's included): ops per CPU-second into sink."""
+    def run():
+        c0, t0 = time.process_time(), time.perf_counter()
+        rate = loop()
+        c1, t1 = time.process_time(), time.perf_counter()
+        ops = rate * (t1 - t0)   # about the loop's ops (its timed span is most of the run)
+        sink.append(ops / (c1 - c0) if c1 > c0 else float("nan"))
+        return rate
+    return run
+
+
+def py_nop_fast(m, batch, total, ring_flags=0, poller_sink=None):
     """The fast forms: per op ring.prep_nop(user_data=i), no Sqe object; per
     batch submit_and_wait(batch) and reap(batch), which gives (user_data,
     result, flags) tuples and marks them seen.  At batch 1 without the inner
@@ -115,7 +166,8 @@ def py_nop_fast(m, batch, total):
     reap_one(True, True): one call submits, waits and reaps the one
     completion, given as its tuple (no list)."""
     def run():
-        ring = m.IoUring(256)
+        ring = sqpoll_ring(m, ring_flags)
+        p0 = poller_cpu() if poller_sink is not None else None
         try:
             rounds = total // batch
             s = 0
@@ -141,6 +193,8 @@ def py_nop_fast(m, batch, total):
                 s += b
                 n += batch
             dt = time.perf_counter() - t0
+            if poller_sink is not None:   # (the poller ends with the ring)
+                poller_sink.append(poller_used(p0) / dt)
             assert s == n * (n - 1) // 2, "wrong user data"
             return n / dt
         finally:
@@ -148,13 +202,14 @@ def py_nop_fast(m, batch, total):
     return run
 
 
-def py_nop_many(m, batch, total):
+def py_nop_many(m, batch, total, ring_flags=0, poller_sink=None):
     """The batch API: per batch one prep_many("nop", user_data=range(...))
     queues every entry, one reap(batch, batch, True, columns=True) submits, waits
     and reaps them as three lists, and sum() reads results and user data:
     no Python loop per op."""
     def run():
-        ring = m.IoUring(256)
+        ring = sqpoll_ring(m, ring_flags)
+        p0 = poller_cpu() if poller_sink is not None else None
         try:
             rounds = total // batch
             s = 0
@@ -167,6 +222,8 @@ def py_nop_many(m, batch, total):
                 s += sum(res) + sum(data)
                 n += batch
             dt = time.perf_counter() - t0
+            if poller_sink is not None:   # (the poller ends with the ring)
+                poller_sink.append(poller_used(p0) / dt)
             assert s == n * (n - 1) // 2, "wrong user data"
             return n / dt
         finally:
@@ -239,7 +296,51 @@ def cases(setup):
         case.variant("py_io_uring (batch API: prep_many(), reap(columns=True))", py_nop_many(m, batch, n),
                      "prep_many + reap(columns=True)")
         out.append(case)
+    out += sqpoll_cases(setup)
     return out
+
+
+def sqpoll_cases(setup):
+    """The fast forms and the batch API on an IORING_SETUP_SQPOLL ring beside
+    the same loops on a normal ring, in ops/s and in ops per CPU-second of
+    the whole process (the poller thread included); a note gives the CPU the
+    poller burned per second of the runs."""
+    m = setup.m
+    sq = m.IORING_SETUP_SQPOLL
+    out = []
+    for batch in (1, 64):
+        n = ops_for(batch, setup.quick)
+        names = (("normal ring, fast forms", py_nop_fast, 0), ("normal ring, prep_many", py_nop_many, 0),
+                 ("SQPOLL ring, fast forms", py_nop_fast, sq), ("SQPOLL ring, prep_many", py_nop_many, sq))
+        effs = {name: [] for name, _, _ in names}
+        pollers = {name: [] for name, _, _ in names}
+        wl = "NOP round trip, batch %d, SQPOLL ring against a normal ring" % batch
+        case = Case(wl, "ops/s", ("NOP round trips, SQPOLL", "batch size"), batch, headline=batch == 64,
+                    reference="normal ring, fast forms", figure=False)
+        for name, loop, flags in names:
+            fn = cpu_measured(loop(m, batch, n, flags, pollers[name]), effs[name])
+            if flags:
+                case.variant(name, fn, None, against=[name.replace("SQPOLL", "normal")])
+            else:
+                case.baseline(name, fn, None)
+        per_cpu = case.derived(wl + ", per CPU-second (poller included)", "ops/CPU-s",
+                               ("NOP round trips, SQPOLL, per CPU-second", "batch size"), effs)
+        per_cpu.figure = False
+        out += [case, per_cpu]
+        setup.notes.append(lambda pollers=pollers, batch=batch: sqpoll_note(pollers, batch))
+    return out
+
+
+def sqpoll_note(pollers, batch):
+    parts = []
+    for name, shares in pollers.items():
+        if "SQPOLL" in name and shares:
+            s = sorted(shares)
+            parts.append("%s %.2f (%.2f-%.2f)" % (name, s[len(s) // 2], s[0], s[-1]))
+    if not parts:
+        return None
+    return ("SQPOLL poller CPU at batch %d (CPU-seconds of the iou-sqp thread per second of the run, "
+            "median and range over the repetitions; 1.0 = a whole core): %s." % (batch, "; ".join(parts)))
 
 
 def describe(quick):

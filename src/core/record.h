@@ -209,9 +209,12 @@ pu_long(long v)
  * going back to the allocator.  An Sqe reaches its dealloc only after the
  * slot table dropped it, i.e. after its final completion, so the kernel is
  * done with it as surely as if it were freed.  Off under AddressSanitizer
- * (which must see every use after free) and where CPython has no
- * _Py_NewReference() for extensions (3.13 on). */
-#if !defined(__SANITIZE_ADDRESS__) && PY_VERSION_HEX < 0x030D0000 && !defined(PU_NO_FREELISTS)
+ * (which must see every use after free), in free-threaded builds
+ * (Py_GIL_DISABLED: the lists are process-wide and unlocked, guarded by
+ * the GIL alone), and from 3.14, whose _Py_NewReference() this module has
+ * not been tested with (3.13 exports it from cpython/object.h). */
+#if !defined(__SANITIZE_ADDRESS__) && PY_VERSION_HEX < 0x030E0000 && \
+    !defined(Py_GIL_DISABLED) && !defined(PU_NO_FREELISTS)
 #define PU_FREELISTS 1
 #endif
 #define PU_FREELIST_MAX 256
