@@ -18,6 +18,11 @@ int
 pu_aio_schedule_flush_now(AsyncRingObject *self)
 {
     PyObject *h;
+    if (self->selector_mode) {
+        /* the loop's select() submits it (selector.c) */
+        self->flush_scheduled = 1;
+        return 0;
+    }
     if (self->call_soon == NULL)
         return 0;   /* cleared by the GC: a cancel from an iterator's dealloc
                        has no loop left to go in with; the teardown ends it */
@@ -644,7 +649,17 @@ dispatch(AsyncRingObject *self, CqeObject *q)
 int
 pu_aio_process(AsyncRingObject *self)
 {
+    return pu_aio_process_into(self, NULL);
+}
+
+/* ... and with polls a list: a completion no record names (a poll of the
+ * loop's selector, selector.c) is appended to it as (user_data, res)
+ * instead of being dropped. */
+int
+pu_aio_process_into(AsyncRingObject *self, PyObject *polls)
+{
     RingObject *r = self->ring;
+    PyObject *perr = NULL;
     int err = 0;
 
     if (!r->initialised)
@@ -659,6 +674,20 @@ pu_aio_process(AsyncRingObject *self)
         while (r->cq_start < r->cq_end) {
             CqeObject *q = r->cq[r->cq_start];
             r->cq[r->cq_start++] = NULL;
+            if (polls != NULL && q->sqe == NULL) {
+                PyObject *t = Py_BuildValue("(Ki)", (unsigned long long)q->user_data,
+                                            (int)q->res);
+                if (t == NULL || PyList_Append(polls, t) < 0) {
+                    /* raised at the end: the rest still go to their waiters */
+                    if (perr == NULL)
+                        perr = pu_exc_take();
+                    else
+                        PyErr_Clear();
+                }
+                Py_XDECREF(t);
+                Py_DECREF(q);
+                continue;
+            }
             dispatch(self, q);
             if (PyErr_Occurred())
                 unraisable("AsyncRing: delivering a completion");
@@ -670,6 +699,11 @@ pu_aio_process(AsyncRingObject *self)
     }
     if (self->closing && !self->closed && r->nrecords == 0)
         pu_aio_finish_close(self);
+    if (perr != NULL) {
+        PyErr_Clear();
+        pu_exc_give(perr);
+        return -1;
+    }
     return err;
 }
 

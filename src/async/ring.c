@@ -129,6 +129,8 @@ pu_aio_bind_loop_slow(AsyncRingObject *self)
     self->ready_cb = PyCFunction_New(&pu_aio_ready_def, (PyObject *)self);
     if (self->call_soon == NULL || self->flush_cb == NULL || self->ready_cb == NULL)
         return -1;
+    if (self->selector_mode)
+        return 0;   /* the loop's select() reaps it (selector.c) */
     fd = PyLong_FromLong(self->efd);
     if (fd == NULL)
         return -1;
@@ -623,7 +625,8 @@ pu_async_type_init(void)
         return -1;
     if (all == NULL) {
         const PyMethodDef *parts[] = {AsyncRing_methods, pu_aio_sock_methods,
-                                      pu_aio_links_methods, pu_generated_async_methods};
+                                      pu_aio_links_methods, pu_aio_selector_methods,
+                                      pu_generated_async_methods};
         size_t n = 0;
         for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
             n += count_methods(parts[i]);

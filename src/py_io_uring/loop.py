@@ -33,7 +33,7 @@ import sys
 import typing as _t
 
 # the package's name, not ._core's: the package's stub types it
-from . import AsyncRing, IoUring, IORING_SETUP_COOP_TASKRUN
+from . import AsyncRing, IORING_SETUP_COOP_TASKRUN
 from . import _transports
 
 _T = _t.TypeVar("_T")
@@ -46,18 +46,22 @@ _IN = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
 _OUT = select.POLLOUT | select.POLLERR | select.POLLHUP
 
 
-def _new_ring(entries: int) -> IoUring:
-    """The selector's ring.  COOP_TASKRUN (Linux 5.19): the kernel runs the
-    ring's completion work when this thread next enters it (it does every
-    iteration) instead of interrupting the thread with an IPI for it, which
-    measured as a tenth of the loop's time under HTTP load; refused by an
-    older kernel, then a plain ring."""
+def _new_ring(entries: int) -> AsyncRing:
+    """The loop's one ring: an AsyncRing in selector mode (src/async/
+    selector.c), carrying the selector's polls and the loop's operations.
+    COOP_TASKRUN (Linux 5.19): the kernel runs the ring's completion work
+    when this thread next enters it (it does every iteration) instead of
+    interrupting the thread with an IPI for it, which measured as a tenth
+    of the loop's time under HTTP load; refused by an older kernel, then a
+    plain ring."""
     try:
-        return IoUring(entries, IORING_SETUP_COOP_TASKRUN)
+        ring = AsyncRing(entries, IORING_SETUP_COOP_TASKRUN)
     except OSError as e:
         if e.errno != errno.EINVAL:
             raise
-        return IoUring(entries)
+        ring = AsyncRing(entries)
+    ring._selector_mode()
+    return ring
 
 
 class RingSelector(selectors._BaseSelectorImpl):
@@ -68,27 +72,31 @@ class RingSelector(selectors._BaseSelectorImpl):
     arms it again, and an fd still ready fires again at once.  A poll is
     named by a token (its user_data); a token that is no longer the fd's
     (the fd was unregistered or its events changed, and the old poll
-    removed) is ignored when its completion arrives."""
+    removed) is ignored when its completion arrives.
+
+    The ring is an AsyncRing in selector mode, the loop's only ring: the
+    EventLoop runs its sock_* operations and completion transports on it,
+    and select() is one C call (AsyncRing._select) that arms and removes
+    the polls, submits them with every operation the iteration queued,
+    waits with the timeout in the same io_uring_enter, hands operation
+    completions to their futures in C and returns the polls' to here."""
 
     def __init__(self, entries: int = 256) -> None:
         super().__init__()
-        self._ring = _new_ring(entries)
-        self._entries = entries
+        self._aring = _new_ring(entries)
         self._armed: _t.Dict[int, int] = {}    # fd -> token of its poll in the kernel
         self._tokens: _t.Dict[int, int] = {}   # token -> fd, for the polls in the kernel
         self._to_arm: _t.Set[int] = set()      # fds registered and not armed
+        self._to_remove: _t.List[int] = []     # tokens of polls to remove
         self._next_token = 1
-        # the loop's AsyncRing (sock_* and the completion transports): its
-        # queued operations go to the kernel just before this ring waits
-        self._aring: _t.Optional[AsyncRing] = None
 
     def _remove_poll(self, fd):
         token = self._armed.pop(fd, None)
-        if token is not None:
-            # the completion of the poll (-ECANCELED) and of the remove
-            # itself carry no token of a live poll: select() drops them
-            self._make_room(1)
-            self._ring.prep_poll_remove(token, user_data=0)
+        if token is not None and not self._aring.closed:
+            # the completion of the poll (-ECANCELED) carries a token that
+            # is no longer the fd's, the remove's own none: select() drops
+            # them
+            self._to_remove.append(token)
 
     def register(self, fileobj, events, data=None):
         key = super().register(fileobj, events, data)
@@ -113,14 +121,12 @@ class RingSelector(selectors._BaseSelectorImpl):
         self._fd_to_key[key.fd] = key
         return key
 
-    def _make_room(self, n):
-        if self._ring.sq_space_left() < n:
-            self._ring.submit()
-
     def _arm(self):
-        ring = self._ring
+        arm = []
+        token = self._next_token
+        fd_to_key = self._fd_to_key
         for fd in self._to_arm:
-            key = self._fd_to_key.get(fd)
+            key = fd_to_key.get(fd)
             if key is None:
                 continue
             mask = 0
@@ -128,64 +134,58 @@ class RingSelector(selectors._BaseSelectorImpl):
                 mask |= select.POLLIN | select.POLLPRI
             if key.events & selectors.EVENT_WRITE:
                 mask |= select.POLLOUT
-            token = self._next_token
-            self._next_token += 1
-            self._make_room(1)
-            ring.prep_poll_add(fd, mask, user_data=token)
+            if token & 0xFFFFFFFF == 0xFFFFFFFF:
+                token += 1          # the runtime's own user_data
+            arm.append((fd, mask, token))
             self._armed[fd] = token
             self._tokens[token] = fd
+            token += 1
+        self._next_token = token
         self._to_arm.clear()
+        return arm
 
     def select(self, timeout=None):
-        self._arm()
-        aring = self._aring
-        if aring is not None and not aring.closed:
-            aring.flush()
-        ring = self._ring
-        if timeout is None:
-            ring.submit_and_wait(1)
-        elif timeout <= 0:
-            ring.submit()
-        else:
-            ring.submit_and_wait_timeout(1, timeout)
+        arm = self._arm() if self._to_arm else []
+        remove = self._to_remove
+        if remove:
+            self._to_remove = []
         ready = []
-        while True:
-            batch = ring.reap(self._entries)
-            if not batch:
-                break
-            for token, res, _flags in batch:
-                fd = self._tokens.pop(token, None)
-                if fd is None or self._armed.get(fd) != token:
-                    continue        # a removed poll, or a remove's own result
-                del self._armed[fd]
-                key = self._fd_to_key.get(fd)
-                if key is None:
-                    continue
-                self._to_arm.add(fd)
-                if res == -errno.ECANCELED:
-                    continue
-                events = 0
-                if res < 0 or res & _IN:
-                    events |= selectors.EVENT_READ
-                if res < 0 or res & _OUT:
-                    events |= selectors.EVENT_WRITE
-                events &= key.events
-                if events:
-                    ready.append((key, events))
+        tokens = self._tokens
+        armed = self._armed
+        fd_to_key = self._fd_to_key
+        for token, res in self._aring._select(arm, remove, timeout):
+            fd = tokens.pop(token, None)
+            if fd is None or armed.get(fd) != token:
+                continue        # a removed poll
+            del armed[fd]
+            key = fd_to_key.get(fd)
+            if key is None:
+                continue
+            self._to_arm.add(fd)
+            if res == -errno.ECANCELED:
+                continue
+            events = 0
+            if res < 0 or res & _IN:
+                events |= selectors.EVENT_READ
+            if res < 0 or res & _OUT:
+                events |= selectors.EVENT_WRITE
+            events &= key.events
+            if events:
+                ready.append((key, events))
         return ready
 
     def close(self):
         super().close()
-        ring, self._ring = self._ring, None
-        if ring is not None:
-            ring.queue_exit()
-        self._aring = None
+        ring = self._aring
+        if not ring.closed:
+            ring._close_now()
         self._armed.clear()
         self._tokens.clear()
         self._to_arm.clear()
+        self._to_remove = []
 
     def fileno(self):
-        return self._ring.fileno()
+        return self._aring.get_ring().fileno()
 
 
 class EventLoop(asyncio.SelectorEventLoop):
@@ -208,17 +208,20 @@ class EventLoop(asyncio.SelectorEventLoop):
         self._dgram_carry: _t.Dict[int, _t.List[_t.Tuple[bytes, _t.Any]]] = {}
 
     # -- the loop's AsyncRing: every sock_* operation and the completion
-    # transports run on it; its eventfd is one more registered fd of the
-    # selector, whose select() submits what the iteration queued on it
+    # transports run on it; with a RingSelector it is the selector's own
+    # ring, whose select() submits, waits and reaps for both
 
     def _uring(self) -> AsyncRing:
         ar = self._aring
         if ar is None:
             base: _t.Any = self     # asyncio's private names, untyped
             base._check_closed()
-            ar = self._aring = AsyncRing(256)
-            if isinstance(base._selector, RingSelector):
-                base._selector._aring = ar
+            sel = base._selector
+            if isinstance(sel, RingSelector):
+                ar = sel._aring     # the loop's one ring (selector mode)
+            else:
+                ar = AsyncRing(256)     # its own, watched by its eventfd
+            self._aring = ar
         return ar
 
     def close(self) -> None:
