@@ -54,6 +54,7 @@ def _new_ring(entries: int) -> AsyncRing:
     interrupting the thread with an IPI for it, which measured as a tenth
     of the loop's time under HTTP load; refused by an older kernel, then a
     plain ring."""
+    ring: _t.Any    # its selector-mode methods are private: not in the stub
     try:
         ring = AsyncRing(entries, IORING_SETUP_COOP_TASKRUN)
     except OSError as e:
@@ -83,7 +84,7 @@ class RingSelector(selectors._BaseSelectorImpl):
 
     def __init__(self, entries: int = 256) -> None:
         super().__init__()
-        self._aring = _new_ring(entries)
+        self._aring: _t.Any = _new_ring(entries)
         self._armed: _t.Dict[int, int] = {}    # fd -> token of its poll in the kernel
         self._tokens: _t.Dict[int, int] = {}   # token -> fd, for the polls in the kernel
         self._to_arm: _t.Set[int] = set()      # fds registered and not armed
