@@ -385,24 +385,45 @@ def test_completion_transport_echo_takes_one_iteration_per_message():
     assert _fds() == before
 
 
-def test_select_refuses_bad_polls(pair):
+def test_selector_refuses_bad_fds_and_events(pair):
     a, _ = pair
     with RingSelector() as sel:
         ring = sel._aring
-        for bad in (0, 1 << 63, 0xFFFFFFFF, -1):
-            with pytest.raises((ValueError, OverflowError)):
-                ring._select([(a.fileno(), 1, bad)], [], 0)
-            with pytest.raises((ValueError, OverflowError)):
-                ring._select([], [bad], 0)
-        with pytest.raises(TypeError):
-            ring._select([a.fileno()], [], 0)
         with pytest.raises(ValueError):
-            ring._select([(-1, 1, 5)], [], 0)
+            ring._sel_set(-1, selectors.EVENT_READ, None)
+        with pytest.raises(OverflowError):
+            ring._sel_set(1 << 70, selectors.EVENT_READ, None)
+        for events in (0, 4, -1):
+            with pytest.raises(ValueError):
+                ring._sel_set(a.fileno(), events, None)
+        with pytest.raises(ValueError):
+            ring._sel_del(-1)
         with pytest.raises(TypeError):
-            ring._select([], [], 0, 1)
+            ring._sel_set(a.fileno(), 1)
+        with pytest.raises(ValueError):
+            sel.select(float("nan"))
+        key = sel.register(a, selectors.EVENT_READ)
+        with pytest.raises(ValueError):
+            sel.modify(a, 8)
+        assert sel.get_key(a) is key        # unchanged
         # still a working selector
-        key = sel.register(a, selectors.EVENT_WRITE)
+        key = sel.modify(a, selectors.EVENT_WRITE)
         assert sel.select(5) == [(key, selectors.EVENT_WRITE)]
+
+
+def test_a_stale_poll_after_reregistering_is_ignored(pair):
+    # a poll removed by unregister() and one armed for the same fd right
+    # after: the old one's -ECANCELED must not be taken for the new one's
+    a, b = pair
+    with RingSelector() as sel:
+        for _ in range(50):
+            sel.register(a, selectors.EVENT_READ)
+            assert sel.select(0) == []
+            sel.unregister(a)
+        key = sel.register(a, selectors.EVENT_READ)
+        assert sel.select(0.01) == []
+        b.send(b"!")
+        assert sel.select(5) == [(key, selectors.EVENT_READ)]
 
 
 def test_a_plain_async_ring_is_refused_select():
@@ -410,7 +431,9 @@ def test_a_plain_async_ring_is_refused_select():
         ring = py_io_uring.AsyncRing(8)
         try:
             with pytest.raises(RuntimeError, match="selector mode"):
-                ring._select([], [], 0)
+                ring._select(0)
+            with pytest.raises(RuntimeError, match="selector mode"):
+                ring._sel_set(0, 1, None)
         finally:
             await ring.aclose()
         return True

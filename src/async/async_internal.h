@@ -76,6 +76,7 @@ typedef struct AsyncRingObject {
     uint8_t selector_mode;          /* the loop's own ring (selector.c): its
                                        _select() submits and reaps; no
                                        eventfd, reader or call_soon flush */
+    struct pu_aio_selector *sel;    /* the selector's polls (selector.c) */
     unsigned long long submits, completions, ops;
     struct pu_aio_wait *waits;      /* the side table, by record slot */
     uint32_t nwaits;
@@ -289,6 +290,10 @@ int pu_aio_chain_init(void);
 
 /* selector.c */
 extern PyMethodDef pu_aio_selector_methods[];
+int pu_aio_sel_complete(AsyncRingObject *self, PyObject *ready, __u64 ud, int res);
+int pu_aio_sel_traverse(AsyncRingObject *self, visitproc visit, void *arg);
+void pu_aio_sel_clear(AsyncRingObject *self);
+void pu_aio_sel_free(AsyncRingObject *self);
 
 /* sock.c */
 extern PyMethodDef pu_aio_sock_methods[];

@@ -653,8 +653,8 @@ pu_aio_process(AsyncRingObject *self)
 }
 
 /* ... and with polls a list: a completion no record names (a poll of the
- * loop's selector, selector.c) is appended to it as (user_data, res)
- * instead of being dropped. */
+ * loop's selector) goes to selector.c, which appends the (key, events) it
+ * means to the list. */
 int
 pu_aio_process_into(AsyncRingObject *self, PyObject *polls)
 {
@@ -675,16 +675,13 @@ pu_aio_process_into(AsyncRingObject *self, PyObject *polls)
             CqeObject *q = r->cq[r->cq_start];
             r->cq[r->cq_start++] = NULL;
             if (polls != NULL && q->sqe == NULL) {
-                PyObject *t = Py_BuildValue("(Ki)", (unsigned long long)q->user_data,
-                                            (int)q->res);
-                if (t == NULL || PyList_Append(polls, t) < 0) {
-                    /* raised at the end: the rest still go to their waiters */
+                /* raised at the end: the rest still go to their waiters */
+                if (pu_aio_sel_complete(self, polls, q->user_data, q->res) < 0) {
                     if (perr == NULL)
                         perr = pu_exc_take();
                     else
                         PyErr_Clear();
                 }
-                Py_XDECREF(t);
                 Py_DECREF(q);
                 continue;
             }

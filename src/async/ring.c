@@ -483,6 +483,8 @@ AsyncRing_traverse(AsyncRingObject *self, visitproc visit, void *arg)
     Py_VISIT(self->ready_cb);
     Py_VISIT(self->close_waiter);
     Py_VISIT(self->close_timer);
+    if (pu_aio_sel_traverse(self, visit, arg) != 0)
+        return -1;
     for (uint32_t s = 0; s < self->nwaits; s++) {
         const pu_aio_wait *w = &self->waits[s];
         if (w->user_data != 0 && !(w->flags & PU_AIO_ITER)) {
@@ -509,6 +511,7 @@ AsyncRing_clear(AsyncRingObject *self)
     Py_CLEAR(self->ready_cb);
     Py_CLEAR(self->close_waiter);
     Py_CLEAR(self->close_timer);
+    pu_aio_sel_clear(self);
     return 0;
 }
 
@@ -539,6 +542,7 @@ AsyncRing_dealloc(AsyncRingObject *self)
     }
     AsyncRing_clear(self);
     PyMem_Free(self->waits);
+    pu_aio_sel_free(self);
     self->waits = NULL;
     self->nwaits = 0;
     pu_exc_restore(&saved);

@@ -26,7 +26,6 @@ from asyncio import base_events as _base_events
 from asyncio import sslproto as _sslproto
 import time
 import selectors
-import select
 import sys
 # typing's names under a private alias: as module attributes they would be
 # public names stubtest checks (3.8's typing.Coroutine "is not a type")
@@ -42,8 +41,6 @@ _check_ssl_socket = getattr(_base_events, "_check_ssl_socket", None)
 __all__ = ["RingSelector", "EventLoop", "EventLoopPolicy", "new_event_loop",
            "install", "run"]
 
-_IN = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
-_OUT = select.POLLOUT | select.POLLERR | select.POLLHUP
 
 
 def _new_ring(entries: int) -> AsyncRing:
@@ -75,39 +72,26 @@ class RingSelector(selectors._BaseSelectorImpl):
     (the fd was unregistered or its events changed, and the old poll
     removed) is ignored when its completion arrives.
 
-    The ring is an AsyncRing in selector mode, the loop's only ring: the
-    EventLoop runs its sock_* operations and completion transports on it,
-    and select() is one C call (AsyncRing._select) that arms and removes
-    the polls, submits them with every operation the iteration queued,
-    waits with the timeout in the same io_uring_enter, hands operation
-    completions to their futures in C and returns the polls' to here."""
+    The ring is an AsyncRing in selector mode (src/async/selector.c), the
+    loop's only ring: the EventLoop runs its sock_* operations and
+    completion transports on it.  The polls and their tokens are kept
+    there, in C; select() is one C call that arms and removes the polls,
+    submits them with every operation the iteration queued, waits with the
+    timeout in the same io_uring_enter, hands operation completions to
+    their futures and returns the polls' (key, events)."""
 
     def __init__(self, entries: int = 256) -> None:
         super().__init__()
         self._aring: _t.Any = _new_ring(entries)
-        self._armed: _t.Dict[int, int] = {}    # fd -> token of its poll in the kernel
-        self._tokens: _t.Dict[int, int] = {}   # token -> fd, for the polls in the kernel
-        self._to_arm: _t.Set[int] = set()      # fds registered and not armed
-        self._to_remove: _t.List[int] = []     # tokens of polls to remove
-        self._next_token = 1
-
-    def _remove_poll(self, fd):
-        token = self._armed.pop(fd, None)
-        if token is not None and not self._aring.closed:
-            # the completion of the poll (-ECANCELED) carries a token that
-            # is no longer the fd's, the remove's own none: select() drops
-            # them
-            self._to_remove.append(token)
 
     def register(self, fileobj, events, data=None):
         key = super().register(fileobj, events, data)
-        self._to_arm.add(key.fd)
+        self._aring._sel_set(key.fd, events, key)
         return key
 
     def unregister(self, fileobj):
         key = super().unregister(fileobj)
-        self._to_arm.discard(key.fd)
-        self._remove_poll(key.fd)
+        self._aring._sel_del(key.fd)
         return key
 
     def modify(self, fileobj, events, data=None):
@@ -115,75 +99,21 @@ class RingSelector(selectors._BaseSelectorImpl):
             key = self._fd_to_key[self._fileobj_lookup(fileobj)]
         except KeyError:
             raise KeyError("{!r} is not registered".format(fileobj)) from None
-        if events != key.events:
-            self._remove_poll(key.fd)
-            self._to_arm.add(key.fd)
-        key = key._replace(events=events, data=data)
-        self._fd_to_key[key.fd] = key
+        if events != key.events or data != key.data:
+            if not events or events & ~(selectors.EVENT_READ | selectors.EVENT_WRITE):
+                raise ValueError("Invalid events: {!r}".format(events))
+            key = key._replace(events=events, data=data)
+            # a new poll only when the events changed (the C side compares)
+            self._aring._sel_set(key.fd, events, key)
+            self._fd_to_key[key.fd] = key
         return key
 
-    def _arm(self):
-        arm = []
-        token = self._next_token
-        fd_to_key = self._fd_to_key
-        for fd in self._to_arm:
-            key = fd_to_key.get(fd)
-            if key is None:
-                continue
-            mask = 0
-            if key.events & selectors.EVENT_READ:
-                mask |= select.POLLIN | select.POLLPRI
-            if key.events & selectors.EVENT_WRITE:
-                mask |= select.POLLOUT
-            if token & 0xFFFFFFFF == 0xFFFFFFFF:
-                token += 1          # the runtime's own user_data
-            arm.append((fd, mask, token))
-            self._armed[fd] = token
-            self._tokens[token] = fd
-            token += 1
-        self._next_token = token
-        self._to_arm.clear()
-        return arm
-
     def select(self, timeout=None):
-        arm = self._arm() if self._to_arm else []
-        remove = self._to_remove
-        if remove:
-            self._to_remove = []
-        ready = []
-        tokens = self._tokens
-        armed = self._armed
-        fd_to_key = self._fd_to_key
-        for token, res in self._aring._select(arm, remove, timeout):
-            fd = tokens.pop(token, None)
-            if fd is None or armed.get(fd) != token:
-                continue        # a removed poll
-            del armed[fd]
-            key = fd_to_key.get(fd)
-            if key is None:
-                continue
-            self._to_arm.add(fd)
-            if res == -errno.ECANCELED:
-                continue
-            events = 0
-            if res < 0 or res & _IN:
-                events |= selectors.EVENT_READ
-            if res < 0 or res & _OUT:
-                events |= selectors.EVENT_WRITE
-            events &= key.events
-            if events:
-                ready.append((key, events))
-        return ready
+        return self._aring._select(timeout)
 
     def close(self):
         super().close()
-        ring = self._aring
-        if not ring.closed:
-            ring._close_now()
-        self._armed.clear()
-        self._tokens.clear()
-        self._to_arm.clear()
-        self._to_remove = []
+        self._aring._close_now()
 
     def fileno(self):
         return self._aring.get_ring().fileno()
