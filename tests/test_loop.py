@@ -441,6 +441,35 @@ def test_a_plain_async_ring_is_refused_select():
     assert asyncio.run(main())
 
 
+def test_a_forked_child_closes_the_loop_and_runs_a_new_one(pair):
+    # the ring is not mapped in a child: closing the parent's loop there
+    # must not touch it (it crashed), and a new loop works
+    a, b = pair
+    a.setblocking(False)
+    loop = EventLoop()
+    try:
+        b.send(b"p")
+        assert loop.run_until_complete(loop.sock_recv(a, 10)) == b"p"
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                loop.close()
+                child = EventLoop()
+                b.send(b"c")
+                if child.run_until_complete(child.sock_recv(a, 10)) == b"c":
+                    code = 0
+                child.close()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        b.send(b"q")
+        assert loop.run_until_complete(loop.sock_recv(a, 10)) == b"q"
+    finally:
+        loop.close()
+
+
 def test_cancelled_sock_recv_keeps_its_bytes(pair):
     a, b = pair
     a.setblocking(False)

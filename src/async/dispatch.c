@@ -38,6 +38,9 @@ int
 pu_aio_flush_now(AsyncRingObject *self)
 {
     int ret;
+    if (!PU_RING_USABLE(self->ring))
+        return pu_ring_check_sq(self->ring);   /* closed, or a forked child's:
+                                                  its memory is not mapped */
     if (io_uring_sq_ready(&self->ring->ring) == 0)
         return 0;
     ret = pu_ring_flush(self->ring, 0);
@@ -662,8 +665,8 @@ pu_aio_process_into(AsyncRingObject *self, PyObject *polls)
     PyObject *perr = NULL;
     int err = 0;
 
-    if (!r->initialised)
-        return 0;
+    if (!r->initialised || r->fork_generation != pu_fork_generation)
+        return 0;   /* a forked child's copy: the ring is not mapped here */
     if (r->setup_flags & IORING_SETUP_DEFER_TASKRUN)
         io_uring_get_events(&r->ring);   /* the eventfd was only a hint */
     for (int round = 0; round < PU_DRAIN_ROUNDS; round++) {

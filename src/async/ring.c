@@ -296,9 +296,12 @@ AsyncRing_aclose(AsyncRingObject *self, PyObject *Py_UNUSED(ignored))
     self->close_waiter = pu_aio_new_future(self, 0);
     if (self->close_waiter == NULL)
         return NULL;
-    if (cancel_everything(self) < 0)
+    /* a forked child's copy has nothing of its own in flight, and no
+     * mapping of the ring to cancel through: the teardown lets it go */
+    if (self->ring->fork_generation == pu_fork_generation &&
+        cancel_everything(self) < 0)
         unraisable("AsyncRing.aclose(): cancelling");
-    if (self->ring->nrecords == 0) {
+    if (self->ring->nrecords == 0 || self->ring->fork_generation != pu_fork_generation) {
         pu_aio_finish_close(self);
     } else {
         cb = PyCFunction_New(&deadline_def, (PyObject *)self);

@@ -446,8 +446,8 @@ AsyncRing_select(AsyncRingObject *self, PyObject *arg)
                         "selector mode");
         return NULL;
     }
-    if (pu_aio_check_open(self) < 0)
-        return NULL;
+    if (pu_aio_check_open(self) < 0 || pu_ring_check(self->ring) < 0)
+        return NULL;    /* (a forked child's copy is refused here) */
     if (arg != Py_None) {
         timeout = PyFloat_AsDouble(arg);
         if (timeout == -1.0 && PyErr_Occurred())
