@@ -38,9 +38,9 @@ int
 pu_aio_flush_now(AsyncRingObject *self)
 {
     int ret;
-    if (!PU_RING_USABLE(self->ring))
-        return pu_ring_check_sq(self->ring);   /* closed, or a forked child's:
-                                                  its memory is not mapped */
+    if (self->ring->fork_generation != pu_fork_generation)
+        return pu_ring_check_sq(self->ring);   /* a forked child's copy: its
+                                                  memory is not mapped */
     if (io_uring_sq_ready(&self->ring->ring) == 0)
         return 0;
     ret = pu_ring_flush(self->ring, 0);

@@ -486,8 +486,11 @@ AsyncRing_traverse(AsyncRingObject *self, visitproc visit, void *arg)
     Py_VISIT(self->ready_cb);
     Py_VISIT(self->close_waiter);
     Py_VISIT(self->close_timer);
-    if (pu_aio_sel_traverse(self, visit, arg) != 0)
-        return -1;
+    {
+        int v = pu_aio_sel_traverse(self, visit, arg);
+        if (v != 0)
+            return v;
+    }
     for (uint32_t s = 0; s < self->nwaits; s++) {
         const pu_aio_wait *w = &self->waits[s];
         if (w->user_data != 0 && !(w->flags & PU_AIO_ITER)) {
