@@ -42,7 +42,6 @@ __all__ = ["RingSelector", "EventLoop", "EventLoopPolicy", "new_event_loop",
            "install", "run"]
 
 
-
 def _new_ring(entries: int) -> AsyncRing:
     """The loop's one ring: an AsyncRing in selector mode (src/async/
     selector.c), carrying the selector's polls and the loop's operations.
