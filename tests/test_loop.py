@@ -285,6 +285,191 @@ def test_sock_methods_run_on_the_loops_ring():
     assert _fds() == before
 
 
+def test_one_ring_and_no_eventfd_hop(pair):
+    # the loop's AsyncRing is its selector's ring (selector mode): no
+    # eventfd, no reader for one, no call_soon() flush; an operation's
+    # completion reaches its future in the same select() that submitted it
+    a, b = pair
+    a.setblocking(False)
+
+    async def main(loop):
+        ring = loop._uring()
+        assert ring is loop._selector._aring
+        with pytest.raises(ValueError):
+            ring.fileno()                  # no eventfd
+        scheduled = []
+        call_soon = loop.call_soon
+
+        def spy(cb, *args, **kw):
+            scheduled.append(getattr(cb, "__name__", ""))
+            return call_soon(cb, *args, **kw)
+
+        loop.call_soon = spy
+        try:
+            b.send(b"ready")
+            selects = _count_selects(loop)
+            assert await loop.sock_recv(a, 10) == b"ready"
+            # the select that submitted the receive reaped it: its future's
+            # callback (the task's wakeup) runs in that iteration
+            assert selects() == 1
+        finally:
+            del loop.call_soon
+        assert "_flush" not in scheduled
+        fds = {key.fd for key in loop._selector.get_map().values()}
+        assert fds == {loop._ssock.fileno()}  # only the self-pipe is watched
+        return True
+
+    before = _fds()
+    assert _on_loop(main)
+    assert _fds() == before
+
+
+def _count_selects(loop):
+    sel = loop._selector
+    n = [0]
+    orig = sel.select
+
+    def select(timeout=None):
+        n[0] += 1
+        return orig(timeout)
+
+    sel.select = select
+    return lambda: n[0]
+
+
+def test_completion_transport_echo_takes_one_iteration_per_message():
+    # one loop iteration per message each way (the receive's completion is
+    # dispatched in the select that reaps it), where the eventfd hop took two
+    rounds = 500
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, t):
+            self.t = t
+
+        def data_received(self, data):
+            self.t.write(data)
+
+    class Client(asyncio.Protocol):
+        def __init__(self, done):
+            self.done, self.n = done, 0
+
+        def connection_made(self, t):
+            self.t = t
+            t.write(b"x" * 100)
+
+        def data_received(self, data):
+            assert data == b"x" * 100
+            self.n += 1
+            if self.n == rounds:
+                self.done.set_result(None)
+            else:
+                self.t.write(data)
+
+    async def main(loop):
+        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        done = loop.create_future()
+        t, _ = await loop.create_connection(lambda: Client(done),
+                                            *server.sockets[0].getsockname())
+        selects = _count_selects(loop)
+        await done
+        n = selects()
+        t.close()
+        server.close()
+        await server.wait_closed()
+        await asyncio.sleep(0.01)              # the transports' close
+        return n
+
+    before = _fds()
+    n = _on_loop_kind("uring", main)
+    assert rounds * 2 - 5 <= n <= rounds * 2 + 20, n
+    assert _fds() == before
+
+
+def test_selector_refuses_bad_fds_and_events(pair):
+    a, _ = pair
+    with RingSelector() as sel:
+        ring = sel._aring
+        with pytest.raises(ValueError):
+            ring._sel_set(-1, selectors.EVENT_READ, None)
+        with pytest.raises(OverflowError):
+            ring._sel_set(1 << 70, selectors.EVENT_READ, None)
+        for events in (0, 4, -1):
+            with pytest.raises(ValueError):
+                ring._sel_set(a.fileno(), events, None)
+        with pytest.raises(ValueError):
+            ring._sel_del(-1)
+        with pytest.raises(TypeError):
+            ring._sel_set(a.fileno(), 1)
+        with pytest.raises(ValueError):
+            sel.select(float("nan"))
+        key = sel.register(a, selectors.EVENT_READ)
+        with pytest.raises(ValueError):
+            sel.modify(a, 8)
+        assert sel.get_key(a) is key        # unchanged
+        # still a working selector
+        key = sel.modify(a, selectors.EVENT_WRITE)
+        assert sel.select(5) == [(key, selectors.EVENT_WRITE)]
+
+
+def test_a_stale_poll_after_reregistering_is_ignored(pair):
+    # a poll removed by unregister() and one armed for the same fd right
+    # after: the old one's -ECANCELED must not be taken for the new one's
+    a, b = pair
+    with RingSelector() as sel:
+        for _ in range(50):
+            sel.register(a, selectors.EVENT_READ)
+            assert sel.select(0) == []
+            sel.unregister(a)
+        key = sel.register(a, selectors.EVENT_READ)
+        assert sel.select(0.01) == []
+        b.send(b"!")
+        assert sel.select(5) == [(key, selectors.EVENT_READ)]
+
+
+def test_a_plain_async_ring_is_refused_select():
+    async def main():
+        ring = py_io_uring.AsyncRing(8)
+        try:
+            with pytest.raises(RuntimeError, match="selector mode"):
+                ring._select(0)
+            with pytest.raises(RuntimeError, match="selector mode"):
+                ring._sel_set(0, 1, None)
+        finally:
+            await ring.aclose()
+        return True
+
+    assert asyncio.run(main())
+
+
+def test_a_forked_child_closes_the_loop_and_runs_a_new_one(pair):
+    # the ring is not mapped in a child: closing the parent's loop there
+    # must not touch it (it crashed), and a new loop works
+    a, b = pair
+    a.setblocking(False)
+    loop = EventLoop()
+    try:
+        b.send(b"p")
+        assert loop.run_until_complete(loop.sock_recv(a, 10)) == b"p"
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                loop.close()
+                child = EventLoop()
+                b.send(b"c")
+                if child.run_until_complete(child.sock_recv(a, 10)) == b"c":
+                    code = 0
+                child.close()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        b.send(b"q")
+        assert loop.run_until_complete(loop.sock_recv(a, 10)) == b"q"
+    finally:
+        loop.close()
+
+
 def test_cancelled_sock_recv_keeps_its_bytes(pair):
     a, b = pair
     a.setblocking(False)

@@ -16,6 +16,10 @@
  *   links.c      timeout= (a linked IORING_OP_LINK_TIMEOUT), sleep(),
  *                cancel(), cancel_fd()
  *   chain.c      chain(): linked operations in one submission
+ *   selector.c   selector mode: the ring of py_io_uring's EventLoop, whose
+ *                RingSelector polls live on it too and whose select() is
+ *                the one io_uring_enter of the iteration (submit, wait,
+ *                reap, dispatch); no eventfd
  *
  * How it works (docs/async.md has the user's view):
  *   - An eventfd registered with the ring is watched with loop.add_reader();
@@ -69,6 +73,10 @@ typedef struct AsyncRingObject {
     uint8_t reader_added;
     uint8_t closing;
     uint8_t closed;
+    uint8_t selector_mode;          /* the loop's own ring (selector.c): its
+                                       _select() submits and reaps; no
+                                       eventfd, reader or call_soon flush */
+    struct pu_aio_selector *sel;    /* the selector's polls (selector.c) */
     unsigned long long submits, completions, ops;
     struct pu_aio_wait *waits;      /* the side table, by record slot */
     uint32_t nwaits;
@@ -239,6 +247,7 @@ PyObject *pu_aio_prep(SqeObject *rec, const pu_opdef *op, PyObject *const *args,
 PyObject *pu_aio_result_value(SqeObject *rec, CqeObject *q, uint16_t flags);
 void pu_aio_drop_result(SqeObject *rec, CqeObject *q);
 int pu_aio_process(AsyncRingObject *self);
+int pu_aio_process_into(AsyncRingObject *self, PyObject *polls);
 
 /* fd_future.c */
 extern PyObject *pu_aio_socket_type;    /* socket.socket, once imported */
@@ -278,6 +287,13 @@ PyObject *pu_aio_chain_new(AsyncRingObject *self, PyObject *timeout);
 PyObject *pu_aio_chain_add(PyObject *chain, const pu_opdef *op, PyObject *const *args,
                            Py_ssize_t nargs, PyObject *kwnames);
 int pu_aio_chain_init(void);
+
+/* selector.c */
+extern PyMethodDef pu_aio_selector_methods[];
+int pu_aio_sel_complete(AsyncRingObject *self, PyObject *ready, __u64 ud, int res);
+int pu_aio_sel_traverse(AsyncRingObject *self, visitproc visit, void *arg);
+void pu_aio_sel_clear(AsyncRingObject *self);
+void pu_aio_sel_free(AsyncRingObject *self);
 
 /* sock.c */
 extern PyMethodDef pu_aio_sock_methods[];

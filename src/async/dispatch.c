@@ -18,6 +18,11 @@ int
 pu_aio_schedule_flush_now(AsyncRingObject *self)
 {
     PyObject *h;
+    if (self->selector_mode) {
+        /* the loop's select() submits it (selector.c) */
+        self->flush_scheduled = 1;
+        return 0;
+    }
     if (self->call_soon == NULL)
         return 0;   /* cleared by the GC: a cancel from an iterator's dealloc
                        has no loop left to go in with; the teardown ends it */
@@ -33,6 +38,9 @@ int
 pu_aio_flush_now(AsyncRingObject *self)
 {
     int ret;
+    if (self->ring->fork_generation != pu_fork_generation)
+        return pu_ring_check_sq(self->ring);   /* a forked child's copy: its
+                                                  memory is not mapped */
     if (io_uring_sq_ready(&self->ring->ring) == 0)
         return 0;
     ret = pu_ring_flush(self->ring, 0);
@@ -644,11 +652,21 @@ dispatch(AsyncRingObject *self, CqeObject *q)
 int
 pu_aio_process(AsyncRingObject *self)
 {
+    return pu_aio_process_into(self, NULL);
+}
+
+/* ... and with polls a list: a completion no record names (a poll of the
+ * loop's selector) goes to selector.c, which appends the (key, events) it
+ * means to the list. */
+int
+pu_aio_process_into(AsyncRingObject *self, PyObject *polls)
+{
     RingObject *r = self->ring;
+    PyObject *perr = NULL;
     int err = 0;
 
-    if (!r->initialised)
-        return 0;
+    if (!r->initialised || r->fork_generation != pu_fork_generation)
+        return 0;   /* a forked child's copy: the ring is not mapped here */
     if (r->setup_flags & IORING_SETUP_DEFER_TASKRUN)
         io_uring_get_events(&r->ring);   /* the eventfd was only a hint */
     for (int round = 0; round < PU_DRAIN_ROUNDS; round++) {
@@ -659,6 +677,17 @@ pu_aio_process(AsyncRingObject *self)
         while (r->cq_start < r->cq_end) {
             CqeObject *q = r->cq[r->cq_start];
             r->cq[r->cq_start++] = NULL;
+            if (polls != NULL && q->sqe == NULL) {
+                /* raised at the end: the rest still go to their waiters */
+                if (pu_aio_sel_complete(self, polls, q->user_data, q->res) < 0) {
+                    if (perr == NULL)
+                        perr = pu_exc_take();
+                    else
+                        PyErr_Clear();
+                }
+                Py_DECREF(q);
+                continue;
+            }
             dispatch(self, q);
             if (PyErr_Occurred())
                 unraisable("AsyncRing: delivering a completion");
@@ -670,6 +699,11 @@ pu_aio_process(AsyncRingObject *self)
     }
     if (self->closing && !self->closed && r->nrecords == 0)
         pu_aio_finish_close(self);
+    if (perr != NULL) {
+        PyErr_Clear();
+        pu_exc_give(perr);
+        return -1;
+    }
     return err;
 }
 

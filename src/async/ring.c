@@ -129,6 +129,8 @@ pu_aio_bind_loop_slow(AsyncRingObject *self)
     self->ready_cb = PyCFunction_New(&pu_aio_ready_def, (PyObject *)self);
     if (self->call_soon == NULL || self->flush_cb == NULL || self->ready_cb == NULL)
         return -1;
+    if (self->selector_mode)
+        return 0;   /* the loop's select() reaps it (selector.c) */
     fd = PyLong_FromLong(self->efd);
     if (fd == NULL)
         return -1;
@@ -294,9 +296,12 @@ AsyncRing_aclose(AsyncRingObject *self, PyObject *Py_UNUSED(ignored))
     self->close_waiter = pu_aio_new_future(self, 0);
     if (self->close_waiter == NULL)
         return NULL;
-    if (cancel_everything(self) < 0)
+    /* a forked child's copy has nothing of its own in flight, and no
+     * mapping of the ring to cancel through: the teardown lets it go */
+    if (self->ring->fork_generation == pu_fork_generation &&
+        cancel_everything(self) < 0)
         unraisable("AsyncRing.aclose(): cancelling");
-    if (self->ring->nrecords == 0) {
+    if (self->ring->nrecords == 0 || self->ring->fork_generation != pu_fork_generation) {
         pu_aio_finish_close(self);
     } else {
         cb = PyCFunction_New(&deadline_def, (PyObject *)self);
@@ -481,6 +486,11 @@ AsyncRing_traverse(AsyncRingObject *self, visitproc visit, void *arg)
     Py_VISIT(self->ready_cb);
     Py_VISIT(self->close_waiter);
     Py_VISIT(self->close_timer);
+    {
+        int v = pu_aio_sel_traverse(self, visit, arg);
+        if (v != 0)
+            return v;
+    }
     for (uint32_t s = 0; s < self->nwaits; s++) {
         const pu_aio_wait *w = &self->waits[s];
         if (w->user_data != 0 && !(w->flags & PU_AIO_ITER)) {
@@ -507,6 +517,7 @@ AsyncRing_clear(AsyncRingObject *self)
     Py_CLEAR(self->ready_cb);
     Py_CLEAR(self->close_waiter);
     Py_CLEAR(self->close_timer);
+    pu_aio_sel_clear(self);
     return 0;
 }
 
@@ -537,6 +548,7 @@ AsyncRing_dealloc(AsyncRingObject *self)
     }
     AsyncRing_clear(self);
     PyMem_Free(self->waits);
+    pu_aio_sel_free(self);
     self->waits = NULL;
     self->nwaits = 0;
     pu_exc_restore(&saved);
@@ -623,7 +635,8 @@ pu_async_type_init(void)
         return -1;
     if (all == NULL) {
         const PyMethodDef *parts[] = {AsyncRing_methods, pu_aio_sock_methods,
-                                      pu_aio_links_methods, pu_generated_async_methods};
+                                      pu_aio_links_methods, pu_aio_selector_methods,
+                                      pu_generated_async_methods};
         size_t n = 0;
         for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
             n += count_methods(parts[i]);

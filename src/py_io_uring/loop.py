@@ -26,14 +26,13 @@ from asyncio import base_events as _base_events
 from asyncio import sslproto as _sslproto
 import time
 import selectors
-import select
 import sys
 # typing's names under a private alias: as module attributes they would be
 # public names stubtest checks (3.8's typing.Coroutine "is not a type")
 import typing as _t
 
 # the package's name, not ._core's: the package's stub types it
-from . import AsyncRing, IoUring, IORING_SETUP_COOP_TASKRUN
+from . import AsyncRing, IORING_SETUP_COOP_TASKRUN
 from . import _transports
 
 _T = _t.TypeVar("_T")
@@ -42,22 +41,24 @@ _check_ssl_socket = getattr(_base_events, "_check_ssl_socket", None)
 __all__ = ["RingSelector", "EventLoop", "EventLoopPolicy", "new_event_loop",
            "install", "run"]
 
-_IN = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
-_OUT = select.POLLOUT | select.POLLERR | select.POLLHUP
 
-
-def _new_ring(entries: int) -> IoUring:
-    """The selector's ring.  COOP_TASKRUN (Linux 5.19): the kernel runs the
-    ring's completion work when this thread next enters it (it does every
-    iteration) instead of interrupting the thread with an IPI for it, which
-    measured as a tenth of the loop's time under HTTP load; refused by an
-    older kernel, then a plain ring."""
+def _new_ring(entries: int) -> AsyncRing:
+    """The loop's one ring: an AsyncRing in selector mode (src/async/
+    selector.c), carrying the selector's polls and the loop's operations.
+    COOP_TASKRUN (Linux 5.19): the kernel runs the ring's completion work
+    when this thread next enters it (it does every iteration) instead of
+    interrupting the thread with an IPI for it, which measured as a tenth
+    of the loop's time under HTTP load; refused by an older kernel, then a
+    plain ring."""
+    ring: _t.Any    # its selector-mode methods are private: not in the stub
     try:
-        return IoUring(entries, IORING_SETUP_COOP_TASKRUN)
+        ring = AsyncRing(entries, IORING_SETUP_COOP_TASKRUN)
     except OSError as e:
         if e.errno != errno.EINVAL:
             raise
-        return IoUring(entries)
+        ring = AsyncRing(entries)
+    ring._selector_mode()
+    return ring
 
 
 class RingSelector(selectors._BaseSelectorImpl):
@@ -68,37 +69,28 @@ class RingSelector(selectors._BaseSelectorImpl):
     arms it again, and an fd still ready fires again at once.  A poll is
     named by a token (its user_data); a token that is no longer the fd's
     (the fd was unregistered or its events changed, and the old poll
-    removed) is ignored when its completion arrives."""
+    removed) is ignored when its completion arrives.
+
+    The ring is an AsyncRing in selector mode (src/async/selector.c), the
+    loop's only ring: the EventLoop runs its sock_* operations and
+    completion transports on it.  The polls and their tokens are kept
+    there, in C; select() is one C call that arms and removes the polls,
+    submits them with every operation the iteration queued, waits with the
+    timeout in the same io_uring_enter, hands operation completions to
+    their futures and returns the polls' (key, events)."""
 
     def __init__(self, entries: int = 256) -> None:
         super().__init__()
-        self._ring = _new_ring(entries)
-        self._entries = entries
-        self._armed: _t.Dict[int, int] = {}    # fd -> token of its poll in the kernel
-        self._tokens: _t.Dict[int, int] = {}   # token -> fd, for the polls in the kernel
-        self._to_arm: _t.Set[int] = set()      # fds registered and not armed
-        self._next_token = 1
-        # the loop's AsyncRing (sock_* and the completion transports): its
-        # queued operations go to the kernel just before this ring waits
-        self._aring: _t.Optional[AsyncRing] = None
-
-    def _remove_poll(self, fd):
-        token = self._armed.pop(fd, None)
-        if token is not None:
-            # the completion of the poll (-ECANCELED) and of the remove
-            # itself carry no token of a live poll: select() drops them
-            self._make_room(1)
-            self._ring.prep_poll_remove(token, user_data=0)
+        self._aring: _t.Any = _new_ring(entries)
 
     def register(self, fileobj, events, data=None):
         key = super().register(fileobj, events, data)
-        self._to_arm.add(key.fd)
+        self._aring._sel_set(key.fd, events, key)
         return key
 
     def unregister(self, fileobj):
         key = super().unregister(fileobj)
-        self._to_arm.discard(key.fd)
-        self._remove_poll(key.fd)
+        self._aring._sel_del(key.fd)
         return key
 
     def modify(self, fileobj, events, data=None):
@@ -106,86 +98,24 @@ class RingSelector(selectors._BaseSelectorImpl):
             key = self._fd_to_key[self._fileobj_lookup(fileobj)]
         except KeyError:
             raise KeyError("{!r} is not registered".format(fileobj)) from None
-        if events != key.events:
-            self._remove_poll(key.fd)
-            self._to_arm.add(key.fd)
-        key = key._replace(events=events, data=data)
-        self._fd_to_key[key.fd] = key
+        if events != key.events or data != key.data:
+            if not events or events & ~(selectors.EVENT_READ | selectors.EVENT_WRITE):
+                raise ValueError("Invalid events: {!r}".format(events))
+            key = key._replace(events=events, data=data)
+            # a new poll only when the events changed (the C side compares)
+            self._aring._sel_set(key.fd, events, key)
+            self._fd_to_key[key.fd] = key
         return key
 
-    def _make_room(self, n):
-        if self._ring.sq_space_left() < n:
-            self._ring.submit()
-
-    def _arm(self):
-        ring = self._ring
-        for fd in self._to_arm:
-            key = self._fd_to_key.get(fd)
-            if key is None:
-                continue
-            mask = 0
-            if key.events & selectors.EVENT_READ:
-                mask |= select.POLLIN | select.POLLPRI
-            if key.events & selectors.EVENT_WRITE:
-                mask |= select.POLLOUT
-            token = self._next_token
-            self._next_token += 1
-            self._make_room(1)
-            ring.prep_poll_add(fd, mask, user_data=token)
-            self._armed[fd] = token
-            self._tokens[token] = fd
-        self._to_arm.clear()
-
     def select(self, timeout=None):
-        self._arm()
-        aring = self._aring
-        if aring is not None and not aring.closed:
-            aring.flush()
-        ring = self._ring
-        if timeout is None:
-            ring.submit_and_wait(1)
-        elif timeout <= 0:
-            ring.submit()
-        else:
-            ring.submit_and_wait_timeout(1, timeout)
-        ready = []
-        while True:
-            batch = ring.reap(self._entries)
-            if not batch:
-                break
-            for token, res, _flags in batch:
-                fd = self._tokens.pop(token, None)
-                if fd is None or self._armed.get(fd) != token:
-                    continue        # a removed poll, or a remove's own result
-                del self._armed[fd]
-                key = self._fd_to_key.get(fd)
-                if key is None:
-                    continue
-                self._to_arm.add(fd)
-                if res == -errno.ECANCELED:
-                    continue
-                events = 0
-                if res < 0 or res & _IN:
-                    events |= selectors.EVENT_READ
-                if res < 0 or res & _OUT:
-                    events |= selectors.EVENT_WRITE
-                events &= key.events
-                if events:
-                    ready.append((key, events))
-        return ready
+        return self._aring._select(timeout)
 
     def close(self):
         super().close()
-        ring, self._ring = self._ring, None
-        if ring is not None:
-            ring.queue_exit()
-        self._aring = None
-        self._armed.clear()
-        self._tokens.clear()
-        self._to_arm.clear()
+        self._aring._close_now()
 
     def fileno(self):
-        return self._ring.fileno()
+        return self._aring.get_ring().fileno()
 
 
 class EventLoop(asyncio.SelectorEventLoop):
@@ -208,17 +138,20 @@ class EventLoop(asyncio.SelectorEventLoop):
         self._dgram_carry: _t.Dict[int, _t.List[_t.Tuple[bytes, _t.Any]]] = {}
 
     # -- the loop's AsyncRing: every sock_* operation and the completion
-    # transports run on it; its eventfd is one more registered fd of the
-    # selector, whose select() submits what the iteration queued on it
+    # transports run on it; with a RingSelector it is the selector's own
+    # ring, whose select() submits, waits and reaps for both
 
     def _uring(self) -> AsyncRing:
         ar = self._aring
         if ar is None:
             base: _t.Any = self     # asyncio's private names, untyped
             base._check_closed()
-            ar = self._aring = AsyncRing(256)
-            if isinstance(base._selector, RingSelector):
-                base._selector._aring = ar
+            sel = base._selector
+            if isinstance(sel, RingSelector):
+                ar = sel._aring     # the loop's one ring (selector mode)
+            else:
+                ar = AsyncRing(256)     # its own, watched by its eventfd
+            self._aring = ar
         return ar
 
     def close(self) -> None:
