@@ -629,10 +629,9 @@ class _BufferedEcho(asyncio.BufferedProtocol):
 
 
 def _transport_type(kind):
-    from py_io_uring import _transports
-    from asyncio import selector_events
+    from py_io_uring import _transports, loop
     return (_transports._UringSocketTransport if kind == "uring"
-            else selector_events._SelectorSocketTransport)
+            else loop._SocketTransport)
 
 
 @pytest.mark.parametrize("kind", KINDS)
