@@ -16,6 +16,8 @@
  *   links.c      timeout= (a linked IORING_OP_LINK_TIMEOUT), sleep(),
  *                cancel(), cancel_fd()
  *   chain.c      chain(): linked operations in one submission
+ *   stream.c     the callback waiter kind (PU_AIO_CALLBACK) and the
+ *                completion transport's read path (_UringStream)
  *
  * How it works (docs/async.md has the user's view):
  *   - An eventfd registered with the ring is watched with loop.add_reader();
@@ -69,6 +71,10 @@ typedef struct AsyncRingObject {
     uint8_t reader_added;
     uint8_t closing;
     uint8_t closed;
+    uint8_t stream_bufs;            /* stream.c's buffer ring is set up */
+    PyObject *cb_queue;             /* PU_AIO_CALLBACK completions of the
+                                       batch being dispatched: a list of
+                                       (waiter, Cqe, final), or NULL */
     unsigned long long submits, completions, ops;
     struct pu_aio_wait *waits;      /* the side table, by record slot */
     uint32_t nwaits;
@@ -131,6 +137,9 @@ typedef struct pu_aio_wait {
 #define PU_AIO_SLEEP     0x1000     /* a timeout's -ETIME is its success */
 #define PU_AIO_USER_CANCEL 0x2000   /* AsyncRing.cancel(): -ECANCELED cancels
                                        the future */
+#define PU_AIO_CALLBACK  0x4000     /* waiter (strong) is told of every
+                                       completion during the reap, no future
+                                       (stream.c); cb is NULL */
 
 /* The entry of a live record, or NULL. */
 static inline pu_aio_wait *
@@ -260,6 +269,12 @@ int pu_aio_recv_target(PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
 void pu_aio_iter_deliver(PyObject *it, SqeObject *rec, CqeObject *q);
 void pu_aio_iter_end(PyObject *it);
 int pu_aio_iter_init(void);
+
+/* stream.c */
+void pu_aio_callback_queue(AsyncRingObject *a, PyObject *cb, CqeObject *q, int final);
+void pu_aio_callback_run(AsyncRingObject *a);
+void pu_aio_callback_end(PyObject *cb, SqeObject *rec);
+int pu_aio_stream_init(void);
 
 /* links.c */
 extern PyMethodDef pu_aio_links_methods[];
