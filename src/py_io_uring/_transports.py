@@ -25,14 +25,17 @@ selector transports stay the default (docs/loop.md says why: measured)."""
 
 import asyncio
 import collections
-from ._core import _UringStream
 import os
 import socket
 import warnings
 from asyncio import base_events, constants, protocols, transports
 
+import importlib as _importlib
 import inspect as _inspect
 import typing as _t
+
+# the read path in C (src/async/stream.c); private, so not in the stub
+_UringStream: _t.Any = getattr(_importlib.import_module("._core", __package__), "_UringStream")
 
 _trsock: _t.Any
 try:                                    # 3.8+: what asyncio hands out as 'socket'
