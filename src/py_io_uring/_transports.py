@@ -21,7 +21,8 @@ operations on the loop's AsyncRing, not readiness callbacks.
 
 asyncio.proactor_events' transports are the model for the shapes.  Chosen
 with EventLoop(transport="uring") or PY_IO_URING_TRANSPORT=uring; the
-selector transports stay the default (docs/loop.md says why: measured)."""
+selector transports stay the default for now (docs/loop.md has the
+measurements of both)."""
 
 import asyncio
 import collections
