@@ -83,6 +83,7 @@ PyInit__core(void)
         add_type(m, "Cqe", &pu_CqeType) < 0 ||
         add_type(m, "AsyncRing", &pu_AsyncRingType) < 0 ||
         add_type(m, "AsyncChain", &pu_AsyncChainType) < 0 ||
+        add_type(m, "_UringStream", pu_aio_stream_type) < 0 ||
         pu_add_generated_constants(m) < 0 ||
         PyModule_AddStringConstant(m, "__version__", PU_VERSION) < 0 ||
         PyModule_AddFunctions(m, pu_bulk_methods) < 0)

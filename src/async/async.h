@@ -11,6 +11,7 @@ struct pu_opdef;
 
 extern PyTypeObject pu_AsyncRingType;
 extern PyTypeObject pu_AsyncChainType;    /* AsyncRing.chain()'s (chain.c) */
+extern PyTypeObject *pu_aio_stream_type; /* _UringStream (stream.c) */
 int pu_async_type_init(void);
 
 /* AsyncRing.NAME(...) for an op whose async mode is `await`: prepare it

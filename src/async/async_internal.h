@@ -20,6 +20,8 @@
  *                RingSelector polls live on it too and whose select() is
  *                the one io_uring_enter of the iteration (submit, wait,
  *                reap, dispatch); no eventfd
+ *   stream.c     the callback waiter kind (PU_AIO_CALLBACK) and the
+ *                completion transport's read path (_UringStream)
  *
  * How it works (docs/async.md has the user's view):
  *   - An eventfd registered with the ring is watched with loop.add_reader();
@@ -77,6 +79,10 @@ typedef struct AsyncRingObject {
                                        _select() submits and reaps; no
                                        eventfd, reader or call_soon flush */
     struct pu_aio_selector *sel;    /* the selector's polls (selector.c) */
+    uint8_t stream_bufs;            /* stream.c's buffer ring is set up */
+    PyObject *cb_queue;             /* PU_AIO_CALLBACK completions of the
+                                       batch being dispatched: a list of
+                                       (waiter, Cqe, final), or NULL */
     unsigned long long submits, completions, ops;
     struct pu_aio_wait *waits;      /* the side table, by record slot */
     uint32_t nwaits;
@@ -139,6 +145,9 @@ typedef struct pu_aio_wait {
 #define PU_AIO_SLEEP     0x1000     /* a timeout's -ETIME is its success */
 #define PU_AIO_USER_CANCEL 0x2000   /* AsyncRing.cancel(): -ECANCELED cancels
                                        the future */
+#define PU_AIO_CALLBACK  0x4000     /* waiter (strong) is told of every
+                                       completion during the reap, no future
+                                       (stream.c); cb is NULL */
 
 /* The entry of a live record, or NULL. */
 static inline pu_aio_wait *
@@ -269,6 +278,12 @@ int pu_aio_recv_target(PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
 void pu_aio_iter_deliver(PyObject *it, SqeObject *rec, CqeObject *q);
 void pu_aio_iter_end(PyObject *it);
 int pu_aio_iter_init(void);
+
+/* stream.c */
+void pu_aio_callback_queue(AsyncRingObject *a, PyObject *cb, CqeObject *q, int final);
+void pu_aio_callback_run(AsyncRingObject *a);
+void pu_aio_callback_end(PyObject *cb, SqeObject *rec);
+int pu_aio_stream_init(void);
 
 /* links.c */
 extern PyMethodDef pu_aio_links_methods[];

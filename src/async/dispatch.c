@@ -153,7 +153,9 @@ pu_aio_wait_set(AsyncRingObject *self, SqeObject *rec, PyObject *waiter,
     PyObject *cb = NULL;
     pu_aio_wait *w;
 
-    if (!(flags & PU_AIO_ITER)) {
+    if (flags & PU_AIO_CALLBACK) {
+        Py_INCREF(waiter);   /* told of each completion: no done callback */
+    } else if (!(flags & PU_AIO_ITER)) {
         cb = PyCFunction_New(&pu_aio_record_done_def, (PyObject *)rec);
         if (cb == NULL)
             return -1;
@@ -626,6 +628,16 @@ dispatch(AsyncRingObject *self, CqeObject *q)
         pu_aio_iter_deliver(it, rec, q);
         return;
     }
+    if (w->flags & PU_AIO_CALLBACK) {
+        /* a transport's (stream.c): told once this batch is dispatched */
+        PyObject *cb = w->waiter;
+        if (final)
+            pu_aio_wait_take(w);       /* its reference passes to the queue */
+        else
+            Py_INCREF(cb);
+        pu_aio_callback_queue(self, cb, q, final);
+        return;
+    }
     if (!final) {
         /* the result comes first, the end later (send_zc's notification) */
         if (!(w->flags & PU_AIO_STASHED)) {
@@ -694,6 +706,10 @@ pu_aio_process_into(AsyncRingObject *self, PyObject *polls)
             Py_DECREF(q);
         }
         r->cq_start = r->cq_end = 0;
+        /* callbacks start ops: only once every completion of the batch
+         * was dispatched (the reap freed their slots, and a new op in a
+         * slot whose completion is still to come would take its entry) */
+        pu_aio_callback_run(self);
         if (err)
             break;
     }

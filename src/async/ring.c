@@ -176,6 +176,13 @@ fail_waiters(AsyncRingObject *self)
             pu_aio_iter_end(taken.waiter);
             continue;
         }
+        if (taken.flags & PU_AIO_CALLBACK) {
+            SqeObject *rec = PU_UD_SLOT(taken.user_data) < self->ring->nslots
+                ? self->ring->slots[PU_UD_SLOT(taken.user_data)] : NULL;
+            pu_aio_callback_end(taken.waiter, rec);
+            Py_DECREF(taken.waiter);
+            continue;
+        }
         if (taken.waiter == NULL) {
             pu_aio_wait_release(&taken);   /* a link timeout's, alone */
             continue;
@@ -491,6 +498,7 @@ AsyncRing_traverse(AsyncRingObject *self, visitproc visit, void *arg)
         if (v != 0)
             return v;
     }
+    Py_VISIT(self->cb_queue);
     for (uint32_t s = 0; s < self->nwaits; s++) {
         const pu_aio_wait *w = &self->waits[s];
         if (w->user_data != 0 && !(w->flags & PU_AIO_ITER)) {
@@ -514,6 +522,7 @@ AsyncRing_clear(AsyncRingObject *self)
     Py_CLEAR(self->fd_future_type);
     Py_CLEAR(self->carry);
     Py_CLEAR(self->flush_cb);
+    Py_CLEAR(self->cb_queue);
     Py_CLEAR(self->ready_cb);
     Py_CLEAR(self->close_waiter);
     Py_CLEAR(self->close_timer);
@@ -653,7 +662,7 @@ pu_async_type_init(void)
         }
         pu_AsyncRingType.tp_methods = all;
     }
-    if (pu_aio_iter_init() < 0 || pu_aio_fd_future_init() < 0 || pu_aio_chain_init() < 0)
+    if (pu_aio_iter_init() < 0 || pu_aio_stream_init() < 0 || pu_aio_fd_future_init() < 0 || pu_aio_chain_init() < 0)
         return -1;
     return PyType_Ready(&pu_AsyncRingType);
 }

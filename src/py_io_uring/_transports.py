@@ -2,12 +2,14 @@
 step 3): TCP and Unix stream connections whose reads and writes are
 operations on the loop's AsyncRing, not readiness callbacks.
 
-- Reads: one receive in flight per connection.  A Protocol gets the bytes
-  of a `sock_recv`; a BufferedProtocol has the kernel receive straight into
-  the buffer its get_buffer() returned (`sock_recv_into`).  pause_reading()
-  cancels the receive in the kernel; bytes it got before the cancel landed
-  are kept by the AsyncRing for the socket (its carry-over) and come first
-  after resume_reading().
+- Reads: in C (`_core._UringStream`, src/async/stream.c), told of each
+  completion during the ring's reap, with no future: a Protocol's is one
+  multishot receive from the AsyncRing's buffer ring, data_received() given
+  the bytes of each completion; a BufferedProtocol has the kernel receive
+  straight into the buffer its get_buffer() returned, one receive at a
+  time.  pause_reading() cancels the receive in the kernel; bytes that come
+  after are kept by the stream, in order, and come first after
+  resume_reading().
 - Writes: with nothing queued, one send(2) at the call (as asyncio's and
   uvloop's transports); what it could not take goes to the kernel as a
   `send` operation (MSG_WAITALL: the kernel finishes short sends); writes
@@ -19,7 +21,8 @@ operations on the loop's AsyncRing, not readiness callbacks.
 
 asyncio.proactor_events' transports are the model for the shapes.  Chosen
 with EventLoop(transport="uring") or PY_IO_URING_TRANSPORT=uring; the
-selector transports stay the default (docs/loop.md says why: measured)."""
+selector transports stay the default for now (docs/loop.md has the
+measurements of both)."""
 
 import asyncio
 import collections
@@ -28,8 +31,12 @@ import socket
 import warnings
 from asyncio import base_events, constants, protocols, transports
 
+import importlib as _importlib
 import inspect as _inspect
 import typing as _t
+
+# the read path in C (src/async/stream.c); private, so not in the stub
+_UringStream: _t.Any = getattr(_importlib.import_module("._core", __package__), "_UringStream")
 
 _trsock: _t.Any
 try:                                    # 3.8+: what asyncio hands out as 'socket'
@@ -40,7 +47,6 @@ except ImportError:                     # pragma: no cover
 # Server._attach() takes the transport from 3.13 on
 _ATTACH_TAKES_TRANSPORT = len(_inspect.signature(
     getattr(base_events.Server, "_attach")).parameters) > 1
-_MAX_READ = 64 * 1024    # per receive: a fresh bytes of this size (asyncio reads 256 KiB; here that cost 40 us a round trip against 36: bench/loop_echo.py)
 
 
 def enabled(loop):
@@ -77,7 +83,7 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
     _empty_waiter = None
     _send_soon = False
     _start_tls_compatible = True        # loop.start_tls() layers sslproto on it
-    _read_buf = None                    # the buffer a receive in flight fills
+    _core = None
 
     def __init__(self, loop, sock, protocol, waiter=None, extra=None, server=None):
         super().__init__(extra, loop)
@@ -96,12 +102,12 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
         self._ring = loop._uring()
         self._server = server
         self._protocol_connected = False
+        self._core = _UringStream(self._ring, self._sock_fd, self)
         self.set_protocol(protocol)
         self._closing = False
         self._conn_lost = 0
         self._eof = False               # write_eof() called
         self._paused = False            # reading paused
-        self._read_fut = None
         self._write_fut = None
         self._write_len = 0             # bytes of the send in flight
         self._buffer = collections.deque()
@@ -137,6 +143,8 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
         self._buffered = isinstance(protocol, protocols.BufferedProtocol)
         self._protocol = protocol
         self._protocol_connected = True
+        if self._sock is not None:
+            self._core.set_protocol(protocol, self._buffered)
 
     def get_protocol(self):
         return self._protocol
@@ -150,67 +158,19 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
     # -- reading
 
     def _read_next(self):
-        if self._closing or self._paused or self._read_fut is not None:
-            return
-        try:
-            if self._buffered:
-                buf = self._protocol.get_buffer(-1)
-                if not len(buf):
-                    raise RuntimeError("get_buffer() returned an empty buffer")
-                fut = self._ring.sock_recv_into(self._sock, buf)
-                self._read_buf = (buf, self._protocol)
-            else:
-                fut = self._ring.sock_recv(self._sock, _MAX_READ)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            if self._buffered and not isinstance(exc, OSError):
-                self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
-            else:
-                self._fatal_error(exc, "Fatal read error on socket transport")
-            return
-        self._read_fut = fut
-        fut.add_done_callback(self._on_read)
+        # what was kept while paused first, then the receive (C)
+        if not self._closing and not self._paused:
+            self._core.resume()
 
-    def _on_read(self, fut):
-        if fut is not self._read_fut:
-            _retrieve(fut)
-            return
-        self._read_fut = None
-        if fut.cancelled():
-            return                      # paused or closing: the carry-over keeps bytes
-        exc = fut.exception()
-        if exc is not None:
-            self._fatal_error(exc, "Fatal read error on socket transport")
-            return
-        if self._closing:
-            return
-        data = fut.result()
-        if not data:                    # b'' or 0: the peer shut its side
-            self._read_eof()
-            return
-        buf, self._read_buf = self._read_buf, None
+    def _feed(self, data):
+        # bytes for a BufferedProtocol (kept while paused, or received for
+        # the Protocol it replaced): asyncio's copy into its buffers
         try:
-            if isinstance(data, int):           # received into buf
-                if buf[1] is self._protocol:
-                    self._protocol.buffer_updated(data)
-                else:                           # set_protocol() meanwhile
-                    data = bytes(memoryview(buf[0])[:data])
-                    if self._buffered:
-                        protocols._feed_data_to_buffered_proto(self._protocol, data)
-                    else:
-                        self._protocol.data_received(data)
-            elif self._buffered:                # set_protocol() meanwhile
-                protocols._feed_data_to_buffered_proto(self._protocol, data)
-            else:
-                self._protocol.data_received(data)
+            protocols._feed_data_to_buffered_proto(self._protocol, data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.%s() call failed." % (
-                "buffer_updated" if self._buffered else "data_received"))
-            return
-        self._read_next()
+            self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
 
     def _read_eof(self):
         if self._loop.get_debug():
@@ -229,8 +189,8 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
         if self._closing or self._paused:
             return
         self._paused = True
-        # cancelled in the kernel now; what it got stays with the ring
-        self._cancel_read()
+        # cancelled in the kernel now; what it still brings is kept
+        self._core.stop()
         if self._loop.get_debug():
             asyncio.log.logger.debug("%r pauses reading", self)
 
@@ -238,10 +198,8 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
         if self._closing or not self._paused:
             return
         self._paused = False
-        if _running_loop() is self._loop:
-            self._read_next()
-        else:
-            self._loop.call_soon(self._read_next)
+        # kept bytes go to the protocol from the loop, never inside this call
+        self._loop.call_soon(self._read_next)
         if self._loop.get_debug():
             asyncio.log.logger.debug("%r resumes reading", self)
 
@@ -391,12 +349,8 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
         self._force_close(None)
 
     def _cancel_read(self):
-        self._read_buf = None           # it names the protocol
-        fut, self._read_fut = self._read_fut, None
-        if fut is not None:
-            fut.remove_done_callback(self._on_read)
-            fut.add_done_callback(_retrieve)
-            fut.cancel()
+        if self._core is not None:
+            self._core.detach()             # stops the receive, lets go of us
 
     def _fatal_error(self, exc, message="Fatal error on transport"):
         if isinstance(exc, OSError):
