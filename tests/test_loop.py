@@ -337,7 +337,7 @@ def _count_selects(loop):
     return lambda: n[0]
 
 
-def test_completion_transport_echo_takes_one_iteration_per_message():
+def test_completion_transport_echo_takes_at_most_one_iteration_per_message():
     # one loop iteration per message each way (the receive's completion is
     # dispatched in the select that reaps it), where the eventfd hop took two
     rounds = 500
@@ -381,7 +381,10 @@ def test_completion_transport_echo_takes_one_iteration_per_message():
 
     before = _fds()
     n = _on_loop_kind("uring", main)
-    assert rounds * 2 - 5 <= n <= rounds * 2 + 20, n
+    # at most one iteration per message (the eventfd hop made it two);
+    # fewer when a select's reap rounds see the answer's completion too (a
+    # reply sent from a read callback wakes the peer's receive at once)
+    assert n <= rounds * 2 + 20, n
     assert _fds() == before
 
 

@@ -340,13 +340,32 @@ pu_aio_schedule_flush(AsyncRingObject *self)
     return self->flush_scheduled ? 0 : pu_aio_schedule_flush_now(self);
 }
 
-/* A record for the next SQE; a full SQ is flushed first. */
+/* A record for the next SQE; a full SQ is flushed first.
+ *
+ * The reap frees a record's slot at its final completion, before the batch
+ * is dispatched; an op started while it is (a send_all's next send, a
+ * multishot re-armed, a transport's callback) may get the slot of a
+ * completion still to be told, whose side-table entry it would take.  Such
+ * a slot is passed over: its fresh entry goes to the kernel as the NOP it
+ * is (no taker: its completion is dropped), which keeps the slot busy
+ * until the batch is done, and the next entry is taken. */
 static inline SqeObject *
 pu_aio_new_record(AsyncRingObject *self)
 {
-    if (io_uring_sq_space_left(&self->ring->ring) == 0 && pu_aio_flush_now(self) < 0)
-        return NULL;
-    return pu_ring_get_sqe(self->ring);
+    for (;;) {
+        SqeObject *rec;
+        uint32_t slot;
+
+        if (io_uring_sq_space_left(&self->ring->ring) == 0 && pu_aio_flush_now(self) < 0)
+            return NULL;
+        rec = pu_ring_get_sqe(self->ring);
+        if (rec == NULL)
+            return NULL;
+        slot = PU_UD_SLOT(rec->user_data);
+        if (slot >= self->nwaits || self->waits[slot].user_data == 0)
+            return rec;
+        Py_DECREF(rec);
+    }
 }
 
 #endif

@@ -135,7 +135,9 @@ pu_aio_wait_reserve(AsyncRingObject *self, SqeObject *rec)
     }
     if (self->waits[slot].user_data != 0) {
         /* an earlier occupant's, whose end nobody handed out (cannot
-         * happen: dispatch() frees it at the final completion) */
+         * happen: dispatch() frees it at the final completion, and
+         * pu_aio_new_record() passes over a slot whose entry is still to
+         * be told) */
         pu_aio_wait old = pu_aio_wait_take(&self->waits[slot]);
         pu_aio_wait_release(&old);
     }
