@@ -257,3 +257,131 @@ def test_eof_while_paused_comes_after_the_kept_bytes(buffered):
     assert events[0] == b"one"
     assert events[-1] == "eof"
     assert b"".join(events[1:-1]) == b"more"
+
+
+def _count_selects(loop):
+    # the loop's iterations, as the number of the select() running or last run
+    sel = loop._selector
+    n = [0]
+    orig = sel.select
+
+    def select(timeout=None):
+        n[0] += 1
+        return orig(timeout)
+
+    sel.select = select
+    return lambda: n[0]
+
+
+def test_what_a_read_callback_causes_comes_in_the_next_iteration():
+    # data_received() runs inside the loop's select(); bytes it makes the
+    # peer send complete at once, during that reap.  asyncio's selector
+    # gives a loop iteration one set of events: they belong to the next
+    # select, not to this one (3.8's sslproto test lost its transport to
+    # the answer and close of a request its handshake callback had sent)
+    async def main(loop):
+        seen, done = [], loop.create_future()
+        selects = _count_selects(loop)
+
+        class P(asyncio.Protocol):
+            def data_received(self, data):
+                seen.append((data, selects()))
+                if data == b"first":
+                    peer.sendall(b"second")   # completes inside this reap
+                else:
+                    done.set_result(None)
+
+        ls = socket.create_server(("127.0.0.1", 0))
+        with ls:
+            tr, _ = await loop.create_connection(P, *ls.getsockname())
+            peer, _ = ls.accept()
+            with peer:
+                peer.sendall(b"first")
+                await asyncio.wait_for(done, 5)
+                tr.close()
+        return seen
+
+    seen = _run(main)
+    assert [d for d, _ in seen] == [b"first", b"second"]
+    assert seen[1][1] == seen[0][1] + 1, seen
+
+
+def test_eof_is_handled_among_the_iteration_callbacks():
+    # bytes and EOF reaped in one select(): eof_received() runs as asyncio's
+    # selector transport calls it, among that iteration's callbacks, so
+    # what it schedules (the close's connection_lost()) runs in the next
+    # iteration, not before select()'s caller has run its own callbacks
+    async def main(loop):
+        seen, done = [], loop.create_future()
+        selects = _count_selects(loop)
+
+        class P(asyncio.Protocol):
+            def data_received(self, data):
+                seen.append(("data", selects()))
+
+            def eof_received(self):
+                seen.append(("eof", selects()))
+
+            def connection_lost(self, exc):
+                seen.append(("lost", selects()))
+                done.set_result(exc)
+
+        ls = socket.create_server(("127.0.0.1", 0))
+        with ls:
+            tr, _ = await loop.create_connection(P, *ls.getsockname())
+            peer, _ = ls.accept()
+            with peer:
+                await asyncio.sleep(0)      # the receive is armed
+                peer.sendall(b"answer")
+                peer.shutdown(socket.SHUT_WR)
+                assert await asyncio.wait_for(done, 5) is None
+        return seen
+
+    seen = _run(main)
+    assert [e for e, _ in seen] == ["data", "eof", "lost"], seen
+    (_, d), (_, e), (_, lost) = seen
+    assert d == e, seen                 # one select reaped both
+    assert lost == e + 1, seen
+
+
+def test_eof_waits_for_resume_when_reading_is_paused_before_it_runs():
+    # the EOF was reaped while reading, but a callback that runs before
+    # its turn pauses reading: as with asyncio's selector transport, the
+    # protocol hears of it only after resume_reading()
+    async def main(loop):
+        events, done = [], loop.create_future()
+
+        class P(asyncio.Protocol):
+            def connection_made(self, t):
+                self.t = t
+
+            def data_received(self, data):
+                events.append(data)
+                loop.call_soon(self.pause)      # before the EOF's turn
+
+            def pause(self):
+                self.t.pause_reading()
+                events.append("paused")
+                loop.call_later(0.05, self.resume)
+
+            def resume(self):
+                events.append("resume")
+                self.t.resume_reading()
+
+            def eof_received(self):
+                events.append(("eof", self.t.is_reading()))
+                done.set_result(None)
+
+        ls = socket.create_server(("127.0.0.1", 0))
+        with ls:
+            tr, _ = await loop.create_connection(P, *ls.getsockname())
+            peer, _ = ls.accept()
+            with peer:
+                await asyncio.sleep(0)
+                peer.sendall(b"one")
+                peer.shutdown(socket.SHUT_WR)
+                await asyncio.wait_for(done, 5)
+                tr.close()
+        return events
+
+    assert _run(main) == [b"one", "paused", "resume", ("eof", True)]

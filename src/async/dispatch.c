@@ -683,7 +683,16 @@ pu_aio_process_into(AsyncRingObject *self, PyObject *polls)
         return 0;   /* a forked child's copy: the ring is not mapped here */
     if (r->setup_flags & IORING_SETUP_DEFER_TASKRUN)
         io_uring_get_events(&r->ring);   /* the eventfd was only a hint */
-    for (int round = 0; round < PU_DRAIN_ROUNDS; round++) {
+    /* The loop's select() (polls given) reaps once: what was there when
+     * its wait ended, as epoll_wait() hands asyncio one set of events per
+     * iteration.  More rounds would also deliver what the callbacks of the
+     * first caused (the answer to a request a transport's data_received()
+     * just sent), one loop iteration sooner than asyncio's transports do:
+     * 3.8's sslproto, told of the answer and the peer's close there,
+     * forgot its transport before create_connection()'s caller ran.  The
+     * rest is the next iteration's, whose wait does not block then. */
+    int rounds = polls != NULL ? 1 : PU_DRAIN_ROUNDS;
+    for (int round = 0; round < rounds; round++) {
         if (pu_reap(r) < 0)
             err = -1;
         if (PU_CQ_LEN(r) == 0)

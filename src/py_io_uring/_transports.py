@@ -84,6 +84,7 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
     _send_soon = False
     _start_tls_compatible = True        # loop.start_tls() layers sslproto on it
     _core = None
+    _eof_kept = False   # an EOF that came while reading was being paused
 
     def __init__(self, loop, sock, protocol, waiter=None, extra=None, server=None):
         super().__init__(extra, loop)
@@ -160,7 +161,11 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
     def _read_next(self):
         # what was kept while paused first, then the receive (C)
         if not self._closing and not self._paused:
-            self._core.resume()
+            if self._eof_kept:
+                self._eof_kept = False
+                self._on_eof()
+            else:
+                self._core.resume()
 
     def _feed(self, data):
         # bytes for a BufferedProtocol (kept while paused, or received for
@@ -173,6 +178,22 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
             self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
 
     def _read_eof(self):
+        # the C read path tells of the EOF during the reap, inside the
+        # loop's select(): what eof_received() schedules (close() ->
+        # connection_lost) would run in that same iteration, one sooner than
+        # with asyncio's selector transport, whose EOF is a read event
+        # handled among the iteration's callbacks (3.8's sslproto then
+        # forgets its transport, and get_extra_info() with it, before
+        # create_connection()'s caller has run).  So the EOF is handled as
+        # such a callback.
+        self._loop.call_soon(self._on_eof)
+
+    def _on_eof(self):
+        if self._closing:
+            return                      # as a selector transport: not read
+        if self._paused:
+            self._eof_kept = True       # pause_reading() came first: later
+            return
         if self._loop.get_debug():
             asyncio.log.logger.debug("%r received EOF", self)
         try:
