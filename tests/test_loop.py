@@ -337,7 +337,7 @@ def _count_selects(loop):
     return lambda: n[0]
 
 
-def test_completion_transport_echo_takes_at_most_one_iteration_per_message():
+def test_completion_transport_echo_takes_one_iteration_per_message():
     # one loop iteration per message each way (the receive's completion is
     # dispatched in the select that reaps it), where the eventfd hop took two
     rounds = 500
