@@ -16,6 +16,7 @@ import pytest
 
 import py_io_uring
 from py_io_uring.loop import EventLoop, RingSelector
+from uring_helpers import count_selects
 
 
 def _fds():
@@ -307,7 +308,7 @@ def test_one_ring_and_no_eventfd_hop(pair):
         loop.call_soon = spy
         try:
             b.send(b"ready")
-            selects = _count_selects(loop)
+            selects = count_selects(loop)
             assert await loop.sock_recv(a, 10) == b"ready"
             # the select that submitted the receive reaped it: its future's
             # callback (the task's wakeup) runs in that iteration
@@ -322,19 +323,6 @@ def test_one_ring_and_no_eventfd_hop(pair):
     before = _fds()
     assert _on_loop(main)
     assert _fds() == before
-
-
-def _count_selects(loop):
-    sel = loop._selector
-    n = [0]
-    orig = sel.select
-
-    def select(timeout=None):
-        n[0] += 1
-        return orig(timeout)
-
-    sel.select = select
-    return lambda: n[0]
 
 
 def test_completion_transport_echo_takes_one_iteration_per_message():
@@ -370,7 +358,7 @@ def test_completion_transport_echo_takes_one_iteration_per_message():
         done = loop.create_future()
         t, _ = await loop.create_connection(lambda: Client(done),
                                             *server.sockets[0].getsockname())
-        selects = _count_selects(loop)
+        selects = count_selects(loop)
         await done
         n = selects()
         t.close()

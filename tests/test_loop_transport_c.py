@@ -13,6 +13,7 @@ import socket
 import pytest
 
 from py_io_uring.loop import EventLoop
+from uring_helpers import count_selects
 
 
 def _run(coro_fn):
@@ -259,20 +260,6 @@ def test_eof_while_paused_comes_after_the_kept_bytes(buffered):
     assert b"".join(events[1:-1]) == b"more"
 
 
-def _count_selects(loop):
-    # the loop's iterations, as the number of the select() running or last run
-    sel = loop._selector
-    n = [0]
-    orig = sel.select
-
-    def select(timeout=None):
-        n[0] += 1
-        return orig(timeout)
-
-    sel.select = select
-    return lambda: n[0]
-
-
 def test_what_a_read_callback_causes_comes_in_the_next_iteration():
     # data_received() runs inside the loop's select(); bytes it makes the
     # peer send complete at once, during that reap.  asyncio's selector
@@ -281,7 +268,7 @@ def test_what_a_read_callback_causes_comes_in_the_next_iteration():
     # the answer and close of a request its handshake callback had sent)
     async def main(loop):
         seen, done = [], loop.create_future()
-        selects = _count_selects(loop)
+        selects = count_selects(loop)
 
         class P(asyncio.Protocol):
             def data_received(self, data):
@@ -313,7 +300,7 @@ def test_eof_is_handled_among_the_iteration_callbacks():
     # iteration, not before select()'s caller has run its own callbacks
     async def main(loop):
         seen, done = [], loop.create_future()
-        selects = _count_selects(loop)
+        selects = count_selects(loop)
 
         class P(asyncio.Protocol):
             def data_received(self, data):

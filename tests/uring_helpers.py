@@ -207,6 +207,21 @@ class OpSpec:
         return "OpSpec(%r)" % self.name
 
 
+def count_selects(loop):
+    """Count an EventLoop's iterations from now on: a function giving the
+    number of the select() running, or of the last one run."""
+    sel = loop._selector
+    n = [0]
+    orig = sel.select
+
+    def select(timeout=None):
+        n[0] += 1
+        return orig(timeout)
+
+    sel.select = select
+    return lambda: n[0]
+
+
 def parse_ops(path=OPS_DEF):
     """Return (ops, consts): ops a list of OpSpec in file order, consts the
     list of constant names."""
