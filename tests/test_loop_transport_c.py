@@ -372,3 +372,36 @@ def test_eof_waits_for_resume_when_reading_is_paused_before_it_runs():
         return events
 
     assert _run(main) == [b"one", "paused", "resume", ("eof", True)]
+
+
+def test_another_thread_is_refused_the_loops_ring_while_select_waits():
+    # select() waits with the GIL released: another thread that reaches the
+    # loop's ring meanwhile gets a RuntimeError, and the loop runs on
+    import threading
+
+    async def main(loop):
+        ring = loop._uring()
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        b.setblocking(False)
+        with a, b:
+            recv = asyncio.ensure_future(loop.sock_recv(a, 10))
+            await asyncio.sleep(0)          # the loop now waits in select()
+            errors = []
+
+            def other():
+                try:
+                    ring.nop()
+                except RuntimeError as e:
+                    errors.append(str(e))
+                b.send(b"hello")
+
+            t = threading.Thread(target=other)
+            t.start()
+            got = await asyncio.wait_for(recv, 5)
+            t.join()
+        return got, errors
+
+    got, errors = _run(main)
+    assert got == b"hello"
+    assert errors == ["AsyncRing used from another thread than its event loop's"]
