@@ -297,31 +297,35 @@ def test_copyfile_small_write_error(tmp_path, fds, size):
     assert (info.value.errno, info.value.filename) == (errno.ENOSPC, "/dev/full")
 
 
-@pytest.mark.parametrize("change", [-1000, 1000])
-def test_copy_small_file_that_changes_size(tmp_path, fds, monkeypatch, change):
-    # the size fstat saw is not what the read finds: a shorter file's short
-    # read cancels the linked write and the file is redone with pread/pwrite
-    # to its end; a longer one is copied up to the size seen at open, as
-    # the splice path copies the size fstat gave
+@pytest.mark.parametrize("size", [10000, 3 << 20])
+@pytest.mark.parametrize("change", [-1000, 1000, -(1 << 20), 1 << 20])
+def test_copy_file_that_changes_size_after_fstat(tmp_path, fds, monkeypatch, size, change):
+    # the size fstat saw is not what the reads find: as shutil.copyfile,
+    # which copies to EOF, the copy is the file as it is.  A small file
+    # that shrank: its short read cancels the linked write and it is redone
+    # with pread/pwrite; one that grew: the bytes past the size are copied
+    # after.  A large one: the splice at the end finds 0 bytes (shrank), or
+    # the bytes past the size are copied after the splices (grew).
     from py_io_uring import files
+    if size + change <= 0:
+        pytest.skip("no such size")
     src = tmp_path / "src"
-    src.write_bytes(os.urandom(10000))
-    final = os.urandom(10000 + change)
+    src.write_bytes(os.urandom(size))
+    final = os.urandom(size + change)
     real_fstat = os.fstat
 
     def fstat(fd):
         st = real_fstat(fd)
         if os.readlink("/proc/self/fd/%d" % fd) == str(src):
-            with open(str(src), "r+b") as f:   # rewritten after fstat saw 10000
+            with open(str(src), "r+b") as f:   # rewritten after fstat saw size
                 f.truncate(0)
                 f.write(final)
         return st
     monkeypatch.setattr(files.os, "fstat", fstat)
     calls = []
-    copyfile(str(src), str(tmp_path / "dst"), progress=lambda *a: calls.append(a))
-    want = final if change < 0 else final[:10000]
-    assert (tmp_path / "dst").read_bytes() == want
-    assert calls[-1][0] == len(want) and calls[-1][2:] == (1, 1)
+    copyfile(str(src), str(tmp_path / "dst"), depth=4, progress=lambda *a: calls.append(a))
+    assert (tmp_path / "dst").read_bytes() == final
+    assert calls[-1][0] == len(final) and calls[-1][2:] == (1, 1)
 
 
 def test_copytree_small_and_large_files_together(tmp_path, fds):

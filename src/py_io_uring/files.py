@@ -341,7 +341,7 @@ def read_files(paths: "_t.Iterable[_StrOrBytesPath]", *, depth: int = 64,  # noq
 
 class _Copy(object):
     __slots__ = ("src", "dst", "sfd", "dfd", "size", "next_read", "written",
-                 "pending", "error", "after", "redo", "got_r", "got_w")
+                 "pending", "error", "after", "redo", "got_r", "got_w", "eof")
 
     def __init__(self, src, dst, after):
         self.src, self.dst, self.after = src, dst, after
@@ -350,6 +350,7 @@ class _Copy(object):
         self.error = None
         self.redo = []      # (length, offset) left by short splices
         self.got_r = self.got_w = None  # a small file's read and write
+        self.eof = None     # where a splice found the end, if before size
 
     def pending_done(self):
         # no chunk in flight, and either failed or every byte written
@@ -517,6 +518,13 @@ def _copy_many(pairs, depth, progress, errors):
                             done += _copy_plain(c)
                         except OSError as why:
                             c.error = why
+                    elif c.error is None:
+                        # as shutil, to EOF: what the file gained since
+                        # fstat() (one pread finding the end, usually)
+                        try:
+                            done += _copy_plain(c, c.size if c.eof is None else c.eof)
+                        except OSError as why:
+                            c.error = why
                     _settle_copy(c, errors)
                     nfiles[0] += 1
             if progress is not None:
@@ -556,7 +564,12 @@ def _settle_small(c):
     the write cancelled by a short read) is redone with pread/pwrite."""
     r, w = c.got_r, c.got_w
     if r == c.size and w == c.size:
-        return w
+        # as shutil, to EOF: bytes the file gained since fstat() follow
+        try:
+            return w + _copy_plain(c, w)
+        except OSError as why:
+            c.error = why
+            return w
     if isinstance(r, int) and r < 0:
         c.error = _error(r, c.src)
         return 0
@@ -570,16 +583,17 @@ def _settle_small(c):
         return 0
 
 
-def _copy_plain(c):
-    """Copy c's whole file with pread/pwrite; os's errors, with the path."""
-    off = 0
+def _copy_plain(c, start=0):
+    """Copy c's file from start to its end with pread/pwrite, as shutil
+    copies to EOF; the bytes copied.  os's errors, with the path."""
+    off = start
     while True:
         try:
             data = os.pread(c.sfd, _PIPE_SIZE, off)
         except OSError as e:
             raise OSError(e.errno, e.strerror, c.src)
         if not data:
-            return off
+            return off - start
         view = memoryview(data)
         while view:
             try:
@@ -637,11 +651,12 @@ def _settle(q, p, c):
     m = m if m is not None and m > 0 else 0
     c.written += m
     if not p.flush:
-        if k < p.n:
-            if k == 0:
-                c.error = c.error or OSError("%s: the source shrank while copying" % c.src)
-            else:
-                c.redo.append((p.n - k, p.off + k))
+        if k == 0:
+            # the end of the file, before the size fstat() gave: it shrank
+            # (shutil copies what there is, and so do we)
+            c.eof = p.off if c.eof is None else min(c.eof, p.off)
+        elif k < p.n:
+            c.redo.append((p.n - k, p.off + k))
     left = k - m
     if left > 0 and c.error is None:
         # the rest of this chunk is in the pipe: push it on, same pipe
