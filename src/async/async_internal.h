@@ -22,6 +22,9 @@
  *                reap, dispatch); no eventfd
  *   stream.c     the callback waiter kind (PU_AIO_CALLBACK) and the
  *                completion transport's read path (_UringStream)
+ *   watch.c      _watch(): any op under the callback kind, a Python
+ *                callable told of each completion (the loop's multishot
+ *                accept)
  *
  * How it works (docs/async.md has the user's view):
  *   - An eventfd registered with the ring is watched with loop.add_reader();
@@ -309,6 +312,9 @@ int pu_aio_sel_complete(AsyncRingObject *self, PyObject *ready, __u64 ud, int re
 int pu_aio_sel_traverse(AsyncRingObject *self, visitproc visit, void *arg);
 void pu_aio_sel_clear(AsyncRingObject *self);
 void pu_aio_sel_free(AsyncRingObject *self);
+
+/* watch.c */
+extern PyMethodDef pu_aio_watch_methods[];
 
 /* sock.c */
 extern PyMethodDef pu_aio_sock_methods[];

@@ -645,7 +645,7 @@ pu_async_type_init(void)
     if (all == NULL) {
         const PyMethodDef *parts[] = {AsyncRing_methods, pu_aio_sock_methods,
                                       pu_aio_links_methods, pu_aio_selector_methods,
-                                      pu_generated_async_methods};
+                                      pu_aio_watch_methods, pu_generated_async_methods};
         size_t n = 0;
         for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
             n += count_methods(parts[i]);
