@@ -24,8 +24,10 @@ with EventLoop(transport="uring") or PY_IO_URING_TRANSPORT=uring; the
 selector transports stay the default for now (docs/loop.md has the
 measurements of both)."""
 
+import _socket
 import asyncio
 import collections
+import errno
 import os
 import socket
 import warnings
@@ -66,6 +68,19 @@ def make_socket_transport(loop, sock, protocol, waiter, extra, server):
 
 
 _running_loop = asyncio.events._get_running_loop
+
+# the socket's family and type as ints: socket.socket's properties make an
+# enum of each, four conversions a connection in asyncio's _set_nodelay()
+_sock_family = _socket.socket.family.__get__
+_sock_type = _socket.socket.type.__get__
+_TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+
+
+def _set_nodelay(sock):
+    # asyncio's base_events._set_nodelay()
+    if (_sock_family(sock) in _TCP_FAMILIES and _sock_type(sock) == socket.SOCK_STREAM
+            and sock.proto == socket.IPPROTO_TCP):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _retrieve(fut):
@@ -116,7 +131,7 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
         if server is not None:
             server._attach(self) if _ATTACH_TAKES_TRANSPORT else server._attach()
         loop._transports[self._sock_fd] = self
-        base_events._set_nodelay(sock)
+        _set_nodelay(sock)
         loop.call_soon(self._protocol.connection_made, self)
         loop.call_soon(self._read_next)
         if waiter is not None:
@@ -425,3 +440,137 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
             server, self._server = self._server, None
             if server is not None:
                 server._detach(self) if _ATTACH_TAKES_TRANSPORT else server._detach()
+
+
+# -- servers: one multishot accept per listening socket
+
+_ACCEPT_FLAGS = socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+_IORING_CQE_F_MORE = 1 << 1
+_OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_NOT_AN_ERROR = (errno.EAGAIN, errno.EINTR, errno.ECONNABORTED)
+
+
+def start_serving(loop, protocol_factory, sock, sslcontext, server, args, kwargs):
+    """loop._start_serving() of the completion transport: the kernel
+    accepts every connection (IORING_OP_ACCEPT, multishot) and tells the
+    _Acceptor during the reap; asyncio's is a readiness callback calling
+    accept() until EAGAIN, then a task per connection."""
+    fd = sock.fileno()
+    old = loop._acceptors.pop(fd, None)
+    if old is not None:
+        old.close()
+    loop._acceptors[fd] = _Acceptor(loop, protocol_factory, sock, sslcontext,
+                                    server, args, kwargs)
+
+
+def stop_serving(loop, sock):
+    acceptor = loop._acceptors.pop(sock.fileno(), None)
+    if acceptor is not None:
+        acceptor.close()
+
+
+class _Acceptor:
+    """A listening socket's multishot accept (AsyncRing._watch(),
+    src/async/watch.c): _on_accept() is called with each completion.
+    asyncio's _accept_connection() and _accept_connection2() are the
+    model: the same socket setup, the same errors, the same resource-limit
+    pause."""
+
+    def __init__(self, loop, protocol_factory, sock, sslcontext, server, args, kwargs):
+        self._loop = loop
+        self._protocol_factory = protocol_factory
+        self._sock = sock
+        # the accepted sockets' family, type and proto, as ints
+        self._shape = (_sock_family(sock), _sock_type(sock), sock.proto)
+        self._sslcontext = sslcontext
+        self._server = server
+        self._args, self._kwargs = args, kwargs
+        self._handle = None
+        self._closed = False
+        self._retry = None
+        self._arm()
+
+    def _arm(self):
+        self._retry = None
+        if not self._closed:
+            self._handle = self._loop._uring()._watch(
+                self._on_accept, "multishot_accept", self._sock.fileno(), _ACCEPT_FLAGS)
+
+    def close(self):
+        self._closed = True
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            ring = self._loop._aring
+            if ring is not None and not ring.closed:
+                ring._unwatch(handle)   # accepted meanwhile: closed below
+
+    def _on_accept(self, cqe):
+        res = cqe.res()
+        final = not cqe.flags() & _IORING_CQE_F_MORE
+        if final:
+            self._handle = None
+        if res >= 0:
+            if self._closed:
+                os.close(res)           # after stop_serving: never served
+            else:
+                self._accepted(res)
+        elif not self._closed and -res not in _NOT_AN_ERROR:
+            exc = OSError(-res, os.strerror(-res))
+            if -res not in _OUT_OF_RESOURCES:
+                # asyncio's accept() raises it into the loop's handler; the
+                # server goes on accepting
+                self._loop.call_exception_handler({
+                    "message": "Exception in accepting a connection",
+                    "exception": exc,
+                    "socket": _trsock.TransportSocket(self._sock) if _trsock else self._sock,
+                })
+            else:
+                # as asyncio: reported, and accepting resumes in a while
+                self._loop.call_exception_handler({
+                    "message": "socket.accept() out of system resource",
+                    "exception": exc,
+                    "socket": _trsock.TransportSocket(self._sock) if _trsock else self._sock,
+                })
+                if final:
+                    self._retry = self._loop.call_later(constants.ACCEPT_RETRY_DELAY, self._arm)
+                    return
+        if final and not self._closed and self._retry is None:
+            self._arm()                 # the kernel ended it: armed again
+
+    def _accepted(self, fd):
+        try:
+            conn = socket.socket(*self._shape, fileno=fd)
+        except OSError:
+            os.close(fd)
+            raise
+        conn.setblocking(False)
+        loop = self._loop
+        if self._sslcontext is not None:
+            # TLS: asyncio's own task (its handshake awaits the waiter)
+            loop.create_task(loop._accept_connection2(
+                self._protocol_factory, conn, None, self._sslcontext, self._server,
+                *self._args, **self._kwargs))
+            return
+        # a plain connection needs no task: asyncio's _accept_connection2()
+        # only awaits a waiter nobody else can cancel, and reports a failure
+        # in debug mode only
+        protocol = transport = None
+        try:
+            protocol = self._protocol_factory()
+            transport = _UringSocketTransport(loop, conn, protocol, None, None, self._server)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            if transport is None:
+                conn.close()
+            if loop.get_debug():
+                context = {"message": "Error on transport creation for incoming connection",
+                           "exception": exc}
+                if protocol is not None:
+                    context["protocol"] = protocol
+                if transport is not None:
+                    context["transport"] = transport
+                loop.call_exception_handler(context)

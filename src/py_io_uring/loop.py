@@ -154,6 +154,8 @@ class EventLoop(asyncio.SelectorEventLoop):
         self._aring: _t.Optional[AsyncRing] = None
         # datagrams a cancelled sock_recvfrom(_into) still received: fd -> list
         self._dgram_carry: _t.Dict[int, _t.List[_t.Tuple[bytes, _t.Any]]] = {}
+        # listening fd -> its multishot accept (completion transport)
+        self._acceptors: _t.Dict[int, _t.Any] = {}
 
     # -- the loop's AsyncRing: every sock_* operation and the completion
     # transports run on it; with a RingSelector it is the selector's own
@@ -200,6 +202,7 @@ class EventLoop(asyncio.SelectorEventLoop):
                 fut.cancel()
         super().close()     # the selector, the executor
         self._dgram_carry.clear()
+        self._acceptors.clear()
 
     def _check_sock(self, sock):
         if _check_ssl_socket is not None:       # 3.9+: asyncio refuses SSLSocket
@@ -303,6 +306,21 @@ class EventLoop(asyncio.SelectorEventLoop):
         fut = ar.sendto(sock, data, address)
         ar.flush()
         return await fut
+
+    def _start_serving(self, protocol_factory, sock, sslcontext=None, server=None,
+                       backlog=100, *args, **kwargs):
+        # the completion transport's servers accept in the kernel (one
+        # multishot accept per socket); the selector transports' as asyncio
+        if _transports.enabled(self):
+            _transports.start_serving(self, protocol_factory, sock, sslcontext,
+                                      server, args, kwargs)
+            return
+        super()._start_serving(protocol_factory, sock, sslcontext, server,  # type: ignore[misc]
+                               backlog, *args, **kwargs)
+
+    def _stop_serving(self, sock):
+        _transports.stop_serving(self, sock)
+        super()._stop_serving(sock)     # type: ignore[misc]
 
     def _make_socket_transport(self, sock, protocol, waiter=None, *,
                                extra=None, server=None):
