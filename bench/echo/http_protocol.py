@@ -15,6 +15,10 @@ import common
 BODY = b"Hello, World!\n"
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n"
             % len(BODY)) + BODY
+# the answer to a request that asks to close (wrk -H "Connection: close":
+# one connection per request, the churn row), then the server closes
+RESPONSE_CLOSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+                  b"Connection: close\r\n\r\n" % len(BODY)) + BODY
 
 
 class Http(asyncio.Protocol):
@@ -26,6 +30,10 @@ class Http(asyncio.Protocol):
     def data_received(self, data):
         buf = self.buf + data if self.buf else data
         n = buf.count(b"\r\n\r\n")           # requests complete in buf
+        if n and b"Connection: close" in buf:
+            self.transport.write(RESPONSE * (n - 1) + RESPONSE_CLOSE)
+            self.transport.close()
+            return
         if n:
             self.transport.write(RESPONSE * n)
             buf = buf[buf.rfind(b"\r\n\r\n") + 4:]

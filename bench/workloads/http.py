@@ -19,7 +19,9 @@ DESCRIBE = (
     "per request head, pipelined ones answered in one write) and an aiohttp application "
     "(`bench/echo/http_aiohttp.py`: `AppRunner`, one route, no access log), each on asyncio's "
     "loop, uvloop and py_io_uring's `EventLoop` with the selector transports and with the "
-    "completion (`uring`) ones. A run with socket errors or non-2xx answers fails. The second row "
+    "completion (`uring`) ones. The churn row sends `Connection: close` (`wrk -H`): the Protocol "
+    "server answers and closes, so every request is a new connection (accept, transport, close). "
+    "A run with socket errors or non-2xx answers fails. The second row "
     "of each is the same runs divided by the CPU time the server process used: wrk takes most of "
     "one of the two cores, which caps requests per second for the fast servers.")
 
@@ -36,14 +38,21 @@ HTTP_SERVERS = [
     ("py_io_uring loop, uring transport",
      ["bench/echo/http_aiohttp.py", "--py-io-uring", "--uring-transport"], "aiohttp"),
 ]
-ROWS = {"protocol": "HTTP, minimal Protocol server", "aiohttp": "HTTP, aiohttp app"}
+# the churn row runs the Protocol rows' servers with a new connection per request
+for _name, _cmd, _row in list(HTTP_SERVERS):
+    if _row == "protocol":
+        HTTP_SERVERS.append((_name, _cmd, "churn"))
+ROWS = {"protocol": "HTTP, minimal Protocol server", "aiohttp": "HTTP, aiohttp app",
+        "churn": "HTTP, minimal Protocol server, Connection: close"}
+# what wrk adds to each request, per row
+HEADERS = {"churn": ["-H", "Connection: close"]}
 
 
 def seconds(quick):
     return 1 if quick else 2
 
 
-def wrk_run(spec, build, binp, secs, cpu_sink):
+def wrk_run(spec, build, binp, secs, cpu_sink, headers=()):
     def run():
         why = needs_module(spec)
         if why:
@@ -58,8 +67,8 @@ def wrk_run(spec, build, binp, secs, cpu_sink):
         cmd = server_command(spec, build, binp)
         with serving(cmd) as (srv, port):
             cpu0 = proc_cpu(srv.pid)
-            out = subprocess.run(["wrk", "-t1", "-c%d" % CONNS, "-d%ds" % secs,
-                                  "http://127.0.0.1:%d/" % port],
+            out = subprocess.run(["wrk", "-t1", "-c%d" % CONNS, "-d%ds" % secs] + list(headers)
+                                 + ["http://127.0.0.1:%d/" % port],
                                  capture_output=True, text=True, timeout=secs + 60)
             cpu = proc_cpu(srv.pid) - cpu0
             text = out.stdout
@@ -84,7 +93,7 @@ def cases(setup):
         effs = {name: [] for name, _ in servers}
         case = Case(wl, "req/s", None, CONNS, headline=True, reference="uvloop")
         for name, spec in servers:
-            fn = wrk_run(spec, setup.build, setup.binp, secs, effs[name])
+            fn = wrk_run(spec, setup.build, setup.binp, secs, effs[name], HEADERS.get(row, ()))
             if name.startswith("py_io_uring"):
                 case.variant(name, fn)
             else:
