@@ -307,6 +307,11 @@ class EventLoop(asyncio.SelectorEventLoop):
         ar.flush()
         return await fut
 
+    async def _sock_sendfile_native(self, sock, file, offset, count):
+        # sock_sendfile() and sendfile(): splices on the ring (_sendfile.py)
+        from ._sendfile import sock_sendfile_native
+        return await sock_sendfile_native(self, sock, file, offset, count)
+
     def _start_serving(self, protocol_factory, sock, sslcontext=None, server=None,
                        backlog=100, *args, **kwargs):
         # the completion transport's servers accept in the kernel (one
