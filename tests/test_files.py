@@ -297,9 +297,10 @@ def test_copyfile_small_write_error(tmp_path, fds, size):
     assert (info.value.errno, info.value.filename) == (errno.ENOSPC, "/dev/full")
 
 
+@pytest.mark.parametrize("direct", [False, True])
 @pytest.mark.parametrize("size", [10000, 3 << 20])
 @pytest.mark.parametrize("change", [-1000, 1000, -(1 << 20), 1 << 20])
-def test_copy_file_that_changes_size_after_fstat(tmp_path, fds, monkeypatch, size, change):
+def test_copy_file_that_changes_size_after_fstat(tmp_path, fds, monkeypatch, size, change, direct):
     # the size fstat saw is not what the reads find: as shutil.copyfile,
     # which copies to EOF, the copy is the file as it is.  A small file
     # that shrank: its short read cancels the linked write and it is redone
@@ -323,9 +324,58 @@ def test_copy_file_that_changes_size_after_fstat(tmp_path, fds, monkeypatch, siz
         return st
     monkeypatch.setattr(files.os, "fstat", fstat)
     calls = []
-    copyfile(str(src), str(tmp_path / "dst"), depth=4, progress=lambda *a: calls.append(a))
+    copyfile(str(src), str(tmp_path / "dst"), depth=4, progress=lambda *a: calls.append(a),
+             direct=direct)
     assert (tmp_path / "dst").read_bytes() == final
     assert calls[-1][0] == len(final) and calls[-1][2:] == (1, 1)
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 1 << 20, (3 << 20) + 7])
+def test_copyfile_direct_bypasses_the_cache(tmp_path, fds, monkeypatch, size):
+    # both files opened with O_DIRECT; the bytes and the progress exact;
+    # the last block's padding truncated away
+    flags = {}
+    real_open = os.open
+
+    def spy(path, fl, *a):
+        flags[os.fspath(path)] = fl
+        return real_open(path, fl, *a)
+    monkeypatch.setattr(os, "open", spy)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    data = os.urandom(size)
+    src.write_bytes(data)
+    calls = []
+    assert copyfile(str(src), str(dst), depth=6, direct=True,
+                    progress=lambda *a: calls.append(a)) == str(dst)
+    assert dst.read_bytes() == data
+    assert flags[str(src)] & os.O_DIRECT and flags[str(dst)] & os.O_DIRECT
+    assert calls[-1] == (size, size, 1, 1)
+
+
+def test_copyfile_direct_where_refused_and_errors(tmp_path, fds, monkeypatch):
+    # a file system that refuses O_DIRECT (EINVAL at open): that file is
+    # opened without it; errors carry the path, as os's do
+    real_open = os.open
+
+    def refuse_direct(path, fl, *a):
+        if fl & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument", path)
+        return real_open(path, fl, *a)
+    src = tmp_path / "src"
+    data = os.urandom((2 << 20) + 3)
+    src.write_bytes(data)
+    monkeypatch.setattr(os, "open", refuse_direct)
+    copyfile(str(src), str(tmp_path / "dst"), direct=True)
+    assert (tmp_path / "dst").read_bytes() == data
+    monkeypatch.undo()
+    with pytest.raises(FileNotFoundError) as info:
+        copyfile(str(tmp_path / "nope"), str(tmp_path / "d"), direct=True)
+    assert info.value.filename == str(tmp_path / "nope")
+    with pytest.raises(OSError) as info:
+        copyfile(str(src), "/dev/full", direct=True, depth=16)
+    assert (info.value.errno, info.value.filename) == (errno.ENOSPC, "/dev/full")
+    with pytest.raises(IsADirectoryError):
+        copyfile(str(tmp_path), str(tmp_path / "d2"), direct=True)
 
 
 def test_copytree_small_and_large_files_together(tmp_path, fds):
