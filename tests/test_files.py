@@ -297,10 +297,10 @@ def test_copyfile_small_write_error(tmp_path, fds, size):
     assert (info.value.errno, info.value.filename) == (errno.ENOSPC, "/dev/full")
 
 
-@pytest.mark.parametrize("direct", [False, True])
+@pytest.mark.parametrize("o_direct", [False, True])
 @pytest.mark.parametrize("size", [10000, 3 << 20])
 @pytest.mark.parametrize("change", [-1000, 1000, -(1 << 20), 1 << 20])
-def test_copy_file_that_changes_size_after_fstat(tmp_path, fds, monkeypatch, size, change, direct):
+def test_copy_file_that_changes_size_after_fstat(tmp_path, fds, monkeypatch, size, change, o_direct):
     # the size fstat saw is not what the reads find: as shutil.copyfile,
     # which copies to EOF, the copy is the file as it is.  A small file
     # that shrank: its short read cancels the linked write and it is redone
@@ -325,7 +325,7 @@ def test_copy_file_that_changes_size_after_fstat(tmp_path, fds, monkeypatch, siz
     monkeypatch.setattr(files.os, "fstat", fstat)
     calls = []
     copyfile(str(src), str(tmp_path / "dst"), depth=4, progress=lambda *a: calls.append(a),
-             direct=direct)
+             o_direct=o_direct)
     assert (tmp_path / "dst").read_bytes() == final
     assert calls[-1][0] == len(final) and calls[-1][2:] == (1, 1)
 
@@ -345,7 +345,7 @@ def test_copyfile_direct_bypasses_the_cache(tmp_path, fds, monkeypatch, size):
     data = os.urandom(size)
     src.write_bytes(data)
     calls = []
-    assert copyfile(str(src), str(dst), depth=6, direct=True,
+    assert copyfile(str(src), str(dst), depth=6, o_direct=True,
                     progress=lambda *a: calls.append(a)) == str(dst)
     assert dst.read_bytes() == data
     assert flags[str(src)] & os.O_DIRECT and flags[str(dst)] & os.O_DIRECT
@@ -365,17 +365,17 @@ def test_copyfile_direct_where_refused_and_errors(tmp_path, fds, monkeypatch):
     data = os.urandom((2 << 20) + 3)
     src.write_bytes(data)
     monkeypatch.setattr(os, "open", refuse_direct)
-    copyfile(str(src), str(tmp_path / "dst"), direct=True)
+    copyfile(str(src), str(tmp_path / "dst"), o_direct=True)
     assert (tmp_path / "dst").read_bytes() == data
     monkeypatch.undo()
     with pytest.raises(FileNotFoundError) as info:
-        copyfile(str(tmp_path / "nope"), str(tmp_path / "d"), direct=True)
+        copyfile(str(tmp_path / "nope"), str(tmp_path / "d"), o_direct=True)
     assert info.value.filename == str(tmp_path / "nope")
     with pytest.raises(OSError) as info:
-        copyfile(str(src), "/dev/full", direct=True, depth=16)
+        copyfile(str(src), "/dev/full", o_direct=True, depth=16)
     assert (info.value.errno, info.value.filename) == (errno.ENOSPC, "/dev/full")
     with pytest.raises(IsADirectoryError):
-        copyfile(str(tmp_path), str(tmp_path / "d2"), direct=True)
+        copyfile(str(tmp_path), str(tmp_path / "d2"), o_direct=True)
 
 
 def test_copytree_small_and_large_files_together(tmp_path, fds):

@@ -1,4 +1,4 @@
-"""copyfile(..., direct=True): a copy that bypasses the page cache
+"""copyfile(..., o_direct=True): a copy that bypasses the page cache
 (O_DIRECT on both files), for copies larger than memory that should not
 evict what the cache holds (backups, restores, data staging).
 

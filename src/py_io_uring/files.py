@@ -702,21 +702,21 @@ def _samefile(src, dst):
 
 def copyfile(src: "_StrOrBytesPath", dst: "_t.Union[_t.AnyStr, os.PathLike[_t.AnyStr]]", *,
              follow_symlinks: bool = True, depth: int = 8,
-             progress: _Progress = None, direct: bool = False) -> _t.AnyStr:
+             progress: _Progress = None, o_direct: bool = False) -> _t.AnyStr:
     """Copy the data of src to dst, as shutil.copyfile does (dst created or
     truncated, its mode not copied; SameFileError when they are the same
     file; a symlink copied as a link with follow_symlinks=False), with up to
     depth reads and writes in flight.  progress(bytes_done, bytes_total,
     files_done, files_total), if given, is called as the copy goes (the
-    file count is 1).  direct=True bypasses the page cache (O_DIRECT on
+    file count is 1).  o_direct=True bypasses the page cache (O_DIRECT on
     both files, where their file systems allow it): for copies that should
     not evict what the cache holds.  Returns dst."""
-    return _copyfile(src, dst, follow_symlinks, depth, progress, direct)
+    return _copyfile(src, dst, follow_symlinks, depth, progress, o_direct)
 
 
 # the bodies of the public functions above and below, whose annotations
 # are for their callers
-def _copyfile(src, dst, follow_symlinks, depth, progress, direct=False):
+def _copyfile(src, dst, follow_symlinks, depth, progress, o_direct=False):
     src, dst = os.fspath(src), os.fspath(dst)
     if _samefile(src, dst):
         raise shutil.SameFileError("{!r} and {!r} are the same file".format(src, dst))
@@ -726,7 +726,7 @@ def _copyfile(src, dst, follow_symlinks, depth, progress, direct=False):
     if not follow_symlinks and os.path.islink(src):
         os.symlink(os.readlink(src), dst)
         return dst
-    if direct:
+    if o_direct:
         from ._copy_direct import copy_direct
         copy_direct(src, dst, depth, progress)
         return dst
