@@ -144,8 +144,13 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
         elif self._closing:
             info.append("closing")
         info.append("fd=%s" % self._sock_fd)
-        info.append("read=%s" % ("paused" if self._paused else "polling"))
-        info.append("write=<bufsize=%s>" % self.get_write_buffer_size())
+        # asyncio's selector transport's fields: read polling or idle,
+        # write polling (here: bytes in flight or queued) or idle, and
+        # neither once the transport let go of its loop or the loop closed
+        if self._loop is not None and not self._loop.is_closed():
+            info.append("read=%s" % ("polling" if self.is_reading() else "idle"))
+            bufsize = self.get_write_buffer_size()
+            info.append("write=<%s, bufsize=%s>" % ("polling" if bufsize else "idle", bufsize))
         return "<%s>" % " ".join(info)
 
     def __del__(self, _warn=warnings.warn):
