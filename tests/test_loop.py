@@ -882,3 +882,36 @@ def test_close_sends_pending_writes_first_and_abort_drops_them(kind):
     ok, n, exc = results["abort"]
     assert not ok and n < 8 << 20 and exc is None
 
+
+def test_the_completion_transport_is_the_default(monkeypatch):
+    # EventLoop() and the policy's loops: "uring" unless
+    # PY_IO_URING_TRANSPORT says "selector"; a wrong value is refused
+    def kind_of_new_loop(make):
+        loop = make()
+        try:
+            async def main():
+                ls = socket.create_server(("127.0.0.1", 0))
+                with ls:
+                    tr, _ = await loop.create_connection(asyncio.Protocol, *ls.getsockname())
+                    tr.close()
+                    return type(tr)
+            return loop.run_until_complete(main())
+        finally:
+            loop.close()
+
+    policy = py_io_uring.loop.EventLoopPolicy()
+    for env, kind in ((None, "uring"), ("", "uring"), ("uring", "uring"),
+                      ("selector", "selector")):
+        if env is None:
+            monkeypatch.delenv("PY_IO_URING_TRANSPORT", raising=False)
+        else:
+            monkeypatch.setenv("PY_IO_URING_TRANSPORT", env)
+        assert kind_of_new_loop(EventLoop) is _transport_type(kind), env
+        assert kind_of_new_loop(policy.new_event_loop) is _transport_type(kind), env
+    # the argument wins over the environment
+    assert kind_of_new_loop(lambda: EventLoop(transport="uring")) is _transport_type("uring")
+    monkeypatch.setenv("PY_IO_URING_TRANSPORT", "proactor")
+    with pytest.raises(ValueError, match="PY_IO_URING_TRANSPORT must be 'selector' or 'uring'"):
+        EventLoop()
+    with pytest.raises(ValueError, match="transport must be 'selector' or 'uring', not 'x'"):
+        EventLoop(transport="x")
