@@ -5,6 +5,7 @@ test_loop_conformance.py."""
 
 import asyncio
 import os
+import re
 import selectors
 import socket
 import sys
@@ -802,3 +803,115 @@ def test_closing_the_loop_with_transports_open(kind):
     assert any("unclosed transport" in str(w.message) for w in seen)
     assert all(issubclass(w.category, ResourceWarning) for w in seen), seen
     assert _fds() == before
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_repr_has_asyncios_fields(kind):
+    # the selector transport's repr is the spec: fd, read polling/idle,
+    # write <polling/idle, bufsize>, then closing, then closed with no
+    # read/write fields once the transport let go of its loop
+    async def main(loop):
+        ls = socket.create_server(("127.0.0.1", 0))
+        with ls:
+            tr, _ = await loop.create_connection(asyncio.Protocol, *ls.getsockname())
+            peer, _ = ls.accept()
+        with peer:
+            await asyncio.sleep(0)
+            name = type(tr).__name__
+            fd = tr.get_extra_info("socket").fileno()
+            seen = [repr(tr)]
+            tr.pause_reading()
+            seen.append(repr(tr))
+            tr.resume_reading()
+            tr.set_write_buffer_limits(high=1 << 30)
+            tr.write(b"x" * (16 << 20))         # more than the socket takes
+            seen.append(repr(tr))
+            tr.abort()
+            seen.append(repr(tr))
+            await asyncio.sleep(0.01)
+            seen.append(repr(tr))
+        return name, fd, seen
+
+    name, fd, seen = _on_loop_kind(kind, main)
+    head = "<%s fd=%d " % (name, fd)
+    assert seen[0] == head + "read=polling write=<idle, bufsize=0>>"
+    assert seen[1] == head + "read=idle write=<idle, bufsize=0>>"
+    m = re.fullmatch(re.escape(head) + r"read=polling write=<polling, bufsize=(\d+)>>", seen[2])
+    assert m and 0 < int(m.group(1)) < 16 << 20, seen[2]
+    assert seen[3] == "<%s closing fd=%d read=idle write=<idle, bufsize=0>>" % (name, fd)
+    assert seen[4] == "<%s closed fd=%d>" % (name, fd)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_close_sends_pending_writes_first_and_abort_drops_them(kind):
+    # asyncio's close(): what write() queued still goes out, then the
+    # connection is lost (None); abort(): lost at once, the queue dropped
+    async def main(loop):
+        payload = os.urandom(8 << 20)
+        ls = socket.create_server(("127.0.0.1", 0))
+        results = {}
+        with ls:
+            for how in ("close", "abort"):
+                lost = loop.create_future()
+
+                class P(asyncio.Protocol):
+                    def connection_lost(self, exc):
+                        lost.set_result(exc)
+
+                tr, _ = await loop.create_connection(P, *ls.getsockname())
+                peer, _ = ls.accept()
+                peer.setblocking(False)
+                with peer:
+                    tr.write(payload)
+                    assert tr.get_write_buffer_size() > 0
+                    getattr(tr, how)()
+                    assert tr.is_closing()
+                    assert not lost.done()
+                    got = bytearray()
+                    while True:
+                        data = await loop.sock_recv(peer, 1 << 20)
+                        if not data:
+                            break
+                        got += data
+                    results[how] = (bytes(got) == payload, len(got),
+                                    await asyncio.wait_for(lost, 5))
+        return results
+
+    results = _on_loop_kind(kind, main)
+    assert results["close"] == (True, 8 << 20, None)
+    ok, n, exc = results["abort"]
+    assert not ok and n < 8 << 20 and exc is None
+
+
+def test_the_completion_transport_is_the_default(monkeypatch):
+    # EventLoop() and the policy's loops: "uring" unless
+    # PY_IO_URING_TRANSPORT says "selector"; a wrong value is refused
+    def kind_of_new_loop(make):
+        loop = make()
+        try:
+            async def main():
+                ls = socket.create_server(("127.0.0.1", 0))
+                with ls:
+                    tr, _ = await loop.create_connection(asyncio.Protocol, *ls.getsockname())
+                    tr.close()
+                    return type(tr)
+            return loop.run_until_complete(main())
+        finally:
+            loop.close()
+
+    policy = py_io_uring.loop.EventLoopPolicy()
+    for env, kind in ((None, "uring"), ("", "uring"), ("uring", "uring"),
+                      ("selector", "selector")):
+        if env is None:
+            monkeypatch.delenv("PY_IO_URING_TRANSPORT", raising=False)
+        else:
+            monkeypatch.setenv("PY_IO_URING_TRANSPORT", env)
+        assert kind_of_new_loop(EventLoop) is _transport_type(kind), env
+        assert kind_of_new_loop(policy.new_event_loop) is _transport_type(kind), env
+    # the argument wins over the environment
+    assert kind_of_new_loop(lambda: EventLoop(transport="uring")) is _transport_type("uring")
+    monkeypatch.setenv("PY_IO_URING_TRANSPORT", "proactor")
+    with pytest.raises(ValueError, match="PY_IO_URING_TRANSPORT must be 'selector' or 'uring'"):
+        EventLoop()
+    with pytest.raises(ValueError, match="transport must be 'selector' or 'uring', not 'x'"):
+        EventLoop(transport="x")

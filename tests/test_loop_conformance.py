@@ -8,10 +8,16 @@ test_sendfile), and through the event loop policy where the tests call
 asyncio.new_event_loop() (test_streams, test_server, ...).  Tests the
 stock loop skips are skipped here too; tests this loop does not pass yet are
 listed in EXCEPTIONS with the reason, and in docs/loop.md.
+
+The loops have the default socket transport, the completion one ("uring"),
+or the one PY_IO_URING_TRANSPORT names: CI's matrix runs this module again
+with PY_IO_URING_TRANSPORT=selector on every interpreter (.ci/matrix), so
+both kinds pass CPython's suites on each.
 """
 
 import asyncio
 import importlib
+import os
 import sys
 import unittest
 
@@ -119,5 +125,15 @@ def test_policy_makes_this_loop():
     try:
         assert type(loop) is uring_loop.EventLoop
         assert isinstance(loop._selector, uring_loop.RingSelector)
+    finally:
+        loop.close()
+
+
+def test_loops_here_have_the_transport_the_environment_names():
+    # what the run's summary (and CI's selector run) relies on
+    want = os.environ.get("PY_IO_URING_TRANSPORT") or "uring"
+    loop = _RingLoop().create_event_loop()
+    try:
+        assert loop._transport_kind == want
     finally:
         loop.close()

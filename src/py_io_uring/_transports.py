@@ -19,10 +19,11 @@ operations on the loop's AsyncRing, not readiness callbacks.
   after it; abort() at once.  A reset reaches connection_lost() as the
   ConnectionResetError the receive or send failed with.
 
-asyncio.proactor_events' transports are the model for the shapes.  Chosen
-with EventLoop(transport="uring") or PY_IO_URING_TRANSPORT=uring; the
-selector transports stay the default for now (docs/loop.md has the
-measurements of both)."""
+asyncio.proactor_events' transports are the model for the shapes.  The
+loop's default (faster than asyncio's selector transports over the ring's
+polls on every echo and HTTP row: docs/loop.md has the measurements of
+both); EventLoop(transport="selector") or PY_IO_URING_TRANSPORT=selector
+selects those instead."""
 
 import _socket
 import asyncio
@@ -52,11 +53,11 @@ _ATTACH_TAKES_TRANSPORT = len(_inspect.signature(
 
 
 def enabled(loop):
-    return getattr(loop, "_transport_kind", "selector") == "uring"
+    return getattr(loop, "_transport_kind", "uring") == "uring"
 
 
 def default_kind():
-    kind = os.environ.get("PY_IO_URING_TRANSPORT", "selector")
+    kind = os.environ.get("PY_IO_URING_TRANSPORT") or "uring"
     if kind not in ("selector", "uring"):
         raise ValueError("PY_IO_URING_TRANSPORT must be 'selector' or 'uring', "
                          "not {!r}".format(kind))
@@ -144,8 +145,13 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
         elif self._closing:
             info.append("closing")
         info.append("fd=%s" % self._sock_fd)
-        info.append("read=%s" % ("paused" if self._paused else "polling"))
-        info.append("write=<bufsize=%s>" % self.get_write_buffer_size())
+        # asyncio's selector transport's fields: read polling or idle,
+        # write polling (here: bytes in flight or queued) or idle, and
+        # neither once the transport let go of its loop or the loop closed
+        if self._loop is not None and not self._loop.is_closed():
+            info.append("read=%s" % ("polling" if self.is_reading() else "idle"))
+            bufsize = self.get_write_buffer_size()
+            info.append("write=<%s, bufsize=%s>" % ("polling" if bufsize else "idle", bufsize))
         return "<%s>" % " ".join(info)
 
     def __del__(self, _warn=warnings.warn):

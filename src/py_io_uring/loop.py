@@ -6,9 +6,13 @@ Every readiness wait of the loop (add_reader, add_writer, the transports
 and servers asyncio builds on them, the signal self-pipe, subprocess pipes)
 is an IORING_OP_POLL_ADD on one ring, and each iteration of the loop makes
 one io_uring_enter: it submits the polls the iteration armed, cancelled or
-changed, and waits with the loop's timeout, the GIL released.  Everything
-else is asyncio's, unchanged, so the loop behaves as asyncio's own does
-(CPython's event-loop conformance tests run on it: tests/test_loop.py).
+changed, and waits with the loop's timeout, the GIL released.  Socket
+transports are, by default, completion transports on that same ring
+(_transports.py: receives and sends as ring operations);
+EventLoop(transport="selector") gives asyncio's own over the polls.
+Everything else is asyncio's, unchanged, so the loop behaves as asyncio's
+own does (CPython's event-loop conformance tests run on it, with both
+transports: tests/test_loop_conformance.py).
 
     import py_io_uring
     py_io_uring.install()            # as uvloop.install()
@@ -141,14 +145,20 @@ class EventLoop(asyncio.SelectorEventLoop):
 
     def __init__(self, selector: _t.Optional[selectors.BaseSelector] = None,
                  *, transport: _t.Optional[str] = None) -> None:
-        # transport: "selector" (asyncio's transports over the ring's polls,
-        # the default) or "uring" (reads and writes as ring operations,
-        # _transports.py); None reads PY_IO_URING_TRANSPORT
-        if transport is None:
-            transport = _transports.default_kind()
-        elif transport not in ("selector", "uring"):
-            raise ValueError("transport must be 'selector' or 'uring', not {!r}"
-                             .format(transport))
+        # transport: "uring" (reads and writes as ring operations,
+        # _transports.py; the default) or "selector" (asyncio's transports
+        # over the ring's polls); None reads PY_IO_URING_TRANSPORT, "uring"
+        # when it is unset or empty
+        try:
+            if transport is None:
+                transport = _transports.default_kind()
+            elif transport not in ("selector", "uring"):
+                raise ValueError("transport must be 'selector' or 'uring', not {!r}"
+                                 .format(transport))
+        except ValueError:
+            # nothing was opened: BaseEventLoop.__del__ reads _closed
+            self._closed = True
+            raise
         self._transport_kind = transport
         super().__init__(selector if selector is not None else RingSelector())
         self._aring: _t.Optional[AsyncRing] = None
