@@ -728,3 +728,20 @@ def test_close_waits_for_the_queue():
 
     got, data = _run(main)
     assert got == data + b"end"
+
+
+def test_a_non_contiguous_buffer_is_a_fatal_write_error_as_before():
+    async def main(loop):
+        calls = []
+        loop.set_exception_handler(lambda l, ctx: calls.append(ctx))
+        with socket.create_server(("127.0.0.1", 0)) as ls:
+            tr, _, peer = await _connected(loop, asyncio.Protocol, ls)
+            tr.write(memoryview(b"abcdef")[::2])
+            await asyncio.sleep(0)
+            peer.close()
+        return calls, tr.is_closing()
+
+    calls, closing = _run(main)
+    assert closing and len(calls) == 1
+    assert calls[0]["message"] == "Fatal write error on socket transport"
+    assert isinstance(calls[0]["exception"], BufferError)

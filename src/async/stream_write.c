@@ -288,8 +288,16 @@ Stream_write(StreamObject *s, PyObject *data)
         PyErr_SetString(PyExc_RuntimeError, "unable to write; sendfile is in progress");
         return NULL;
     }
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
-        return NULL;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        /* a non-contiguous memoryview: sock.send() would raise this, and
+         * the transport report it (as before, and as asyncio's) */
+        if (s->conn_lost) {
+            PyErr_Clear();
+            s->conn_lost++;
+            Py_RETURN_NONE;
+        }
+        return wfatal(s) < 0 ? NULL : (Py_INCREF(Py_None), Py_None);
+    }
     if (view.len == 0) {
         PyBuffer_Release(&view);
         Py_RETURN_NONE;
