@@ -405,3 +405,358 @@ def test_another_thread_is_refused_the_loops_ring_while_select_waits():
     got, errors = _run(main)
     assert got == b"hello"
     assert errors == ["AsyncRing used from another thread than its event loop's"]
+
+
+# ---------------------------------------------------------------- the write path in C
+# (src/async/stream_write.c): write() is the stream's own method; the rest
+# of a short send(2), and what is written meanwhile, go out as ring sends
+# told of their completion like the receive
+
+
+def _connected(loop, proto_factory, ls):
+    async def go():
+        tr, pr = await loop.create_connection(proto_factory, *ls.getsockname())
+        peer, _ = ls.accept()
+        return tr, pr, peer
+    return go()
+
+
+def _reader_thread(peer, out, chunk=65536, delay=0.0):
+    import threading
+    import time
+
+    def run():
+        while True:
+            b = peer.recv(chunk)
+            if not b:
+                break
+            out.append(b)
+            if delay:
+                time.sleep(delay)
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def test_write_is_the_streams_c_method():
+    async def main(loop):
+        with socket.create_server(("127.0.0.1", 0)) as ls:
+            tr, _, peer = await _connected(loop, asyncio.Protocol, ls)
+            with peer:
+                kinds = (type(tr.write).__name__, type(tr.writelines).__name__)
+                tr.close()
+                await asyncio.sleep(0)
+        return kinds
+
+    assert _run(main) == ("builtin_function_or_method", "builtin_function_or_method")
+
+
+def test_a_large_write_to_a_slow_reader_arrives_with_flow_control():
+    # 8 MiB in 128 KiB writes to a peer reading 64 KiB every millisecond:
+    # the first writes go straight out, the rest queue behind ring sends;
+    # pause_writing() comes once the buffer passes the high mark and
+    # resume_writing() once it is at or below the low one (asyncio's rule)
+    high, low = 256 * 1024, 64 * 1024
+    payload = os.urandom(8 * 1024 * 1024)
+
+    async def main(loop):
+        events = []
+        resumed = [None]
+
+        class P(asyncio.Protocol):
+            def connection_made(self, t):
+                self.t = t
+                t.set_write_buffer_limits(high=high, low=low)
+
+            def pause_writing(self):
+                events.append(("pause", self.t.get_write_buffer_size()))
+                resumed[0] = loop.create_future()
+
+            def resume_writing(self):
+                events.append(("resume", self.t.get_write_buffer_size()))
+                resumed[0].set_result(None)
+
+        with socket.create_server(("127.0.0.1", 0)) as ls:
+            tr, pr, peer = await _connected(loop, P, ls)
+            got = []
+            th = _reader_thread(peer, got, delay=0.001)
+            try:
+                for i in range(0, len(payload), 128 * 1024):
+                    if resumed[0] is not None and not resumed[0].done():
+                        await resumed[0]
+                    tr.write(payload[i:i + 128 * 1024])
+                tr.write_eof()       # after the queue: the peer's EOF
+                await loop.run_in_executor(None, th.join, 10)
+                assert not th.is_alive()
+                assert tr.get_write_buffer_size() == 0
+            finally:
+                tr.close()
+                peer.close()
+            await asyncio.sleep(0)
+        return events, b"".join(got)
+
+    events, got = _run(main)
+    assert len(got) == len(payload) and got == payload
+    pauses = [n for e, n in events if e == "pause"]
+    resumes = [n for e, n in events if e == "resume"]
+    assert pauses, events
+    assert [e for e, _ in events] == ["pause", "resume"] * len(pauses)
+    assert all(n > high for n in pauses), events
+    assert all(n <= low for n in resumes), events
+
+
+@pytest.mark.parametrize("kind", ["bytearray", "memoryview"])
+def test_a_mutable_buffer_changed_after_write_is_sent_as_it_was(kind):
+    # one write the socket cannot take at once (the rest outlives the
+    # call) and one queued behind it: both are copied at the call
+    size = 8 * 1024 * 1024
+
+    async def main(loop):
+        with socket.create_server(("127.0.0.1", 0)) as ls:
+            tr, _, peer = await _connected(loop, asyncio.Protocol, ls)
+            first = bytearray(b"A" * size)
+            second = bytearray(b"C" * 1000)
+            tr.write(first if kind == "bytearray" else memoryview(first))
+            assert tr.get_write_buffer_size() > 0      # went short
+            tr.write(second if kind == "bytearray" else memoryview(second))
+            first[:] = b"B" * size
+            second[:] = b"D" * 1000
+            del first[size // 2:]        # and resized: nothing pins it now
+            got = []
+            th = _reader_thread(peer, got)
+            tr.write_eof()
+            await loop.run_in_executor(None, th.join, 10)
+            tr.close()
+            peer.close()
+            await asyncio.sleep(0)
+        return b"".join(got)
+
+    got = _run(main)
+    assert got == b"A" * size + b"C" * 1000
+
+
+def test_writes_after_write_eof_raise_and_eof_waits_for_the_queue():
+    async def main(loop):
+        with socket.create_server(("127.0.0.1", 0)) as ls:
+            tr, _, peer = await _connected(loop, asyncio.Protocol, ls)
+            data = os.urandom(4 * 1024 * 1024)
+            tr.write(data)
+            tr.write(b"tail")
+            assert tr.get_write_buffer_size() > 0
+            tr.write_eof()
+            errors = []
+            for arg in (b"x", b"", bytearray(b"y")):
+                with pytest.raises(RuntimeError) as ei:
+                    tr.write(arg)
+                errors.append(str(ei.value))
+            with pytest.raises(RuntimeError):
+                tr.writelines([b"z"])
+            got = []
+            th = _reader_thread(peer, got)   # reads to the EOF
+            await loop.run_in_executor(None, th.join, 10)
+            tr.close()
+            peer.close()
+            await asyncio.sleep(0)
+        return errors, b"".join(got), data
+
+    errors, got, data = _run(main)
+    assert errors == ["Cannot call write() after write_eof()"] * 3
+    assert got == data + b"tail"
+
+
+def test_write_type_errors_are_asyncios():
+    async def main(loop):
+        with socket.create_server(("127.0.0.1", 0)) as ls:
+            tr, _, peer = await _connected(loop, asyncio.Protocol, ls)
+            msgs = []
+            for call, arg in ((tr.write, "str"), (tr.write, 1), (tr.writelines, [b"a", "b"])):
+                with pytest.raises(TypeError) as ei:
+                    call(arg)
+                msgs.append(str(ei.value))
+            tr.close()
+            await asyncio.sleep(0)
+            peer.settimeout(5)
+            rest = peer.recv(10)
+            peer.close()
+        return msgs, rest
+
+    msgs, rest = _run(main)
+    assert msgs == ["data argument must be a bytes-like object, not 'str'",
+                    "data argument must be a bytes-like object, not 'int'",
+                    "data argument must be a bytes-like object, not 'str'"]
+    assert rest == b""       # nothing of the refused writelines went out
+
+
+def test_writelines_and_writes_keep_their_order_behind_a_send_in_flight():
+    async def main(loop):
+        with socket.create_server(("127.0.0.1", 0)) as ls:
+            tr, _, peer = await _connected(loop, asyncio.Protocol, ls)
+            big = os.urandom(4 * 1024 * 1024)
+            tr.writelines([b"<", bytearray(b"1"), memoryview(b"2")])
+            tr.write(big)                      # goes short: a send in flight
+            assert tr._core.send_in_flight
+            tr.writelines([b"3", bytearray(b"4")])
+            tr.write(b"5")
+            tr.writelines([])
+            tr.writelines(iter([memoryview(b"6"), b"7"]))
+            tr.write(memoryview(b"89")[1:])
+            got = []
+            th = _reader_thread(peer, got)
+            tr.write_eof()
+            await loop.run_in_executor(None, th.join, 10)
+            tr.close()
+            peer.close()
+            await asyncio.sleep(0)
+        return b"".join(got), big
+
+    got, big = _run(main)
+    assert got == b"<12" + big + b"345679"
+
+
+def test_abort_with_a_send_in_flight_keeps_its_buffer_pinned_and_leaks_nothing():
+    import sys
+    before = _fds()
+
+    async def main(loop):
+        ring = loop._uring()
+        lost = loop.create_future()
+
+        class P(asyncio.Protocol):
+            def connection_lost(self, exc):
+                lost.set_result(exc)
+
+        with socket.create_server(("127.0.0.1", 0)) as ls:
+            tr, _, peer = await _connected(loop, P, ls)
+            data = os.urandom(8 * 1024 * 1024)
+            base = sys.getrefcount(data)
+            tr.write(data)                    # short: the rest is a ring send
+            assert tr._core.send_in_flight
+            await asyncio.sleep(0.01)         # submitted, waiting on the peer
+            assert sys.getrefcount(data) > base
+            tr.abort()
+            assert not tr._core.send_in_flight and tr.get_write_buffer_size() == 0
+            # the kernel may still read it: the record keeps it
+            assert sys.getrefcount(data) > base
+            assert await asyncio.wait_for(lost, 5) is None
+            for _ in range(100):
+                if sys.getrefcount(data) == base and ring.in_flight() == 0:
+                    break
+                await asyncio.sleep(0.01)
+            pinned = sys.getrefcount(data) - base
+            in_flight = ring.in_flight()
+            # writes after the loss are counted, not sent (asyncio's rule)
+            tr.write(b"late")
+            counted = tr._conn_lost
+            peer.close()
+        return pinned, in_flight, counted
+
+    pinned, in_flight, counted = _run(main)
+    assert pinned == 0 and in_flight == 0
+    assert counted == 2
+    assert _fds() == before
+
+
+def test_writes_after_the_connection_is_lost_warn_past_asyncios_threshold():
+    import logging
+
+    msgs = []
+
+    class H(logging.Handler):
+        def emit(self, record):
+            msgs.append(record.getMessage())
+
+    async def main(loop):
+        with socket.create_server(("127.0.0.1", 0)) as ls:
+            tr, _, peer = await _connected(loop, asyncio.Protocol, ls)
+            tr.abort()
+            await asyncio.sleep(0)
+            # asyncio's logger to this handler only (pytest's would keep
+            # the records, which the leak build counts)
+            log, h = logging.getLogger("asyncio"), H(logging.WARNING)
+            log.addHandler(h)
+            log.propagate = False
+            try:
+                for _ in range(7):
+                    tr.write(b"x")
+            finally:
+                log.propagate = True
+                log.removeHandler(h)
+            peer.close()
+        return tr._conn_lost
+
+    assert _run(main) == 8
+    # asyncio warns from the 5th counted write on (LOG_THRESHOLD_FOR_CONNLOST_WRITES)
+    assert msgs == ["socket.send() raised exception."] * 3
+
+
+def test_a_failed_ring_send_reaches_connection_lost_with_its_error():
+    async def main(loop):
+        lost = loop.create_future()
+        handler_calls = []
+        loop.set_exception_handler(lambda l, ctx: handler_calls.append(ctx))
+
+        class P(asyncio.Protocol):
+            def connection_lost(self, exc):
+                lost.set_result(exc)
+
+        with socket.create_server(("127.0.0.1", 0)) as ls:
+            tr, _, peer = await _connected(loop, P, ls)
+            tr.pause_reading()           # the send reports, not the receive
+            tr.write(os.urandom(8 * 1024 * 1024))
+            assert tr._core.send_in_flight
+            await asyncio.sleep(0.01)
+            # a reset: the peer closes with unread bytes and SO_LINGER 0
+            import struct
+            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            peer.close()
+            exc = await asyncio.wait_for(lost, 5)
+        return exc, handler_calls, tr.is_closing()
+
+    exc, handler_calls, closing = _run(main)
+    assert isinstance(exc, (ConnectionResetError, BrokenPipeError)), exc
+    assert handler_calls == []          # an OSError: not the handler's (asyncio)
+    assert closing
+
+
+def test_close_waits_for_the_queue():
+    async def main(loop):
+        lost = loop.create_future()
+
+        class P(asyncio.Protocol):
+            def connection_lost(self, exc):
+                lost.set_result(exc)
+
+        with socket.create_server(("127.0.0.1", 0)) as ls:
+            tr, _, peer = await _connected(loop, P, ls)
+            data = os.urandom(4 * 1024 * 1024)
+            tr.write(data)
+            tr.write(b"end")
+            tr.close()
+            await asyncio.sleep(0.01)
+            assert not lost.done()           # the queue is still going out
+            got = []
+            th = _reader_thread(peer, got)
+            assert await asyncio.wait_for(lost, 5) is None
+            await loop.run_in_executor(None, th.join, 10)
+            peer.close()
+        return b"".join(got), data
+
+    got, data = _run(main)
+    assert got == data + b"end"
+
+
+def test_a_non_contiguous_buffer_is_a_fatal_write_error_as_before():
+    async def main(loop):
+        calls = []
+        loop.set_exception_handler(lambda l, ctx: calls.append(ctx))
+        with socket.create_server(("127.0.0.1", 0)) as ls:
+            tr, _, peer = await _connected(loop, asyncio.Protocol, ls)
+            tr.write(memoryview(b"abcdef")[::2])
+            await asyncio.sleep(0)
+            peer.close()
+        return calls, tr.is_closing()
+
+    calls, closing = _run(main)
+    assert closing and len(calls) == 1
+    assert calls[0]["message"] == "Fatal write error on socket transport"
+    assert isinstance(calls[0]["exception"], BufferError)

@@ -22,6 +22,8 @@
  *                reap, dispatch); no eventfd
  *   stream.c     the callback waiter kind (PU_AIO_CALLBACK) and the
  *                completion transport's read path (_UringStream)
+ *   stream_write.c  its write path: write(), the direct send(2), the
+ *                queue's ring sends (stream.h: the struct both share)
  *   watch.c      _watch(): any op under the callback kind, a Python
  *                callable told of each completion (the loop's multishot
  *                accept)

@@ -26,8 +26,9 @@
  *   - EOF calls transport._read_eof(), a failed receive
  *     transport._fatal_error(); a protocol that raises goes to
  *     transport._fatal_error() as asyncio's transports report it.
- * Writes, close, abort, write_eof and the rest stay in Python. */
-#include "async/async_internal.h"
+ * The write side is stream_write.c's; close, abort, write_eof's order
+ * and the rest stay in Python. */
+#include "async/stream.h"
 #include "ops_gen.h"
 
 #include <errno.h>
@@ -37,27 +38,6 @@
 #define PU_STREAM_BUF_SIZE 65536    /* bytes each: asyncio reads up to 256 KiB,
                                        the Python transport read 64 KiB */
 
-typedef struct {
-    PyObject_HEAD
-    AsyncRingObject *aring;         /* strong */
-    PyObject *transport;            /* strong, until detach() */
-    PyObject *protocol;             /* strong: whom bytes go to */
-    PyObject *rbuf;                 /* a buffered recv's buffer (strong) */
-    PyObject *rproto;               /* the protocol that gave rbuf */
-    PyObject *carry;                /* list of what came while stopped:
-                                       bytes, b'' for EOF, an exception */
-    PyObject *rearm_cb;             /* self._rearm, bound, for call_soon */
-    SqeObject *rec;                 /* the armed receive (strong), or NULL */
-    int fd;
-    uint8_t buffered;               /* the protocol is a BufferedProtocol */
-    uint8_t rec_buffered;           /* the armed receive is a single recv */
-    uint8_t reading;                /* resumed, not stopped */
-    uint8_t cancel_sent;            /* rec was cancelled in the kernel */
-    uint8_t rearm_soon;             /* a deferred arming is scheduled */
-    uint8_t ended;                  /* EOF or an error came: no more arming */
-    uint32_t items;                 /* completions with bytes since arming */
-    PyObject *weakreflist;
-} StreamObject;
 
 static PyTypeObject StreamType;
 
@@ -101,7 +81,9 @@ static void
 deliver(AsyncRingObject *a, PyObject *cb, CqeObject *q, int final)
 {
     int r;
-    if (Py_TYPE(cb) == &StreamType) {
+    if (Py_TYPE(cb) == &StreamType && q->sqe->op == &pu_opdefs[PU_OP_SEND]) {
+        r = pu_stream_write_deliver((StreamObject *)cb, q->sqe, q);
+    } else if (Py_TYPE(cb) == &StreamType) {
         r = stream_deliver((StreamObject *)cb, q->sqe, q, final);
     } else {
         PyObject *v = PyObject_CallOneArg(cb, (PyObject *)q);
@@ -152,6 +134,7 @@ pu_aio_callback_end(PyObject *cb, SqeObject *rec)
         StreamObject *s = (StreamObject *)cb;
         if (s->rec == rec)
             Py_CLEAR(s->rec);
+        pu_stream_write_end(s, rec);
     }
 }
 
@@ -455,7 +438,7 @@ Stream_new(PyTypeObject *type, PyObject *args, PyObject *Py_UNUSED(kwds))
     s->transport = transport;
     s->fd = fd;
     s->rearm_cb = PyCFunction_New(&rearm_def, (PyObject *)s);
-    if (s->rearm_cb == NULL) {
+    if (s->rearm_cb == NULL || pu_stream_write_init(s) < 0) {
         Py_DECREF(s);
         return NULL;
     }
@@ -551,7 +534,7 @@ Stream_traverse(StreamObject *s, visitproc visit, void *arg)
     Py_VISIT(s->carry);
     Py_VISIT(s->rearm_cb);
     Py_VISIT(s->rec);
-    return 0;
+    return pu_stream_write_traverse(s, visit, arg);
 }
 
 static int
@@ -562,7 +545,8 @@ Stream_clear(StreamObject *s)
     Py_CLEAR(s->rproto);
     Py_CLEAR(s->carry);
     Py_CLEAR(s->rearm_cb);
-    /* the record and its buffer stay: the kernel may still fill it */
+    pu_stream_write_clear(s);
+    /* the records and their buffers stay: the kernel may still use them */
     return 0;
 }
 
@@ -575,21 +559,22 @@ Stream_dealloc(StreamObject *s)
     Stream_clear(s);
     Py_CLEAR(s->rbuf);   /* the entry held s while the op was in flight */
     Py_CLEAR(s->rec);
+    Py_CLEAR(s->wbuf);
+    Py_CLEAR(s->wrec);
     Py_CLEAR(s->aring);
     Py_TYPE(s)->tp_free((PyObject *)s);
 }
 
-static PyMethodDef Stream_methods[] = {
+/* room for stream_write.c's, appended by pu_aio_stream_init() */
+static PyMethodDef Stream_methods[16] = {
     {"set_protocol", (PyCFunction)Stream_set_protocol, METH_VARARGS, NULL},
     {"resume", (PyCFunction)Stream_resume, METH_NOARGS, NULL},
     {"stop", (PyCFunction)Stream_stop, METH_NOARGS, NULL},
     {"detach", (PyCFunction)Stream_detach, METH_NOARGS, NULL},
-    {NULL, NULL, 0, NULL},
 };
 
-static PyGetSetDef Stream_getset[] = {
+static PyGetSetDef Stream_getset[16] = {
     {"armed", (getter)Stream_armed, NULL, NULL, NULL},
-    {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyTypeObject StreamType = {
@@ -626,5 +611,16 @@ pu_aio_stream_init(void)
         if (*names[i].slot == NULL &&
             (*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL)
             return -1;
+    size_t m = 0, g = 0;
+    if (pu_stream_write_names() < 0)
+        return -1;
+    while (Stream_methods[m].ml_name != NULL)
+        m++;
+    for (size_t i = 0; pu_stream_write_methods[i].ml_name != NULL; i++)
+        Stream_methods[m++] = pu_stream_write_methods[i];
+    while (Stream_getset[g].name != NULL)
+        g++;
+    for (size_t i = 0; pu_stream_write_getset[i].name != NULL; i++)
+        Stream_getset[g++] = pu_stream_write_getset[i];
     return PyType_Ready(&StreamType);
 }

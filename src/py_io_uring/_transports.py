@@ -10,11 +10,15 @@ operations on the loop's AsyncRing, not readiness callbacks.
   time.  pause_reading() cancels the receive in the kernel; bytes that come
   after are kept by the stream, in order, and come first after
   resume_reading().
-- Writes: with nothing queued, one send(2) at the call (as asyncio's and
-  uvloop's transports); what it could not take goes to the kernel as a
-  `send` operation (MSG_WAITALL: the kernel finishes short sends); writes
-  made meanwhile are queued and go out together when it completes.  Flow
-  control counts both (asyncio's _FlowControlMixin).
+- Writes: in C too (src/async/stream_write.c): write() is the stream's
+  own method, an instance attribute.  With nothing queued, one send(2) at
+  the call (as asyncio's and uvloop's transports); what it could not take
+  goes to the kernel as a `send` operation told of its completion like the
+  receive (MSG_WAITALL: the kernel finishes short sends); writes made
+  meanwhile are queued and go out joined when it completes.  The write
+  state (queue, eof, conn_lost, sendfile's waiter) lives in the stream
+  only; the properties below read it.  Flow control counts the queue and
+  the send in flight (asyncio's _FlowControlMixin).
 - write_eof() shuts the write side down once the queue is empty; close()
   after it; abort() at once.  A reset reaches connection_lost() as the
   ConnectionResetError the receive or send failed with.
@@ -27,7 +31,6 @@ selects those instead."""
 
 import _socket
 import asyncio
-import collections
 import errno
 import os
 import socket
@@ -68,8 +71,6 @@ def make_socket_transport(loop, sock, protocol, waiter, extra, server):
     return _UringSocketTransport(loop, sock, protocol, waiter, extra, server)
 
 
-_running_loop = asyncio.events._get_running_loop
-
 # the socket's family and type as ints: socket.socket's properties make an
 # enum of each, four conversions a connection in asyncio's _set_nodelay()
 _sock_family = _socket.socket.family.__get__
@@ -84,20 +85,12 @@ def _set_nodelay(sock):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _retrieve(fut):
-    # a cancelled operation's future: its exception, if any, is expected
-    if not fut.cancelled():
-        fut.exception()
-
-
 class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
 
     _sock = None        # so __del__ and close() work after a failed __init__
     # loop.sendfile(): the loop's native path (os.sendfile on the socket,
     # reading paused, once the write queue is empty)
     _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
-    _empty_waiter = None
-    _send_soon = False
     _start_tls_compatible = True        # loop.start_tls() layers sslproto on it
     _core = None
     _eof_kept = False   # an EOF that came while reading was being paused
@@ -121,14 +114,11 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
         self._protocol_connected = False
         self._core = _UringStream(self._ring, self._sock_fd, self)
         self.set_protocol(protocol)
+        # the write path is the stream's (C): no Python frame per write
+        self.write = self._core.write
+        self.writelines = self._core.writelines
         self._closing = False
-        self._conn_lost = 0
-        self._eof = False               # write_eof() called
         self._paused = False            # reading paused
-        self._write_fut = None
-        self._write_len = 0             # bytes of the send in flight
-        self._buffer = collections.deque()
-        self._buffer_size = 0
         if server is not None:
             server._attach(self) if _ATTACH_TAKES_TRANSPORT else server._attach()
         loop._transports[self._sock_fd] = self
@@ -245,121 +235,64 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
         if self._loop.get_debug():
             asyncio.log.logger.debug("%r resumes reading", self)
 
-    # -- writing
+    # -- writing: the state lives in the stream (C); these read it
+
+    @property
+    def _conn_lost(self):
+        return self._core.conn_lost if self._core is not None else 0
+
+    @_conn_lost.setter
+    def _conn_lost(self, n):
+        self._core.conn_lost = n
+
+    @property
+    def _eof(self):
+        return self._core is not None and self._core.eof
+
+    @property
+    def _empty_waiter(self):
+        return self._core.empty_waiter if self._core is not None else None
 
     def write(self, data):
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError("data argument must be a bytes-like object, "
-                            "not %r" % type(data).__name__)
-        if self._eof:
-            raise RuntimeError("Cannot call write() after write_eof()")
-        if self._empty_waiter is not None:
-            raise RuntimeError("unable to write; sendfile is in progress")
-        if not data:
-            return
-        if self._conn_lost:
-            if self._conn_lost >= constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                asyncio.log.logger.warning("socket.send() raised exception.")
-            self._conn_lost += 1
-            return
-        if self._write_fut is None and not self._buffer:
-            # nothing queued: one send(2) now, as asyncio's and uvloop's
-            # transports try; most writes end here, with no operation and
-            # no future (an operation per write measured slower: docs/loop.md)
-            try:
-                n = self._sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                n = 0
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on socket transport")
-                return
-            if n == len(data):
-                return
-            data = memoryview(data)[n:]
-        # the kernel reads the rest later: a caller's mutable buffer is
-        # copied (it could change, or be resized while pinned)
-        if not isinstance(data, bytes):
-            data = bytes(data)
-        if self._write_fut is None and _running_loop() is self._loop:
-            self._send(data)
-        else:
-            # behind a send in flight; or the loop is not running (the ring
-            # takes operations only from it): sent from the loop, soon
-            self._buffer.append(data)
-            self._buffer_size += len(data)
-            if self._write_fut is None and not self._send_soon:
-                self._send_soon = True
-                self._loop.call_soon(self._send_queued)
-        self._maybe_pause_protocol()
-
-    def _send_queued(self):
-        self._send_soon = False
-        if self._write_fut is None and self._buffer and not self._conn_lost:
-            data = b"".join(self._buffer)
-            self._buffer.clear()
-            self._buffer_size = 0
-            self._send(data)
+        # replaced in __init__ by the stream's write (C); the same checks,
+        # in the same order, with asyncio's messages
+        self._core.write(data)
 
     def writelines(self, list_of_data):
-        for data in list_of_data:
-            self.write(data)
+        # replaced in __init__ by the stream's: one write of the items joined
+        self._core.writelines(list_of_data)
 
-    def _send(self, data):
-        try:
-            fut = self._ring.sock_sendall(self._sock, data)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal write error on socket transport")
-            return
-        self._write_fut = fut
-        self._write_len = len(data)
-        fut.add_done_callback(self._on_written)
-
-    def _on_written(self, fut):
-        if fut is not self._write_fut:
-            _retrieve(fut)
-            return
-        self._write_fut = None
-        self._write_len = 0
-        if fut.cancelled():
-            return
-        exc = fut.exception()
-        if exc is not None:
-            self._fatal_error(exc, "Fatal write error on socket transport")
-            if self._empty_waiter is not None:
-                self._empty_waiter.set_exception(exc)
-            return
-        if self._buffer:
-            data = b"".join(self._buffer)
-            self._buffer.clear()
-            self._buffer_size = 0
-            self._send(data)
-            self._maybe_resume_protocol()
-            return
+    def _write_drained(self):
+        # the stream's queue went out (C, from the send's completion)
         self._maybe_resume_protocol()
-        if self._empty_waiter is not None:
-            self._empty_waiter.set_result(None)
+        waiter = self._empty_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         if self._closing:
             self._call_connection_lost_soon(None)
         elif self._eof:
             self._shutdown_write()
 
+    def _write_failed(self, exc):
+        # the stream's send failed (C, from its completion)
+        self._fatal_error(exc, "Fatal write error on socket transport")
+        waiter = self._empty_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
     def _make_empty_waiter(self):
         if self._empty_waiter is not None:
             raise RuntimeError("Empty waiter is already set")
-        self._empty_waiter = self._loop.create_future()
-        if self._write_fut is None and not self._buffer:
-            self._empty_waiter.set_result(None)
-        return self._empty_waiter
+        waiter = self._core.empty_waiter = self._loop.create_future()
+        if self._core.write_idle:
+            waiter.set_result(None)
+        return waiter
 
     def _reset_empty_waiter(self):
-        self._empty_waiter = None
+        self._core.empty_waiter = None
 
     def get_write_buffer_size(self):
-        return self._write_len + self._buffer_size
+        return self._core.write_buffer_size if self._core is not None else 0
 
     def can_write_eof(self):
         return True
@@ -367,8 +300,8 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
     def write_eof(self):
         if self._closing or self._eof:
             return
-        self._eof = True
-        if self._write_fut is None and not self._buffer:
+        self._core.eof = True
+        if self._core.write_idle:
             self._shutdown_write()
 
     def _shutdown_write(self):
@@ -384,7 +317,7 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
             return
         self._closing = True
         self._cancel_read()
-        if self._write_fut is None and not self._buffer:
+        if self._core.write_idle:
             self._call_connection_lost_soon(None)
 
     def abort(self):
@@ -410,14 +343,9 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
     def _force_close(self, exc):
         if self._conn_lost:
             return
-        self._buffer.clear()
-        self._buffer_size = 0
-        wfut, self._write_fut = self._write_fut, None
-        self._write_len = 0
-        if wfut is not None:
-            wfut.remove_done_callback(self._on_written)
-            wfut.add_done_callback(_retrieve)
-            wfut.cancel()
+        # the queue goes; the send in flight is cancelled in the kernel, its
+        # record keeping the buffer pinned until the final completion
+        self._core._write_abort()
         self._closing = True
         self._cancel_read()
         self._call_connection_lost_soon(exc)
@@ -429,7 +357,8 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
         self._loop.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc):
-        waiter, self._empty_waiter = self._empty_waiter, None
+        waiter = self._empty_waiter
+        self._core.empty_waiter = None
         if waiter is not None and not waiter.done():
             waiter.set_exception(ConnectionError("Connection is closed by peer"))
         try:
@@ -441,6 +370,7 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
                 if self._loop._transports.get(self._sock_fd) is self:
                     del self._loop._transports[self._sock_fd]
                 sock.close()
+            self._core._release()        # the stream lets go of us
             self._protocol = None
             self._loop = None
             server, self._server = self._server, None
