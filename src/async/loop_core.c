@@ -28,6 +28,8 @@ static struct {
     PyObject *py_run_once, *py_call_soon, *py_time;    /* BaseEventLoop's */
     PyObject *callback_error, *run_debug;               /* loop.py's */
     PyObject *consts;   /* asyncio.base_events' globals (its thresholds) */
+    PyObject *py_add_callback, *py_process_events;      /* asyncio's */
+    PyObject *ring_select;                              /* RingSelector.select */
     PyObject *monotonic;
 } S;
 
@@ -35,7 +37,8 @@ static PyObject *s_debug, *s_closed, *s_ready, *s_scheduled, *s_stopping,
     *s_selector, *s_select, *s_process_events, *s_time, *s_clock_resolution,
     *s_timer_cancelled_count, *s_popleft, *s_append, *s_cancelled, *s_when,
     *s_run, *s_context, *s_min_sched, *s_min_frac, *s_max_timeout;
-static PyObject *one;
+static PyObject *one, *s_ctx_run, *s_aring, *s_aring_select, *s_add_callback,
+    *s_remove_reader, *s_remove_writer, *s_fileobj, *s_data;
 
 #define SLOT(o, off) (*(PyObject **)((char *)(o) + (off)))
 
@@ -58,16 +61,17 @@ slot_offset(PyTypeObject *t, const char *name)
 }
 
 /* _LoopCore._setup(Handle, TimerHandle, heapq, base_events, callback_error,
- * run_debug): once, from loop.py at import */
+ * run_debug, time, RingSelector.select, BaseSelectorEventLoop): once, from
+ * loop.py at import */
 static PyObject *
 LoopCore_setup(PyObject *cls, PyObject *args)
 {
     PyObject *handle, *timer, *heapq, *base_events, *cb_err, *run_debug, *time_mod;
-    PyObject *bel;
+    PyObject *ring_select, *bsel, *bel;
     (void)cls;
-    if (!PyArg_ParseTuple(args, "O!O!OOOOO:_setup", &PyType_Type, &handle,
+    if (!PyArg_ParseTuple(args, "O!O!OOOOOOO:_setup", &PyType_Type, &handle,
                           &PyType_Type, &timer, &heapq, &base_events, &cb_err,
-                          &run_debug, &time_mod))
+                          &run_debug, &time_mod, &ring_select, &bsel))
         return NULL;
     if (S.handle != NULL)
         Py_RETURN_NONE;
@@ -86,9 +90,11 @@ LoopCore_setup(PyObject *cls, PyObject *args)
         (S.when = slot_offset(t, "_when")) < 0 ||
         (S.scheduled = slot_offset(t, "_scheduled")) < 0)
         return NULL;
-    /* a Handle has exactly these slots and __weakref__ (nothing else the
-     * C call_soon would leave unset) */
-    if (h->tp_basicsize != (Py_ssize_t)(sizeof(PyObject) + 8 * sizeof(PyObject *))) {
+    /* a Handle has exactly these 7 slots and __weakref__ (nothing else the
+     * C call_soon would leave unset); 3.12+ keeps the weakref list before
+     * the object (a negative offset), tp_alloc zeroes it */
+    if (h->tp_basicsize != (Py_ssize_t)(sizeof(PyObject) + 7 * sizeof(PyObject *) +
+                                        (h->tp_weaklistoffset > 0 ? sizeof(PyObject *) : 0))) {
         PyErr_SetString(PyExc_TypeError, "asyncio.Handle has unexpected __slots__");
         return NULL;
     }
@@ -98,7 +104,13 @@ LoopCore_setup(PyObject *cls, PyObject *args)
     S.py_run_once = PyObject_GetAttrString(bel, "_run_once");
     S.py_call_soon = PyObject_GetAttrString(bel, "call_soon");
     S.py_time = PyObject_GetAttrString(bel, "time");
+    S.py_add_callback = PyObject_GetAttrString(bel, "_add_callback");
     Py_DECREF(bel);
+    S.py_process_events = PyObject_GetAttrString(bsel, "_process_events");
+    if (S.py_add_callback == NULL || S.py_process_events == NULL)
+        return NULL;
+    Py_INCREF(ring_select);
+    S.ring_select = ring_select;
     S.heappop = PyObject_GetAttrString(heapq, "heappop");
     S.heapify = PyObject_GetAttrString(heapq, "heapify");
     S.monotonic = PyObject_GetAttrString(time_mod, "monotonic");
@@ -234,7 +246,7 @@ run_handle(PyObject *self, PyObject *h)
         }
     } else {
         /* context=… that is not a Context: its run(), as Handle._run */
-        PyObject *run = PyObject_GetAttr(ctx, s_run);
+        PyObject *run = PyObject_GetAttr(ctx, s_ctx_run);
         PyObject *full = NULL;
         res = NULL;
         if (run != NULL) {
@@ -522,11 +534,119 @@ fail:
     return -1;
 }
 
+/* self._selector.select(timeout); a RingSelector's (loop.py) straight to
+ * its ring's C _select, without the Python frame between */
+static PyObject *
+selector_select(PyObject *sel, PyObject *timeout)
+{
+    PyObject *m = PyObject_GetAttr(sel, s_select), *r;
+    if (m == NULL)
+        return NULL;
+    if (PyMethod_Check(m) && PyMethod_GET_FUNCTION(m) == S.ring_select) {
+        PyObject *ar = PyObject_GetAttr(sel, s_aring);
+        r = ar ? call_method1(ar, s_aring_select, timeout) : NULL;
+        Py_XDECREF(ar);
+    } else {
+        r = PyObject_CallOneArg(m, timeout);
+    }
+    Py_DECREF(m);
+    return r;
+}
+
+/* is self.NAME asyncio's own method FN (not overridden, not patched)? */
+static int
+is_own(PyObject *self, PyObject *name, PyObject *fn)
+{
+    PyObject *m = PyObject_GetAttr(self, name);
+    int r;
+    if (m == NULL)
+        return -1;
+    r = PyMethod_Check(m) && PyMethod_GET_FUNCTION(m) == fn;
+    Py_DECREF(m);
+    return r;
+}
+
+/* one handle of a ready fd (_process_events): a cancelled one removes the
+ * fd's reader/writer, another goes to _ready (_add_callback) */
+static int
+ready_handle(PyObject *self, PyObject *ready, PyObject *fileobj, PyObject *h,
+             PyObject *remove)
+{
+    PyObject *r;
+    int c = timer_cancelled(h);     /* h._cancelled, any Handle */
+    if (c < 0)
+        return -1;
+    r = c ? call_method1(self, remove, fileobj) : call_method1(ready, s_append, h);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+/* self._process_events(events): asyncio's (the same in 3.8..3.13) in C
+ * when neither it nor _add_callback is overridden */
+static int
+process_events(PyObject *self, PyObject *ready, PyObject *events)
+{
+    PyObject *it, *ev, *r;
+    int own;
+    if (PyList_CheckExact(events) && PyList_GET_SIZE(events) == 0 &&
+        (own = is_own(self, s_process_events, S.py_process_events)) != 0) {
+        return own < 0 ? -1 : 0;
+    }
+    if ((own = is_own(self, s_process_events, S.py_process_events)) == 1)
+        own = is_own(self, s_add_callback, S.py_add_callback);
+    if (own < 0)
+        return -1;
+    if (!own) {
+        r = call_method1(self, s_process_events, events);
+        Py_XDECREF(r);
+        return r == NULL ? -1 : 0;
+    }
+    if ((it = PyObject_GetIter(events)) == NULL)
+        return -1;
+    while ((ev = PyIter_Next(it)) != NULL) {
+        PyObject *key = NULL, *fileobj = NULL, *data = NULL, *rw = NULL;
+        long mask;
+        int ok = -1;
+        if (!PyTuple_CheckExact(ev) || PyTuple_GET_SIZE(ev) != 2) {
+            PyErr_SetString(PyExc_ValueError, "select() gave an event that is not (key, mask)");
+            goto next;
+        }
+        key = PyTuple_GET_ITEM(ev, 0);
+        if ((mask = PyLong_AsLong(PyTuple_GET_ITEM(ev, 1))) == -1 && PyErr_Occurred())
+            goto next;
+        if ((fileobj = PyObject_GetAttr(key, s_fileobj)) == NULL ||
+            (data = PyObject_GetAttr(key, s_data)) == NULL ||
+            (rw = PySequence_Tuple(data)) == NULL)
+            goto next;
+        if (PyTuple_GET_SIZE(rw) != 2) {
+            PyErr_Format(PyExc_ValueError, "expected 2 values to unpack, got %zd",
+                         PyTuple_GET_SIZE(rw));
+            goto next;
+        }
+        if ((mask & 1) && PyTuple_GET_ITEM(rw, 0) != Py_None &&
+            ready_handle(self, ready, fileobj, PyTuple_GET_ITEM(rw, 0), s_remove_reader) < 0)
+            goto next;
+        if ((mask & 2) && PyTuple_GET_ITEM(rw, 1) != Py_None &&
+            ready_handle(self, ready, fileobj, PyTuple_GET_ITEM(rw, 1), s_remove_writer) < 0)
+            goto next;
+        ok = 0;
+next:
+        Py_XDECREF(fileobj);
+        Py_XDECREF(data);
+        Py_XDECREF(rw);
+        Py_DECREF(ev);
+        if (ok < 0)
+            break;
+    }
+    Py_DECREF(it);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
 /* _run_once(): one full iteration of the loop, as BaseEventLoop's */
 static PyObject *
 LoopCore_run_once(PyObject *self, PyObject *noargs)
 {
-    PyObject *ready = NULL, *timeout, *sel, *events, *r, *popleft = NULL;
+    PyObject *ready = NULL, *timeout, *sel, *events, *popleft = NULL;
     Py_ssize_t ntodo;
     int d;
     (void)noargs;
@@ -543,16 +663,15 @@ LoopCore_run_once(PyObject *self, PyObject *noargs)
         Py_DECREF(timeout);
         goto fail;
     }
-    events = call_method1(sel, s_select, timeout);
+    events = selector_select(sel, timeout);
     Py_DECREF(sel);
     Py_DECREF(timeout);
     if (events == NULL)
         goto fail;
-    r = call_method1(self, s_process_events, events);
+    d = process_events(self, ready, events);
     Py_DECREF(events);
-    if (r == NULL)
+    if (d < 0)
         goto fail;
-    Py_DECREF(r);
     if (move_due_timers(self, ready) < 0)
         goto fail;
 
@@ -695,7 +814,11 @@ pu_loop_core_init(void)
         {&s_timer_cancelled_count, "_timer_cancelled_count"},
         {&s_popleft, "popleft"}, {&s_append, "append"},
         {&s_cancelled, "_cancelled"}, {&s_when, "_when"}, {&s_run, "_run"},
-        {&s_context, "context"},
+        {&s_context, "context"}, {&s_ctx_run, "run"},
+        {&s_aring, "_aring"}, {&s_aring_select, "_select"},
+        {&s_add_callback, "_add_callback"}, {&s_remove_reader, "_remove_reader"},
+        {&s_remove_writer, "_remove_writer"}, {&s_fileobj, "fileobj"},
+        {&s_data, "data"},
         {&s_min_sched, "_MIN_SCHEDULED_TIMER_HANDLES"},
         {&s_min_frac, "_MIN_CANCELLED_TIMER_HANDLES_FRACTION"},
         {&s_max_timeout, "MAXIMUM_SELECT_TIMEOUT"},

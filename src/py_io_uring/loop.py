@@ -182,10 +182,6 @@ def _run_handle_debug(loop, handle):
         loop._current_handle = None
 
 
-_LoopCore._setup(asyncio.Handle, asyncio.TimerHandle, heapq, _base_events,
-                 _callback_error, _run_handle_debug, time)
-
-
 class EventLoop(_LoopCore, asyncio.SelectorEventLoop):
     """asyncio's Unix event loop, with an io_uring as its selector; its
     iteration (_run_once) and call_soon in C when not in debug mode."""
@@ -378,6 +374,11 @@ class EventLoop(_LoopCore, asyncio.SelectorEventLoop):
         _transports.make_socket_transport(self, rawsock, ssl_protocol, None,
                                           extra, server)
         return ssl_protocol._app_transport
+
+
+_LoopCore._setup(asyncio.Handle, asyncio.TimerHandle, heapq, _base_events,
+                 _callback_error, _run_handle_debug, time, RingSelector.select,
+                 _selector_events.BaseSelectorEventLoop)
 
 
 def new_event_loop() -> EventLoop:
