@@ -6,9 +6,11 @@ Every readiness wait of the loop (add_reader, add_writer, the transports
 and servers asyncio builds on them, the signal self-pipe, subprocess pipes)
 is an IORING_OP_POLL_ADD on one ring, and each iteration of the loop makes
 one io_uring_enter: it submits the polls the iteration armed, cancelled or
-changed, and waits with the loop's timeout, the GIL released.  Everything
-else is asyncio's, unchanged, so the loop behaves as asyncio's own does
-(CPython's event-loop conformance tests run on it: tests/test_loop.py).
+changed, and waits with the loop's timeout, the GIL released.  The
+iteration (_run_once) and call_soon are asyncio's, in C (src/async/
+loop_core.c) outside debug mode.  Everything else is asyncio's, unchanged,
+so the loop behaves as asyncio's own does (CPython's event-loop
+conformance tests run on it: tests/test_loop_conformance.py).
 
     import py_io_uring
     py_io_uring.install()            # as uvloop.install()
