@@ -408,3 +408,35 @@ def test_tasks_and_futures_run_on_the_loop():
         finally:
             loop.close()
     assert results[0] == results[1] == [0, 1, 2, -2, -1, 0]
+
+
+def test_timer_handles_are_asyncios():
+    out = []
+    for factory in _loops():
+        loop = factory()
+        try:
+            t = loop.call_at(loop.time() + 100, print, 1)
+            t2 = loop.call_later(50, print, 2, context=contextvars.copy_context())
+            row = [type(t), repr(t).split(" when=")[0], t._scheduled, t2._scheduled,
+                   loop._scheduled[0] is t2, len(loop._scheduled),
+                   t.when() == t._when, t2.when() <= t.when()]
+            t.cancel()
+            row += [t.cancelled(), loop._timer_cancelled_count, t._callback]
+            with pytest.raises((TypeError, AssertionError)) as e:
+                loop.call_at(None, print)
+            row.append(type(e.value))
+            with pytest.raises(TypeError):
+                loop.call_at(loop.time())       # no callback
+            with pytest.raises(TypeError):
+                loop.call_at(loop.time(), print, nope=1)
+        finally:
+            loop.close()
+        with pytest.raises(RuntimeError, match="^Event loop is closed$"):
+            loop.call_at(1, print)
+        out.append(row)
+    assert out[0] == out[1]
+    assert out[0][0] is asyncio.TimerHandle and out[0][2:6] == [True, True, True, 2]
+
+
+def test_the_c_call_at_is_the_loops():
+    assert type(EventLoop.call_at).__name__ == "method_descriptor"

@@ -24,7 +24,8 @@ static struct {
     /* the offsets of their __slots__ (checked member descriptors) */
     Py_ssize_t callback, args, cancelled, loop, source_tb, repr, context;
     Py_ssize_t when, scheduled;
-    PyObject *heappop, *heapify;
+    PyObject *heappop, *heapify, *heappush;
+    PyObject *py_call_at;
     PyObject *py_run_once, *py_call_soon, *py_time;    /* BaseEventLoop's */
     PyObject *callback_error, *run_debug;               /* loop.py's */
     PyObject *consts;   /* asyncio.base_events' globals (its thresholds) */
@@ -98,11 +99,16 @@ LoopCore_setup(PyObject *cls, PyObject *args)
         PyErr_SetString(PyExc_TypeError, "asyncio.Handle has unexpected __slots__");
         return NULL;
     }
+    if (t->tp_basicsize != h->tp_basicsize + (Py_ssize_t)(2 * sizeof(PyObject *))) {
+        PyErr_SetString(PyExc_TypeError, "asyncio.TimerHandle has unexpected __slots__");
+        return NULL;
+    }
     bel = PyObject_GetAttrString(base_events, "BaseEventLoop");
     if (bel == NULL)
         return NULL;
     S.py_run_once = PyObject_GetAttrString(bel, "_run_once");
     S.py_call_soon = PyObject_GetAttrString(bel, "call_soon");
+    S.py_call_at = PyObject_GetAttrString(bel, "call_at");
     S.py_time = PyObject_GetAttrString(bel, "time");
     S.py_add_callback = PyObject_GetAttrString(bel, "_add_callback");
     Py_DECREF(bel);
@@ -113,10 +119,12 @@ LoopCore_setup(PyObject *cls, PyObject *args)
     S.ring_select = ring_select;
     S.heappop = PyObject_GetAttrString(heapq, "heappop");
     S.heapify = PyObject_GetAttrString(heapq, "heapify");
+    S.heappush = PyObject_GetAttrString(heapq, "heappush");
     S.monotonic = PyObject_GetAttrString(time_mod, "monotonic");
     S.consts = PyObject_GetAttrString(base_events, "__dict__");
     if (S.py_run_once == NULL || S.py_call_soon == NULL || S.py_time == NULL ||
         S.heappop == NULL || S.heapify == NULL || S.monotonic == NULL ||
+        S.py_call_at == NULL || S.heappush == NULL ||
         S.consts == NULL)
         return NULL;
     Py_INCREF(cb_err);
@@ -698,30 +706,56 @@ fail:
     return NULL;
 }
 
-/* call_soon(callback, *args, context=None), as BaseEventLoop's: a real
- * asyncio.Handle, made without its Python __init__, on _ready */
+/* fn(self, *args, **kw): asyncio's own method, for what the C one leaves
+ * to it (debug mode, bad arguments) */
 static PyObject *
-LoopCore_call_soon(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
-                   PyObject *kwnames)
+call_python(PyObject *fn, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+            PyObject *kwnames)
 {
-    PyObject *context = NULL, *h, *cbargs, *ready, *r;
-    int d;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0, n = nargs + nkw + 1;
+    PyObject *small[8], **all = n <= 8 ? small : PyMem_New(PyObject *, n), *r;
+    if (all == NULL)
+        return PyErr_NoMemory();
+    all[0] = self;
+    memcpy(all + 1, args, (size_t)(nargs + nkw) * sizeof(PyObject *));
+    r = PyObject_Vectorcall(fn, all, (size_t)nargs + 1, kwnames);
+    if (all != small)
+        PyMem_Free(all);
+    return r;
+}
 
+/* The C path of call_soon/call_at, or 1 when asyncio's must run instead
+ * (bad arguments, debug mode): args are (callback, *cbargs) and an
+ * optional context= keyword; -1 with an exception */
+static int
+take_args(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+          PyObject *kwnames, PyObject **context)
+{
+    int d;
+    *context = NULL;
     if (nargs < 1 || (kwnames != NULL && (PyTuple_GET_SIZE(kwnames) != 1 ||
         PyUnicode_Compare(PyTuple_GET_ITEM(kwnames, 0), s_context) != 0)))
-        goto python;    /* asyncio's error for it */
+        return 1;       /* asyncio's error for it */
     if (kwnames != NULL && args[nargs] != Py_None)
-        context = args[nargs];
+        *context = args[nargs];
     if ((d = attr_true(self, s_closed)) != 0) {
         if (d > 0)
             PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
-        return NULL;
+        return -1;
     }
-    if ((d = attr_true(self, s_debug)) != 0) {
-        if (d < 0)
-            return NULL;
-        goto python;    /* the thread and coroutine checks, the traceback */
-    }
+    if ((d = attr_true(self, s_debug)) != 0)
+        return d < 0 ? -1 : 1;  /* the thread and coroutine checks, the traceback */
+    return 0;
+}
+
+/* a new handle of type tp (Handle or TimerHandle) as Handle.__init__
+ * fills it in outside debug mode: args[0] the callback, the rest its
+ * arguments */
+static PyObject *
+new_handle(PyTypeObject *tp, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+           PyObject *context)
+{
+    PyObject *h, *cbargs;
     if (context != NULL)
         Py_INCREF(context);
     else if ((context = PyContext_CopyCurrent()) == NULL)
@@ -734,7 +768,7 @@ LoopCore_call_soon(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
         Py_INCREF(args[i]);
         PyTuple_SET_ITEM(cbargs, i - 1, args[i]);
     }
-    if ((h = S.handle->tp_alloc(S.handle, 0)) == NULL) {
+    if ((h = tp->tp_alloc(tp, 0)) == NULL) {
         Py_DECREF(cbargs);
         Py_DECREF(context);
         return NULL;
@@ -751,6 +785,21 @@ LoopCore_call_soon(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
     SLOT(h, S.repr) = Py_None;
     Py_INCREF(Py_None);
     SLOT(h, S.source_tb) = Py_None;
+    return h;
+}
+
+/* call_soon(callback, *args, context=None), as BaseEventLoop's: a real
+ * asyncio.Handle, made without its Python __init__, on _ready */
+static PyObject *
+LoopCore_call_soon(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                   PyObject *kwnames)
+{
+    PyObject *context, *h, *ready, *r;
+    int t = take_args(self, args, nargs, kwnames, &context);
+    if (t != 0)
+        return t < 0 ? NULL : call_python(S.py_call_soon, self, args, nargs, kwnames);
+    if ((h = new_handle(S.handle, self, args, nargs, context)) == NULL)
+        return NULL;
     if ((ready = PyObject_GetAttr(self, s_ready)) == NULL) {
         Py_DECREF(h);
         return NULL;
@@ -763,20 +812,42 @@ LoopCore_call_soon(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
     }
     Py_DECREF(r);
     return h;
+}
 
-python: {
-        /* BaseEventLoop.call_soon(self, *args, **kw) */
-        Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0, n = nargs + nkw + 1;
-        PyObject *small[8], **all = n <= 8 ? small : PyMem_New(PyObject *, n);
-        if (all == NULL)
-            return PyErr_NoMemory();
-        all[0] = self;
-        memcpy(all + 1, args, (size_t)(nargs + nkw) * sizeof(PyObject *));
-        r = PyObject_Vectorcall(S.py_call_soon, all, (size_t)nargs + 1, kwnames);
-        if (all != small)
-            PyMem_Free(all);
-        return r;
+/* call_at(when, callback, *args, context=None), as BaseEventLoop's: a
+ * real asyncio.TimerHandle pushed on _scheduled (call_later, asyncio's,
+ * comes here too) */
+static PyObject *
+LoopCore_call_at(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                 PyObject *kwnames)
+{
+    PyObject *context, *h, *sched, *r;
+    int t;
+    if (nargs < 2 || args[0] == Py_None)    /* asyncio's error (3.8: assert) */
+        return call_python(S.py_call_at, self, args, nargs, kwnames);
+    t = take_args(self, args + 1, nargs - 1, kwnames, &context);
+    if (t != 0)
+        return t < 0 ? NULL : call_python(S.py_call_at, self, args, nargs, kwnames);
+    if ((h = new_handle(S.timer, self, args + 1, nargs - 1, context)) == NULL)
+        return NULL;
+    Py_INCREF(args[0]);
+    SLOT(h, S.when) = args[0];
+    Py_INCREF(Py_False);
+    SLOT(h, S.scheduled) = Py_False;
+    if ((sched = PyObject_GetAttr(self, s_scheduled)) == NULL) {
+        Py_DECREF(h);
+        return NULL;
     }
+    r = PyObject_CallFunctionObjArgs(S.heappush, sched, h, NULL);
+    Py_DECREF(sched);
+    if (r == NULL) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    Py_DECREF(r);
+    Py_INCREF(Py_True);
+    Py_XSETREF(SLOT(h, S.scheduled), Py_True);
+    return h;
 }
 
 static PyMethodDef LoopCore_methods[] = {
@@ -785,6 +856,9 @@ static PyMethodDef LoopCore_methods[] = {
     {"call_soon", (PyCFunction)(void (*)(void))LoopCore_call_soon,
      METH_FASTCALL | METH_KEYWORDS,
      "Arrange for a callback to be called as soon as possible (asyncio's, in C)."},
+    {"call_at", (PyCFunction)(void (*)(void))LoopCore_call_at,
+     METH_FASTCALL | METH_KEYWORDS,
+     "Like call_later(), but uses an absolute time (asyncio's, in C)."},
     {"_setup", (PyCFunction)LoopCore_setup, METH_VARARGS | METH_STATIC, NULL},
     {NULL, NULL, 0, NULL},
 };
