@@ -1,6 +1,7 @@
 /* async/loop_core.c: _core._LoopCore, the C base class py_io_uring's
  * EventLoop (loop.py) mixes in before asyncio's loop: asyncio's
- * BaseEventLoop._run_once and call_soon in C, for the non-debug loop.
+ * BaseEventLoop._run_once, call_soon and call_at in C, for the non-debug
+ * loop.
  *
  * Each works over the loop's own attributes (_ready, _scheduled,
  * _timer_cancelled_count, _stopping, _selector, ...) so Python code that
@@ -868,7 +869,7 @@ PyTypeObject pu_LoopCoreType = {
     .tp_name = "py_io_uring._core._LoopCore",
     .tp_basicsize = sizeof(PyObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-    .tp_doc = "asyncio's _run_once and call_soon in C, for py_io_uring's EventLoop (private).",
+    .tp_doc = "asyncio's _run_once, call_soon and call_at in C, for py_io_uring's EventLoop (private).",
     .tp_new = PyType_GenericNew,
     .tp_methods = LoopCore_methods,
 };

@@ -7,8 +7,8 @@ and servers asyncio builds on them, the signal self-pipe, subprocess pipes)
 is an IORING_OP_POLL_ADD on one ring, and each iteration of the loop makes
 one io_uring_enter: it submits the polls the iteration armed, cancelled or
 changed, and waits with the loop's timeout, the GIL released.  The
-iteration (_run_once) and call_soon are asyncio's, in C (src/async/
-loop_core.c) outside debug mode.  Everything else is asyncio's, unchanged,
+iteration (_run_once), call_soon and call_at are asyncio's, in C
+(src/async/loop_core.c) outside debug mode.  Everything else is asyncio's, unchanged,
 so the loop behaves as asyncio's own does (CPython's event-loop
 conformance tests run on it: tests/test_loop_conformance.py).
 
@@ -43,7 +43,7 @@ from . import AsyncRing, IORING_SETUP_COOP_TASKRUN
 from . import _transports
 
 _T = _t.TypeVar("_T")
-# asyncio's _run_once and call_soon in C (src/async/loop_core.c); private:
+# asyncio's _run_once, call_soon, call_at in C (src/async/loop_core.c); private:
 # not in the stub
 _LoopCore: _t.Any = getattr(_importlib.import_module("._core", __package__), "_LoopCore")
 _check_ssl_socket = getattr(_base_events, "_check_ssl_socket", None)
@@ -186,7 +186,8 @@ def _run_handle_debug(loop, handle):
 
 class EventLoop(_LoopCore, asyncio.SelectorEventLoop):
     """asyncio's Unix event loop, with an io_uring as its selector; its
-    iteration (_run_once) and call_soon in C when not in debug mode."""
+    iteration (_run_once), call_soon and call_at in C when not in debug
+    mode."""
 
     def __init__(self, selector: _t.Optional[selectors.BaseSelector] = None,
                  *, transport: _t.Optional[str] = None) -> None:
