@@ -55,6 +55,8 @@ PyInit__core(void)
         return NULL;
     if (pu_AsyncRingType.tp_methods == NULL && pu_async_type_init() < 0)
         return NULL;
+    if (pu_loop_core_init() < 0)
+        return NULL;
     if (!atfork_done) {
         if (pthread_atfork(NULL, NULL, after_fork_child) != 0)
             return PyErr_NoMemory();
@@ -84,6 +86,7 @@ PyInit__core(void)
         add_type(m, "AsyncRing", &pu_AsyncRingType) < 0 ||
         add_type(m, "AsyncChain", &pu_AsyncChainType) < 0 ||
         add_type(m, "_UringStream", pu_aio_stream_type) < 0 ||
+        add_type(m, "_LoopCore", &pu_LoopCoreType) < 0 ||
         pu_add_generated_constants(m) < 0 ||
         PyModule_AddStringConstant(m, "__version__", PU_VERSION) < 0 ||
         PyModule_AddFunctions(m, pu_bulk_methods) < 0)

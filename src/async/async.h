@@ -13,6 +13,10 @@ extern PyTypeObject pu_AsyncRingType;
 extern PyTypeObject pu_AsyncChainType;    /* AsyncRing.chain()'s (chain.c) */
 extern PyTypeObject *pu_aio_stream_type; /* _UringStream (stream.c) */
 int pu_async_type_init(void);
+/* _LoopCore: asyncio's _run_once, call_soon and call_at in C, the base class
+ * loop.py's EventLoop mixes in (loop_core.c) */
+extern PyTypeObject pu_LoopCoreType;
+int pu_loop_core_init(void);
 
 /* AsyncRing.NAME(...) for an op whose async mode is `await`: prepare it
  * now, return the future of its result (dispatch.c) */

@@ -9,10 +9,12 @@ one io_uring_enter: it submits the polls the iteration armed, cancelled or
 changed, and waits with the loop's timeout, the GIL released.  Socket
 transports are, by default, completion transports on that same ring
 (_transports.py: receives and sends as ring operations);
-EventLoop(transport="selector") gives asyncio's own over the polls.
-Everything else is asyncio's, unchanged, so the loop behaves as asyncio's
-own does (CPython's event-loop conformance tests run on it, with both
-transports: tests/test_loop_conformance.py).
+EventLoop(transport="selector") gives asyncio's own over the polls.  The
+iteration (_run_once), call_soon and call_at are asyncio's, in C
+(src/async/loop_core.c) outside debug mode.  Everything else is asyncio's,
+unchanged, so the loop behaves as asyncio's own does (CPython's event-loop
+conformance tests run on it, with both transports:
+tests/test_loop_conformance.py).
 
     import py_io_uring
     py_io_uring.install()            # as uvloop.install()
@@ -24,11 +26,15 @@ asyncio.run(main(), loop_factory=py_io_uring.new_event_loop).
 
 import asyncio
 import errno
+import heapq
+import importlib as _importlib
 import socket
 import warnings
 from asyncio import base_events as _base_events
 from asyncio import selector_events as _selector_events
 from asyncio import sslproto as _sslproto
+from asyncio import format_helpers as _format_helpers
+import inspect as _inspect
 import time
 import selectors
 import sys
@@ -41,6 +47,9 @@ from . import AsyncRing, IORING_SETUP_COOP_TASKRUN
 from . import _transports
 
 _T = _t.TypeVar("_T")
+# asyncio's _run_once, call_soon, call_at in C (src/async/loop_core.c); private:
+# not in the stub
+_LoopCore: _t.Any = getattr(_importlib.import_module("._core", __package__), "_LoopCore")
 _check_ssl_socket = getattr(_base_events, "_check_ssl_socket", None)
 
 __all__ = ["RingSelector", "EventLoop", "EventLoopPolicy", "new_event_loop",
@@ -140,8 +149,49 @@ class RingSelector(selectors._BaseSelectorImpl):
         return self._aring.get_ring().fileno()
 
 
-class EventLoop(asyncio.SelectorEventLoop):
-    """asyncio's Unix event loop, with an io_uring as its selector."""
+# Handle._run's except branch, as the running version has it (3.13 passes
+# the loop's debug flag to _format_callback_source): loop_core.c calls it
+# when a callback it ran raised anything but SystemExit/KeyboardInterrupt
+_FORMAT_TAKES_DEBUG = "debug" in _inspect.signature(
+    _format_helpers._format_callback_source).parameters
+
+
+def _callback_error(handle, exc):
+    if _FORMAT_TAKES_DEBUG:
+        cb = _format_helpers._format_callback_source(
+            handle._callback, handle._args, debug=handle._loop.get_debug())
+    else:
+        cb = _format_helpers._format_callback_source(
+            handle._callback, handle._args)
+    context = {
+        'message': 'Exception in callback ' + cb,
+        'exception': exc,
+        'handle': handle,
+    }
+    if handle._source_traceback:
+        context['source_traceback'] = handle._source_traceback
+    handle._loop.call_exception_handler(context)
+
+
+def _run_handle_debug(loop, handle):
+    # BaseEventLoop._run_once's debug branch, for the rest of an iteration
+    # in which a callback turned debug mode on (loop_core.c)
+    try:
+        loop._current_handle = handle
+        t0 = loop.time()
+        handle._run()
+        dt = loop.time() - t0
+        if dt >= loop.slow_callback_duration:
+            _base_events.logger.warning('Executing %s took %.3f seconds',
+                                        _base_events._format_handle(handle), dt)
+    finally:
+        loop._current_handle = None
+
+
+class EventLoop(_LoopCore, asyncio.SelectorEventLoop):
+    """asyncio's Unix event loop, with an io_uring as its selector; its
+    iteration (_run_once), call_soon and call_at in C when not in debug
+    mode."""
 
     def __init__(self, selector: _t.Optional[selectors.BaseSelector] = None,
                  *, transport: _t.Optional[str] = None) -> None:
@@ -360,6 +410,11 @@ class EventLoop(asyncio.SelectorEventLoop):
         _transports.make_socket_transport(self, rawsock, ssl_protocol, None,
                                           extra, server)
         return ssl_protocol._app_transport
+
+
+_LoopCore._setup(asyncio.Handle, asyncio.TimerHandle, heapq, _base_events,
+                 _callback_error, _run_handle_debug, time, RingSelector.select,
+                 _selector_events.BaseSelectorEventLoop)
 
 
 def new_event_loop() -> EventLoop:
