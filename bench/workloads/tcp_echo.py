@@ -27,7 +27,8 @@ DESCRIBE = (
     "own buffer and a `send` of what arrived, `submit_and_wait(1)` and the ready completions "
     "handled in a batch. The second echo row is the same runs divided by the CPU time the server "
     "process used (from /proc), which the 2-core machine's cap on throughput does not hide. "
-    "Swept over N (%s); the table shows N = 64.")
+    "Swept over N (%s); the table shows N = 64, and a second size, 64 KiB messages at 64 "
+    "connections.")
 
 
 def connection_counts(quick):
@@ -198,7 +199,26 @@ def cases(setup):
         if conns == 64:
             setup.notes.append(lambda loads=loads, conns=conns:
                                load_note(ECHO_PY_SERVERS + ECHO_BASELINES, loads, conns))
+    out += large_message_cases(setup)
     return out
+
+
+def large_message_cases(setup, conns=64, msg=65536):
+    """The same servers with 64 KiB messages at 64 connections (issue 16's
+    second size): each message is many segments and several reads, so the
+    receive and send paths count more than the per-message callbacks."""
+    secs = seconds_for(conns, setup.quick)
+    wl = "TCP echo, %d connections, %s messages" % (conns, human(msg))
+    effs = {name: [] for name, _ in ECHO_BASELINES + ECHO_PY_SERVERS}
+    loads = {name: [] for name, _ in ECHO_BASELINES + ECHO_PY_SERVERS}
+    case = Case(wl, "msg/s", None, conns, headline=True, reference="C epoll server", figure=False)
+    for name, spec in ECHO_BASELINES:
+        case.baseline(name, echo_run(spec, setup.build, setup.binp, conns, msg, secs,
+                                     effs[name], loads[name]))
+    for name, spec in ECHO_PY_SERVERS:
+        case.variant(name, echo_run(spec, setup.build, setup.binp, conns, msg, secs,
+                                    effs[name], loads[name]))
+    return [case, case.derived(wl + ", per server CPU-second", "msg/CPU-s", None, effs)]
 
 
 def describe(quick):
