@@ -883,9 +883,9 @@ def test_close_sends_pending_writes_first_and_abort_drops_them(kind):
     assert not ok and n < 8 << 20 and exc is None
 
 
-def test_the_completion_transport_is_the_default(monkeypatch):
-    # EventLoop() and the policy's loops: "uring" unless
-    # PY_IO_URING_TRANSPORT says "selector"; a wrong value is refused
+def test_the_default_transport_and_the_environment(monkeypatch):
+    # EventLoop() and the policy's loops: the selector transports unless
+    # PY_IO_URING_TRANSPORT says "uring"; a wrong value is refused
     def kind_of_new_loop(make):
         loop = make()
         try:
@@ -900,7 +900,7 @@ def test_the_completion_transport_is_the_default(monkeypatch):
             loop.close()
 
     policy = py_io_uring.loop.EventLoopPolicy()
-    for env, kind in ((None, "uring"), ("", "uring"), ("uring", "uring"),
+    for env, kind in ((None, "selector"), ("", "selector"), ("uring", "uring"),
                       ("selector", "selector")):
         if env is None:
             monkeypatch.delenv("PY_IO_URING_TRANSPORT", raising=False)
@@ -910,6 +910,8 @@ def test_the_completion_transport_is_the_default(monkeypatch):
         assert kind_of_new_loop(policy.new_event_loop) is _transport_type(kind), env
     # the argument wins over the environment
     assert kind_of_new_loop(lambda: EventLoop(transport="uring")) is _transport_type("uring")
+    monkeypatch.setenv("PY_IO_URING_TRANSPORT", "uring")
+    assert kind_of_new_loop(lambda: EventLoop(transport="selector")) is _transport_type("selector")
     monkeypatch.setenv("PY_IO_URING_TRANSPORT", "proactor")
     with pytest.raises(ValueError, match="PY_IO_URING_TRANSPORT must be 'selector' or 'uring'"):
         EventLoop()

@@ -9,10 +9,10 @@ asyncio.new_event_loop() (test_streams, test_server, ...).  Tests the
 stock loop skips are skipped here too; tests this loop does not pass yet are
 listed in EXCEPTIONS with the reason, and in docs/loop.md.
 
-The loops have the default socket transport, the completion one ("uring"),
-or the one PY_IO_URING_TRANSPORT names: CI's matrix runs this module again
-with PY_IO_URING_TRANSPORT=selector on every interpreter (.ci/matrix), so
-both kinds pass CPython's suites on each.
+The loops have the default socket transports (asyncio's selector ones,
+_transports.DEFAULT_KIND), or the ones PY_IO_URING_TRANSPORT names: CI's
+matrix runs this module again with PY_IO_URING_TRANSPORT=uring on every
+interpreter (.ci/matrix), so both kinds pass CPython's suites on each.
 """
 
 import asyncio
@@ -131,7 +131,8 @@ def test_policy_makes_this_loop():
 
 def test_loops_here_have_the_transport_the_environment_names():
     # what the run's summary (and CI's selector run) relies on
-    want = os.environ.get("PY_IO_URING_TRANSPORT") or "uring"
+    from py_io_uring import _transports
+    want = os.environ.get("PY_IO_URING_TRANSPORT") or _transports.DEFAULT_KIND
     loop = _RingLoop().create_event_loop()
     try:
         assert loop._transport_kind == want

@@ -23,11 +23,13 @@ operations on the loop's AsyncRing, not readiness callbacks.
   after it; abort() at once.  A reset reaches connection_lost() as the
   ConnectionResetError the receive or send failed with.
 
-asyncio.proactor_events' transports are the model for the shapes.  The
-loop's default (faster than asyncio's selector transports over the ring's
-polls on every echo and HTTP row: docs/loop.md has the measurements of
-both); EventLoop(transport="selector") or PY_IO_URING_TRANSPORT=selector
-selects those instead."""
+asyncio.proactor_events' transports are the model for the shapes.  Chosen
+with EventLoop(transport="uring") or PY_IO_URING_TRANSPORT=uring: faster
+than asyncio's selector transports over the ring's polls with 1 KiB
+messages, 2.3x their CPU per message with 64 KiB ones (the bytes of a
+whole reaped batch are allocated at once, and glibc gives the heap back and
+faults it in again every batch), so the selector transports stay the
+default until that is fixed (docs/loop.md, "The default transport")."""
 
 import _socket
 import asyncio
@@ -55,12 +57,17 @@ _ATTACH_TAKES_TRANSPORT = len(_inspect.signature(
     getattr(base_events.Server, "_attach")).parameters) > 1
 
 
+# the loop's socket transports when neither EventLoop(transport=) nor
+# PY_IO_URING_TRANSPORT names them
+DEFAULT_KIND = "selector"
+
+
 def enabled(loop):
-    return getattr(loop, "_transport_kind", "uring") == "uring"
+    return getattr(loop, "_transport_kind", DEFAULT_KIND) == "uring"
 
 
 def default_kind():
-    kind = os.environ.get("PY_IO_URING_TRANSPORT") or "uring"
+    kind = os.environ.get("PY_IO_URING_TRANSPORT") or DEFAULT_KIND
     if kind not in ("selector", "uring"):
         raise ValueError("PY_IO_URING_TRANSPORT must be 'selector' or 'uring', "
                          "not {!r}".format(kind))

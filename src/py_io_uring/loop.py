@@ -7,9 +7,9 @@ and servers asyncio builds on them, the signal self-pipe, subprocess pipes)
 is an IORING_OP_POLL_ADD on one ring, and each iteration of the loop makes
 one io_uring_enter: it submits the polls the iteration armed, cancelled or
 changed, and waits with the loop's timeout, the GIL released.  Socket
-transports are, by default, completion transports on that same ring
-(_transports.py: receives and sends as ring operations);
-EventLoop(transport="selector") gives asyncio's own over the polls.  The
+transports are, by default, asyncio's own over the polls;
+EventLoop(transport="uring") gives completion transports on that same ring
+(_transports.py: receives and sends as ring operations).  The
 iteration (_run_once), call_soon and call_at are asyncio's, in C
 (src/async/loop_core.c) outside debug mode.  Everything else is asyncio's,
 unchanged, so the loop behaves as asyncio's own does (CPython's event-loop
@@ -195,10 +195,10 @@ class EventLoop(_LoopCore, asyncio.SelectorEventLoop):
 
     def __init__(self, selector: _t.Optional[selectors.BaseSelector] = None,
                  *, transport: _t.Optional[str] = None) -> None:
-        # transport: "uring" (reads and writes as ring operations,
-        # _transports.py; the default) or "selector" (asyncio's transports
-        # over the ring's polls); None reads PY_IO_URING_TRANSPORT, "uring"
-        # when it is unset or empty
+        # transport: "selector" (asyncio's transports over the ring's polls,
+        # the default: _transports.DEFAULT_KIND) or "uring" (reads and
+        # writes as ring operations, _transports.py); None reads
+        # PY_IO_URING_TRANSPORT, the default when it is unset or empty
         try:
             if transport is None:
                 transport = _transports.default_kind()
