@@ -29,6 +29,7 @@
  * The write side is stream_write.c's; close, abort, write_eof's order
  * and the rest stay in Python. */
 #include "async/stream.h"
+#include "register/register.h"
 #include "ops_gen.h"
 
 #include <errno.h>
@@ -215,6 +216,11 @@ arm(StreamObject *s)
         /* applied by the prep after the op's own fields */
         rec->sqe_flags = IOSQE_BUFFER_SELECT;
         rec->buf_group = PU_STREAM_BGID;
+        /* each completion's bytes copied out when it is delivered, one
+         * at a time: copied at the reap, a batch of 64 KiB reads made
+         * megabytes of bytes at once, which glibc gave back to the
+         * kernel and faulted in again every batch (docs/loop.md) */
+        rec->defer_buf = 1;
         r = pu_aio_wait_reserve(a, rec) < 0 ? NULL
             : pu_aio_prep(rec, &pu_opdefs[PU_OP_RECV_MULTISHOT], args, 1, NULL,
                           "recv_multishot");
@@ -319,6 +325,16 @@ copy_out(PyObject *buf, Py_ssize_t n)
     return b;
 }
 
+/* The bytes of q's buffer, left in the stream's buffer ring at the reap
+ * (rec->defer_buf): copied out and the buffer given back, once. */
+static PyObject *
+take_buffer(AsyncRingObject *a, CqeObject *q)
+{
+    if (!(q->flags & IORING_CQE_F_BUFFER) || q->nbufs != 0)
+        return pu_cqe_result(q);   /* no buffer, or taken already */
+    return pu_bufring_take(a->ring, PU_STREAM_BGID, q->flags, q->res, &q->nbufs);
+}
+
 /* Deferred arming (a dry buffer ring), from the loop's next iteration. */
 static PyObject *
 Stream_rearm(StreamObject *s, PyObject *Py_UNUSED(unused))
@@ -361,7 +377,7 @@ stream_deliver(StreamObject *s, SqeObject *rec, CqeObject *q, int final)
             }
             item = buf != NULL ? copy_out(buf, res) : NULL;
         } else {
-            item = pu_cqe_result(q);   /* the bytes the reap copied out */
+            item = take_buffer(a, q);  /* copied out of the buffer ring now */
         }
         if (item == NULL) {
             r = fatal(s, MSG_READ);

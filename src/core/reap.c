@@ -135,7 +135,9 @@ pu_reap(RingObject *r)
             /* a buffer the kernel picked from one of our rings or
              * provided groups: copy the bytes out and give the buffer
              * back (or let go of it), also when the op failed */
-            if (rec != NULL && (c->flags & IORING_CQE_F_BUFFER)) {
+            if (rec != NULL && (c->flags & IORING_CQE_F_BUFFER) && rec->defer_buf) {
+                /* left in the buffer for the waiter (nbufs 0 until taken) */
+            } else if (rec != NULL && (c->flags & IORING_CQE_F_BUFFER)) {
                 q->result = pu_bufring_take(r, rec->buf_group, c->flags, c->res,
                                             &q->nbufs);
                 if (q->result == NULL && PyErr_Occurred()) {

@@ -97,6 +97,13 @@ typedef struct SqeObject {
                                        write, splice, or MSG_WAITALL
                                        transfer); 0 when none can */
     uint8_t flushed_flags;          /* the SQE's flags as submitted */
+    uint8_t defer_buf;              /* a buffer the kernel picks from a
+                                       buffer ring stays out of the ring at
+                                       the reap: the waiter copies it out
+                                       and gives it back when it is told of
+                                       the completion (pu_bufring_take(),
+                                       stream.c), so a batch's bytes are
+                                       made one at a time, not all at once */
     uint8_t data_is_int;            /* the user data is data_int, not yet an
                                        int object (prep_many() over a
                                        range: pu_rec_data()); data is NULL */
