@@ -23,6 +23,9 @@ def _both(script):
     out = []
     for factory in _loops():
         loop = factory()
+        # the scripts compare the loops outside debug mode, which
+        # `python -X dev` (make devmode) turns on for every new loop
+        loop.set_debug(False)
         log = []
         try:
             script(loop, log)
@@ -257,10 +260,12 @@ def test_a_context_entered_twice_reaches_the_handler():
 
 def test_handles_are_asyncios():
     loop = EventLoop()
+    loop.set_debug(False)       # (-X dev's debug mode adds "created at" lines)
     try:
         h = loop.call_soon(print, 1, 2)
         assert type(h) is asyncio.Handle
         ref_loop = asyncio.SelectorEventLoop()
+        ref_loop.set_debug(False)
         ref = ref_loop.call_soon(print, 1, 2)
         ref_loop.close()
         assert repr(h) == repr(ref)     # '<Handle print(1, 2)>', 3.13: print()
