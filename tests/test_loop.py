@@ -884,8 +884,8 @@ def test_close_sends_pending_writes_first_and_abort_drops_them(kind):
 
 
 def test_the_default_transport_and_the_environment(monkeypatch):
-    # EventLoop() and the policy's loops: the selector transports unless
-    # PY_IO_URING_TRANSPORT says "uring"; a wrong value is refused
+    # EventLoop() and the policy's loops: the completion transport unless
+    # PY_IO_URING_TRANSPORT says "selector"; a wrong value is refused
     def kind_of_new_loop(make):
         loop = make()
         try:
@@ -900,7 +900,7 @@ def test_the_default_transport_and_the_environment(monkeypatch):
             loop.close()
 
     policy = py_io_uring.loop.EventLoopPolicy()
-    for env, kind in ((None, "selector"), ("", "selector"), ("uring", "uring"),
+    for env, kind in ((None, "uring"), ("", "uring"), ("uring", "uring"),
                       ("selector", "selector")):
         if env is None:
             monkeypatch.delenv("PY_IO_URING_TRANSPORT", raising=False)

@@ -9,9 +9,9 @@ asyncio.new_event_loop() (test_streams, test_server, ...).  Tests the
 stock loop skips are skipped here too; tests this loop does not pass yet are
 listed in EXCEPTIONS with the reason, and in docs/loop.md.
 
-The loops have the default socket transports (asyncio's selector ones,
+The loops have the default socket transports (the completion ones,
 _transports.DEFAULT_KIND), or the ones PY_IO_URING_TRANSPORT names: CI's
-matrix runs this module again with PY_IO_URING_TRANSPORT=uring on every
+matrix runs this module again with PY_IO_URING_TRANSPORT=selector on every
 interpreter (.ci/matrix), so both kinds pass CPython's suites on each.
 """
 

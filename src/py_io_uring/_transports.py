@@ -59,7 +59,7 @@ _ATTACH_TAKES_TRANSPORT = len(_inspect.signature(
 
 # the loop's socket transports when neither EventLoop(transport=) nor
 # PY_IO_URING_TRANSPORT names them
-DEFAULT_KIND = "selector"
+DEFAULT_KIND = "uring"
 
 
 def enabled(loop):

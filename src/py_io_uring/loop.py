@@ -195,10 +195,10 @@ class EventLoop(_LoopCore, asyncio.SelectorEventLoop):
 
     def __init__(self, selector: _t.Optional[selectors.BaseSelector] = None,
                  *, transport: _t.Optional[str] = None) -> None:
-        # transport: "selector" (asyncio's transports over the ring's polls,
-        # the default: _transports.DEFAULT_KIND) or "uring" (reads and
-        # writes as ring operations, _transports.py); None reads
-        # PY_IO_URING_TRANSPORT, the default when it is unset or empty
+        # transport: "uring" (reads and writes as ring operations,
+        # _transports.py; the default: _transports.DEFAULT_KIND) or
+        # "selector" (asyncio's transports over the ring's polls); None
+        # reads PY_IO_URING_TRANSPORT, the default when it is unset or empty
         try:
             if transport is None:
                 transport = _transports.default_kind()
