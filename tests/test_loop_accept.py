@@ -193,3 +193,77 @@ def test_a_protocol_factory_that_raises(loop, debug):
         assert isinstance(contexts[0]["exception"], ValueError)
     else:
         assert contexts == []
+
+
+def test_unwatch_from_another_thread_is_refused_and_the_watch_goes_on(loop):
+    # AsyncRing._unwatch() (watch.c) submits a cancel on the loop's ring:
+    # from another thread than the loop's it is refused, as every use of
+    # that ring is, before anything reaches the ring; while the loop runs
+    # (select() waits with the GIL released) and while it does not.  The
+    # accept stays armed, and the loop's thread ends it.
+    import threading
+    ring = loop._uring()
+    flags = socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+    clients, got = [], []
+
+    def refused(handle):
+        errors = []
+
+        def other():
+            try:
+                ring._unwatch(handle)
+            except RuntimeError as e:
+                errors.append(str(e))
+            # a connection after it: accepted only if the watch is still armed
+            clients.append(socket.create_connection(ls.getsockname(), timeout=5))
+        t = threading.Thread(target=other)
+        t.start()
+        return t, errors
+
+    async def main():
+        accepted, ended = loop.create_future(), loop.create_future()
+
+        def on_cqe(cqe):
+            more = bool(cqe.flags() & 2)        # IORING_CQE_F_MORE
+            got.append((cqe.res() >= 0, more))
+            if cqe.res() >= 0:
+                os.close(cqe.res())
+                if not accepted.done():
+                    accepted.set_result(None)
+            if not more:
+                ended.set_result(cqe.res())
+
+        handle = ring._watch(on_cqe, "multishot_accept", ls.fileno(), flags)
+        await asyncio.sleep(0)                  # submitted; next, select() waits
+        t, errors = refused(handle)
+        await asyncio.wait_for(accepted, 5)
+        await loop.run_in_executor(None, t.join, 5)
+        ring._unwatch(handle)                   # the loop's thread: fine
+        return errors, await asyncio.wait_for(ended, 5)
+
+    with socket.create_server(("127.0.0.1", 0)) as ls:
+        errors, final = loop.run_until_complete(main())
+        assert errors == ["AsyncRing used from another thread than its event loop's"]
+        assert final == -errno.ECANCELED
+        assert got == [(True, True), (False, False)]
+
+        # the loop not running: the same refusal; then its own thread
+        # (a server closed after run_until_complete()) ends it
+        done = []
+
+        async def watch():
+            h = ring._watch(lambda cqe: done.append(cqe.res()), "multishot_accept",
+                            ls.fileno(), flags)
+            await asyncio.sleep(0)              # submitted
+            return h
+        handle = loop.run_until_complete(watch())
+        t, errors = refused(handle)
+        t.join(5)
+        assert errors == ["AsyncRing used from another thread than its event loop's"]
+        loop.run_until_complete(asyncio.sleep(0.01))
+        ring._unwatch(handle)
+        loop.run_until_complete(asyncio.sleep(0.01))
+        assert len(done) == 2 and done[0] >= 0 and done[1] == -errno.ECANCELED, done
+        os.close(done[0])
+    for c in clients:
+        c.close()
