@@ -5,6 +5,7 @@ thread that reads a peer to its EOF, and the process's open descriptors
 to compare before and after."""
 
 import asyncio
+import contextlib
 import os
 import socket
 import threading
@@ -67,3 +68,14 @@ def reader_thread(peer, out, chunk=65536, delay=0.0):
     t = threading.Thread(target=read)
     t.start()
     return t
+
+
+@contextlib.asynccontextmanager
+async def connection(loop, proto_factory):
+    """connected() to a listening socket of its own on 127.0.0.1: yields
+    (transport, protocol, peer); the peer and the listening socket are
+    closed after (the transport is the test's to close)."""
+    with socket.create_server(("127.0.0.1", 0)) as ls:
+        tr, pr, peer = await connected(loop, proto_factory, ls)
+        with peer:
+            yield tr, pr, peer

@@ -14,11 +14,8 @@ import socket
 
 import pytest
 
+from loop_helpers import open_fds
 from py_io_uring.loop import EventLoop
-
-
-def _fds():
-    return sorted(os.listdir("/proc/self/fd"))
 
 
 class Echo(asyncio.Protocol):
@@ -44,7 +41,7 @@ def test_connections_are_accepted_by_the_kernel(loop, monkeypatch):
     def no_accept(self):
         raise AssertionError("accept() called on %r" % self)
     monkeypatch.setattr(socket.socket, "accept", no_accept)
-    before = _fds()
+    before = open_fds()
 
     async def main():
         server = await loop.create_server(Echo, "127.0.0.1", 0)
@@ -67,7 +64,7 @@ def test_connections_are_accepted_by_the_kernel(loop, monkeypatch):
 
     assert all(loop.run_until_complete(main()))
     loop.run_until_complete(asyncio.sleep(0.05))
-    assert _fds() == before
+    assert open_fds() == before
 
 
 def test_connections_accepted_after_close_are_closed(loop):
@@ -81,7 +78,7 @@ def test_connections_accepted_after_close_are_closed(loop):
             made.append(t)
 
     loop.run_until_complete(asyncio.sleep(0))
-    before = _fds()
+    before = open_fds()
     server = loop.run_until_complete(loop.create_server(P, "127.0.0.1", 0))
     port = server.sockets[0].getsockname()[1]
     loop.run_until_complete(asyncio.sleep(0.01))     # the accept is armed
@@ -100,7 +97,7 @@ def test_connections_accepted_after_close_are_closed(loop):
         for c in clients:
             c.close()
     assert made == []
-    assert _fds() == before
+    assert open_fds() == before
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port)).close()
 
@@ -122,7 +119,7 @@ def test_out_of_descriptors_pauses_then_resumes(loop, monkeypatch):
             lost.set_result(exc)
 
     async def main():
-        highest = max(int(fd) for fd in _fds())
+        highest = max(int(fd) for fd in open_fds())
         resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 32, hard))
         try:
             server = await loop.create_server(P, "127.0.0.1", 0)
@@ -183,10 +180,10 @@ def test_a_protocol_factory_that_raises(loop, debug):
         await server.wait_closed()
         return got
 
-    before = _fds()
+    before = open_fds()
     assert loop.run_until_complete(main()) == b""
     loop.run_until_complete(asyncio.sleep(0.02))
-    assert _fds() == before
+    assert open_fds() == before
     if debug:
         assert [c["message"] for c in contexts] == [
             "Error on transport creation for incoming connection"]

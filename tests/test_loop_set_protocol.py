@@ -9,13 +9,13 @@ in flight when a Protocol comes completes into the buffer it was given,
 its bytes going to the new protocol's data_received()."""
 
 import asyncio
+import os
 import socket
 import threading
-import os
 
 import pytest
 
-from loop_helpers import KINDS, connected, open_fds, run
+from loop_helpers import KINDS, connection, open_fds, run
 
 SWITCHES = 12                   # protocols: SWITCHES + 1, alternating kinds
 EACH = 96 * 1024                # bytes a protocol takes before it hands over
@@ -108,18 +108,16 @@ def test_switching_protocols_while_bytes_flow_loses_and_repeats_nothing(kind):
             finally:
                 peer.shutdown(socket.SHUT_WR)
 
-        with socket.create_server(("127.0.0.1", 0)) as ls:
-            tr, _, peer = await connected(loop, Plain, ls)
-            with peer:
-                th = threading.Thread(target=send)
-                th.start()
-                try:
-                    last = await asyncio.wait_for(done, 30)
-                finally:
-                    stop.set()
-                    await loop.run_in_executor(None, th.join, 10)
-                tr.close()
-                await asyncio.sleep(0)
+        async with connection(loop, Plain) as (tr, _, peer):
+            th = threading.Thread(target=send)
+            th.start()
+            try:
+                last = await asyncio.wait_for(done, 30)
+            finally:
+                stop.set()
+                await loop.run_in_executor(None, th.join, 10)
+            tr.close()
+            await asyncio.sleep(0)
         return log, wrong, protos, last, sent[0]
 
     log, wrong, protos, last, sent = run(kind, main)
