@@ -14,11 +14,8 @@ import socket
 
 import pytest
 
+from loop_helpers import open_fds
 from py_io_uring.loop import EventLoop
-
-
-def _fds():
-    return sorted(os.listdir("/proc/self/fd"))
 
 
 class Echo(asyncio.Protocol):
@@ -44,7 +41,7 @@ def test_connections_are_accepted_by_the_kernel(loop, monkeypatch):
     def no_accept(self):
         raise AssertionError("accept() called on %r" % self)
     monkeypatch.setattr(socket.socket, "accept", no_accept)
-    before = _fds()
+    before = open_fds()
 
     async def main():
         server = await loop.create_server(Echo, "127.0.0.1", 0)
@@ -67,7 +64,7 @@ def test_connections_are_accepted_by_the_kernel(loop, monkeypatch):
 
     assert all(loop.run_until_complete(main()))
     loop.run_until_complete(asyncio.sleep(0.05))
-    assert _fds() == before
+    assert open_fds() == before
 
 
 def test_connections_accepted_after_close_are_closed(loop):
@@ -81,7 +78,7 @@ def test_connections_accepted_after_close_are_closed(loop):
             made.append(t)
 
     loop.run_until_complete(asyncio.sleep(0))
-    before = _fds()
+    before = open_fds()
     server = loop.run_until_complete(loop.create_server(P, "127.0.0.1", 0))
     port = server.sockets[0].getsockname()[1]
     loop.run_until_complete(asyncio.sleep(0.01))     # the accept is armed
@@ -100,7 +97,7 @@ def test_connections_accepted_after_close_are_closed(loop):
         for c in clients:
             c.close()
     assert made == []
-    assert _fds() == before
+    assert open_fds() == before
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port)).close()
 
@@ -122,7 +119,7 @@ def test_out_of_descriptors_pauses_then_resumes(loop, monkeypatch):
             lost.set_result(exc)
 
     async def main():
-        highest = max(int(fd) for fd in _fds())
+        highest = max(int(fd) for fd in open_fds())
         resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 32, hard))
         try:
             server = await loop.create_server(P, "127.0.0.1", 0)
@@ -183,13 +180,87 @@ def test_a_protocol_factory_that_raises(loop, debug):
         await server.wait_closed()
         return got
 
-    before = _fds()
+    before = open_fds()
     assert loop.run_until_complete(main()) == b""
     loop.run_until_complete(asyncio.sleep(0.02))
-    assert _fds() == before
+    assert open_fds() == before
     if debug:
         assert [c["message"] for c in contexts] == [
             "Error on transport creation for incoming connection"]
         assert isinstance(contexts[0]["exception"], ValueError)
     else:
         assert contexts == []
+
+
+def test_unwatch_from_another_thread_is_refused_and_the_watch_goes_on(loop):
+    # AsyncRing._unwatch() (watch.c) submits a cancel on the loop's ring:
+    # from another thread than the loop's it is refused, as every use of
+    # that ring is, before anything reaches the ring; while the loop runs
+    # (select() waits with the GIL released) and while it does not.  The
+    # accept stays armed, and the loop's thread ends it.
+    import threading
+    ring = loop._uring()
+    flags = socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+    clients, got = [], []
+
+    def refused(handle):
+        errors = []
+
+        def other():
+            try:
+                ring._unwatch(handle)
+            except RuntimeError as e:
+                errors.append(str(e))
+            # a connection after it: accepted only if the watch is still armed
+            clients.append(socket.create_connection(ls.getsockname(), timeout=5))
+        t = threading.Thread(target=other)
+        t.start()
+        return t, errors
+
+    async def main():
+        accepted, ended = loop.create_future(), loop.create_future()
+
+        def on_cqe(cqe):
+            more = bool(cqe.flags() & 2)        # IORING_CQE_F_MORE
+            got.append((cqe.res() >= 0, more))
+            if cqe.res() >= 0:
+                os.close(cqe.res())
+                if not accepted.done():
+                    accepted.set_result(None)
+            if not more:
+                ended.set_result(cqe.res())
+
+        handle = ring._watch(on_cqe, "multishot_accept", ls.fileno(), flags)
+        await asyncio.sleep(0)                  # submitted; next, select() waits
+        t, errors = refused(handle)
+        await asyncio.wait_for(accepted, 5)
+        await loop.run_in_executor(None, t.join, 5)
+        ring._unwatch(handle)                   # the loop's thread: fine
+        return errors, await asyncio.wait_for(ended, 5)
+
+    with socket.create_server(("127.0.0.1", 0)) as ls:
+        errors, final = loop.run_until_complete(main())
+        assert errors == ["AsyncRing used from another thread than its event loop's"]
+        assert final == -errno.ECANCELED
+        assert got == [(True, True), (False, False)]
+
+        # the loop not running: the same refusal; then its own thread
+        # (a server closed after run_until_complete()) ends it
+        done = []
+
+        async def watch():
+            h = ring._watch(lambda cqe: done.append(cqe.res()), "multishot_accept",
+                            ls.fileno(), flags)
+            await asyncio.sleep(0)              # submitted
+            return h
+        handle = loop.run_until_complete(watch())
+        t, errors = refused(handle)
+        t.join(5)
+        assert errors == ["AsyncRing used from another thread than its event loop's"]
+        loop.run_until_complete(asyncio.sleep(0.01))
+        ring._unwatch(handle)
+        loop.run_until_complete(asyncio.sleep(0.01))
+        assert len(done) == 2 and done[0] >= 0 and done[1] == -errno.ECANCELED, done
+        os.close(done[0])
+    for c in clients:
+        c.close()

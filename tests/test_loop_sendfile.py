@@ -12,13 +12,7 @@ import socket
 
 import pytest
 
-from py_io_uring.loop import EventLoop
-
-KINDS = ["selector", "uring"]
-
-
-def _fds():
-    return sorted(os.listdir("/proc/self/fd"))
+from loop_helpers import KINDS, nonblocking_pair, open_fds, run
 
 
 @pytest.fixture
@@ -28,12 +22,13 @@ def no_os_sendfile(monkeypatch):
     monkeypatch.setattr(os, "sendfile", refuse)
 
 
-def _run(kind, coro_fn):
-    loop = EventLoop(transport=kind)
-    try:
-        return loop.run_until_complete(coro_fn(loop))
-    finally:
-        loop.close()
+@pytest.fixture
+def big_file(tmp_path):
+    """32 MiB of random bytes: more than a socket buffer takes, so a
+    sendfile to a peer that does not read is still going."""
+    path = tmp_path / "f"
+    path.write_bytes(os.urandom(32 << 20))
+    return path
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -47,12 +42,10 @@ def test_sock_sendfile_bytes_offsets_and_file_position(tmp_path, kind, offset, c
         os.fsync(f.fileno())
         os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
     want = data[offset:offset + count] if count else data[offset:]
-    before = _fds()
+    before = open_fds()
 
     async def main(loop):
-        a, b = socket.socketpair()
-        a.setblocking(False)
-        b.setblocking(False)
+        a, b = nonblocking_pair()
         got = bytearray()
 
         async def reader():
@@ -69,11 +62,11 @@ def test_sock_sendfile_bytes_offsets_and_file_position(tmp_path, kind, offset, c
             await asyncio.wait_for(t, 10)
         return sent, pos, bytes(got)
 
-    sent, pos, got = _run(kind, main)
+    sent, pos, got = run(kind, main)
     assert sent == len(want)
     assert pos == offset + len(want)
     assert got == want
-    assert _fds() == before
+    assert open_fds() == before
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -108,16 +101,15 @@ def test_transport_sendfile_then_write(tmp_path, kind, no_os_sendfile):
         await server.wait_closed()
         return n, bytes(got)
 
-    n, got = _run(kind, main)
+    n, got = run(kind, main)
     assert n == len(data)
     assert got == data + b"after"
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_peer_gone_in_the_middle(tmp_path, kind, no_os_sendfile):
-    path = tmp_path / "f"
-    path.write_bytes(os.urandom(32 << 20))
-    before = _fds()
+def test_peer_gone_in_the_middle(big_file, kind, no_os_sendfile):
+    path = big_file
+    before = open_fds()
 
     async def main(loop):
         a, b = socket.socketpair()
@@ -131,16 +123,15 @@ def test_peer_gone_in_the_middle(tmp_path, kind, no_os_sendfile):
                 await asyncio.wait_for(task, 10)
             return f.tell()
 
-    pos = _run(kind, main)
+    pos = run(kind, main)
     assert 0 < pos < 32 << 20
-    assert _fds() == before
+    assert open_fds() == before
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_cancelled_sendfile_leaves_nothing(tmp_path, kind, no_os_sendfile):
-    path = tmp_path / "f"
-    path.write_bytes(os.urandom(32 << 20))
-    before = _fds()
+def test_cancelled_sendfile_leaves_nothing(big_file, kind, no_os_sendfile):
+    path = big_file
+    before = open_fds()
 
     async def main(loop):
         a, b = socket.socketpair()
@@ -164,6 +155,6 @@ def test_cancelled_sendfile_leaves_nothing(tmp_path, kind, no_os_sendfile):
                     break
             return n, f.tell()
 
-    n, pos = _run(kind, main)
+    n, pos = run(kind, main)
     assert n > 0
-    assert _fds() == before
+    assert open_fds() == before

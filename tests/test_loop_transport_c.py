@@ -12,22 +12,13 @@ import socket
 
 import pytest
 
-from py_io_uring.loop import EventLoop
+from loop_helpers import connected, connection, open_fds, reader_thread, run
 from uring_helpers import count_selects
 
 
 def _run(coro_fn):
-    loop = EventLoop(transport="uring")
-    asyncio.set_event_loop(loop)
-    try:
-        return loop.run_until_complete(coro_fn(loop))
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
-
-
-def _fds():
-    return sorted(os.listdir("/proc/self/fd"))
+    # this file's tests are the completion transport's
+    return run("uring", coro_fn, current=True)
 
 
 def test_bytes_that_complete_after_the_cancel_come_after_resume():
@@ -36,7 +27,6 @@ def test_bytes_that_complete_after_the_cancel_come_after_resume():
     # completion is reaped after the cancel and must be kept, in order,
     # and handed over only once reading resumes
     async def main(loop):
-        ls = socket.create_server(("127.0.0.1", 0))
         events = []
         done = loop.create_future()
 
@@ -60,13 +50,10 @@ def test_bytes_that_complete_after_the_cancel_come_after_resume():
             def eof_received(self):
                 done.set_result(None)
 
-        with ls:
-            tr, _ = await loop.create_connection(P, *ls.getsockname())
-            peer, _ = ls.accept()
-            with peer:
-                peer.sendall(b"first")
-                await asyncio.wait_for(done, 5)
-                tr.close()
+        async with connection(loop, P) as (tr, _, peer):
+            peer.sendall(b"first")
+            await asyncio.wait_for(done, 5)
+            tr.close()
         return events
 
     events = _run(main)
@@ -103,8 +90,7 @@ def test_buffer_ring_exhaustion_recovers_without_loss():
         payloads, peers, trs = [], [], []
         with ls:
             for i in range(nconn):
-                tr, _ = await loop.create_connection(lambda i=i: P(i), *ls.getsockname())
-                peer, _ = ls.accept()
+                tr, _, peer = await connected(loop, lambda i=i: P(i), ls)
                 peers.append(peer)
                 trs.append(tr)
             # all sent while the loop is not running its reap
@@ -132,13 +118,13 @@ def test_buffer_ring_exhaustion_recovers_without_loss():
         await asyncio.sleep(0.01)
         return [bytes(got[i]) == payloads[i] for i in range(nconn)], stats
 
-    before = _fds()
+    before = open_fds()
     ok, stats = _run(main)
     assert all(ok)
     # re-armed (ENOBUFS or the kernel's own end), and no spin: a few
     # arming per connection, not thousands
     assert nconn < stats["ops"] < nconn * 200, stats
-    assert _fds() == before
+    assert open_fds() == before
 
 
 def test_a_protocol_that_raises_reaches_the_exception_handler():
@@ -153,13 +139,9 @@ def test_a_protocol_that_raises_reaches_the_exception_handler():
             def connection_lost(self, exc):
                 lost.set_result(exc)
 
-        ls = socket.create_server(("127.0.0.1", 0))
-        with ls:
-            tr, _ = await loop.create_connection(P, *ls.getsockname())
-            peer, _ = ls.accept()
-            with peer:
-                peer.sendall(b"x")
-                exc = await asyncio.wait_for(lost, 5)
+        async with connection(loop, P) as (tr, _, peer):
+            peer.sendall(b"x")
+            exc = await asyncio.wait_for(lost, 5)
         return seen, exc, tr
 
     seen, exc, tr = _run(main)
@@ -193,19 +175,14 @@ def test_a_callback_that_raises_does_not_stop_the_reap():
                 got.append(data)
                 done.set_result(None)
 
-        ls = socket.create_server(("127.0.0.1", 0))
-        with ls:
-            bad, _ = await loop.create_connection(Bad, *ls.getsockname())
-            p1, _ = ls.accept()
-            good, _ = await loop.create_connection(Good, *ls.getsockname())
-            p2, _ = ls.accept()
-            with p1, p2:
-                p1.sendall(b"a")
-                p2.sendall(b"b")
-                await asyncio.wait_for(done, 5)
-                await asyncio.sleep(0.01)
-                bad.abort()
-                good.close()
+        async with connection(loop, Bad) as (bad, _, p1), \
+                connection(loop, Good) as (good, _, p2):
+            p1.sendall(b"a")
+            p2.sendall(b"b")
+            await asyncio.wait_for(done, 5)
+            await asyncio.sleep(0.01)
+            bad.abort()
+            good.close()
         await asyncio.sleep(0)
         return seen, got
 
@@ -244,14 +221,10 @@ def test_eof_while_paused_comes_after_the_kept_bytes(buffered):
                 events.append("eof")
                 done.set_result(None)
 
-        ls = socket.create_server(("127.0.0.1", 0))
-        with ls:
-            tr, _ = await loop.create_connection(P, *ls.getsockname())
-            peer, _ = ls.accept()
-            with peer:
-                peer.sendall(b"one")
-                await asyncio.wait_for(done, 5)
-                tr.close()
+        async with connection(loop, P) as (tr, _, peer):
+            peer.sendall(b"one")
+            await asyncio.wait_for(done, 5)
+            tr.close()
         return events
 
     events = _run(main)
@@ -278,14 +251,10 @@ def test_what_a_read_callback_causes_comes_in_the_next_iteration():
                 else:
                     done.set_result(None)
 
-        ls = socket.create_server(("127.0.0.1", 0))
-        with ls:
-            tr, _ = await loop.create_connection(P, *ls.getsockname())
-            peer, _ = ls.accept()
-            with peer:
-                peer.sendall(b"first")
-                await asyncio.wait_for(done, 5)
-                tr.close()
+        async with connection(loop, P) as (tr, _, peer):
+            peer.sendall(b"first")
+            await asyncio.wait_for(done, 5)
+            tr.close()
         return seen
 
     seen = _run(main)
@@ -313,15 +282,11 @@ def test_eof_is_handled_among_the_iteration_callbacks():
                 seen.append(("lost", selects()))
                 done.set_result(exc)
 
-        ls = socket.create_server(("127.0.0.1", 0))
-        with ls:
-            tr, _ = await loop.create_connection(P, *ls.getsockname())
-            peer, _ = ls.accept()
-            with peer:
-                await asyncio.sleep(0)      # the receive is armed
-                peer.sendall(b"answer")
-                peer.shutdown(socket.SHUT_WR)
-                assert await asyncio.wait_for(done, 5) is None
+        async with connection(loop, P) as (tr, _, peer):
+            await asyncio.sleep(0)      # the receive is armed
+            peer.sendall(b"answer")
+            peer.shutdown(socket.SHUT_WR)
+            assert await asyncio.wait_for(done, 5) is None
         return seen
 
     seen = _run(main)
@@ -359,16 +324,12 @@ def test_eof_waits_for_resume_when_reading_is_paused_before_it_runs():
                 events.append(("eof", self.t.is_reading()))
                 done.set_result(None)
 
-        ls = socket.create_server(("127.0.0.1", 0))
-        with ls:
-            tr, _ = await loop.create_connection(P, *ls.getsockname())
-            peer, _ = ls.accept()
-            with peer:
-                await asyncio.sleep(0)
-                peer.sendall(b"one")
-                peer.shutdown(socket.SHUT_WR)
-                await asyncio.wait_for(done, 5)
-                tr.close()
+        async with connection(loop, P) as (tr, _, peer):
+            await asyncio.sleep(0)
+            peer.sendall(b"one")
+            peer.shutdown(socket.SHUT_WR)
+            await asyncio.wait_for(done, 5)
+            tr.close()
         return events
 
     assert _run(main) == [b"one", "paused", "resume", ("eof", True)]
@@ -413,35 +374,9 @@ def test_another_thread_is_refused_the_loops_ring_while_select_waits():
 # told of their completion like the receive
 
 
-def _connected(loop, proto_factory, ls):
-    async def go():
-        tr, pr = await loop.create_connection(proto_factory, *ls.getsockname())
-        peer, _ = ls.accept()
-        return tr, pr, peer
-    return go()
-
-
-def _reader_thread(peer, out, chunk=65536, delay=0.0):
-    import threading
-    import time
-
-    def run():
-        while True:
-            b = peer.recv(chunk)
-            if not b:
-                break
-            out.append(b)
-            if delay:
-                time.sleep(delay)
-    t = threading.Thread(target=run)
-    t.start()
-    return t
-
-
 def test_write_is_the_streams_c_method():
     async def main(loop):
-        with socket.create_server(("127.0.0.1", 0)) as ls:
-            tr, _, peer = await _connected(loop, asyncio.Protocol, ls)
+        async with connection(loop, asyncio.Protocol) as (tr, _, peer):
             with peer:
                 kinds = (type(tr.write).__name__, type(tr.writelines).__name__)
                 tr.close()
@@ -476,10 +411,9 @@ def test_a_large_write_to_a_slow_reader_arrives_with_flow_control():
                 events.append(("resume", self.t.get_write_buffer_size()))
                 resumed[0].set_result(None)
 
-        with socket.create_server(("127.0.0.1", 0)) as ls:
-            tr, pr, peer = await _connected(loop, P, ls)
+        async with connection(loop, P) as (tr, pr, peer):
             got = []
-            th = _reader_thread(peer, got, delay=0.001)
+            th = reader_thread(peer, got, delay=0.001)
             try:
                 for i in range(0, len(payload), 128 * 1024):
                     if resumed[0] is not None and not resumed[0].done():
@@ -512,8 +446,7 @@ def test_a_mutable_buffer_changed_after_write_is_sent_as_it_was(kind):
     size = 8 * 1024 * 1024
 
     async def main(loop):
-        with socket.create_server(("127.0.0.1", 0)) as ls:
-            tr, _, peer = await _connected(loop, asyncio.Protocol, ls)
+        async with connection(loop, asyncio.Protocol) as (tr, _, peer):
             first = bytearray(b"A" * size)
             second = bytearray(b"C" * 1000)
             tr.write(first if kind == "bytearray" else memoryview(first))
@@ -523,7 +456,7 @@ def test_a_mutable_buffer_changed_after_write_is_sent_as_it_was(kind):
             second[:] = b"D" * 1000
             del first[size // 2:]        # and resized: nothing pins it now
             got = []
-            th = _reader_thread(peer, got)
+            th = reader_thread(peer, got)
             tr.write_eof()
             await loop.run_in_executor(None, th.join, 10)
             tr.close()
@@ -537,8 +470,7 @@ def test_a_mutable_buffer_changed_after_write_is_sent_as_it_was(kind):
 
 def test_writes_after_write_eof_raise_and_eof_waits_for_the_queue():
     async def main(loop):
-        with socket.create_server(("127.0.0.1", 0)) as ls:
-            tr, _, peer = await _connected(loop, asyncio.Protocol, ls)
+        async with connection(loop, asyncio.Protocol) as (tr, _, peer):
             data = os.urandom(4 * 1024 * 1024)
             tr.write(data)
             tr.write(b"tail")
@@ -552,7 +484,7 @@ def test_writes_after_write_eof_raise_and_eof_waits_for_the_queue():
             with pytest.raises(RuntimeError):
                 tr.writelines([b"z"])
             got = []
-            th = _reader_thread(peer, got)   # reads to the EOF
+            th = reader_thread(peer, got)   # reads to the EOF
             await loop.run_in_executor(None, th.join, 10)
             tr.close()
             peer.close()
@@ -566,8 +498,7 @@ def test_writes_after_write_eof_raise_and_eof_waits_for_the_queue():
 
 def test_write_type_errors_are_asyncios():
     async def main(loop):
-        with socket.create_server(("127.0.0.1", 0)) as ls:
-            tr, _, peer = await _connected(loop, asyncio.Protocol, ls)
+        async with connection(loop, asyncio.Protocol) as (tr, _, peer):
             msgs = []
             for call, arg in ((tr.write, "str"), (tr.write, 1), (tr.writelines, [b"a", "b"])):
                 with pytest.raises(TypeError) as ei:
@@ -589,8 +520,7 @@ def test_write_type_errors_are_asyncios():
 
 def test_writelines_and_writes_keep_their_order_behind_a_send_in_flight():
     async def main(loop):
-        with socket.create_server(("127.0.0.1", 0)) as ls:
-            tr, _, peer = await _connected(loop, asyncio.Protocol, ls)
+        async with connection(loop, asyncio.Protocol) as (tr, _, peer):
             big = os.urandom(4 * 1024 * 1024)
             tr.writelines([b"<", bytearray(b"1"), memoryview(b"2")])
             tr.write(big)                      # goes short: a send in flight
@@ -601,7 +531,7 @@ def test_writelines_and_writes_keep_their_order_behind_a_send_in_flight():
             tr.writelines(iter([memoryview(b"6"), b"7"]))
             tr.write(memoryview(b"89")[1:])
             got = []
-            th = _reader_thread(peer, got)
+            th = reader_thread(peer, got)
             tr.write_eof()
             await loop.run_in_executor(None, th.join, 10)
             tr.close()
@@ -615,7 +545,7 @@ def test_writelines_and_writes_keep_their_order_behind_a_send_in_flight():
 
 def test_abort_with_a_send_in_flight_keeps_its_buffer_pinned_and_leaks_nothing():
     import sys
-    before = _fds()
+    before = open_fds()
 
     async def main(loop):
         ring = loop._uring()
@@ -625,8 +555,7 @@ def test_abort_with_a_send_in_flight_keeps_its_buffer_pinned_and_leaks_nothing()
             def connection_lost(self, exc):
                 lost.set_result(exc)
 
-        with socket.create_server(("127.0.0.1", 0)) as ls:
-            tr, _, peer = await _connected(loop, P, ls)
+        async with connection(loop, P) as (tr, _, peer):
             data = os.urandom(8 * 1024 * 1024)
             base = sys.getrefcount(data)
             tr.write(data)                    # short: the rest is a ring send
@@ -653,7 +582,7 @@ def test_abort_with_a_send_in_flight_keeps_its_buffer_pinned_and_leaks_nothing()
     pinned, in_flight, counted = _run(main)
     assert pinned == 0 and in_flight == 0
     assert counted == 2
-    assert _fds() == before
+    assert open_fds() == before
 
 
 def test_writes_after_the_connection_is_lost_warn_past_asyncios_threshold():
@@ -666,8 +595,7 @@ def test_writes_after_the_connection_is_lost_warn_past_asyncios_threshold():
             msgs.append(record.getMessage())
 
     async def main(loop):
-        with socket.create_server(("127.0.0.1", 0)) as ls:
-            tr, _, peer = await _connected(loop, asyncio.Protocol, ls)
+        async with connection(loop, asyncio.Protocol) as (tr, _, peer):
             tr.abort()
             await asyncio.sleep(0)
             # asyncio's logger to this handler only (pytest's would keep
@@ -699,8 +627,7 @@ def test_a_failed_ring_send_reaches_connection_lost_with_its_error():
             def connection_lost(self, exc):
                 lost.set_result(exc)
 
-        with socket.create_server(("127.0.0.1", 0)) as ls:
-            tr, _, peer = await _connected(loop, P, ls)
+        async with connection(loop, P) as (tr, _, peer):
             tr.pause_reading()           # the send reports, not the receive
             tr.write(os.urandom(8 * 1024 * 1024))
             assert tr._core.send_in_flight
@@ -726,8 +653,7 @@ def test_close_waits_for_the_queue():
             def connection_lost(self, exc):
                 lost.set_result(exc)
 
-        with socket.create_server(("127.0.0.1", 0)) as ls:
-            tr, _, peer = await _connected(loop, P, ls)
+        async with connection(loop, P) as (tr, _, peer):
             data = os.urandom(4 * 1024 * 1024)
             tr.write(data)
             tr.write(b"end")
@@ -735,7 +661,7 @@ def test_close_waits_for_the_queue():
             await asyncio.sleep(0.01)
             assert not lost.done()           # the queue is still going out
             got = []
-            th = _reader_thread(peer, got)
+            th = reader_thread(peer, got)
             assert await asyncio.wait_for(lost, 5) is None
             await loop.run_in_executor(None, th.join, 10)
             peer.close()
@@ -749,8 +675,7 @@ def test_a_non_contiguous_buffer_is_a_fatal_write_error_as_before():
     async def main(loop):
         calls = []
         loop.set_exception_handler(lambda l, ctx: calls.append(ctx))
-        with socket.create_server(("127.0.0.1", 0)) as ls:
-            tr, _, peer = await _connected(loop, asyncio.Protocol, ls)
+        async with connection(loop, asyncio.Protocol) as (tr, _, peer):
             tr.write(memoryview(b"abcdef")[::2])
             await asyncio.sleep(0)
             peer.close()
@@ -788,9 +713,9 @@ def test_a_batch_of_large_reads_makes_its_bytes_one_at_a_time():
         with ls:
             trs, peers = [], []
             for _ in range(n):
-                tr, _ = await loop.create_connection(P, *ls.getsockname())
+                tr, _, peer = await connected(loop, P, ls)
                 trs.append(tr)
-                peers.append(ls.accept()[0])
+                peers.append(peer)
             await asyncio.sleep(0.05)           # every receive armed
             payload = os.urandom(size)
             tracemalloc.start()

@@ -461,7 +461,40 @@ Stream_new(PyTypeObject *type, PyObject *args, PyObject *Py_UNUSED(kwds))
     return (PyObject *)s;
 }
 
-/* set_protocol(protocol, buffered) */
+/* Cancel the armed receive in the kernel, once: its completions still
+ * come (what it took before the cancel, then the final one).  0, or -1
+ * with an exception set. */
+static int
+cancel_armed(StreamObject *s)
+{
+    AsyncRingObject *a = s->aring;
+    if (s->rec != NULL && !s->cancel_sent && !a->closed) {
+        pu_aio_wait *w = pu_aio_wait_of(a, s->rec);
+        s->cancel_sent = 1;
+        if (w != NULL && !(w->flags & PU_AIO_CANCEL_SENT)) {
+            w->flags |= PU_AIO_CANCEL_SENT;
+            /* now, not at the next flush: a peer the caller wakes next
+             * could send bytes a receive still armed would take */
+            if (pu_aio_internal_cancel(a, s->rec->user_data) < 0 || pu_aio_flush_now(a) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* set_protocol(protocol, buffered): bytes not yet handed to a protocol
+ * go to this one, as asyncio's selector transport hands its next read to
+ * the protocol of the moment.
+ *   - To a BufferedProtocol while the multishot receive is armed: it is
+ *     cancelled in the kernel (left armed, it would bring copies until the
+ *     kernel ends it); what it took before the cancel goes to the new
+ *     protocol through get_buffer()/buffer_updated() (transport._feed),
+ *     in order, and a single recv into get_buffer() is armed after its
+ *     final completion, so nothing newer comes first.
+ *   - To a Protocol while a single recv is in flight: the kernel writes
+ *     into the buffer the old protocol gave (pinned by the record); the
+ *     bytes are copied out at the completion and go to data_received(),
+ *     the old protocol told nothing, then the multishot receive is armed. */
 static PyObject *
 Stream_set_protocol(StreamObject *s, PyObject *args)
 {
@@ -472,6 +505,9 @@ Stream_set_protocol(StreamObject *s, PyObject *args)
     Py_INCREF(p);
     Py_XSETREF(s->protocol, p);
     s->buffered = (uint8_t)buffered;
+    if (buffered && s->rec != NULL && !s->rec_buffered && s->transport != NULL &&
+        cancel_armed(s) < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -505,19 +541,9 @@ Stream_resume(StreamObject *s, PyObject *Py_UNUSED(unused))
 static PyObject *
 Stream_stop(StreamObject *s, PyObject *Py_UNUSED(unused))
 {
-    AsyncRingObject *a = s->aring;
     s->reading = 0;
-    if (s->rec != NULL && !s->cancel_sent && !a->closed) {
-        pu_aio_wait *w = pu_aio_wait_of(a, s->rec);
-        s->cancel_sent = 1;
-        if (w != NULL && !(w->flags & PU_AIO_CANCEL_SENT)) {
-            w->flags |= PU_AIO_CANCEL_SENT;
-            /* now, not at the next flush: a peer the caller wakes next
-             * could send bytes a receive still armed would take */
-            if (pu_aio_internal_cancel(a, s->rec->user_data) < 0 || pu_aio_flush_now(a) < 0)
-                return NULL;
-        }
-    }
+    if (cancel_armed(s) < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 

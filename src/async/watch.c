@@ -14,7 +14,10 @@
  *       cancels it in the kernel; completions the kernel made before the
  *       cancel still reach the callback, then a final -ECANCELED.  A handle
  *       whose op has ended names nothing (its slot's generation moved on:
- *       the kernel answers -ENOENT, dropped).
+ *       the kernel answers -ENOENT, dropped).  The loop's thread only,
+ *       running or not: another thread gets the RuntimeError every use of
+ *       the ring from it gets, before anything reaches the ring
+ *       (test_loop_accept.py).
  *
  * The ring's slot table holds the record until the final completion, as
  * for every operation; a ring closed with it in flight drops the callback

@@ -9,7 +9,9 @@ operations on the loop's AsyncRing, not readiness callbacks.
   straight into the buffer its get_buffer() returned, one receive at a
   time.  pause_reading() cancels the receive in the kernel; bytes that come
   after are kept by the stream, in order, and come first after
-  resume_reading().
+  resume_reading().  set_protocol() gives the new protocol every byte not
+  yet handed to one (asyncio's selector transport: its next read); to a
+  BufferedProtocol it cancels the multishot receive in the kernel first.
 - Writes: in C too (src/async/stream_write.c): write() is the stream's
   own method, an instance attribute.  With nothing queued, one send(2) at
   the call (as asyncio's and uvloop's transports); what it could not take
