@@ -367,6 +367,31 @@ def test_another_loop_or_thread_cannot_use_it(pair):
     assert ring.closed
 
 
+def test_the_loops_ring_is_bound_to_it_before_it_runs():
+    # the loop hands its ring out bound to itself, before its first
+    # operation: a use while another loop runs is refused, not bound there
+    # (whose futures the first loop's select() would then resolve)
+    first = EventLoop()
+    try:
+        ring = first._uring()
+
+        async def elsewhere(loop):
+            with pytest.raises(RuntimeError, match="another event loop's own ring"):
+                ring.nop()
+            return True
+
+        assert _on_loop(elsewhere)
+
+        async def home(loop):
+            assert py_io_uring.get_running_ring() is ring
+            return await ring.nop()
+
+        assert first.run_until_complete(home(first)) == 0
+    finally:
+        first.close()
+    assert ring.closed
+
+
 def test_a_loop_made_in_one_thread_runs_it_in_another():
     # the loop binds its ring when it first hands it out, with no thread:
     # the first use on the running loop sets it
