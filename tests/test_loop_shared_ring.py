@@ -269,6 +269,7 @@ def test_the_transports_buffer_group_is_refused_to_its_users():
         # and the completion transport's receives still work
         got = []
         done = loop.create_future()
+        lost = [loop.create_future(), loop.create_future()]
 
         class Echo(asyncio.Protocol):
             def connection_made(self, t):
@@ -276,6 +277,9 @@ def test_the_transports_buffer_group_is_refused_to_its_users():
 
             def data_received(self, data):
                 self.t.write(data)
+
+            def connection_lost(self, exc):
+                lost[0].set_result(exc)
 
         class Client(asyncio.Protocol):
             def connection_made(self, t):
@@ -286,11 +290,15 @@ def test_the_transports_buffer_group_is_refused_to_its_users():
                 if b"".join(got) == b"ping":
                     done.set_result(None)
 
+            def connection_lost(self, exc):
+                lost[1].set_result(exc)
+
         srv = await loop.create_server(Echo, "127.0.0.1", 0)
         port = srv.sockets[0].getsockname()[1]
         t, _ = await loop.create_connection(Client, "127.0.0.1", port)
         await done
         t.close()
+        assert await asyncio.gather(*lost) == [None, None]   # both sockets closed
         srv.close()
         await srv.wait_closed()
         return b"".join(got)
