@@ -702,8 +702,9 @@ pu_aio_process_into(AsyncRingObject *self, PyObject *polls)
             r->cq[r->cq_start++] = NULL;
             if (self->sel != NULL && q->sqe == NULL) {
                 /* a poll of the loop's selector: listed for the select()
-                 * reaping (polls), held for the next one otherwise */
-                /* raised at the end: the rest still go to their waiters */
+                 * reaping (polls), held for the next one otherwise; an
+                 * error is raised at the end: the rest still go to their
+                 * waiters */
                 if (pu_aio_sel_complete(self, polls, q->user_data, q->res) < 0) {
                     if (perr == NULL)
                         perr = pu_exc_take();

@@ -9,7 +9,8 @@ one io_uring_enter: it submits the polls the iteration armed, cancelled or
 changed, and waits with the loop's timeout, the GIL released.  Socket
 transports are, by default, asyncio's own over the polls;
 EventLoop(transport="uring") gives completion transports on that same ring
-(_transports.py: receives and sends as ring operations).  The
+(_transports.py: receives and sends as ring operations).
+get_running_ring() gives code on the loop its ring as an AsyncRing.  The
 iteration (_run_once), call_soon and call_at are asyncio's, in C
 (src/async/loop_core.c) outside debug mode.  Everything else is asyncio's,
 unchanged, so the loop behaves as asyncio's own does (CPython's event-loop
