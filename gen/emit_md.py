@@ -150,6 +150,10 @@ def api_md(model: Model, liburing_api: List[Tuple[str, str]]) -> str:
                "loaded beside it.")
     out.append("- `EventLoop`, `EventLoopPolicy`, `new_event_loop()`, `install()`, `run()`: "
                "the asyncio event loop on io_uring ([loop.md](loop.md)).")
+    out.append("- `get_running_ring()`: the running `EventLoop`'s own `AsyncRing`, as "
+               "`asyncio.get_running_loop()` gives the loop: its operations go in the loop's "
+               "one `io_uring_enter` per iteration; the loop closes it; RuntimeError on another "
+               "loop ([loop.md](loop.md), \"Sharing the loop's ring\").")
     out.append("- `OPERATIONS`: one `(name, opcode name, opcode, Linux version)` tuple per "
                "`Sqe.prep_*` operation, in `ops.def` order; `IoUring.probe()` says which the "
                "running kernel supports.")

@@ -14,7 +14,7 @@ from typing import AsyncIterator, Awaitable, Callable, Dict, FrozenSet, Iterable
 
 from typing_extensions import deprecated
 
-from .loop import EventLoop as EventLoop, EventLoopPolicy as EventLoopPolicy, install as install, new_event_loop as new_event_loop, run as run
+from .loop import EventLoop as EventLoop, EventLoopPolicy as EventLoopPolicy, get_running_ring as get_running_ring, install as install, new_event_loop as new_event_loop, run as run
 from .workqueue import WorkQueue as WorkQueue
 from .afile import AsyncFile as AsyncFile, open as open
 from .files import copy2 as copy2, copyfile as copyfile, copytree as copytree, iter_read_files as iter_read_files, read_files as read_files

@@ -84,6 +84,12 @@ typedef struct AsyncRingObject {
                                        _select() submits and reaps; no
                                        eventfd, reader or call_soon flush */
     struct pu_aio_selector *sel;    /* the selector's polls (selector.c) */
+    uint8_t loop_owned;             /* an event loop's own ring, which
+                                       py_io_uring.get_running_ring() shares:
+                                       the loop closes it, its users may
+                                       not (aclose(), async with); bound to
+                                       that loop by _loop_ring(), its thread
+                                       set at the first use on it (ring.c) */
     uint8_t stream_bufs;            /* stream.c's buffer ring is set up */
     PyObject *cb_queue;             /* PU_AIO_CALLBACK completions of the
                                        batch being dispatched: a list of
@@ -288,6 +294,7 @@ int pu_aio_iter_init(void);
 void pu_aio_callback_queue(AsyncRingObject *a, PyObject *cb, CqeObject *q, int final);
 void pu_aio_callback_run(AsyncRingObject *a);
 void pu_aio_callback_end(PyObject *cb, SqeObject *rec);
+void pu_aio_reserve_stream_bgid(AsyncRingObject *a);
 int pu_aio_stream_init(void);
 
 /* links.c */

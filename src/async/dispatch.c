@@ -700,8 +700,11 @@ pu_aio_process_into(AsyncRingObject *self, PyObject *polls)
         while (r->cq_start < r->cq_end) {
             CqeObject *q = r->cq[r->cq_start];
             r->cq[r->cq_start++] = NULL;
-            if (polls != NULL && q->sqe == NULL) {
-                /* raised at the end: the rest still go to their waiters */
+            if (self->sel != NULL && q->sqe == NULL) {
+                /* a poll of the loop's selector: listed for the select()
+                 * reaping (polls), held for the next one otherwise; an
+                 * error is raised at the end: the rest still go to their
+                 * waiters */
                 if (pu_aio_sel_complete(self, polls, q->user_data, q->res) < 0) {
                     if (perr == NULL)
                         perr = pu_exc_take();

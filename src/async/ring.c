@@ -54,50 +54,43 @@ pu_aio_check_open_fail(AsyncRingObject *self)
     return -1;
 }
 
-/* Bind to the running loop on first use; later uses must come from it.
- * (The inline pu_aio_bind_loop() answers for a use in a loop iteration that
- * was checked already.) */
-int
-pu_aio_bind_loop_slow(AsyncRingObject *self)
+/* asyncio.get_running_loop(): a new reference, or NULL with its
+ * RuntimeError. */
+static PyObject *
+running_loop(void)
 {
-    PyObject *loop, *fd, *r;
-
-    if (self->loop != NULL) {
-        if (PyThread_get_thread_ident() != self->thread) {
-            PyErr_SetString(PyExc_RuntimeError, "AsyncRing used from another "
-                            "thread than its event loop's");
-            return -1;
-        }
-        /* futures of a finished loop would never complete: check once per
-         * loop iteration (a pending flush means this one was checked;
-         * get_running_loop() costs a getpid() on 3.11) */
-        if (self->flush_scheduled)
-            return 0;
-        loop = PyObject_CallNoArgs(get_running_loop);
-        if (loop == NULL)
-            return -1;
-        Py_DECREF(loop);
-        if (loop != self->loop) {
-            PyErr_SetString(PyExc_RuntimeError, "AsyncRing is bound to another "
-                            "event loop (the one it was first used on)");
-            return -1;
-        }
-        return 0;
-    }
     if (get_running_loop == NULL) {
         PyObject *asyncio = PyImport_ImportModule("asyncio");
         if (asyncio == NULL)
-            return -1;
+            return NULL;
         get_running_loop = PyObject_GetAttrString(asyncio, "get_running_loop");
         Py_DECREF(asyncio);
         if (get_running_loop == NULL)
-            return -1;
+            return NULL;
     }
-    loop = PyObject_CallNoArgs(get_running_loop);
-    if (loop == NULL)
-        return -1;
+    return PyObject_CallNoArgs(get_running_loop);
+}
+
+static int
+wrong_loop(AsyncRingObject *self)
+{
+    PyErr_SetString(PyExc_RuntimeError, self->loop_owned
+                    ? "this AsyncRing is another event loop's own ring: "
+                      "py_io_uring.get_running_ring() gives the running loop's"
+                    : "AsyncRing is bound to another event loop (the one it "
+                      "was first used on)");
+    return -1;
+}
+
+/* Bind to loop (a new reference, stolen): its futures, its call_soon, the
+ * eventfd's reader.  Needs no running loop (_loop_ring() binds a loop's own
+ * ring before it runs); the thread is the caller's to set. */
+static int
+bind_to(AsyncRingObject *self, PyObject *loop)
+{
+    PyObject *fd, *r;
+
     self->loop = loop;
-    self->thread = PyThread_get_thread_ident();
     {
         PyObject *probe = call0(loop, pu_aio_s.create_future), *asyncio, *ft;
         if (probe == NULL)
@@ -141,6 +134,85 @@ pu_aio_bind_loop_slow(AsyncRingObject *self)
     Py_DECREF(r);
     self->reader_added = 1;
     return 0;
+}
+
+/* Bind to the running loop on first use; later uses must come from it.
+ * (The inline pu_aio_bind_loop() answers for a use in a loop iteration that
+ * was checked already.)  A loop's own ring was bound to it by _loop_ring()
+ * with no thread yet: its first use running on that loop sets the thread. */
+int
+pu_aio_bind_loop_slow(AsyncRingObject *self)
+{
+    PyObject *loop;
+
+    if (self->loop != NULL) {
+        if (self->thread != 0 && PyThread_get_thread_ident() != self->thread) {
+            PyErr_SetString(PyExc_RuntimeError, "AsyncRing used from another "
+                            "thread than its event loop's");
+            return -1;
+        }
+        /* futures of a finished loop would never complete: check once per
+         * loop iteration (a pending flush means this one was checked;
+         * get_running_loop() costs a getpid() on 3.11) */
+        if (self->flush_scheduled && self->thread != 0)
+            return 0;
+        loop = running_loop();
+        if (loop == NULL)
+            return -1;
+        Py_DECREF(loop);
+        if (loop != self->loop)
+            return wrong_loop(self);
+        if (self->thread == 0)
+            self->thread = PyThread_get_thread_ident();
+        return 0;
+    }
+    loop = running_loop();
+    if (loop == NULL)
+        return -1;
+    self->thread = PyThread_get_thread_ident();
+    return bind_to(self, loop);
+}
+
+/* _loop_ring(loop): this AsyncRing is loop's own ring (the EventLoop's,
+ * loop.py), shared by py_io_uring.get_running_ring(): bound to loop now,
+ * whether or not it runs (a use while another loop runs is refused, not
+ * bound there), its aclose() refused, the transports' buffer group
+ * reserved.  _loop_ring(None): the loop closes it (EventLoop.close()). */
+static PyObject *
+AsyncRing_loop_ring(AsyncRingObject *self, PyObject *loop)
+{
+    if (loop == Py_None) {
+        self->loop_owned = 0;
+        Py_RETURN_NONE;
+    }
+    if (pu_aio_check_open(self) < 0)
+        return NULL;
+    if (self->loop == NULL) {
+        Py_INCREF(loop);
+        self->thread = 0;
+        if (bind_to(self, loop) < 0)
+            return NULL;
+    } else if (self->loop != loop) {
+        PyErr_SetString(PyExc_RuntimeError, "_loop_ring(): the AsyncRing is bound "
+                        "to another event loop");
+        return NULL;
+    }
+    self->loop_owned = 1;
+    pu_aio_reserve_stream_bgid(self);
+    Py_RETURN_NONE;
+}
+
+/* aclose() and async with on a loop's own ring: the loop's to close. */
+static int
+check_not_loop_owned(AsyncRingObject *self, const char *what)
+{
+    if (!self->loop_owned)
+        return 0;
+    PyErr_Format(PyExc_RuntimeError, "%s: this AsyncRing is the event loop's own "
+                 "ring (py_io_uring.get_running_ring()), shared by everything "
+                 "on the loop, which closes it (loop.close()); make an "
+                 "AsyncRing() of your own to close it", what);
+    return -1;
 }
 
 /* Cancel every operation in flight, by user_data (any kernel). */
@@ -289,6 +361,8 @@ AsyncRing_aclose(AsyncRingObject *self, PyObject *Py_UNUSED(ignored))
 {
     PyObject *cb, *delay;
 
+    if (check_not_loop_owned(self, "aclose()") < 0)
+        return NULL;
     if (self->closing || self->closed) {
         if (self->close_waiter != NULL) {
             Py_INCREF(self->close_waiter);
@@ -331,7 +405,8 @@ AsyncRing_aclose(AsyncRingObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 AsyncRing_aenter(AsyncRingObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (pu_aio_check_open(self) < 0 || pu_aio_bind_loop(self) < 0)
+    if (check_not_loop_owned(self, "async with") < 0 ||
+        pu_aio_check_open(self) < 0 || pu_aio_bind_loop(self) < 0)
         return NULL;
     return done_future(self, (PyObject *)self);
 }
@@ -385,7 +460,10 @@ static PyObject *
 AsyncRing_fileno(AsyncRingObject *self, PyObject *Py_UNUSED(ignored))
 {
     if (self->efd < 0) {
-        PyErr_SetString(PyExc_ValueError, "AsyncRing is closed");
+        PyErr_SetString(PyExc_ValueError, self->selector_mode && !self->closed
+                        ? "AsyncRing.fileno(): the event loop's ring has no "
+                          "eventfd (the loop's select() reaps it)"
+                        : "AsyncRing is closed");
         return NULL;
     }
     return PyLong_FromLong(self->efd);
@@ -586,6 +664,7 @@ static PyMethodDef AsyncRing_methods[] = {
      PU_DOC_AsyncRing_in_flight},
     {"fileno", (PyCFunction)AsyncRing_fileno, METH_NOARGS, PU_DOC_AsyncRing_fileno},
     {"get_ring", (PyCFunction)AsyncRing_get_ring, METH_NOARGS, PU_DOC_AsyncRing_get_ring},
+    {"_loop_ring", (PyCFunction)AsyncRing_loop_ring, METH_O, NULL},
     {"take_partial", (PyCFunction)AsyncRing_take_partial, METH_O,
      PU_DOC_AsyncRing_take_partial},
     {"close_fd", (PyCFunction)(void (*)(void))AsyncRing_close_fd,

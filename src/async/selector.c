@@ -43,6 +43,8 @@ typedef struct {
     __u64 token;            /* of its poll in the kernel; 0: none */
     uint8_t events;         /* EVENT_READ 1 | EVENT_WRITE 2 */
     uint8_t pending;        /* listed in arm[] */
+    uint8_t held;           /* events reaped outside select() (listed in
+                               held[]): the next select() reports them */
 } pu_sel_fd;
 
 struct pu_aio_selector {
@@ -52,6 +54,8 @@ struct pu_aio_selector {
     Py_ssize_t narm, arm_cap;
     __u64 *rm;              /* tokens of polls it removes */
     Py_ssize_t nrm, rm_cap;
+    int *held;              /* fds with held events */
+    Py_ssize_t nheld, held_cap;
     uint32_t gen;           /* the last token's generation */
 };
 
@@ -215,6 +219,7 @@ AsyncRing_sel_del(AsyncRingObject *self, PyObject *arg)
     if (drop_poll(self, e) < 0)
         return NULL;
     e->events = 0;
+    e->held = 0;
     Py_CLEAR(e->key);
     Py_RETURN_NONE;
 }
@@ -293,7 +298,8 @@ fail_arm:
 /* A completion no record names (dispatch.c): a poll of ours, or stale (a
  * removed poll: its token is no longer its fd's), or a message nobody
  * takes.  A live poll's fd is armed again by the next select(), and what
- * it reports goes to ready as (key, events).  0, or -1 with an exception. */
+ * it reports goes to ready as (key, events), or is held for the next
+ * select() when ready is NULL.  0, or -1 with an exception. */
 int
 pu_aio_sel_complete(AsyncRingObject *self, PyObject *ready, __u64 ud, int res)
 {
@@ -309,17 +315,30 @@ pu_aio_sel_complete(AsyncRingObject *self, PyObject *ready, __u64 ud, int res)
     if (e->token != ud || e->key == NULL)
         return 0;
     e->token = 0;
-    if (push_arm(sel, (int)fd) < 0)
-        return -1;
-    if (res == -ECANCELED)
-        return 0;   /* cancelled by someone else: armed again, nothing to say */
     if (res < 0 || (res & (POLLIN | POLLPRI | POLLERR | POLLHUP)))
         events |= PU_SEL_READ;
     if (res < 0 || (res & (POLLOUT | POLLERR | POLLHUP)))
         events |= PU_SEL_WRITE;
     events &= e->events;
-    if (events == 0)
+    if (res != -ECANCELED && events != 0 && ready == NULL) {
+        /* reaped outside select() (process_completions(), a receive
+         * settling its cancelled predecessor: pu_aio_process()): held for
+         * the next select(), which reports them and only then arms the fd
+         * again, as for a poll it reaped itself (armed now, a poll of an
+         * fd still ready would fire in that same select: two reports) */
+        if (!e->held) {
+            if (grow((void **)&sel->held, &sel->held_cap, sel->nheld + 1,
+                     sizeof(int)) < 0)
+                return -1;
+            sel->held[sel->nheld++] = (int)fd;
+        }
+        e->held |= (uint8_t)events;
         return 0;
+    }
+    if (push_arm(sel, (int)fd) < 0)
+        return -1;
+    if (res == -ECANCELED || events == 0)
+        return 0;   /* cancelled by someone else: armed again, nothing to say */
     t = Py_BuildValue("(Oi)", e->key, events);
     if (t == NULL)
         return -1;
@@ -349,9 +368,10 @@ pu_aio_sel_clear(AsyncRingObject *self)
         sel->fds[i].token = 0;
         sel->fds[i].events = 0;
         sel->fds[i].pending = 0;
+        sel->fds[i].held = 0;
         Py_CLEAR(sel->fds[i].key);
     }
-    sel->narm = sel->nrm = 0;
+    sel->narm = sel->nrm = sel->nheld = 0;
 }
 
 void
@@ -365,6 +385,7 @@ pu_aio_sel_free(AsyncRingObject *self)
     PyMem_Free(sel->fds);
     PyMem_Free(sel->arm);
     PyMem_Free(sel->rm);
+    PyMem_Free(sel->held);
     PyMem_Free(sel);
 }
 
@@ -431,6 +452,41 @@ enter(AsyncRingObject *self, double timeout)
     }
 }
 
+/* The events held since the last select(), first (they came first), for
+ * the fds still registered; on failure what is left stays held. */
+static int
+take_held(struct pu_aio_selector *sel, PyObject *ready)
+{
+    Py_ssize_t i;
+    for (i = 0; i < sel->nheld; i++) {
+        pu_sel_fd *e = &sel->fds[sel->held[i]];
+        int events = e->held & e->events;
+        PyObject *t;
+        if (e->key == NULL || events == 0) {
+            e->held = 0;
+            continue;
+        }
+        t = Py_BuildValue("(Oi)", e->key, events);
+        if (t == NULL || PyList_Append(ready, t) < 0) {
+            Py_XDECREF(t);
+            memmove(sel->held, sel->held + i, (size_t)(sel->nheld - i) * sizeof(int));
+            sel->nheld -= i;
+            return -1;
+        }
+        Py_DECREF(t);
+        e->held = 0;
+        if (push_arm(sel, sel->held[i]) < 0) {
+            /* reported, not armed: lost until re-registered; say so */
+            memmove(sel->held, sel->held + i + 1,
+                    (size_t)(sel->nheld - i - 1) * sizeof(int));
+            sel->nheld -= i + 1;
+            return -1;
+        }
+    }
+    sel->nheld = 0;
+    return 0;
+}
+
 /* _select(timeout): arm and remove what the selector changed, submit it
  * with every operation queued, wait up to timeout seconds (None: no limit;
  * <= 0: not at all), hand the operations' completions to their waiters,
@@ -463,13 +519,17 @@ AsyncRing_select(AsyncRingObject *self, PyObject *arg)
     }
     if (queue_polls(self) < 0)
         return NULL;
+    if (self->sel->nheld > 0)
+        timeout = 0.0;      /* held events are ready now */
     /* a new iteration: the next operation checks the running loop again */
     self->flush_scheduled = 0;
     if (enter(self, timeout) < 0)
         return NULL;
     ready = PyList_New(0);
-    if (ready == NULL)
+    if (ready == NULL || take_held(self->sel, ready) < 0) {
+        Py_XDECREF(ready);
         return NULL;
+    }
     if (pu_aio_process_into(self, ready) < 0 && PyErr_Occurred()) {
         Py_DECREF(ready);
         return NULL;

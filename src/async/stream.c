@@ -141,6 +141,15 @@ pu_aio_callback_end(PyObject *cb, SqeObject *rec)
 
 /* ---------------------------------------------------------------- arming */
 
+/* The loop's ring (ring.c's _loop_ring()) keeps the transports' buffer
+ * group for them: its other users get a ValueError naming it. */
+void
+pu_aio_reserve_stream_bgid(AsyncRingObject *a)
+{
+    a->ring->reserved_bgid = PU_STREAM_BGID;
+    a->ring->bgid_reserved = 1;
+}
+
 /* The ring's buffer group, set up once. */
 static int
 buffer_ring(AsyncRingObject *a)
@@ -148,9 +157,13 @@ buffer_ring(AsyncRingObject *a)
     PyObject *r;
     if (a->stream_bufs)
         return 0;
+    /* the group is reserved on the loop's ring (pu_aio_reserve_stream_bgid)
+     * against its other users, not against this */
+    a->ring->bgid_reserve_lifted = 1;
     r = PyObject_CallMethod((PyObject *)a->ring, "setup_buf_ring", "III",
                             (unsigned)PU_STREAM_BGID, (unsigned)PU_STREAM_BUFS,
                             (unsigned)PU_STREAM_BUF_SIZE);
+    a->ring->bgid_reserve_lifted = 0;
     if (r == NULL)
         return -1;
     Py_DECREF(r);

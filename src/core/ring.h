@@ -67,6 +67,13 @@ typedef struct RingObject {
     Py_ssize_t cq_start, cq_end, cq_cap;
     struct AsyncRingObject *owner;  /* the AsyncRing driving this ring, or
                                        NULL; borrowed, cleared by its dealloc */
+    /* A buffer group the ring's AsyncRing keeps for itself: the event
+     * loop's ring reserves its transports' (stream.c), so a user of the
+     * shared ring cannot set up, free or provide into it (register.c);
+     * stream.c lifts the reservation around its own setup_buf_ring(). */
+    uint8_t bgid_reserved;
+    uint8_t bgid_reserve_lifted;
+    uint16_t reserved_bgid;
     /* The threading model (docs/design.md, "Threads and signals"): each
      * side of the ring has at most one user at a time, as liburing
      * assumes.  A side is held, by the thread's ident, while a call runs

@@ -11,7 +11,8 @@ from ._core import __doc__, __version__  # noqa: F401
 
 # The event loop (loop.py) imports asyncio: loaded on first use, so that
 # `import py_io_uring` stays as light as the extension itself.
-_LOOP_NAMES = ("EventLoop", "EventLoopPolicy", "new_event_loop", "install", "run")
+_LOOP_NAMES = ("EventLoop", "EventLoopPolicy", "new_event_loop", "install", "run",
+               "get_running_ring")
 # The bulk file helpers (files.py, workqueue.py) import shutil: loaded on
 # first use too.
 _FILES_NAMES = ("read_files", "iter_read_files", "copyfile", "copy2", "copytree")

@@ -9,7 +9,8 @@ one io_uring_enter: it submits the polls the iteration armed, cancelled or
 changed, and waits with the loop's timeout, the GIL released.  Socket
 transports are, by default, asyncio's own over the polls;
 EventLoop(transport="uring") gives completion transports on that same ring
-(_transports.py: receives and sends as ring operations).  The
+(_transports.py: receives and sends as ring operations).
+get_running_ring() gives code on the loop its ring as an AsyncRing.  The
 iteration (_run_once), call_soon and call_at are asyncio's, in C
 (src/async/loop_core.c) outside debug mode.  Everything else is asyncio's,
 unchanged, so the loop behaves as asyncio's own does (CPython's event-loop
@@ -53,7 +54,7 @@ _LoopCore: _t.Any = getattr(_importlib.import_module("._core", __package__), "_L
 _check_ssl_socket = getattr(_base_events, "_check_ssl_socket", None)
 
 __all__ = ["RingSelector", "EventLoop", "EventLoopPolicy", "new_event_loop",
-           "install", "run"]
+           "install", "run", "get_running_ring"]
 
 
 # typeshed leaves the private class out
@@ -231,6 +232,10 @@ class EventLoop(_LoopCore, asyncio.SelectorEventLoop):
                 ar = sel._aring     # the loop's one ring (selector mode)
             else:
                 ar = AsyncRing(256)     # its own, watched by its eventfd
+            # bound to this loop now (a use while another loop runs is
+            # refused), closed only by close(), its transports' buffer
+            # group kept from the users get_running_ring() shares it with
+            _t.cast(_t.Any, ar)._loop_ring(self)
             self._aring = ar
         return ar
 
@@ -240,6 +245,8 @@ class EventLoop(_LoopCore, asyncio.SelectorEventLoop):
         if self.is_closed():
             return
         ar, self._aring = self._aring, None
+        if ar is not None:
+            _t.cast(_t.Any, ar)._loop_ring(None)    # the loop's to close: now
         if ar is not None and not ar.closed:
             # first, while the loop takes callbacks: aclose() cancels what is
             # in flight (its futures schedule their callbacks, which never
@@ -415,6 +422,30 @@ class EventLoop(_LoopCore, asyncio.SelectorEventLoop):
 _LoopCore._setup(asyncio.Handle, asyncio.TimerHandle, heapq, _base_events,
                  _callback_error, _run_handle_debug, time, RingSelector.select,
                  _selector_events.BaseSelectorEventLoop)
+
+
+def get_running_ring() -> AsyncRing:
+    """Return the running event loop's own AsyncRing, as
+    asyncio.get_running_loop() returns the loop.
+
+    On py_io_uring's EventLoop this is the ring the loop runs on: its
+    operations go to the kernel with the loop's polls and its other
+    operations, in the one io_uring_enter of each iteration, and complete
+    in it (no eventfd, no second ring).  Everything on the loop shares it:
+    the loop closes it (its aclose() and `async with` raise RuntimeError),
+    and registrations made on its get_ring() are everyone's (a library
+    that needs a file table or buffers of its own makes an AsyncRing()).
+    RuntimeError when no loop is running, or when the running loop is not
+    an EventLoop (asyncio's, uvloop's): there, make an AsyncRing(), which
+    works on any asyncio loop."""
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, EventLoop):
+        raise RuntimeError(
+            "get_running_ring(): the running event loop is {}.{}, not "
+            "py_io_uring's EventLoop, so it has no ring to share: make an "
+            "AsyncRing() of your own on it".format(
+                type(loop).__module__, type(loop).__qualname__))
+    return loop._uring()
 
 
 def new_event_loop() -> EventLoop:

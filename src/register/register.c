@@ -282,6 +282,22 @@ find_bufring(RingObject *r, unsigned bgid)
     return NULL;
 }
 
+/* The event loop's ring keeps one buffer group for its transports (the
+ * ring's bgid_reserved, set by the loop's AsyncRing): a user of that shared
+ * ring setting it up, freeing it or providing buffers into it would take
+ * the transports' receives from under them.  0, or -1 with ValueError. */
+static int
+check_reserved(RingObject *r, unsigned long bgid, const char *fname)
+{
+    if (r->bgid_reserved && !r->bgid_reserve_lifted && bgid == r->reserved_bgid) {
+        PyErr_Format(PyExc_ValueError, "%s(): buffer group %lu (0x%lx) is reserved "
+                     "on the event loop's ring for its transports: use another bgid",
+                     fname, bgid, bgid);
+        return -1;
+    }
+    return 0;
+}
+
 static void
 free_bufring(struct pu_bufring *b)
 {
@@ -358,6 +374,8 @@ Ring_setup_buf_ring(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
                         "0-65535, entries a power of two up to 32768, size > 0");
         return NULL;
     }
+    if (check_reserved(self, bgid, "setup_buf_ring") < 0)
+        return NULL;
     if (find_bufring(self, bgid) != NULL) {
         PyErr_Format(PyExc_ValueError, "buffer group %u already has a ring", bgid);
         return NULL;
@@ -548,6 +566,8 @@ Ring_free_buf_ring(RingObject *self, PyObject *arg)
         return NULL;
     bgid = PyLong_AsUnsignedLong(arg);
     if (bgid == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    if (check_reserved(self, bgid, "free_buf_ring") < 0)
         return NULL;
     for (pp = &self->bufrings; *pp != NULL && (*pp)->bgid != bgid; pp = &(*pp)->next)
         ;
@@ -809,6 +829,9 @@ pu_provided_describe(SqeObject *rec, int each, int nr, int bgid, int bid)
                      "0-65535, not %d", bgid);
         return -1;
     }
+    if (rec->ring != NULL &&
+        check_reserved(rec->ring, (unsigned long)bgid, "prep_provide_buffers") < 0)
+        return -1;
     if (p == NULL) {
         PyErr_SetString(PyExc_SystemError, "prep_provide_buffers(): no buffer pinned");
         return -1;

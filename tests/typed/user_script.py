@@ -242,6 +242,8 @@ def entry_points() -> None:
 
 
 async def _answer() -> int:
+    ring: py_io_uring.AsyncRing = py_io_uring.get_running_ring()
+    await ring.nop()
     return 42
 
 
