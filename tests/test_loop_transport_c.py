@@ -736,3 +736,99 @@ def test_a_batch_of_large_reads_makes_its_bytes_one_at_a_time():
 
     peak = _run(main)
     assert peak < 8 * 65536, peak
+
+
+def _kernel_at_least(major, minor):
+    rel = os.uname().release.split(".")
+    return (int(rel[0]), int(rel[1].split("-")[0])) >= (major, minor)
+
+
+@pytest.mark.skipif(not _kernel_at_least(6, 12), reason="IOU_PBUF_RING_INC is 6.12's")
+def test_small_reads_of_many_connections_share_the_incremental_buffers():
+    # 64 connections, each sent a message of its own per round while the
+    # loop waits: one reaped batch of 64 small reads.  The transports'
+    # buffer ring is incremental (16 buffers that the reads of every
+    # connection fill one after another), so the batch fits in it: every
+    # receive stays armed (no ENOBUFS, no re-arming), and each connection
+    # gets exactly its own bytes, in order, though they sat side by side in
+    # the same buffers.  With whole buffers, 16 would last 16 reads.
+    nconn, rounds = 64, 30
+
+    async def main(loop):
+        got = {i: bytearray() for i in range(nconn)}
+        want = {i: bytearray() for i in range(nconn)}
+        arrived = [0]
+        waiter = [None]
+
+        class P(asyncio.Protocol):
+            def __init__(self, i):
+                self.i = i
+
+            def data_received(self, data):
+                got[self.i] += data
+                arrived[0] += len(data)
+                if waiter[0] is not None and arrived[0] >= waiter[0][1] and not waiter[0][0].done():
+                    waiter[0][0].set_result(None)
+
+        ls = socket.create_server(("127.0.0.1", 0), backlog=nconn)
+        trs, peers = [], []
+        with ls:
+            for i in range(nconn):
+                tr, _, peer = await connected(loop, lambda i=i: P(i), ls)
+                trs.append(tr)
+                peers.append(peer)
+            await asyncio.sleep(0.05)                 # every receive armed
+            ops0 = loop._uring().stats()["ops"]
+            total = 0
+            for r in range(rounds):
+                for i, peer in enumerate(peers):
+                    msg = (b"%d:%d;" % (i, r)) * (1 + (i * 7 + r) % 40)
+                    want[i] += msg
+                    total += len(msg)
+                    peer.sendall(msg)
+                waiter[0] = (loop.create_future(), total)
+                if arrived[0] < total:
+                    await asyncio.wait_for(waiter[0][0], 10)
+            ops = loop._uring().stats()["ops"] - ops0
+            avail = loop._uring().get_ring().buf_ring_available(0x5354)
+            for tr in trs:
+                tr.close()
+            for peer in peers:
+                peer.close()
+        await asyncio.sleep(0.01)
+        return got, want, ops, avail
+
+    before = open_fds()
+    got, want, ops, avail = _run(main)
+    assert all(got[i] == want[i] for i in range(nconn))
+    assert ops == 0, ops        # no receive ended and was armed again
+    assert avail == 16, avail   # the incremental ring, all given back
+    assert open_fds() == before
+
+
+@pytest.mark.skipif(not _kernel_at_least(6, 12), reason="IOU_PBUF_RING_INC is 6.12's")
+def test_a_read_that_runs_past_a_buffers_end_comes_in_one_piece():
+    # the incremental ring's buffers fill read after read; a read that
+    # does not fit in what is left of one goes on in the next, in the same
+    # completion (a bundle), so data_received() gets what came at once, as
+    # on asyncio's loop, not two pieces cut at the buffer's end
+    size, count = 1000, 200                    # 200 KB: three buffers' ends
+
+    async def main(loop):
+        sizes = []
+        waiter = [None]
+
+        class P(asyncio.Protocol):
+            def data_received(self, data):
+                sizes.append(len(data))
+                waiter[0].set_result(None)
+
+        async with connection(loop, P) as (tr, _, peer):
+            for _ in range(count):
+                waiter[0] = loop.create_future()
+                peer.sendall(b"m" * size)
+                await asyncio.wait_for(waiter[0], 10)
+            tr.close()
+        return sizes
+
+    assert _run(main) == [size] * count

@@ -90,7 +90,8 @@ typedef struct AsyncRingObject {
                                        not (aclose(), async with); bound to
                                        that loop by _loop_ring(), its thread
                                        set at the first use on it (ring.c) */
-    uint8_t stream_bufs;            /* stream.c's buffer ring is set up */
+    uint8_t stream_bufs;            /* stream.c's buffer ring is set up:
+                                       1 whole buffers, 2 incremental */
     PyObject *cb_queue;             /* PU_AIO_CALLBACK completions of the
                                        batch being dispatched: a list of
                                        (waiter, Cqe, final), or NULL */

@@ -10,9 +10,11 @@
  * _UringStream(aring, fd, transport): the read side of one connection of
  * _transports._UringSocketTransport.
  *   - A Protocol: one multishot recv (IORING_RECV_MULTISHOT) from the
- *     AsyncRing's buffer ring (one per ring, set up by the first stream);
- *     the reap copies each completion's bytes out and gives the buffer back
- *     (core/reap.c), so data_received() gets a bytes of exactly what came.
+ *     AsyncRing's buffer ring (one per ring, set up by the first stream;
+ *     incremental where the kernel has it, so the reads of every
+ *     connection fill its buffers one after another); each completion's
+ *     bytes are copied out when it is delivered (take_buffer()), so
+ *     data_received() gets a bytes of exactly what came.
  *     Ended by the kernel without IORING_CQE_F_MORE (ENOBUFS when many
  *     connections drained the ring in one batch): armed again; right away
  *     when that arming got something, else from the loop's next iteration
@@ -30,12 +32,24 @@
  * and the rest stay in Python. */
 #include "async/stream.h"
 #include "register/register.h"
+#include "ops/liburing_compat.h"
 #include "ops_gen.h"
 
 #include <errno.h>
 
 #define PU_STREAM_BGID 0x5354       /* the AsyncRing's ring is private: any id */
-#define PU_STREAM_BUFS 64           /* buffers in the ring */
+/* Buffers in the ring.  Incremental (IOU_PBUF_RING_INC): the reads of
+ * every connection fill one buffer after another, so a few cover a batch of
+ * small reads, and the kernel writes into memory used a moment ago, warm in
+ * the cache.  Whole buffers: each read takes one, whatever its size, so a
+ * batch of 64 connections needs 64, 4 MiB cycled through, cold by their
+ * turn (a 64 KiB echo costs 1.2x the CPU; docs/loop.md). */
+#ifndef PU_STREAM_INC_BUFS
+#define PU_STREAM_INC_BUFS 16
+#endif
+#ifndef PU_STREAM_BUFS
+#define PU_STREAM_BUFS 64
+#endif
 #define PU_STREAM_BUF_SIZE 65536    /* bytes each: asyncio reads up to 256 KiB,
                                        the Python transport read 64 KiB */
 
@@ -45,6 +59,7 @@ static PyTypeObject StreamType;
 static struct {
     PyObject *data_received, *buffer_updated, *get_buffer, *fatal_error,
         *read_eof, *feed, *call_exception_handler, *setup_buf_ring;
+    PyObject *zero, *bundle;        /* recv_multishot's flags and ioprio */
 } S;
 
 static const char MSG_READ[] = "Fatal read error on socket transport";
@@ -150,24 +165,38 @@ pu_aio_reserve_stream_bgid(AsyncRingObject *a)
     a->ring->bgid_reserved = 1;
 }
 
-/* The ring's buffer group, set up once. */
+/* The ring's buffer group, set up once: IOU_PBUF_RING_INC where the
+ * kernel has it (6.12), else whole buffers (docs/loop.md, "Incremental
+ * buffers").  -DPU_STREAM_NO_INC builds whole buffers only, to measure. */
 static int
 buffer_ring(AsyncRingObject *a)
 {
     PyObject *r;
+    uint8_t kind = 2;
     if (a->stream_bufs)
         return 0;
     /* the group is reserved on the loop's ring (pu_aio_reserve_stream_bgid)
      * against its other users, not against this */
     a->ring->bgid_reserve_lifted = 1;
-    r = PyObject_CallMethod((PyObject *)a->ring, "setup_buf_ring", "III",
-                            (unsigned)PU_STREAM_BGID, (unsigned)PU_STREAM_BUFS,
-                            (unsigned)PU_STREAM_BUF_SIZE);
+    r = NULL;
+#ifndef PU_STREAM_NO_INC
+    r = PyObject_CallMethod((PyObject *)a->ring, "setup_buf_ring", "IIII",
+                            (unsigned)PU_STREAM_BGID, (unsigned)PU_STREAM_INC_BUFS,
+                            (unsigned)PU_STREAM_BUF_SIZE, (unsigned)IOU_PBUF_RING_INC);
+    if (r == NULL && PyErr_ExceptionMatches(PyExc_OSError))
+        PyErr_Clear();   /* EINVAL before 6.12: the flag is unknown */
+#endif
+    if (r == NULL && !PyErr_Occurred()) {
+        kind = 1;
+        r = PyObject_CallMethod((PyObject *)a->ring, "setup_buf_ring", "III",
+                                (unsigned)PU_STREAM_BGID, (unsigned)PU_STREAM_BUFS,
+                                (unsigned)PU_STREAM_BUF_SIZE);
+    }
     a->ring->bgid_reserve_lifted = 0;
     if (r == NULL)
         return -1;
     Py_DECREF(r);
-    a->stream_bufs = 1;
+    a->stream_bufs = kind;
     return 0;
 }
 
@@ -202,7 +231,7 @@ arm(StreamObject *s)
 {
     AsyncRingObject *a = s->aring;
     SqeObject *rec;
-    PyObject *r, *args[2], *buf = NULL;
+    PyObject *r, *args[3], *buf = NULL;
     int buffered = s->buffered;
 
     if (pu_aio_check_open(a) < 0 || pu_aio_bind_loop(a) < 0)
@@ -234,8 +263,14 @@ arm(StreamObject *s)
          * megabytes of bytes at once, which glibc gave back to the
          * kernel and faulted in again every batch (docs/loop.md) */
         rec->defer_buf = 1;
+        /* a bundle: data that runs past a buffer's end comes in one
+         * completion over the next buffer too, not cut in two at the
+         * boundary of an incremental ring's buffers */
+        args[1] = S.zero;
+        args[2] = S.bundle;   /* (6.10; an incremental ring is 6.12's) */
         r = pu_aio_wait_reserve(a, rec) < 0 ? NULL
-            : pu_aio_prep(rec, &pu_opdefs[PU_OP_RECV_MULTISHOT], args, 1, NULL,
+            : pu_aio_prep(rec, &pu_opdefs[PU_OP_RECV_MULTISHOT], args,
+                          a->stream_bufs == 2 ? 3 : 1, NULL,
                           "recv_multishot");
     }
     Py_XDECREF(args[0]);
@@ -345,7 +380,8 @@ take_buffer(AsyncRingObject *a, CqeObject *q)
 {
     if (!(q->flags & IORING_CQE_F_BUFFER) || q->nbufs != 0)
         return pu_cqe_result(q);   /* no buffer, or taken already */
-    return pu_bufring_take(a->ring, PU_STREAM_BGID, q->flags, q->res, &q->nbufs);
+    return pu_bufring_take(a->ring, PU_STREAM_BGID, q->flags, q->res, &q->nbufs,
+                           &q->buf_off);
 }
 
 /* Deferred arming (a dry buffer ring), from the loop's next iteration. */
@@ -667,6 +703,10 @@ pu_aio_stream_init(void)
             (*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL)
             return -1;
     size_t m = 0, g = 0;
+    if (S.zero == NULL && (S.zero = PyLong_FromLong(0)) == NULL)
+        return -1;
+    if (S.bundle == NULL && (S.bundle = PyLong_FromLong(IORING_RECVSEND_BUNDLE)) == NULL)
+        return -1;
     if (pu_stream_write_names() < 0)
         return -1;
     while (Stream_methods[m].ml_name != NULL)

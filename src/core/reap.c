@@ -136,10 +136,12 @@ pu_reap(RingObject *r)
              * provided groups: copy the bytes out and give the buffer
              * back (or let go of it), also when the op failed */
             if (rec != NULL && (c->flags & IORING_CQE_F_BUFFER) && rec->defer_buf) {
-                /* left in the buffer for the waiter (nbufs 0 until taken) */
+                /* left in the buffer for the waiter (nbufs 0 until taken);
+                 * where its bytes start is fixed now, in the kernel's order */
+                pu_bufring_defer(r, rec->buf_group, c->flags, c->res, &q->buf_off);
             } else if (rec != NULL && (c->flags & IORING_CQE_F_BUFFER)) {
                 q->result = pu_bufring_take(r, rec->buf_group, c->flags, c->res,
-                                            &q->nbufs);
+                                            &q->nbufs, NULL);
                 if (q->result == NULL && PyErr_Occurred()) {
                     q->sqe = NULL;
                     Py_DECREF(q);

@@ -133,6 +133,8 @@ typedef struct CqeObject {
     uint32_t flags;
     uint8_t has_big;                /* from a ring set up with IORING_SETUP_CQE32 */
     uint16_t nbufs;                 /* buffers of a buffer ring it used */
+    uint32_t buf_off;               /* a deferred buffer's (defer_buf): where
+                                       its bytes start, fixed at the reap */
     __u64 big[2];                   /* that entry's extra 16 bytes (big_cqe) */
 } CqeObject;
 

@@ -606,16 +606,18 @@ static PyObject *provided_take(RingObject *r, unsigned bgid, unsigned bid,
  * data ends before the end of goes back too, except the last one of an
  * IORING_CQE_F_BUF_MORE completion: the kernel keeps that one and goes on
  * in it.  A failed op used up its buffer all the same (a read that fails,
- * EISDIR say, posts IORING_CQE_F_BUFFER): it goes back, with NULL. */
+ * EISDIR say, posts IORING_CQE_F_BUFFER): it goes back, with NULL.
+ * off: for a completion taken after the reap (defer_buf), where its bytes
+ * start, as pu_bufring_defer() fixed it then; NULL when taken at the reap. */
 PyObject *
 pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags, int32_t res,
-                uint16_t *nbufs)
+                uint16_t *nbufs, const uint32_t *off)
 {
     struct pu_bufring *b = find_bufring(r, bgid);
     unsigned bid = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
     int keeps = (b != NULL && (b->flags & IOU_PBUF_RING_INC) &&
                  (cqe_flags & IORING_CQE_F_BUF_MORE));
-    size_t left, total;
+    size_t left, total, start;
     PyObject *data = NULL;
     char *out = NULL;
 
@@ -642,9 +644,12 @@ pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags, int32_t res,
         return NULL;   /* the result is the count */
     }
     left = total = res > 0 ? (size_t)res : 0;
+    start = off != NULL ? *off : b->off[bid];
+    if (start > b->size)
+        start = b->size;
     if (res >= 0) {
         /* at most the room of every buffer: never read past the ring */
-        size_t room = (size_t)b->entries * b->size - b->off[bid];
+        size_t room = (size_t)b->entries * b->size - start;
         if (total > room)
             left = total = room;
         data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
@@ -653,26 +658,64 @@ pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags, int32_t res,
         out = PyBytes_AS_STRING(data);
     }
     for (unsigned n = 0; n < b->entries; n++) {
-        size_t take = b->size - b->off[bid];
+        size_t take = b->size - start;
         unsigned next = b->next_bid[bid];
         if (take > left)
             take = left;
         if (out != NULL) {
-            memcpy(out, b->bufs + (size_t)bid * b->size + b->off[bid], take);
+            memcpy(out, b->bufs + (size_t)bid * b->size + start, take);
             out += take;
         }
         left -= take;
         if (left == 0 && keeps) {
-            b->off[bid] += (uint32_t)take;   /* the kernel goes on in it */
+            if (off == NULL)   /* (deferred: counted at the reap) */
+                b->off[bid] += (uint32_t)take;   /* the kernel goes on in it */
             break;
         }
         bufring_add(b, bid);
         if (left == 0)
             break;
         bid = next;
+        start = 0;   /* a bundle's next buffer: fresh from the ring */
         ++*nbufs;
     }
     return data;
+}
+
+/* A completion whose buffer stays out until its waiter takes it
+ * (defer_buf): where its bytes start in the buffer, fixed at the reap, in
+ * the kernel's order.  An IOU_PBUF_RING_INC buffer the kernel keeps
+ * (IORING_CQE_F_BUF_MORE) goes on after them at once, so that the next
+ * completion in it, taken first or never (a dropped completion), still
+ * starts where the kernel wrote it: the reads of several connections share
+ * a buffer, and one taken out of order must not hand another's bytes. */
+void
+pu_bufring_defer(RingObject *r, unsigned bgid, uint32_t cqe_flags, int32_t res,
+                 uint32_t *off)
+{
+    struct pu_bufring *b = find_bufring(r, bgid);
+    unsigned bid = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
+
+    size_t left = res > 0 ? (size_t)res : 0, start;
+
+    *off = 0;
+    if (b == NULL || b->send || bid >= b->entries)
+        return;
+    *off = start = b->off[bid];
+    if (!(b->flags & IOU_PBUF_RING_INC) || !(cqe_flags & IORING_CQE_F_BUF_MORE))
+        return;
+    /* the buffer the data ends in (a bundle runs on through the buffers
+     * added after the first, each fresh) is the one the kernel keeps */
+    for (unsigned n = 0; n < b->entries && left > 0; n++) {
+        size_t take = b->size - start;
+        if (take >= left) {
+            b->off[bid] = (uint32_t)(start + left);
+            return;
+        }
+        left -= take;
+        bid = b->next_bid[bid];
+        start = 0;
+    }
 }
 
 /* ---- legacy provided buffers (provide_buffers / remove_buffers) ----

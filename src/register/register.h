@@ -14,7 +14,9 @@ extern PyMethodDef pu_napi_methods[];       /* napi.c */
 extern PyMethodDef pu_sync_methods[];       /* sync.c */
 extern PyMethodDef pu_query_methods[];      /* query.c */
 PyObject *pu_bufring_take(RingObject *r, unsigned bgid, uint32_t cqe_flags,
-                          int32_t res, uint16_t *nbufs);
+                          int32_t res, uint16_t *nbufs, const uint32_t *off);
+void pu_bufring_defer(RingObject *r, unsigned bgid, uint32_t cqe_flags, int32_t res,
+                      uint32_t *off);
 void pu_release_registrations(RingObject *r);
 void pu_leak_registrations(RingObject *r);
 int pu_provided_describe(SqeObject *rec, int each, int nr, int bgid, int bid);
