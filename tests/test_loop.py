@@ -917,3 +917,38 @@ def test_the_default_transport_and_the_environment(monkeypatch):
         EventLoop()
     with pytest.raises(ValueError, match="transport must be 'selector' or 'uring', not 'x'"):
         EventLoop(transport="x")
+
+
+@pytest.mark.parametrize("kind", ["selector", "uring"])
+def test_a_loop_run_in_one_thread_is_closed_from_another(kind):
+    # asyncio's pattern for a loop in a worker thread: run there, stopped,
+    # the thread joined, then loop.close() from the main thread.  The
+    # loop's ring was used by the worker (sock_* and a transport); close()
+    # takes it over, as a stopped loop has no other user
+    before = _fds()
+    loop = EventLoop(transport=kind)
+    got = []
+
+    async def work():
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        b.setblocking(False)
+        with a, b:
+            await loop.sock_sendall(a, b"ping")
+            got.append(await loop.sock_recv(b, 10))
+        with socket.create_server(("127.0.0.1", 0)) as ls:
+            tr, _ = await loop.create_connection(asyncio.Protocol, *ls.getsockname())
+            peer, _ = ls.accept()
+            with peer:
+                tr.write(b"pong")
+                got.append(peer.recv(10))
+                tr.close()
+            await asyncio.sleep(0.01)
+
+    t = threading.Thread(target=lambda: loop.run_until_complete(work()))
+    t.start()
+    t.join()
+    loop.close()
+    assert loop.is_closed()
+    assert got == [b"ping", b"pong"]
+    assert _fds() == before

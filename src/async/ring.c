@@ -177,12 +177,17 @@ pu_aio_bind_loop_slow(AsyncRingObject *self)
  * loop.py), shared by py_io_uring.get_running_ring(): bound to loop now,
  * whether or not it runs (a use while another loop runs is refused, not
  * bound there), its aclose() refused, the transports' buffer group
- * reserved.  _loop_ring(None): the loop closes it (EventLoop.close()). */
+ * reserved.  _loop_ring(None): the loop closes it (EventLoop.close()),
+ * from the thread that calls close(): asyncio lets a loop that ran in one
+ * thread be closed from another once it stopped, and a stopped loop's ring
+ * has no other user. */
 static PyObject *
 AsyncRing_loop_ring(AsyncRingObject *self, PyObject *loop)
 {
     if (loop == Py_None) {
         self->loop_owned = 0;
+        if (self->thread != 0)
+            self->thread = PyThread_get_thread_ident();
         Py_RETURN_NONE;
     }
     if (pu_aio_check_open(self) < 0)
