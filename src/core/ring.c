@@ -150,6 +150,9 @@ pu_ring_setup(RingObject *r, const char *fname, long long entries,
         (void)io_uring_ring_dontfork(&r->ring);
     r->features = r->ring.features;
     r->setup_flags = flags;
+    r->disabled = (flags & IORING_SETUP_R_DISABLED) != 0;
+    r->issuer = (flags & IORING_SETUP_SINGLE_ISSUER) && !r->disabled
+                ? pu_thread_token() : 0;
     r->sq_entries = *r->ring.sq.kring_entries;
     r->pending = PyMem_Malloc(r->sq_entries * sizeof(*r->pending));
     r->npending = 0;

@@ -97,6 +97,13 @@ typedef struct RingObject {
     uint8_t reg_reg_bit;            /* ... and register by index (liburing 2.4+) */
     int reg_index;
     uint64_t reg_thread;            /* pu_thread_token() of the registering thread */
+    /* IORING_SETUP_SINGLE_ISSUER: the kernel takes submissions, waits and
+     * registrations from one thread only (EEXIST from any other), the one
+     * that set the ring up or, set up disabled (IORING_SETUP_R_DISABLED),
+     * the one that enabled it.  issuer is its pu_thread_token(), 0 while
+     * any thread may (no SINGLE_ISSUER, or not enabled yet). */
+    uint64_t issuer;
+    uint8_t disabled;               /* set up R_DISABLED, not enabled yet */
     PyObject *weakreflist;
 } RingObject;
 
@@ -182,6 +189,9 @@ int pu_ring_check_fail(RingObject *r, int side);   /* side: 0, 's', 'c' */
     ((r)->initialised && !(r)->closing && \
      (r)->fork_generation == pu_fork_generation && \
      (!(r)->fd_closed || (r)->reg_thread == pu_thread_token()))
+
+/* May this thread submit, wait and register (IORING_SETUP_SINGLE_ISSUER)? */
+#define PU_ISSUER_HERE(r) ((r)->issuer == 0 || (r)->issuer == pu_thread_token())
 
 static inline int
 pu_ring_check(RingObject *r)

@@ -60,7 +60,7 @@ cancel_all(RingObject *r, int *cancel_einval)
 }
 
 static Py_ssize_t
-leak_remaining(RingObject *r)
+leak_remaining(RingObject *r, const char *why)
 {
     Py_ssize_t n = 0;
     for (uint32_t s = 0; s < r->nslots; s++) {
@@ -76,9 +76,9 @@ leak_remaining(RingObject *r)
     r->nrecords = 0;
     if (n > 0)
         PyErr_WarnFormat(PyExc_ResourceWarning, 1,
-                         "IoUring teardown: %zd operation(s) did not complete "
-                         "after cancellation; their buffers are leaked rather "
-                         "than freed while the kernel may still use them", n);
+                         "IoUring teardown: %zd operation(s) %s; their buffers "
+                         "are leaked rather than freed while the kernel may "
+                         "still use them", n, why);
     return n;
 }
 
@@ -110,7 +110,7 @@ drain(RingObject *r)
         int ret;
 
         if (now - start > PU_TEARDOWN_DEADLINE) {
-            leaked = leak_remaining(r);
+            leaked = leak_remaining(r, "did not complete after cancellation");
             break;
         }
         if (last_cancel < 0 || now - last_cancel >= PU_RECANCEL_EVERY) {
@@ -140,13 +140,26 @@ pu_ring_teardown(RingObject *r)
     if (!r->initialised || (r->closing & PU_CLOSING_NOW))
         return;
     r->closing = PU_CLOSING_NOW;
-    if (r->fork_generation == pu_fork_generation && !pu_ring_reachable(r)) {
-        /* close_ring_fd() left only the registering thread's index, and
-         * this is another thread: nothing here can cancel or reap, so
-         * what is in flight is leaked (the kernel ring lives on in that
-         * thread's table until it ends or tears the ring down) */
+    /* a ring set up disabled and never enabled takes no submission: to
+     * drain what was queued on it, enable it (this thread its issuer) */
+    if (r->disabled && r->nrecords > 0 && r->fork_generation == pu_fork_generation &&
+        pu_ring_reachable(r))
+        (void)pu_ring_enable(r);
+    if (r->fork_generation == pu_fork_generation &&
+        (!pu_ring_reachable(r) || !PU_ISSUER_HERE(r))) {
+        /* close_ring_fd() left only the registering thread's index, or the
+         * ring is SINGLE_ISSUER and its issuer another thread, and this
+         * thread cannot enter it: nothing here can cancel or reap, so what
+         * is in flight is leaked (the kernel cancels it when the ring's
+         * last fd and mapping go; with close_ring_fd(), when that thread
+         * ends or tears the ring down) */
         r->npending = 0;
-        leaked = leak_remaining(r);
+        leaked = leak_remaining(r, PU_ISSUER_HERE(r)
+                                   ? "in flight could not be cancelled from this "
+                                     "thread (the ring fd is registered by another)"
+                                   : "in flight could not be cancelled from this "
+                                     "thread (IORING_SETUP_SINGLE_ISSUER: the kernel "
+                                     "takes the ring's submissions from another)");
     } else if (r->fork_generation == pu_fork_generation) {
         leaked = drain(r);
     } else {

@@ -9,6 +9,7 @@
 /* registrations (register.c) */
 extern PyMethodDef pu_register_methods[];
 extern PyMethodDef pu_restrict_methods[];   /* restrict.c */
+int pu_ring_enable(RingObject *r);          /* restrict.c: -errno on failure */
 extern PyMethodDef pu_ring_fd_methods[];    /* ring_fd.c */
 extern PyMethodDef pu_napi_methods[];       /* napi.c */
 extern PyMethodDef pu_sync_methods[];       /* sync.c */

@@ -88,6 +88,21 @@ fail:
     return NULL;
 }
 
+/* Enable a ring set up disabled; a SINGLE_ISSUER one takes this thread
+ * as its issuer (the kernel's submitter_task).  0, or -errno. */
+int
+pu_ring_enable(RingObject *r)
+{
+    int ret = register_op(r, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+
+    if (ret < 0)
+        return ret;
+    r->disabled = 0;
+    if (r->setup_flags & IORING_SETUP_SINGLE_ISSUER)
+        r->issuer = pu_thread_token();
+    return 0;
+}
+
 static PyObject *
 Ring_enable_rings(RingObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -95,7 +110,7 @@ Ring_enable_rings(RingObject *self, PyObject *Py_UNUSED(ignored))
 
     if (pu_ring_check(self) < 0)
         return NULL;
-    ret = register_op(self, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+    ret = pu_ring_enable(self);
     if (ret < 0) {
         if (ret == -EBADFD)
             return pu_err_errno_msg(-ret, "enable_rings(): the ring is not disabled "
