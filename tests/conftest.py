@@ -46,7 +46,7 @@ if os.environ.get("PY_IO_URING_LEAKS") == "1":
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "no_leakcheck: too slow to repeat under make leaks")
+    config.addinivalue_line("markers", "no_leakcheck: not repeated under make leaks (too slow, or it leaks on purpose)")
 
 
 @pytest.fixture

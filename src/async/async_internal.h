@@ -248,6 +248,18 @@ void pu_aio_finish_close(AsyncRingObject *self);
 extern PyMethodDef pu_aio_flush_def, pu_aio_ready_def, pu_aio_record_done_def;
 extern const pu_common_rules pu_aio_rules, pu_aio_iter_rules;
 int pu_aio_schedule_flush_now(AsyncRingObject *self);
+int pu_aio_check_issuer_slow(AsyncRingObject *self);
+
+/* May this thread submit on the ring (enabling a disabled one)?  0, or -1
+ * with RuntimeError. */
+static inline int
+pu_aio_check_issuer(AsyncRingObject *self)
+{
+    RingObject *r = self->ring;
+    if (r->issuer == 0 ? !r->disabled : r->issuer == pu_thread_token())
+        return 0;
+    return pu_aio_check_issuer_slow(self);
+}
 int pu_aio_flush_now(AsyncRingObject *self);
 int pu_aio_internal_cancel(AsyncRingObject *self, __u64 target);
 int pu_aio_cancel_in_kernel(SqeObject *rec, PyObject *fut);

@@ -7,6 +7,7 @@
  * async_internal.h says how the files of src/async/ share the work. */
 #include "async/async_internal.h"
 #include "core/reap_sink.h"
+#include "register/register.h"
 #include "ops_gen.h"
 
 #include <errno.h>
@@ -34,6 +35,37 @@ pu_aio_schedule_flush_now(AsyncRingObject *self)
     return 0;
 }
 
+/* A ring set up disabled is enabled by its first submit, which makes this
+ * thread a SINGLE_ISSUER ring's issuer: the event loop's ring is made when
+ * the loop is, maybe in another thread than the one that runs it.  After
+ * that, another thread is refused here, with what it means, rather than
+ * by the kernel's bare EEXIST.  (Slow path of pu_aio_check_issuer().) */
+int
+pu_aio_check_issuer_slow(AsyncRingObject *self)
+{
+    RingObject *r = self->ring;
+
+    if (r->disabled) {
+        int ret = pu_ring_enable(r);
+        if (ret < 0) {
+            pu_err_errno(-ret);
+            return -1;
+        }
+    }
+    if (PU_ISSUER_HERE(r))
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError, self->loop_owned || self->sel != NULL
+                    ? "this event loop's ring was set up with "
+                      "IORING_SETUP_SINGLE_ISSUER, and the kernel takes its "
+                      "submissions only from the thread that first ran the "
+                      "loop: run it there, or make the loop with "
+                      "py_io_uring.EventLoop(single_issuer=False)"
+                    : "this AsyncRing's ring was set up with "
+                      "IORING_SETUP_SINGLE_ISSUER, and the kernel takes its "
+                      "submissions only from the thread that first submitted");
+    return -1;
+}
+
 int
 pu_aio_flush_now(AsyncRingObject *self)
 {
@@ -43,6 +75,8 @@ pu_aio_flush_now(AsyncRingObject *self)
                                                   memory is not mapped */
     if (io_uring_sq_ready(&self->ring->ring) == 0)
         return 0;
+    if (pu_aio_check_issuer(self) < 0)
+        return -1;
     ret = pu_ring_flush(self->ring, 0);
     if (ret < 0)
         return -1;
@@ -681,8 +715,14 @@ pu_aio_process_into(AsyncRingObject *self, PyObject *polls)
 
     if (!r->initialised || r->fork_generation != pu_fork_generation)
         return 0;   /* a forked child's copy: the ring is not mapped here */
-    if (r->setup_flags & IORING_SETUP_DEFER_TASKRUN)
-        io_uring_get_events(&r->ring);   /* the eventfd was only a hint */
+    /* a DEFER_TASKRUN ring posts completions only when its issuer asks:
+     * asked when the kernel flags work waiting (IORING_SETUP_TASKRUN_FLAG),
+     * else every time (the eventfd was only a hint) */
+    if ((r->setup_flags & IORING_SETUP_DEFER_TASKRUN) && PU_ISSUER_HERE(r) &&
+        (!(r->setup_flags & IORING_SETUP_TASKRUN_FLAG) ||
+         (IO_URING_READ_ONCE(*r->ring.sq.kflags) &
+          (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW))))
+        io_uring_get_events(&r->ring);
     /* The loop's select() (polls given) reaps once: what was there when
      * its wait ended, as epoll_wait() hands asyncio one set of events per
      * iteration.  More rounds would also deliver what the callbacks of the

@@ -147,6 +147,20 @@ pu_aio_bind_loop_slow(AsyncRingObject *self)
 
     if (self->loop != NULL) {
         if (self->thread != 0 && PyThread_get_thread_ident() != self->thread) {
+            /* a loop's own ring follows the loop: asyncio lets a stopped
+             * loop run again in another thread (whether its ring's kernel
+             * side does is pu_aio_check_issuer()'s) */
+            if (self->loop_owned) {
+                loop = running_loop();
+                if (loop == NULL)
+                    PyErr_Clear();      /* none running here: refused below */
+                else
+                    Py_DECREF(loop);
+                if (loop != NULL && loop == self->loop) {
+                    self->thread = PyThread_get_thread_ident();
+                    return 0;
+                }
+            }
             PyErr_SetString(PyExc_RuntimeError, "AsyncRing used from another "
                             "thread than its event loop's");
             return -1;
@@ -365,6 +379,7 @@ static PyObject *
 AsyncRing_aclose(AsyncRingObject *self, PyObject *Py_UNUSED(ignored))
 {
     PyObject *cb, *delay;
+    int reachable;
 
     if (check_not_loop_owned(self, "aclose()") < 0)
         return NULL;
@@ -383,11 +398,14 @@ AsyncRing_aclose(AsyncRingObject *self, PyObject *Py_UNUSED(ignored))
     if (self->close_waiter == NULL)
         return NULL;
     /* a forked child's copy has nothing of its own in flight, and no
-     * mapping of the ring to cancel through: the teardown lets it go */
-    if (self->ring->fork_generation == pu_fork_generation &&
-        cancel_everything(self) < 0)
+     * mapping of the ring to cancel through: the teardown lets it go; nor
+     * can a thread the kernel takes no submissions from (a SINGLE_ISSUER
+     * ring's other threads) cancel: the teardown leaks what is in flight */
+    reachable = self->ring->fork_generation == pu_fork_generation &&
+                PU_ISSUER_HERE(self->ring);
+    if (reachable && cancel_everything(self) < 0)
         unraisable("AsyncRing.aclose(): cancelling");
-    if (self->ring->nrecords == 0 || self->ring->fork_generation != pu_fork_generation) {
+    if (self->ring->nrecords == 0 || !reachable) {
         pu_aio_finish_close(self);
     } else {
         cb = PyCFunction_New(&deadline_def, (PyObject *)self);

@@ -403,7 +403,7 @@ enter(AsyncRingObject *self, double timeout)
     double deadline = timeout > 0 ? pu_monotonic() + timeout : -1.0;
     int wait = timeout != 0.0;
 
-    if (pu_ring_check_sq(r) < 0)
+    if (pu_ring_check_sq(r) < 0 || pu_aio_check_issuer(self) < 0)
         return -1;
     if (r->cq_owner != 0) {
         PyErr_SetString(PyExc_RuntimeError, "select(): another thread is waiting "

@@ -44,7 +44,9 @@ import sys
 import typing as _t
 
 # the package's name, not ._core's: the package's stub types it
-from . import AsyncRing, IORING_SETUP_COOP_TASKRUN
+from . import (AsyncRing, IORING_SETUP_COOP_TASKRUN, IORING_SETUP_DEFER_TASKRUN,
+               IORING_SETUP_R_DISABLED, IORING_SETUP_SINGLE_ISSUER,
+               IORING_SETUP_TASKRUN_FLAG)
 from . import _transports
 
 _T = _t.TypeVar("_T")
@@ -74,21 +76,41 @@ class _SocketTransport(_SelectorSocketTransport):
     max_size = 64 * 1024
 
 
-def _new_ring(entries: int) -> AsyncRing:
+def _new_ring(entries: int, single_issuer: bool = True) -> AsyncRing:
     """The loop's one ring: an AsyncRing in selector mode (src/async/
     selector.c), carrying the selector's polls and the loop's operations.
-    COOP_TASKRUN (Linux 5.19): the kernel runs the ring's completion work
-    when this thread next enters it (it does every iteration) instead of
-    interrupting the thread with an IPI for it, which measured as a tenth
-    of the loop's time under HTTP load; refused by an older kernel, then a
-    plain ring."""
+
+    single_issuer: SINGLE_ISSUER | DEFER_TASKRUN (Linux 6.1): the kernel
+    keeps the ring's completion work until this thread asks for it, in the
+    io_uring_enter that waits each iteration, instead of running it at any
+    return from a system call (the loop makes hundreds between waits: every
+    send, every recv).  Echo `Protocol` server, 1 KiB: 1.17x uvloop's
+    messages per CPU-second, 1.00x with COOP_TASKRUN in the same run
+    (docs/loop.md, "One thread's ring").  The price: the kernel
+    takes submissions only from one thread.  The ring is set up disabled
+    (R_DISABLED) and enabled by its first submit, in the thread that first
+    runs the loop (src/async/dispatch.c); running the loop later in another
+    thread is refused, and closing it from another thread lets go of what
+    is still in flight without cancelling it (src/core/teardown.c).
+    TASKRUN_FLAG: the kernel flags completion work waiting, so a select()
+    that does not wait asks for it only then.
+
+    Otherwise, or refused by an older kernel, COOP_TASKRUN (Linux 5.19):
+    the kernel runs the completion work when this thread next enters the
+    kernel, instead of interrupting it with an IPI, which measured as a
+    tenth of the loop's time under HTTP load; refused too, a plain ring."""
     ring: _t.Any    # its selector-mode methods are private: not in the stub
-    try:
-        ring = AsyncRing(entries, IORING_SETUP_COOP_TASKRUN)
-    except OSError as e:
-        if e.errno != errno.EINVAL:
-            raise
-        ring = AsyncRing(entries)
+    tries = [IORING_SETUP_COOP_TASKRUN, 0]
+    if single_issuer:
+        tries.insert(0, IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN
+                     | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_R_DISABLED)
+    for flags in tries:
+        try:
+            ring = AsyncRing(entries, flags)
+            break
+        except OSError as e:
+            if e.errno != errno.EINVAL or not flags:
+                raise
     ring._selector_mode()
     return ring
 
@@ -111,9 +133,9 @@ class RingSelector(selectors._BaseSelectorImpl):
     timeout in the same io_uring_enter, hands operation completions to
     their futures and returns the polls' (key, events)."""
 
-    def __init__(self, entries: int = 256) -> None:
+    def __init__(self, entries: int = 256, *, single_issuer: bool = True) -> None:
         super().__init__()
-        self._aring: _t.Any = _new_ring(entries)
+        self._aring: _t.Any = _new_ring(entries, single_issuer)
 
     def register(self, fileobj, events, data=None):
         key = super().register(fileobj, events, data)
@@ -195,11 +217,15 @@ class EventLoop(_LoopCore, asyncio.SelectorEventLoop):
     mode."""
 
     def __init__(self, selector: _t.Optional[selectors.BaseSelector] = None,
-                 *, transport: _t.Optional[str] = None) -> None:
+                 *, transport: _t.Optional[str] = None,
+                 single_issuer: bool = True) -> None:
         # transport: "uring" (reads and writes as ring operations,
         # _transports.py; the default: _transports.DEFAULT_KIND) or
         # "selector" (asyncio's transports over the ring's polls); None
-        # reads PY_IO_URING_TRANSPORT, the default when it is unset or empty
+        # reads PY_IO_URING_TRANSPORT, the default when it is unset or empty.
+        # single_issuer: the ring takes submissions from the thread that
+        # first runs the loop only, and is faster for it (_new_ring()); False
+        # for a loop run by one thread, then another
         try:
             if transport is None:
                 transport = _transports.default_kind()
@@ -211,7 +237,8 @@ class EventLoop(_LoopCore, asyncio.SelectorEventLoop):
             self._closed = True
             raise
         self._transport_kind = transport
-        super().__init__(selector if selector is not None else RingSelector())
+        super().__init__(selector if selector is not None
+                         else RingSelector(single_issuer=single_issuer))
         self._aring: _t.Optional[AsyncRing] = None
         # datagrams a cancelled sock_recvfrom(_into) still received: fd -> list
         self._dgram_carry: _t.Dict[int, _t.List[_t.Tuple[bytes, _t.Any]]] = {}
