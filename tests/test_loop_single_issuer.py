@@ -7,7 +7,9 @@ with what it means (or allowed with single_issuer=False), and closing from
 another thread neither hangs nor frees what the kernel may still use."""
 import asyncio
 import gc
+import socket
 import threading
+import time
 import warnings
 
 import pytest
@@ -143,3 +145,33 @@ def test_a_loop_closed_from_another_thread_leaks_what_it_cannot_cancel():
     b.close()
     assert _fds() == before
     assert loop.is_closed()
+
+
+@pytest.mark.parametrize("fired", [False, True])
+def test_an_fd_unregistered_and_closed_is_let_go_at_once(fired):
+    # the selector's poll holds a reference to the fd's file: asyncio's
+    # _stop_serving() removes the reader, then closes the socket, and a
+    # connect right after must be refused, with the loop not running.  A
+    # poll that fired and whose completion the kernel has not posted yet
+    # (DEFER_TASKRUN: not until the loop asks) holds it as much as an armed one
+    loop = EventLoop()
+    try:
+        ls = socket.create_server(("127.0.0.1", 0))
+        ls.setblocking(False)
+        port = ls.getsockname()[1]
+        loop.add_reader(ls, lambda: None)
+        loop.run_until_complete(asyncio.sleep(0.01))   # the poll is armed
+        if fired:
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                pass
+            time.sleep(0.05)        # the poll fires in the kernel meanwhile
+        loop.remove_reader(ls)
+        ls.close()
+        c = socket.socket()
+        try:
+            with pytest.raises(ConnectionRefusedError):
+                c.connect(("127.0.0.1", port))
+        finally:
+            c.close()
+    finally:
+        loop.close()

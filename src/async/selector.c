@@ -204,7 +204,9 @@ AsyncRing_sel_set(AsyncRingObject *self, PyObject *const *args, Py_ssize_t nargs
     Py_RETURN_NONE;
 }
 
-/* _sel_del(fd): the selector unregistered fd: its poll goes. */
+static int remove_now(AsyncRingObject *self);
+
+/* _sel_del(fd): the selector unregistered fd: its poll goes, now. */
 static PyObject *
 AsyncRing_sel_del(AsyncRingObject *self, PyObject *arg)
 {
@@ -221,6 +223,8 @@ AsyncRing_sel_del(AsyncRingObject *self, PyObject *arg)
     e->events = 0;
     e->held = 0;
     Py_CLEAR(e->key);
+    if (remove_now(self) < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -242,6 +246,52 @@ bare_sqe(AsyncRingObject *self, __u64 ud)
     return sqe;
 }
 
+/* Queue the removals.  On failure what is left stays listed. */
+static int
+queue_removals(AsyncRingObject *self)
+{
+    struct pu_aio_selector *sel = self->sel;
+    Py_ssize_t i;
+
+    for (i = 0; i < sel->nrm; i++) {
+        struct io_uring_sqe *sqe = bare_sqe(self, PU_UD_INTERNAL);
+        if (sqe == NULL) {
+            memmove(sel->rm, sel->rm + i, (size_t)(sel->nrm - i) * sizeof(__u64));
+            sel->nrm -= i;
+            return -1;
+        }
+        io_uring_prep_poll_remove(sqe, sel->rm[i]);
+        sqe->user_data = PU_UD_INTERNAL;
+    }
+    sel->nrm = 0;
+    return 0;
+}
+
+/* The removal of an unregistered fd's poll, in the kernel before
+ * _sel_del() returns: a poll holds a reference to the fd's file, and
+ * asyncio closes the fd next (server.close(): a connect right after must
+ * be refused; test_events' test_server_close).  Submitted alone, a poll
+ * that fired would still hold it: the kernel posts its completion, and
+ * lets go, only when the ring's issuer asks on a DEFER_TASKRUN ring, or
+ * at the thread's next system call otherwise, so it is asked for here
+ * (the cost of epoll's EPOLL_CTL_DEL: one system call).  From a thread the
+ * ring takes nothing from (a loop closed from another), or a ring never
+ * enabled, it is left to the next select() or to the teardown. */
+static int
+remove_now(AsyncRingObject *self)
+{
+    RingObject *r = self->ring;
+
+    if (self->sel->nrm == 0 || r->disabled || !PU_ISSUER_HERE(r) ||
+        r->fork_generation != pu_fork_generation || !PU_RING_USABLE(r))
+        return 0;
+    if (queue_removals(self) < 0 || pu_aio_flush_now(self) < 0)
+        return -1;
+    if (r->setup_flags & IORING_SETUP_DEFER_TASKRUN)
+        io_uring_get_events(&r->ring);
+    return 0;
+}
+
 /* Queue the removals and the polls to arm.  On failure what is left stays
  * listed for the next select(). */
 static int
@@ -250,14 +300,8 @@ queue_polls(AsyncRingObject *self)
     struct pu_aio_selector *sel = self->sel;
     Py_ssize_t i;
 
-    for (i = 0; i < sel->nrm; i++) {
-        struct io_uring_sqe *sqe = bare_sqe(self, PU_UD_INTERNAL);
-        if (sqe == NULL)
-            goto fail_rm;
-        io_uring_prep_poll_remove(sqe, sel->rm[i]);
-        sqe->user_data = PU_UD_INTERNAL;
-    }
-    sel->nrm = 0;
+    if (queue_removals(self) < 0)
+        return -1;
     for (i = 0; i < sel->narm; i++) {
         int fd = sel->arm[i];
         pu_sel_fd *e = &sel->fds[fd];
@@ -285,10 +329,6 @@ queue_polls(AsyncRingObject *self)
     }
     sel->narm = 0;
     return 0;
-fail_rm:
-    memmove(sel->rm, sel->rm + i, (size_t)(sel->nrm - i) * sizeof(__u64));
-    sel->nrm -= i;
-    return -1;
 fail_arm:
     memmove(sel->arm, sel->arm + i, (size_t)(sel->narm - i) * sizeof(int));
     sel->narm -= i;
