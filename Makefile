@@ -177,7 +177,7 @@ devmode: deps-test
 
 # every CPython 3.8..3.13 pyenv has, each in its own venv (.ci/matrix)
 matrix: deps
-	TEST_DEPS="$(TEST_DEPS)" PYTEST_ARGS="$(PYTEST_ARGS)" nice .ci/matrix
+	TEST_DEPS="$(TEST_DEPS)" PYTEST_ARGS="$(PYTEST_ARGS)" MATRIX_SUITE_ELSEWHERE="$(MATRIX_SUITE_ELSEWHERE)" nice .ci/matrix
 
 # The fuzz build (build-fuzz/): clang with libFuzzer's coverage
 # instrumentation, so atheris sees which branches of the C code an input
