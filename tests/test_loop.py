@@ -717,6 +717,68 @@ def test_flow_control_pauses_and_resumes_writing(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_limits_lowered_under_queued_writes_pause_then_resume_once_drained(kind):
+    # writes queued under the high-water mark (no pause), then
+    # set_write_buffer_limits() lowers the mark below them: asyncio pauses
+    # the protocol there, and the drain must resume it, though no write
+    # paused it (the completion transport skips the flow-control calls it
+    # knows to be no-ops; a first queue drained before, so nothing of the
+    # transport's start is left to call them anyway)
+    events = []
+
+    class P(asyncio.Protocol):
+        def connection_made(self, transport):
+            transport.get_extra_info("socket").setsockopt(
+                socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            transport.set_write_buffer_limits(high=1 << 30)
+            made.set_result(transport)
+
+        def pause_writing(self):
+            events.append("pause")
+
+        def resume_writing(self):
+            events.append("resume")
+
+    async def drain(loop, c, n):
+        got = 0
+        while got < n:
+            got += len(await loop.sock_recv(c, 1 << 20))
+        return got
+
+    async def main(loop):
+        nonlocal made
+        made = loop.create_future()
+        server = await loop.create_server(P, "127.0.0.1", 0)
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.setblocking(False)
+        with c:
+            await loop.sock_connect(c, server.sockets[0].getsockname())
+            tr = await made
+            tr.write(b"x" * (1 << 20))             # queued, then drained
+            assert tr.get_write_buffer_size() > 0
+            await drain(loop, c, 1 << 20)
+            await asyncio.sleep(0.05)
+            assert tr.get_write_buffer_size() == 0 and events == []
+            tr.write(b"y" * (1 << 20))             # queued again, no pause
+            assert tr.get_write_buffer_size() > 1024 and events == []
+            tr.set_write_buffer_limits(high=1024, low=0)
+            assert events == ["pause"]
+            await drain(loop, c, 1 << 20)
+            for _ in range(100):
+                if events == ["pause", "resume"]:
+                    break
+                await asyncio.sleep(0.01)
+            tr.close()
+        server.close()
+        await server.wait_closed()
+
+    made = None
+    _on_loop_kind(kind, main)
+    assert events == ["pause", "resume"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_pause_reading_loses_nothing(kind):
     async def main(loop):
         got = bytearray()

@@ -41,6 +41,14 @@ typedef struct {
     PyObject *send_queued_cb;       /* self._send_queued, for call_soon */
     Py_ssize_t conn_lost;           /* asyncio's _conn_lost */
     uint8_t eof;                    /* write_eof() was called */
+    /* asyncio's flow control is the transport's (Python); these let the
+     * write path skip calls whose answer is known: _maybe_pause_protocol()
+     * is a no-op at or below the high-water mark (its mirror, -1 until the
+     * transport gives it: always called), and _maybe_resume_protocol() and
+     * the drained call's resume matter only after a pause may have
+     * happened (pause_maybe, cleared when the queue drains) */
+    Py_ssize_t high_water;
+    uint8_t pause_maybe;
     uint8_t wsoon;                  /* _send_queued is scheduled */
     PyObject *weakreflist;
 } StreamObject;

@@ -88,6 +88,17 @@ call_owner(StreamObject *s, PyObject *name)
     return r == NULL ? -1 : 0;
 }
 
+/* After a write queued bytes: the transport's _maybe_pause_protocol(),
+ * unless the buffer is at or below the high-water mark it gave. */
+static int
+maybe_pause(StreamObject *s)
+{
+    if (s->high_water >= 0 && s->wq_size + (s->wlen - s->woff) <= s->high_water)
+        return 0;
+    s->pause_maybe = 1;
+    return call_owner(s, W.maybe_pause);
+}
+
 /* Is s's loop the one running in this thread?  The ring takes operations
  * only from it; else a queued send starts from the loop (call_soon). */
 static int
@@ -349,7 +360,7 @@ Stream_write(StreamObject *s, PyObject *data)
         PyBuffer_Release(&view);
         if (r < 0 || start_send(s, data, n) < 0)
             return wfatal(s) < 0 ? NULL : (Py_INCREF(Py_None), Py_None);
-        if (call_owner(s, W.maybe_pause) < 0)
+        if (maybe_pause(s) < 0)
             return NULL;
         Py_RETURN_NONE;
     }
@@ -370,7 +381,7 @@ Stream_write(StreamObject *s, PyObject *data)
     Py_DECREF(rest);
     if (r < 0)
         return wfatal(s) < 0 ? NULL : (Py_INCREF(Py_None), Py_None);
-    if (call_owner(s, W.maybe_pause) < 0)
+    if (maybe_pause(s) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -460,9 +471,14 @@ pu_stream_write_deliver(StreamObject *s, SqeObject *rec, CqeObject *q)
         } else if (s->wq != NULL && PyList_GET_SIZE(s->wq) > 0 && !s->conn_lost) {
             if (send_queue(s) < 0)
                 r = wfatal(s);
-            else
+            else if (s->pause_maybe)
                 r = call_owner(s, W.maybe_resume);
-        } else {
+        } else if (s->pause_maybe || s->empty_waiter != NULL || s->eof ||
+                   s->transport == NULL) {
+            /* _write_drained(): a resume, sendfile's waiter, write_eof()'s
+             * shutdown, or close()'s connection_lost (close() detached the
+             * read side): none of these, nothing to do */
+            s->pause_maybe = 0;
             r = call_owner(s, W.write_drained);
         }
     }
@@ -601,7 +617,32 @@ set_empty_waiter(StreamObject *s, PyObject *v, void *Py_UNUSED(c))
     return 0;
 }
 
+/* The transport's set_write_buffer_limits() (and its __init__) give the
+ * high-water mark; the limits changed, a pause may have happened. */
+static PyObject *
+get_high_water(StreamObject *s, void *Py_UNUSED(c))
+{
+    return PyLong_FromSsize_t(s->high_water);
+}
+
+static int
+set_high_water(StreamObject *s, PyObject *v, void *Py_UNUSED(c))
+{
+    Py_ssize_t n;
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete high_water");
+        return -1;
+    }
+    n = PyNumber_AsSsize_t(v, PyExc_OverflowError);
+    if (n == -1 && PyErr_Occurred())
+        return -1;
+    s->high_water = n < 0 ? -1 : n;
+    s->pause_maybe = 1;
+    return 0;
+}
+
 PyGetSetDef pu_stream_write_getset[] = {
+    {"high_water", (getter)get_high_water, (setter)set_high_water, NULL, NULL},
     {"write_buffer_size", (getter)get_buffer_size, NULL, NULL, NULL},
     {"write_idle", (getter)get_idle, NULL, NULL, NULL},
     {"send_in_flight", (getter)get_in_flight, NULL, NULL, NULL},
@@ -620,6 +661,8 @@ pu_stream_write_init(StreamObject *s)
                               NULL};
     Py_INCREF(s->transport);
     s->owner = s->transport;
+    s->high_water = -1;
+    s->pause_maybe = 1;
     s->loop = PyObject_GetAttrString(s->transport, "_loop");
     if (s->loop == NULL)
         return -1;

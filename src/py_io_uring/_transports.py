@@ -122,6 +122,7 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
         self._server = server
         self._protocol_connected = False
         self._core = _UringStream(self._ring, self._sock_fd, self)
+        self._core.high_water = self._high_water   # (set by super().__init__())
         self.set_protocol(protocol)
         # the write path is the stream's (C): no Python frame per write
         self.write = self._core.write
@@ -302,6 +303,12 @@ class _UringSocketTransport(transports._FlowControlMixin, transports.Transport):
 
     def get_write_buffer_size(self):
         return self._core.write_buffer_size if self._core is not None else 0
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        super().set_write_buffer_limits(high, low)      # may pause the protocol
+        if self._core is not None:
+            # the stream skips _maybe_pause_protocol() up to this mark
+            self._core.high_water = self._high_water
 
     def can_write_eof(self):
         return True
