@@ -18,9 +18,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUF = 65536   # each connection's reusable receive buffer
 
 # --uring-transport (with --py-io-uring): py_io_uring's loop with its
-# completion transports (docs/loop.md); without it the
-# rows named "py_io_uring loop" are asyncio's selector transports on that
-# loop, whatever the environment says
+# completion transports (docs/loop.md; the loop's default, the bench's
+# "py_io_uring loop" rows); without it asyncio's selector transports on that
+# loop (the "selector transports" rows), whatever the environment says
 if "--uring-transport" in sys.argv:
     sys.argv.remove("--uring-transport")
     os.environ["PY_IO_URING_TRANSPORT"] = "uring"

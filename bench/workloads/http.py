@@ -18,8 +18,8 @@ DESCRIBE = (
     "against a minimal asyncio `Protocol` server (`bench/echo/http_protocol.py`: one response "
     "per request head, pipelined ones answered in one write) and an aiohttp application "
     "(`bench/echo/http_aiohttp.py`: `AppRunner`, one route, no access log), each on asyncio's "
-    "loop, uvloop and py_io_uring's `EventLoop` with the selector transports and with the "
-    "completion (`uring`) ones. The churn row sends `Connection: close` (`wrk -H`): the Protocol "
+    "loop, uvloop and py_io_uring's `EventLoop` (\"py_io_uring loop\": as it comes, with its "
+    "completion transports; \"selector transports\": asyncio's over the ring's polls). The churn row sends `Connection: close` (`wrk -H`): the Protocol "
     "server answers and closes, so every request is a new connection (accept, transport, close). "
     "A run with socket errors or non-2xx answers fails. The second row "
     "of each is the same runs divided by the CPU time the server process used: wrk takes most of "
@@ -29,14 +29,16 @@ HTTP_SERVERS = [
     # (name, command, its row)
     ("asyncio", ["bench/echo/http_protocol.py"], "protocol"),
     ("uvloop", ["bench/echo/http_protocol.py", "--uvloop"], "protocol"),
-    ("py_io_uring loop", ["bench/echo/http_protocol.py", "--py-io-uring"], "protocol"),
-    ("py_io_uring loop, uring transport",
+    ("py_io_uring loop",
      ["bench/echo/http_protocol.py", "--py-io-uring", "--uring-transport"], "protocol"),
+    ("py_io_uring loop, selector transports",
+     ["bench/echo/http_protocol.py", "--py-io-uring"], "protocol"),
     ("asyncio", ["bench/echo/http_aiohttp.py"], "aiohttp"),
     ("uvloop", ["bench/echo/http_aiohttp.py", "--uvloop"], "aiohttp"),
-    ("py_io_uring loop", ["bench/echo/http_aiohttp.py", "--py-io-uring"], "aiohttp"),
-    ("py_io_uring loop, uring transport",
+    ("py_io_uring loop",
      ["bench/echo/http_aiohttp.py", "--py-io-uring", "--uring-transport"], "aiohttp"),
+    ("py_io_uring loop, selector transports",
+     ["bench/echo/http_aiohttp.py", "--py-io-uring"], "aiohttp"),
 ]
 # the churn row runs the Protocol rows' servers with a new connection per request
 for _name, _cmd, _row in list(HTTP_SERVERS):

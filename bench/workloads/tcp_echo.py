@@ -25,7 +25,9 @@ DESCRIBE = (
     "reuses one buffer) or the C epoll server `bench/echo_server.c`. The py_io_uring server "
     "uses the synchronous `IoUring` API: a multishot accept, a `recv` into the connection's "
     "own buffer and a `send` of what arrived, `submit_and_wait(1)` and the ready completions "
-    "handled in a batch. The second echo row is the same runs divided by the CPU time the server "
+    "handled in a batch. \"py_io_uring loop\" rows are asyncio servers on py_io_uring's "
+    "`EventLoop` as it comes (its completion transports); \"selector transports\" ones use "
+    "asyncio's transports over the ring's polls instead. The second echo row is the same runs divided by the CPU time the server "
     "process used (from /proc), which the 2-core machine's cap on throughput does not hide. "
     "Swept over N (%s); the table shows N = 64, and a second size, 64 KiB messages at 64 "
     "connections.")
@@ -48,16 +50,20 @@ ECHO_PY_SERVERS = [
     ("py_io_uring (sync IoUring)", ["bench/echo/ring_sync.py"]),
     ("AsyncRing on asyncio", ["bench/echo/asyncring.py"]),
     ("AsyncRing on uvloop", ["bench/echo/asyncring.py", "--uvloop"]),
-    ("py_io_uring loop streams", ["bench/echo/asyncio_streams.py", "--py-io-uring"]),
-    ("py_io_uring loop Protocol", ["bench/echo/asyncio_protocol.py", "--py-io-uring"]),
-    ("py_io_uring loop BufferedProtocol",
-     ["bench/echo/asyncio_protocol.py", "--py-io-uring", "--buffered"]),
-    ("py_io_uring loop streams, uring transport",
+    # py_io_uring's EventLoop as it comes (its completion transports), then
+    # with asyncio's selector transports over the ring's polls
+    ("py_io_uring loop streams",
      ["bench/echo/asyncio_streams.py", "--py-io-uring", "--uring-transport"]),
-    ("py_io_uring loop Protocol, uring transport",
+    ("py_io_uring loop Protocol",
      ["bench/echo/asyncio_protocol.py", "--py-io-uring", "--uring-transport"]),
-    ("py_io_uring loop BufferedProtocol, uring transport",
+    ("py_io_uring loop BufferedProtocol",
      ["bench/echo/asyncio_protocol.py", "--py-io-uring", "--buffered", "--uring-transport"]),
+    ("py_io_uring loop streams, selector transports",
+     ["bench/echo/asyncio_streams.py", "--py-io-uring"]),
+    ("py_io_uring loop Protocol, selector transports",
+     ["bench/echo/asyncio_protocol.py", "--py-io-uring"]),
+    ("py_io_uring loop BufferedProtocol, selector transports",
+     ["bench/echo/asyncio_protocol.py", "--py-io-uring", "--buffered"]),
 ]
 ECHO_BASELINES = [
     ("C epoll server", ["@echo_server"]),
