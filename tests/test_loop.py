@@ -668,6 +668,20 @@ def _on_loop_kind(kind, coro_fn):
         loop.close()
 
 
+async def _slow_reader(loop, server):
+    """A non-blocking client of server with a 4 KiB receive buffer, so the
+    server's writes queue while it does not read."""
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.setblocking(False)
+    try:
+        await loop.sock_connect(c, server.sockets[0].getsockname())
+    except BaseException:
+        c.close()
+        raise
+    return c
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_flow_control_pauses_and_resumes_writing(kind):
     events = []
@@ -692,11 +706,7 @@ def test_flow_control_pauses_and_resumes_writing(kind):
 
     async def main(loop):
         server = await loop.create_server(Slow, "127.0.0.1", 0)
-        c = socket.socket()
-        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        c.setblocking(False)
-        with c:
-            await loop.sock_connect(c, server.sockets[0].getsockname())
+        with await _slow_reader(loop, server) as c:
             await asyncio.sleep(0.1)
             assert events[:2] == ["pause", ("size", events[1][1])]
             assert events[1][1] > 64 * 1024
@@ -749,11 +759,7 @@ def test_limits_lowered_under_queued_writes_pause_then_resume_once_drained(kind)
         nonlocal made
         made = loop.create_future()
         server = await loop.create_server(P, "127.0.0.1", 0)
-        c = socket.socket()
-        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        c.setblocking(False)
-        with c:
-            await loop.sock_connect(c, server.sockets[0].getsockname())
+        with await _slow_reader(loop, server) as c:
             tr = await made
             tr.write(b"x" * (1 << 20))             # queued, then drained
             assert tr.get_write_buffer_size() > 0
