@@ -175,3 +175,28 @@ def test_an_fd_unregistered_and_closed_is_let_go_at_once(fired):
             c.close()
     finally:
         loop.close()
+
+
+def test_unregistering_while_the_loop_waits_in_another_thread_does_not_raise():
+    # asyncio's remove_reader() has no thread check: from a thread that is
+    # not the loop's, while the loop waits in select() (holding the ring),
+    # the poll's removal is left to the loop's next select(), as it always
+    # was, rather than raising (single_issuer=False: any thread may submit)
+    loop = EventLoop(single_issuer=False)
+    a, b = nonblocking_pair()
+    started = threading.Event()
+    loop.add_reader(a, lambda: None)
+    loop.call_soon(started.set)
+    t = threading.Thread(target=loop.run_forever)
+    t.start()
+    try:
+        assert started.wait(5)
+        time.sleep(0.05)                # the loop now waits in select()
+        loop.remove_reader(a)           # would raise "another thread is submitting"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        t.join(5)
+        loop.close()
+        a.close()
+        b.close()
+    assert not t.is_alive()

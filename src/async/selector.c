@@ -276,14 +276,18 @@ queue_removals(AsyncRingObject *self)
  * at the thread's next system call otherwise, so it is asked for here
  * (the cost of epoll's EPOLL_CTL_DEL: one system call).  From a thread the
  * ring takes nothing from (a loop closed from another), or a ring never
- * enabled, it is left to the next select() or to the teardown. */
+ * enabled, it is left to the next select() or to the teardown; so it is
+ * while another thread holds a side of the ring (the loop waiting in
+ * select() while a thread it does not own unregisters: asyncio does not
+ * check, and the removal never raised there). */
 static int
 remove_now(AsyncRingObject *self)
 {
     RingObject *r = self->ring;
 
     if (self->sel->nrm == 0 || r->disabled || !PU_ISSUER_HERE(r) ||
-        r->fork_generation != pu_fork_generation || !PU_RING_USABLE(r))
+        r->fork_generation != pu_fork_generation || !PU_RING_USABLE(r) ||
+        r->sq_owner != 0 || r->cq_owner != 0)
         return 0;
     if (queue_removals(self) < 0 || pu_aio_flush_now(self) < 0)
         return -1;
