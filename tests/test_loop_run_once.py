@@ -445,3 +445,113 @@ def test_timer_handles_are_asyncios():
 
 def test_the_c_call_at_is_the_loops():
     assert type(EventLoop.call_at).__name__ == "method_descriptor"
+
+
+def test_the_c_task_and_future_methods_are_the_loops():
+    for name in ("time", "get_debug", "create_future", "create_task"):
+        assert type(EventLoop.__dict__.get(name, getattr(EventLoop, name))).__name__ \
+            == "method_descriptor", name
+
+
+def test_create_task_and_create_future_are_asyncios():
+    # each loop makes the same objects, named, in the given context, and
+    # refuses the same arguments with the same messages
+    var = contextvars.ContextVar("var", default="unset")
+
+    async def coro():
+        return var.get()
+
+    out = []
+    for factory in _loops():
+        loop = factory()
+        loop.set_debug(False)
+        row = []
+        try:
+            fut = loop.create_future()
+            row += [type(fut), fut.get_loop() is loop, fut._source_traceback]
+            t = loop.create_task(coro(), name="named")
+            row += [type(t), t.get_name(), t.get_loop() is loop, t._source_traceback]
+            row.append(loop.run_until_complete(t))
+            ctx = contextvars.copy_context()
+            ctx.run(var.set, "in ctx")
+            kw = {"context": ctx} if hasattr(asyncio.Task, "get_context") else {}
+            t = loop.create_task(coro(), **kw)
+            row.append(loop.run_until_complete(t))
+            row.append(loop.get_debug())
+            row.append(abs(loop.time() - __import__("time").monotonic()) < 1)
+            for args, kwargs in (((), {}), ((1, 2), {}), ((None,), {"nope": 1})):
+                with pytest.raises(TypeError) as e:
+                    loop.create_task(*args, **kwargs)
+                row.append((type(e.value), str(e.value).split("create_task")[-1]))
+            with pytest.raises(TypeError, match="coroutine"):
+                loop.create_task(5)
+        finally:
+            loop.close()
+        c = coro()
+        with pytest.raises(RuntimeError, match="^Event loop is closed$"):
+            loop.create_task(c)
+        c.close()
+        out.append(row)
+    assert out[0] == out[1]
+    expect_ctx = "in ctx" if hasattr(asyncio.Task, "get_context") else "unset"
+    assert out[0][:10] == [asyncio.Future, True, None, asyncio.Task, "named", True, None,
+                           "unset", expect_ctx, False]
+
+
+def test_create_task_in_debug_mode_and_with_a_task_factory_is_asyncios():
+    async def coro():
+        return 1
+
+    out = []
+    for factory in _loops():
+        loop = factory()
+        row = []
+        try:
+            loop.set_debug(True)
+            t = loop.create_task(coro())         # this line ends its traceback
+            row.append(t._source_traceback[-1].line)
+            fut = loop.create_future()
+            row.append(fut._source_traceback is not None)
+            loop.run_until_complete(t)
+            loop.set_debug(False)
+            made = []
+
+            def task_factory(lp, c, **kw):
+                made.append(kw)
+                return asyncio.Task(c, loop=lp, **kw)
+            loop.set_task_factory(task_factory)
+            t = loop.create_task(coro(), name="f")
+            row += [t.get_name(), made]
+            loop.run_until_complete(t)
+        finally:
+            loop.close()
+        out.append(row)
+    assert out[0] == out[1]
+    assert out[0][0] == "t = loop.create_task(coro())         # this line ends its traceback"
+    assert out[0][1:3] == [True, "f"]
+
+
+def test_a_patched_future_class_is_used_as_asyncio_uses_it(monkeypatch):
+    # create_future() looks futures.Future up at each call, as asyncio's does
+    class MyFuture(asyncio.Future):
+        pass
+    monkeypatch.setattr(asyncio.futures, "Future", MyFuture)
+    for factory in _loops():
+        loop = factory()
+        try:
+            assert type(loop.create_future()) is MyFuture
+        finally:
+            loop.close()
+
+
+def test_a_mocked_time_is_the_loops_clock():
+    # tests mock loop.time; the C timers must read the mock, as asyncio's do
+    loop = EventLoop()
+    try:
+        loop.time = lambda: 1000.0
+        assert loop.time() == 1000.0
+        h = loop.call_later(5, print)
+        assert h.when() == 1005.0
+        h.cancel()
+    finally:
+        loop.close()

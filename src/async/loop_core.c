@@ -28,6 +28,7 @@ static struct {
     PyObject *heappop, *heapify, *heappush;
     PyObject *py_call_at;
     PyObject *py_run_once, *py_call_soon, *py_time;    /* BaseEventLoop's */
+    PyObject *py_create_task;                           /* BaseEventLoop's */
     PyObject *callback_error, *run_debug;               /* loop.py's */
     PyObject *consts;   /* asyncio.base_events' globals (its thresholds) */
     PyObject *py_add_callback, *py_process_events;      /* asyncio's */
@@ -41,6 +42,11 @@ static PyObject *s_debug, *s_closed, *s_ready, *s_scheduled, *s_stopping,
     *s_run, *s_context, *s_min_sched, *s_min_frac, *s_max_timeout;
 static PyObject *one, *s_ctx_run, *s_aring, *s_aring_select, *s_add_callback,
     *s_remove_reader, *s_remove_writer, *s_fileobj, *s_data;
+static PyObject *s_name, *s_task_factory, *s_futures, *s_Future, *s_tasks, *s_Task;
+static PyObject *kw_loop;   /* ("loop",): the keyword asyncio passes Future and Task */
+
+/* create_task(context=) is 3.11's */
+#define PU_TASK_TAKES_CONTEXT (PY_VERSION_HEX >= 0x030B0000)
 
 #define SLOT(o, off) (*(PyObject **)((char *)(o) + (off)))
 
@@ -111,6 +117,7 @@ LoopCore_setup(PyObject *cls, PyObject *args)
     S.py_call_soon = PyObject_GetAttrString(bel, "call_soon");
     S.py_call_at = PyObject_GetAttrString(bel, "call_at");
     S.py_time = PyObject_GetAttrString(bel, "time");
+    S.py_create_task = PyObject_GetAttrString(bel, "create_task");
     S.py_add_callback = PyObject_GetAttrString(bel, "_add_callback");
     Py_DECREF(bel);
     S.py_process_events = PyObject_GetAttrString(bsel, "_process_events");
@@ -124,6 +131,7 @@ LoopCore_setup(PyObject *cls, PyObject *args)
     S.monotonic = PyObject_GetAttrString(time_mod, "monotonic");
     S.consts = PyObject_GetAttrString(base_events, "__dict__");
     if (S.py_run_once == NULL || S.py_call_soon == NULL || S.py_time == NULL ||
+        S.py_create_task == NULL ||
         S.heappop == NULL || S.heapify == NULL || S.monotonic == NULL ||
         S.py_call_at == NULL || S.heappush == NULL ||
         S.consts == NULL)
@@ -157,15 +165,18 @@ call_method1(PyObject *o, PyObject *name, PyObject *arg)
     return PyObject_CallMethodObjArgs(o, name, arg, NULL);
 }
 
-/* self.time(): asyncio's own (time.monotonic()) called directly when the
- * loop's time is BaseEventLoop.time, else whatever it is (tests mock it) */
+static PyObject *LoopCore_time(PyObject *self, PyObject *noargs);
+
+/* self.time(): time.monotonic() called directly when the loop's time is
+ * ours or BaseEventLoop's, else whatever it is (tests mock it) */
 static PyObject *
 loop_time(PyObject *self)
 {
     PyObject *m = PyObject_GetAttr(self, s_time), *r;
     if (m == NULL)
         return NULL;
-    if (PyMethod_Check(m) && PyMethod_GET_FUNCTION(m) == S.py_time)
+    if ((PyMethod_Check(m) && PyMethod_GET_FUNCTION(m) == S.py_time) ||
+        (PyCFunction_Check(m) && PyCFunction_GET_FUNCTION(m) == (PyCFunction)LoopCore_time))
         r = PyObject_CallNoArgs(S.monotonic);
     else
         r = PyObject_CallNoArgs(m);
@@ -851,6 +862,111 @@ LoopCore_call_at(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
     return h;
 }
 
+/* time(), as BaseEventLoop's: time.monotonic() */
+static PyObject *
+LoopCore_time(PyObject *self, PyObject *noargs)
+{
+    (void)self;
+    (void)noargs;
+    return PyObject_CallNoArgs(S.monotonic);
+}
+
+/* get_debug(), as BaseEventLoop's: self._debug (every C Future and Task
+ * asks it at creation) */
+static PyObject *
+LoopCore_get_debug(PyObject *self, PyObject *noargs)
+{
+    (void)noargs;
+    return PyObject_GetAttr(self, s_debug);
+}
+
+/* base_events' module global NAME's attribute ATTR (futures.Future,
+ * tasks.Task), looked up at each call as asyncio's method does, so a
+ * patched class is the one used; new reference */
+static PyObject *
+base_events_attr(PyObject *name, PyObject *attr)
+{
+    PyObject *mod = PyDict_GetItemWithError(S.consts, name);
+    if (mod == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetObject(PyExc_NameError, name);
+        return NULL;
+    }
+    return PyObject_GetAttr(mod, attr);
+}
+
+/* create_future(), as BaseEventLoop's: futures.Future(loop=self) */
+static PyObject *
+LoopCore_create_future(PyObject *self, PyObject *noargs)
+{
+    PyObject *cls = base_events_attr(s_futures, s_Future), *r;
+    PyObject *argv[2] = {NULL, self};
+    (void)noargs;
+    if (cls == NULL)
+        return NULL;
+    r = PyObject_Vectorcall(cls, argv + 1, PY_VECTORCALL_ARGUMENTS_OFFSET, kw_loop);
+    Py_DECREF(cls);
+    return r;
+}
+
+/* create_task(coro, *, name=None, context=None), as BaseEventLoop's:
+ * tasks.Task(coro, loop=self, name=..., context=...) when there is no
+ * task factory and the loop is not in debug mode (where asyncio's trims
+ * the task's source traceback); asyncio's own method otherwise, and for
+ * any keyword that version does not take (its TypeError) */
+static PyObject *
+LoopCore_create_task(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                     PyObject *kwnames)
+{
+    PyObject *argv[4], *names, *cls, *r, *factory;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    int d;
+    if (nargs != 1)
+        return call_python(S.py_create_task, self, args, nargs, kwnames);
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_Compare(k, s_name) != 0 &&
+            (!PU_TASK_TAKES_CONTEXT || PyUnicode_Compare(k, s_context) != 0))
+            return call_python(S.py_create_task, self, args, nargs, kwnames);
+    }
+    if ((d = attr_true(self, s_closed)) != 0) {
+        if (d > 0)
+            PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return NULL;
+    }
+    if ((d = attr_true(self, s_debug)) != 0)
+        return d < 0 ? NULL : call_python(S.py_create_task, self, args, nargs, kwnames);
+    if ((factory = PyObject_GetAttr(self, s_task_factory)) == NULL)
+        return NULL;
+    Py_DECREF(factory);
+    if (factory != Py_None)
+        return call_python(S.py_create_task, self, args, nargs, kwnames);
+    if ((cls = base_events_attr(s_tasks, s_Task)) == NULL)
+        return NULL;
+    /* Task(coro, loop=self, **the caller's name/context) */
+    argv[0] = NULL;
+    argv[1] = args[0];
+    argv[2] = self;
+    if (nkw == 0) {
+        r = PyObject_Vectorcall(cls, argv + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kw_loop);
+    } else {
+        PyObject *all[1 + 1 + 1 + 2];
+        all[0] = NULL;
+        all[1] = args[0];
+        all[2] = self;
+        for (Py_ssize_t i = 0; i < nkw; i++)
+            all[3 + i] = args[1 + i];
+        if ((names = PySequence_Concat(kw_loop, kwnames)) == NULL) {
+            Py_DECREF(cls);
+            return NULL;
+        }
+        r = PyObject_Vectorcall(cls, all + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, names);
+        Py_DECREF(names);
+    }
+    Py_DECREF(cls);
+    return r;
+}
+
 static PyMethodDef LoopCore_methods[] = {
     {"_run_once", (PyCFunction)LoopCore_run_once, METH_NOARGS,
      "Run one full iteration of the event loop (asyncio's, in C)."},
@@ -860,6 +976,18 @@ static PyMethodDef LoopCore_methods[] = {
     {"call_at", (PyCFunction)(void (*)(void))LoopCore_call_at,
      METH_FASTCALL | METH_KEYWORDS,
      "Like call_later(), but uses an absolute time (asyncio's, in C)."},
+    {"time", (PyCFunction)LoopCore_time, METH_NOARGS,
+     "time($self, /)\n--\n\n"
+     "Return the time according to the event loop's clock (asyncio's, in C)."},
+    {"get_debug", (PyCFunction)LoopCore_get_debug, METH_NOARGS,
+     "get_debug($self, /)\n--\n\n"
+     "Return whether the event loop is in debug mode (asyncio's, in C)."},
+    {"create_future", (PyCFunction)LoopCore_create_future, METH_NOARGS,
+     "create_future($self, /)\n--\n\n"
+     "Create a Future object attached to the loop (asyncio's, in C)."},
+    {"create_task", (PyCFunction)(void (*)(void))LoopCore_create_task,
+     METH_FASTCALL | METH_KEYWORDS,
+     "Schedule a coroutine object; return a task object (asyncio's, in C)."},
     {"_setup", (PyCFunction)LoopCore_setup, METH_VARARGS | METH_STATIC, NULL},
     {NULL, NULL, 0, NULL},
 };
@@ -894,6 +1022,9 @@ pu_loop_core_init(void)
         {&s_add_callback, "_add_callback"}, {&s_remove_reader, "_remove_reader"},
         {&s_remove_writer, "_remove_writer"}, {&s_fileobj, "fileobj"},
         {&s_data, "data"},
+        {&s_name, "name"}, {&s_task_factory, "_task_factory"},
+        {&s_futures, "futures"}, {&s_Future, "Future"},
+        {&s_tasks, "tasks"}, {&s_Task, "Task"},
         {&s_min_sched, "_MIN_SCHEDULED_TIMER_HANDLES"},
         {&s_min_frac, "_MIN_CANCELLED_TIMER_HANDLES_FRACTION"},
         {&s_max_timeout, "MAXIMUM_SELECT_TIMEOUT"},
@@ -904,6 +1035,8 @@ pu_loop_core_init(void)
             return -1;
     }
     if (one == NULL && (one = PyLong_FromLong(1)) == NULL)
+        return -1;
+    if (kw_loop == NULL && (kw_loop = Py_BuildValue("(s)", "loop")) == NULL)
         return -1;
     return PyType_Ready(&pu_LoopCoreType);
 }
