@@ -37,6 +37,19 @@
 #include <poll.h>
 #include <unistd.h>
 
+/* (key, events), an entry of select()'s list, made by hand:
+ * Py_BuildValue() would parse its format for every ready fd */
+static PyObject *
+key_events(PyObject *key, int events)
+{
+    PyObject *ev = PyLong_FromLong(events), *t;
+    if (ev == NULL)
+        return NULL;
+    t = PyTuple_Pack(2, key, ev);
+    Py_DECREF(ev);
+    return t;
+}
+
 /* The selector's state: by fd, and what the next select() sends. */
 typedef struct {
     PyObject *key;          /* the selector's key (strong); NULL: none */
@@ -383,7 +396,7 @@ pu_aio_sel_complete(AsyncRingObject *self, PyObject *ready, __u64 ud, int res)
         return -1;
     if (res == -ECANCELED || events == 0)
         return 0;   /* cancelled by someone else: armed again, nothing to say */
-    t = Py_BuildValue("(Oi)", e->key, events);
+    t = key_events(e->key, events);
     if (t == NULL)
         return -1;
     res = PyList_Append(ready, t);
@@ -510,7 +523,7 @@ take_held(struct pu_aio_selector *sel, PyObject *ready)
             e->held = 0;
             continue;
         }
-        t = Py_BuildValue("(Oi)", e->key, events);
+        t = key_events(e->key, events);
         if (t == NULL || PyList_Append(ready, t) < 0) {
             Py_XDECREF(t);
             memmove(sel->held, sel->held + i, (size_t)(sel->nheld - i) * sizeof(int));

@@ -121,7 +121,18 @@ pu_aio_callback_queue(AsyncRingObject *a, PyObject *cb, CqeObject *q, int final)
         unraisable("AsyncRing: queueing a completion");
         return;
     }
-    t = Py_BuildValue("(NOO)", cb, (PyObject *)q, final ? Py_True : Py_False);
+    /* a tuple made by hand: Py_BuildValue() parses its format each time,
+     * once per completion (a few hundred instructions a request) */
+    if ((t = PyTuple_New(3)) == NULL) {
+        Py_DECREF(cb);
+    } else {
+        PyObject *f = final ? Py_True : Py_False;
+        PyTuple_SET_ITEM(t, 0, cb);
+        Py_INCREF(q);
+        PyTuple_SET_ITEM(t, 1, (PyObject *)q);
+        Py_INCREF(f);
+        PyTuple_SET_ITEM(t, 2, f);
+    }
     if (t == NULL || PyList_Append(a->cb_queue, t) < 0)
         unraisable("AsyncRing: queueing a completion");
     Py_XDECREF(t);
