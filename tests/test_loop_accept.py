@@ -67,6 +67,41 @@ def test_connections_are_accepted_by_the_kernel(loop, monkeypatch):
     assert open_fds() == before
 
 
+
+def test_an_accepted_socket_is_as_asyncios(loop):
+    # non-blocking from the kernel's accept (no ioctl after it), and its
+    # socket object says so, with the plain type, family and proto asyncio's
+    # accept() gives; close-on-exec
+    import fcntl
+    seen = []
+
+    class Look(asyncio.Protocol):
+        def connection_made(self, t):
+            sock = t.get_extra_info("socket")
+            fd = sock.fileno()
+            seen.append((sock.gettimeout(), sock.type, sock.family, sock.proto,
+                         bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK),
+                         bool(fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC),
+                         t.get_extra_info("peername") == client.getsockname(),
+                         t.get_extra_info("sockname") == client.getpeername()))
+            t.close()
+
+    async def main():
+        server = await loop.create_server(Look, "127.0.0.1", 0)
+        client.connect(server.sockets[0].getsockname())
+        for _ in range(200):
+            if seen:
+                break
+            await asyncio.sleep(0.005)
+        server.close()
+        await server.wait_closed()
+
+    with socket.socket() as client:
+        loop.run_until_complete(main())
+    assert seen == [(0.0, socket.SOCK_STREAM, socket.AF_INET, socket.IPPROTO_TCP,
+                     True, True, True, True)]
+
+
 def test_connections_accepted_after_close_are_closed(loop):
     # clients connect while the loop is not running: the kernel may accept
     # them before server.close() cancels the accept; those are closed, never

@@ -432,8 +432,11 @@ class _Acceptor:
         self._loop = loop
         self._protocol_factory = protocol_factory
         self._sock = sock
-        # the accepted sockets' family, type and proto, as ints
-        self._shape = (_sock_family(sock), _sock_type(sock), sock.proto)
+        # the accepted sockets' family, type and proto, as ints; the type
+        # says SOCK_NONBLOCK (the kernel's accept set it, _ACCEPT_FLAGS), so
+        # socket.socket() makes it non-blocking without an ioctl, and its
+        # .type is still the plain type
+        self._shape = (_sock_family(sock), _sock_type(sock) | socket.SOCK_NONBLOCK, sock.proto)
         self._sslcontext = sslcontext
         self._server = server
         self._args, self._kwargs = args, kwargs
@@ -498,7 +501,6 @@ class _Acceptor:
         except OSError:
             os.close(fd)
             raise
-        conn.setblocking(False)
         loop = self._loop
         if self._sslcontext is not None:
             # TLS: asyncio's own task (its handshake awaits the waiter)
