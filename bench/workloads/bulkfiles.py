@@ -5,6 +5,8 @@ with to_thread per file; py_io_uring.copytree against shutil.copytree."""
 import asyncio
 import os
 import shutil
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,8 +25,11 @@ DESCRIBE = (
     "run on its own); then copy a tree of %s with `py_io_uring.copytree` (depth 64: a file of "
     "up to 256 KiB by one read linked to one write, a larger one by linked splices through "
     "pipes of 1 MiB, over all files at once; modes and times by `shutil.copystat`) against "
-    "`shutil.copytree` (copy2: `copy_file_range`/`sendfile` per file, one at a time). Figures "
-    "are files per second.")
+    "`shutil.copytree` (copy2: `copy_file_range`/`sendfile` per file, one at a time). The large files are read "
+    "again in processes of their own (`bench/read_child.py`: one untimed batch, then the timed "
+    "one, the cache warm or dropped before it) with malloc as is, with one malloc arena for every thread (`MALLOC_ARENA_MAX=1`) and "
+    "with glibc told to keep freed memory: how many fresh pages each batch faults in, and so "
+    "the large-file ratios, is malloc's doing. Figures are files per second.")
 
 
 def drop_cache(paths):
@@ -110,6 +115,57 @@ def read_uring(m, paths, cold, depth=64, ring=None):
     return timed(paths, cold, body)
 
 
+# The large files' rows hinge on malloc, not on the reads: a 1 MiB result
+# comes from the reading thread's arena, and when a batch is freed glibc's
+# main arena (one thread: the loop, read_files) gives the pages back to the
+# kernel, while the pool threads' arenas keep about half of theirs, so the
+# next batch's copy faults in fewer fresh pages (each zeroed by the kernel).
+# These rows run each reader in a process of its own (bench/read_child.py)
+# under three malloc settings, so the difference is shown, not assumed.
+MALLOC_SETTINGS = (
+    ("malloc as is", {}),
+    ("malloc as is, cache cold", {}),
+    ("one malloc arena (MALLOC_ARENA_MAX=1)", {"MALLOC_ARENA_MAX": "1"}),
+    ("freed memory kept (glibc.malloc.trim_threshold)",
+     {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=4294967295:glibc.malloc.mmap_threshold=33554432"}),
+)
+READ_CHILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "read_child.py")
+
+
+def read_child(build, how, folder, count, env, cold):
+    def run():
+        out = subprocess.run([sys.executable, READ_CHILD, build, how, folder, str(count)] +
+                             (["cold"] if cold else []),
+                             env=dict(os.environ, **env), capture_output=True, text=True,
+                             timeout=300)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else
+                               "read_child.py exited %d" % out.returncode)
+        return float(out.stdout)
+    return run
+
+
+def malloc_cases(setup):
+    count = 100 if setup.quick else 1000
+    paths = small_files(setup, count, 1 << 20)
+    folder = os.path.dirname(paths[0])
+    build = os.path.dirname(os.path.dirname(os.path.abspath(setup.m.__file__)))
+    out = []
+    for label, env in MALLOC_SETTINGS:
+        cold = label.endswith("cold")
+        case = Case("read %d files of 1 MiB whole, %s" % (
+                        count, label if cold else "cache warm, " + label), "files/s",
+                    ("reading large files: malloc's part", "threads"), 1 << 20,
+                    reference="open().read() loop", figure=False)
+        case.baseline("open().read() loop", read_child(build, "loop", folder, count, env, cold))
+        for t in (8, 32):
+            case.baseline("ThreadPoolExecutor(%d)" % t, read_child(build, "pool%d" % t, folder, count, env, cold))
+        case.variant("py_io_uring.read_files (depth 64, C)",
+                     read_child(build, "read_files", folder, count, env, cold))
+        out.append(case)
+    return out
+
+
 def count_files(root):
     return sum(len(f) for _, _, f in os.walk(root))
 
@@ -177,6 +233,7 @@ def cases(setup):
     for count, size in sizes(setup.quick):
         paths = small_files(setup, count, size)
         out.append(read_case(m, paths, count, size, True))
+    out.extend(malloc_cases(setup))
     dirs, per_dir, size = tree_shape(setup.quick)
     root = file_tree(setup, dirs, per_dir, size)
     n = count_files(root)
