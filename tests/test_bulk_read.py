@@ -325,6 +325,46 @@ def test_signal_interrupts_a_blocked_open(tmp_path, opens):
     assert o == c > 0
 
 
+def test_progress_runs_while_nothing_completes(tmp_path, opens):
+    # the wait is bounded (a round at least every 250 ms): a progress hook
+    # that raises ends a call whose one open blocks, here in a thread where
+    # no signal reaches it (the awaitable forms stop so, files_async.py).
+    # Without the bound the call would wait for the writer that comes at 8 s.
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo)
+    opens.reset()
+    calls = []
+
+    def progress(*counts):
+        calls.append(counts)
+        if len(calls) == 3:
+            raise KeyError("enough")
+
+    def unblock():      # so that a failing build ends too
+        with open(fifo, "wb"):
+            pass
+    rescue = threading.Timer(8, unblock)
+    rescue.start()
+    out = []
+
+    def run():
+        t0 = time.monotonic()
+        try:
+            read_many([fifo], 1, progress=progress)
+        except KeyError:
+            out.append(time.monotonic() - t0)
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    rescue.cancel()
+    if rescue.is_alive() or not out:
+        unblock()
+    assert out and out[0] < 5, (out, calls)
+    assert calls[0] == (0, None, 0, 1)
+    o, c = opens.settle()
+    assert o == c
+
+
 def test_fifo_with_a_writer_is_read_to_eof(tmp_path, fds):
     fifo = str(tmp_path / "fifo")
     os.mkfifo(fifo)

@@ -46,6 +46,7 @@
 #define BR_BIG_START (2 << 20)      /* a file past the chain: its first room */
 #define BR_MAX_GROW (64 << 20)      /* then doubling, by at most this */
 #define BR_MAX_DEPTH 4096
+#define BR_ROUND_NS (250 * 1000 * 1000)    /* the longest wait between rounds */
 
 /* user_data: slot << 3 | kind */
 enum { K_OPEN, K_READ1, K_READ2, K_MORE, K_CANCEL = 7 };
@@ -497,10 +498,19 @@ read_many(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs,
         }
         if (st.stop && st.inflight == 0)
             break;
-        Py_BEGIN_ALLOW_THREADS
-        rc = io_uring_submit_and_wait(&st.ring, 1);
-        Py_END_ALLOW_THREADS
-        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+        {
+            /* a bounded wait: the round below (signals, progress) runs at
+             * least every BR_ROUND_NS even when nothing completes, so an
+             * await of the async form (files_async.py), whose progress
+             * hook raises once it is cancelled, ends within it even while
+             * an open blocks (a FIFO without a writer) */
+            struct __kernel_timespec ts = {0, BR_ROUND_NS};
+            struct io_uring_cqe *cqe;
+            Py_BEGIN_ALLOW_THREADS
+            rc = io_uring_submit_and_wait_timeout(&st.ring, &cqe, 1, &ts, NULL);
+            Py_END_ALLOW_THREADS
+        }
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
             pu_err_errno(-rc);
             goto fail;
         }
