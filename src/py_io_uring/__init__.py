@@ -16,6 +16,7 @@ _LOOP_NAMES = ("EventLoop", "EventLoopPolicy", "new_event_loop", "install", "run
 # The bulk file helpers (files.py, workqueue.py) import shutil: loaded on
 # first use too.
 _FILES_NAMES = ("read_files", "iter_read_files", "copyfile", "copy2", "copytree")
+_AFILES_NAMES = ("aread_files", "aiter_read_files", "acopyfile", "acopy2", "acopytree")
 _WORKQUEUE_NAMES = ("WorkQueue",)
 _AFILE_NAMES = ("open", "AsyncFile")
 
@@ -27,6 +28,9 @@ def __getattr__(name):
     if name in _FILES_NAMES:
         from . import files
         return getattr(files, name)
+    if name in _AFILES_NAMES:
+        from . import files_async
+        return getattr(files_async, name)
     if name in _AFILE_NAMES:
         from . import afile
         return getattr(afile, name)
@@ -38,4 +42,4 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(_LOOP_NAMES) | set(_FILES_NAMES) | set(_WORKQUEUE_NAMES)
-                  | set(_AFILE_NAMES))
+                  | set(_AFILE_NAMES) | set(_AFILES_NAMES))

@@ -21,6 +21,7 @@ import os
 import stat as _stat
 
 from . import IOSQE_IO_LINK
+from .files import _checkpoint
 from .workqueue import WorkQueue
 
 _CHUNK = 1 << 20
@@ -80,6 +81,7 @@ def copy_direct(src, dst, depth, progress):
         written = 0         # bytes of the source in dst, for progress
         error = None
         while True:
+            _checkpoint()
             while free and error is None and nxt < end and q.room >= 2:
                 c = free.pop()
                 c.off, c.n = nxt, min(_CHUNK, end - nxt)

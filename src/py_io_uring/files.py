@@ -11,6 +11,7 @@ import fcntl
 import os
 import shutil
 import stat as _stat
+import threading
 # typing's names under a private alias, as loop.py does
 import typing as _t
 
@@ -37,6 +38,25 @@ _O_WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
 # what an entry was, in its user data
 _OPEN, _STAT, _READ, _CLOSE, _WRITE = range(5)
+
+
+# The awaitable forms (files_async.py) run these helpers in a thread of
+# their own.  A cancelled await sets _tls.stop there; the copies look at it
+# once per round of completions and per folder of a tree (_checkpoint), the
+# reads through their progress hook, and then drain and close as for any
+# error, so nothing is in flight or open when the await ends.
+_tls = threading.local()
+
+
+class _Stopped(BaseException):
+    """The awaiting task was cancelled.  Not an Exception: copytree's
+    per-file error list must not take it for a file's failure."""
+
+
+def _checkpoint():
+    stop = getattr(_tls, "stop", None)
+    if stop is not None and stop.is_set():
+        raise _Stopped()
 
 
 def _error(res, path):
@@ -428,6 +448,7 @@ def _copy_many(pairs, depth, progress, errors):
             free.append(p)
         nxt = 0
         while True:
+            _checkpoint()
             # open files while a pipe is free and nothing already open waits
             while nxt < len(pairs) and free and q.room >= 2 and not any(
                     c.error is None and (c.redo or c.next_read < c.size) for c in active):
@@ -805,6 +826,7 @@ def _after_copy2(s, d):
 def _walk(src, dst, symlinks, ignore, copy_function, ignore_dangling,
           dirs_exist_ok, batch, dirs, errors):
     # shutil._copytree's walk, queuing the files instead of copying them
+    _checkpoint()
     with os.scandir(src) as it:
         entries = list(it)
     if ignore is not None:

@@ -213,6 +213,25 @@ def sync_file_helpers(path: str, tmp: str) -> None:
         assert sorted(str(d) for d, _, _ in done) == ["a", "b"]
 
 
+async def async_file_helpers(path: str, tmp: str) -> None:
+    """aread_files, aiter_read_files, acopyfile, acopy2, acopytree."""
+    datas = await py_io_uring.aread_files([path, path], depth=4)
+    if TYPE_CHECKING:
+        reveal_type(datas)  # revealed: list\[bytes\]
+    assert datas == [b"hello world", b"hello world"]
+    mixed = await py_io_uring.aread_files([path], errors="return")
+    assert mixed == [b"hello world"]
+    async with py_io_uring.aiter_read_files([path]) as it:
+        async for p, data in it:
+            if TYPE_CHECKING:
+                reveal_type(data)  # revealed: bytes
+            assert p == path and data == b"hello world"
+    dst: str = await py_io_uring.acopyfile(path, os.path.join(tmp, "acopy"))
+    dst2: str = await py_io_uring.acopy2(path, os.path.join(tmp, "acopy2"))
+    tree: str = await py_io_uring.acopytree(os.path.join(tmp, "d"), os.path.join(tmp, "ad2"))
+    assert os.path.exists(dst) and os.path.exists(dst2) and os.path.isdir(tree)
+
+
 async def main(tmp: str) -> int:
     path = os.path.join(tmp, "f")
     with open(path, "wb") as f:
@@ -224,6 +243,7 @@ async def main(tmp: str) -> int:
         accepted = await multishot(ring, tmp)
     await files_helpers(path, tmp)
     sync_file_helpers(path, tmp)
+    await async_file_helpers(path, tmp)
     return len(accepted)
 
 
