@@ -169,3 +169,58 @@ def test_random_and_sequential_after_seek_match_a_file(tmp_path):
             assert await f.read() == data
 
     asyncio.run(main())
+
+
+# ------------------------------------------------------- trio and anyio
+# With no ring given, open() takes the running library's: a TrioRing under
+# trio (anyio's trio backend included), an AsyncRing under asyncio.
+
+def _in(backend, fn):
+    if backend == "trio":
+        trio = pytest.importorskip("trio")
+        return trio.run(fn)
+    anyio = pytest.importorskip("anyio")
+    if backend == "anyio-trio":
+        pytest.importorskip("trio")
+        return anyio.run(fn, backend="trio")
+    return anyio.run(fn, backend="asyncio")
+
+
+@pytest.mark.parametrize("backend", ["trio", "anyio-trio", "anyio-asyncio"])
+def test_the_file_object_on_each_backend(tmp_path, fds, backend):
+    p = tmp_path / "t.txt"
+    text = "first line\nsecond\u00e9 line\nthird"
+
+    async def main():
+        async with await py_io_uring.open(p, "w", encoding="utf-8") as f:
+            assert await f.write(text) == len(text)
+            await f.flush()
+            await f.fsync()
+        async with await py_io_uring.open(p, "r+", encoding="utf-8") as f:
+            lines = [line async for line in f]
+            assert lines == text.splitlines(keepends=True)
+            await f.seek(0)
+            assert await f.read(5) == "first"
+            await f.truncate(10)
+            assert (await f.stat()).st_size == 10
+        async with await py_io_uring.open(p, "rb") as f:
+            assert await f.read() == b"first line"
+        with pytest.raises(FileNotFoundError) as e:
+            await py_io_uring.open(tmp_path / "missing", "rb")
+        assert e.value.filename == str(tmp_path / "missing")
+    _in(backend, main)
+
+
+def test_a_cancelled_read_on_trio_ends_and_the_file_closes(tmp_path, fds):
+    trio = pytest.importorskip("trio")
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo)       # io_uring opens it at once; a read waits for a writer: none comes
+
+    async def main():
+        async with await py_io_uring.open(fifo, "rb") as f:
+            with trio.move_on_after(0.2) as scope:
+                await f.read(10)
+            assert scope.cancelled_caught
+            assert not f.closed
+        assert f.closed
+    trio.run(main)

@@ -15,6 +15,8 @@ import os
 # are public names stubtest checks
 import typing as _t
 
+from ._aiolib import current_library
+
 if _t.TYPE_CHECKING:
     # private names: stubtest takes a public one for a module attribute
     from . import AsyncRing as _AsyncRing, _ReadableBuffer, _StrOrBytesPath, _WritableBuffer
@@ -71,7 +73,8 @@ async def open(path: "_StrOrBytesPath", mode: str = "r", buffering: int = -1,  #
                ring: "_t.Optional[_AsyncRing]" = None) -> "AsyncFile[_t.Any]":
     """Open a file as builtins.open() does (same modes, encoding, errors and
     newline arguments, same errors with the path) and return an AsyncFile.
-    ring: the AsyncRing to run on; None makes one that the file closes."""
+    ring: the AsyncRing (or py_io_uring.trio.TrioRing) to run on; None makes
+    one that the file closes, a TrioRing when trio runs the caller."""
     flags, readable, writable, binary = _parse_mode(mode)
     if binary and (encoding is not None or errors is not None or newline is not None):
         raise ValueError("binary mode doesn't take an encoding, errors or newline argument")
@@ -82,7 +85,13 @@ async def open(path: "_StrOrBytesPath", mode: str = "r", buffering: int = -1,  #
     from . import AT_FDCWD, AsyncRing
     own = ring is None
     if ring is None:
-        ring = AsyncRing(8)
+        # the running library's ring: AsyncRing's ops are trio's checkpoints
+        # through TrioRing, which has every one of them (py_io_uring.trio)
+        if current_library() == "trio":
+            from .trio import TrioRing
+            ring = TrioRing(8)
+        else:
+            ring = AsyncRing(8)
     try:
         try:
             fd = await ring.openat(AT_FDCWD, path, flags, 0o666)

@@ -27,6 +27,7 @@ import threading
 import typing as _t
 
 from . import files as _files
+from ._aiolib import current_library
 
 if _t.TYPE_CHECKING:
     from . import _StrOrBytesPath
@@ -94,12 +95,7 @@ class _TrioHub(object):
 
 
 def _hub() -> _t.Union[_AsyncioHub, _TrioHub]:
-    try:
-        import sniffio
-        library = sniffio.current_async_library()
-    except Exception:       # no sniffio (it comes with trio and anyio): asyncio
-        library = "asyncio"
-    return _TrioHub() if library == "trio" else _AsyncioHub()
+    return _TrioHub() if current_library() == "trio" else _AsyncioHub()
 
 
 class _Reporter(object):
