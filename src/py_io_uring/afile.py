@@ -84,24 +84,26 @@ async def open(path: "_StrOrBytesPath", mode: str = "r", buffering: int = -1,  #
         codecs.lookup(encoding)     # LookupError before anything is opened
     from . import AT_FDCWD, AsyncRing
     own = ring is None
-    if ring is None:
+    # (Any: a TrioRing has AsyncRing's ops, not its type)
+    use: _t.Any = ring
+    if use is None:
         # the running library's ring: AsyncRing's ops are trio's checkpoints
         # through TrioRing, which has every one of them (py_io_uring.trio)
         if current_library() == "trio":
             from .trio import TrioRing
-            ring = TrioRing(8)
+            use = TrioRing(8)
         else:
-            ring = AsyncRing(8)
+            use = AsyncRing(8)
     try:
         try:
-            fd = await ring.openat(AT_FDCWD, path, flags, 0o666)
+            fd = await use.openat(AT_FDCWD, path, flags, 0o666)
         except OSError as e:
             raise OSError(e.errno, e.strerror, os.fspath(path)) from None
     except BaseException:
         if own:
-            await ring.aclose()
+            await use.aclose()
         raise
-    f = AsyncFile(ring, own, fd, path, mode, readable, writable)
+    f = AsyncFile(use, own, fd, path, mode, readable, writable)
     if not binary:
         try:
             f._text(encoding, errors, newline)
