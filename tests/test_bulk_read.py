@@ -20,6 +20,8 @@ import pytest
 import py_io_uring
 from py_io_uring import read_many, read_files
 
+from file_helpers import make_files
+
 FIRST = 64 * 1024       # each of the chain's two reads (bulk_read.c)
 
 
@@ -88,17 +90,6 @@ def opens(tmp_path, fds):
     c = OpenCloseCounter(tmp_path)
     yield c
     c.close()
-
-
-def make_files(folder, sizes):
-    paths, datas = [], []
-    for i, n in enumerate(sizes):
-        p = folder / ("f%03d" % i)
-        d = os.urandom(n)
-        p.write_bytes(d)
-        paths.append(str(p))
-        datas.append(d)
-    return paths, datas
 
 
 SIZES = [0, 1, 4095, 4096, FIRST - 1, FIRST, FIRST + 1, 2 * FIRST - 1, 2 * FIRST,

@@ -14,6 +14,8 @@ import py_io_uring
 from py_io_uring import AT_FDCWD, IoUring, WorkQueue, copy2, copyfile, copytree
 from py_io_uring import iter_read_files, read_files
 
+from file_helpers import make_files
+
 
 def open_fds():
     return set(os.listdir("/proc/self/fd"))
@@ -25,17 +27,6 @@ def fds():
     before = open_fds()
     yield
     assert open_fds() == before
-
-
-def make_files(tmp_path, sizes):
-    paths, datas = [], []
-    for i, n in enumerate(sizes):
-        p = tmp_path / ("f%03d" % i)
-        d = os.urandom(n)
-        p.write_bytes(d)
-        paths.append(str(p))
-        datas.append(d)
-    return paths, datas
 
 
 # ---------------------------------------------------------------- WorkQueue

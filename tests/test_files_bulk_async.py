@@ -17,6 +17,8 @@ import pytest
 import py_io_uring
 from py_io_uring import acopy2, acopyfile, acopytree, aiter_read_files, aread_files
 
+from file_helpers import make_files
+
 
 def open_fds():
     return set(os.listdir("/proc/self/fd"))
@@ -29,17 +31,6 @@ def clean():
     yield
     assert threading.active_count() == threads
     assert open_fds() == fds
-
-
-def make_files(folder, sizes):
-    paths, datas = [], []
-    for i, n in enumerate(sizes):
-        p = folder / ("f%04d" % i)
-        d = os.urandom(n)
-        p.write_bytes(d)
-        paths.append(str(p))
-        datas.append(d)
-    return paths, datas
 
 
 def make_tree(root, nfiles, size=4096):
