@@ -260,7 +260,7 @@ class _ReadAhead(object):
         self.thread: _t.Optional[threading.Thread] = None
 
     def work(self, paths: _t.List[_t.Any], depth: int, errors: str, direct: bool) -> None:
-        _files._tls.stop = self.stop
+        # (the stop is looked at here, between the files it yields)
         # (a generator: typed as an iterator for its callers)
         gen = _t.cast("_t.Generator[_t.Tuple[_t.Any, _t.Any], None, None]",
                       _files.iter_read_files(paths, depth=depth, errors=errors, direct=direct))
