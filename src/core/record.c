@@ -101,70 +101,24 @@ pu_cqe_free(CqeObject *q)
     PyObject_GC_Del(q);
 }
 
-/* A new record with a slot.  The table holds the returned reference; the
- * caller adds its own if it hands the record out. */
+/* A new record with a slot, when no pooled record is at hand (or the
+ * table is full): pu_record_take() is the usual way in. */
 SqeObject *
 pu_record_new(RingObject *r)
 {
     SqeObject *rec;
-    uint32_t slot;
-    int fresh = 0;
 
     if (r->nfree == 0 && pu_ring_table_grow(r) < 0)
         return NULL;
-    if (r->npool > 0) {
-        rec = r->pool[--r->npool];   /* live, tracked, ours: see recycle */
-    } else {
-        rec = pu_sqe_alloc();
-        if (rec == NULL)
-            return NULL;
-        rec->weakreflist = NULL;
-        fresh = 1;
-    }
-    Py_INCREF(r);
-    rec->ring = r;
-    /* every per-operation field at once (record.h): a field added there
-     * cannot be forgotten here.  PU_NEW is 0. */
-    memset((char *)rec + PU_RECORD_RESET_START, 0,
-           PU_RECORD_RESET_END - PU_RECORD_RESET_START);
-    slot = r->free_slots[--r->nfree];
-    r->slots[slot] = rec;
-    rec->user_data = PU_UD_TAG | ((__u64)r->slot_gen[slot] << 32) | slot;
-    rec->life = r->life;
-    r->nrecords++;
-    if (fresh)
-        PyObject_GC_Track(rec);
+    if (r->npool > 0)
+        return pu_record_enter(r, r->pool[--r->npool]);
+    rec = pu_sqe_alloc();
+    if (rec == NULL)
+        return NULL;
+    rec->weakreflist = NULL;
+    pu_record_enter(r, rec);
+    PyObject_GC_Track(rec);
     return rec;
-}
-
-/* Drop the table's reference to a record whose final completion was
- * reaped and whose resources are released.  When nothing else holds it (no
- * Sqe object in Python's hands, no Cqe, no weak reference) it is not freed
- * but kept, live and empty, for the next pu_record_new(): a fast-form
- * operation then costs no allocation, no GC tracking and no dealloc.  The
- * kernel is done with it either way.  A pooled record holds nothing: not
- * the ring (so dropping a ring still frees it at once), not its user data;
- * queue_exit() and the ring's dealloc free the pool. */
-void
-pu_record_recycle(RingObject *r, SqeObject *rec)
-{
-    PyObject *data;
-
-    if (Py_REFCNT(rec) != 1 || rec->weakreflist != NULL || rec->ring != r ||
-        r->npool == PU_RECORD_POOL || !PU_RING_USABLE(r)) {
-        Py_DECREF(rec);
-        return;
-    }
-    pu_record_release(rec);
-    data = rec->data;
-    rec->data = NULL;
-    rec->ring = NULL;
-    rec->state = PU_DONE;
-    r->pool[r->npool++] = rec;
-    /* both may run Python code (a finalizer): the record is already in
-     * its pooled state; the caller holds the ring */
-    Py_DECREF(r);
-    Py_XDECREF(data);
 }
 
 void
@@ -277,25 +231,6 @@ out:
     Py_XDECREF(f[0]);
     Py_XDECREF(f[1]);
     return t == NULL ? -1 : 0;
-}
-
-/* Take a record out of the table after its final completion.  The table's
- * reference passes to the caller. */
-void
-pu_record_finish(RingObject *r, SqeObject *rec)
-{
-    uint32_t slot = PU_UD_SLOT(rec->user_data);
-
-    rec->state = PU_DONE;
-    rec->sqe = NULL;
-    if (rec->hide_success) {
-        rec->hide_success = 0;
-        r->nhidden--;
-    }
-    r->slots[slot] = NULL;
-    r->slot_gen[slot] = (r->slot_gen[slot] + 1) & PU_GEN_MASK;
-    r->free_slots[r->nfree++] = slot;
-    r->nrecords--;
 }
 
 /* Entries linked before rec with IOSQE_CQE_SKIP_SUCCESS post nothing when

@@ -140,15 +140,12 @@ typedef struct CqeObject {
 
 
 /* records (record.c) */
-SqeObject *pu_record_new(RingObject *r);
-void pu_record_recycle(RingObject *r, SqeObject *rec);
 void pu_record_pool_clear(RingObject *r);
 void pu_record_release_full(SqeObject *rec);
 void pu_record_release_pins(SqeObject *rec);
 void *pu_rec_alloc(SqeObject *rec, size_t size);
 int pu_rec_keep(SqeObject *rec, PyObject *o);
 int pu_rec_paths(SqeObject *rec, PyObject *filename, PyObject *filename2);
-void pu_record_finish(RingObject *r, SqeObject *rec);
 void pu_record_finish_skipped(RingObject *r, SqeObject *rec);
 void pu_record_finish_suppressed(RingObject *r, SqeObject *rec, int32_t res);
 

@@ -164,7 +164,6 @@ PyObject *pu_sqe_peer(SqeObject *self);
 PyObject *pu_cqe_result(CqeObject *q);
 PyObject *pu_cqe_value(CqeObject *q);
 int pu_cqe_parts(CqeObject *q, PyObject **d, PyObject **v, PyObject **f);
-SqeObject *pu_ring_get_sqe(RingObject *r);
 int pu_ring_unget_sqe(RingObject *r, SqeObject *rec);
 int pu_ring_flush(RingObject *r, unsigned wait_nr);
 int pu_ring_type_init(void);
@@ -189,6 +188,91 @@ int pu_ring_check_fail(RingObject *r, int side);   /* side: 0, 's', 'c' */
     ((r)->initialised && !(r)->closing && \
      (r)->fork_generation == pu_fork_generation && \
      (!(r)->fd_closed || (r)->reg_thread == pu_thread_token()))
+
+/* Put a record (pooled, live and tracked; or just allocated) in a free
+ * slot, every per-operation field reset.  The table holds the returned
+ * reference; the caller adds its own if it hands the record out. */
+static inline SqeObject *
+pu_record_enter(RingObject *r, SqeObject *rec)
+{
+    uint32_t slot = r->free_slots[--r->nfree];
+
+    Py_INCREF(r);
+    rec->ring = r;
+    /* every per-operation field at once (record.h): a field added there
+     * cannot be forgotten here.  PU_NEW is 0. */
+    memset((char *)rec + PU_RECORD_RESET_START, 0,
+           PU_RECORD_RESET_END - PU_RECORD_RESET_START);
+    r->slots[slot] = rec;
+    rec->user_data = PU_UD_TAG | ((__u64)r->slot_gen[slot] << 32) | slot;
+    rec->life = r->life;
+    r->nrecords++;
+    return rec;
+}
+
+SqeObject *pu_record_new(RingObject *r);   /* record.c: allocates, grows */
+
+/* A new record: a pooled one when there is one and a free slot (every
+ * fast-form op after the first few), else pu_record_new().  NULL with an
+ * exception. */
+static inline SqeObject *
+pu_record_take(RingObject *r)
+{
+    if (r->npool > 0 && r->nfree > 0)
+        return pu_record_enter(r, r->pool[--r->npool]);
+    return pu_record_new(r);
+}
+
+/* Take a record out of the table after its final completion: its slot is
+ * free again, under the next generation.  The table's reference passes to
+ * the caller.  Inline: every completion ends a record. */
+static inline void
+pu_record_finish(RingObject *r, SqeObject *rec)
+{
+    uint32_t slot = PU_UD_SLOT(rec->user_data);
+
+    rec->state = PU_DONE;
+    rec->sqe = NULL;
+    if (rec->hide_success) {
+        rec->hide_success = 0;
+        r->nhidden--;
+    }
+    r->slots[slot] = NULL;
+    r->slot_gen[slot] = (PU_UD_GEN(rec->user_data) + 1) & PU_GEN_MASK;
+    r->free_slots[r->nfree++] = slot;
+    r->nrecords--;
+}
+
+/* Drop the table's reference to a record whose final completion was
+ * reaped and whose resources are released (pu_record_release(): the
+ * reap's callers release before they drop).  When nothing else holds it
+ * (no Sqe object in Python's hands, no Cqe, no weak reference) it is not
+ * freed but kept, live and empty, for the next pu_record_new(): a
+ * fast-form operation then costs no allocation, no GC tracking and no
+ * dealloc.  The kernel is done with it either way.  A pooled record holds
+ * nothing: not the ring (so dropping a ring still frees it at once), not
+ * its user data; queue_exit() and the ring's dealloc free the pool. */
+static inline void
+pu_record_recycle(RingObject *r, SqeObject *rec)
+{
+    PyObject *data;
+
+    /* (a ring being closed empties its pool: pu_record_pool_clear()) */
+    if (Py_REFCNT(rec) != 1 || rec->weakreflist != NULL ||
+        r->npool == PU_RECORD_POOL || rec->ring != r || r->closing ||
+        !r->initialised) {
+        Py_DECREF(rec);
+        return;
+    }
+    data = rec->data;
+    rec->data = NULL;
+    rec->ring = NULL;
+    r->pool[r->npool++] = rec;
+    /* both may run Python code (a finalizer): the record is already in
+     * its pooled state; the caller holds the ring */
+    Py_DECREF(r);
+    Py_XDECREF(data);
+}
 
 /* May this thread submit, wait and register (IORING_SETUP_SINGLE_ISSUER)? */
 #define PU_ISSUER_HERE(r) ((r)->issuer == 0 || (r)->issuer == pu_thread_token())
@@ -305,6 +389,34 @@ pu_get_sqe(RingObject *r)
     return sqe;
 }
 
+
+/* A new record on the next SQE, as a NOP; a new reference.  Inline: the
+ * fast forms and prep_many() take one per entry. */
+SqeObject *pu_err_sq_full(void);
+
+static inline __attribute__((always_inline)) SqeObject *
+pu_ring_get_sqe(RingObject *r)
+{
+    struct io_uring_sqe *sqe;
+    SqeObject *rec;
+
+    if (pu_ring_check_sq(r) < 0)
+        return NULL;
+    sqe = pu_get_sqe(r);
+    if (sqe == NULL)
+        return pu_err_sq_full();
+    rec = pu_record_take(r);
+    if (rec == NULL) {
+        r->ring.sq.sqe_tail--;   /* the entry back: nobody wrote it */
+        return NULL;
+    }
+    /* an entry nobody prepares still completes, harmlessly, as a NOP */
+    pu_sqe_reset(r, sqe, rec->user_data);
+    rec->sqe = sqe;
+    r->pending[r->npending++] = rec;
+    Py_INCREF(rec);   /* the caller's; the table keeps its own */
+    return rec;
+}
 
 PyObject *pu_oserror_new(int err);
 PyObject *pu_err_setup(int err);

@@ -6,18 +6,6 @@
 static const char *const state_names[] = {"new", "prepared", "submitted",
                                           "done", "preparing"};
 
-/* The fields every op shares, set with set_flags() and friends before or
- * after the prep (the liburing helpers clear them). */
-static void
-apply_common(SqeObject *self, struct io_uring_sqe *sqe)
-{
-    sqe->flags |= self->sqe_flags;
-    if (self->personality)
-        sqe->personality = self->personality;
-    if (self->buf_group)
-        sqe->buf_group = self->buf_group;
-}
-
 /* Called by each generated Sqe.prep_NAME(): check that the entry may still
  * be written and that the kernel has the op, then prepare it. */
 PyObject *
@@ -46,46 +34,32 @@ pu_sqe_prep(SqeObject *self, const pu_opdef *op, PyObject *const *args,
     Py_RETURN_NONE;
 }
 
-/* Run the op's generated prep (parse, convert, pin, fill) on an entry the
- * caller checked may be written (pu_sqe_prep(), or a record
- * pu_ring_get_sqe() just made for an op the kernel has); on failure leave
- * the entry a harmless NOP with nothing pinned.  0, or -1 with an
- * exception. */
-int
-pu_sqe_prep_entry(SqeObject *self, const pu_opdef *op, PyObject *const *args,
-                  Py_ssize_t nargs, PyObject *kwnames)
+/* pu_sqe_prep_entry()'s paths off the usual one (opdef.h): a second prep
+ * of the same entry, and a prep that failed. */
+void
+pu_sqe_prep_again(SqeObject *self)
 {
-    struct io_uring_sqe *sqe = self->sqe;
-
     /* A second prep before submit replaces the first.  The entry becomes a
      * NOP before the first prep's pins go: a converter below may run code
      * that submits it, and the kernel must then find nothing that points
      * at memory released here. */
-    if (self->state == PU_PREPARED) {
-        pu_sqe_reset(self->ring, sqe, self->user_data);
-        pu_record_release(self);
-        self->op_flags = 0;
-        self->has_peer = 0;
-        self->op = NULL;
-    }
-    /* else PU_NEW: the record is as pu_record_new() zeroed it (no pins, no
-     * op) or as a failed prep left it (released, op NULL: below) */
-    self->state = PU_PREPARING;
-    if (op->prep(self, sqe, args, nargs, kwnames) < 0) {
-        pu_record_release(self);
-        if (self->state != PU_PREPARING)
-            return -1;   /* submitted or torn down meanwhile: not ours */
-        pu_sqe_reset(self->ring, sqe, self->user_data);
-        self->has_peer = 0;   /* PU_NEW means no op's state: see above */
-        self->state = PU_NEW;
-        return -1;
-    }
-    sqe->user_data = self->user_data;
-    self->op_flags = sqe->flags;
-    apply_common(self, sqe);
-    self->op = op;
-    self->state = PU_PREPARED;
-    return 0;
+    pu_sqe_reset(self->ring, self->sqe, self->user_data);
+    pu_record_release(self);
+    self->op_flags = 0;
+    self->has_peer = 0;
+    self->op = NULL;
+}
+
+int
+pu_sqe_prep_failed(SqeObject *self, struct io_uring_sqe *sqe)
+{
+    pu_record_release(self);
+    if (self->state != PU_PREPARING)
+        return -1;   /* submitted or torn down meanwhile: not ours */
+    pu_sqe_reset(self->ring, sqe, self->user_data);
+    self->has_peer = 0;   /* PU_NEW means no op's state: see opdef.h */
+    self->state = PU_NEW;
+    return -1;
 }
 
 static int

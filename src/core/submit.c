@@ -30,31 +30,14 @@ Ring_get_sqe128(RingObject *self, PyObject *Py_UNUSED(ignored))
     return (PyObject *)pu_ring_get_sqe(self);
 }
 
-/* A new record on the next SQE, as a NOP; a new reference. */
+/* pu_ring_get_sqe()'s error when the SQ has no free entry */
 SqeObject *
-pu_ring_get_sqe(RingObject *self)
+pu_err_sq_full(void)
 {
-    struct io_uring_sqe *sqe;
-    SqeObject *rec;
-
-    if (pu_ring_check_sq(self) < 0)
-        return NULL;
-    if (io_uring_sq_space_left(&self->ring) == 0) {
-        PyErr_SetString(pu_SubmissionQueueFull,
-                        "the submission queue is full: call submit() and "
-                        "try again");
-        return NULL;
-    }
-    rec = pu_record_new(self);
-    if (rec == NULL)
-        return NULL;
-    sqe = pu_get_sqe(self);
-    /* an entry nobody prepares still completes, harmlessly, as a NOP */
-    pu_sqe_reset(self, sqe, rec->user_data);
-    rec->sqe = sqe;
-    self->pending[self->npending++] = rec;
-    Py_INCREF(rec);   /* the caller's; the table keeps its own */
-    return rec;
+    PyErr_SetString(pu_SubmissionQueueFull,
+                    "the submission queue is full: call submit() and "
+                    "try again");
+    return NULL;
 }
 
 /* Give back the entry pu_ring_get_sqe() just handed out, unsubmitted, with

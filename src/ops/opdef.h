@@ -224,9 +224,40 @@ PyObject *pu_ring_prep(PyObject *self, const pu_opdef *op, PyObject *const *args
                        Py_ssize_t nargs, PyObject *kwnames);
 PyObject *pu_ring_prep_many(PyObject *self, PyObject *const *args,
                            Py_ssize_t nargs, PyObject *kwnames);
-int pu_sqe_prep_entry(SqeObject *self, const pu_opdef *op,
-                      PyObject *const *args, Py_ssize_t nargs,
-                      PyObject *kwnames);
+void pu_sqe_prep_again(SqeObject *self);
+int pu_sqe_prep_failed(SqeObject *self, struct io_uring_sqe *sqe);
+
+/* Run the op's generated prep (parse, convert, pin, fill) on an entry the
+ * caller checked may be written (pu_sqe_prep(), or a record
+ * pu_ring_get_sqe() just made for an op the kernel has); on failure leave
+ * the entry a harmless NOP with nothing pinned.  0, or -1 with an
+ * exception.  Inline: the fast forms and prep_many() run it per entry. */
+static inline __attribute__((always_inline)) int
+pu_sqe_prep_entry(SqeObject *self, const pu_opdef *op, PyObject *const *args,
+                  Py_ssize_t nargs, PyObject *kwnames)
+{
+    struct io_uring_sqe *sqe = self->sqe;
+
+    if (self->state == PU_PREPARED)
+        pu_sqe_prep_again(self);
+    /* else PU_NEW: the record is as pu_record_enter() zeroed it (no pins,
+     * no op) or as a failed prep left it (released, op NULL) */
+    self->state = PU_PREPARING;
+    if (op->prep(self, sqe, args, nargs, kwnames) < 0)
+        return pu_sqe_prep_failed(self, sqe);
+    sqe->user_data = self->user_data;
+    /* the fields every op shares, set with set_flags() and friends or the
+     * common keywords, over what the op's prep (a liburing helper) set */
+    self->op_flags = sqe->flags;
+    sqe->flags |= self->sqe_flags;
+    if (self->personality)
+        sqe->personality = self->personality;
+    if (self->buf_group)
+        sqe->buf_group = self->buf_group;
+    self->op = op;
+    self->state = PU_PREPARED;
+    return 0;
+}
 
 
 /* Converters run Python code (fileno(), __index__, __fspath__, buffer
