@@ -1258,3 +1258,47 @@ def test_queue_exit_frees_the_kept_records():
     assert kept > 0 or os.environ.get("PY_IO_URING_ASAN")
     r.queue_exit()
     assert _live_sqes() == base
+
+
+@pytest.mark.parametrize("columns", [False, True])
+def test_one_reap_ends_plain_and_pinning_records_alike(ring, tmp_path, columns):
+    # reap()'s direct path ends a record that holds nothing (a NOP, a
+    # close) with its slot alone, and the others (a read pinning its
+    # buffer, a timeout's timespec) by the full
+    # path: in one batch, each must come back with its own user data and
+    # result, and let go of what it held
+    path = tmp_path / "f"
+    path.write_bytes(b"abcdefgh")
+    fd = os.open(path, os.O_RDONLY)
+    bufs = [bytearray(4) for _ in range(3)]
+    tokens = [Token() for _ in range(3)]
+    refs = [weakref.ref(t) for t in tokens]
+    try:
+        for i in range(3):
+            ring.prep_nop(user_data=tokens[i])
+            ring.prep_read(fd, bufs[i], 4 * (i % 2), user_data=("read", i))
+        ring.prep_timeout(0.0, user_data="timeout")
+        ring.prep_nop(user_data=range(3))
+        ring.submit_and_wait(8)
+        got = reap_n(ring, 8) if not columns else None
+        if columns:
+            data, res, flags = ring.reap(8, 0, True, columns=True)
+            assert len(data) == len(res) == len(flags) == 8
+            got = list(zip(data, res, flags))
+        seen = {repr(d): r for d, r, _ in got}
+        for i in range(3):
+            assert seen[repr(("read", i))] == 4
+            assert bytes(bufs[i]) == (b"abcd", b"efgh")[i % 2]
+            bufs[i].extend(b"!")            # the pin went with the read's end
+        assert seen["'timeout'"] == -errno.ETIME
+        assert seen[repr(range(3))] == 0
+        assert sum(1 for d, _, _ in got if isinstance(d, Token)) == 3
+        del got, seen
+        if columns:
+            del data
+        del tokens
+        gc.collect()
+        assert all(r() is None for r in refs)  # user data let go once reaped
+        assert_nothing_queued(ring)
+    finally:
+        os.close(fd)
