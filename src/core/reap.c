@@ -366,6 +366,47 @@ item_objects(RingObject *r, SqeObject *rec, const struct io_uring_cqe *c,
     return 0;
 }
 
+/* The run of plain final completions (rec_plain()) from the CQ's entry
+ * `head` on, made into items at, at+1, ... and ended as the general loop
+ * of pu_reap_direct() would (it finds nothing to do for them but end the
+ * record), within room items and room_ended records, before tail.  A loop
+ * of its own: with the general path's variables out of the way, it keeps
+ * what it uses in registers.  Returns how many CQEs it took (the first is
+ * plain: the caller checked); *err set when an item could not be made
+ * (that CQE stays in the ring). */
+static __attribute__((noinline)) unsigned
+plain_run(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t room,
+          unsigned head, unsigned tail, SqeObject **ended, unsigned room_ended,
+          int *err)
+{
+    unsigned mask = r->ring.cq.ring_mask, shift = io_uring_cqe_shift(&r->ring);
+    const struct io_uring_cqe *cqes = r->ring.cq.cqes;
+    unsigned lim = tail - head, k;
+
+    if ((Py_ssize_t)lim > room)
+        lim = (unsigned)room;
+    if (lim > room_ended)
+        lim = room_ended;
+    for (k = 0; k < lim; k++) {
+        const struct io_uring_cqe *c = &cqes[((head + k) & mask) << shift];
+        SqeObject *rec = pu_record_lookup(r, c->user_data);
+        PyObject *t, *d, *v, *f;
+
+        if (rec == NULL || (c->flags & (IORING_CQE_F_MORE | IORING_CQE_F_BUFFER)) ||
+            !rec_plain(rec))
+            break;
+        if (item_objects(r, rec, c, s, &t, &d, &v, &f) < 0) {
+            *err = 1;
+            break;
+        }
+        pu_record_finish(r, rec);
+        rec->op_state = NULL;    /* all pu_record_release() does here */
+        ended[k] = rec;          /* the table's reference */
+        pu_sink_put(s, at + k, t, d, v, f);
+    }
+    return k;
+}
+
 /* reap()'s direct path, without Cqe objects: each ready CQE becomes item
  * at, at+1, ... of the sink, up to max items.  It stops before a
  * CQE whose value needs more (a result maker such as statx's, or a buffer
@@ -402,17 +443,15 @@ pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
                 break;
             if (rec != NULL && !(c->flags & (IORING_CQE_F_MORE | IORING_CQE_F_BUFFER)) &&
                 rec_plain(rec)) {
-                /* the usual final completion (rec_plain()): the general
-                 * path below would find nothing to do but end the record */
-                if (item_objects(r, rec, c, s, &t, &d, &v, &f) < 0) {
-                    err = 1;    /* this CQE stays in the ring */
+                /* the usual final completion, and likely a run of them */
+                unsigned k = plain_run(r, s, at + got, max - got, head, tail,
+                                       ended + nended, PU_REAP_CHUNK - nended, &err);
+                got += k;
+                nended += k;
+                n += k;
+                if (err || k == 0)   /* (k is at least 1 without an error) */
                     break;
-                }
-                pu_record_finish(r, rec);
-                rec->op_state = NULL;    /* all pu_record_release() does here */
-                ended[nended++] = rec;   /* the table's reference */
-                pu_sink_put(s, at + got++, t, d, v, f);
-                n++;
+                head += k - 1;       /* (the loop's head++) */
                 continue;
             }
             if (rec == NULL && PU_UD_SLOT(c->user_data) == PU_SLOT_INTERNAL) {
