@@ -306,3 +306,30 @@ def test_a_cancelled_acopytree_stops_between_rounds_and_closes_everything(tmp_pa
     asyncio.run(main())
     copied = sum(len(f) for _, _, f in os.walk(str(dst)))
     assert copied < 2000
+
+
+def test_a_cancelled_direct_acopyfile_drains_its_buffers_and_stops(tmp_path, clean):
+    # o_direct=True: the kernel reads and writes the helper's own aligned
+    # buffers; a cancel stops the copy at its next round, and the await
+    # returns only once those are drained and freed, the files closed
+    src = tmp_path / "src"
+    size = 128 << 20
+    with open(str(src), "wb") as f:
+        for _ in range(size >> 20):
+            f.write(os.urandom(1 << 20))
+    dst = tmp_path / "dst"
+    seen = []
+
+    async def main():
+        task = None
+
+        def progress(*counts):
+            seen.append(counts)
+            task.cancel()       # on the loop's thread, at the first counts
+        task = asyncio.ensure_future(acopyfile(str(src), str(dst), depth=4, o_direct=True,
+                                               progress=progress))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    asyncio.run(main())
+    assert seen and seen[0][0] < size
+    assert os.stat(str(dst)).st_size < size   # stopped partway
