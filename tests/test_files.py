@@ -216,6 +216,64 @@ def test_read_files_on_a_given_ring(tmp_path, fds):
         assert ring.sq_ready() == 0
 
 
+def spy_batches(monkeypatch):
+    """The batches iter_read_files() hands read_many(): their lengths."""
+    files = py_io_uring.files
+    real = files._read_many
+    sizes = []
+
+    def spy(chunk, depth, **kw):
+        sizes.append(len(chunk))
+        return real(chunk, depth, **kw)
+    monkeypatch.setattr(files, "_read_many", spy)
+    return sizes
+
+
+def test_iter_read_files_in_order_in_growing_batches(tmp_path, fds, monkeypatch):
+    # on a ring of its own: read_many() over batches, yielded in the
+    # paths' order; small files double the batch up to 16 x depth
+    sizes = spy_batches(monkeypatch)
+    paths, datas = make_files(tmp_path, [i * 13 % 5000 for i in range(300)])
+    got = list(iter_read_files(paths, depth=4))
+    assert got == list(zip(paths, datas))
+    assert sizes == [4, 8, 16, 32, 64, 64, 64, 48]
+    assert sum(sizes) == 300
+
+
+def test_iter_read_files_batches_stay_small_for_large_files(tmp_path, fds, monkeypatch):
+    # a batch's bytes over the budget halve the next (never below depth):
+    # large files keep about depth files in memory
+    monkeypatch.setattr(py_io_uring.files, "_BATCH_BYTES", 100000)
+    sizes = spy_batches(monkeypatch)
+    paths, datas = make_files(tmp_path, [1000] * 30 + [60000] * 60)
+    assert list(iter_read_files(paths, depth=2)) == list(zip(paths, datas))
+    # 2+4+8+16 small files (the 16: 16,000 bytes, room to grow), then 32
+    # large ones (1.9 MB: halved), 16 (halved again), 8, the 4 left
+    assert sizes == [2, 4, 8, 16, 32, 16, 8, 4]
+
+
+def test_iter_read_files_raises_after_the_files_before_it(tmp_path, fds, monkeypatch):
+    # errors="raise": the files before the failing one come, in order; the
+    # error has the path; no batch after it is read
+    sizes = spy_batches(monkeypatch)
+    paths, datas = make_files(tmp_path, [100] * 10)
+    missing = str(tmp_path / "missing")
+    got = []
+    with pytest.raises(FileNotFoundError) as info:
+        for item in iter_read_files(paths[:5] + [missing] + paths[5:], depth=2):
+            got.append(item)
+    assert info.value.filename == missing
+    assert got == list(zip(paths[:5], datas[:5]))
+    assert sum(sizes) < 11
+    returned = list(iter_read_files([missing] + paths[:2], errors="return"))
+    assert isinstance(returned[0][1], FileNotFoundError)
+    assert returned[1:] == list(zip(paths[:2], datas[:2]))
+    with pytest.raises(TypeError):
+        next(iter_read_files([paths[0], 3]))      # before anything is read
+    with pytest.raises(ValueError):
+        next(iter_read_files(paths, depth=0))
+
+
 def test_lazy_names():
     assert "read_files" in dir(py_io_uring)
     assert py_io_uring.copytree is copytree

@@ -283,6 +283,75 @@ def _read_iter_direct(paths, depth, errors):
         q.close()       # drains, then the ring's teardown frees every slot
 
 
+# iter_read_files() on a ring of its own reads in batches with read_many(),
+# each whole in C: a batch starts at depth files and doubles, up to
+# _BATCH_MAX times depth, while a batch's bytes stay under _BATCH_BYTES, so
+# small files come at read_many()'s speed (each batch ends with a drain:
+# the bigger the batch, the less that costs) and large ones hold about
+# depth files in memory, as the WorkQueue loop does.  Measured 2026-12-06,
+# 20,000 cached 4 KiB files at depth 64: batches of 64 files 77 thousand
+# files/s, 256 145 thousand, 1,024 182 thousand; the WorkQueue loop 46
+# thousand.
+_BATCH_MAX = 16
+_BATCH_BYTES = 32 << 20
+
+
+def _stop_hook(*counts):
+    _checkpoint()           # read_many() calls it at least every 250 ms
+
+
+def _batches(paths, depth, errors):
+    """Yield, per batch, the list of (path, data or exception) one
+    read_many() call read, in the paths' order.  With errors="raise" a
+    batch's list stops before its first failure, which raises when the
+    next list is asked for (its batch drained and closed: no later batch
+    is read)."""
+    _check_errors(errors)
+    depth = int(depth)
+    if depth < 1:
+        raise ValueError("depth must be at least 1, not %d" % depth)
+    paths = list(paths)
+    for p in paths:
+        os.fspath(p)        # TypeError up front, before anything is read
+    # under an awaitable form (files_async.py) a cancel stops the batch in
+    # flight through read_many()'s progress hook
+    hook = _stop_hook if getattr(_tls, "stop", None) is not None else None
+    batch = depth
+    start = 0
+    while start < len(paths):
+        chunk = paths[start:start + batch]
+        datas = _read_many(chunk, depth, errors="return", progress=hook)
+        items = []
+        nbytes = 0
+        error = None
+        for path, data in zip(chunk, datas):
+            if isinstance(data, bytes):
+                nbytes += len(data)
+            elif errors == "raise":
+                error = data
+                break
+            items.append((path, data))
+        del datas
+        yield items
+        if error is not None:
+            raise error
+        start += len(chunk)
+        if nbytes * 2 <= _BATCH_BYTES and batch < _BATCH_MAX * depth:
+            batch *= 2
+        elif nbytes > _BATCH_BYTES and batch > depth:
+            batch //= 2
+
+
+def _read_batches(paths, depth, errors):
+    """Yield (index, path, data or exception) in order, a batch at a time."""
+    index = 0
+    for items in _batches(paths, depth, errors):
+        for i in range(len(items)):
+            (path, data), items[i] = items[i], None   # the caller's alone once yielded
+            yield index, path, data
+            index += 1
+
+
 def _reader(paths, depth, errors, ring, direct):
     # direct=True: direct descriptors on a ring of its own (measured no
     # faster than plain descriptors and statx here, slower for files over
@@ -307,14 +376,21 @@ def iter_read_files(paths: _t.Iterable[_P], *, depth: int = 64, errors: str,
 def iter_read_files(paths: _t.Iterable[_P], *, depth: int = 64, errors: str = "raise",  # noqa: E302
                     ring: _t.Optional[IoUring] = None,
                     direct: bool = False) -> _t.Iterator[_t.Tuple[_P, _t.Any]]:
-    """Read whole files at once, depth operations in flight; yield (path,
-    data) as each file completes.  A failure raises os's error (with the
-    path) after everything in flight has drained and every file is closed;
-    with errors="return" the exception object takes the data's place.
-    ring=None uses a ring of its own; direct=True opens through direct
-    descriptors on it (openat_direct linked to the first read) instead of
-    plain ones and statx."""
-    for index, path, data in _reader(paths, depth, errors, ring, direct):
+    """Read whole files, depth in flight, and yield (path, data) for each.
+    By default (no ring, direct=False) in the paths' order, a batch at a
+    time, each batch read by read_many() with the per-file loop in C;
+    with a ring given, or direct=True, as each file completes, from the
+    WorkQueue loop.  A failure raises os's error (with the path) after
+    everything in flight has drained and every file is closed; with
+    errors="return" the exception object takes the data's place.
+    direct=True opens through direct descriptors on a ring of its own
+    (openat_direct linked to the first read) instead of plain ones and
+    statx."""
+    if ring is None and not direct:
+        items = _read_batches(paths, depth, errors)
+    else:
+        items = _reader(paths, depth, errors, ring, direct)
+    for index, path, data in items:
         yield path, data
 
 
