@@ -209,6 +209,59 @@ def test_aiter_read_files_dropped_unclosed_stops_its_thread(tmp_path):
     assert threading.active_count() == threads
 
 
+def test_aiter_read_files_reads_one_batch_ahead_in_order(tmp_path, clean, monkeypatch):
+    # whole batches go to the loop, in the paths' order; while the loop
+    # does not take, the thread reads one batch past the one handed over
+    files = py_io_uring.files
+    real = files._read_many
+    read = []
+
+    def spy(chunk, depth, **kw):
+        read.append(len(chunk))
+        return real(chunk, depth, **kw)
+    monkeypatch.setattr(files, "_read_many", spy)
+    paths, datas = make_files(tmp_path, [i % 300 for i in range(500)])
+
+    async def main():
+        it = aiter_read_files(paths, depth=4)
+        got = [await it.__anext__()]
+        await asyncio.sleep(0.3)            # the thread: as far as it may go
+        ahead = list(read)
+        got += [x async for x in it]
+        return got, ahead
+    got, ahead = asyncio.run(main())
+    assert got == list(zip(paths, datas))
+    assert ahead == [4, 8]                  # handed over, and the next
+    assert sum(read) == 500
+
+
+def test_aiter_read_files_closed_while_an_open_blocks(tmp_path, clean):
+    # a batch whose open of a FIFO never completes: aclose() stops it
+    # through read_many()'s bounded wait and returns once it has drained
+    paths, datas = make_files(tmp_path, [100] * 3)
+    p = fifo(tmp_path)
+    rescue = threading.Timer(20, lambda: os.close(os.open(p, os.O_WRONLY | os.O_NONBLOCK)))
+    rescue.start()          # (a broken stop would hang: this ends the open)
+
+    async def main():
+        it = aiter_read_files(paths + [p], depth=2)
+        got = [await it.__anext__() for _ in range(2)]    # the first batch
+        nxt = asyncio.ensure_future(it.__anext__())
+        await asyncio.sleep(0.3)
+        assert not nxt.done()   # the batch with the FIFO is blocked
+        t0 = time.monotonic()
+        nxt.cancel()
+        await it.aclose()
+        return got, time.monotonic() - t0
+    try:
+        got, took = asyncio.run(main())
+    finally:
+        rescue.cancel()
+        rescue.join()
+    assert got == list(zip(paths[:2], datas[:2]))
+    assert took < 5
+
+
 def test_aiter_read_files_raises_the_files_error(tmp_path, clean):
     paths, datas = make_files(tmp_path, [100] * 3)
     missing = str(tmp_path / "missing")

@@ -246,12 +246,20 @@ async def acopytree(src: "_StrOrBytesPath", dst: _P, symlinks: bool = False,
 class _ReadAhead(object):
     """What the iterator and its helper thread share.  The thread holds this,
     never the iterator, so that an iterator dropped unclosed is collected
-    and can stop it."""
+    and can stop it.  Items go to the loop in lists: a whole batch of
+    read_many() at once (iter_read_files()'s usual form: one hand-over to
+    the loop and one wait for room per batch, not per file), or one file
+    at a time from the WorkQueue loop (direct=True)."""
 
-    def __init__(self, hub: _t.Any, depth: int) -> None:
+    def __init__(self, hub: _t.Any, depth: int, direct: bool) -> None:
         self.hub = hub
-        self.items: _t.Deque[_t.Tuple[_t.Any, _t.Any]] = collections.deque()
-        self.space = threading.Semaphore(depth)   # files read ahead
+        self.items: _t.Deque[_t.List[_t.Any]] = collections.deque()
+        # lists handed over and not yet all taken by the loop: depth files,
+        # or one batch (the thread reads the next meanwhile)
+        self.space = threading.Semaphore(depth if direct else 1)
+        self.cur: _t.List[_t.Any] = []  # the list the loop takes from
+        self.pos = 0
+        self.held = False               # cur holds a unit of space
         self.stop = threading.Event()
         self.more = hub.event()         # set when an item or the end comes
         self.ended = hub.event()        # set when the thread is done
@@ -260,17 +268,24 @@ class _ReadAhead(object):
         self.thread: _t.Optional[threading.Thread] = None
 
     def work(self, paths: _t.List[_t.Any], depth: int, errors: str, direct: bool) -> None:
-        # (the stop is looked at here, between the files it yields)
-        # (a generator: typed as an iterator for its callers)
-        gen = _t.cast("_t.Generator[_t.Tuple[_t.Any, _t.Any], None, None]",
-                      _files.iter_read_files(paths, depth=depth, errors=errors, direct=direct))
+        # (the stop is looked at here, between the lists it hands over, and
+        # by read_many() in a batch, through the thread's checkpoint)
+        _files._tls.stop = self.stop
+        # (generators: typed as iterators for their callers)
+        if direct:
+            gen = _t.cast("_t.Generator[_t.List[_t.Any], None, None]",
+                          ([item] for item in _files.iter_read_files(
+                              paths, depth=depth, errors=errors, direct=True)))
+        else:
+            gen = _t.cast("_t.Generator[_t.List[_t.Any], None, None]",
+                          _files._batches(paths, depth, errors))
         error = None
         try:
-            for item in gen:
+            for items in gen:
                 self.space.acquire()
                 if self.stop.is_set():
                     break
-                self.hub.call_soon(self.push, item)
+                self.hub.call_soon(self.push, items)
         except BaseException as e:
             error = e
         finally:
@@ -280,8 +295,22 @@ class _ReadAhead(object):
                 error = error or e
             self.hub.call_soon(self.end, error)
 
-    def push(self, item: _t.Tuple[_t.Any, _t.Any]) -> None:
-        self.items.append(item)
+    def take(self) -> _t.Optional[_t.Tuple[_t.Any, _t.Any]]:
+        """The next item, on the loop's thread; None when none is there."""
+        while self.pos >= len(self.cur):
+            if self.held:
+                self.held = False
+                self.space.release()    # the list before is all taken
+            if not self.items:
+                return None
+            self.cur, self.pos, self.held = self.items.popleft(), 0, True
+        item = self.cur[self.pos]
+        self.cur[self.pos] = None       # the caller's alone once taken
+        self.pos += 1
+        return _t.cast(_t.Tuple[_t.Any, _t.Any], item)
+
+    def push(self, items: _t.List[_t.Any]) -> None:
+        self.items.append(items)
         self.more.set()
 
     def end(self, error: _t.Optional[BaseException]) -> None:
@@ -299,10 +328,11 @@ class _ReadAhead(object):
 
 class aiter_read_files(_t.Generic[_P, _D]):
     """iter_read_files(), awaitable: `async for path, data in
-    aiter_read_files(paths)` gets each file as it completes, with at most
-    depth files read ahead of the loop.  Ending early: `async with` (or
-    aclose()) stops the helper and waits for its drain; an iterator dropped
-    unclosed stops it too, without waiting."""
+    aiter_read_files(paths)` gets each file in the paths' order, read a
+    batch at a time with at most one batch read ahead of the loop (with
+    direct=True: as each completes, at most depth files ahead).  Ending
+    early: `async with` (or aclose()) stops the helper and waits for its
+    drain; an iterator dropped unclosed stops it too, without waiting."""
 
     @_t.overload
     def __init__(self: "aiter_read_files[_P, bytes]", paths: _t.Iterable[_P], *, depth: int = 64,
@@ -330,11 +360,14 @@ class aiter_read_files(_t.Generic[_P, _D]):
             if self._closed:
                 raise StopAsyncIteration
             depth, errors, direct = self._args
-            s = self._s = _ReadAhead(_hub(), depth)
+            s = self._s = _ReadAhead(_hub(), depth, direct)
             s.thread = threading.Thread(target=s.work, args=(self._paths, depth, errors, direct),
                                         name="py_io_uring-files")
             s.thread.start()
-        while not s.items:
+        while True:
+            item = s.take() if not s.stop.is_set() else None
+            if item is not None:
+                return _t.cast(_t.Tuple[_P, _D], item)
             if s.finished or s.stop.is_set():
                 error, s.error = s.error, None
                 if error is not None and not s.stop.is_set():
@@ -342,8 +375,6 @@ class aiter_read_files(_t.Generic[_P, _D]):
                 raise StopAsyncIteration
             s.more = s.hub.event()
             await s.more.wait()
-        s.space.release()
-        return _t.cast(_t.Tuple[_P, _D], s.items.popleft())
 
     async def aclose(self) -> None:
         """Stop reading ahead; return once nothing is in flight or open."""
@@ -353,6 +384,7 @@ class aiter_read_files(_t.Generic[_P, _D]):
             s.halt()
             await s.hub.wait_shielded(s.ended)
             s.items.clear()
+            s.cur, s.held = [], False
 
     async def __aenter__(self) -> "aiter_read_files[_P, _D]":
         return self
