@@ -115,6 +115,25 @@ def read_uring(m, paths, cold, depth=64, ring=None):
     return timed(paths, cold, body)
 
 
+def iter_uring(m, paths, cold, depth=64):
+    """The iterator forms, each file taken as the loop reaches it."""
+    def body():
+        return sum(1 for _ in m.iter_read_files(paths, depth=depth))
+    return timed(paths, cold, body)
+
+
+def aiter_uring(m, paths, cold, depth=64):
+    async def main():
+        n = 0
+        async for _ in m.aiter_read_files(paths, depth=depth):
+            n += 1
+        return n
+
+    def body():
+        return asyncio.run(main())
+    return timed(paths, cold, body)
+
+
 # The large files' rows hinge on malloc, not on the reads: a 1 MiB result
 # comes from the reading thread's arena, and when a batch is freed glibc's
 # main arena (one thread: the loop, read_files) gives the pages back to the
@@ -221,6 +240,8 @@ def read_case(m, paths, count, size, cold):
     ring = m.IoUring(128)
     case.variant("py_io_uring.read_files (depth 64, WorkQueue)",
                  read_uring(m, paths, cold, 64, ring))
+    case.variant("py_io_uring.iter_read_files (depth 64, batches in C)", iter_uring(m, paths, cold))
+    case.variant("py_io_uring.aiter_read_files (depth 64, asyncio)", aiter_uring(m, paths, cold))
     return case
 
 
