@@ -4,6 +4,7 @@ shutil's errors with their paths, modes and times of copies, and no
 descriptor left open or operation left in flight on any failure path."""
 
 import errno
+import hashlib
 import os
 import shutil
 import stat
@@ -272,6 +273,38 @@ def test_iter_read_files_raises_after_the_files_before_it(tmp_path, fds, monkeyp
         next(iter_read_files([paths[0], 3]))      # before anything is read
     with pytest.raises(ValueError):
         next(iter_read_files(paths, depth=0))
+
+
+def test_hash_files_as_hashlib_file_digest(tmp_path, fds):
+    # a hash object per file, in order, over the whole file; a name or a
+    # constructor, as hashlib.file_digest() takes them
+    paths, datas = make_files(tmp_path, [0, 1, 4096, 70000, (2 << 20) + 5] * 3)
+    calls = []
+    hs = py_io_uring.hash_files(paths, "sha256", depth=4, progress=lambda *a: calls.append(a))
+    assert [h.hexdigest() for h in hs] == [hashlib.sha256(d).hexdigest() for d in datas]
+    assert calls[-1] == (sum(map(len, datas)), None, len(paths), len(paths))
+    assert [h.digest() for h in py_io_uring.hash_files(paths, hashlib.md5)] == \
+        [hashlib.md5(d).digest() for d in datas]
+    assert py_io_uring.hash_files([]) == []
+
+
+def test_hash_files_errors(tmp_path, fds):
+    paths, datas = make_files(tmp_path, [100] * 3)
+    missing = str(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError) as info:
+        py_io_uring.hash_files(paths + [missing])
+    assert info.value.filename == missing
+    got = py_io_uring.hash_files([missing] + paths, "blake2b", errors="return")
+    assert isinstance(got[0], FileNotFoundError)
+    assert [h.hexdigest() for h in got[1:]] == [hashlib.blake2b(d).hexdigest() for d in datas]
+    with pytest.raises(IsADirectoryError):
+        py_io_uring.hash_files([str(tmp_path)])
+    with pytest.raises(ValueError):
+        py_io_uring.hash_files(paths, "no-such-hash")     # before any read
+    with pytest.raises(TypeError):
+        py_io_uring.hash_files(paths, 3)
+    with pytest.raises(ValueError):
+        py_io_uring.hash_files(paths, errors="ignore")
 
 
 def test_lazy_names():

@@ -6,6 +6,7 @@ is in flight, open or running (descriptors and threads counted)."""
 
 import asyncio
 import gc
+import hashlib
 import os
 import shutil
 import stat
@@ -160,6 +161,27 @@ def test_aread_files_outside_an_event_loop_is_a_runtime_error(tmp_path):
     with pytest.raises(RuntimeError):
         coro.send(None)
     coro.close()
+
+
+def test_ahash_files_on_asyncio_and_trio(tmp_path, clean):
+    paths, datas = make_files(tmp_path, [0, 5000, 300000] * 4)
+    want = [hashlib.sha1(d).hexdigest() for d in datas]
+    loop_thread = []
+
+    async def main():
+        hs = await py_io_uring.ahash_files(paths, "sha1", depth=2,
+                                           progress=lambda *a: loop_thread.append(threading.get_ident()))
+        return [h.hexdigest() for h in hs]
+    assert asyncio.run(main()) == want
+    assert set(loop_thread) == {threading.get_ident()}
+    trio = pytest.importorskip("trio")
+
+    async def tmain():
+        got = await py_io_uring.ahash_files(paths + [str(tmp_path / "nope")], errors="return")
+        return got
+    got = trio.run(tmain)
+    assert [h.hexdigest() for h in got[:-1]] == [hashlib.sha256(d).hexdigest() for d in datas]
+    assert isinstance(got[-1], FileNotFoundError)
 
 
 # -------------------------------------------------------- aiter_read_files

@@ -15,8 +15,8 @@ _LOOP_NAMES = ("EventLoop", "EventLoopPolicy", "new_event_loop", "install", "run
                "get_running_ring")
 # The bulk file helpers (files.py, workqueue.py) import shutil: loaded on
 # first use too.
-_FILES_NAMES = ("read_files", "iter_read_files", "copyfile", "copy2", "copytree")
-_AFILES_NAMES = ("aread_files", "aiter_read_files", "acopyfile", "acopy2", "acopytree")
+_FILES_NAMES = ("read_files", "iter_read_files", "hash_files", "copyfile", "copy2", "copytree")
+_AFILES_NAMES = ("aread_files", "aiter_read_files", "ahash_files", "acopyfile", "acopy2", "acopytree")
 _WORKQUEUE_NAMES = ("WorkQueue",)
 _AFILE_NAMES = ("open", "AsyncFile")
 

@@ -8,6 +8,7 @@ error propagates."""
 
 import errno
 import fcntl
+import hashlib
 import os
 import shutil
 import stat as _stat
@@ -28,8 +29,11 @@ _P = _t.TypeVar("_P", bound="_StrOrBytesPath")
 _Progress = _t.Optional[_t.Callable[[int, int, int, int], object]]
 # read_files's: the same, with no byte total (None: no file is stat'ed up front)
 _ReadProgress = _t.Optional[_t.Callable[[int, None, int, int], object]]
+# hash_files()'s digest: as hashlib.file_digest() takes it, a name
+# hashlib.new() knows or a callable that makes a new hash object
+_Digest = _t.Union[str, _t.Callable[[], "hashlib._Hash"]]
 
-__all__ = ["read_files", "iter_read_files", "copyfile", "copy2", "copytree"]
+__all__ = ["read_files", "iter_read_files", "hash_files", "copyfile", "copy2", "copytree"]
 
 _CHUNK = 64 * 1024          # read size when the size is unknown (procfs: 0)
 _COPY_BLOCK = 128 * 1024    # copy block, as examples/cp.py
@@ -430,6 +434,58 @@ def read_files(paths: "_t.Iterable[_StrOrBytesPath]", *, depth: int = 64,  # noq
             done += 1
             nbytes += len(data) if isinstance(data, bytes) else 0
             progress(nbytes, None, done, len(paths))
+    return out
+
+
+# ---------------------------------------------------------------- hashing
+
+@_t.overload
+def hash_files(paths: "_t.Iterable[_StrOrBytesPath]", digest: _Digest = "sha256", *,
+               depth: int = 64, errors: _t.Literal["raise"] = "raise",
+               progress: _ReadProgress = None) -> "_t.List[hashlib._Hash]": ...
+@_t.overload  # noqa: E302
+def hash_files(paths: "_t.Iterable[_StrOrBytesPath]", digest: _Digest = "sha256", *,
+               depth: int = 64, errors: str,
+               progress: _ReadProgress = None) -> "_t.List[_t.Union[hashlib._Hash, OSError]]": ...
+def hash_files(paths: "_t.Iterable[_StrOrBytesPath]", digest: _Digest = "sha256", *,  # noqa: E302
+               depth: int = 64, errors: str = "raise",
+               progress: _ReadProgress = None) -> _t.List[_t.Any]:
+    """hashlib.file_digest() for many files: a hash object per file of
+    paths, in order, over its whole contents.  digest is a name hashlib.new()
+    knows or a callable that returns a new hash object.  The files are read
+    as iter_read_files() reads them (read_many() batches, depth in flight),
+    each whole in memory while it is hashed: for one file larger than
+    memory, hashlib.file_digest() streams it.  errors and progress as in
+    read_files() (progress after each batch)."""
+    _check_errors(errors)
+    if isinstance(digest, str):
+        name = digest
+        hashlib.new(name)   # ValueError for an unknown name, before any read
+
+        def new() -> "hashlib._Hash":
+            return hashlib.new(name)
+    elif callable(digest):
+        new = digest
+    else:
+        raise TypeError("digest must be a hashlib name or a callable, not %s"
+                        % type(digest).__name__)
+    paths = list(paths)
+    out: _t.List[_t.Any] = []
+    nbytes = 0
+    for items in _batches(paths, depth, errors):
+        for i in range(len(items)):
+            data = items[i][1]
+            items[i] = None
+            if isinstance(data, bytes):
+                h = new()
+                h.update(data)      # (hashlib lets go of the GIL for it)
+                out.append(h)
+                nbytes += len(data)
+            else:
+                out.append(data)
+            del data
+        if progress is not None:
+            progress(nbytes, None, len(out), len(paths))
     return out
 
 

@@ -30,9 +30,11 @@ from . import files as _files
 from ._aiolib import current_library
 
 if _t.TYPE_CHECKING:
+    import hashlib
+
     from . import _StrOrBytesPath
 
-__all__ = ["aread_files", "aiter_read_files", "acopyfile", "acopy2", "acopytree"]
+__all__ = ["aread_files", "aiter_read_files", "ahash_files", "acopyfile", "acopy2", "acopytree"]
 
 _P = _t.TypeVar("_P", bound="_StrOrBytesPath")
 _T = _t.TypeVar("_T")
@@ -199,6 +201,27 @@ async def aread_files(paths: "_t.Iterable[_StrOrBytesPath]", *, depth: int = 64,
     paths = list(paths)
     return await _run(lambda hook: _files.read_files(paths, depth=depth, errors=errors,
                                                      direct=direct, progress=hook),
+                      progress, True)
+
+
+@_t.overload
+async def ahash_files(paths: "_t.Iterable[_StrOrBytesPath]", digest: _files._Digest = "sha256", *,
+                      depth: int = 64, errors: _t.Literal["raise"] = "raise",
+                      progress: _ReadProgress = None) -> "_t.List[hashlib._Hash]": ...
+@_t.overload  # noqa: E302
+async def ahash_files(paths: "_t.Iterable[_StrOrBytesPath]", digest: _files._Digest = "sha256", *,
+                      depth: int = 64, errors: str,
+                      progress: _ReadProgress = None) -> "_t.List[_t.Union[hashlib._Hash, OSError]]": ...
+async def ahash_files(paths: "_t.Iterable[_StrOrBytesPath]", digest: _files._Digest = "sha256",  # noqa: E302
+                      *, depth: int = 64, errors: str = "raise",
+                      progress: _ReadProgress = None) -> _t.List[_t.Any]:
+    """hash_files(), awaitable: a hash object per file, in order, reading
+    and hashing in a thread of its own; progress runs on the event loop's
+    thread."""
+    _files._check_errors(errors)
+    paths = list(paths)
+    return await _run(lambda hook: _files.hash_files(paths, digest, depth=depth, errors=errors,
+                                                     progress=hook),
                       progress, True)
 
 

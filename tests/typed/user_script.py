@@ -11,6 +11,7 @@ Python 3.8 syntax only: the matrix type-checks and runs it on every Python.
 
 import array
 import ctypes
+import hashlib
 import mmap
 import os
 import socket
@@ -200,6 +201,8 @@ def sync_file_helpers(path: str, tmp: str) -> None:
     assert datas == [b"hello world", b"hello world"]
     for p, data in py_io_uring.iter_read_files([path]):
         assert p == path and data == b"hello world"
+    digests: List[str] = [h.hexdigest() for h in py_io_uring.hash_files([path], "sha256")]
+    assert digests == [hashlib.sha256(b"hello world").hexdigest()]
     dst: str = py_io_uring.copyfile(path, os.path.join(tmp, "copy"))
     dst2: str = py_io_uring.copy2(path, os.path.join(tmp, "copy2"))
     tree: str = py_io_uring.copytree(os.path.join(tmp, "d"), os.path.join(tmp, "d2"))
@@ -226,6 +229,9 @@ async def async_file_helpers(path: str, tmp: str) -> None:
             if TYPE_CHECKING:
                 reveal_type(data)  # revealed: bytes
             assert p == path and data == b"hello world"
+    sums = await py_io_uring.ahash_files([path], hashlib.md5, errors="return")
+    assert [h if isinstance(h, OSError) else h.hexdigest() for h in sums] == \
+        [hashlib.md5(b"hello world").hexdigest()]
     dst: str = await py_io_uring.acopyfile(path, os.path.join(tmp, "acopy"))
     dst2: str = await py_io_uring.acopy2(path, os.path.join(tmp, "acopy2"))
     tree: str = await py_io_uring.acopytree(os.path.join(tmp, "d"), os.path.join(tmp, "ad2"))
