@@ -20,6 +20,11 @@ from ._aiolib import current_library
 if _t.TYPE_CHECKING:
     # private names: stubtest takes a public one for a module attribute
     from . import AsyncRing as _AsyncRing, _ReadableBuffer, _StrOrBytesPath, _WritableBuffer
+    from .trio import TrioRing as _TrioRing
+
+    # the ring open() runs on: AsyncRing, or under trio a TrioRing (which
+    # has every AsyncRing op)
+    _Ring = _t.Union[_AsyncRing, _TrioRing]
 
     # the modes whose literal tells a type checker text from binary, as
     # builtins.open()'s stub does; any other mode string gives AsyncFile[Any]
@@ -57,20 +62,20 @@ def _parse_mode(mode):
 async def open(path: "_StrOrBytesPath", mode: "_OpenTextMode" = "r", buffering: int = -1,
                encoding: _t.Optional[str] = None, errors: _t.Optional[str] = None,
                newline: _t.Optional[str] = None, *,
-               ring: "_t.Optional[_AsyncRing]" = None) -> "AsyncFile[str]": ...
+               ring: "_t.Optional[_Ring]" = None) -> "AsyncFile[str]": ...
 @_t.overload  # noqa: E302
 async def open(path: "_StrOrBytesPath", mode: "_OpenBinaryMode", buffering: int = -1,
                encoding: None = None, errors: None = None, newline: None = None, *,
-               ring: "_t.Optional[_AsyncRing]" = None) -> "AsyncFile[bytes]": ...
+               ring: "_t.Optional[_Ring]" = None) -> "AsyncFile[bytes]": ...
 @_t.overload  # noqa: E302
 async def open(path: "_StrOrBytesPath", mode: str, buffering: int = -1,
                encoding: _t.Optional[str] = None, errors: _t.Optional[str] = None,
                newline: _t.Optional[str] = None, *,
-               ring: "_t.Optional[_AsyncRing]" = None) -> "AsyncFile[_t.Any]": ...
+               ring: "_t.Optional[_Ring]" = None) -> "AsyncFile[_t.Any]": ...
 async def open(path: "_StrOrBytesPath", mode: str = "r", buffering: int = -1,  # noqa: E302
                encoding: _t.Optional[str] = None, errors: _t.Optional[str] = None,
                newline: _t.Optional[str] = None, *,
-               ring: "_t.Optional[_AsyncRing]" = None) -> "AsyncFile[_t.Any]":
+               ring: "_t.Optional[_Ring]" = None) -> "AsyncFile[_t.Any]":
     """Open a file as builtins.open() does (same modes, encoding, errors and
     newline arguments, same errors with the path) and return an AsyncFile.
     ring: the AsyncRing (or py_io_uring.trio.TrioRing) to run on; None makes
