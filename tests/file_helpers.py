@@ -1,5 +1,5 @@
 """Files for the bulk helpers' tests (test_files.py, test_bulk_read.py,
-test_files_bulk_async.py)."""
+test_files_bulk_async.py), and a spy on the batches they read."""
 
 import os
 
@@ -15,3 +15,19 @@ def make_files(folder, sizes):
         paths.append(str(p))
         datas.append(d)
     return paths, datas
+
+
+def spy_batches(monkeypatch):
+    """The batches iter_read_files() (and the helpers on it) hands
+    read_many(), by their lengths, in a list that grows as they come."""
+    import py_io_uring
+
+    files = py_io_uring.files
+    real = files._read_many
+    sizes = []
+
+    def spy(chunk, depth, **kw):
+        sizes.append(len(chunk))
+        return real(chunk, depth, **kw)
+    monkeypatch.setattr(files, "_read_many", spy)
+    return sizes

@@ -15,7 +15,7 @@ import py_io_uring
 from py_io_uring import AT_FDCWD, IoUring, WorkQueue, copy2, copyfile, copytree
 from py_io_uring import iter_read_files, read_files
 
-from file_helpers import make_files
+from file_helpers import make_files, spy_batches
 
 
 def open_fds():
@@ -215,19 +215,6 @@ def test_read_files_on_a_given_ring(tmp_path, fds):
     with IoUring(16) as ring:
         assert read_files(paths, depth=16, ring=ring) == datas
         assert ring.sq_ready() == 0
-
-
-def spy_batches(monkeypatch):
-    """The batches iter_read_files() hands read_many(): their lengths."""
-    files = py_io_uring.files
-    real = files._read_many
-    sizes = []
-
-    def spy(chunk, depth, **kw):
-        sizes.append(len(chunk))
-        return real(chunk, depth, **kw)
-    monkeypatch.setattr(files, "_read_many", spy)
-    return sizes
 
 
 def test_iter_read_files_in_order_in_growing_batches(tmp_path, fds, monkeypatch):

@@ -18,7 +18,7 @@ import pytest
 import py_io_uring
 from py_io_uring import acopy2, acopyfile, acopytree, aiter_read_files, aread_files
 
-from file_helpers import make_files
+from file_helpers import make_files, spy_batches
 
 
 def open_fds():
@@ -234,14 +234,7 @@ def test_aiter_read_files_dropped_unclosed_stops_its_thread(tmp_path):
 def test_aiter_read_files_reads_one_batch_ahead_in_order(tmp_path, clean, monkeypatch):
     # whole batches go to the loop, in the paths' order; while the loop
     # does not take, the thread reads one batch past the one handed over
-    files = py_io_uring.files
-    real = files._read_many
-    read = []
-
-    def spy(chunk, depth, **kw):
-        read.append(len(chunk))
-        return real(chunk, depth, **kw)
-    monkeypatch.setattr(files, "_read_many", spy)
+    read = spy_batches(monkeypatch)
     paths, datas = make_files(tmp_path, [i % 300 for i in range(500)])
 
     async def main():
