@@ -189,6 +189,26 @@ int pu_ring_check_fail(RingObject *r, int side);   /* side: 0, 's', 'c' */
      (r)->fork_generation == pu_fork_generation && \
      (!(r)->fd_closed || (r)->reg_thread == pu_thread_token()))
 
+/* Zero the record's per-operation fields (PU_RECORD_RESET_*): 8-byte
+ * stores the compiler unrolls, where one memset() of the 150-odd bytes
+ * becomes a `rep stos`, slow to start on every x86. */
+_Static_assert(PU_RECORD_RESET_START % 8 == 0 && PU_RECORD_RESET_END % 8 == 0,
+               "the reset region is whole 8-byte words");
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
+static inline void
+pu_record_zero(SqeObject *rec)
+{
+    uint64_t *w = (uint64_t *)((char *)rec + PU_RECORD_RESET_START);
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 32
+#endif
+    for (size_t i = 0; i < (PU_RECORD_RESET_END - PU_RECORD_RESET_START) / 8; i++)
+        w[i] = 0;
+}
+
 /* Put a record (pooled, live and tracked; or just allocated) in a free
  * slot, every per-operation field reset.  The table holds the returned
  * reference; the caller adds its own if it hands the record out. */
@@ -201,8 +221,7 @@ pu_record_enter(RingObject *r, SqeObject *rec)
     rec->ring = r;
     /* every per-operation field at once (record.h): a field added there
      * cannot be forgotten here.  PU_NEW is 0. */
-    memset((char *)rec + PU_RECORD_RESET_START, 0,
-           PU_RECORD_RESET_END - PU_RECORD_RESET_START);
+    pu_record_zero(rec);
     r->slots[slot] = rec;
     rec->user_data = PU_UD_TAG | ((__u64)r->slot_gen[slot] << 32) | slot;
     rec->life = r->life;
