@@ -376,6 +376,37 @@ def test_fifo_with_a_writer_is_read_to_eof(tmp_path, fds):
         t.join()
 
 
+def test_a_long_quiet_wait_is_kicked_and_counts_right(tmp_path, opens):
+    # after a second with nothing in, the call hands io-wq a NOP of its
+    # own (br_kick: a chain that never completed, seen rarely on 6.18).
+    # Its completion is no file's: the FIFO, alone in slot 0 and blocked
+    # in its open for 1.6 s, and the files after it still read right.
+    # (The FIFO is in a folder of its own: inotify merges its reader's and
+    # writer's opens into one event.)
+    os.mkdir(str(tmp_path / "pipe"))
+    fifo = str(tmp_path / "pipe" / "fifo")
+    os.mkfifo(fifo)
+    paths, datas = make_files(tmp_path, [10, 2 * FIRST + 5, 0])
+    payload = os.urandom(3000)
+    opens.reset()
+
+    def writer():
+        time.sleep(1.6)
+        with open(fifo, "wb") as f:
+            f.write(payload)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        t0 = time.monotonic()
+        assert read_many([fifo] + paths, 1) == [payload] + datas
+        assert time.monotonic() - t0 >= 1.5
+    finally:
+        t.join()
+    o, c = opens.settle()
+    assert o == c == 3
+
+
 def test_read_files_uses_it_and_keeps_its_api(tmp_path, opens):
     paths, datas = make_files(tmp_path, [1, 2 * FIRST + 5, 0])
     opens.reset()

@@ -48,8 +48,11 @@
 #define BR_MAX_DEPTH 4096
 #define BR_ROUND_NS (250 * 1000 * 1000)    /* the longest wait between rounds */
 
-/* user_data: slot << 3 | kind */
-enum { K_OPEN, K_READ1, K_READ2, K_MORE, K_CANCEL = 7 };
+#define BR_KICK_ROUNDS 4      /* rounds with nothing in before a kick */
+
+/* user_data: slot << 3 | kind; K_KICK and K_CANCEL are the call's own
+ * entries, of no file */
+enum { K_OPEN, K_READ1, K_READ2, K_MORE, K_KICK = 6, K_CANCEL = 7 };
 
 typedef struct {
     Py_ssize_t file;        /* index in paths, -1 when free */
@@ -70,6 +73,7 @@ typedef struct {
     br_slot *slots;
     unsigned nslots;
     unsigned inflight;      /* completions to come, over all slots */
+    unsigned long long reaped;  /* completions of files taken so far */
     int raise_errors;
     Py_ssize_t next;        /* next file to start */
     Py_ssize_t left;        /* files not finished */
@@ -288,9 +292,10 @@ br_reap(br_state *st)
         br_slot *s;
 
         io_uring_cqe_seen(&st->ring, cqe);
-        if (kind == K_CANCEL)
+        if (kind == K_CANCEL || kind == K_KICK)
             continue;
         st->inflight--;
+        st->reaped++;
         s = &st->slots[k];
         s->pending--;
         if (rc < 0)
@@ -304,6 +309,27 @@ br_reap(br_state *st)
         }
     }
     return rc;
+}
+
+/* Files are in flight and nothing has come for BR_KICK_ROUNDS rounds: hand
+ * io-wq a NOP.  WHY: rarely (one call in tens of thousands on 6.18; a
+ * missing file, whose lookup goes to io-wq) a chain never completed, with
+ * io-wq's one worker asleep.  The open was still in io-wq's queue, never
+ * started: an ASYNC_CANCEL of it found it there (res 0, not -EALREADY).
+ * A new work item wakes a sleeping worker, which then runs what waits:
+ * every stall seen with this kick went on at once.  A wait that is meant
+ * (the open of a FIFO without a writer) costs one NOP a second. */
+static void
+br_kick(br_state *st)
+{
+    struct io_uring_sqe *sqe;
+
+    if (io_uring_sq_space_left(&st->ring) < 1)
+        return;
+    sqe = br_sqe(st);
+    io_uring_prep_nop(sqe);
+    sqe->flags |= IOSQE_ASYNC;
+    sqe->user_data = K_KICK;   /* submitted with the next wait */
 }
 
 static int
@@ -355,7 +381,7 @@ br_drain(br_state *st)
         while (io_uring_peek_cqe(&st->ring, &cqe) == 0) {
             unsigned kind = (unsigned)(cqe->user_data & 7);
             io_uring_cqe_seen(&st->ring, cqe);
-            if (kind != K_CANCEL)
+            if (kind != K_CANCEL && kind != K_KICK)
                 st->inflight--;
         }
     }
@@ -395,6 +421,7 @@ read_many(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs,
     unsigned depth = 64, k;
     PyObject *ret = NULL;
     int leak = 0;
+    unsigned quiet = 0;     /* rounds in a row with nothing in */
 
     memset(&st, 0, sizeof(st));
     st.err_file = -1;
@@ -514,8 +541,17 @@ read_many(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs,
             pu_err_errno(-rc);
             goto fail;
         }
-        if (br_reap(&st) < 0)
-            goto fail;
+        {
+            unsigned long long before = st.reaped;
+            if (br_reap(&st) < 0)
+                goto fail;
+            if (st.reaped != before || st.inflight == 0)
+                quiet = 0;
+            else if (rc == -ETIME && ++quiet == BR_KICK_ROUNDS) {
+                quiet = 0;
+                br_kick(&st);
+            }
+        }
         /* every round, not only on EINTR: a signal that came while this
          * thread was out of the wait interrupts no later wait */
         if (PyErr_CheckSignals() < 0)
