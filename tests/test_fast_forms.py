@@ -1260,13 +1260,16 @@ def test_queue_exit_frees_the_kept_records():
     assert _live_sqes() == base
 
 
-@pytest.mark.parametrize("columns", [False, True])
-def test_one_reap_ends_plain_and_pinning_records_alike(ring, tmp_path, columns):
+@pytest.mark.parametrize("how", ["list", "columns", "one"])
+def test_one_reap_ends_plain_and_pinning_records_alike(ring, tmp_path, how):
     # reap()'s direct path ends a record that holds nothing (a NOP, a
     # close) with its slot alone, and the others (a read pinning its
     # buffer, a timeout's timespec) by the full
     # path: in one batch, each must come back with its own user data and
-    # result, and let go of what it held
+    # result, and let go of what it held.  reap_one() takes a plain first
+    # completion by a path of its own (pu_reap_one_plain), the rest by the
+    # general one.
+    columns = how == "columns"
     path = tmp_path / "f"
     path.write_bytes(b"abcdefgh")
     fd = os.open(path, os.O_RDONLY)
@@ -1280,7 +1283,10 @@ def test_one_reap_ends_plain_and_pinning_records_alike(ring, tmp_path, columns):
         ring.prep_timeout(0.0, user_data="timeout")
         ring.prep_nop(user_data=range(3))
         ring.submit_and_wait(8)
-        got = reap_n(ring, 8) if not columns else None
+        got = reap_n(ring, 8) if how == "list" else None
+        if how == "one":
+            got = [ring.reap_one() for _ in range(8)]
+            assert ring.reap_one() is None
         if columns:
             data, res, flags = ring.reap(8, 0, True, columns=True)
             assert len(data) == len(res) == len(flags) == 8

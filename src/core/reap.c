@@ -407,6 +407,40 @@ plain_run(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t room,
     return k;
 }
 
+/* reap_one()'s usual case: the CQ's first entry is a plain final
+ * completion (rec_plain()).  Its tuple, made and the record ended as
+ * pu_reap_direct() would, without the sink's list or the chunk loop
+ * (about a fifth of a one-NOP round trip's instructions at batch 1).
+ * NULL without an exception when the CQ is empty or its first entry is
+ * not plain: the caller takes the general path. */
+PyObject *
+pu_reap_one_plain(RingObject *r)
+{
+    pu_reap_sink s;
+    SqeObject *ended;
+    unsigned head = *r->ring.cq.khead;
+    unsigned tail = io_uring_smp_load_acquire(r->ring.cq.ktail);
+    unsigned long held;
+    unsigned k;
+    int err = 0;
+
+    if (head == tail)
+        return NULL;
+    s.kind = PU_SINK_ONE;
+    s.lists[0] = s.lists[1] = s.lists[2] = NULL;
+    /* the tuple's allocation may run the GC and finalizers: keep them off
+     * the CQ until the head has moved */
+    held = pu_side_take(&r->cq_owner);
+    k = plain_run(r, &s, 0, 1, head, tail, &ended, 1, &err);
+    if (k == 1)
+        io_uring_cq_advance(&r->ring, 1);
+    pu_side_put(&r->cq_owner, held);
+    if (k == 0)
+        return NULL;    /* not plain, or err: the exception is set */
+    pu_record_recycle(r, ended);   /* the table's reference */
+    return s.lists[0];
+}
+
 /* reap()'s direct path, without Cqe objects: each ready CQE becomes item
  * at, at+1, ... of the sink, up to max items.  It stops before a
  * CQE whose value needs more (a result maker such as statx's, or a buffer

@@ -54,6 +54,7 @@ void pu_sink_unput(pu_reap_sink *s, Py_ssize_t from, Py_ssize_t to);
 PyObject *pu_sink_finish(pu_reap_sink *s, Py_ssize_t got);
 Py_ssize_t pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at,
                           Py_ssize_t max);
+PyObject *pu_reap_one_plain(RingObject *r);
 void pu_reap_discard(RingObject *r, int *cancel_einval);
 void pu_cq_clear(RingObject *r);
 #define PU_CQ_LEN(r) ((r)->cq_end - (r)->cq_start)

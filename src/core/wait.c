@@ -776,10 +776,21 @@ reap_to_sink_impl(RingObject *self, int kind, Py_ssize_t n, Py_ssize_t wait_nr,
     if (submit && self->npending > 0 &&
         pu_ring_flush(self, (unsigned)(wait_nr > PU_CQ_LEN(self) ? wait_nr - PU_CQ_LEN(self) : 0)) < 0)
         return NULL;
-    if (wait_nr > 0 && ring_wait_full(self, wait_nr, -1.0, 1, NULL, -1.0) < 0)
+    /* (ring_wait_full()'s own first test, inline: at batch 1 the
+     * completion is usually there, from the submit) */
+    if (wait_nr > 0 &&
+        !(self->nhidden == 0 &&
+          PU_CQ_LEN(self) + (Py_ssize_t)io_uring_cq_ready(&self->ring) >= wait_nr) &&
+        ring_wait_full(self, wait_nr, -1.0, 1, NULL, -1.0) < 0)
         return NULL;
     if (io_uring_cq_ready(&self->ring) == 0 && pu_reap(self) < 0)
         return NULL;    /* (completions the kernel kept aside: see pu_reap) */
+    if (kind == PU_SINK_ONE && PU_CQ_LEN(self) == 0) {
+        /* one plain completion first in the CQ: no sink, no loop */
+        PyObject *one = pu_reap_one_plain(self);
+        if (one != NULL || PyErr_Occurred())
+            return one;
+    }
     cap = PU_CQ_LEN(self) + (Py_ssize_t)io_uring_cq_ready(&self->ring);
     if (cap > n)
         cap = n;
