@@ -470,7 +470,7 @@ enter(AsyncRingObject *self, double timeout)
     for (;;) {
         struct io_uring_cqe *cqe;
         struct __kernel_timespec ts;
-        unsigned long sq_prev, cq_prev;
+        uint64_t sq_prev, cq_prev;
         int ret;
 
         if (!wait || PU_CQ_LEN(r) > 0 || io_uring_cq_ready(&r->ring) > 0)

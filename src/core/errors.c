@@ -43,9 +43,9 @@ pu_ring_check_fail(RingObject *r, int side)
         return -1;
     }
     if ((side == 's' && r->sq_owner) || (side == 'c' && r->cq_owner)) {
-        unsigned long owner = side == 's' ? r->sq_owner : r->cq_owner;
+        uint64_t owner = side == 's' ? r->sq_owner : r->cq_owner;
         const char *what = side == 's' ? "submitting on" : "waiting on or reaping from";
-        if (owner == PyThread_get_thread_ident())
+        if (owner == pu_side_holder())
             PyErr_Format(PyExc_RuntimeError,
                          "this thread is already %s this IoUring: a call "
                          "from a finalizer or signal handler that ran inside "

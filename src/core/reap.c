@@ -102,7 +102,7 @@ pu_reap(RingObject *r)
     struct io_uring_cqe *c;
     unsigned head, ready, n = 0, nquiet = 0;
     SqeObject *quiet[PU_REAP_CHUNK];
-    unsigned long held;
+    uint64_t held;
     int err = 0;
 
     ready = io_uring_cq_ready(&r->ring);
@@ -420,7 +420,7 @@ pu_reap_one_plain(RingObject *r)
     SqeObject *ended;
     unsigned head = *r->ring.cq.khead;
     unsigned tail = io_uring_smp_load_acquire(r->ring.cq.ktail);
-    unsigned long held;
+    uint64_t held;
     unsigned k;
     int err = 0;
 
@@ -466,7 +466,7 @@ pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
         /* in a local: the stores below through other pointers would make
          * the compiler load it from the ring again for every CQE */
         struct io_uring_cqe *cqes = r->ring.cq.cqes;
-        unsigned long held = pu_side_take(&r->cq_owner);
+        uint64_t held = pu_side_take(&r->cq_owner);
 
         for (; head != tail; head++) {
             struct io_uring_cqe *c = &cqes[(head & mask) << shift];

@@ -284,7 +284,7 @@ Ring_queue_init(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
 static PyObject *
 Ring_queue_exit(RingObject *self, PyObject *Py_UNUSED(ignored))
 {
-    unsigned long me = PyThread_get_thread_ident();
+    uint64_t me = pu_side_holder();
 
     if (self->owner != NULL) {
         PyErr_SetString(PyExc_RuntimeError,

@@ -249,14 +249,13 @@ submit_may_complete(RingObject *r)
 int
 pu_only_thread(void)
 {
+    /* The interpreter's thread states form a list linked through prev and
+     * next: alone in it means neither is set.  (What PyThreadState_Next()
+     * of the list's head tells, without three calls into libpython on a
+     * path every submit takes.) */
     PyThreadState *ts = PyThreadState_Get();
-#if PY_VERSION_HEX >= 0x03090000
-    PyInterpreterState *interp = PyThreadState_GetInterpreter(ts);
-#else
-    PyInterpreterState *interp = ts->interp;
-#endif
-    PyThreadState *head = PyInterpreterState_ThreadHead(interp);
-    return head != NULL && PyThreadState_Next(head) == NULL;
+
+    return ts->prev == NULL && ts->next == NULL;
 }
 
 /* A signal handler raised during a wait (Ctrl-C: KeyboardInterrupt).  When
@@ -375,7 +374,7 @@ pu_ring_flush(RingObject *r, unsigned wait_nr)
     for (;;) {
         int split = wait_nr > 0 && submit_may_complete(r), fell_short = 0;
         int by_index = 0;
-        unsigned long sq_prev, cq_prev = 0;
+        uint64_t sq_prev, cq_prev = 0;
 
         sq_prev = pu_side_take(&r->sq_owner);
         if (wait_nr > 0)
@@ -514,7 +513,7 @@ Ring_sqring_wait(RingObject *self, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     pu_call_enter(self);
     for (;;) {
-        unsigned long sq_prev;
+        uint64_t sq_prev;
 
         if (io_uring_sq_space_left(&self->ring) > 0)
             break;

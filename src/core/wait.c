@@ -56,7 +56,7 @@ ring_wait_full(RingObject *r, Py_ssize_t want, double deadline, int in_kernel_cq
         struct __kernel_timespec ts;
         Py_ssize_t need;
         double until;
-        unsigned long sq_prev = 0, cq_prev;
+        uint64_t sq_prev = 0, cq_prev;
         int ret, touch_sq;
 
         if (PU_CQ_LEN(r) >= want)
@@ -169,7 +169,7 @@ cq_list(RingObject *self, Py_ssize_t n)
     Py_ssize_t got = PU_CQ_LEN(self) < n ? PU_CQ_LEN(self) : n;
     PyObject *list;
 
-    unsigned long held = pu_side_take(&self->cq_owner);
+    uint64_t held = pu_side_take(&self->cq_owner);
     list = PyList_New(got);
     pu_side_put(&self->cq_owner, held);
     if (list == NULL)
@@ -511,7 +511,7 @@ Ring_submit_and_wait_reg(RingObject *self, PyObject *const *args, Py_ssize_t nar
         unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG |
                          IORING_ENTER_EXT_ARG_REG;
         unsigned fd = (unsigned)self->ring.ring_fd;
-        unsigned long prev;
+        uint64_t prev;
         int ret;
 
         if (have >= n)
@@ -769,8 +769,7 @@ reap_to_sink_impl(RingObject *self, int kind, Py_ssize_t n, Py_ssize_t wait_nr,
     pu_reap_sink sink;
     Py_ssize_t cap, got = 0;
 
-    if (pu_ring_check_cq(self) < 0)
-        return NULL;
+    /* (reap_to_sink() checked the completion side) */
     /* submit=True: what is queued goes in with the same io_uring_enter()
      * that waits, as submit_and_wait() does */
     if (submit && self->npending > 0 &&
@@ -910,6 +909,14 @@ Ring_reap_one(RingObject *self, PyObject *const *args, Py_ssize_t nargs,
     PyObject *argv[2];
     int wait = 0, submit = 0;
 
+    /* reap_one(True, True) or reap_one(False) as one round trip at a time
+     * writes it: bools by position need no parsing */
+    if (kwnames == NULL && nargs <= 2 &&
+        (nargs < 1 || PyBool_Check(args[0])) &&
+        (nargs < 2 || PyBool_Check(args[1])))
+        return reap_to_sink(self, PU_SINK_ONE, 1,
+                            nargs >= 1 && args[0] == Py_True,
+                            nargs >= 2 && args[1] == Py_True);
     if (pu_parse_args(&reap_one_spec, args, nargs, kwnames, argv) < 0 ||
         (argv[0] != NULL && (wait = PyObject_IsTrue(argv[0])) < 0) ||
         (argv[1] != NULL && (submit = PyObject_IsTrue(argv[1])) < 0))
