@@ -1185,6 +1185,73 @@ def test_reap_one_leaves_no_reference_behind(ring, rfd):
     assert ref() is None
 
 
+BIG = 10 ** 30   # an int no cache holds: its reference count is ours to read
+FREE_THREADED = bool(__import__("sysconfig").get_config_var("Py_GIL_DISABLED"))
+
+
+@pytest.mark.skipif(FREE_THREADED, reason="no tuple is refilled without the GIL")
+def test_reap_one_refills_a_dropped_tuple_and_never_a_held_one(ring):
+    # one round trip at a time: the tuple the caller dropped is filled again
+    # (as zip() reuses its own); one the caller holds never changes
+    ring.prep_nop(user_data=BIG)
+    first = ring.reap_one(True, True)
+    first_id = id(first)
+    del first
+    ring.prep_nop(user_data=BIG + 1)
+    held = ring.reap_one(True, True)
+    assert held == (BIG + 1, 0, 0) and id(held) == first_id   # the same tuple
+    ring.prep_nop(user_data=BIG + 2)
+    other = ring.reap_one(True, True)
+    assert other is not held and other == (BIG + 2, 0, 0)
+    assert held == (BIG + 1, 0, 0)                            # untouched
+    ring.prep_timeout(0.001, user_data=3)                     # not a plain record
+    assert ring.reap_one(True, True) == (3, -errno.ETIME, 0)
+    assert held == (BIG + 1, 0, 0) and other == (BIG + 2, 0, 0)
+
+
+class IntWithDel(int):
+    dropped = 0
+
+    def __del__(self):
+        IntWithDel.dropped += 1
+
+
+@pytest.mark.parametrize("make", [Token, lambda: IntWithDel(5)], ids=["object", "int-subclass"])
+def test_reap_one_keeps_no_user_data_but_plain_ints(ring, make):
+    # only exact ints may stay in the refilled tuple until the next
+    # reap_one(): any other user data goes when the caller drops the tuple
+    IntWithDel.dropped = 0
+    data = make()
+    ref = weakref.ref(data) if isinstance(data, Token) else None
+    before = sys.getrefcount(data)
+    ring.prep_nop(user_data=BIG)
+    assert ring.reap_one(True, True) == (BIG, 0, 0)          # an int tuple first
+    ring.prep_nop(user_data=data)
+    got = ring.reap_one(True, True)
+    assert got == (data, 0, 0) and got[0] is data
+    del got
+    assert sys.getrefcount(data) == before
+    del data
+    assert (ref() is None) if ref is not None else IntWithDel.dropped == 1
+
+
+@pytest.mark.skipif(FREE_THREADED, reason="no tuple is refilled without the GIL")
+@pytest.mark.parametrize("end", ["queue_exit", "del"])
+def test_reap_one_tuple_kept_for_refilling_goes_with_the_ring(end):
+    big = BIG * 3
+    before = sys.getrefcount(big)
+    r = IoUring(4)
+    r.prep_nop(user_data=big)
+    assert r.reap_one(True, True) == (big, 0, 0)
+    assert sys.getrefcount(big) == before + 1                 # in the kept tuple
+    if end == "queue_exit":
+        r.queue_exit()
+    else:
+        del r
+        gc.collect()
+    assert sys.getrefcount(big) == before
+
+
 def test_reap_one_on_a_closed_ring():
     r = IoUring(4)
     r.queue_exit()

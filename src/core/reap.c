@@ -283,6 +283,7 @@ pu_sink_new(pu_reap_sink *s, int kind, Py_ssize_t cap)
 {
     s->kind = kind;
     s->lists[0] = s->lists[1] = s->lists[2] = NULL;
+    s->spare = NULL;
     if (kind == PU_SINK_ONE)
         return 0;   /* the item's own tuple is all it makes */
     for (int i = 0; i < (kind == PU_SINK_COLUMNS ? 3 : 1); i++) {
@@ -356,7 +357,7 @@ item_objects(RingObject *r, SqeObject *rec, const struct io_uring_cqe *c,
     } else {
         *d = PyLong_FromUnsignedLongLong(c->user_data);
     }
-    if (pu_sink_slot(s, t) < 0 || *v == NULL || *f == NULL || *d == NULL) {
+    if (pu_sink_slot(s, *d, t) < 0 || *v == NULL || *f == NULL || *d == NULL) {
         Py_XDECREF(*t);
         Py_XDECREF(*v);
         Py_XDECREF(*f);
@@ -428,6 +429,11 @@ pu_reap_one_plain(RingObject *r)
         return NULL;
     s.kind = PU_SINK_ONE;
     s.lists[0] = s.lists[1] = s.lists[2] = NULL;
+#ifdef Py_GIL_DISABLED
+    s.spare = NULL;     /* a reference count of 1 proves nothing there */
+#else
+    s.spare = &r->one_tuple;
+#endif
     /* the tuple's allocation may run the GC and finalizers: keep them off
      * the CQ until the head has moved */
     held = pu_side_take(&r->cq_owner);

@@ -14,16 +14,33 @@ enum { PU_SINK_LIST, PU_SINK_COLUMNS, PU_SINK_ONE };
 
 typedef struct pu_reap_sink {
     PyObject *lists[3];             /* PU_SINK_ONE: lists[0] is the tuple */
+    PyObject **spare;               /* PU_SINK_ONE: &ring->one_tuple, or
+                                       NULL to make every tuple anew */
     int kind;
 } pu_reap_sink;
 int pu_sink_new(pu_reap_sink *s, int kind, Py_ssize_t cap);
 
-/* What one more item needs beforehand: its tuple (NULL for columns) */
+/* A tuple of three ints that nobody but the sink's spare holds: its
+ * items may be replaced (their release runs no code). */
 static inline int
-pu_sink_slot(const pu_reap_sink *s, PyObject **t)
+pu_sink_spare_free(const pu_reap_sink *s, PyObject *d)
+{
+    return s->spare != NULL && *s->spare != NULL && Py_REFCNT(*s->spare) == 1 &&
+           d != NULL && PyLong_CheckExact(d);
+}
+
+/* What one more item needs beforehand: its tuple (NULL for columns); d is
+ * the item's user data (NULL when not known yet). */
+static inline int
+pu_sink_slot(const pu_reap_sink *s, PyObject *d, PyObject **t)
 {
     if (s->kind == PU_SINK_COLUMNS) {
         *t = NULL;
+        return 0;
+    }
+    if (pu_sink_spare_free(s, d)) {
+        *t = *s->spare;
+        Py_INCREF(*t);
         return 0;
     }
     *t = PyTuple_New(3);
@@ -42,13 +59,27 @@ pu_sink_put(pu_reap_sink *s, Py_ssize_t i, PyObject *t, PyObject *d,
         PyList_SET_ITEM(s->lists[2], i, f);
         return;
     }
+    if (s->kind == PU_SINK_ONE) {
+        /* the spare again (pu_sink_slot()): its old ints go after */
+        PyObject *old[3] = {PyTuple_GET_ITEM(t, 0), PyTuple_GET_ITEM(t, 1),
+                            PyTuple_GET_ITEM(t, 2)};
+        PyTuple_SET_ITEM(t, 0, d);
+        PyTuple_SET_ITEM(t, 1, v);
+        PyTuple_SET_ITEM(t, 2, f);
+        s->lists[0] = t;            /* i is 0: its capacity is one */
+        Py_XDECREF(old[0]);
+        Py_XDECREF(old[1]);
+        Py_XDECREF(old[2]);
+        if (s->spare != NULL && t != *s->spare && PyLong_CheckExact(d)) {
+            Py_INCREF(t);           /* a new tuple of ints: the next spare */
+            Py_XSETREF(*s->spare, t);
+        }
+        return;
+    }
     PyTuple_SET_ITEM(t, 0, d);
     PyTuple_SET_ITEM(t, 1, v);
     PyTuple_SET_ITEM(t, 2, f);
-    if (s->kind == PU_SINK_ONE)
-        s->lists[0] = t;            /* i is 0: its capacity is one */
-    else
-        PyList_SET_ITEM(s->lists[0], i, t);
+    PyList_SET_ITEM(s->lists[0], i, t);
 }
 void pu_sink_unput(pu_reap_sink *s, Py_ssize_t from, Py_ssize_t to);
 PyObject *pu_sink_finish(pu_reap_sink *s, Py_ssize_t got);

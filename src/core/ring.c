@@ -557,6 +557,7 @@ Ring_dealloc(RingObject *self)
     /* no record can be in flight here: each holds a reference to the
      * ring; this closes the fd and unmaps the ring */
     Ring_clear(self);
+    Py_CLEAR(self->one_tuple);   /* (teardown may not have run) */
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 

@@ -104,6 +104,14 @@ typedef struct RingObject {
      * any thread may (no SINGLE_ISSUER, or not enabled yet). */
     uint64_t issuer;
     uint8_t disabled;               /* set up R_DISABLED, not enabled yet */
+    /* reap_one()'s last (user_data, result, flags) tuple when all three
+     * are ints: once the caller has dropped it (the ring's is the only
+     * reference) the next reap_one() fills it again instead of making and
+     * freeing a tuple per round trip, as zip() and enumerate() reuse
+     * theirs (core/reap_sink.h, pu_sink_slot()).  Ints only, so keeping
+     * the last items a while longer keeps nothing a user could see (no
+     * finalizer, no weak reference) and the tuple is in no cycle. */
+    PyObject *one_tuple;
     PyObject *weakreflist;
 } RingObject;
 

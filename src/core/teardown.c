@@ -206,6 +206,7 @@ pu_ring_teardown(RingObject *r)
     r->cq = NULL;
     r->cq_cap = 0;
     pu_record_pool_clear(r);
+    Py_CLEAR(r->one_tuple);
     r->nhidden = 0;
     r->closing = 0;
 }

@@ -802,10 +802,10 @@ reap_to_sink_impl(RingObject *self, int kind, Py_ssize_t n, Py_ssize_t wait_nr,
                 k = cap - got;
             /* the allocations below may run the GC and finalizers: keep
              * them off the queue being read */
-            unsigned long held = pu_side_take(&self->cq_owner);
+            uint64_t held = pu_side_take(&self->cq_owner);
             for (Py_ssize_t i = 0; i < k; i++) {
                 PyObject *t, *d, *v, *f;
-                if (pu_sink_slot(&sink, &t) < 0 ||
+                if (pu_sink_slot(&sink, NULL, &t) < 0 ||
                     pu_cqe_parts(self->cq[self->cq_start + i], &d, &v, &f) < 0) {
                     Py_XDECREF(t);
                     pu_side_put(&self->cq_owner, held);
