@@ -631,6 +631,26 @@ def test_cqe_skip_success_on_a_linked_batch_posts_only_the_last(ring):
     assert [r() for r in refs] == [None] * 4, "a skipped entry kept its user data"
 
 
+def test_a_skipping_chain_after_plain_entries_in_one_submit(ring):
+    # the flush's first pass takes plain entries; the chain's bookkeeping
+    # starts at the first linked one and must not see the plain ones as
+    # part of it
+    tokens = [Token() for _ in range(3)]
+    refs = [weakref.ref(t) for t in tokens]
+    ring.prep_many("nop", user_data=["p1", "p2"])
+    ring.prep_many("nop", user_data=tokens, sqe_flags=IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS)
+    ring.prep_nop(user_data="end")      # the chain's last: it vouches for the three
+    ring.prep_nop(user_data="p3")
+    del tokens
+    assert ring.in_flight() == 7
+    ring.submit()                       # NOPs complete inside the submit
+    assert sorted(ring.reap(8, columns=True)[0]) == ["end", "p1", "p2", "p3"]
+    assert ring.in_flight() == 0
+    assert ring.wait_cqe(timeout=0.05) is None
+    gc.collect()
+    assert [r() for r in refs] == [None] * 3, "a skipped entry kept its user data"
+
+
 def test_cqe_skip_success_alone_every_entry_still_posts(ring):
     ring.prep_many("nop", user_data=["a", "b", "c"], sqe_flags=IOSQE_CQE_SKIP_SUCCESS)
     ring.submit()

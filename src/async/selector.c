@@ -482,8 +482,7 @@ enter(AsyncRingObject *self, double timeout)
             ts.tv_sec = (long long)left;
             ts.tv_nsec = (long long)((left - (double)ts.tv_sec) * 1e9);
         }
-        pu_prepare_chains(r);
-        pu_mark_submitted(r);   /* before the GIL goes */
+        pu_seal_pending(r);   /* before the GIL goes */
         if (io_uring_sq_ready(&r->ring) > 0)
             self->submits++;
         sq_prev = pu_side_take(&r->sq_owner);

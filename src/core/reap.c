@@ -41,7 +41,7 @@ cq_reserve(RingObject *r, Py_ssize_t extra)
 #define PU_REAP_CHUNK 64
 
 /* The final completion of an entry whose IOSQE_CQE_SKIP_SUCCESS the
- * runtime kept from the kernel (submit.c, prepare_chains), when the entry
+ * runtime kept from the kernel (submit.c, prepare_chains_from), when the entry
  * did not fail: nobody is shown it. */
 static inline int
 pu_cqe_hidden(const SqeObject *rec, const struct io_uring_cqe *c)
@@ -123,7 +123,7 @@ pu_reap(RingObject *r)
     io_uring_for_each_cqe(&r->ring, head, c) {
         SqeObject *rec = pu_record_lookup(r, c->user_data);
         if (rec != NULL && pu_cqe_hidden(rec, c)) {
-            /* a success the user asked not to see (prepare_chains): the
+            /* a success the user asked not to see (prepare_chains_from): the
              * record ends; it is dropped once the CQ head has moved */
             pu_end_hidden(r, rec);
             quiet[nquiet++] = rec;

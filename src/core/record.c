@@ -260,7 +260,7 @@ pu_record_finish_skipped(RingObject *r, SqeObject *rec)
  * starts with this entry: when an earlier entry of the chain failed, the
  * kernel cancelled this one with the rest and cleared their skip flags, so
  * all of them post (chain_broken, set here by the entry before).  Chains
- * with a hard link keep no skip flag (prepare_chains() in submit.c). */
+ * with a hard link keep no skip flag (prepare_chains_from() in submit.c). */
 void
 pu_record_finish_suppressed(RingObject *r, SqeObject *rec, int32_t res)
 {

@@ -89,7 +89,7 @@ typedef struct SqeObject {
                                        its completion whatever its flags */
     uint8_t hide_success;           /* IOSQE_CQE_SKIP_SUCCESS asked for but
                                        not given to the kernel (submit.c,
-                                       prepare_chains): the reap drops a
+                                       prepare_chains_from): the reap drops a
                                        completion that did not fail */
     uint8_t op_flags;               /* IOSQE_* the op's prep set itself */
     uint32_t chain_min;             /* linked: a result below this fails the

@@ -1,5 +1,5 @@
 /* submit.c: the submission side of IoUring: get_sqe(), the link chains'
- * bookkeeping before a flush (prepare_chains), and the flush itself
+ * bookkeeping before a flush (pu_seal_pending), and the flush itself
  * (pu_ring_flush: submit(), submit_and_wait(), and every wait that
  * submits first). */
 #include "core/submit.h"
@@ -148,15 +148,15 @@ chain_min(const SqeObject *rec, const struct io_uring_sqe *sqe)
  * (hide_success), so the user sees what the flag promises; when it was
  * short, the rest of the chain posts its -ECANCELED completions and every
  * record ends by a completion of its own. */
-void
-pu_prepare_chains(RingObject *r)
+static void
+prepare_chains_from(RingObject *r, unsigned from)
 {
     int in_chain = 0;   /* the previous entry links to this one */
     int hard = -1;      /* the current chain holds a hard link (-1: not
                            looked at yet, as most entries need not) */
-    unsigned start = 0; /* where the current chain starts */
+    unsigned start = from; /* where the current chain starts */
 
-    for (unsigned i = 0; i < r->npending; i++) {
+    for (unsigned i = from; i < r->npending; i++) {
         SqeObject *rec = r->pending[i];
         struct io_uring_sqe *sqe = rec->sqe;
         int linked;
@@ -194,18 +194,40 @@ pu_prepare_chains(RingObject *r)
     }
 }
 
-/* Entries about to be flushed to the kernel are no longer ours to write.
- * Called before the GIL is released for the submit: from then on another
- * thread may reap their completions and free their records, so the
- * submitting thread must not touch them again (pending[] holds borrowed
- * pointers). */
+/* Before the flush: the chains prepared (above), and the entries about to
+ * go to the kernel marked as no longer ours to write.  Called before the
+ * GIL is released for the submit: from then on another thread may reap
+ * their completions and free their records, so the submitting thread must
+ * not touch them again (pending[] holds borrowed pointers).
+ *
+ * One pass while no entry carries a link or skip flag (the usual batch,
+ * and a one-op round trip: two loops and a call cost it 56 instructions);
+ * from the first entry that does, the chains' own pass, which no earlier
+ * entry can be part of. */
 void
-pu_mark_submitted(RingObject *r)
+pu_seal_pending(RingObject *r)
 {
-    for (unsigned i = 0; i < r->npending; i++) {
+    unsigned i, n = r->npending;
+
+    for (i = 0; i < n; i++) {
         SqeObject *rec = r->pending[i];
+        struct io_uring_sqe *sqe = rec->sqe;
+
+        if (sqe != NULL) {
+            if (sqe->flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS))
+                break;
+            rec->flushed_flags = sqe->flags;
+        }
         rec->state = PU_SUBMITTED;
         rec->sqe = NULL;
+    }
+    if (i < n) {
+        prepare_chains_from(r, i);
+        for (; i < n; i++) {
+            SqeObject *rec = r->pending[i];
+            rec->state = PU_SUBMITTED;
+            rec->sqe = NULL;
+        }
     }
     r->npending = 0;
 }
@@ -368,9 +390,7 @@ pu_ring_flush(RingObject *r, unsigned wait_nr)
 
     if (pu_ring_check_sq(r) < 0 || (wait_nr && pu_ring_check_cq(r) < 0))
         return -1;
-    pu_prepare_chains(r);
-    /* before the GIL goes: see pu_mark_submitted() */
-    pu_mark_submitted(r);
+    pu_seal_pending(r);   /* before the GIL goes */
     for (;;) {
         int split = wait_nr > 0 && submit_may_complete(r), fell_short = 0;
         int by_index = 0;

@@ -6,8 +6,7 @@
 
 #include "core/ring.h"
 
-void pu_prepare_chains(RingObject *r);
-void pu_mark_submitted(RingObject *r);
+void pu_seal_pending(RingObject *r);
 int pu_only_thread(void);
 void pu_note_idle_wait(RingObject *r);
 int pu_ring_flush_then_check_cq(RingObject *r);

@@ -120,8 +120,7 @@ ring_wait_full(RingObject *r, Py_ssize_t want, double deadline, int in_kernel_cq
         if (touch_sq) {
             if (pu_ring_check_sq(r) < 0)
                 return -1;
-            pu_prepare_chains(r);
-            pu_mark_submitted(r);
+            pu_seal_pending(r);
             sq_prev = pu_side_take(&r->sq_owner);
         }
         cq_prev = pu_side_take(&r->cq_owner);
