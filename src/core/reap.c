@@ -367,14 +367,36 @@ item_objects(RingObject *r, SqeObject *rec, const struct io_uring_cqe *c,
     return 0;
 }
 
-/* The run of plain final completions (rec_plain()) from the CQ's entry
- * `head` on, made into items at, at+1, ... and ended as the general loop
- * of pu_reap_direct() would (it finds nothing to do for them but end the
- * record), within room items and room_ended records, before tail.  A loop
- * of its own: with the general path's variables out of the way, it keeps
- * what it uses in registers.  Returns how many CQEs it took (the first is
- * plain: the caller checked); *err set when an item could not be made
- * (that CQE stays in the ring). */
+/* One plain final completion (rec_plain()) made into item `at` and its
+ * record ended as the general loop of pu_reap_direct() would (it finds
+ * nothing to do for it but end the record): 1, with the table's reference
+ * in *ended; 0 when c is not plain; -1 when its item could not be made
+ * (the CQE stays in the ring). */
+static inline __attribute__((always_inline)) int
+plain_item(RingObject *r, pu_reap_sink *s, Py_ssize_t at,
+           const struct io_uring_cqe *c, SqeObject **ended)
+{
+    SqeObject *rec = pu_record_lookup(r, c->user_data);
+    PyObject *t, *d, *v, *f;
+
+    if (rec == NULL || (c->flags & (IORING_CQE_F_MORE | IORING_CQE_F_BUFFER)) ||
+        !rec_plain(rec))
+        return 0;
+    if (item_objects(r, rec, c, s, &t, &d, &v, &f) < 0)
+        return -1;
+    pu_record_finish(r, rec);
+    rec->op_state = NULL;    /* all pu_record_release() does here */
+    *ended = rec;            /* the table's reference */
+    pu_sink_put(s, at, t, d, v, f);
+    return 1;
+}
+
+/* The run of plain final completions from the CQ's entry `head` on, made
+ * into items at, at+1, ... within room items and room_ended records,
+ * before tail.  A loop of its own: with the general path's variables out
+ * of the way, it keeps what it uses in registers.  Returns how many CQEs
+ * it took (the first is plain: the caller checked); *err set when an item
+ * could not be made (that CQE stays in the ring). */
 static __attribute__((noinline)) unsigned
 plain_run(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t room,
           unsigned head, unsigned tail, SqeObject **ended, unsigned room_ended,
@@ -389,21 +411,12 @@ plain_run(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t room,
     if (lim > room_ended)
         lim = room_ended;
     for (k = 0; k < lim; k++) {
-        const struct io_uring_cqe *c = &cqes[((head + k) & mask) << shift];
-        SqeObject *rec = pu_record_lookup(r, c->user_data);
-        PyObject *t, *d, *v, *f;
-
-        if (rec == NULL || (c->flags & (IORING_CQE_F_MORE | IORING_CQE_F_BUFFER)) ||
-            !rec_plain(rec))
-            break;
-        if (item_objects(r, rec, c, s, &t, &d, &v, &f) < 0) {
-            *err = 1;
+        int got = plain_item(r, s, at + k, &cqes[((head + k) & mask) << shift],
+                             ended + k);
+        if (got <= 0) {
+            *err = got < 0;
             break;
         }
-        pu_record_finish(r, rec);
-        rec->op_state = NULL;    /* all pu_record_release() does here */
-        ended[k] = rec;          /* the table's reference */
-        pu_sink_put(s, at + k, t, d, v, f);
     }
     return k;
 }
@@ -422,8 +435,7 @@ pu_reap_one_plain(RingObject *r)
     unsigned head = *r->ring.cq.khead;
     unsigned tail = io_uring_smp_load_acquire(r->ring.cq.ktail);
     uint64_t held;
-    unsigned k;
-    int err = 0;
+    int got;
 
     if (head == tail)
         return NULL;
@@ -437,12 +449,14 @@ pu_reap_one_plain(RingObject *r)
     /* the tuple's allocation may run the GC and finalizers: keep them off
      * the CQ until the head has moved */
     held = pu_side_take(&r->cq_owner);
-    k = plain_run(r, &s, 0, 1, head, tail, &ended, 1, &err);
-    if (k == 1)
+    got = plain_item(r, &s, 0, &r->ring.cq.cqes[(head & r->ring.cq.ring_mask)
+                                                << io_uring_cqe_shift(&r->ring)],
+                     &ended);
+    if (got == 1)
         io_uring_cq_advance(&r->ring, 1);
     pu_side_put(&r->cq_owner, held);
-    if (k == 0)
-        return NULL;    /* not plain, or err: the exception is set */
+    if (got <= 0)
+        return NULL;    /* not plain, or it failed: the exception is set */
     pu_record_recycle(r, ended);   /* the table's reference */
     return s.lists[0];
 }
