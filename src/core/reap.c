@@ -441,8 +441,10 @@ pu_reap_one_plain(RingObject *r)
         return NULL;
     s.kind = PU_SINK_ONE;
     s.lists[0] = s.lists[1] = s.lists[2] = NULL;
-#ifdef Py_GIL_DISABLED
-    s.spare = NULL;     /* a reference count of 1 proves nothing there */
+#if defined(Py_GIL_DISABLED) || PY_VERSION_HEX >= 0x030E0000
+    /* free-threaded, a reference count of 1 proves nothing; from 3.14 a
+     * tuple caches its hash, which a refill would leave stale */
+    s.spare = NULL;
 #else
     s.spare = &r->one_tuple;
 #endif

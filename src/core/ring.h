@@ -110,7 +110,8 @@ typedef struct RingObject {
      * freeing a tuple per round trip, as zip() and enumerate() reuse
      * theirs (core/reap_sink.h, pu_sink_slot()).  Ints only, so keeping
      * the last items a while longer keeps nothing a user could see (no
-     * finalizer, no weak reference) and the tuple is in no cycle. */
+     * finalizer, no weak reference) and the tuple is in no cycle.  Not
+     * kept free-threaded, nor from 3.14 (pu_reap_one_plain()). */
     PyObject *one_tuple;
     PyObject *weakreflist;
 } RingObject;
