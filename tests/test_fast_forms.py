@@ -1332,13 +1332,13 @@ def test_queue_exit_frees_the_kept_records():
 
 @pytest.mark.parametrize("how", ["list", "columns", "one"])
 def test_one_reap_ends_plain_and_pinning_records_alike(ring, tmp_path, how):
-    # reap()'s direct path ends a record that holds nothing (a NOP, a
-    # close) with its slot alone, and the others (a read pinning its
-    # buffer, a timeout's timespec) by the full
-    # path: in one batch, each must come back with its own user data and
-    # result, and let go of what it held.  reap_one() takes a plain first
-    # completion by a path of its own (pu_reap_one_plain), the rest by the
-    # general one.
+    # reap()'s direct path ends a record that holds nothing but inline
+    # buffer pins (a NOP, a close, a read into a buffer) with its slot and
+    # the pins' release alone, and the others (a timeout's timespec, user
+    # data a range) by the full path: in one batch, each must come back
+    # with its own user data and result, and let go of what it held.
+    # reap_one() takes a plain first completion by a path of its own
+    # (pu_reap_one_plain), the rest by the general one.
     columns = how == "columns"
     path = tmp_path / "f"
     path.write_bytes(b"abcdefgh")
@@ -1378,3 +1378,57 @@ def test_one_reap_ends_plain_and_pinning_records_alike(ring, tmp_path, how):
         assert_nothing_queued(ring)
     finally:
         os.close(fd)
+
+
+class ReleaseCounted:
+    """A buffer whose exporter is Python code (3.12's __buffer__): the
+    count of its releases, and whether it raises from the release."""
+
+    def __init__(self, size, fail=False):
+        self.data = bytearray(size)
+        self.released = 0
+        self.fail = fail
+
+    def __buffer__(self, flags):
+        return memoryview(self.data)
+
+    def __release_buffer__(self, view):
+        self.released += 1
+        view.release()
+        if self.fail:
+            raise ValueError("release refused")
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="__buffer__ is 3.12's")
+@pytest.mark.parametrize("fail", [False, True], ids=["quiet", "raising"])
+@pytest.mark.parametrize("how", ["reap", "columns", "one", "cqe"])
+def test_a_pin_released_at_the_reap_runs_its_release_once(ring, rfd, how, fail, monkeypatch):
+    # a read into a buffer ends by the plain path, which releases the pin
+    # itself: the exporter's __release_buffer__ runs once, after the
+    # completion, and what it raises is reported as unraisable, never
+    # left set under the reap's result
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(u.exc_type))
+    bufs = [ReleaseCounted(8, fail) for _ in range(3)]
+    for i, b in enumerate(bufs):
+        ring.prep_read(rfd, b, 8 * i, user_data=i)
+    assert [b.released for b in bufs] == [0, 0, 0]
+    ring.submit_and_wait(3)
+    if how == "reap":
+        got = sorted(ring.reap(3))
+    elif how == "columns":
+        got = sorted(zip(*ring.reap(3, columns=True)))
+    elif how == "one":
+        got = sorted(ring.reap_one() for _ in range(3))
+    else:
+        got = []
+        for _ in range(3):
+            cqe = ring.peek_cqe()
+            got.append((cqe.get_data(), cqe.res(), cqe.flags()))
+            ring.cqe_seen(cqe)
+        got.sort()
+    assert got == [(i, 8, 0) for i in range(3)]
+    assert [b.released for b in bufs] == [1, 1, 1]
+    assert [bytes(b.data) for b in bufs] == [TMP_CONTENT[8 * i:8 * i + 8] for i in range(3)]
+    assert seen == ([ValueError] * 3 if fail else [])
+    assert_nothing_queued(ring)

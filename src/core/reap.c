@@ -78,12 +78,13 @@ take_result(SqeObject *rec, int32_t res)
     return b;
 }
 
-/* A record whose final completion needs nothing but its slot freed: it
- * holds nothing to release (no pins, blocks, kept objects, output bytes or
- * paths), its op has no result maker and no completion hook, and it is in
- * no link chain.  The fast forms' and prep_many()'s usual entry (a NOP, a
- * read into a registered buffer, a close, an fsync): one test of fields
- * in the record's first cache lines instead of each in turn. */
+/* A record whose final completion needs nothing but its slot freed and
+ * its inline buffer pins released (rec_end_plain()): it holds nothing else
+ * (no pin list, blocks, kept objects, output bytes or paths), its op has
+ * no result maker and no completion hook, and it is in no link chain.  The
+ * fast forms' and prep_many()'s usual entry (a NOP, a read into a buffer
+ * or a registered one, a send, a close, an fsync): one test of fields in
+ * the record's first cache lines instead of each in turn. */
 static inline int
 rec_plain(const SqeObject *rec)
 {
@@ -92,8 +93,21 @@ rec_plain(const SqeObject *rec)
     return ((uintptr_t)rec->blocks | (uintptr_t)rec->result |
             (uintptr_t)rec->pins | (uintptr_t)rec->paths |
             rec->chain_prev | rec->chain_next |
-            rec->nbufs | rec->nkeep | rec->hide_success) == 0 &&
+            rec->nkeep | rec->hide_success) == 0 &&
            (op == NULL || ((uintptr_t)op->result | (uintptr_t)op->complete) == 0);
+}
+
+/* All pu_record_release() does for a plain record, once finished: the
+ * buffers it pinned go.  PyBuffer_Release() may run Python code, as any
+ * release at a reap may; no exception is set here for it to keep (the
+ * callers stop at the first error), and CPython reports what a
+ * __release_buffer__ raises as unraisable. */
+static inline void
+rec_end_plain(SqeObject *rec)
+{
+    while (rec->nbufs > 0)
+        PyBuffer_Release(&rec->bufs[--rec->nbufs]);
+    rec->op_state = NULL;
 }
 
 int
@@ -190,7 +204,7 @@ pu_reap(RingObject *r)
                 /* the usual final completion: nothing but the end */
                 pu_record_finish(r, rec);
                 q->sqe = rec;            /* the table's reference */
-                rec->op_state = NULL;    /* all pu_record_release() does here */
+                rec_end_plain(rec);
             } else {
                 pu_record_finish(r, rec);
                 q->sqe = rec;            /* the table's reference */
@@ -385,7 +399,7 @@ plain_item(RingObject *r, pu_reap_sink *s, Py_ssize_t at,
     if (item_objects(r, rec, c, s, &t, &d, &v, &f) < 0)
         return -1;
     pu_record_finish(r, rec);
-    rec->op_state = NULL;    /* all pu_record_release() does here */
+    rec_end_plain(rec);
     *ended = rec;            /* the table's reference */
     pu_sink_put(s, at, t, d, v, f);
     return 1;
