@@ -105,12 +105,18 @@ conv_int_at(const pu_argspec *sp, int i, Py_ssize_t k, const char *field,
     char what[160];
     long long v;
     int overflow = 0;
-    PyObject *n = index_of(sp, i, k, field, o);
+    PyObject *n;
 
-    if (n == NULL)
-        return -1;
-    v = PyLong_AsLongLongAndOverflow(n, &overflow);
-    Py_DECREF(n);
+    if (PyLong_CheckExact(o)) {
+        /* the usual argument: no __index__ to call, no reference to take */
+        v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    } else {
+        n = index_of(sp, i, k, field, o);
+        if (n == NULL)
+            return -1;
+        v = PyLong_AsLongLongAndOverflow(n, &overflow);
+        Py_DECREF(n);
+    }
     if (v == -1 && PyErr_Occurred())
         return -1;
     if (overflow || v < lo || v > hi) {
@@ -350,12 +356,15 @@ pu_conv_pin(SqeObject *rec, PyObject *o, int flags)
     Py_buffer view;
     pu_pin *p;
 
-    if (PyObject_GetBuffer(o, &view, flags) < 0)
-        return NULL;
     if (rec->nbufs < PU_INLINE_PINS) {
-        rec->bufs[rec->nbufs] = view;
+        /* straight into the record: the view is not copied (a failed
+         * request leaves the slot unused, nbufs unmoved) */
+        if (PyObject_GetBuffer(o, &rec->bufs[rec->nbufs], flags) < 0)
+            return NULL;
         return &rec->bufs[rec->nbufs++];
     }
+    if (PyObject_GetBuffer(o, &view, flags) < 0)
+        return NULL;
     p = pu_rec_alloc(rec, sizeof(*p));
     if (p == NULL) {
         PyBuffer_Release(&view);
