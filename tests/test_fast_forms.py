@@ -1432,3 +1432,43 @@ def test_a_pin_released_at_the_reap_runs_its_release_once(ring, rfd, how, fail, 
     assert [bytes(b.data) for b in bufs] == [TMP_CONTENT[8 * i:8 * i + 8] for i in range(3)]
     assert seen == ([ValueError] * 3 if fail else [])
     assert_nothing_queued(ring)
+
+
+class ReleaseUsesRing(ReleaseCounted):
+    """A release that reaps from the ring whose reap releases it (refused:
+    the completion side is the outer reap's) and queues a NOP (allowed)."""
+
+    def __init__(self, size, ring):
+        super().__init__(size)
+        self.ring = ring
+        self.refused = []
+
+    def __release_buffer__(self, view):
+        super().__release_buffer__(view)
+        try:
+            self.ring.reap(8)
+        except RuntimeError as e:
+            self.refused.append(str(e))
+        self.ring.prep_nop(user_data=("from release", self.released))
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="__buffer__ is 3.12's")
+@pytest.mark.parametrize("how", ["reap", "columns", "one"])
+def test_a_release_at_the_reap_cannot_reap_the_same_ring(ring, rfd, how):
+    bufs = [ReleaseUsesRing(8, ring) for _ in range(3)]
+    for i, b in enumerate(bufs):
+        ring.prep_read(rfd, b, 8 * i, user_data=i)
+    ring.submit_and_wait(3)
+    if how == "reap":
+        got = sorted(ring.reap(3))
+    elif how == "columns":
+        got = sorted(zip(*ring.reap(3, columns=True)))
+    else:
+        got = sorted(ring.reap_one() for _ in range(3))
+    assert got == [(i, 8, 0) for i in range(3)]
+    assert [b.released for b in bufs] == [1, 1, 1]
+    assert all(len(b.refused) == 1 for b in bufs)
+    # the NOPs the releases queued go through the ring as any other entry
+    ring.submit_and_wait(3)
+    assert sorted(reap_n(ring, 3)) == [(("from release", 1), 0, 0)] * 3
+    assert_nothing_queued(ring)
