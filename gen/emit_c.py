@@ -91,13 +91,14 @@ def _prep_function(op: Op) -> List[str]:
                "PyObject *const *args," % op.name)
     out.append("    Py_ssize_t nargs, PyObject *kwnames)")
     out.append("{")
-    out.append("    PyObject *argv[%d];" % max(1, len(op.args)))
+    out.append("    PyObject *argbuf[%d];" % max(1, len(op.args)))
+    out.append("    PyObject *const *argv;")
     by_name = {a.name: a for a in op.args}
     for a in op.args:
         for d in a.kind.c_decls(a.name, a.default):
             out.append("    " + d)
     out.append("")
-    out.append("    if (pu_parse_args(&%s, args, nargs, kwnames, argv) < 0)" % spec)
+    out.append("    if (pu_args_view(&%s, args, nargs, kwnames, argbuf, &argv) < 0)" % spec)
     out.append("        return -1;")
     for i, a in enumerate(op.args):
         param = (by_name[a.kind.param].kind.cname(a.kind.param)

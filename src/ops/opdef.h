@@ -94,6 +94,24 @@ pu_parse_args(const pu_argspec *sp, PyObject *const *args, Py_ssize_t nargs,
     return 0;
 }
 
+/* The arguments by position, as pu_parse_args() gives them, without its
+ * copy when there is nothing to place: with every argument given by
+ * position (the usual full call) *argv is the vectorcall's own array,
+ * which the caller keeps, unchanged, for the whole call (NULL when there
+ * are none: prep_many() of an op without arguments).  Otherwise *argv is
+ * buf, filled.  -1 with an exception. */
+static inline int
+pu_args_view(const pu_argspec *sp, PyObject *const *args, Py_ssize_t nargs,
+             PyObject *kwnames, PyObject **buf, PyObject *const **argv)
+{
+    if (kwnames == NULL && nargs == sp->nmax && sp->kwonly == 0) {
+        *argv = args;
+        return 0;
+    }
+    *argv = buf;
+    return pu_parse_args(sp, args, nargs, kwnames, buf);
+}
+
 int pu_conv_fd(const pu_argspec *sp, int i, PyObject *o, int *out);
 int pu_conv_dirfd(const pu_argspec *sp, int i, PyObject *o, int *out);
 int pu_conv_u32(const pu_argspec *sp, int i, PyObject *o, unsigned *out);
