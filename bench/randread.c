@@ -1,6 +1,6 @@
 /* Random reads in C over liburing: the baseline for bench/run.py.
  *
- *   randread FILE OFFSETS_FILE BLOCK DEPTH [direct] [fixed]
+ *   randread FILE OFFSETS_FILE BLOCK DEPTH [direct] [fixed] [split]
  *
  * OFFSETS_FILE holds native uint64 offsets (written by bench/workloads/files.py, so C and
  * Python read the same blocks in the same order).  Keeps DEPTH reads in
@@ -30,15 +30,16 @@ static double now(void)
 int main(int argc, char **argv)
 {
     if (argc < 5) {
-        fprintf(stderr, "usage: %s FILE OFFSETS BLOCK DEPTH [direct] [fixed]\n", argv[0]);
+        fprintf(stderr, "usage: %s FILE OFFSETS BLOCK DEPTH [direct] [fixed] [split]\n", argv[0]);
         return 2;
     }
     unsigned block = (unsigned)atoi(argv[3]);
     unsigned depth = (unsigned)atoi(argv[4]);
-    int direct = 0, fixed = 0;
+    int direct = 0, fixed = 0, split = 0;
     for (int a = 5; a < argc; a++) {
         direct |= strcmp(argv[a], "direct") == 0;
         fixed |= strcmp(argv[a], "fixed") == 0;
+        split |= strcmp(argv[a], "split") == 0;
     }
     int fd = open(argv[1], O_RDONLY | (direct ? O_DIRECT : 0));
     if (fd < 0) { perror("open"); return 1; }
@@ -85,8 +86,15 @@ int main(int argc, char **argv)
             }
             io_uring_sqe_set_data64(sqe, slot);
         }
-        io_uring_submit_and_wait(&ring, 1);
         struct io_uring_cqe *cqe;
+        if (split) {
+            /* two calls, as the seed's submit() then wait_cqe(): a second
+             * system call only when the submit did not complete a read */
+            io_uring_submit(&ring);
+            io_uring_wait_cqe(&ring, &cqe);
+        } else {
+            io_uring_submit_and_wait(&ring, 1);
+        }
         while (io_uring_peek_cqe(&ring, &cqe) == 0) {
             if (cqe->res < 0) {
                 fprintf(stderr, "read: %s\n", strerror(-cqe->res));

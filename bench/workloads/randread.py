@@ -24,7 +24,9 @@ DESCRIBE_CACHED = (
 DESCRIBE_DIRECT = (
     "The same with O_DIRECT, page-aligned `mmap` buffers, swept over the queue depth (%s); the "
     "thread-pool baseline gives each of N threads (N = the depth) a strided share of the offsets "
-    "(one task per thread, the cheapest use of a pool), at depth 1 a plain `os.preadv` loop.")
+    "(one task per thread, the cheapest use of a pool), at depth 1 a plain `os.preadv` loop. "
+    "The `submit() then wait_cqe()` row is the seed's loop waiting with its two calls, against C "
+    "making the same two (`io_uring_submit()`, `io_uring_wait_cqe()`).")
 
 
 def cached_depths(quick):
@@ -60,11 +62,13 @@ def read_ring(m, path, depth, mode, direct=False):
         os.close(fd)
 
 
-def py_randread(m, path, offs, depth, mode, direct=False, fast=False):
+def py_randread(m, path, offs, depth, mode, direct=False, fast=False, split=False):
     """Keep `depth` reads in flight.  mode: 'buffer' (reused memoryview slices),
     'length' (the module allocates bytes), 'fixed' (registered buffer).
     fast: IoUring.prep_read(..., user_data=slot) and reap() instead of
-    get_sqe(), Sqe.prep_read(), set_data() and a Cqe per completion."""
+    get_sqe(), Sqe.prep_read(), set_data() and a Cqe per completion.
+    split: the seed's loop waits with submit() then wait_cqe(), two calls
+    (C's `split` mode), instead of submit_and_wait(1)."""
     def run():
         with read_ring(m, path, depth, mode, direct) as (ring, fd, slots):
             return loop(ring, fd, slots)
@@ -74,6 +78,7 @@ def py_randread(m, path, offs, depth, mode, direct=False, fast=False):
         n = len(offs)
         nxt = done = total = 0
         get_sqe, submit_and_wait, peek_cqe, cqe_seen = ring.get_sqe, ring.submit_and_wait, ring.peek_cqe, ring.cqe_seen
+        submit, wait_cqe = ring.submit, ring.wait_cqe
         prep_read, prep_read_fixed, reap = ring.prep_read, ring.prep_read_fixed, ring.reap
         t0 = time.perf_counter()
         if fast:
@@ -123,7 +128,11 @@ def py_randread(m, path, offs, depth, mode, direct=False, fast=False):
                     sqe.prep_read_fixed(fd, slots[slot], offs[nxt], 0)
                 sqe.set_data(slot)
                 nxt += 1
-            submit_and_wait(1)
+            if split:
+                submit()
+                wait_cqe()
+            else:
+                submit_and_wait(1)
             c = peek_cqe()
             while c is not None:
                 r = c.getresult()
@@ -299,11 +308,19 @@ def direct_cases(setup):
         else:
             case.baseline("os.preadv, %d threads" % depth, preadv_direct(big, offs_d, depth),
                           "os.preadv (N threads at depth N)")
+        first = [n for n, _ in case.fns]   # C's one-call loop and the threads
         case.variant("py_io_uring (mmap buffers)", py_randread(m, big, offs_d, depth, "buffer", direct=True),
-                     "Sqe form")
+                     "Sqe form", against=first)
+        # the seed's two calls against C making the same two
+        csplit = "C liburing, io_uring_submit() then io_uring_wait_cqe()"
+        case.baseline(csplit, c_prog(os.path.join(binp, "randread"), big, offpath, BLOCK, depth,
+                                     "direct", "split"), csplit)
+        case.variant("py_io_uring (mmap buffers, submit() then wait_cqe())",
+                     py_randread(m, big, offs_d, depth, "buffer", direct=True, split=True),
+                     "Sqe form, submit() then wait_cqe()", against=[csplit, "C liburing"])
         case.variant("py_io_uring (fast forms, mmap buffers)",
                      py_randread(m, big, offs_d, depth, "buffer", direct=True, fast=True),
-                     "fast forms: prep_read, reap")
+                     "fast forms: prep_read, reap", against=first)
         out.append(case)
     return out
 
