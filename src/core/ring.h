@@ -342,11 +342,17 @@ pu_side_holder(void)
 /* Hold a side (&r->sq_owner or &r->cq_owner) for this thread; give back
  * what pu_side_take() returned. */
 static inline uint64_t
-pu_side_take(uint64_t *side)
+pu_side_take_as(uint64_t *side, uint64_t holder)
 {
     uint64_t prev = *side;
-    *side = pu_side_holder();
+    *side = holder;
     return prev;
+}
+
+static inline uint64_t
+pu_side_take(uint64_t *side)
+{
+    return pu_side_take_as(side, pu_side_holder());
 }
 
 static inline void

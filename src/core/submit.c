@@ -268,16 +268,20 @@ submit_may_complete(RingObject *r)
 
 /* Is this the interpreter's only thread?  Then nothing but this thread
  * (or another process) can submit on the ring while it waits. */
-int
-pu_only_thread(void)
+static int
+only_thread(const PyThreadState *ts)
 {
     /* The interpreter's thread states form a list linked through prev and
      * next: alone in it means neither is set.  (What PyThreadState_Next()
      * of the list's head tells, without three calls into libpython on a
      * path every submit takes.) */
-    PyThreadState *ts = PyThreadState_Get();
-
     return ts->prev == NULL && ts->next == NULL;
+}
+
+int
+pu_only_thread(void)
+{
+    return only_thread(PyThreadState_Get());
 }
 
 /* A signal handler raised during a wait (Ctrl-C: KeyboardInterrupt).  When
@@ -331,9 +335,9 @@ submit_error(RingObject *r, int err)
  * racy read: a thread state a foreign thread makes meanwhile waits for
  * the GIL as long as the system call takes. */
 static int
-gil_uncontended(void)
+gil_uncontended(const PyThreadState *me)
 {
-    return pu_only_thread() && PyInterpreterState_Next(PyInterpreterState_Head()) == NULL;
+    return only_thread(me) && PyInterpreterState_Next(PyInterpreterState_Head()) == NULL;
 }
 
 /* The system calls of one round of pu_ring_flush(): the submit's result,
@@ -346,13 +350,13 @@ gil_uncontended(void)
  * wait always lets the GIL go: a thread made while it waits may be the one
  * that ends it. */
 static int
-flush_round(RingObject *r, unsigned wait_nr, int split, int *fell_short,
-            int *total)
+flush_round(RingObject *r, PyThreadState *me, unsigned wait_nr, int split,
+            int *fell_short, int *total)
 {
     PyThreadState *ts = NULL;
     int ret;
 
-    if ((wait_nr > 0 && !split) || !gil_uncontended())
+    if ((wait_nr > 0 && !split) || !gil_uncontended(me))
         ts = PyEval_SaveThread();
     if (wait_nr > 0 && !split) {
         ret = io_uring_submit_and_wait(&r->ring, wait_nr);
@@ -388,6 +392,10 @@ pu_ring_flush(RingObject *r, unsigned wait_nr)
 {
     int ret, total = 0;
 
+    /* this thread's state, once for the sides and the GIL's test (each
+     * PyThreadState_Get() is a thread-local lookup in libpython) */
+    PyThreadState *me = PyThreadState_Get();
+
     if (pu_ring_check_sq(r) < 0 || (wait_nr && pu_ring_check_cq(r) < 0))
         return -1;
     pu_seal_pending(r);   /* before the GIL goes */
@@ -396,15 +404,15 @@ pu_ring_flush(RingObject *r, unsigned wait_nr)
         int by_index = 0;
         uint64_t sq_prev, cq_prev = 0;
 
-        sq_prev = pu_side_take(&r->sq_owner);
+        sq_prev = pu_side_take_as(&r->sq_owner, (uint64_t)(uintptr_t)me);
         if (wait_nr > 0)
-            cq_prev = pu_side_take(&r->cq_owner);
+            cq_prev = pu_side_take_as(&r->cq_owner, (uint64_t)(uintptr_t)me);
         /* both sides held, neither by another call: nobody else is in
          * liburing on this ring, so it may enter by the registered index
          * (core/enter_fd.c) */
         if (wait_nr > 0 && sq_prev == 0 && cq_prev == 0)
             by_index = pu_enter_by_index(r);
-        ret = flush_round(r, wait_nr, split, &fell_short, &total);
+        ret = flush_round(r, me, wait_nr, split, &fell_short, &total);
         pu_enter_by_fd(r, by_index);
         if (wait_nr > 0)
             pu_side_put(&r->cq_owner, cq_prev);
