@@ -12,6 +12,7 @@ them.  What one op does through the fast form is with that op's family
 import errno
 import gc
 import inspect
+import json
 import mmap
 import os
 import pydoc
@@ -1039,6 +1040,84 @@ def test_a_finalizer_reaping_during_reap_finds_the_queue_busy(run_py):
     # every completion comes out exactly once, in one of the two calls
     assert sorted(delivered) == ["n0", "n1", "n2", "n3"], out
     assert out["cq_ready"] == 0, out
+
+
+# The direct paths (reap_one()'s one tuple, reap()'s list, reap(columns=True))
+# make objects while they hold the completion side, with the CQ's head not
+# yet moved: a finalizer run by one of those allocations must neither reap
+# the entries being read nor tear the ring down under the reap.
+DIRECT_REAP_FINALIZER_CHILD = r"""
+import gc, json, os, sys
+import py_io_uring as P
+r = P.IoUring(16)
+inner = []
+
+class Bomb:
+    def __del__(self):
+        try:
+            if ACT == "reap":
+                inner.append(["reaped", [list(t) for t in r.reap(100)]])
+            elif ACT == "reap_one":
+                t = r.reap_one()
+                inner.append(["reaped", [list(t)] if t else []])
+            else:
+                r.queue_exit()                # deferred to the end of the reap
+                inner.append(["exit", repr(r)])
+        except Exception as e:
+            inner.append([type(e).__name__, str(e)])
+
+null = os.open("/dev/null", os.O_WRONLY)
+# results above 256 are new int objects: allocations while the reap holds the CQ
+r.prep_many("write", [(null, b"x" * (300 + i)) for i in range(4)],
+            user_data=["w%d" % i for i in range(4)])
+r.submit_and_wait(4)
+held = r.reap_one()               # kept: reap_one() cannot refill its tuple
+gc.disable()
+b = Bomb(); b.me = b; del b       # cyclic garbage with a finalizer
+keep = [(i, i, i) for i in range(5000)]   # empties the 3-tuple free list
+gc.enable()
+gc.set_threshold(1)               # the reap's first allocation runs a collection
+if FORM == "reap_one":
+    outer = [r.reap_one()]
+elif FORM == "reap":
+    outer = r.reap(4)
+else:
+    outer = list(zip(*r.reap(4, columns=True)))
+gc.set_threshold(700)
+closed = repr(r) == "<py_io_uring.IoUring closed>"
+rest = [] if closed else r.reap(100)
+print(json.dumps({"held": list(held), "outer": [list(t) for t in outer], "inner": inner,
+                  "rest": [list(t) for t in rest], "closed": closed}))
+os.close(null)
+"""
+
+
+@pytest.mark.parametrize("act", ["reap", "reap_one", "exit"])
+@pytest.mark.parametrize("form", ["reap_one", "reap", "columns"])
+def test_a_finalizer_during_a_direct_reap(run_py, form, act):
+    proc = run_py("FORM = %r\nACT = %r\n" % (form, act) + DIRECT_REAP_FINALIZER_CHILD, timeout=60)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    out = json.loads(proc.stdout.splitlines()[-1])
+    assert len(out["inner"]) == 1, out               # the finalizer ran once
+    kind, what = out["inner"][0]
+    got = [out["held"]] + out["outer"] + out["rest"] + (what if kind == "reaped" else [])
+    # nothing twice, each with its own result
+    assert sorted(map(tuple, got)) == sorted(set(map(tuple, got))), out
+    assert all(res == 300 + int(d[1:]) and f == 0 for d, res, f in got), out
+    assert len(out["outer"]) == (1 if form == "reap_one" else 3), out
+    if act == "exit":
+        # queue_exit() waited for the reap to end, then closed the ring
+        assert kind == "exit" and "in_flight=" in what, out
+        assert out["closed"], out
+        return
+    assert not out["closed"], out
+    assert sorted(d for d, res, f in got) == ["w0", "w1", "w2", "w3"], out
+    if form != "columns":
+        # its tuples are made inside the hold: the finalizer ran there
+        # (columns makes only ints there, which start no collection)
+        assert kind == "RuntimeError" and "already waiting on or reaping" in what, out
+    else:
+        assert kind in ("reaped", "RuntimeError"), out
 
 
 FRESH_RING_CHILD = r"""
