@@ -231,11 +231,6 @@ def py_nop_many(m, batch, total, ring_flags=0, poller_sink=None):
     return run
 
 
-# the NOP loops by name, for bench/nop_loop.py (callgrind)
-NOP_APIS = {"wait_cqe_nr": py_nop, "batch": py_nop_batch, "fast": py_nop_fast,
-            "many": py_nop_many}
-
-
 def peer_nop(batch, total):
     """The same loop over `pip install liburing` (YoSTEALTH's binding)."""
     def run():
