@@ -101,13 +101,21 @@ def test_errors_carry_the_path(tmp_path, fds):
         with pytest.raises(FileNotFoundError) as info:
             await py_io_uring.open(missing)
         assert (info.value.errno, info.value.filename) == (2, missing)
-        with pytest.raises(IsADirectoryError) as info:
-            f = await py_io_uring.open(str(tmp_path), "rb")
-            try:
-                await f.read()
-            finally:
-                await f.close()
-        assert info.value.filename == str(tmp_path)
+        # a directory is refused by the open itself, as open() refuses it
+        # (the kernel opens one read-only), in every mode, the path as given
+        async with AsyncRing() as ring:
+            for path in (str(tmp_path), os.fsencode(str(tmp_path)), tmp_path):
+                for mode in ("r", "rb", "rt", "r+b", "w", "ab", "x"):
+                    with pytest.raises(OSError) as ref:
+                        open(path, mode)
+                    with pytest.raises(OSError) as info:
+                        await py_io_uring.open(path, mode, ring=ring)
+                    assert type(info.value) is type(ref.value), (mode, info.value)
+                    assert (info.value.errno, info.value.strerror, info.value.filename) == \
+                        (ref.value.errno, ref.value.strerror, ref.value.filename), mode
+                with pytest.raises(IsADirectoryError):
+                    await py_io_uring.open(path, "rb")    # on a ring of its own
+            assert not ring.closed
         for bad in ("rw", "rbt", "q", "rr"):
             with pytest.raises(ValueError):
                 await py_io_uring.open(missing, bad)

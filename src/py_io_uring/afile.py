@@ -9,8 +9,10 @@ incremental decoder and encoder, and io.IncrementalNewlineDecoder for
 universal newlines, as io.TextIOWrapper does."""
 
 import codecs
+import errno
 import io
 import os
+import stat
 # typing's names under a private alias, as loop.py does: module attributes
 # are public names stubtest checks
 import typing as _t
@@ -56,6 +58,20 @@ def _parse_mode(mode):
     readable = kind == "r" or "+" in chars
     writable = kind != "r" or "+" in chars
     return flags, readable, writable, "b" in chars
+
+
+def _refuse_directory(fd, path):
+    """Close fd and raise IsADirectoryError when it is a directory's, as
+    open() does (FileIO's fstat): the kernel opens a directory read-only,
+    and only the first read would fail.  fstat() of an open descriptor
+    reads the inode the open just looked up: it does not wait on a disk."""
+    try:
+        isdir = stat.S_ISDIR(os.fstat(fd).st_mode)
+    except OSError:
+        isdir = False
+    if isdir:
+        os.close(fd)
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
 
 
 @_t.overload
@@ -104,6 +120,8 @@ async def open(path: "_StrOrBytesPath", mode: str = "r", buffering: int = -1,  #
             fd = await use.openat(AT_FDCWD, path, flags, 0o666)
         except OSError as e:
             raise OSError(e.errno, e.strerror, os.fspath(path)) from None
+        if not writable:
+            _refuse_directory(fd, path)
     except BaseException:
         if own:
             await use.aclose()
