@@ -154,6 +154,139 @@ def test_text_mode_matches_builtin_open(tmp_path, fds, newline):
     run(main())
 
 
+_WORDS = ["h\u00e9llo", "w\u00f6rld", "\u65e5\u672c\u8a9e", "plain", "x" * 50,
+          "\u20acuro", "\U0001f600", ""]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-8-sig", "utf-32"])
+@pytest.mark.parametrize("ends,newline", [("\n", None), ("\r\n", None), ("\r", None),
+                                          ("\r\n", ""), ("\r", ""), ("\r\n", "\r\n")])
+def test_text_tell_gives_offsets_seek_takes_back(tmp_path, fds, encoding, ends, newline):
+    # tell() after each readline(), as with open(): a plain byte offset
+    # (where a decoder started clean gives the next line), across the
+    # decoder's 8 KiB steps and characters and \r\n pairs cut by them
+    import random
+    rnd = random.Random(7)
+    lines = [" ".join(rnd.choice(_WORDS) for _ in range(rnd.randrange(0, 30)))
+             for _ in range(700)]
+    p = tmp_path / "t"
+    with open(str(p), "w", encoding=encoding, newline="") as f:
+        f.write(ends.join(lines) + ends)
+    with open(str(p), encoding=encoding, newline=newline) as ref:
+        want = ref.readlines()
+
+    async def main():
+        async with await py_io_uring.open(p, "r", encoding=encoding, newline=newline) as f:
+            pos, got = [], []
+            while True:
+                pos.append(await f.tell())
+                line = await f.readline()
+                if not line:
+                    break
+                got.append(line)
+            assert got == want
+            assert pos[-1] == p.stat().st_size
+            for i in list(range(len(got))[::-1]):       # back to every line
+                assert await f.seek(pos[i]) == pos[i]
+                assert await f.readline() == got[i], i
+                assert await f.tell() == pos[i + 1], i
+        return pos, got
+    pos, got = run(main())
+    with open(str(p), encoding=encoding, newline=newline) as ref:  # open() takes them
+        for i in range(0, len(got), 37):
+            ref.seek(pos[i])
+            assert ref.readline() == got[i]
+
+
+def test_text_seek_to_the_current_position_loses_nothing(tmp_path, fds):
+    p = tmp_path / "t"
+    text = "\u00e9t\u00e9\nhiver\r\n" * 2000
+    p.write_bytes(text.encode("utf-8"))
+
+    async def main():
+        async with await py_io_uring.open(p, "r", encoding="utf-8", newline="") as f:
+            head = await f.read(5)
+            where = await f.seek(0, os.SEEK_CUR)        # the characters read ahead stay
+            assert where == len(head.encode("utf-8"))
+            assert head + await f.read() == text
+            with pytest.raises(ValueError, match="negative seek position -1"):
+                await f.seek(-1)
+            with pytest.raises(io.UnsupportedOperation, match="nonzero cur-relative"):
+                await f.seek(1, os.SEEK_CUR)
+            with pytest.raises(io.UnsupportedOperation, match="nonzero end-relative"):
+                await f.seek(-1, os.SEEK_END)
+            with pytest.raises(ValueError, match="invalid whence"):
+                await f.seek(0, 7)
+            assert await f.seek(0, os.SEEK_END) == len(text.encode("utf-8"))
+            assert await f.read() == ""
+    run(main())
+
+
+def _outcome(fn):
+    try:
+        return ("ok", fn())
+    except Exception as e:
+        return (type(e), str(e))
+
+
+# calls whose arguments or state open() refuses, and forms it takes: the
+# same result or the same exception type and message
+_AS_OPEN = [
+    ("rb", lambda f: f.read(None)), ("rb", lambda f: f.read(2)), ("rb", lambda f: f.read("x")),
+    ("rb", lambda f: f.read(2.0)), ("rb", lambda f: f.readline(None)),
+    ("rb", lambda f: f.readline(3)), ("rb", lambda f: f.readline(0)),
+    ("rb", lambda f: f.readlines(8)), ("rb", lambda f: f.readlines(None)),
+    ("rb", lambda f: f.readlines(0)), ("r", lambda f: f.readlines(7)),
+    ("rb", lambda f: f.truncate(2)), ("rb", lambda f: f.write(b"x")),
+    ("wb", lambda f: f.write("x")), ("wb", lambda f: f.read()),
+    ("w", lambda f: f.write(b"x")), ("rb", lambda f: f.readinto(b"abcd")),
+    ("rb", lambda f: f.seek(1.5)), ("r", lambda f: f.seek(3)),
+    ("rb", lambda f: f.readable()), ("rb", lambda f: f.writable()),
+    ("r+b", lambda f: (f.readable(), f.writable())), ("rb", lambda f: f.seekable()),
+    ("rb", lambda f: f.isatty()),
+]
+
+
+@pytest.mark.parametrize("case", range(len(_AS_OPEN)))
+def test_arguments_and_errors_as_open_gives_them(tmp_path, fds, case):
+    mode, call = _AS_OPEN[case]
+    p = tmp_path / "f"
+    p.write_bytes(b"line1\nline2\r\nline3\rlast")
+    kw = {} if "b" in mode else {"encoding": "utf-8"}
+    with open(str(p), mode, **kw) as f:
+        want = _outcome(lambda: call(f))
+
+    async def main():
+        async with await py_io_uring.open(p, mode, **kw) as f:
+            async def settle():
+                r = call(f)
+                if isinstance(r, tuple):
+                    return tuple([(await x) if hasattr(x, "__await__") else x for x in r])
+                return (await r) if hasattr(r, "__await__") else r
+            try:
+                return ("ok", await settle())
+            except Exception as e:
+                return (type(e), str(e))
+    assert run(main()) == want
+
+
+def test_readinto_a_read_only_buffer_takes_nothing_from_the_file(tmp_path, fds):
+    p = tmp_path / "f"
+    p.write_bytes(b"0123456789")
+
+    async def main():
+        async with await py_io_uring.open(p, "rb") as f:
+            with pytest.raises(TypeError, match="read-write bytes-like object"):
+                await f.readinto(b"abcd")
+            assert await f.read() == b"0123456789"
+            for query in (f.readable, f.writable, f.seekable, f.isatty):
+                query()
+        for query in (f.readable, f.writable, f.seekable, f.isatty):
+            with pytest.raises(ValueError, match="closed file"):
+                query()
+    run(main())
+
+
 def test_random_and_sequential_after_seek_match_a_file(tmp_path):
     # after a seek the read takes exactly what is asked (no read-ahead for
     # random reads); reading on from there reads ahead again: the bytes

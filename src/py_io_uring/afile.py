@@ -11,6 +11,7 @@ universal newlines, as io.TextIOWrapper does."""
 import codecs
 import errno
 import io
+import operator
 import os
 import stat
 # typing's names under a private alias, as loop.py does: module attributes
@@ -38,6 +39,8 @@ if _t.TYPE_CHECKING:
 __all__ = ["open", "AsyncFile"]
 
 _READ_AHEAD = 64 * 1024     # sequential reads fetch at least this much
+_DECODE = 8192              # text is decoded this many bytes at a time, as
+                            # io.TextIOWrapper does: what tell() re-decodes
 _FLAGS = {"r": os.O_RDONLY, "w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
           "a": os.O_WRONLY | os.O_CREAT | os.O_APPEND,
           "x": os.O_WRONLY | os.O_CREAT | os.O_EXCL}
@@ -58,6 +61,18 @@ def _parse_mode(mode):
     readable = kind == "r" or "+" in chars
     writable = kind != "r" or "+" in chars
     return flags, readable, writable, "b" in chars
+
+
+def _size(n, default=-1):
+    """A size argument as io takes it: None for the default, else an int
+    (or an object with __index__); io's TypeError for anything else."""
+    if n is None:
+        return default
+    try:
+        return operator.index(n)
+    except TypeError:
+        raise TypeError("argument should be integer or None, not '%s'"
+                        % type(n).__name__) from None
 
 
 def _refuse_directory(fd, path):
@@ -150,8 +165,16 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
                                     # start): read ahead; a seek clears it
         self._decoder = self._encoder = None
         self._chars = ""            # decoded, not yet returned (text)
+        # text: where a decoder started clean (flags _snap_flags) gives the
+        # characters decoded since (_snap_text) from the bytes fed since
+        # (_snap_bytes); tell() finds the byte offset of a character there
+        self._snap_pos = 0
+        self._snap_flags = 0
+        self._snap_bytes = b""
+        self._snap_text = ""
         self.encoding = None
         self._newline = None
+        self._seekable = -1         # not yet known; then 0 or 1
 
     def _text(self, encoding, errors, newline):
         if encoding is None:
@@ -186,6 +209,28 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
             raise io.UnsupportedOperation("read")
         if write and not self._writable:
             raise io.UnsupportedOperation("write")
+
+    def readable(self) -> bool:
+        self._check()
+        return self._readable
+
+    def writable(self) -> bool:
+        self._check()
+        return self._writable
+
+    def seekable(self) -> bool:
+        self._check()
+        if self._seekable < 0:
+            try:
+                os.lseek(self._fd, 0, os.SEEK_CUR)
+                self._seekable = 1
+            except OSError:
+                self._seekable = 0
+        return self._seekable == 1
+
+    def isatty(self) -> bool:
+        self._check()
+        return os.isatty(self._fd)
 
     def _oserror(self, e):
         return OSError(e.errno, e.strerror, os.fspath(self.name))
@@ -229,16 +274,17 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         """Read up to n bytes (characters in text mode); all of them to EOF
         with n < 0."""
         self._check(read=True)
+        n = _size(n)
         if self._decoder is None:
             return await self._read_bytes(n)
-        if n is None or n < 0:
+        if n < 0:
             data = await self._read_bytes(-1)
-            out = self._chars + self._decoder.decode(data, final=True)
-            self._chars = ""
+            self._decode(data, True)
+            out, self._chars = self._chars, ""
             return out
         while len(self._chars) < n:
-            data = await self._read_bytes(_READ_AHEAD)
-            self._chars += self._decoder.decode(data, final=not data)
+            data = await self._read_bytes(_DECODE)
+            self._decode(data, not data)
             if not data:
                 break
         out, self._chars = self._chars[:n], self._chars[n:]
@@ -250,13 +296,19 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         if self._decoder is not None:
             raise io.UnsupportedOperation("readinto")
         view = memoryview(_t.cast(bytes, buf)).cast("B")     # any buffer
+        if view.readonly:
+            # before the read: what it took from the file would be lost
+            raise TypeError("readinto() argument must be read-write bytes-like "
+                            "object, not %s" % type(buf).__name__)
         data = await self._read_bytes(len(view))
         view[:len(data)] = data
         return len(data)
 
-    async def readline(self, size: int = -1) -> _t.AnyStr:
-        """Read one line, its end included ("" or b"" at EOF)."""
+    async def readline(self, size: _t.Optional[int] = -1) -> _t.AnyStr:
+        """Read one line, its end included ("" or b"" at EOF); at most size
+        bytes (characters in text mode) when size >= 0."""
         self._check(read=True)
+        size = _size(size)
         if self._decoder is None:
             start = 0
             while True:
@@ -281,16 +333,23 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
                     end = size if size >= 0 else len(self._chars)
                 out, self._chars = self._chars[:end], self._chars[end:]
                 return out
-            data = await self._read_bytes(_READ_AHEAD)
-            self._chars += self._decoder.decode(data, final=not data)
+            data = await self._read_bytes(_DECODE)
+            self._decode(data, not data)
             if not data:
                 out, self._chars = self._chars, ""
                 return out
 
-    async def readlines(self) -> _t.List[_t.AnyStr]:
-        lines = []
+    async def readlines(self, hint: _t.Optional[int] = -1) -> _t.List[_t.AnyStr]:
+        """The lines to EOF; with hint > 0, lines until their total size
+        reaches hint, as io's readlines(hint)."""
+        self._check(read=True)
+        hint = _size(hint)
+        lines, total = [], 0
         async for line in self:
             lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                break
         return lines
 
     def __aiter__(self) -> "AsyncFile[_t.AnyStr]":
@@ -322,7 +381,11 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
             raw = self._encoder.encode(text)
             await self._write_all(raw)
             return len(data)
-        view = memoryview(_t.cast(bytes, data)).cast("B")    # any buffer; str raises
+        try:
+            view = memoryview(_t.cast(bytes, data)).cast("B")    # any buffer
+        except TypeError:
+            raise TypeError("a bytes-like object is required, not '%s'"
+                            % type(data).__name__) from None
         await self._write_all(view)
         return len(view)
 
@@ -353,30 +416,195 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         self._chars = ""
         if self._decoder is not None:
             self._decoder.reset()
+            self._snap_bytes, self._snap_text = b"", ""   # (seek() sets _snap_pos)
+
+    def _decode(self, data, final):
+        """Decode bytes just taken from the buffer into _chars, keeping the
+        snapshot tell() reads short: it starts at the first character not
+        yet returned, or close before it."""
+        buf, flags = self._decoder.getstate()
+        if not self._chars and not self._pending_cr(flags):
+            # nothing decoded is waiting: start here, at the bytes of a
+            # character the decoder holds, if any
+            self._snap_pos = self._raw_pos() - len(data) - len(buf)
+            self._snap_flags = flags
+            self._snap_bytes, self._snap_text = buf, ""
+        elif len(self._snap_bytes) > _DECODE:
+            # a line longer than what is decoded at a time: move up to the
+            # text not yet returned when it starts at a byte offset
+            found = self._snap_find()
+            if found is not None:
+                k, self._snap_flags = found
+                self._snap_pos += k
+                self._snap_bytes = self._snap_bytes[k:]
+                self._snap_text = self._chars
+        text = self._decoder.decode(data, final=final)
+        self._snap_bytes += data
+        self._snap_text += text
+        self._chars += text
+
+    def _pending_cr(self, flags):
+        # IncrementalNewlineDecoder's state: (inner flags << 1) | a \r held
+        return isinstance(self._decoder, io.IncrementalNewlineDecoder) and bool(flags & 1)
+
+    def _raw_pos(self):
+        """The offset of the first byte not yet taken from the buffer."""
+        return os.lseek(self._fd, 0, os.SEEK_CUR) - len(self._buf)
+
+    def _text_tell(self):
+        """The byte offset of the first character not yet returned: where
+        a decoder started clean gives it first.  None when there is no such
+        offset (after a lone \r translated to \n, say)."""
+        buf, flags = self._decoder.getstate()
+        if not self._chars and not buf and not self._pending_cr(flags):
+            return self._raw_pos()
+        found = self._snap_find()
+        if found is None:
+            return None
+        # the snapshot starts there from now on: the next tell() searches
+        # only what is returned after this one
+        k, self._snap_flags = found
+        self._snap_pos += k
+        self._snap_bytes = self._snap_bytes[k:]
+        self._snap_text = self._chars
+        return self._snap_pos
+
+    def _snap_find(self):
+        """(k, flags): the first k bytes of the snapshot decode, from clean,
+        to the characters returned, and a decoder started clean there with
+        these flags goes on as this one; None when no k does."""
+        want = len(self._snap_text) - len(self._chars)
+        data = self._snap_bytes
+        fresh = self._fresh_decoder
+
+        def at(k):
+            """(characters of the first k bytes, the flags when k fits)"""
+            d = fresh()
+            n = len(d.decode(data[:k]))
+            b, f = d.getstate()
+            cr = self._pending_cr(f)
+            n += cr             # (counted: the count grows with k)
+            if b:
+                return n, None          # inside a character
+            if not cr:
+                return n, (f if n == want else None)
+            # a \r held back: the last character returned when it was a
+            # line end of its own, a lone \r (with a \n after it, the
+            # pair is the line end, not yet whole at k)
+            if n != want:
+                return n, None
+            inner = codecs.getincrementaldecoder(self.encoding)(self.errors)
+            inner.setstate((b"", f >> 1))
+            after = inner.decode(data[k:k + 16])
+            return n, (f & ~1 if after and after[0] != "\n" else None)
+
+        # first two guesses: the characters returned, encoded again (exact
+        # for most text), and the same with each \n read from a \r\n
+        # (universal newlines); else a search (the count grows with k)
+        text = self._snap_text[:want]
+        try:
+            bom = len("".encode(self.encoding))
+            k = len(text.encode(self.encoding, self.errors)) - bom
+            cr = len("\r".encode(self.encoding)) - bom
+        except (UnicodeError, LookupError):
+            k = cr = -1
+        for guess in (k, k + cr * text.count("\n")) if k >= 0 else ():
+            if guess <= len(data):
+                f = at(guess)[1]
+                if f is not None:
+                    return guess, f
+        lo, hi = 0, len(data)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if at(mid)[0] < want:
+                lo = mid + 1
+            else:
+                hi = mid
+        for k in range(lo, len(data) + 1):
+            n, f = at(k)
+            if f is not None:
+                return k, f
+            if n != want:
+                return None
+        return None
+
+    def _fresh_decoder(self):
+        """A decoder as the file's, started clean with the snapshot's flags."""
+        dec = codecs.getincrementaldecoder(self.encoding)(self.errors)
+        if isinstance(self._decoder, io.IncrementalNewlineDecoder):
+            dec = io.IncrementalNewlineDecoder(dec, translate=self._newline is None)
+        dec.setstate((b"", self._snap_flags))
+        return dec
 
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        """Move the position as io's seek() does; return the new one."""
+        """Move the position as io's seek() does; return the new one.  In a
+        text mode as io.TextIOWrapper's: to a position tell() returned, or
+        with offset 0 to the start, the current position or the end."""
         self._check()
-        if self._decoder is not None and not (offset == 0 and whence in (os.SEEK_SET, os.SEEK_END)):
-            if not (whence == os.SEEK_CUR and offset == 0):
-                raise io.UnsupportedOperation("can't do nonzero cur-relative seeks")
+        offset = operator.index(offset)
+        if self._decoder is not None:
+            return await self._seek_text(offset, whence)
         if whence == os.SEEK_CUR:
             offset -= len(self._buf)
         self._buf = b""
         self._seq = False
-        self._reset_decoder()
         return os.lseek(self._fd, offset, whence)
 
+    async def _seek_text(self, offset, whence):
+        if whence == os.SEEK_CUR:
+            if offset != 0:
+                raise io.UnsupportedOperation("can't do nonzero cur-relative seeks")
+            offset, whence = await self.tell(), os.SEEK_SET   # refused as tell() is
+        elif whence == os.SEEK_END:
+            if offset != 0:
+                raise io.UnsupportedOperation("can't do nonzero end-relative seeks")
+        elif whence != os.SEEK_SET:
+            raise ValueError("invalid whence (%d, should be %d, %d or %d)"
+                             % (whence, os.SEEK_SET, os.SEEK_CUR, os.SEEK_END))
+        elif offset < 0:
+            raise ValueError("negative seek position %d" % offset)
+        pos = os.lseek(self._fd, offset, whence)
+        self._buf = b""
+        self._seq = False
+        self._snap_pos = pos
+        # the decoder starts over at the new position; the codec's flags
+        # (a byte order its BOM set) stay, as TextIOWrapper's cookie keeps
+        # them, but no pending \r
+        flags = self._decoder.getstate()[1]
+        if isinstance(self._decoder, io.IncrementalNewlineDecoder):
+            flags &= ~1
+        self._reset_decoder()
+        if pos != 0:
+            self._decoder.setstate((b"", flags))
+        self._snap_flags = self._decoder.getstate()[1]
+        # a BOM is written at the start of a file only
+        if pos == 0:
+            self._encoder.reset()
+        else:
+            self._encoder.setstate(0)
+        return pos
+
     async def tell(self) -> int:
+        """The position as a byte offset, in a text mode too: that of the
+        first character not yet returned, which seek() takes back."""
         self._check()
-        if self._chars:
-            raise io.UnsupportedOperation("tell() with decoded text not yet read")
-        return os.lseek(self._fd, 0, os.SEEK_CUR) - len(self._buf)
+        if self._decoder is None:
+            return self._raw_pos()
+        pos = self._text_tell()
+        if pos is None:
+            raise io.UnsupportedOperation("tell(): no byte offset starts the "
+                                          "text not yet read (it follows a \\r "
+                                          "read as a line end)")
+        return pos
 
     async def truncate(self, size: _t.Optional[int] = None) -> int:
-        self._check(write=True)
+        self._check()
+        if not self._writable:
+            raise io.UnsupportedOperation("truncate")
         if size is None:
             size = await self.tell()
+        else:
+            size = operator.index(size)
         try:
             await self._ring.ftruncate(self._fd, size)
         except OSError as e:
