@@ -222,6 +222,21 @@ def test_text_seek_to_the_current_position_loses_nothing(tmp_path, fds):
     run(main())
 
 
+def test_text_write_after_a_read_lands_where_the_text_read_ends(tmp_path, fds):
+    p = tmp_path / "t"
+    text = "\u00e9t\u00e9\n" + "hiver\n" * 5000
+    p.write_bytes(text.encode("utf-8"))
+
+    async def main():
+        async with await py_io_uring.open(p, "r+", encoding="utf-8") as f:
+            assert await f.readline() == "\u00e9t\u00e9\n"    # 64 KiB read, 8 KiB decoded
+            await f.write("HIVER")
+            assert await f.readline() == "\n"
+            assert await f.readline() == "hiver\n"
+    run(main())
+    assert p.read_bytes() == ("\u00e9t\u00e9\nHIVER\n" + "hiver\n" * 4999).encode("utf-8")
+
+
 def _outcome(fn):
     try:
         return ("ok", fn())

@@ -390,7 +390,16 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         return len(view)
 
     async def _write_all(self, view):
-        if self._buf:
+        if self._decoder is not None and (self._chars or self._decoder.getstate()[0]):
+            # text decoded ahead: write where the text read so far ends
+            pos = self._text_tell()
+            if pos is None:
+                raise io.UnsupportedOperation("write(): no byte offset follows the "
+                                              "text read (it ends with a \\r)")
+            os.lseek(self._fd, pos, os.SEEK_SET)
+            self._buf = b""
+            self._reset_decoder()
+        elif self._buf:
             # the read-ahead is past the logical position: move back first
             os.lseek(self._fd, -len(self._buf), os.SEEK_CUR)
             self._buf = b""
