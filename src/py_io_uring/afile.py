@@ -659,6 +659,30 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
             if self._own:
                 await self._ring.aclose()
 
+    def __del__(self) -> None:
+        # as io's files: an unclosed file is closed when it goes, with a
+        # ResourceWarning.  The descriptor may go at once (an operation the
+        # kernel still runs holds the file itself, not the number); a ring
+        # of the file's own is closed by its loop, at its next turn, when
+        # this runs on that loop's thread (on trio it goes with its reaper)
+        fd = getattr(self, "_fd", None)
+        if fd is None:
+            return
+        self._fd = None
+        import warnings
+        warnings.warn("unclosed file <py_io_uring.AsyncFile name=%r mode=%r>"
+                      % (self.name, self.mode), ResourceWarning, stacklevel=2, source=self)
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        if self._own:
+            try:
+                import asyncio
+                asyncio.get_running_loop().call_soon(self._ring.aclose)
+            except Exception:
+                pass
+
     async def __aenter__(self) -> "AsyncFile[_t.AnyStr]":
         return self
 
