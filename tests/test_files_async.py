@@ -391,6 +391,26 @@ def test_the_file_object_on_each_backend(tmp_path, fds, backend):
     _in(backend, main)
 
 
+@pytest.mark.parametrize("backend", ["trio", "anyio-trio", "anyio-asyncio"])
+def test_an_unclosed_file_and_its_ring_go_on_each_backend(tmp_path, fds, backend):
+    p = tmp_path / "f"
+    p.write_bytes(b"data")
+
+    async def main():
+        import anyio
+        before = set(os.listdir("/proc/self/fd"))
+        f = await py_io_uring.open(p, "rb")      # a ring of its own
+        assert await f.read() == b"data"
+        with pytest.warns(ResourceWarning, match="unclosed file"):
+            del f
+        for _ in range(20):                      # the ring's close runs in the loop
+            if set(os.listdir("/proc/self/fd")) == before:
+                break
+            await anyio.sleep(0.01)
+        assert set(os.listdir("/proc/self/fd")) == before
+    _in(backend, main)
+
+
 def test_a_cancelled_read_on_trio_ends_and_the_file_closes(tmp_path, fds):
     trio = pytest.importorskip("trio")
     fifo = str(tmp_path / "fifo")

@@ -663,8 +663,8 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         # as io's files: an unclosed file is closed when it goes, with a
         # ResourceWarning.  The descriptor may go at once (an operation the
         # kernel still runs holds the file itself, not the number); a ring
-        # of the file's own is closed by its loop, at its next turn, when
-        # this runs on that loop's thread (on trio it goes with its reaper)
+        # of the file's own is closed by its loop (asyncio's, trio's) soon
+        # after, when this runs on that loop's thread
         fd = getattr(self, "_fd", None)
         if fd is None:
             return
@@ -677,9 +677,16 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         except OSError:
             pass
         if self._own:
+            ring = self._ring
             try:
-                import asyncio
-                asyncio.get_running_loop().call_soon(self._ring.aclose)
+                if type(ring).__module__ == "py_io_uring.trio":
+                    # (run_sync_soon: safe from any context, a finalizer's too)
+                    import trio
+                    trio.lowlevel.current_trio_token().run_sync_soon(
+                        trio.lowlevel.spawn_system_task, ring.aclose)
+                else:
+                    import asyncio
+                    asyncio.get_running_loop().call_soon(ring.aclose)
             except Exception:
                 pass
 
