@@ -651,6 +651,24 @@ def test_copytree_collects_errors_as_shutil(tmp_path, fds):
         copytree(str(src), str(tmp_path / "dst2"), ignore_dangling_symlinks=True)
 
 
+def test_copytree_ignore_dangling_looks_from_the_link_folder(tmp_path, fds, monkeypatch):
+    # a live relative link is copied (followed: a folder's, a file's), a
+    # dangling one skipped, whatever the current directory (shutil looks
+    # for the target from there)
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "f").write_bytes(b"data")
+    os.symlink("d", str(src / "dirlink"))
+    os.symlink("d/f", str(src / "filelink"))
+    os.symlink("nowhere", str(src / "dangling"))
+    monkeypatch.chdir(str(tmp_path))              # where "d" does not exist
+    copytree(str(src), str(tmp_path / "dst"), ignore_dangling_symlinks=True)
+    dst = tmp_path / "dst"
+    assert (dst / "dirlink" / "f").read_bytes() == b"data" and not (dst / "dirlink").is_symlink()
+    assert (dst / "filelink").read_bytes() == b"data" and not (dst / "filelink").is_symlink()
+    assert not os.path.lexists(str(dst / "dangling"))
+
+
 def test_copytree_missing_src(tmp_path, fds):
     with pytest.raises(FileNotFoundError):
         copytree(str(tmp_path / "nope"), str(tmp_path / "dst"))
