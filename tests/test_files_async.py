@@ -261,6 +261,36 @@ def test_an_unclosed_file_closes_when_it_goes_with_a_resource_warning(tmp_path, 
     run(main())
 
 
+def test_one_read_forms_and_aclose(tmp_path, fds):
+    data = os.urandom(200000)
+    p = tmp_path / "f"
+    p.write_bytes(data)
+
+    async def main():
+        f = await py_io_uring.open(p, "rb")
+        got = b""
+        assert await f.peek() == (await f.peek())        # peek does not move on
+        while True:
+            chunk = await f.read1(50000)
+            assert len(chunk) <= 50000
+            if not chunk:
+                break
+            got += chunk
+        assert got == data
+        await f.seek(100)
+        buf = bytearray(1000)
+        n = await f.readinto1(buf)
+        assert 0 < n <= 1000 and bytes(buf[:n]) == data[100:100 + n]
+        assert await f.readall() == data[100 + n:]
+        await f.aclose()
+        assert f.closed
+        async with await py_io_uring.open(p, "r", encoding="latin-1") as t:
+            for name in ("read1", "readinto1", "peek"):
+                with pytest.raises(io.UnsupportedOperation):
+                    await getattr(t, name)(*([bytearray(1)] if name == "readinto1" else []))
+    run(main())
+
+
 def _outcome(fn):
     try:
         return ("ok", fn())
@@ -282,7 +312,9 @@ _AS_OPEN = [
     ("rb", lambda f: f.seek(1.5)), ("r", lambda f: f.seek(3)),
     ("rb", lambda f: f.readable()), ("rb", lambda f: f.writable()),
     ("r+b", lambda f: (f.readable(), f.writable())), ("rb", lambda f: f.seekable()),
-    ("rb", lambda f: f.isatty()),
+    ("rb", lambda f: f.isatty()), ("rb", lambda f: f.read1(3)), ("rb", lambda f: f.read1()),
+    ("rb", lambda f: f.read1(0)), ("rb", lambda f: f.read1(None)), ("rb", lambda f: f.peek()),
+    ("rb", lambda f: f.readinto1(bytearray(5))), ("rb", lambda f: f.readinto1(b"12")),
 ]
 
 

@@ -304,6 +304,52 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         view[:len(data)] = data
         return len(data)
 
+    # the buffered reader's one-read forms (io.BufferedReader, anyio's and
+    # aiofiles' files have them): binary mode only, as in io
+
+    async def read1(self, n: int = -1) -> bytes:
+        """Up to n bytes (any number with n < 0) with at most one read of
+        the file: what was read ahead if any, else one read; b"" at EOF."""
+        self._check(read=True)
+        if self._decoder is not None:
+            raise io.UnsupportedOperation("read1")
+        n = operator.index(n)       # (io's read1 takes no None)
+        if n == 0:
+            return b""
+        if not self._buf:
+            await self._fill(n if n > 0 else _READ_AHEAD)
+        if n < 0:
+            n = len(self._buf)
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return _t.cast(bytes, out)
+
+    async def readinto1(self, buf: "_WritableBuffer") -> int:
+        """readinto() with at most one read of the file, as read1()."""
+        self._check(read=True)
+        if self._decoder is not None:
+            raise io.UnsupportedOperation("readinto1")
+        view = memoryview(_t.cast(bytes, buf)).cast("B")
+        if view.readonly:
+            raise TypeError("readinto1() argument must be read-write bytes-like "
+                            "object, not %s" % type(buf).__name__)
+        data = await self.read1(len(view)) if len(view) else b""
+        view[:len(data)] = data
+        return len(data)
+
+    async def peek(self, n: int = 0) -> bytes:
+        """What was read ahead, without moving on (one read of the file
+        first when nothing was): at least one byte unless at EOF."""
+        self._check(read=True)
+        if self._decoder is not None:
+            raise io.UnsupportedOperation("peek")
+        if not self._buf:
+            await self._fill(max(_size(n), 1))
+        return _t.cast(bytes, self._buf)
+
+    async def readall(self) -> bytes:
+        """To EOF: read(-1) in binary mode."""
+        return _t.cast(bytes, await self.read(-1))
+
     async def readline(self, size: _t.Optional[int] = -1) -> _t.AnyStr:
         """Read one line, its end included ("" or b"" at EOF); at most size
         bytes (characters in text mode) when size >= 0."""
@@ -658,6 +704,10 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         finally:
             if self._own:
                 await self._ring.aclose()
+
+    async def aclose(self) -> None:
+        """close(), by the name anyio's files and async resources use."""
+        await self.close()
 
     def __del__(self) -> None:
         # as io's files: an unclosed file is closed when it goes, with a
