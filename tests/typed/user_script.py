@@ -179,6 +179,9 @@ async def files_helpers(path: str, tmp: str) -> None:
             reveal_type(f)  # revealed: AsyncFile\[str\]
             reveal_type(text)  # revealed: str
         assert text == "hello world"
+        where: int = await f.tell()
+        assert where == 11
+        assert await f.seek(where) == 11
     fb: AsyncFile[bytes] = await py_io_uring.open(path, "rb")
     try:
         raw: bytes = await fb.read(5)
@@ -186,8 +189,12 @@ async def files_helpers(path: str, tmp: str) -> None:
         into = bytearray(6)
         k: int = await fb.readinto(into)
         assert k == 6 and into == b" world"
+        one: bytes = await fb.read1(4)
+        assert one == b"" and fb.readable() and not fb.writable() and fb.seekable()
+        lines: List[bytes] = await fb.readlines(None)
+        assert lines == []
     finally:
-        await fb.close()
+        await fb.aclose()
     async with await py_io_uring.open(os.path.join(tmp, "out.txt"), "w") as out:
         written: int = await out.write("typed\n")
         assert written == 6
