@@ -1105,16 +1105,18 @@ def test_a_finalizer_during_a_direct_reap(run_py, form, act):
     assert sorted(map(tuple, got)) == sorted(set(map(tuple, got))), out
     assert all(res == 300 + int(d[1:]) and f == 0 for d, res, f in got), out
     assert len(out["outer"]) == (1 if form == "reap_one" else 3), out
+    # before 3.12 an allocation collects at once, inside the hold (columns
+    # makes only ints there, which start no collection); from 3.12 the
+    # collection waits for the interpreter's next check, after the reap
+    inside = sys.version_info < (3, 12) and form != "columns"
     if act == "exit":
-        # queue_exit() waited for the reap to end, then closed the ring
-        assert kind == "exit" and "in_flight=" in what, out
+        # inside, queue_exit() waited for the reap to end; then it closed the ring
+        assert kind == "exit" and (not inside or "in_flight=" in what), out
         assert out["closed"], out
         return
     assert not out["closed"], out
     assert sorted(d for d, res, f in got) == ["w0", "w1", "w2", "w3"], out
-    if form != "columns":
-        # its tuples are made inside the hold: the finalizer ran there
-        # (columns makes only ints there, which start no collection)
+    if inside:
         assert kind == "RuntimeError" and "already waiting on or reaping" in what, out
     else:
         assert kind in ("reaped", "RuntimeError"), out
