@@ -672,3 +672,21 @@ def test_copytree_ignore_dangling_looks_from_the_link_folder(tmp_path, fds, monk
 def test_copytree_missing_src(tmp_path, fds):
     with pytest.raises(FileNotFoundError):
         copytree(str(tmp_path / "nope"), str(tmp_path / "dst"))
+
+
+@pytest.mark.parametrize("one", ["/etc/hostname", b"/etc/hostname", "path"])
+def test_one_path_alone_is_refused_by_every_reader(tmp_path, fds, one):
+    # a str is iterable: read as a file per character, it would fail on '/'
+    import asyncio
+    import pathlib
+    if one == "path":
+        one = pathlib.Path("/etc/hostname")
+    calls = [lambda: read_files(one), lambda: list(iter_read_files(one)),
+             lambda: py_io_uring.hash_files(one),
+             lambda: asyncio.run(py_io_uring.aread_files(one)),
+             lambda: asyncio.run(py_io_uring.ahash_files(one)),
+             lambda: py_io_uring.aiter_read_files(one)]
+    for call in calls:
+        with pytest.raises(TypeError, match="takes an iterable of paths, not one"):
+            call()
+    assert read_files([one]) == [open("/etc/hostname", "rb").read()]

@@ -73,6 +73,15 @@ def _check_errors(errors):
         raise ValueError("errors must be 'raise' or 'return', not %r" % (errors,))
 
 
+def _path_list(paths, fname):
+    """The paths as a list.  One path given alone is refused: a str would
+    be read as a file per character."""
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        raise TypeError("%s() takes an iterable of paths, not one %s path; "
+                        "wrap it in a list" % (fname, type(paths).__name__))
+    return list(paths)
+
+
 class _File(object):
     __slots__ = ("index", "path", "fd", "size", "chunks", "total", "want",
                  "pending", "error", "done")
@@ -390,6 +399,7 @@ def iter_read_files(paths: _t.Iterable[_P], *, depth: int = 64, errors: str = "r
     direct=True opens through direct descriptors on a ring of its own
     (openat_direct linked to the first read) instead of plain ones and
     statx."""
+    paths = _path_list(paths, "iter_read_files")
     if ring is None and not direct:
         items = _read_batches(paths, depth, errors)
     else:
@@ -420,7 +430,7 @@ def read_files(paths: "_t.Iterable[_StrOrBytesPath]", *, depth: int = 64,  # noq
     as files complete (the total of bytes is not known: no file is
     stat'ed up front)."""
     _check_errors(errors)
-    paths = list(paths)
+    paths = _path_list(paths, "read_files")
     if ring is None and not direct:
         depth = int(depth)
         if depth < 1:
@@ -469,7 +479,7 @@ def hash_files(paths: "_t.Iterable[_StrOrBytesPath]", digest: _Digest = "sha256"
     else:
         raise TypeError("digest must be a hashlib name or a callable, not %s"
                         % type(digest).__name__)
-    paths = list(paths)
+    paths = _path_list(paths, "hash_files")
     out: _t.List[_t.Any] = []
     nbytes = 0
     for items in _batches(paths, depth, errors):

@@ -198,7 +198,7 @@ async def aread_files(paths: "_t.Iterable[_StrOrBytesPath]", *, depth: int = 64,
     place).  progress(bytes_done, None, files_done, files_total) runs on
     the event loop's thread."""
     _files._check_errors(errors)
-    paths = list(paths)
+    paths = _files._path_list(paths, "aread_files")
     return await _run(lambda hook: _files.read_files(paths, depth=depth, errors=errors,
                                                      direct=direct, progress=hook),
                       progress, True)
@@ -219,7 +219,7 @@ async def ahash_files(paths: "_t.Iterable[_StrOrBytesPath]", digest: _files._Dig
     and hashing in a thread of its own; progress runs on the event loop's
     thread."""
     _files._check_errors(errors)
-    paths = list(paths)
+    paths = _files._path_list(paths, "ahash_files")
     return await _run(lambda hook: _files.hash_files(paths, digest, depth=depth, errors=errors,
                                                      progress=hook),
                       progress, True)
@@ -369,7 +369,7 @@ class aiter_read_files(_t.Generic[_P, _D]):
         depth = int(depth)
         if depth < 1:
             raise ValueError("depth must be at least 1, not %d" % depth)
-        self._paths = list(paths)
+        self._paths = _files._path_list(paths, "aiter_read_files")
         self._args = (depth, errors, direct)
         self._s: _t.Optional[_ReadAhead] = None
         self._closed = False
