@@ -73,7 +73,7 @@ def _check_errors(errors):
         raise ValueError("errors must be 'raise' or 'return', not %r" % (errors,))
 
 
-def _path_list(paths, fname):
+def _path_list(paths: _t.Iterable[_P], fname: str) -> _t.List[_P]:
     """The paths as a list.  One path given alone is refused: a str would
     be read as a file per character."""
     if isinstance(paths, (str, bytes, os.PathLike)):
