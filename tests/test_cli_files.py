@@ -59,10 +59,15 @@ def test_cat_missing_file_status_1_with_path(tmp_path):
     a = tmp_path / "a"
     a.write_bytes(b"first\n")
     missing = tmp_path / "missing"
-    proc = run("cat", a, missing)
+    b = tmp_path / "b"
+    b.write_bytes(b"last\n")
+    # as cat: the error is reported and the next file follows; status 1
+    proc = run("cat", a, missing, tmp_path, b)
     assert proc.returncode == 1
-    assert proc.stdout == b"first\n"
-    assert proc.stderr.decode() == "cat: [Errno 2] No such file or directory: %r\n" % str(missing)
+    assert proc.stdout == b"first\nlast\n"
+    assert proc.stderr.decode() == (
+        "cat: [Errno 2] No such file or directory: %r\n"
+        "cat: [Errno 21] Is a directory: %r\n" % (str(missing), str(tmp_path)))
 
 
 def test_cp_file_into_folder_and_tree(tmp_path):
@@ -84,6 +89,12 @@ def test_cp_file_into_folder_and_tree(tmp_path):
     assert proc.stderr == b""
     assert (tmp_path / "tree" / "a" / "deep").read_bytes() == (src / "a" / "deep").read_bytes()
     assert os.readlink(str(tmp_path / "tree" / "link")) == "top"
+    # a folder into a folder that exists, as cp -r: DST/SRC's name
+    proc = run("cp", str(src) + "/", tmp_path / "tree")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "tree" / "src" / "a" / "deep").read_bytes() == (src / "a" / "deep").read_bytes()
+    proc = run("cp", src, tmp_path / "tree")          # tree/src exists now
+    assert proc.returncode == 1 and b"File exists" in proc.stderr
 
 
 def test_cp_errors(tmp_path):

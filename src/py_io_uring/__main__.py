@@ -154,7 +154,7 @@ def main(argv=None):
 def files_main(argv):
     """cp SRC DST, cat FILE...: the file commands (cli.py).  An OSError is
     one line on stderr (`cp: [Errno 2] No such file or directory: 'x'`),
-    status 1, as cp and cat report it."""
+    status 1, as cp and cat report it; cat goes on with the next file."""
     import shutil
     from . import cli
 
@@ -170,7 +170,14 @@ def files_main(argv):
         if cmd == "cp":
             cli.cp(args.src, args.dst)
         else:
-            cli.cat(args.files)
+            failed = []
+
+            def report(err):
+                print("cat: %s" % err, file=sys.stderr)
+                failed.append(err)
+            cli.cat(args.files, on_error=report)
+            if failed:
+                return 1
     except shutil.Error as err:
         for src, dst, why in err.args[0]:
             print("cp: %s -> %s: %s" % (src, dst, why), file=sys.stderr)

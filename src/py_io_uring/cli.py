@@ -102,12 +102,14 @@ def _tree_size(path):
 
 
 def cp(src, dst):
-    """cp SRC DST: a file as shutil.copy2 (into DST when it is a folder), a
-    folder as shutil.copytree (symlinks copied as links).  Errors as
-    shutil's."""
+    """cp SRC DST: a file as shutil.copy2, a folder as shutil.copytree
+    (symlinks copied as links); either into DST when it is a folder, as
+    cp -r does.  Errors as shutil's."""
     from .files import copy2, copytree
 
     tree = os.path.isdir(src) and not os.path.islink(src)
+    if tree and os.path.isdir(dst):
+        dst = os.path.join(dst, os.path.basename(os.path.normpath(src)))
     bar = make_bar(_tree_size(src) if tree else os.stat(src).st_size)
 
     def progress(done, total, files, nfiles):
@@ -122,10 +124,12 @@ def cp(src, dst):
         bar.close()
 
 
-def cat(paths, out=None):
+def cat(paths, out=None, on_error=None):
     """cat FILE...: each file's bytes to out (stdout's buffer), in order,
-    read DEPTH blocks ahead through a WorkQueue.  An error (with the path)
-    stops at that file, as cat reports it."""
+    read DEPTH blocks ahead through a WorkQueue.  A file that cannot be
+    read raises its OSError (with the path); with on_error, on_error(err)
+    is called instead and the next file follows, as cat goes on.  Writing
+    to out fails at once either way."""
     out = sys.stdout.buffer if out is None else out
     total = 0
     for p in paths:
@@ -138,7 +142,17 @@ def cat(paths, out=None):
     try:
         with WorkQueue(depth=DEPTH) as q:
             for path in paths:
-                for data in stream(q, path):
+                pieces = stream(q, path)
+                while True:
+                    try:
+                        data = next(pieces)
+                    except StopIteration:
+                        break
+                    except OSError as err:   # reading (stream() has closed it)
+                        if on_error is None:
+                            raise
+                        on_error(err)
+                        break
                     out.write(data)
                     done[0] += len(data)
                     bar.update(done[0])
