@@ -292,6 +292,54 @@ def test_one_read_forms_and_aclose(tmp_path, fds):
     run(main())
 
 
+def test_a_descriptor_closefd_and_opener_as_open_takes_them(tmp_path, fds):
+    p = tmp_path / "f"
+    p.write_bytes(b"0123456789")
+
+    async def main():
+        fd = os.open(str(p), os.O_RDONLY)
+        f = await py_io_uring.open(fd, "rb", closefd=False)
+        assert f.name == fd and await f.read() == b"0123456789"
+        await f.close()
+        assert os.pread(fd, 3, 0) == b"012"           # still open
+        f = await py_io_uring.open(fd, "rb", closefd=False)
+        del f                                         # not ours: no warning, left open
+        os.fstat(fd)
+        f = await py_io_uring.open(fd, "rb")          # closefd=True: close() closes it
+        await f.close()
+        with pytest.raises(OSError):
+            os.fstat(fd)
+        fd = os.open(str(p), os.O_WRONLY)
+        async with await py_io_uring.open(fd, "ab") as f:   # "a" starts at the end
+            await f.write(b"!")
+        assert p.read_bytes() == b"0123456789!"
+        dfd = os.open(str(tmp_path), os.O_RDONLY)
+        try:
+            with pytest.raises(IsADirectoryError) as e:
+                await py_io_uring.open(dfd, "rb")
+            assert e.value.filename == dfd
+            os.fstat(dfd)                             # a descriptor given is not closed
+
+            def opener(path, flags):
+                return os.open(os.path.basename(path), flags, dir_fd=dfd)
+            async with await py_io_uring.open(str(p), "r", encoding="ascii",
+                                              opener=opener) as f:
+                assert await f.read() == "0123456789!"
+            with pytest.raises(IsADirectoryError):
+                await py_io_uring.open(".", "rb", opener=lambda path, flags: os.open(str(tmp_path), flags))
+        finally:
+            os.close(dfd)
+        with pytest.raises(ValueError, match="negative file descriptor"):
+            await py_io_uring.open(-1, "rb")
+        with pytest.raises(ValueError, match="closefd=False with file name"):
+            await py_io_uring.open(str(p), "rb", closefd=False)
+        with pytest.raises(TypeError, match="expected integer from opener"):
+            await py_io_uring.open(str(p), "rb", opener=lambda path, flags: "x")
+        with pytest.raises(ValueError, match="opener returned -1"):
+            await py_io_uring.open(str(p), "rb", opener=lambda path, flags: -1)
+    run(main())
+
+
 def _outcome(fn):
     try:
         return ("ok", fn())

@@ -75,43 +75,61 @@ def _size(n, default=-1):
                         % type(n).__name__) from None
 
 
-def _refuse_directory(fd, path):
-    """Close fd and raise IsADirectoryError when it is a directory's, as
-    open() does (FileIO's fstat): the kernel opens a directory read-only,
-    and only the first read would fail.  fstat() of an open descriptor
-    reads the inode the open just looked up: it does not wait on a disk."""
+def _refuse_directory(fd, path, owned=True):
+    """Raise IsADirectoryError (closing fd when it is ours) when fd is a
+    directory's, as open() does (FileIO's fstat): the kernel opens a
+    directory read-only, and only the first read would fail.  fstat() of an
+    open descriptor reads the inode the open just looked up: it does not
+    wait on a disk."""
     try:
         isdir = stat.S_ISDIR(os.fstat(fd).st_mode)
     except OSError:
         isdir = False
     if isdir:
-        os.close(fd)
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        if owned:
+            os.close(fd)
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR),
+                                path if isinstance(path, int) else os.fspath(path))
+
+
+_Opener = _t.Callable[[str, int], int]
 
 
 @_t.overload
-async def open(path: "_StrOrBytesPath", mode: "_OpenTextMode" = "r", buffering: int = -1,
-               encoding: _t.Optional[str] = None, errors: _t.Optional[str] = None,
-               newline: _t.Optional[str] = None, *,
+async def open(file: "_t.Union[_StrOrBytesPath, int]", mode: "_OpenTextMode" = "r",
+               buffering: int = -1, encoding: _t.Optional[str] = None,
+               errors: _t.Optional[str] = None, newline: _t.Optional[str] = None,
+               closefd: bool = True, opener: _t.Optional[_Opener] = None, *,
                ring: "_t.Optional[_Ring]" = None) -> "AsyncFile[str]": ...
 @_t.overload  # noqa: E302
-async def open(path: "_StrOrBytesPath", mode: "_OpenBinaryMode", buffering: int = -1,
-               encoding: None = None, errors: None = None, newline: None = None, *,
+async def open(file: "_t.Union[_StrOrBytesPath, int]", mode: "_OpenBinaryMode",
+               buffering: int = -1, encoding: None = None, errors: None = None,
+               newline: None = None, closefd: bool = True,
+               opener: _t.Optional[_Opener] = None, *,
                ring: "_t.Optional[_Ring]" = None) -> "AsyncFile[bytes]": ...
 @_t.overload  # noqa: E302
-async def open(path: "_StrOrBytesPath", mode: str, buffering: int = -1,
+async def open(file: "_t.Union[_StrOrBytesPath, int]", mode: str, buffering: int = -1,
                encoding: _t.Optional[str] = None, errors: _t.Optional[str] = None,
-               newline: _t.Optional[str] = None, *,
+               newline: _t.Optional[str] = None, closefd: bool = True,
+               opener: _t.Optional[_Opener] = None, *,
                ring: "_t.Optional[_Ring]" = None) -> "AsyncFile[_t.Any]": ...
-async def open(path: "_StrOrBytesPath", mode: str = "r", buffering: int = -1,  # noqa: E302
-               encoding: _t.Optional[str] = None, errors: _t.Optional[str] = None,
-               newline: _t.Optional[str] = None, *,
+async def open(file: "_t.Union[_StrOrBytesPath, int]", mode: str = "r",  # noqa: E302
+               buffering: int = -1, encoding: _t.Optional[str] = None,
+               errors: _t.Optional[str] = None, newline: _t.Optional[str] = None,
+               closefd: bool = True, opener: _t.Optional[_Opener] = None, *,
                ring: "_t.Optional[_Ring]" = None) -> "AsyncFile[_t.Any]":
-    """Open a file as builtins.open() does (same modes, encoding, errors and
-    newline arguments, same errors with the path) and return an AsyncFile.
-    ring: the AsyncRing (or py_io_uring.trio.TrioRing) to run on; None makes
-    one that the file closes, a TrioRing when trio runs the caller."""
+    """Open a file as builtins.open() does (same arguments: a path or an
+    open descriptor, modes, encoding, errors, newline, closefd, opener; the
+    same errors with the path) and return an AsyncFile.  ring: the
+    AsyncRing (or py_io_uring.trio.TrioRing) to run on; None makes one that
+    the file closes, a TrioRing when trio runs the caller."""
     flags, readable, writable, binary = _parse_mode(mode)
+    given_fd = isinstance(file, int)
+    if given_fd:
+        if _t.cast(int, file) < 0:
+            raise ValueError("negative file descriptor")
+    elif not closefd:
+        raise ValueError("Cannot use closefd=False with file name")
     if binary and (encoding is not None or errors is not None or newline is not None):
         raise ValueError("binary mode doesn't take an encoding, errors or newline argument")
     if newline not in (None, "", "\n", "\r", "\r\n"):
@@ -131,17 +149,33 @@ async def open(path: "_StrOrBytesPath", mode: str = "r", buffering: int = -1,  #
         else:
             use = AsyncRing(8)
     try:
-        try:
-            fd = await use.openat(AT_FDCWD, path, flags, 0o666)
-        except OSError as e:
-            raise OSError(e.errno, e.strerror, os.fspath(path)) from None
-        if not writable:
-            _refuse_directory(fd, path)
+        if given_fd:
+            fd = _t.cast(int, file)
+            # as FileIO: no directory, and "a" starts at the end
+            _refuse_directory(fd, fd, owned=False)
+            if flags & os.O_APPEND:
+                os.lseek(fd, 0, os.SEEK_END)
+        elif opener is not None:
+            fd = opener(_t.cast(str, file), flags)      # (the caller's own, sync)
+            if not isinstance(fd, int):
+                raise TypeError("expected integer from opener")
+            if fd < 0:
+                raise ValueError("opener returned %d" % fd)
+            if not writable:
+                _refuse_directory(fd, file)
+        else:
+            path = _t.cast("_StrOrBytesPath", file)
+            try:
+                fd = await use.openat(AT_FDCWD, path, flags, 0o666)
+            except OSError as e:
+                raise OSError(e.errno, e.strerror, os.fspath(path)) from None
+            if not writable:
+                _refuse_directory(fd, file)
     except BaseException:
         if own:
             await use.aclose()
         raise
-    f = AsyncFile(use, own, fd, path, mode, readable, writable)
+    f = AsyncFile(use, own, fd, file, mode, readable, writable, closefd)
     if not binary:
         try:
             f._text(encoding, errors, newline)
@@ -155,9 +189,10 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
     """What open() returns: an open file's async methods.  AsyncFile[str]
     in a text mode, AsyncFile[bytes] in a binary one."""
 
-    def __init__(self, ring, own_ring, fd, name, mode, readable, writable):
+    def __init__(self, ring, own_ring, fd, name, mode, readable, writable, closefd=True):
         self._ring, self._own = ring, own_ring
         self._fd = fd
+        self._closefd = closefd     # False: close() leaves the descriptor open
         self.name, self.mode = name, mode
         self._readable, self._writable = readable, writable
         self._buf = b""             # read ahead: bytes after the logical position
@@ -233,6 +268,8 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         return os.isatty(self._fd)
 
     def _oserror(self, e):
+        if isinstance(self.name, int):      # opened from a descriptor: no path
+            return OSError(e.errno, e.strerror)
         return OSError(e.errno, e.strerror, os.fspath(self.name))
 
     # -- bytes
@@ -700,7 +737,8 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
             return
         fd, self._fd = self._fd, None
         try:
-            await self._ring.close(fd)
+            if self._closefd:
+                await self._ring.close(fd)
         finally:
             if self._own:
                 await self._ring.aclose()
@@ -719,13 +757,14 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         if fd is None:
             return
         self._fd = None
-        import warnings
-        warnings.warn("unclosed file <py_io_uring.AsyncFile name=%r mode=%r>"
-                      % (self.name, self.mode), ResourceWarning, stacklevel=2, source=self)
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+        if self._closefd:           # (with closefd=False, as io: not ours)
+            import warnings
+            warnings.warn("unclosed file <py_io_uring.AsyncFile name=%r mode=%r>"
+                          % (self.name, self.mode), ResourceWarning, stacklevel=2, source=self)
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         if self._own:
             ring = self._ring
             try:

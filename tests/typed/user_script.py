@@ -195,6 +195,10 @@ async def files_helpers(path: str, tmp: str) -> None:
         assert lines == []
     finally:
         await fb.aclose()
+    raw_fd = os.open(path, os.O_RDONLY)
+    by_fd: AsyncFile[bytes] = await py_io_uring.open(raw_fd, "rb", closefd=False)
+    await by_fd.close()
+    os.close(raw_fd)
     async with await py_io_uring.open(os.path.join(tmp, "out.txt"), "w") as out:
         written: int = await out.write("typed\n")
         assert written == 6
