@@ -689,4 +689,5 @@ def test_one_path_alone_is_refused_by_every_reader(tmp_path, fds, one):
     for call in calls:
         with pytest.raises(TypeError, match="takes an iterable of paths, not one"):
             call()
-    assert read_files([one]) == [open("/etc/hostname", "rb").read()]
+    with open("/etc/hostname", "rb") as f:
+        assert read_files([one]) == [f.read()]
