@@ -340,6 +340,33 @@ def test_a_descriptor_closefd_and_opener_as_open_takes_them(tmp_path, fds):
     run(main())
 
 
+@pytest.mark.parametrize("mode", ["rb", "r", "r-newline-empty"])
+def test_a_line_longer_than_many_reads(tmp_path, fds, mode):
+    # a line of 3 MB spans 47 reads ahead and 370 decodes: it comes whole,
+    # size limits cut it anywhere, and tell() is right after it
+    line = "\u00e9\u65e5x" * 400000 + "\r\n"
+    p = tmp_path / "f"
+    p.write_bytes((line + "tail\n").encode("utf-8"))
+    kw = {} if mode == "rb" else {"encoding": "utf-8",
+                                  "newline": "" if mode.endswith("empty") else None}
+    want = line.encode("utf-8") if mode == "rb" else line if kw["newline"] == "" \
+        else line[:-2] + "\n"
+
+    async def main():
+        async with await py_io_uring.open(p, mode[:2].rstrip("-"), **kw) as f:
+            assert await f.readline() == want
+            assert await f.tell() == len(line.encode("utf-8"))
+            assert await f.readline() == (b"tail\n" if mode == "rb" else "tail\n")
+            await f.seek(0)
+            assert await f.readline(1000003) == want[:1000003]
+            assert await f.readline() == want[1000003:]
+            await f.seek(0)
+            whole = want + (b"tail\n" if mode == "rb" else "tail\n")
+            assert await f.read(1000001) == whole[:1000001]
+            assert await f.read() == whole[1000001:]
+    run(main())
+
+
 def _outcome(fn):
     try:
         return ("ok", fn())

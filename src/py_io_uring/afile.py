@@ -201,12 +201,13 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         self._decoder = self._encoder = None
         self._chars = ""            # decoded, not yet returned (text)
         # text: where a decoder started clean (flags _snap_flags) gives the
-        # characters decoded since (_snap_text) from the bytes fed since
-        # (_snap_bytes); tell() finds the byte offset of a character there
+        # characters decoded since (the pieces _snap_text) from the bytes
+        # fed since (_snap_bytes); tell() finds the byte offset of a
+        # character there.  Lists: a snapshot may span many decodes.
         self._snap_pos = 0
         self._snap_flags = 0
-        self._snap_bytes = b""
-        self._snap_text = ""
+        self._snap_bytes = []       # type: ignore[var-annotated]
+        self._snap_text = []        # type: ignore[var-annotated]
         self.encoding = None
         self._newline = None
         self._seekable = -1         # not yet known; then 0 or 1
@@ -314,17 +315,24 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         n = _size(n)
         if self._decoder is None:
             return await self._read_bytes(n)
+        # decoded text gathers in a list (not one str grown a piece at a
+        # time: quadratic for a large n); _chars holds only what is left
+        parts, have = [self._chars], len(self._chars)
+        self._chars = ""
+        out: _t.Any
         if n < 0:
-            data = await self._read_bytes(-1)
-            self._decode(data, True)
-            out, self._chars = self._chars, ""
+            parts.append(self._decode(await self._read_bytes(-1), True))
+            out = "".join(parts)
             return out
-        while len(self._chars) < n:
+        while have < n:
             data = await self._read_bytes(_DECODE)
-            self._decode(data, not data)
+            text = self._decode(data, not data)
+            parts.append(text)
+            have += len(text)
             if not data:
                 break
-        out, self._chars = self._chars[:n], self._chars[n:]
+        text = "".join(parts)
+        out, self._chars = text[:n], text[n:]
         return out
 
     async def readinto(self, buf: "_WritableBuffer") -> int:
@@ -392,34 +400,53 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         bytes (characters in text mode) when size >= 0."""
         self._check(read=True)
         size = _size(size)
+        # a line gathers in a list, each piece searched once (a long line
+        # is not copied again for every read or decode)
+        parts: _t.List[_t.Any] = []
+        have = 0
+        out: _t.Any
         if self._decoder is None:
-            start = 0
             while True:
-                i = self._buf.find(b"\n", start)
-                if i >= 0 or (0 <= size <= len(self._buf)):
-                    end = i + 1 if i >= 0 else len(self._buf)
-                    if 0 <= size < end:
-                        end = size
-                    out, self._buf = self._buf[:end], self._buf[end:]
+                i = self._buf.find(b"\n")
+                end = i + 1 if i >= 0 else -1
+                if size >= 0 and (end < 0 or have + end > size) and have + len(self._buf) >= size:
+                    end = size - have
+                if end >= 0:
+                    parts.append(self._buf[:end])
+                    self._buf = self._buf[end:]
+                    out = b"".join(parts)
                     return out
-                start = len(self._buf)
+                parts.append(self._buf)
+                have += len(self._buf)
+                self._buf = b""
                 if not await self._fill(_READ_AHEAD):
-                    out, self._buf = self._buf, b""
+                    out = b"".join(parts)
                     return out
         ends = self._newline or "\n"
         if self._newline == "":
             ends = None         # any of \r, \n, \r\n, untranslated
+        chars, self._chars = self._chars, ""
         while True:
-            end = _line_end(self._chars, ends)
-            if end >= 0 or (0 <= size <= len(self._chars)):
-                if end < 0 or (0 <= size < end):
-                    end = size if size >= 0 else len(self._chars)
-                out, self._chars = self._chars[:end], self._chars[end:]
+            end = _line_end(chars, ends)
+            if end >= 0 or (0 <= size <= have + len(chars)):
+                if size >= 0 and (end < 0 or have + end > size):
+                    end = size - have
+                parts.append(chars[:end])
+                self._chars = chars[end:]
+                out = "".join(parts)
                 return out
+            # no line end yet: keep back what may begin one (a \r before
+            # a \n the next piece may start with)
+            keep = len(ends) - 1 if ends else int(chars.endswith("\r"))
+            keep = min(keep, len(chars))
+            parts.append(chars[:len(chars) - keep])
+            have += len(chars) - keep
+            chars = chars[len(chars) - keep:]
             data = await self._read_bytes(_DECODE)
-            self._decode(data, not data)
+            chars += self._decode(data, not data)
             if not data:
-                out, self._chars = self._chars, ""
+                parts.append(chars)
+                out = "".join(parts)
                 return out
 
     async def readlines(self, hint: _t.Optional[int] = -1) -> _t.List[_t.AnyStr]:
@@ -508,32 +535,26 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         self._chars = ""
         if self._decoder is not None:
             self._decoder.reset()
-            self._snap_bytes, self._snap_text = b"", ""   # (seek() sets _snap_pos)
+            self._snap_bytes, self._snap_text = [], []   # (seek() sets _snap_pos)
 
     def _decode(self, data, final):
-        """Decode bytes just taken from the buffer into _chars, keeping the
-        snapshot tell() reads short: it starts at the first character not
-        yet returned, or close before it."""
+        """Decode bytes just taken from the buffer and return the text,
+        keeping the snapshot tell() reads.  The caller holds what it
+        decoded before (read() and readline() gather their pieces), so
+        _chars is empty here and the snapshot starts again at this piece:
+        all before it is returned by the call or left in _chars after it,
+        in this piece.  Not with a \r the decoder holds: the snapshot then
+        goes on from where it started."""
         buf, flags = self._decoder.getstate()
         if not self._chars and not self._pending_cr(flags):
-            # nothing decoded is waiting: start here, at the bytes of a
-            # character the decoder holds, if any
+            # start here, at the bytes of a character the decoder holds
             self._snap_pos = self._raw_pos() - len(data) - len(buf)
             self._snap_flags = flags
-            self._snap_bytes, self._snap_text = buf, ""
-        elif len(self._snap_bytes) > _DECODE:
-            # a line longer than what is decoded at a time: move up to the
-            # text not yet returned when it starts at a byte offset
-            found = self._snap_find()
-            if found is not None:
-                k, self._snap_flags = found
-                self._snap_pos += k
-                self._snap_bytes = self._snap_bytes[k:]
-                self._snap_text = self._chars
+            self._snap_bytes, self._snap_text = [buf], []
         text = self._decoder.decode(data, final=final)
-        self._snap_bytes += data
-        self._snap_text += text
-        self._chars += text
+        self._snap_bytes.append(data)
+        self._snap_text.append(text)
+        return text
 
     def _pending_cr(self, flags):
         # IncrementalNewlineDecoder's state: (inner flags << 1) | a \r held
@@ -557,16 +578,18 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         # only what is returned after this one
         k, self._snap_flags = found
         self._snap_pos += k
-        self._snap_bytes = self._snap_bytes[k:]
-        self._snap_text = self._chars
+        self._snap_bytes = [b"".join(self._snap_bytes)[k:]]
+        self._snap_text = [self._chars]
         return self._snap_pos
 
     def _snap_find(self):
         """(k, flags): the first k bytes of the snapshot decode, from clean,
         to the characters returned, and a decoder started clean there with
         these flags goes on as this one; None when no k does."""
-        want = len(self._snap_text) - len(self._chars)
-        data = self._snap_bytes
+        snap_text = "".join(self._snap_text)
+        data = b"".join(self._snap_bytes)
+        self._snap_text, self._snap_bytes = [snap_text], [data]
+        want = len(snap_text) - len(self._chars)
         fresh = self._fresh_decoder
 
         def at(k):
@@ -593,7 +616,7 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         # first two guesses: the characters returned, encoded again (exact
         # for most text), and the same with each \n read from a \r\n
         # (universal newlines); else a search (the count grows with k)
-        text = self._snap_text[:want]
+        text = snap_text[:want]
         try:
             bom = len("".encode(self.encoding))
             k = len(text.encode(self.encoding, self.errors)) - bom
