@@ -819,11 +819,9 @@ def _line_end(chars, ends):
     if ends is not None:
         i = chars.find(ends)
         return i + len(ends) if i >= 0 else -1
-    for i, ch in enumerate(chars):
-        if ch == "\n":
-            return i + 1
-        if ch == "\r":
-            if i + 1 < len(chars):
-                return i + 2 if chars[i + 1] == "\n" else i + 1
-            return -1
+    n, r = chars.find("\n"), chars.find("\r")   # (str.find: no loop in Python)
+    if r < 0 or 0 <= n < r:
+        return n + 1 if n >= 0 else -1
+    if r + 1 < len(chars):
+        return r + 2 if chars[r + 1] == "\n" else r + 1
     return -1
