@@ -361,6 +361,35 @@ def test_a_line_longer_than_many_reads(tmp_path, fds, mode):
     run(main())
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "utf-32", "utf-8"])
+@pytest.mark.parametrize("mode", ["a", "r+", "w"])
+def test_writes_get_a_bom_only_at_the_start_as_open_writes_them(tmp_path, fds, encoding, mode):
+    # "a" starts at the end (tell() the size), and text written after the
+    # start of a file gets no second BOM, as with open()
+    p = tmp_path / "t"
+
+    def start():
+        with open(str(p), "w", encoding=encoding) as f:
+            f.write("ab\n")
+    start()
+    with open(str(p), mode, encoding=encoding) as f:
+        where = f.tell()
+        f.write("cd\n")
+        f.seek(0)
+        f.write("x")
+    want = p.read_bytes()
+    start()
+
+    async def main():
+        async with await py_io_uring.open(p, mode, encoding=encoding) as f:
+            assert await f.tell() == where
+            await f.write("cd\n")
+            await f.seek(0)
+            await f.write("x")
+    run(main())
+    assert p.read_bytes() == want
+
+
 def _outcome(fn):
     try:
         return ("ok", fn())

@@ -151,10 +151,8 @@ async def open(file: "_t.Union[_StrOrBytesPath, int]", mode: str = "r",  # noqa:
     try:
         if given_fd:
             fd = _t.cast(int, file)
-            # as FileIO: no directory, and "a" starts at the end
+            # as FileIO: no directory
             _refuse_directory(fd, fd, owned=False)
-            if flags & os.O_APPEND:
-                os.lseek(fd, 0, os.SEEK_END)
         elif opener is not None:
             fd = opener(_t.cast(str, file), flags)      # (the caller's own, sync)
             if not isinstance(fd, int):
@@ -176,12 +174,18 @@ async def open(file: "_t.Union[_StrOrBytesPath, int]", mode: str = "r",  # noqa:
             await use.aclose()
         raise
     f = AsyncFile(use, own, fd, file, mode, readable, writable, closefd)
-    if not binary:
-        try:
+    try:
+        # as FileIO, "a" starts at the end (tell() gives the size); and as
+        # TextIOWrapper, text written anywhere but at the start gets no BOM
+        if flags & os.O_APPEND:
+            os.lseek(fd, 0, os.SEEK_END)
+        if not binary:
             f._text(encoding, errors, newline)
-        except BaseException:
-            await f.close()
-            raise
+            if writable and os.lseek(fd, 0, os.SEEK_CUR) != 0:
+                f._encoder.setstate(0)
+    except BaseException:
+        await f.close()
+        raise
     return f
 
 
