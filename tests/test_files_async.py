@@ -390,6 +390,105 @@ def test_writes_get_a_bom_only_at_the_start_as_open_writes_them(tmp_path, fds, e
     assert p.read_bytes() == want
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-8-sig", "utf-32"])
+def test_a_text_seek_past_the_start_reads_past_the_bom(tmp_path, fds, encoding):
+    # a file opened anew and sent to an offset an earlier tell() gave: the
+    # decoder must not look for a BOM there (utf-16 raised "does not start
+    # with BOM"); a big-endian file stays big-endian
+    p = tmp_path / "t"
+    with open(str(p), "w", encoding=encoding) as f:
+        f.write("first\nsecond \u00e9\u65e5\nthird\n")
+
+    async def main():
+        async with await py_io_uring.open(p, "r", encoding=encoding) as f:
+            assert await f.readline() == "first\n"
+            where = await f.tell()
+        async with await py_io_uring.open(p, "r", encoding=encoding) as f:
+            assert await f.seek(where) == where
+            assert await f.readline() == "second \u00e9\u65e5\n"
+            assert await f.seek(0) == 0
+            assert await f.read() == "first\nsecond \u00e9\u65e5\nthird\n"
+    run(main())
+
+
+def test_tell_after_a_size_cut_between_cr_and_lf_untranslated(tmp_path, fds):
+    # newline="": a \r returned alone by readline(size) is a character of
+    # its own, and the \n after it starts the rest
+    p = tmp_path / "t"
+    p.write_bytes(b"ab\r\ncd\r\n")
+
+    async def main():
+        async with await py_io_uring.open(p, "r", encoding="utf-8", newline="") as f:
+            assert await f.readline(3) == "ab\r"
+            assert await f.tell() == 3
+            assert await f.readline() == "\n"
+            await f.seek(3)
+            assert await f.read() == "\ncd\r\n"
+    run(main())
+
+
+@pytest.mark.parametrize("newline", ["", None])
+@pytest.mark.parametrize("tail", ["a\r\r", "\r", "a\r", "\r\r\r", "a\r\n\r"])
+def test_line_ends_at_the_end_of_the_file(tmp_path, fds, newline, tail):
+    # the decoder gives a last \r only at the end: still two lines in "\r\r"
+    p = tmp_path / "t"
+    p.write_bytes(("x" * 9000 + "\n" + tail).encode("utf-32"))
+    with open(str(p), encoding="utf-32", newline=newline) as ref:
+        want = ref.readlines()
+
+    async def main():
+        async with await py_io_uring.open(p, "r", encoding="utf-32", newline=newline) as f:
+            assert [line async for line in f] == want
+    run(main())
+
+
+_PIECES = ["a", "\u00e9", "\u65e5\u672c", "\U0001f600", "\n", "\r\n", "\r", " ",
+           "xyz" * 50, "\r\r\n", "\n\n"]
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_text_reads_tells_and_seeks_follow_open(tmp_path, fds, seed):
+    # random text, codec, newline mode and calls: each read gives what
+    # open()'s file gives, and each tell() an offset both files resume at
+    import random
+    rnd = random.Random(seed)
+    encoding = ["utf-8", "utf-16", "utf-8-sig", "utf-32", "utf-16-le", "gb18030"][seed % 6]
+    newline = [None, "", "\n", "\r", "\r\n"][seed % 5]
+    text = "".join(rnd.choice(_PIECES) for _ in range(rnd.randrange(500, 6000)))
+    p = tmp_path / "t"
+    with open(str(p), "w", encoding=encoding, newline="") as f:
+        f.write(text)
+
+    async def main():
+        ref = open(str(p), encoding=encoding, newline=newline)
+        try:
+            async with await py_io_uring.open(p, "r", encoding=encoding, newline=newline) as f:
+                offsets = [0]
+                for step in range(60):
+                    op = rnd.choice(["readline", "readline_size", "read", "tell", "seek", "lines"])
+                    if op == "readline":
+                        got, want = await f.readline(), ref.readline()
+                    elif op == "readline_size":
+                        k = rnd.randrange(0, 50)
+                        got, want = await f.readline(k), ref.readline(k)
+                    elif op == "read":
+                        k = rnd.choice([0, 1, 7, 100, 5000, 20000])
+                        got, want = await f.read(k), ref.read(k)
+                    elif op == "lines":
+                        got, want = [line async for line in f], list(ref)
+                    elif op == "tell":
+                        got = want = await f.tell()
+                        offsets.append(got)
+                        ref.seek(got)           # open() resumes at our offset too
+                    else:
+                        where = rnd.choice(offsets)
+                        got, want = await f.seek(where), ref.seek(where)
+                    assert got == want, (step, op)
+        finally:
+            ref.close()
+    run(main())
+
+
 def _outcome(fn):
     try:
         return ("ok", fn())

@@ -430,8 +430,11 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         if self._newline == "":
             ends = None         # any of \r, \n, \r\n, untranslated
         chars, self._chars = self._chars, ""
+        eof = False
         while True:
             end = _line_end(chars, ends)
+            if end < 0 and eof:
+                end = len(chars)        # the last line, or nothing
             if end >= 0 or (0 <= size <= have + len(chars)):
                 if size >= 0 and (end < 0 or have + end > size):
                     end = size - have
@@ -448,10 +451,8 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
             chars = chars[len(chars) - keep:]
             data = await self._read_bytes(_DECODE)
             chars += self._decode(data, not data)
-            if not data:
-                parts.append(chars)
-                out = "".join(parts)
-                return out
+            eof = not data      # (the decoder's last \r came with the end:
+                                # still split there, "\r\r" is two lines)
 
     async def readlines(self, hint: _t.Optional[int] = -1) -> _t.List[_t.AnyStr]:
         """The lines to EOF; with hint > 0, lines until their total size
@@ -607,11 +608,14 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
                 return n, None          # inside a character
             if not cr:
                 return n, (f if n == want else None)
-            # a \r held back: the last character returned when it was a
-            # line end of its own, a lone \r (with a \n after it, the
-            # pair is the line end, not yet whole at k)
+            # a \r held back: the last character returned.  Untranslated
+            # (newline=""), the \r is a character of its own: k fits.
+            # Translated, only a lone \r (with a \n after it, the pair is
+            # one line end, not yet whole at k)
             if n != want:
                 return n, None
+            if self._newline is not None:
+                return n, f & ~1
             inner = codecs.getincrementaldecoder(self.encoding)(self.errors)
             inner.setstate((b"", f >> 1))
             after = inner.decode(data[k:k + 16])
@@ -647,13 +651,30 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
                 return None
         return None
 
-    def _fresh_decoder(self):
-        """A decoder as the file's, started clean with the snapshot's flags."""
+    def _fresh_decoder(self, start=False):
+        """A decoder as the file's, started clean with the snapshot's flags
+        (start: as at the file's start, where a BOM may come)."""
         dec = codecs.getincrementaldecoder(self.encoding)(self.errors)
         if isinstance(self._decoder, io.IncrementalNewlineDecoder):
             dec = io.IncrementalNewlineDecoder(dec, translate=self._newline is None)
-        dec.setstate((b"", self._snap_flags))
+        if not start:
+            dec.setstate((b"", self._snap_flags))
         return dec
+
+    def _flags_past_start(self):
+        """The decoder's flags past the file's start, as a reader from the
+        start has them once the codec has read its BOM, if it reads one
+        (utf-16's byte order, utf-8-sig's BOM taken): a decoder started at
+        a later offset must not look for a BOM there."""
+        dec = self._fresh_decoder(start=True)
+        try:
+            dec.decode(os.pread(self._fd, 4, 0))
+            flags = dec.getstate()[1]
+        except (UnicodeError, OSError):
+            flags = self._decoder.getstate()[1]
+        if isinstance(self._decoder, io.IncrementalNewlineDecoder):
+            flags &= ~1     # (no \r held)
+        return flags
 
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         """Move the position as io's seek() does; return the new one.  In a
@@ -686,15 +707,12 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         self._buf = b""
         self._seq = False
         self._snap_pos = pos
-        # the decoder starts over at the new position; the codec's flags
-        # (a byte order its BOM set) stay, as TextIOWrapper's cookie keeps
-        # them, but no pending \r
-        flags = self._decoder.getstate()[1]
-        if isinstance(self._decoder, io.IncrementalNewlineDecoder):
-            flags &= ~1
+        # the decoder starts over at the new position: at 0 as new (a BOM
+        # may come), elsewhere past the BOM, with the byte order it set, as
+        # TextIOWrapper's cookie keeps the decoder's flags
         self._reset_decoder()
         if pos != 0:
-            self._decoder.setstate((b"", flags))
+            self._decoder.setstate((b"", self._flags_past_start()))
         self._snap_flags = self._decoder.getstate()[1]
         # a BOM is written at the start of a file only
         if pos == 0:
