@@ -3,6 +3,7 @@ reads, writes, syncs and stats are io_uring operations on an AsyncRing;
 compared with builtins.open() on the same files."""
 
 import asyncio
+import errno
 import io
 import os
 import sys
@@ -439,6 +440,72 @@ def test_line_ends_at_the_end_of_the_file(tmp_path, fds, newline, tail):
     async def main():
         async with await py_io_uring.open(p, "r", encoding="utf-32", newline=newline) as f:
             assert [line async for line in f] == want
+    run(main())
+
+
+def test_a_failed_seek_leaves_the_position(tmp_path, fds):
+    p = tmp_path / "f"
+    p.write_bytes(b"ab\ncd\n" + b"x" * 100000)
+
+    async def main():
+        async with await py_io_uring.open(p, "rb") as f:
+            assert await f.readline() == b"ab\n"         # 64 KiB read ahead
+            with pytest.raises(OSError) as e:
+                await f.seek(-10, os.SEEK_CUR)
+            assert e.value.errno == errno.EINVAL
+            assert await f.tell() == 3                    # (was 65536: the read-ahead lost)
+            assert await f.readline() == b"cd\n"
+    run(main())
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_binary_calls_follow_open(tmp_path, fds, seed):
+    # random bytes and calls: each gives what open()'s buffered file gives
+    import random
+    rnd = random.Random(seed)
+    data = b"".join(rnd.choice([b"a", b"\n", b"xyz" * 100, b"\r\n", bytes(range(50)), b"\n" * 3])
+                    for _ in range(rnd.randrange(100, 5000)))
+    p = tmp_path / "f"
+    p.write_bytes(data)
+
+    async def main():
+        with open(str(p), "rb") as ref:
+            async with await py_io_uring.open(p, "rb") as f:
+                offsets = [0]
+                for step in range(60):
+                    op = rnd.choice(["readline", "readline_size", "read", "readinto", "tell",
+                                     "seek", "seek_cur", "seek_end", "lines"])
+                    if op == "readline":
+                        got, want = await f.readline(), ref.readline()
+                    elif op == "readline_size":
+                        k = rnd.randrange(0, 200)
+                        got, want = await f.readline(k), ref.readline(k)
+                    elif op == "read":
+                        k = rnd.choice([0, 1, 7, 100, 5000, 70000, -1])
+                        got, want = await f.read(k), ref.read(k)
+                    elif op == "readinto":
+                        a, b = bytearray(rnd.choice([1, 100, 5000])), None
+                        b = bytearray(len(a))
+                        got, want = (await f.readinto(a), a), (ref.readinto(b), b)
+                    elif op == "tell":
+                        got, want = await f.tell(), ref.tell()
+                        offsets.append(got)
+                    elif op in ("seek_cur", "seek_end"):
+                        k, whence = rnd.randrange(-60, 60), 1 if op == "seek_cur" else 2
+                        try:
+                            got = await f.seek(k, whence)
+                        except OSError as e:
+                            got = e.errno
+                        try:
+                            want = ref.seek(k, whence)
+                        except OSError as e:
+                            want = e.errno
+                    elif op == "lines":
+                        got, want = [line async for line in f], list(ref)
+                    else:
+                        where = rnd.choice(offsets)
+                        got, want = await f.seek(where), ref.seek(where)
+                    assert got == want, (step, op)
     run(main())
 
 

@@ -686,9 +686,12 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
             return await self._seek_text(offset, whence)
         if whence == os.SEEK_CUR:
             offset -= len(self._buf)
+        # first the seek, which may fail (a position before the start):
+        # the file is then where it was, read-ahead included, as io's
+        pos = os.lseek(self._fd, offset, whence)
         self._buf = b""
         self._seq = False
-        return os.lseek(self._fd, offset, whence)
+        return pos
 
     async def _seek_text(self, offset, whence):
         if whence == os.SEEK_CUR:
