@@ -509,6 +509,65 @@ def test_binary_calls_follow_open(tmp_path, fds, seed):
     run(main())
 
 
+def test_a_truncate_gives_back_what_was_read_ahead(tmp_path, fds):
+    p = tmp_path / "f"
+    p.write_bytes(b"ab\n" + b"x" * 100000)
+
+    async def main():
+        async with await py_io_uring.open(p, "r+b") as f:
+            assert await f.readline() == b"ab\n"         # 64 KiB read ahead
+            assert await f.truncate(10) == 10
+            assert await f.tell() == 3
+            assert await f.read() == b"x" * 7           # (was 65533 bytes the file no longer has)
+        async with await py_io_uring.open(p, "r+", encoding="utf-16") as f:
+            await f.write("first\nsecond\n")
+            await f.seek(0)
+            assert await f.readline() == "first\n"
+            await f.truncate()                          # at the text read so far
+            await f.write("2nd\n")                    # (the decoder restarts past the BOM)
+            await f.seek(0)
+            assert await f.read() == "first\n2nd\n"
+    run(main())
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_binary_reads_writes_and_truncates_follow_open(tmp_path, fds, seed):
+    import random
+    rnd = random.Random(seed)
+    mode = ["r+b", "w+b"][seed % 2]
+    data = bytes(rnd.randrange(256) for _ in range(rnd.randrange(0, 150000)))
+    mine, theirs = tmp_path / "a", tmp_path / "b"
+    mine.write_bytes(data)
+    theirs.write_bytes(data)
+
+    async def main():
+        with open(str(theirs), mode) as ref:
+            async with await py_io_uring.open(mine, mode) as f:
+                for step in range(50):
+                    op = rnd.choice(["read", "readline", "write", "seek", "seek_end", "truncate", "tell"])
+                    if op == "read":
+                        k = rnd.choice([1, 100, 5000, 70000, -1])
+                        got, want = await f.read(k), ref.read(k)
+                    elif op == "readline":
+                        got, want = await f.readline(), ref.readline()
+                    elif op == "write":
+                        w = bytes(rnd.randrange(256) for _ in range(rnd.choice([1, 10, 5000])))
+                        got, want = await f.write(w), ref.write(w)
+                    elif op == "seek":
+                        k = rnd.randrange(0, 200000)
+                        got, want = await f.seek(k), ref.seek(k)
+                    elif op == "seek_end":
+                        got, want = await f.seek(0, os.SEEK_END), ref.seek(0, os.SEEK_END)
+                    elif op == "truncate":
+                        k = rnd.choice([None, rnd.randrange(0, 200000)])
+                        got, want = await f.truncate(k), ref.truncate(k)
+                    else:
+                        got, want = await f.tell(), ref.tell()
+                    assert got == want, (step, op)
+    run(main())
+    assert mine.read_bytes() == theirs.read_bytes()
+
+
 _PIECES = ["a", "\u00e9", "\u65e5\u672c", "\U0001f600", "\n", "\r\n", "\r", " ",
            "xyz" * 50, "\r\r\n", "\n\n"]
 

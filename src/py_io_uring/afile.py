@@ -504,21 +504,37 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         await self._write_all(view)
         return len(view)
 
-    async def _write_all(self, view):
-        if self._decoder is not None and (self._chars or self._decoder.getstate()[0]):
-            # text decoded ahead: write where the text read so far ends
+    def _give_back(self, what):
+        """Before a write or a truncate: move the descriptor back to the
+        position of what was returned, giving back what was read ahead
+        (bytes, or text decoded ahead), so that the write lands there and
+        the next read starts there and sees what the call changed."""
+        state = self._decoder.getstate() if self._decoder is not None else (b"", 0)
+        if self._chars or state[0] or (self._decoder is not None and self._pending_cr(state[1])):
             pos = self._text_tell()
             if pos is None:
-                raise io.UnsupportedOperation("write(): no byte offset follows the "
-                                              "text read (it ends with a \\r)")
+                raise io.UnsupportedOperation("%s(): no byte offset follows the text "
+                                              "read (it ends with a \\r)" % what)
             os.lseek(self._fd, pos, os.SEEK_SET)
-            self._buf = b""
-            self._reset_decoder()
         elif self._buf:
-            # the read-ahead is past the logical position: move back first
-            os.lseek(self._fd, -len(self._buf), os.SEEK_CUR)
-            self._buf = b""
+            pos = os.lseek(self._fd, -len(self._buf), os.SEEK_CUR)
+        else:
+            return
+        self._buf = b""
+        if self._decoder is not None:
+            # the decoder starts over there, as after a seek
             self._reset_decoder()
+            if pos != 0:
+                self._decoder.setstate((b"", self._flags_past_start()))
+            self._snap_pos, self._snap_flags = pos, self._decoder.getstate()[1]
+            # and a BOM is written at the start of a file only
+            if pos == 0:
+                self._encoder.reset()
+            else:
+                self._encoder.setstate(0)
+
+    async def _write_all(self, view):
+        self._give_back("write")
         view = memoryview(view)
         while len(view):
             try:
@@ -745,6 +761,7 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
             size = await self.tell()
         else:
             size = operator.index(size)
+        self._give_back("truncate")     # (what was read ahead may be cut)
         try:
             await self._ring.ftruncate(self._fd, size)
         except OSError as e:
