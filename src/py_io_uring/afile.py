@@ -63,7 +63,7 @@ def _parse_mode(mode):
     return flags, readable, writable, "b" in chars
 
 
-def _size(n, default=-1):
+def _size(n: "_t.Optional[int]", default: int = -1) -> int:
     """A size argument as io takes it: None for the default, else an int
     (or an object with __index__); io's TypeError for anything else."""
     if n is None:
