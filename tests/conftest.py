@@ -13,6 +13,7 @@ Only ``test_gen.py`` does not need the module.
 """
 
 import errno
+import faulthandler
 import os
 import signal
 import socket
@@ -47,6 +48,39 @@ if os.environ.get("PY_IO_URING_LEAKS") == "1":
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "no_leakcheck: not repeated under make leaks (too slow, or it leaks on purpose)")
+
+
+# A test that hangs (a completion that never comes, a thread never joined)
+# would hold the run until CI's own limit and say nothing of where.  So
+# each test, with its setup, teardown and make leaks' repetitions, gets
+# WATCHDOG seconds (the slowest takes under a minute, even repeated under
+# the debug interpreter): past them, faulthandler's own thread, which needs
+# no GIL, prints every thread's traceback to the real stderr and ends the
+# process with status 1.  PY_IO_URING_TEST_WATCHDOG=0 turns it off.
+WATCHDOG = float(os.environ.get("PY_IO_URING_TEST_WATCHDOG", "600"))
+_watchdog_err = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    if WATCHDOG <= 0:
+        yield
+        return
+    if not _watchdog_err:
+        # outside a test's phases pytest's capture is suspended: fd 2 is
+        # the terminal or the log now, and the copy stays so while
+        # capture points fd 2 at its own file
+        _watchdog_err.append(os.fdopen(os.dup(2), "w"))
+    faulthandler.dump_traceback_later(WATCHDOG, exit=True, file=_watchdog_err[0])
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def pytest_unconfigure(config):
+    while _watchdog_err:
+        _watchdog_err.pop().close()
 
 
 @pytest.fixture
