@@ -772,6 +772,66 @@ def test_an_unclosed_file_and_its_ring_go_on_each_backend(tmp_path, fds, backend
     _in(backend, main)
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "trio", "anyio-trio", "anyio-asyncio"])
+def test_aiofiles_form_async_with_open_without_await(tmp_path, fds, backend):
+    # `async with aiofiles.open(...) as f:`, the form most aiofiles code
+    # has, runs unchanged: the block gets the file and its end closes it,
+    # also when the block raises
+    p = tmp_path / "f.txt"
+
+    async def main():
+        async with py_io_uring.open(p, "w", encoding="utf-8") as f:
+            assert isinstance(f, py_io_uring.AsyncFile)
+            await f.write("one\ntwo\n")
+        assert f.closed
+        async with py_io_uring.open(p) as f:
+            assert [line async for line in f] == ["one\n", "two\n"]
+        assert f.closed
+        with pytest.raises(KeyError):
+            async with py_io_uring.open(p, "rb") as f:
+                assert await f.read(3) == b"one"
+                raise KeyError("inside")
+        assert f.closed
+        with pytest.raises(FileNotFoundError) as e:
+            async with py_io_uring.open(tmp_path / "missing"):
+                pass
+        assert e.value.filename == str(tmp_path / "missing")
+    if backend == "asyncio":
+        run(main())
+    else:
+        _in(backend, main)
+
+
+def test_an_opener_opens_once_at_its_await(tmp_path, fds):
+    p = tmp_path / "f"
+    p.write_bytes(b"data")
+
+    async def main():
+        # nothing is checked or opened before the await: an opener dropped
+        # unawaited leaves nothing open and warns of nothing
+        bad = py_io_uring.open(p, "rw")
+        with pytest.raises(ValueError, match="invalid mode"):
+            await bad
+        opener = py_io_uring.open(p, "rb")
+        assert "AsyncFileOpener" in repr(opener)
+        f = await opener
+        try:
+            assert await f.read() == b"data"
+            # a second await would open a second file nobody closes
+            with pytest.raises(RuntimeError, match="awaited already"):
+                await opener
+            with pytest.raises(RuntimeError, match="awaited already"):
+                async with opener:
+                    pass
+        finally:
+            await f.close()
+        assert f.closed
+        unused = py_io_uring.open(tmp_path / "never", "wb")
+        del unused
+        assert not (tmp_path / "never").exists()
+    run(main())
+
+
 def test_a_cancelled_read_on_trio_ends_and_the_file_closes(tmp_path, fds):
     trio = pytest.importorskip("trio")
     fifo = str(tmp_path / "fifo")

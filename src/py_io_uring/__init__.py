@@ -18,7 +18,7 @@ _LOOP_NAMES = ("EventLoop", "EventLoopPolicy", "new_event_loop", "install", "run
 _FILES_NAMES = ("read_files", "iter_read_files", "hash_files", "copyfile", "copy2", "copytree")
 _AFILES_NAMES = ("aread_files", "aiter_read_files", "ahash_files", "acopyfile", "acopy2", "acopytree")
 _WORKQUEUE_NAMES = ("WorkQueue",)
-_AFILE_NAMES = ("open", "AsyncFile")
+_AFILE_NAMES = ("open", "AsyncFile", "AsyncFileOpener")
 
 
 def __getattr__(name):

@@ -36,7 +36,7 @@ if _t.TYPE_CHECKING:
     _OpenBinaryMode = _t.Literal["rb", "wb", "ab", "xb", "r+b", "w+b", "a+b", "x+b", "rb+",
                                  "wb+", "ab+", "xb+", "br", "bw", "ba", "bx"]
 
-__all__ = ["open", "AsyncFile"]
+__all__ = ["open", "AsyncFile", "AsyncFileOpener"]
 
 _READ_AHEAD = 64 * 1024     # sequential reads fetch at least this much
 _DECODE = 8192              # text is decoded this many bytes at a time, as
@@ -96,33 +96,80 @@ _Opener = _t.Callable[[str, int], int]
 
 
 @_t.overload
-async def open(file: "_t.Union[_StrOrBytesPath, int]", mode: "_OpenTextMode" = "r",
-               buffering: int = -1, encoding: _t.Optional[str] = None,
-               errors: _t.Optional[str] = None, newline: _t.Optional[str] = None,
-               closefd: bool = True, opener: _t.Optional[_Opener] = None, *,
-               ring: "_t.Optional[_Ring]" = None) -> "AsyncFile[str]": ...
+def open(file: "_t.Union[_StrOrBytesPath, int]", mode: "_OpenTextMode" = "r",
+         buffering: int = -1, encoding: _t.Optional[str] = None,
+         errors: _t.Optional[str] = None, newline: _t.Optional[str] = None,
+         closefd: bool = True, opener: _t.Optional[_Opener] = None, *,
+         ring: "_t.Optional[_Ring]" = None) -> "AsyncFileOpener[str]": ...
 @_t.overload  # noqa: E302
-async def open(file: "_t.Union[_StrOrBytesPath, int]", mode: "_OpenBinaryMode",
-               buffering: int = -1, encoding: None = None, errors: None = None,
-               newline: None = None, closefd: bool = True,
-               opener: _t.Optional[_Opener] = None, *,
-               ring: "_t.Optional[_Ring]" = None) -> "AsyncFile[bytes]": ...
+def open(file: "_t.Union[_StrOrBytesPath, int]", mode: "_OpenBinaryMode",
+         buffering: int = -1, encoding: None = None, errors: None = None,
+         newline: None = None, closefd: bool = True,
+         opener: _t.Optional[_Opener] = None, *,
+         ring: "_t.Optional[_Ring]" = None) -> "AsyncFileOpener[bytes]": ...
 @_t.overload  # noqa: E302
-async def open(file: "_t.Union[_StrOrBytesPath, int]", mode: str, buffering: int = -1,
-               encoding: _t.Optional[str] = None, errors: _t.Optional[str] = None,
-               newline: _t.Optional[str] = None, closefd: bool = True,
-               opener: _t.Optional[_Opener] = None, *,
-               ring: "_t.Optional[_Ring]" = None) -> "AsyncFile[_t.Any]": ...
-async def open(file: "_t.Union[_StrOrBytesPath, int]", mode: str = "r",  # noqa: E302
-               buffering: int = -1, encoding: _t.Optional[str] = None,
-               errors: _t.Optional[str] = None, newline: _t.Optional[str] = None,
-               closefd: bool = True, opener: _t.Optional[_Opener] = None, *,
-               ring: "_t.Optional[_Ring]" = None) -> "AsyncFile[_t.Any]":
+def open(file: "_t.Union[_StrOrBytesPath, int]", mode: str, buffering: int = -1,
+         encoding: _t.Optional[str] = None, errors: _t.Optional[str] = None,
+         newline: _t.Optional[str] = None, closefd: bool = True,
+         opener: _t.Optional[_Opener] = None, *,
+         ring: "_t.Optional[_Ring]" = None) -> "AsyncFileOpener[_t.Any]": ...
+def open(file: "_t.Union[_StrOrBytesPath, int]", mode: str = "r",  # noqa: E302
+         buffering: int = -1, encoding: _t.Optional[str] = None,
+         errors: _t.Optional[str] = None, newline: _t.Optional[str] = None,
+         closefd: bool = True, opener: _t.Optional[_Opener] = None, *,
+         ring: "_t.Optional[_Ring]" = None) -> "AsyncFileOpener[_t.Any]":
     """Open a file as builtins.open() does (same arguments: a path or an
     open descriptor, modes, encoding, errors, newline, closefd, opener; the
-    same errors with the path) and return an AsyncFile.  ring: the
-    AsyncRing (or py_io_uring.trio.TrioRing) to run on; None makes one that
-    the file closes, a TrioRing when trio runs the caller."""
+    same errors with the path): `f = await open(...)` gives an AsyncFile,
+    and `async with open(...) as f:` (aiofiles' form) gives it and closes
+    it on the way out.  ring: the AsyncRing (or py_io_uring.trio.TrioRing)
+    to run on; None makes one that the file closes, a TrioRing when trio
+    runs the caller.  Nothing is checked or opened before the await."""
+    return AsyncFileOpener(file, mode, encoding, errors, newline, closefd, opener, ring)
+
+
+class AsyncFileOpener(_t.Generic[_t.AnyStr]):
+    """What open() returns, as aiofiles.open() returns one: awaited, the
+    AsyncFile (`async with await open(...)` as anyio's open_file);
+    entered, the same file, closed when the block is left.  Each opener
+    opens once: the call's arguments are checked, and the file opened,
+    at that await."""
+
+    __slots__ = ("_args", "_file", "_used")
+
+    def __init__(self, *args: _t.Any) -> None:
+        self._args = args
+        self._file: "_t.Optional[AsyncFile[_t.AnyStr]]" = None
+        self._used = False
+
+    def _start(self) -> "_t.Coroutine[_t.Any, _t.Any, AsyncFile[_t.AnyStr]]":
+        if self._used:
+            raise RuntimeError("this open() was awaited already: call open() again "
+                               "for another file")
+        self._used = True
+        return _open(*self._args)
+
+    def __await__(self) -> "_t.Generator[_t.Any, None, AsyncFile[_t.AnyStr]]":
+        return self._start().__await__()
+
+    async def __aenter__(self) -> "AsyncFile[_t.AnyStr]":
+        self._file = await self._start()
+        return self._file
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._file is not None:
+            await self._file.close()
+
+    def __repr__(self) -> str:
+        return "<py_io_uring.AsyncFileOpener %r mode=%r%s>" % (
+            self._args[0], self._args[1], " (awaited)" if self._used else "")
+
+
+async def _open(file: "_t.Union[_StrOrBytesPath, int]", mode: str,
+                encoding: _t.Optional[str], errors: _t.Optional[str],
+                newline: _t.Optional[str], closefd: bool, opener: _t.Optional[_Opener],
+                ring: "_t.Optional[_Ring]") -> "AsyncFile[_t.Any]":
+    """open()'s work, run at the await."""
     flags, readable, writable, binary = _parse_mode(mode)
     given_fd = isinstance(file, int)
     if given_fd:

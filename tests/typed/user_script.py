@@ -202,6 +202,11 @@ async def files_helpers(path: str, tmp: str) -> None:
     async with await py_io_uring.open(os.path.join(tmp, "out.txt"), "w") as out:
         written: int = await out.write("typed\n")
         assert written == 6
+    # aiofiles' form: the opener entered, without an await
+    async with py_io_uring.open(os.path.join(tmp, "out.txt"), "rb") as back:
+        if TYPE_CHECKING:
+            reveal_type(back)  # revealed: AsyncFile\[bytes\]
+        assert await back.read() == b"typed\n"
 
 
 def sync_file_helpers(path: str, tmp: str) -> None:
