@@ -55,6 +55,11 @@ _OptAddress = Optional[_Address]
 _SockAddrIn = Union[Tuple[str, int], Tuple[str, int, int], Tuple[str, int, int, int], str, bytes, bytearray, os.PathLike[str], os.PathLike[bytes]]
 # socket.recvmsg()'s ancillary data: (level, type, data) items
 _AncData = List[Tuple[int, int, bytes]]
+# AsyncRing.open()'s modes, as builtins.open()'s stub tells text from binary
+# (afile.py's own, for py_io_uring.open())
+_OpenTextMode = Literal["r", "w", "a", "x", "r+", "w+", "a+", "x+", "rt", "wt", "at", "xt", "r+t", "w+t", "a+t", "x+t", "rt+", "wt+", "at+", "xt+"]
+_OpenBinaryMode = Literal["rb", "wb", "ab", "xb", "r+b", "w+b", "a+b", "x+b", "rb+", "wb+", "ab+", "xb+", "br", "bw", "ba", "bx"]
+_Opener = Callable[[str, int], int]
 
 __version__: str
 LIBURING_VERSION: Optional[Tuple[int, int]]
@@ -122,7 +127,7 @@ import os
 import socket
 from typing import AsyncIterator, Dict, List, Optional, Sequence, Tuple, Union, overload
 
-from . import IoUring, Sqe, _Address, _AncData, _OptAddress, _FileDescriptorLike, _ReadableBuffer, _SockAddrIn, _StrOrBytesPath, _WritableBuffer
+from . import AsyncFileOpener, IoUring, Sqe, _Address, _AncData, _OptAddress, _FileDescriptorLike, _Opener, _OpenBinaryMode, _OpenTextMode, _ReadableBuffer, _SockAddrIn, _StrOrBytesPath, _WritableBuffer
 
 __all__ = ["TrioRing", "open_ring"]
 
@@ -149,6 +154,12 @@ class TrioRing:
     async def sock_sendall(self, sock: _FileDescriptorLike, data: _ReadableBuffer, /) -> None: ...
     async def sock_connect(self, sock: _FileDescriptorLike, address: _SockAddrIn, /) -> None: ...
     async def sock_accept(self, sock: _FileDescriptorLike, /) -> Tuple[socket.socket, _Address]: ...
+    @overload
+    def open(self, file: Union[_StrOrBytesPath, int], mode: _OpenTextMode = "r", buffering: int = -1, encoding: Optional[str] = None, errors: Optional[str] = None, newline: Optional[str] = None, closefd: bool = True, opener: Optional[_Opener] = None) -> AsyncFileOpener[str]: ...
+    @overload
+    def open(self, file: Union[_StrOrBytesPath, int], mode: _OpenBinaryMode, buffering: int = -1, encoding: None = None, errors: None = None, newline: None = None, closefd: bool = True, opener: Optional[_Opener] = None) -> AsyncFileOpener[bytes]: ...
+    @overload
+    def open(self, file: Union[_StrOrBytesPath, int], mode: str, buffering: int = -1, encoding: Optional[str] = None, errors: Optional[str] = None, newline: Optional[str] = None, closefd: bool = True, opener: Optional[_Opener] = None) -> Union[AsyncFileOpener[str], AsyncFileOpener[bytes]]: ...
 '''
 
 _AWAITABLE = re.compile(r"^(\s*)def (.*) -> (?:Awaitable|Future|asyncio\.Future)\[(.*)\]: \.\.\.$")

@@ -802,6 +802,44 @@ def test_aiofiles_form_async_with_open_without_await(tmp_path, fds, backend):
         _in(backend, main)
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_rings_own_open(tmp_path, fds, backend):
+    # AsyncRing.open() and TrioRing.open(): py_io_uring.open(..., ring=it);
+    # the file's operations are the ring's, and its close leaves the ring open
+    p = tmp_path / "f"
+    p.write_bytes(b"data\nmore\n")
+
+    async def main(ring):
+        before = ring.stats()["completions"] if backend == "asyncio" else None
+        async with ring.open(p, "rb") as f:
+            assert await f.read() == b"data\nmore\n"
+        assert f.closed and not ring.closed
+        f = await ring.open(str(p), "r", encoding="ascii", newline="")
+        assert [line async for line in f] == ["data\n", "more\n"]
+        await f.close()
+        assert not ring.closed
+        if before is not None:
+            assert ring.stats()["completions"] > before
+        with pytest.raises(TypeError, match="ring"):
+            ring.open(p, ring=ring)
+        with pytest.raises(FileNotFoundError):
+            await ring.open(tmp_path / "missing", "rb")
+
+    if backend == "asyncio":
+        async def on_asyncio():
+            async with AsyncRing() as ring:
+                await main(ring)
+        run(on_asyncio())
+    else:
+        trio = pytest.importorskip("trio")
+        from py_io_uring.trio import TrioRing
+
+        async def on_trio():
+            async with TrioRing() as ring:
+                await main(ring)
+        trio.run(on_trio)
+
+
 def test_an_opener_opens_once_at_its_await(tmp_path, fds):
     p = tmp_path / "f"
     p.write_bytes(b"data")

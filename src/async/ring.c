@@ -674,8 +674,44 @@ AsyncRing_repr(AsyncRingObject *self)
                                 self->ring ? self->ring->nrecords : (Py_ssize_t)0);
 }
 
+/* open(file, mode="r", ...): py_io_uring.open(file, ..., ring=self).  The
+ * async file object is Python above this tier (afile.py, imported here at
+ * the call): this is only its way in from a ring, as the issue's users
+ * look for it. */
+static PyObject *
+AsyncRing_open(AsyncRingObject *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *key, *mod, *fn = NULL, *kw = NULL, *res = NULL;
+    int has = 0;
+
+    if ((key = PyUnicode_FromString("ring")) == NULL)
+        return NULL;
+    if (kwargs != NULL && (has = PyDict_Contains(kwargs, key)) != 0) {
+        if (has > 0)
+            PyErr_SetString(PyExc_TypeError,
+                            "AsyncRing.open() got an unexpected keyword argument 'ring'");
+        goto done;
+    }
+    if ((mod = PyImport_ImportModule("py_io_uring.afile")) == NULL)
+        goto done;
+    fn = PyObject_GetAttrString(mod, "open");
+    Py_DECREF(mod);
+    if (fn == NULL)
+        goto done;
+    kw = kwargs != NULL ? PyDict_Copy(kwargs) : PyDict_New();
+    if (kw != NULL && PyDict_SetItem(kw, key, (PyObject *)self) == 0)
+        res = PyObject_Call(fn, args, kw);
+done:
+    Py_XDECREF(kw);
+    Py_XDECREF(fn);
+    Py_DECREF(key);
+    return res;
+}
+
 static PyMethodDef AsyncRing_methods[] = {
     {"aclose", (PyCFunction)AsyncRing_aclose, METH_NOARGS, PU_DOC_AsyncRing_aclose},
+    {"open", (PyCFunction)(void (*)(void))AsyncRing_open, METH_VARARGS | METH_KEYWORDS,
+     PU_DOC_AsyncRing_open},
     {"__aenter__", (PyCFunction)AsyncRing_aenter, METH_NOARGS, PU_DOC_AsyncRing___aenter__},
     {"__aexit__", (PyCFunction)(void (*)(void))AsyncRing_aexit, METH_FASTCALL,
      PU_DOC_AsyncRing___aexit__},

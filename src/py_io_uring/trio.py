@@ -569,6 +569,14 @@ class TrioRing:
         """The IoUring underneath, for registrations only."""
         return self._ring
 
+    def open(self, file, mode="r", buffering=-1, encoding=None, errors=None, newline=None,
+             closefd=True, opener=None):
+        """py_io_uring.open(file, ..., ring=this ring), as AsyncRing.open():
+        await it for the AsyncFile, or `async with ring.open(...) as f:`."""
+        from .afile import open as open_file
+        return open_file(file, mode, buffering, encoding, errors, newline, closefd, opener,
+                         ring=self)
+
     def in_flight(self):
         """Operations whose final completion has not been reaped."""
         return self._ring.in_flight()

@@ -207,6 +207,14 @@ async def files_helpers(path: str, tmp: str) -> None:
         if TYPE_CHECKING:
             reveal_type(back)  # revealed: AsyncFile\[bytes\]
         assert await back.read() == b"typed\n"
+    async with AsyncRing() as ring:
+        on_ring = await ring.open(os.path.join(tmp, "out.txt"), "rb")
+        if TYPE_CHECKING:
+            reveal_type(on_ring)  # revealed: AsyncFile\[bytes\]
+        async with ring.open(os.path.join(tmp, "out.txt")) as as_text:
+            if TYPE_CHECKING:
+                reveal_type(as_text)  # revealed: AsyncFile\[str\]
+        await on_ring.close()
 
 
 def sync_file_helpers(path: str, tmp: str) -> None:
