@@ -840,6 +840,124 @@ def test_a_rings_own_open(tmp_path, fds, backend):
         trio.run(on_trio)
 
 
+def test_on_the_event_loop_a_file_runs_on_the_loops_ring(tmp_path, fds):
+    # no ring given on py_io_uring's EventLoop: the loop's own ring
+    # (get_running_ring()), no ring made per file, and the file's close,
+    # or its drop unclosed, leaves that ring to the loop
+    p = tmp_path / "f"
+    p.write_bytes(b"x" * 5000)
+
+    async def main():
+        ring = py_io_uring.get_running_ring()
+        before = set(os.listdir("/proc/self/fd"))
+        done = ring.stats()["completions"]
+        async with py_io_uring.open(p, "rb") as f:
+            assert len(set(os.listdir("/proc/self/fd")) - before) == 1   # the file's alone
+            assert await f.read() == b"x" * 5000
+        assert ring.stats()["completions"] >= done + 3     # open, read, close
+        assert not ring.closed
+        f = await py_io_uring.open(p, "rb")
+        with pytest.warns(ResourceWarning, match="unclosed file"):
+            del f
+        await asyncio.sleep(0)
+        assert set(os.listdir("/proc/self/fd")) == before and not ring.closed
+        async with py_io_uring.open(p, "rb") as f:      # the ring still serves
+            assert await f.read(2) == b"xx"
+    py_io_uring.run(main())
+
+
+# make leaks repeats the asyncio run only: uvloop (Debian's 0.17 under the
+# debug interpreter) keeps references of its own per callback (test_async.py)
+@pytest.fixture(params=["asyncio", pytest.param("uvloop", marks=pytest.mark.no_leakcheck)])
+def loop_kind(request):
+    if request.param == "uvloop":
+        # uvloop's first loop leaves a pipe of its own open for the
+        # process: made here, before fds counts
+        uvloop = pytest.importorskip("uvloop")
+        uvloop.new_event_loop().close()
+    return request.param
+
+
+def test_files_without_a_ring_share_one_on_an_asyncio_loop(tmp_path, loop_kind, fds):
+    # the first file opened without ring= makes the loop's shared ring
+    # (its fd and its eventfd), the others open on it; files opened one
+    # after another keep it; it closes at the loop's turn after its last
+    # file closes, or after that file is dropped unclosed
+    p = tmp_path / "f"
+    p.write_bytes(b"data")
+
+    def open_now(before):
+        return len(set(os.listdir("/proc/self/fd")) - before)
+
+    async def main():
+        before = set(os.listdir("/proc/self/fd"))
+        a = await py_io_uring.open(p, "rb")
+        assert open_now(before) == 3            # the file, the ring, its eventfd
+        b = await py_io_uring.open(p, "rb")
+        assert open_now(before) == 4            # one more file, no ring
+        assert a._ring is b._ring
+        assert await a.read() == await b.read() == b"data"
+        await a.close()
+        await asyncio.sleep(0)
+        assert open_now(before) == 3            # b keeps the ring
+        await b.close()
+        for _ in range(3):                      # one after another: kept
+            async with py_io_uring.open(p, "rb") as f:
+                assert await f.read() == b"data"
+                assert f._ring is b._ring
+        await asyncio.sleep(0)
+        assert open_now(before) == 0 and b._ring.closed
+        c = await py_io_uring.open(p, "rb")     # a new one when needed
+        assert c._ring is not b._ring and open_now(before) == 3
+        with pytest.warns(ResourceWarning, match="unclosed file"):
+            del c
+        await asyncio.sleep(0)
+        assert open_now(before) == 0
+        with pytest.raises(FileNotFoundError):  # a failed open gives it back
+            await py_io_uring.open(tmp_path / "missing", "rb")
+        await asyncio.sleep(0)
+        assert open_now(before) == 0
+    if loop_kind == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        loop = uvloop.new_event_loop()
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
+    else:
+        run(main())
+
+
+def test_a_shared_ring_outliving_its_loop_closes_with_its_last_file(tmp_path, fds):
+    import gc
+    import weakref
+    p = tmp_path / "f"
+    p.write_bytes(b"data")
+    kept = []
+
+    async def main():
+        kept.append(await py_io_uring.open(p, "rb"))
+    before = set(os.listdir("/proc/self/fd"))
+    run(main())                 # the loop closes with the file open
+    ring = weakref.ref(kept[0]._ring)
+    assert not ring().closed
+    with pytest.warns(ResourceWarning, match="unclosed file"):
+        del kept[:]
+        gc.collect()
+    gc.collect()                # (the warning's record held the file)
+    # no loop turn comes: the ring goes with its last file, torn down
+    assert ring() is None and set(os.listdir("/proc/self/fd")) == before
+    # each loop its own
+    rings = []
+
+    async def other():
+        async with py_io_uring.open(p, "rb") as f:
+            rings.append(f._ring)
+    run(other())
+    run(other())
+    assert rings[0] is not rings[1] and all(r.closed for r in rings)
+
+
 def test_an_opener_opens_once_at_its_await(tmp_path, fds):
     p = tmp_path / "f"
     p.write_bytes(b"data")

@@ -2,14 +2,16 @@
 reading a page-cached 64 MiB file sequentially (64 KiB reads) and 4 KiB
 reads at random offsets (seek, then read), one task, against aiofiles'
 file object and against os.pread in asyncio.to_thread, on the stock
-asyncio loop."""
+asyncio loop; and opening, reading and closing many small files, where
+what a file costs to open shows: there also on py_io_uring's EventLoop,
+whose files run on the loop's own ring."""
 
 import asyncio
 import os
 import time
 
 from runner import Case, Unavailable, human
-from workloads.files import cached_file, offsets_for
+from workloads.files import cached_file, offsets_for, small_files
 
 CHUNK = 64 * 1024
 BLOCK = 4096
@@ -17,9 +19,14 @@ BLOCK = 4096
 DESCRIBE = (
     "The async file object: one asyncio task reads a page-cached file of %s sequentially in "
     "64 KiB `read()`s, then %d reads of 4 KiB at random offsets (`seek()` then `read()`), with "
-    "`await py_io_uring.open(path, 'rb')` (a small AsyncRing of its own), aiofiles' "
+    "`await py_io_uring.open(path, 'rb')` (no ring given: the loop's shared one), aiofiles' "
     "`aiofiles.open()` (when installed) and `os.pread` in `asyncio.to_thread` (3.9+); stock "
-    "asyncio loop. Figures are MiB/s and reads/s.")
+    "asyncio loop. Then %d page-cached files of 4 KiB, each opened, read whole and closed in "
+    "turn (`async with open(path, 'rb') as f: await f.read()`): aiofiles and `open().read()` "
+    "in `asyncio.to_thread` on the stock loop; `py_io_uring.open()` on the stock loop (no ring "
+    "given: the ring its files share, kept while files open one after another), on it with one "
+    "AsyncRing given as `ring=`, and on py_io_uring's EventLoop (the loop's own ring). Figures "
+    "are MiB/s, reads/s and files/s.")
 
 
 def _aiofiles():
@@ -123,6 +130,50 @@ def reads(quick):
     return 2000 if quick else 20000
 
 
+def small_count(quick):
+    return 200 if quick else 2000
+
+
+async def small_ring(m, paths, ring=None):
+    for p in paths:
+        async with m.open(p, "rb", ring=ring) as f:
+            if len(await f.read()) != BLOCK:
+                raise RuntimeError("short read")
+
+
+async def small_shared_ring(m, paths):
+    async with m.AsyncRing(8) as ring:
+        await small_ring(m, paths, ring)
+
+
+async def small_aiofiles(paths):
+    aiofiles = _aiofiles()
+    for p in paths:
+        async with aiofiles.open(p, "rb") as f:
+            if len(await f.read()) != BLOCK:
+                raise RuntimeError("short read")
+
+
+def _read_whole(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+async def small_thread(paths):
+    to_thread = _to_thread()
+    for p in paths:
+        if len(await to_thread(_read_whole, p)) != BLOCK:
+            raise RuntimeError("short read")
+
+
+def files_per_second(coro_fn, n, runner=None):
+    def run():
+        t0 = time.perf_counter()
+        (runner or asyncio.run)(coro_fn())
+        return n / (time.perf_counter() - t0)
+    return run
+
+
 def cases(setup):
     m = setup.m
     path, size = cached_file(setup, "afile.dat")
@@ -140,8 +191,21 @@ def cases(setup):
                  random_reads(lambda: rand_thread(path, offs), len(offs)))
     rnd.baseline("aiofiles", random_reads(lambda: rand_aiofiles(path, offs), len(offs)))
     rnd.variant("py_io_uring.open", random_reads(lambda: rand_ring(m, path, offs), len(offs)))
-    return [seq, rnd]
+    paths = small_files(setup, small_count(setup.quick), BLOCK, name="afile-small")
+    few = Case("async file object: open, read and close %d files of 4 KiB in turn" % len(paths),
+               "files/s", ("async file object", "access"), 2, headline=True, warmup=True,
+               reference="aiofiles", figure=False)
+    few.baseline("aiofiles", files_per_second(lambda: small_aiofiles(paths), len(paths)))
+    few.baseline("open().read() in asyncio.to_thread",
+                 files_per_second(lambda: small_thread(paths), len(paths)))
+    few.variant("py_io_uring.open",
+                files_per_second(lambda: small_ring(m, paths), len(paths)))
+    few.variant("py_io_uring.open, one AsyncRing",
+                files_per_second(lambda: small_shared_ring(m, paths), len(paths)))
+    few.variant("py_io_uring.open on EventLoop",
+                files_per_second(lambda: small_ring(m, paths), len(paths), m.run))
+    return [seq, rnd, few]
 
 
 def describe(quick):
-    return DESCRIBE % ("8 MiB" if quick else "64 MiB", reads(quick))
+    return DESCRIBE % ("8 MiB" if quick else "64 MiB", reads(quick), small_count(quick))

@@ -14,6 +14,7 @@ import io
 import operator
 import os
 import stat
+import sys
 # typing's names under a private alias, as loop.py does: module attributes
 # are public names stubtest checks
 import typing as _t
@@ -21,6 +22,8 @@ import typing as _t
 from ._aiolib import current_library
 
 if _t.TYPE_CHECKING:
+    import asyncio as _asyncio
+
     # private names: stubtest takes a public one for a module attribute
     from . import AsyncRing as _AsyncRing, _ReadableBuffer, _StrOrBytesPath, _WritableBuffer
     from .trio import TrioRing as _TrioRing
@@ -95,6 +98,73 @@ def _refuse_directory(fd, path, owned=True):
 _Opener = _t.Callable[[str, int], int]
 
 
+def _event_loop_ring() -> "_t.Optional[_AsyncRing]":
+    """The running loop's own AsyncRing when the loop is py_io_uring's
+    EventLoop (get_running_ring()), else None."""
+    loop_module = sys.modules.get("py_io_uring.loop")
+    if loop_module is None:         # no EventLoop was ever made
+        return None
+    import asyncio
+    if not isinstance(asyncio.get_running_loop(), loop_module.EventLoop):
+        return None
+    return _t.cast("_AsyncRing", loop_module.get_running_ring())
+
+
+class _SharedRing(object):
+    """The AsyncRing that the files opened without ring= share on one
+    asyncio loop (py_io_uring's EventLoop aside: its own ring serves
+    there): made by the first such open, closed once its last file is
+    closed, at the loop's next turn, so that files opened one after
+    another keep it.  A ring made and torn down per file took half the
+    time of opening, reading and closing a small file: more than
+    open().read() in a thread (docs/files.md)."""
+
+    __slots__ = ("loop", "ring", "users")
+
+    def __init__(self, loop: "_asyncio.AbstractEventLoop") -> None:
+        from . import AsyncRing
+        self.loop = loop
+        self.ring = AsyncRing(8)
+        self.users = 0
+
+    @staticmethod
+    def acquire() -> "_SharedRing":
+        import asyncio
+        loop = asyncio.get_running_loop()
+        shared = _SHARED.get(loop)
+        if shared is None or shared.ring.closed:
+            shared = _SHARED[loop] = _SharedRing(loop)
+        shared.users += 1
+        return shared
+
+    def release(self, from_finalizer: bool = False) -> None:
+        self.users -= 1
+        if self.users > 0:
+            return
+        try:
+            # (a finalizer may run on any thread)
+            if from_finalizer:
+                self.loop.call_soon_threadsafe(self._close_if_idle)
+            else:
+                self.loop.call_soon(self._close_if_idle)
+        except RuntimeError:        # the loop is closed: no turn will come
+            self._close_if_idle()
+
+    def _close_if_idle(self) -> None:
+        if self.users > 0:
+            return
+        if _SHARED.get(self.loop) is self:
+            del _SHARED[self.loop]
+        try:
+            self.ring.aclose()      # nothing in flight: closed at once
+        except Exception:
+            pass                    # (its loop is gone: freed with it)
+
+
+# loop -> the ring its files share (an entry goes with its ring's close)
+_SHARED: "_t.Dict[_asyncio.AbstractEventLoop, _SharedRing]" = {}
+
+
 @_t.overload
 def open(file: "_t.Union[_StrOrBytesPath, int]", mode: "_OpenTextMode" = "r",
          buffering: int = -1, encoding: _t.Optional[str] = None,
@@ -123,8 +193,10 @@ def open(file: "_t.Union[_StrOrBytesPath, int]", mode: str = "r",  # noqa: E302
     same errors with the path): `f = await open(...)` gives an AsyncFile,
     and `async with open(...) as f:` (aiofiles' form) gives it and closes
     it on the way out.  ring: the AsyncRing (or py_io_uring.trio.TrioRing)
-    to run on; None makes one that the file closes, a TrioRing when trio
-    runs the caller.  Nothing is checked or opened before the await."""
+    to run on; None takes the running EventLoop's own ring, or on another
+    asyncio loop the ring its files share (closed after its last file),
+    or under trio makes a TrioRing that the file closes.  Nothing is
+    checked or opened before the await."""
     return AsyncFileOpener(file, mode, encoding, errors, newline, closefd, opener, ring)
 
 
@@ -183,8 +255,9 @@ async def _open(file: "_t.Union[_StrOrBytesPath, int]", mode: str,
         raise ValueError("illegal newline value: %r" % (newline,))
     if encoding is not None:
         codecs.lookup(encoding)     # LookupError before anything is opened
-    from . import AT_FDCWD, AsyncRing
+    from . import AT_FDCWD
     own = ring is None
+    shared = None
     # (Any: a TrioRing has AsyncRing's ops, not its type)
     use: _t.Any = ring
     if use is None:
@@ -194,7 +267,15 @@ async def _open(file: "_t.Union[_StrOrBytesPath, int]", mode: str,
             from .trio import TrioRing
             use = TrioRing(8)
         else:
-            use = AsyncRing(8)
+            # on py_io_uring's EventLoop, the loop's own ring, which the
+            # loop closes: a ring made and torn down per file is half the
+            # time of opening, reading and closing a small one
+            use = _event_loop_ring()
+            if use is not None:
+                own = False
+            else:
+                shared = _SharedRing.acquire()
+                use, own = shared.ring, False
     try:
         if given_fd:
             fd = _t.cast(int, file)
@@ -219,8 +300,10 @@ async def _open(file: "_t.Union[_StrOrBytesPath, int]", mode: str,
     except BaseException:
         if own:
             await use.aclose()
+        elif shared is not None:
+            shared.release()
         raise
-    f = AsyncFile(use, own, fd, file, mode, readable, writable, closefd)
+    f = AsyncFile(use, own, fd, file, mode, readable, writable, closefd, shared)
     try:
         # as FileIO, "a" starts at the end (tell() gives the size); and as
         # TextIOWrapper, text written anywhere but at the start gets no BOM
@@ -240,8 +323,10 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
     """What open() returns: an open file's async methods.  AsyncFile[str]
     in a text mode, AsyncFile[bytes] in a binary one."""
 
-    def __init__(self, ring, own_ring, fd, name, mode, readable, writable, closefd=True):
+    def __init__(self, ring, own_ring, fd, name, mode, readable, writable, closefd=True,
+                 shared=None):
         self._ring, self._own = ring, own_ring
+        self._shared = shared       # the _SharedRing that ring is, if it is one
         self._fd = fd
         self._closefd = closefd     # False: close() leaves the descriptor open
         self.name, self.mode = name, mode
@@ -854,6 +939,9 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         finally:
             if self._own:
                 await self._ring.aclose()
+            elif self._shared is not None:
+                shared, self._shared = self._shared, None
+                shared.release()
 
     async def aclose(self) -> None:
         """close(), by the name anyio's files and async resources use."""
@@ -877,6 +965,10 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
                 os.close(fd)
             except OSError:
                 pass
+        shared = getattr(self, "_shared", None)
+        if shared is not None:
+            self._shared = None
+            shared.release(from_finalizer=True)
         if self._own:
             ring = self._ring
             try:
