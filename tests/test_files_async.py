@@ -753,23 +753,51 @@ def test_the_file_object_on_each_backend(tmp_path, fds, backend):
 
 
 @pytest.mark.parametrize("backend", ["trio", "anyio-trio", "anyio-asyncio"])
-def test_an_unclosed_file_and_its_ring_go_on_each_backend(tmp_path, fds, backend):
+def test_an_unclosed_file_goes_on_each_backend(tmp_path, fds, backend):
+    # its descriptor at once; the ring the files share stays for the others
+    # (the fds fixture: and goes when the last file closes, or the run ends)
     p = tmp_path / "f"
     p.write_bytes(b"data")
 
     async def main():
-        import anyio
-        before = set(os.listdir("/proc/self/fd"))
-        f = await py_io_uring.open(p, "rb")      # a ring of its own
-        assert await f.read() == b"data"
-        with pytest.warns(ResourceWarning, match="unclosed file"):
-            del f
-        for _ in range(20):                      # the ring's close runs in the loop
-            if set(os.listdir("/proc/self/fd")) == before:
-                break
-            await anyio.sleep(0.01)
-        assert set(os.listdir("/proc/self/fd")) == before
+        async with py_io_uring.open(p, "rb") as keeper:     # the shared ring made
+            before = set(os.listdir("/proc/self/fd"))
+            f = await py_io_uring.open(p, "rb")
+            assert f._ring is keeper._ring
+            assert await f.read() == b"data"
+            with pytest.warns(ResourceWarning, match="unclosed file"):
+                del f
+            assert set(os.listdir("/proc/self/fd")) == before
+            assert await keeper.read() == b"data"
     _in(backend, main)
+
+
+def test_files_without_a_ring_share_one_per_trio_run(tmp_path, fds):
+    trio = pytest.importorskip("trio")
+    p = tmp_path / "f"
+    p.write_bytes(b"data")
+    rings = []
+
+    async def one():
+        async with py_io_uring.open(p, "rb") as f:
+            assert await f.read() == b"data"
+            rings.append(f._ring)
+
+    async def main():
+        before = set(os.listdir("/proc/self/fd"))
+        async with trio.open_nursery() as nursery:      # at once
+            for _ in range(5):
+                nursery.start_soon(one)
+        for _ in range(3):                              # one after another
+            await one()
+        assert len(set(map(id, rings))) == 1 and not rings[0].closed
+        assert len(set(os.listdir("/proc/self/fd")) - before) == 1     # the ring's fd
+    trio.run(main)
+    first = rings[0]
+    assert first.closed         # closed as the run ended
+    del rings[:]
+    trio.run(main)
+    assert rings[0] is not first and rings[0].closed
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio", "anyio-trio", "anyio-asyncio"])

@@ -165,6 +165,37 @@ class _SharedRing(object):
 _SHARED: "_t.Dict[_asyncio.AbstractEventLoop, _SharedRing]" = {}
 
 
+_TRIO_RING: _t.Any = None      # trio.lowlevel.RunVar: the run's TrioRing
+
+
+def _trio_run_ring() -> "_TrioRing":
+    """The TrioRing that the files opened without ring= share in this
+    trio.run(): made by the first, closed when the run ends (a system task
+    of its own, cancelled then, closes it)."""
+    global _TRIO_RING
+    import trio
+    if _TRIO_RING is None:
+        _TRIO_RING = trio.lowlevel.RunVar("py_io_uring files' ring")
+    try:
+        return _t.cast("_TrioRing", _TRIO_RING.get())
+    except LookupError:
+        pass
+    from .trio import TrioRing
+    ring = TrioRing(8)
+    _TRIO_RING.set(ring)
+    trio.lowlevel.spawn_system_task(_close_at_run_end, ring,
+                                    name="py_io_uring files' ring closer")
+    return ring
+
+
+async def _close_at_run_end(ring: "_TrioRing") -> None:
+    import trio
+    try:
+        await trio.sleep_forever()
+    finally:
+        await ring.aclose()         # (shielded inside)
+
+
 @_t.overload
 def open(file: "_t.Union[_StrOrBytesPath, int]", mode: "_OpenTextMode" = "r",
          buffering: int = -1, encoding: _t.Optional[str] = None,
@@ -195,8 +226,8 @@ def open(file: "_t.Union[_StrOrBytesPath, int]", mode: str = "r",  # noqa: E302
     it on the way out.  ring: the AsyncRing (or py_io_uring.trio.TrioRing)
     to run on; None takes the running EventLoop's own ring, or on another
     asyncio loop the ring its files share (closed after its last file),
-    or under trio makes a TrioRing that the file closes.  Nothing is
-    checked or opened before the await."""
+    or under trio the TrioRing the run's files share (closed as the run
+    ends).  Nothing is checked or opened before the await."""
     return AsyncFileOpener(file, mode, encoding, errors, newline, closefd, opener, ring)
 
 
@@ -256,26 +287,22 @@ async def _open(file: "_t.Union[_StrOrBytesPath, int]", mode: str,
     if encoding is not None:
         codecs.lookup(encoding)     # LookupError before anything is opened
     from . import AT_FDCWD
-    own = ring is None
     shared = None
     # (Any: a TrioRing has AsyncRing's ops, not its type)
     use: _t.Any = ring
     if use is None:
-        # the running library's ring: AsyncRing's ops are trio's checkpoints
-        # through TrioRing, which has every one of them (py_io_uring.trio)
+        # a ring made and torn down per file took half the time of opening,
+        # reading and closing a small one (more under trio): files opened
+        # without a ring share one, per loop or per trio run
         if current_library() == "trio":
-            from .trio import TrioRing
-            use = TrioRing(8)
+            # AsyncRing's ops are trio's checkpoints through TrioRing,
+            # which has every one of them (py_io_uring.trio)
+            use = _trio_run_ring()
         else:
-            # on py_io_uring's EventLoop, the loop's own ring, which the
-            # loop closes: a ring made and torn down per file is half the
-            # time of opening, reading and closing a small one
             use = _event_loop_ring()
-            if use is not None:
-                own = False
-            else:
+            if use is None:
                 shared = _SharedRing.acquire()
-                use, own = shared.ring, False
+                use = shared.ring
     try:
         if given_fd:
             fd = _t.cast(int, file)
@@ -298,12 +325,10 @@ async def _open(file: "_t.Union[_StrOrBytesPath, int]", mode: str,
             if not writable:
                 _refuse_directory(fd, file)
     except BaseException:
-        if own:
-            await use.aclose()
-        elif shared is not None:
+        if shared is not None:
             shared.release()
         raise
-    f = AsyncFile(use, own, fd, file, mode, readable, writable, closefd, shared)
+    f = AsyncFile(use, fd, file, mode, readable, writable, closefd, shared)
     try:
         # as FileIO, "a" starts at the end (tell() gives the size); and as
         # TextIOWrapper, text written anywhere but at the start gets no BOM
@@ -323,9 +348,8 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
     """What open() returns: an open file's async methods.  AsyncFile[str]
     in a text mode, AsyncFile[bytes] in a binary one."""
 
-    def __init__(self, ring, own_ring, fd, name, mode, readable, writable, closefd=True,
-                 shared=None):
-        self._ring, self._own = ring, own_ring
+    def __init__(self, ring, fd, name, mode, readable, writable, closefd=True, shared=None):
+        self._ring = ring
         self._shared = shared       # the _SharedRing that ring is, if it is one
         self._fd = fd
         self._closefd = closefd     # False: close() leaves the descriptor open
@@ -928,8 +952,7 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         return await self._ring.statx(self._fd, "", AT_EMPTY_PATH)
 
     async def close(self) -> None:
-        """Close the file (and the ring, when open() made it); again does
-        nothing."""
+        """Close the file (its ring stays open); again does nothing."""
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
@@ -937,9 +960,7 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
             if self._closefd:
                 await self._ring.close(fd)
         finally:
-            if self._own:
-                await self._ring.aclose()
-            elif self._shared is not None:
+            if self._shared is not None:
                 shared, self._shared = self._shared, None
                 shared.release()
 
@@ -950,9 +971,9 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
     def __del__(self) -> None:
         # as io's files: an unclosed file is closed when it goes, with a
         # ResourceWarning.  The descriptor may go at once (an operation the
-        # kernel still runs holds the file itself, not the number); a ring
-        # of the file's own is closed by its loop (asyncio's, trio's) soon
-        # after, when this runs on that loop's thread
+        # kernel still runs holds the file itself, not the number); the
+        # shared ring of an asyncio loop is closed by the loop soon after
+        # when this was its last file
         fd = getattr(self, "_fd", None)
         if fd is None:
             return
@@ -969,19 +990,6 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         if shared is not None:
             self._shared = None
             shared.release(from_finalizer=True)
-        if self._own:
-            ring = self._ring
-            try:
-                if type(ring).__module__ == "py_io_uring.trio":
-                    # (run_sync_soon: safe from any context, a finalizer's too)
-                    import trio
-                    trio.lowlevel.current_trio_token().run_sync_soon(
-                        trio.lowlevel.spawn_system_task, ring.aclose)
-                else:
-                    import asyncio
-                    asyncio.get_running_loop().call_soon(ring.aclose)
-            except Exception:
-                pass
 
     async def __aenter__(self) -> "AsyncFile[_t.AnyStr]":
         return self
