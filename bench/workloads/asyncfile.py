@@ -25,8 +25,9 @@ DESCRIBE = (
     "turn (`async with open(path, 'rb') as f: await f.read()`): aiofiles and `open().read()` "
     "in `asyncio.to_thread` on the stock loop; `py_io_uring.open()` on the stock loop (no ring "
     "given: the ring its files share, kept while files open one after another), on it with one "
-    "AsyncRing given as `ring=`, and on py_io_uring's EventLoop (the loop's own ring). Figures "
-    "are MiB/s, reads/s and files/s.")
+    "AsyncRing given as `ring=`, and on py_io_uring's EventLoop (the loop's own ring); the same "
+    "files under trio: `py_io_uring.open()` (the TrioRing of the run), `trio.to_thread` and "
+    "anyio's `open_file()`. Figures are MiB/s, reads/s and files/s.")
 
 
 def _aiofiles():
@@ -166,6 +167,41 @@ async def small_thread(paths):
             raise RuntimeError("short read")
 
 
+def _trio():
+    try:
+        import trio
+    except ImportError:
+        raise Unavailable("trio is not installed (make deps-test)") from None
+    return trio
+
+
+async def small_trio_thread(paths):
+    trio = _trio()
+    for p in paths:
+        if len(await trio.to_thread.run_sync(_read_whole, p)) != BLOCK:
+            raise RuntimeError("short read")
+
+
+async def small_anyio(paths):
+    try:
+        import anyio
+    except ImportError:
+        raise Unavailable("anyio is not installed (make deps-test)") from None
+    for p in paths:
+        async with await anyio.open_file(p, "rb") as f:
+            if len(await f.read()) != BLOCK:
+                raise RuntimeError("short read")
+
+
+def trio_files_per_second(fn, n):
+    def run():
+        trio = _trio()
+        t0 = time.perf_counter()
+        trio.run(fn)
+        return n / (time.perf_counter() - t0)
+    return run
+
+
 def files_per_second(coro_fn, n, runner=None):
     def run():
         t0 = time.perf_counter()
@@ -204,7 +240,14 @@ def cases(setup):
                 files_per_second(lambda: small_shared_ring(m, paths), len(paths)))
     few.variant("py_io_uring.open on EventLoop",
                 files_per_second(lambda: small_ring(m, paths), len(paths), m.run))
-    return [seq, rnd, few]
+    tri = Case("async file object under trio: open, read and close %d files of 4 KiB in turn"
+               % len(paths), "files/s", ("async file object", "access"), 3, headline=True,
+               warmup=True, reference="trio.to_thread", figure=False)
+    tri.baseline("trio.to_thread", trio_files_per_second(lambda: small_trio_thread(paths),
+                                                         len(paths)))
+    tri.baseline("anyio.open_file", trio_files_per_second(lambda: small_anyio(paths), len(paths)))
+    tri.variant("py_io_uring.open", trio_files_per_second(lambda: small_ring(m, paths), len(paths)))
+    return [seq, rnd, few, tri]
 
 
 def describe(quick):

@@ -42,6 +42,9 @@ if _t.TYPE_CHECKING:
 __all__ = ["open", "AsyncFile", "AsyncFileOpener"]
 
 _READ_AHEAD = 64 * 1024     # sequential reads fetch at least this much
+_SHARED_ENTRIES = 64        # the shared rings' size: 1,000 files opened and
+                            # read at once took 48.8 us a file with 64, 55.4
+                            # with 8 (256: 46.2)
 _DECODE = 8192              # text is decoded this many bytes at a time, as
                             # io.TextIOWrapper does: what tell() re-decodes
 _FLAGS = {"r": os.O_RDONLY, "w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
@@ -124,7 +127,7 @@ class _SharedRing(object):
     def __init__(self, loop: "_asyncio.AbstractEventLoop") -> None:
         from . import AsyncRing
         self.loop = loop
-        self.ring = AsyncRing(8)
+        self.ring = AsyncRing(_SHARED_ENTRIES)
         self.users = 0
 
     @staticmethod
@@ -181,7 +184,7 @@ def _trio_run_ring() -> "_TrioRing":
     except LookupError:
         pass
     from .trio import TrioRing
-    ring = TrioRing(8)
+    ring = TrioRing(_SHARED_ENTRIES)
     _TRIO_RING.set(ring)
     trio.lowlevel.spawn_system_task(_close_at_run_end, ring,
                                     name="py_io_uring files' ring closer")
