@@ -150,8 +150,8 @@ class _SharedRing(object):
                 self.loop.call_soon_threadsafe(self._close_if_idle)
             else:
                 self.loop.call_soon(self._close_if_idle)
-        except RuntimeError:        # the loop is closed: no turn will come
-            self._close_if_idle()
+        except Exception:           # the loop is closed (RuntimeError), or
+            self._close_if_idle()   # going with the interpreter: no turn comes
 
     def _close_if_idle(self) -> None:
         if self.users > 0:
