@@ -986,6 +986,55 @@ def test_a_shared_ring_outliving_its_loop_closes_with_its_last_file(tmp_path, fd
     assert rings[0] is not rings[1] and all(r.closed for r in rings)
 
 
+def test_a_file_left_in_a_cancelled_trio_scope_is_closed(tmp_path, fds):
+    # trio's cancellation is level-triggered: `async with` leaving a
+    # cancelled scope closes the file in it, and an op there would not even
+    # be submitted; the close is shielded, as trio's own files shield theirs
+    trio = pytest.importorskip("trio")
+    p = tmp_path / "f"
+    p.write_bytes(b"data")
+
+    async def main():
+        async with py_io_uring.open(p, "rb") as keeper:       # the run's ring made
+            before = set(os.listdir("/proc/self/fd"))
+            with trio.CancelScope() as scope:
+                async with py_io_uring.open(p, "rb") as f:
+                    assert await f.read() == b"data"
+                    scope.cancel()
+                    await trio.sleep(1)                      # raises Cancelled
+            assert scope.cancelled_caught and f.closed
+            assert set(os.listdir("/proc/self/fd")) == before
+            with trio.move_on_after(0.01):
+                for _ in range(50):                          # cancelled anywhere
+                    async with py_io_uring.open(p, "rb") as f:
+                        await f.read()
+            assert set(os.listdir("/proc/self/fd")) == before
+            assert await keeper.read() == b"data"
+    trio.run(main)
+
+
+def test_a_close_cancelled_under_asyncio_still_closes(tmp_path, fds):
+    # a task cancelled while it awaits close(): the descriptor is closed
+    # all the same (the op, once made, runs), and the shared ring goes after
+    p = tmp_path / "f"
+    p.write_bytes(b"data")
+
+    async def main():
+        before = set(os.listdir("/proc/self/fd"))
+        f = await py_io_uring.open(p, "rb")
+        ring = f._ring
+        task = asyncio.ensure_future(f.close())
+        await asyncio.sleep(0)          # the close is prepared, not yet submitted
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert f.closed
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert ring.closed and set(os.listdir("/proc/self/fd")) == before
+    run(main())
+
+
 def test_an_opener_opens_once_at_its_await(tmp_path, fds):
     p = tmp_path / "f"
     p.write_bytes(b"data")

@@ -955,17 +955,17 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
         return await self._ring.statx(self._fd, "", AT_EMPTY_PATH)
 
     async def close(self) -> None:
-        """Close the file (its ring stays open); again does nothing."""
+        """Close the file (its ring stays open); again does nothing.  The
+        descriptor is closed also when the caller is being cancelled, as
+        trio's own files close theirs: the close is shielded."""
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
-        try:
-            if self._closefd:
-                await self._ring.close(fd)
-        finally:
-            if self._shared is not None:
-                shared, self._shared = self._shared, None
-                shared.release()
+        shared, self._shared = self._shared, None
+        if self._closefd:
+            await _close_shielded(self._ring, fd, shared)
+        elif shared is not None:
+            shared.release()
 
     async def aclose(self) -> None:
         """close(), by the name anyio's files and async resources use."""
@@ -1003,6 +1003,25 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
     def __repr__(self) -> str:
         return "<py_io_uring.AsyncFile name=%r mode=%r%s>" % (
             self.name, self.mode, " closed" if self._fd is None else "")
+
+
+async def _close_shielded(ring: _t.Any, fd: int, shared: "_t.Optional[_SharedRing]") -> None:
+    """ring.close(fd) carried out whatever cancels the caller, then the
+    shared ring released.  Under trio an op in a cancelled scope is not
+    even submitted (cancellation there is level-triggered, and `async
+    with` leaving a cancelled scope closes in it): the close is shielded,
+    as trio's own files shield theirs.  Under asyncio the op, once made,
+    runs even if its future is cancelled."""
+    try:
+        if type(ring).__module__ == "py_io_uring.trio":
+            import trio
+            with trio.CancelScope(shield=True):
+                await ring.close(fd)
+        else:
+            await ring.close(fd)
+    finally:
+        if shared is not None:
+            shared.release()
 
 
 def _line_end(chars, ends):
