@@ -101,6 +101,23 @@ def _refuse_directory(fd, path, owned=True):
 _Opener = _t.Callable[[str, int], int]
 
 
+def _default_ring() -> "_t.Tuple[_t.Any, _t.Optional[_SharedRing]]":
+    """The ring to run on when the caller gives none, and the _SharedRing
+    to release() when done with it (None: nothing to release).  A ring made
+    and torn down per file took half the time of opening, reading and
+    closing a small one (more under trio): files share one, per loop or
+    per trio run.  (Any: a TrioRing has AsyncRing's ops, not its type.)"""
+    if current_library() == "trio":
+        # AsyncRing's ops are trio's checkpoints through TrioRing, which
+        # has every one of them (py_io_uring.trio)
+        return _trio_run_ring(), None
+    ring = _event_loop_ring()
+    if ring is not None:
+        return ring, None
+    shared = _SharedRing.acquire()
+    return shared.ring, shared
+
+
 def _event_loop_ring() -> "_t.Optional[_AsyncRing]":
     """The running loop's own AsyncRing when the loop is py_io_uring's
     EventLoop (get_running_ring()), else None."""
@@ -294,18 +311,7 @@ async def _open(file: "_t.Union[_StrOrBytesPath, int]", mode: str,
     # (Any: a TrioRing has AsyncRing's ops, not its type)
     use: _t.Any = ring
     if use is None:
-        # a ring made and torn down per file took half the time of opening,
-        # reading and closing a small one (more under trio): files opened
-        # without a ring share one, per loop or per trio run
-        if current_library() == "trio":
-            # AsyncRing's ops are trio's checkpoints through TrioRing,
-            # which has every one of them (py_io_uring.trio)
-            use = _trio_run_ring()
-        else:
-            use = _event_loop_ring()
-            if use is None:
-                shared = _SharedRing.acquire()
-                use = shared.ring
+        use, shared = _default_ring()
     try:
         if given_fd:
             fd = _t.cast(int, file)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import py_io_uring
 from py_io_uring import (AT_FDCWD, IORING_CQE_F_MORE, IOSQE_IO_LINK, AsyncFile, AsyncRing,
-                         Cqe, IoUring, Sqe, WorkQueue)
+                         Cqe, IoUring, Sqe, WorkQueue, aos)
 
 
 def sync_fast_forms(path: str) -> None:
@@ -207,6 +207,14 @@ async def files_helpers(path: str, tmp: str) -> None:
         if TYPE_CHECKING:
             reveal_type(back)  # revealed: AsyncFile\[bytes\]
         assert await back.read() == b"typed\n"
+    # aiofiles.os' calls: py_io_uring.aos
+    st = await aos.stat(os.path.join(tmp, "out.txt"))
+    if TYPE_CHECKING:
+        reveal_type(st)  # revealed: .*os\.stat_result\]?
+    assert st.st_size == 6 and await aos.path.isfile(os.path.join(tmp, "out.txt"))
+    await aos.makedirs(os.path.join(tmp, "x", "y"), exist_ok=True)
+    await aos.rename(os.path.join(tmp, "x", "y"), os.path.join(tmp, "x", "z"))
+    await aos.rmdir(os.path.join(tmp, "x", "z"))
     async with AsyncRing() as ring:
         on_ring = await ring.open(os.path.join(tmp, "out.txt"), "rb")
         if TYPE_CHECKING:
