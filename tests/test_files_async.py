@@ -7,6 +7,7 @@ import errno
 import io
 import os
 import sys
+import threading
 
 import pytest
 
@@ -939,8 +940,28 @@ def test_files_without_a_ring_share_one_on_an_asyncio_loop(tmp_path, loop_kind, 
         assert c._ring is not b._ring and open_now(before) == 3
         with pytest.warns(ResourceWarning, match="unclosed file"):
             del c
-        await asyncio.sleep(0)
+        for _ in range(3):                      # the release, then the close
+            await asyncio.sleep(0)
         assert open_now(before) == 0
+        # a file dropped on another thread: its finalizer hands the release
+        # to the loop's thread, where the count lives
+        d = await py_io_uring.open(p, "rb")
+        ring = d._ring
+        holder = [d]
+        del d
+
+        def drop():
+            import warnings
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                holder.clear()
+            assert [w.category for w in seen] == [ResourceWarning]
+        t = threading.Thread(target=drop)
+        t.start()
+        t.join()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert ring.closed and open_now(before) == 0
         with pytest.raises(FileNotFoundError):  # a failed open gives it back
             await py_io_uring.open(tmp_path / "missing", "rb")
         await asyncio.sleep(0)

@@ -158,15 +158,20 @@ class _SharedRing(object):
         return shared
 
     def release(self, from_finalizer: bool = False) -> None:
+        if from_finalizer:
+            # a finalizer may run on any thread: the count is the loop
+            # thread's, so the release goes there (a closed loop has no
+            # thread that could race it: released here)
+            try:
+                self.loop.call_soon_threadsafe(self.release)
+                return
+            except Exception:
+                pass
         self.users -= 1
         if self.users > 0:
             return
         try:
-            # (a finalizer may run on any thread)
-            if from_finalizer:
-                self.loop.call_soon_threadsafe(self._close_if_idle)
-            else:
-                self.loop.call_soon(self._close_if_idle)
+            self.loop.call_soon(self._close_if_idle)
         except Exception:           # the loop is closed (RuntimeError), or
             self._close_if_idle()   # going with the interpreter: no turn comes
 
