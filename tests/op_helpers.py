@@ -5,11 +5,10 @@ import errno
 import os
 import struct
 import time
-import warnings
 
 from py_io_uring import IORING_CQE_F_MORE, IORING_CQE_F_NOTIF, IOSQE_FIXED_FILE
 
-from uring_helpers import WAIT, assert_fails, need, prep, run_op, wait_one
+from uring_helpers import WAIT, assert_fails, fork, need, prep, run_op, wait_one  # noqa: F401 (fork: re-exported)
 
 
 def op_fails(ring, op, err, *args, exc_type=OSError, **kwargs):
@@ -92,14 +91,6 @@ def parse_recvmsg_out(buf, namelen_room, controllen_room=0):
     off = 16 + namelen_room + controllen_room
     payload = buf[off:off + payloadlen]
     return name, payload, payloadlen, flags
-
-
-def fork():
-    """os.fork(), without 3.12+'s warning about forking a process with
-    threads (io_uring's workers are threads; the children here only exit)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return os.fork()
 
 
 def reap_n(ring, n, timeout=WAIT):

@@ -13,6 +13,7 @@ import pytest
 
 import py_io_uring
 from py_io_uring import AsyncRing
+from uring_helpers import fork
 
 try:
     import uvloop
@@ -381,7 +382,7 @@ def test_cancel_more_kinds(run, kind):
             elif kind == "futex_wait":
                 fut = ring.futex_wait(memoryview(bufs[0])[:4], 0)
             else:
-                child = os.fork()
+                child = fork()
                 if child == 0:
                     os.read(r, 1)              # waits for the parent's word
                     os._exit(3)

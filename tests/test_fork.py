@@ -8,7 +8,7 @@ import time
 import traceback
 
 from py_io_uring import IoUring
-from uring_helpers import WAIT, exit_code, prep, wait_one
+from uring_helpers import WAIT, exit_code, fork, prep, wait_one
 
 # Methods of an inherited ring the child tries; each must refuse.
 CHILD_CALLS = [
@@ -32,7 +32,7 @@ def in_child(body):
     child always leaves with os._exit: 0 when body() returned, 1 with the
     traceback when it raised."""
     r, w = os.pipe()
-    pid = os.fork()
+    pid = fork()
     if pid == 0:  # child
         code = 1
         try:

@@ -17,7 +17,7 @@ import pytest
 
 import py_io_uring
 from py_io_uring.loop import EventLoop, RingSelector
-from uring_helpers import count_selects
+from uring_helpers import count_selects, fork
 
 
 def _fds():
@@ -443,7 +443,7 @@ def test_a_forked_child_closes_the_loop_and_runs_a_new_one(pair):
     try:
         b.send(b"p")
         assert loop.run_until_complete(loop.sock_recv(a, 10)) == b"p"
-        pid = os.fork()
+        pid = fork()
         if pid == 0:
             code = 1
             try:

@@ -12,6 +12,7 @@ from py_io_uring import (
     IORING_SETUP_SINGLE_ISSUER,
     IoUring,
 )
+from uring_helpers import fork
 
 DEFER = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN
 
@@ -107,7 +108,7 @@ def test_resize_then_fork_child_is_refused():
     ring = defer_ring(4)
     try:
         ring.resize_rings(16)
-        pid = os.fork()
+        pid = fork()
         if pid == 0:
             code = 1
             try:

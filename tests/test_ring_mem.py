@@ -16,6 +16,7 @@ from py_io_uring import (
     IoUring,
     memory_size,
 )
+from uring_helpers import fork
 
 TAG_BIT = 1 << 63
 
@@ -109,7 +110,7 @@ def test_collected_ring_releases_memory():
 def test_fork_child_is_refused():
     ring, m = mem_ring(8)
     try:
-        pid = os.fork()
+        pid = fork()
         if pid == 0:
             code = 1
             try:

@@ -15,6 +15,7 @@ import socket
 import struct
 import sys
 import time
+import warnings
 
 import pytest
 
@@ -360,3 +361,14 @@ def assert_fails(cqe, err, exc_type=OSError):
         assert e.errno == err, (e.errno, err)
         return e
     pytest.fail("getresult() did not raise %s" % exc_type.__name__)
+
+
+def fork():
+    """os.fork() for the tests that fork on purpose, without 3.12+'s
+    DeprecationWarning about forking a process with threads: io_uring's
+    io-wq workers are threads of this process, and so is the per-test
+    watchdog's (faulthandler's) timer thread, and the children here only
+    test the ring and leave with os._exit."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return os.fork()
