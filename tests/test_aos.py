@@ -3,7 +3,9 @@ calls as io_uring operations, each call compared with os's own on the
 same tree: results, the exception, its errno and its paths."""
 
 import asyncio
+import errno
 import os
+import socket
 
 import pytest
 
@@ -67,6 +69,18 @@ def calls(r):
         ("unlink", (j(r, "d"),), {}), ("rmdir", (j(r, "d"),), {}),
         ("rmdir", (j(r, "d", "e"),), {}), ("rmdir", (j(r, "d"),), {}),
         ("rmdir", (j(r, "f"),), {}), ("unlink", (j(r, "ln2"),), {}),
+        ("removedirs", (j(r, "p", "q", "s"),), {}), ("removedirs", (j(r, "p"),), {}),
+        ("renames", (j(r, "m"), j(r, "x", "y", "m2")), {}),
+        ("renames", (j(r, "nope"), j(r, "z", "w")), {}),
+        ("renames", (j(r, "x", "y", "m2"), j(r, "m3")), {}),
+        # in a thread: io_uring has no operation for these
+        ("readlink", (j(r, "ln"),), {}), ("readlink", (os.fsencode(j(r, "ln")),), {}),
+        ("readlink", (j(r, "f"),), {}), ("readlink", (j(r, "nope"),), {}),
+        ("listdir", (r,), {}), ("listdir", (os.fsencode(r),), {}),
+        ("listdir", (j(r, "f"),), {}), ("listdir", (j(r, "nope"),), {}),
+        ("access", (j(r, "f"), os.R_OK | os.W_OK), {}), ("access", (j(r, "nope"), os.F_OK), {}),
+        ("access", (j(r, "dangling"), os.F_OK), {"follow_symlinks": False}),
+        ("statvfs", (r,), {}), ("statvfs", (j(r, "nope"),), {}), ("getcwd", (), {}),
     ]
 
 
@@ -75,8 +89,14 @@ def _same(mine, theirs, root_a, root_b):
     def norm(x):
         if isinstance(x, os.stat_result):       # (a tuple too)
             return (x.st_mode, x.st_size, x.st_nlink)
+        if isinstance(x, os.statvfs_result):    # (its free counts move)
+            return (x.f_bsize, x.f_namemax, x.f_fsid)
         if isinstance(x, tuple):
             return tuple(norm(v) for v in x)
+        if isinstance(x, list):                 # listdir(): the directory's order
+            return sorted(norm(v) for v in x)
+        if isinstance(x, bytes):
+            return os.fsencode(norm(os.fsdecode(x)))
         if isinstance(x, str):
             return x.replace(root_b, "ROOT").replace(root_a, "ROOT")
         return x
@@ -171,3 +191,111 @@ def test_stat_of_a_descriptor_and_dir_fds(tmp_path, fds):
     finally:
         os.close(fd)
         os.close(dfd)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "eventloop", "trio"])
+def test_path_extras_do_what_os_path_does(tmp_path, fds, backend):
+    r = str(tmp_path)
+    tree(r)
+    j = os.path.join
+    pairs = [(j(r, "f"), j(r, "ln")), (j(r, "f"), j(r, "d")), (j(r, "d"), j(r, "d", "e", "..")),
+             (os.fsencode(j(r, "f")), os.fsencode(j(r, "ln"))),
+             (j(r, "nope"), j(r, "f")), (j(r, "f"), j(r, "dangling"))]
+    want = [outcome(os.path.samefile, a, b) for a, b in pairs]
+    mounts = ["/", "/proc", r, j(r, "ln"), j(r, "nope"), b"/", "rel"]
+    want_mounts = [os.path.ismount(m) for m in mounts]
+    rels = ["rel", "a/../b", b"x", "/abs/./y", ""]
+    want_abs = [os.path.abspath(p) for p in rels]
+    fd1 = os.open(j(r, "f"), os.O_RDONLY)
+    fd2 = os.open(j(r, "ln"), os.O_RDONLY)
+    fd3 = os.open(j(r, "d"), os.O_RDONLY)
+
+    async def main():
+        got = []
+        for a, b in pairs:
+            got.append(await aoutcome(aos.path.samefile, a, b))
+        opened = (await aos.path.sameopenfile(fd1, fd2), await aos.path.sameopenfile(fd1, fd3))
+        ms = []
+        for m in mounts:
+            ms.append(await aos.path.ismount(m))
+        ab = []
+        for p in rels:
+            ab.append(await aos.path.abspath(p))
+        return got, opened, ms, ab
+    try:
+        got, opened, ms, ab = _run_on(backend, main)
+    finally:
+        for fd in (fd1, fd2, fd3):
+            os.close(fd)
+    assert got == want
+    assert [g[0] for g in got] == ["ok"] * 4 + [FileNotFoundError] * 2
+    assert [g[1] for g in got[:4]] == [True, False, True, True]
+    assert opened == (True, False)
+    assert ms == want_mounts and ms[0] is True and ms[2] is False
+    assert ab == want_abs
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_scandir_sendfile_and_wrap(tmp_path, fds, backend):
+    r = str(tmp_path)
+    tree(r)
+    data = bytes(range(256)) * 40
+    with open(os.path.join(r, "big"), "wb") as f:
+        f.write(data)
+    with os.scandir(r) as it:
+        want = sorted((e.name, e.is_dir(), e.is_symlink()) for e in it)
+
+    async def main():
+        with await aos.scandir(r) as it:
+            got = sorted((e.name, e.is_dir(), e.is_symlink()) for e in it)
+        with await aos.scandir(os.fsencode(r)) as it:
+            names = sorted(e.name for e in it)
+        with pytest.raises(FileNotFoundError) as e:
+            await aos.scandir(os.path.join(r, "nope"))
+        assert e.value.filename == os.path.join(r, "nope")
+        # sendfile: from an offset (the file's position untouched), then
+        # from the position, into a socket; short counts are the caller's
+        a, b = socket.socketpair()
+        fd = os.open(os.path.join(r, "big"), os.O_RDONLY)
+        try:
+            sent = await aos.sendfile(a.fileno(), fd, 100, 1000)
+            assert os.lseek(fd, 0, os.SEEK_CUR) == 0
+            sent2 = await aos.sendfile(a.fileno(), fd, None, 50)
+            assert os.lseek(fd, 0, os.SEEK_CUR) == sent2
+            a.close()
+            got_bytes = b""
+            while True:
+                chunk = b.recv(65536)
+                if not chunk:
+                    break
+                got_bytes += chunk
+            with pytest.raises(OSError) as e2:
+                await aos.sendfile(1 << 20, fd, 0, 10)      # a descriptor not open
+            assert e2.value.errno == errno.EBADF
+        finally:
+            os.close(fd)
+            a.close()
+            b.close()
+        assert got_bytes == data[100:100 + sent] + data[:sent2] and (sent, sent2) == (1000, 50)
+        chmod = aos.wrap(os.chmod)
+        await chmod(os.path.join(r, "big"), 0o600)
+        assert chmod.__name__ == "chmod"
+        return got, names, await aos.getcwd()
+    got, names, cwd = _run_on(backend, main)
+    assert got == want
+    assert names == sorted(os.fsencode(n) for n, _, _ in want)
+    assert cwd == os.getcwd()
+    assert os.stat(os.path.join(r, "big")).st_mode & 0o777 == 0o600
+
+
+def test_every_name_of_aiofiles_os_is_here():
+    # `from py_io_uring import aos` stands where `import aiofiles.os as aos`
+    # stood: each of its names, and of aiofiles.os.path's, has its twin
+    aio_os = pytest.importorskip("aiofiles.os")
+    import aiofiles.ospath as aio_path
+    missing = [n for n in aio_os.__all__ if not hasattr(aos, n)]
+    missing += ["path." + n for n in dir(aio_path)
+                if not n.startswith("_") and n not in ("path", "wrap")
+                and not hasattr(aos.path, n)]
+    assert not missing
+    assert set(aos.__all__) >= set(aio_os.__all__)

@@ -6,8 +6,14 @@ They run on the ring py_io_uring.open() takes when none is given
 (afile.py): the running EventLoop's own, the ring an asyncio loop's files
 share, or the trio run's; ring= gives another.  Arguments, results and
 errors are os's: the same exceptions, with the path, and for rename,
-replace and link the second path too."""
+replace and link the second path too.
 
+The calls io_uring has no operation for (listdir, scandir, readlink,
+access, statvfs, sendfile, getcwd; wrap() for any other) run in the
+library's worker threads, as all of aiofiles.os's do: the same names, so
+that `from py_io_uring import aos` can stand where `aiofiles.os` stood."""
+
+import functools
 import os
 # typing's names under a private alias, as afile.py does: module attributes
 # are public names stubtest checks
@@ -16,6 +22,7 @@ import typing as _t
 from . import (AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW,
                AT_SYMLINK_NOFOLLOW)
 from . import aos_path as path
+from ._aiolib import run_in_thread as _in_thread
 from .afile import _default_ring
 
 if _t.TYPE_CHECKING:
@@ -25,8 +32,10 @@ if _t.TYPE_CHECKING:
     _Ring = _t.Union[_AsyncRing, _TrioRing]
     _Path = _StrOrBytesPath
 
-__all__ = ["stat", "lstat", "remove", "unlink", "rmdir", "mkdir", "makedirs", "rename",
-           "replace", "link", "symlink", "path"]
+__all__ = ["stat", "lstat", "remove", "unlink", "rmdir", "removedirs", "mkdir", "makedirs",
+           "rename", "renames", "replace", "link", "symlink", "path",
+           # in a thread: io_uring has no operation for them
+           "readlink", "listdir", "scandir", "access", "statvfs", "sendfile", "getcwd", "wrap"]
 
 
 async def _run(ring: "_t.Optional[_Ring]", op: str, names: "_t.Tuple[object, ...]",
@@ -142,3 +151,112 @@ async def symlink(src: "_Path", dst: "_Path", target_is_directory: bool = False,
     is for Windows, and ignored here as os ignores it)."""
     await _run(ring, "symlinkat", (src, dst), src, _dfd(dir_fd), dst)
 
+
+
+async def removedirs(name: "_Path", *, ring: "_t.Optional[_Ring]" = None) -> None:
+    """os.removedirs(): rmdir() of name, then of each parent up the path
+    until one fails (not empty, or not ours), which is not an error."""
+    await rmdir(name, ring=ring)
+    head, tail = os.path.split(name)
+    if not tail:
+        head, tail = os.path.split(head)
+    while head and tail:
+        try:
+            await rmdir(head, ring=ring)
+        except OSError:
+            break
+        head, tail = os.path.split(head)
+
+
+async def renames(old: "_Path", new: "_Path", *, ring: "_t.Optional[_Ring]" = None) -> None:
+    """os.renames(): makedirs() of new's parent, rename(), then
+    removedirs() of what old's parents are left empty."""
+    head, tail = os.path.split(new)
+    if head and tail and not await path.exists(head, ring=ring):
+        await makedirs(head, ring=ring)
+    await rename(old, new, ring=ring)
+    head, tail = os.path.split(old)
+    if head and tail:
+        try:
+            await removedirs(head, ring=ring)
+        except OSError:
+            pass
+
+
+# -- In a worker thread: no io_uring operation reads a directory, a link's
+# target or permissions, or a file system's figures.
+
+_A = _t.TypeVar("_A", str, bytes)
+_R = _t.TypeVar("_R")
+
+
+async def readlink(path: "_t.Union[_A, os.PathLike[_A]]", *,
+                   dir_fd: _t.Optional[int] = None) -> _A:
+    """os.readlink(), in a thread."""
+    return await _in_thread(functools.partial(os.readlink, path, dir_fd=dir_fd))
+
+
+@_t.overload
+async def listdir(path: "_t.Union[str, os.PathLike[str], int, None]" = None
+                  ) -> _t.List[str]: ...
+
+
+@_t.overload
+async def listdir(path: "_t.Union[bytes, os.PathLike[bytes]]") -> _t.List[bytes]: ...
+
+
+async def listdir(path: "_t.Union[_Path, int, None]" = None
+                  ) -> "_t.Union[_t.List[str], _t.List[bytes]]":
+    """os.listdir(), in a thread."""
+    return await _in_thread(os.listdir, path)
+
+
+@_t.overload
+async def scandir(path: "_t.Union[str, os.PathLike[str], int, None]" = None
+                  ) -> "os._ScandirIterator[str]": ...
+
+
+@_t.overload
+async def scandir(path: "_t.Union[bytes, os.PathLike[bytes]]") -> "os._ScandirIterator[bytes]": ...
+
+
+async def scandir(path: "_t.Union[_Path, int, None]" = None
+                  ) -> "_t.Union[os._ScandirIterator[str], os._ScandirIterator[bytes]]":
+    """os.scandir(), opened in a thread: the iterator os gives, as
+    aiofiles.os.scandir hands it back (its entries' is_dir() and the like
+    may still stat, in the caller's thread; close it, or use `with`)."""
+    return await _in_thread(os.scandir, path)
+
+
+async def access(path: "_t.Union[_Path, int]", mode: int, *, dir_fd: _t.Optional[int] = None,
+                 effective_ids: bool = False, follow_symlinks: bool = True) -> bool:
+    """os.access(), in a thread."""
+    return await _in_thread(functools.partial(os.access, path, mode, dir_fd=dir_fd,
+                                              effective_ids=effective_ids,
+                                              follow_symlinks=follow_symlinks))
+
+
+async def statvfs(path: "_t.Union[_Path, int]") -> os.statvfs_result:
+    """os.statvfs(), in a thread."""
+    return await _in_thread(os.statvfs, path)
+
+
+async def sendfile(out_fd: int, in_fd: int, offset: _t.Optional[int], count: int) -> int:
+    """os.sendfile(), in a thread: a count of bytes sent that may be short,
+    and BlockingIOError for a non-blocking out_fd that is full, as os's.
+    (A loop's sock_sendfile() is the way to send a whole file to a socket.)"""
+    return await _in_thread(os.sendfile, out_fd, in_fd, offset, count)
+
+
+async def getcwd() -> str:
+    """os.getcwd(), in a thread."""
+    return await _in_thread(os.getcwd)
+
+
+def wrap(func: "_t.Callable[..., _R]") -> "_t.Callable[..., _t.Awaitable[_R]]":
+    """aiofiles.os.wrap(): an async function calling func in a worker
+    thread, for an os call that aos does not have."""
+    @functools.wraps(func)
+    async def run(*args: _t.Any, **kwargs: _t.Any) -> _R:
+        return await _in_thread(functools.partial(func, *args, **kwargs))
+    return run

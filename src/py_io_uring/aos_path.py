@@ -2,8 +2,11 @@
 each one statx on the ring aos takes (aos.py), in the shape of
 aiofiles.os.path.  As os.path's, exists() and the is*() tests say False
 where the path cannot be looked up (OSError, or ValueError for a path
-os refuses); getsize() and the times raise, with the path."""
+os refuses); getsize() and the times raise, with the path.  ismount() and
+abspath() run os.path's own in a worker thread, as aiofiles's do: both
+look up a chain of paths (realpath, getcwd) that no one operation does."""
 
+import os.path as _osp
 import stat
 # typing's names under a private alias, as aos.py does
 import typing as _t
@@ -17,7 +20,7 @@ if _t.TYPE_CHECKING:
     _Path = _t.Union[_StrOrBytesPath, int]
 
 __all__ = ["exists", "lexists", "isfile", "isdir", "islink", "getsize", "getmtime",
-           "getatime", "getctime"]
+           "getatime", "getctime", "samefile", "sameopenfile", "ismount", "abspath"]
 
 
 async def _stat_of(path: "_Path", follow: bool, ring: "_t.Optional[_Ring]") -> "os.stat_result":
@@ -81,3 +84,31 @@ async def getatime(path: "_Path", *, ring: "_t.Optional[_Ring]" = None) -> float
 async def getctime(path: "_Path", *, ring: "_t.Optional[_Ring]" = None) -> float:
     """os.path.getctime(): st_ctime."""
     return (await _stat_of(path, True, ring)).st_ctime
+
+
+async def samefile(f1: "_Path", f2: "_Path", *, ring: "_t.Optional[_Ring]" = None) -> bool:
+    """os.path.samefile(): the same device and inode, symlinks followed
+    (an error, with its path, where either cannot be looked up)."""
+    s1 = await _stat_of(f1, True, ring)
+    s2 = await _stat_of(f2, True, ring)
+    return _osp.samestat(s1, s2)
+
+
+async def sameopenfile(fp1: int, fp2: int, *, ring: "_t.Optional[_Ring]" = None) -> bool:
+    """os.path.sameopenfile(): two descriptors of the same file."""
+    return await samefile(fp1, fp2, ring=ring)
+
+
+async def ismount(path: "_StrOrBytesPath") -> bool:
+    """os.path.ismount(), in a thread."""
+    from ._aiolib import run_in_thread
+    return await run_in_thread(_osp.ismount, path)
+
+
+_A = _t.TypeVar("_A", str, bytes)
+
+
+async def abspath(path: "_t.Union[_A, os.PathLike[_A]]") -> _A:
+    """os.path.abspath(), in a thread (a relative path asks getcwd)."""
+    from ._aiolib import run_in_thread
+    return await run_in_thread(_osp.abspath, path)

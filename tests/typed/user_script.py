@@ -215,6 +215,21 @@ async def files_helpers(path: str, tmp: str) -> None:
     await aos.makedirs(os.path.join(tmp, "x", "y"), exist_ok=True)
     await aos.rename(os.path.join(tmp, "x", "y"), os.path.join(tmp, "x", "z"))
     await aos.rmdir(os.path.join(tmp, "x", "z"))
+    # and those run in a thread, with os's types
+    names = await aos.listdir(tmp)
+    raw_names = await aos.listdir(os.fsencode(tmp))
+    if TYPE_CHECKING:
+        reveal_type(names)  # revealed: list\[str\]
+        reveal_type(raw_names)  # revealed: list\[bytes\]
+    assert "out.txt" in names and b"out.txt" in raw_names
+    with await aos.scandir(tmp) as entries:
+        assert "out.txt" in [e.name for e in entries]
+    os.symlink("out.txt", os.path.join(tmp, "link"))
+    target = await aos.readlink(os.path.join(tmp, "link"))
+    if TYPE_CHECKING:
+        reveal_type(target)  # revealed: str
+    assert target == "out.txt" and await aos.path.samefile(os.path.join(tmp, "link"),
+                                                           os.path.join(tmp, "out.txt"))
     async with AsyncRing() as ring:
         on_ring = await ring.open(os.path.join(tmp, "out.txt"), "rb")
         if TYPE_CHECKING:
