@@ -801,6 +801,45 @@ def test_files_without_a_ring_share_one_per_trio_run(tmp_path, fds):
     assert rings[0] is not first and rings[0].closed
 
 
+def test_a_file_opened_as_the_trio_run_ends_gets_a_clear_error(tmp_path, fds):
+    # a system task's shielded cleanup that opens a file after the run's
+    # shared ring was closed (its closer is a system task, cancelled with
+    # the others): a RuntimeError that says why and what to do, no ring
+    # opened that nothing would close; with ring= of its own it works
+    trio = pytest.importorskip("trio")
+    from py_io_uring.trio import TrioRing
+    p = tmp_path / "f"
+    p.write_bytes(b"late data")
+    got = []
+
+    async def cleanup():
+        try:
+            await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True):
+                for _ in range(50):             # until the closer has run
+                    if got and got[0].closed:
+                        break
+                    await trio.sleep(0.01)
+                try:
+                    async with py_io_uring.open(p, "rb") as f:
+                        got.append(await f.read())
+                except RuntimeError as e:
+                    got.append(str(e))
+                async with TrioRing(4) as ring:
+                    async with py_io_uring.open(p, "rb", ring=ring) as f:
+                        got.append(await f.read())
+
+    async def main():
+        trio.lowlevel.spawn_system_task(cleanup)
+        async with py_io_uring.open(p, "rb") as f:
+            got.append(f._ring)
+    trio.run(main)
+    assert got[0].closed
+    assert "the trio run is ending" in got[1] and "ring=" in got[1], got
+    assert got[2] == b"late data"
+
+
 @pytest.mark.parametrize("backend", ["asyncio", "trio", "anyio-trio", "anyio-asyncio"])
 def test_aiofiles_form_async_with_open_without_await(tmp_path, fds, backend):
     # `async with aiofiles.open(...) as f:`, the form most aiofiles code

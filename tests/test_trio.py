@@ -387,6 +387,92 @@ print(a.recv(10))
     assert proc.stdout.split("\n")[:2] == ["KeyboardInterrupt 0", "b'later'"]
 
 
+# When trio.run()'s main task returns, trio cancels its system tasks, the
+# ring's reaper and flusher among them, and the run ends once they all have.
+# A system task may still wait on the ring then: its op is being cancelled
+# (its task waits for the final completion, so that nothing is lost), or it
+# runs shielded cleanup.  The reaper serves them and then leaves.  Each runs
+# in a child process: a regression hangs trio.run(), not the suite.
+_RUN_END_PRELUDE = """
+import os, socket, threading, trio
+import py_io_uring
+from py_io_uring.trio import TrioRing
+SETUP = %d
+a, b = socket.socketpair()
+got = []
+"""
+
+
+@pytest.mark.parametrize("setup", ["default", "defer_taskrun"])
+def test_a_system_task_op_in_flight_as_the_run_ends(run_py, setup):
+    code = _RUN_END_PRELUDE % SETUPS[setup] + """
+ring = TrioRing(8, SETUP)
+async def server():
+    try:
+        got.append(await ring.recv(a, 10))
+    except trio.Cancelled:
+        got.append("cancelled")
+        raise
+async def main():
+    trio.lowlevel.spawn_system_task(server)
+    await trio.sleep(0.05)      # the receive waits in the kernel
+trio.run(main)
+b.send(b"later")                # still in the socket: the cancel took nothing
+print(got, ring.in_flight(), a.recv(10))
+"""
+    proc = run_py(code, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['cancelled'] 0 b'later'"
+
+
+@pytest.mark.parametrize("setup", ["default", "defer_taskrun"])
+def test_shielded_cleanup_in_a_system_task_as_the_run_ends(run_py, setup):
+    # an op in flight at the run's end that completes later, then (the
+    # reaper having left, nothing waiting) new ops that bring it back
+    code = _RUN_END_PRELUDE % SETUPS[setup] + """
+ring = TrioRing(8, SETUP)
+async def saver():
+    try:
+        await trio.sleep_forever()
+    finally:
+        with trio.CancelScope(shield=True):
+            threading.Timer(0.2, b.send, (b"first",)).start()
+            got.append(await ring.recv(a, 10))
+            await trio.sleep(0.1)           # the reaper leaves meanwhile
+            fd = await ring.openat(py_io_uring.AT_FDCWD, py_io_uring.__file__, os.O_RDONLY)
+            got.append(len(await ring.read(fd, 4)))
+            await ring.close_fd(fd)
+            threading.Timer(0.1, b.send, (b"second",)).start()
+            got.append(await ring.recv(a, 10))
+async def main():
+    trio.lowlevel.spawn_system_task(saver)
+    await ring.nop()                        # bound to this run
+trio.run(main)
+print(got)
+"""
+    proc = run_py(code, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[b'first', 4, b'second']"
+
+
+def test_a_multishot_left_armed_does_not_hold_the_run(run_py):
+    # an iterator nobody waits on: its op stays armed, and the run ends
+    code = _RUN_END_PRELUDE % 0 + """
+ring = TrioRing(8)
+async def main():
+    ring.get_ring().setup_buf_ring(1, 8, 64)
+    global it
+    it = ring.recv_multishot(a, buf_group=1)
+    b.send(b"x")
+    got.append(await it.__anext__())
+trio.run(main)
+print(got)
+"""
+    proc = run_py(code, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[b'x']"
+
+
 class _FailingSubmit:
     """The ring, whose next submit() fails (an injected ENOMEM)."""
 

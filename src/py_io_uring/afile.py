@@ -202,9 +202,18 @@ def _trio_run_ring() -> "_TrioRing":
     if _TRIO_RING is None:
         _TRIO_RING = trio.lowlevel.RunVar("py_io_uring files' ring")
     try:
-        return _t.cast("_TrioRing", _TRIO_RING.get())
+        held = _t.cast("_TrioRing", _TRIO_RING.get())
     except LookupError:
         pass
+    else:
+        if held.closed:
+            # its closer ran: the run is ending (the main task returned and
+            # the system tasks are cancelled), and a new closer spawned now
+            # would start cancelled and close the ring under the caller
+            raise RuntimeError("the trio run is ending: the ring its files shared was "
+                               "closed with its system tasks (give ring= to open "
+                               "files this late)")
+        return held
     from .trio import TrioRing
     ring = TrioRing(_SHARED_ENTRIES)
     _TRIO_RING.set(ring)

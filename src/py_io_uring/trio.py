@@ -12,6 +12,11 @@ How it maps onto trio, in short (the docs say more):
     runs in the next batch: one io_uring_submit() for the batch;
   - a reaper system task waits for the ring's fd to poll readable and
     reschedules each operation's task at its final completion;
+  - when the run ends (its main task returned), trio cancels its system
+    tasks: the flusher leaves and the reaper, shielded then, flushes and
+    reaps alone until no task waits on the ring (a system task's op, or
+    one finishing a cancel), then leaves too, so the run can end; an op
+    started after that brings a reaper back;
   - a cancelled task's abort function submits IORING_OP_ASYNC_CANCEL at once
     and answers Abort.FAILED: the task is woken only by the final completion,
     so a result the kernel produced despite the cancel is delivered (nothing
@@ -42,6 +47,7 @@ __all__ = ["TrioRing", "open_ring"]
 _CLOSE_DEADLINE = 10.0      # seconds aclose() waits for the kernel, as AsyncRing
 _BATCH = 256                # completions taken per peek
 _DRAIN_ROUNDS = 8           # batches per wakeup, so a busy ring cannot starve trio
+_ENDING_POLL = 0.01         # the reaper's poll while the run ends: it flushes too
 # what AsyncRing allows (src/async/dispatch.c, pu_aio_rules): link flags
 # would tie the op to whatever happens to be prepared next
 _SQE_FLAGS = IOSQE_FIXED_FILE | IOSQE_ASYNC | IOSQE_BUFFER_SELECT
@@ -252,7 +258,11 @@ class _Multishot:
                 self._waiter = None
                 return trio.lowlevel.Abort.SUCCEEDED
 
-            await trio.lowlevel.wait_task_rescheduled(abort)
+            self._tr._waiting += 1
+            try:
+                await trio.lowlevel.wait_task_rescheduled(abort)
+            finally:
+                self._tr._waiting -= 1
 
     def cancel(self):
         """Cancel the operation in the kernel; the iteration ends once the
@@ -304,6 +314,9 @@ class TrioRing:
         self._unsubmitted = []
         self._scopes = None             # the reaper's and the flusher's
         self._tasks_done = None
+        self._ending = False            # the run is ending: its system tasks are cancelled
+        self._reaping = False           # a reaper task is running
+        self._waiting = 0               # tasks blocked on this ring's completions
         self._closing = False
         self._closed = False
         self._submits = self._completions = self._ops = 0
@@ -313,14 +326,27 @@ class TrioRing:
     def _bind(self):
         token = trio.lowlevel.current_trio_token()
         if self._token is token:
+            if not self._reaping:
+                # the run is ending and the reaper left, nothing waiting:
+                # a system task's shielded cleanup starts an op
+                self._spawn_reaper()
             return
         if self._token is not None:
             raise RuntimeError("this TrioRing belongs to another trio.run()")
         self._token = token
-        self._scopes = [trio.CancelScope(), trio.CancelScope()]
-        self._tasks_done = [trio.Event(), trio.Event()]
-        trio.lowlevel.spawn_system_task(self._reaper, name="py_io_uring TrioRing reaper")
+        self._scopes = [None, trio.CancelScope()]
+        self._tasks_done = [None, trio.Event()]
+        self._spawn_reaper()
         trio.lowlevel.spawn_system_task(self._flusher_task, name="py_io_uring TrioRing flusher")
+
+    def _spawn_reaper(self):
+        # a scope and an event per reaper: a scope serves one `with` only.
+        # Spawned as the run ends, it starts shielded (the system tasks'
+        # nursery is cancelled) and serves the op that brought it back
+        self._scopes[0] = trio.CancelScope(shield=self._ending)
+        self._tasks_done[0] = trio.Event()
+        trio.lowlevel.spawn_system_task(self._reaper, name="py_io_uring TrioRing reaper")
+        self._reaping = True
 
     def _check_open(self):
         if self._closing or self._closed:
@@ -380,8 +406,9 @@ class TrioRing:
         def abort(raise_cancel):
             self._flusher = None
             return trio.lowlevel.Abort.SUCCEEDED
+        scope = self._scopes[1]
         try:
-            with self._scopes[1]:
+            with scope:
                 while True:
                     if self._flush_scheduled:
                         self._flush_scheduled = False
@@ -391,7 +418,14 @@ class TrioRing:
                         await trio.lowlevel.cancel_shielded_checkpoint()
                     else:
                         self._flusher = trio.lowlevel.current_task()
-                        await trio.lowlevel.wait_task_rescheduled(abort)
+                        try:
+                            await trio.lowlevel.wait_task_rescheduled(abort)
+                        except trio.Cancelled:
+                            if scope.cancel_called:
+                                raise       # aclose()
+                            # the run is ending: the reaper flushes from now on
+                            self._ending = True
+                            return
         finally:
             self._flusher = None
             self._tasks_done[1].set()
@@ -429,21 +463,49 @@ class TrioRing:
     async def _reaper(self):
         efd = self._efd
         fd = self._ring.fileno() if efd < 0 else efd
+        scope, done = self._scopes[0], self._tasks_done[0]
         try:
-            with self._scopes[0]:
-                while True:
-                    await trio.lowlevel.wait_readable(fd)
-                    if efd >= 0:
-                        try:
-                            os.eventfd_read(efd)
-                        except BlockingIOError:
-                            pass
+            with scope:
+                while not self._ending:
                     try:
-                        self._process()
-                    except Exception:   # never seen; a system task must not raise
-                        pass
+                        await trio.lowlevel.wait_readable(fd)
+                    except trio.Cancelled:
+                        if scope.cancel_called:
+                            raise           # aclose()
+                        self._ending = True     # the run's end: see below
+                        break
+                    self._reap_once(efd)
+                # The run is ending: trio cancelled its system tasks, and
+                # the flusher has left (or leaves now).  Tasks may still
+                # wait here: a system task's shielded op, or a cancelled
+                # op's final completion (its task waits for it, so that no
+                # result is lost).  Shielded, this task flushes and reaps
+                # for them, polling, and leaves once none waits: the run
+                # cannot end while a system task runs.
+                scope.shield = True
+                while True:
+                    if self._flush_scheduled or self._unsubmitted:
+                        self._flush_scheduled = False
+                        self._flush_safe()
+                    self._reap_once(efd)
+                    if not self._waiting and not self._unsubmitted:
+                        break
+                    with trio.move_on_after(_ENDING_POLL):
+                        await trio.lowlevel.wait_readable(fd)
         finally:
-            self._tasks_done[0].set()
+            self._reaping = False
+            done.set()
+
+    def _reap_once(self, efd):
+        if efd >= 0:
+            try:
+                os.eventfd_read(efd)
+            except BlockingIOError:
+                pass
+        try:
+            self._process()
+        except Exception:   # never seen; a system task must not raise
+            pass
 
     def _cancel_in_kernel(self, op, now=True):
         """IORING_OP_ASYNC_CANCEL for op, submitted at once (now) or with the
@@ -478,7 +540,11 @@ class TrioRing:
                 pass    # the op still ends on its own; the task waits for it
             return trio.lowlevel.Abort.FAILED
 
-        return await trio.lowlevel.wait_task_rescheduled(abort)
+        self._waiting += 1
+        try:
+            return await trio.lowlevel.wait_task_rescheduled(abort)
+        finally:
+            self._waiting -= 1
 
     async def _run_timeout(self, timeout, prep, called, args, kwargs, fds, peer):
         """timeout= (seconds, or None), as AsyncRing's awaitables take it:
