@@ -957,6 +957,14 @@ def test_files_without_a_ring_share_one_on_an_asyncio_loop(tmp_path, loop_kind, 
     def open_now(before):
         return len(set(os.listdir("/proc/self/fd")) - before)
 
+    async def turns_until(done, turns=20):
+        # a few loop turns (3 have sufficed: the release, the close, the
+        # eventfd's removal), bounded; the assert after it says what failed
+        for _ in range(turns):
+            if done():
+                return
+            await asyncio.sleep(0)
+
     async def main():
         before = set(os.listdir("/proc/self/fd"))
         a = await py_io_uring.open(p, "rb")
@@ -979,8 +987,7 @@ def test_files_without_a_ring_share_one_on_an_asyncio_loop(tmp_path, loop_kind, 
         assert c._ring is not b._ring and open_now(before) == 3
         with pytest.warns(ResourceWarning, match="unclosed file"):
             del c
-        for _ in range(3):                      # the release, then the close
-            await asyncio.sleep(0)
+        await turns_until(lambda: open_now(before) == 0)    # the release, then the close
         assert open_now(before) == 0
         # a file dropped on another thread: its finalizer hands the release
         # to the loop's thread, where the count lives
@@ -998,8 +1005,7 @@ def test_files_without_a_ring_share_one_on_an_asyncio_loop(tmp_path, loop_kind, 
         t = threading.Thread(target=drop)
         t.start()
         t.join()
-        for _ in range(3):
-            await asyncio.sleep(0)
+        await turns_until(lambda: ring.closed and open_now(before) == 0)
         assert ring.closed and open_now(before) == 0
         with pytest.raises(FileNotFoundError):  # a failed open gives it back
             await py_io_uring.open(tmp_path / "missing", "rb")
