@@ -37,12 +37,12 @@ def __getattr__(name):
     if name in _WORKQUEUE_NAMES:
         from . import workqueue
         return getattr(workqueue, name)
-    if name == "aos":       # the submodule, as `from py_io_uring import aos` gives it
-        import importlib    # (`from . import aos` would ask this function again)
-        return importlib.import_module(__name__ + ".aos")
+    if name in ("aos", "tempfile"):     # the submodules, as `from py_io_uring
+        import importlib                # import aos` gives them (`from . import
+        return importlib.import_module(__name__ + "." + name)   # aos` would ask this again)
     raise AttributeError("module 'py_io_uring' has no attribute %r" % name)
 
 
 def __dir__():
     return sorted(set(globals()) | set(_LOOP_NAMES) | set(_FILES_NAMES) | set(_WORKQUEUE_NAMES)
-                  | set(_AFILE_NAMES) | set(_AFILES_NAMES) | {"aos"})
+                  | set(_AFILE_NAMES) | set(_AFILES_NAMES) | {"aos", "tempfile"})

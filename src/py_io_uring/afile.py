@@ -15,6 +15,7 @@ import operator
 import os
 import stat
 import sys
+import warnings     # (here: __del__ may run as the interpreter shuts down)
 # typing's names under a private alias, as loop.py does: module attributes
 # are public names stubtest checks
 import typing as _t
@@ -305,8 +306,10 @@ class AsyncFileOpener(_t.Generic[_t.AnyStr]):
 async def _open(file: "_t.Union[_StrOrBytesPath, int]", mode: str,
                 encoding: _t.Optional[str], errors: _t.Optional[str],
                 newline: _t.Optional[str], closefd: bool, opener: _t.Optional[_Opener],
-                ring: "_t.Optional[_Ring]") -> "AsyncFile[_t.Any]":
-    """open()'s work, run at the await."""
+                ring: "_t.Optional[_Ring]",
+                cls: "_t.Optional[_t.Type[AsyncFile[_t.Any]]]" = None) -> "AsyncFile[_t.Any]":
+    """open()'s work, run at the await (cls: an AsyncFile subclass to
+    make, py_io_uring.tempfile's named file)."""
     flags, readable, writable, binary = _parse_mode(mode)
     given_fd = isinstance(file, int)
     if given_fd:
@@ -351,7 +354,7 @@ async def _open(file: "_t.Union[_StrOrBytesPath, int]", mode: str,
         if shared is not None:
             shared.release()
         raise
-    f = AsyncFile(use, fd, file, mode, readable, writable, closefd, shared)
+    f = (cls or AsyncFile)(use, fd, file, mode, readable, writable, closefd, shared)
     try:
         # as FileIO, "a" starts at the end (tell() gives the size); and as
         # TextIOWrapper, text written anywhere but at the start gets no BOM
@@ -1002,7 +1005,6 @@ class AsyncFile(_t.Generic[_t.AnyStr]):
             return
         self._fd = None
         if self._closefd:           # (with closefd=False, as io: not ours)
-            import warnings
             warnings.warn("unclosed file <py_io_uring.AsyncFile name=%r mode=%r>"
                           % (self.name, self.mode), ResourceWarning, stacklevel=2, source=self)
             try:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 import py_io_uring
 from py_io_uring import (AT_FDCWD, IORING_CQE_F_MORE, IOSQE_IO_LINK, AsyncFile, AsyncRing,
                          Cqe, IoUring, Sqe, WorkQueue, aos)
+from py_io_uring import tempfile as atempfile
 
 
 def sync_fast_forms(path: str) -> None:
@@ -230,6 +231,27 @@ async def files_helpers(path: str, tmp: str) -> None:
         reveal_type(target)  # revealed: str
     assert target == "out.txt" and await aos.path.samefile(os.path.join(tmp, "link"),
                                                            os.path.join(tmp, "out.txt"))
+    # aiofiles.tempfile's: py_io_uring.tempfile (async with ...)
+    async with atempfile.NamedTemporaryFile("w+", dir=tmp, suffix=".txt") as named:
+        if TYPE_CHECKING:
+            reveal_type(named)  # revealed: .*AsyncNamedTemporaryFile\[str\]
+        await named.write("temp\n")
+        assert named.name.endswith(".txt") and named.delete
+    async with atempfile.TemporaryFile() as unnamed:
+        if TYPE_CHECKING:
+            reveal_type(unnamed)  # revealed: AsyncFile\[bytes\]
+        await unnamed.write(b"temp")
+    async with atempfile.SpooledTemporaryFile(4, "w+") as spooled:
+        await spooled.write("more than four")
+        await spooled.seek(0)
+        line = await spooled.readline()
+        if TYPE_CHECKING:
+            reveal_type(line)  # revealed: str
+        assert spooled.rolled
+    async with atempfile.TemporaryDirectory(dir=tmp) as scratch:
+        if TYPE_CHECKING:
+            reveal_type(scratch)  # revealed: str
+        assert os.path.isdir(scratch)
     async with AsyncRing() as ring:
         on_ring = await ring.open(os.path.join(tmp, "out.txt"), "rb")
         if TYPE_CHECKING:
