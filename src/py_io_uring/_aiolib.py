@@ -26,3 +26,15 @@ async def run_in_thread(fn: "_t.Callable[..., _R]", *args: object) -> "_R":
         return await trio.to_thread.run_sync(fn, *args)
     import asyncio
     return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+def wrap(func: "_t.Callable[..., _R]") -> "_t.Callable[..., _t.Awaitable[_R]]":
+    """aiofiles.os.wrap() (and aiofiles.os.path.wrap(), the same): an async
+    function calling func in a worker thread, for an os call that aos does
+    not have."""
+    import functools
+
+    @functools.wraps(func)
+    async def run(*args: _t.Any, **kwargs: _t.Any) -> _R:
+        return await run_in_thread(functools.partial(func, *args, **kwargs))
+    return run

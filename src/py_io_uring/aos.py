@@ -22,7 +22,7 @@ import typing as _t
 from . import (AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW,
                AT_SYMLINK_NOFOLLOW)
 from . import aos_path as path
-from ._aiolib import run_in_thread as _in_thread
+from ._aiolib import run_in_thread as _in_thread, wrap
 from .afile import _default_ring
 
 if _t.TYPE_CHECKING:
@@ -187,7 +187,6 @@ async def renames(old: "_Path", new: "_Path", *, ring: "_t.Optional[_Ring]" = No
 # target or permissions, or a file system's figures.
 
 _A = _t.TypeVar("_A", str, bytes)
-_R = _t.TypeVar("_R")
 
 
 async def readlink(path: "_t.Union[_A, os.PathLike[_A]]", *,
@@ -251,12 +250,3 @@ async def sendfile(out_fd: int, in_fd: int, offset: _t.Optional[int], count: int
 async def getcwd() -> str:
     """os.getcwd(), in a thread."""
     return await _in_thread(os.getcwd)
-
-
-def wrap(func: "_t.Callable[..., _R]") -> "_t.Callable[..., _t.Awaitable[_R]]":
-    """aiofiles.os.wrap(): an async function calling func in a worker
-    thread, for an os call that aos does not have."""
-    @functools.wraps(func)
-    async def run(*args: _t.Any, **kwargs: _t.Any) -> _R:
-        return await _in_thread(functools.partial(func, *args, **kwargs))
-    return run

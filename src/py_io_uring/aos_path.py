@@ -4,12 +4,15 @@ aiofiles.os.path.  As os.path's, exists() and the is*() tests say False
 where the path cannot be looked up (OSError, or ValueError for a path
 os refuses); getsize() and the times raise, with the path.  ismount() and
 abspath() run os.path's own in a worker thread, as aiofiles's do: both
-look up a chain of paths (realpath, getcwd) that no one operation does."""
+look up a chain of paths (realpath, getcwd) that no one operation does;
+wrap() is aos.wrap()."""
 
 import os.path as _osp
 import stat
 # typing's names under a private alias, as aos.py does
 import typing as _t
+
+from ._aiolib import wrap   # (aos.wrap: the same function)
 
 if _t.TYPE_CHECKING:
     import os
@@ -20,7 +23,7 @@ if _t.TYPE_CHECKING:
     _Path = _t.Union[_StrOrBytesPath, int]
 
 __all__ = ["exists", "lexists", "isfile", "isdir", "islink", "getsize", "getmtime",
-           "getatime", "getctime", "samefile", "sameopenfile", "ismount", "abspath"]
+           "getatime", "getctime", "samefile", "sameopenfile", "ismount", "abspath", "wrap"]
 
 
 async def _stat_of(path: "_Path", follow: bool, ring: "_t.Optional[_Ring]") -> "os.stat_result":
