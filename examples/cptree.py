@@ -1,8 +1,8 @@
 """cp -r with io_uring: python examples/cptree.py [--progress] SRC DST
 
 Copies the tree SRC to DST (which must not exist) as shutil.copytree does,
-with py_io_uring.copytree: the files' data moves through linked splices,
-several files at once, and each file and folder gets its mode and times.
+with py_io_uring.copytree: small files' data by reads linked to writes on
+a ring, large ones by the kernel's copy_file_range, several files at once, and each file and folder gets its mode and times.
 Errors are collected and printed, one a line, as shutil.Error gives them;
 the exit status is then 1."""
 

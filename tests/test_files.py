@@ -469,30 +469,113 @@ def files_small_limit():
     return files._SMALL_COPY
 
 
-def test_copyfile_short_splices(tmp_path, fds, monkeypatch):
-    # pipes of one page that claim 64 KiB: every splice into them is short,
-    # so the link breaks (the splice out is canceled), the page in the pipe
-    # is pushed on alone and the rest of the chunk is read again
-    from py_io_uring import files
+def _kernel_calls(monkeypatch, copy_file_range=None, sendfile=None):
+    """Wrap os.copy_file_range and os.sendfile (their calls counted; each
+    replaced by the function given, which gets the real one first)."""
+    calls = {"copy_file_range": 0, "sendfile": 0, "pread": 0}
+    real = {n: getattr(os, n) for n in calls}
 
-    base = files._Pipe
+    def wrap(name, fn):
+        def call(*args):
+            calls[name] += 1
+            return fn(real[name], *args) if fn is not None else real[name](*args)
+        monkeypatch.setattr(os, name, call)
+    wrap("copy_file_range", copy_file_range)
+    wrap("sendfile", sendfile)
+    wrap("pread", None)
+    return calls
 
-    class Small(base):
-        def __init__(self, size):
-            base.__init__(self, 4096)
-            self.size = 65536
-    monkeypatch.setattr(files, "_Pipe", Small)
+
+def _refuse(code):
+    def fn(real, *args):
+        raise OSError(code, os.strerror(code))
+    return fn
+
+
+@pytest.mark.parametrize("way", ["short", "exdev", "neither"])
+def test_large_copies_short_and_refused_kernel_calls(tmp_path, fds, monkeypatch, way):
+    # a large file is copied by the kernel: copy_file_range, called again
+    # for what a short call left; sendfile where it is refused (EXDEV: two
+    # file systems); pread/pwrite where both are (EINVAL: a file they
+    # cannot take).  The same bytes, progress and modes every way.
+    if way == "short":
+        calls = _kernel_calls(monkeypatch, copy_file_range=lambda real, a, b, n, *o:
+                              real(a, b, min(n, 70001), *o))
+    elif way == "exdev":
+        calls = _kernel_calls(monkeypatch, copy_file_range=_refuse(errno.EXDEV),
+                              sendfile=lambda real, o, i, off, n: real(o, i, off, min(n, 90001)))
+    else:
+        calls = _kernel_calls(monkeypatch, copy_file_range=_refuse(errno.EINVAL),
+                              sendfile=_refuse(errno.EINVAL))
+    data = os.urandom((1 << 20) + 123)
     src = tmp_path / "src"
-    data = os.urandom(300 * 1024 + 123)
     src.write_bytes(data)
-    copyfile(str(src), str(tmp_path / "dst"), depth=6)
+    got = []
+    copyfile(str(src), str(tmp_path / "dst"), progress=lambda *a: got.append(a))
     assert (tmp_path / "dst").read_bytes() == data
+    assert got[-1] == (len(data), len(data), 1, 1)
     (tmp_path / "t").mkdir()
-    for i in range(10):
-        (tmp_path / "t" / str(i)).write_bytes(data[:i * 20000])
+    for i in range(6):
+        (tmp_path / "t" / str(i)).write_bytes(data[:(i + 1) * 300000])
     copytree(str(tmp_path / "t"), str(tmp_path / "t2"), depth=4)
-    for i in range(10):
-        assert (tmp_path / "t2" / str(i)).read_bytes() == data[:i * 20000]
+    for i in range(6):
+        assert (tmp_path / "t2" / str(i)).read_bytes() == data[:(i + 1) * 300000]
+    if way == "short":
+        assert calls["copy_file_range"] >= len(data) // 70001 and calls["sendfile"] == 0
+    elif way == "exdev":
+        assert calls["sendfile"] >= len(data) // 90001
+    else:
+        assert calls["pread"] >= 2 and calls["sendfile"] == 7
+
+
+def test_large_copy_errors_name_their_file_and_spare_the_others(tmp_path, fds, monkeypatch):
+    # a kernel copy that fails mid-file: shutil.Error lists that file with
+    # the source's path (EIO: a read's), the others are copied; ENOSPC
+    # names the destination
+    def cfr(real, i, o, n, si, so):
+        if os.readlink("/proc/self/fd/%d" % i).endswith("/2") and si >= 1 << 20:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real(i, o, n, si, so)
+    _kernel_calls(monkeypatch, copy_file_range=cfr)
+    (tmp_path / "t").mkdir()
+    data = os.urandom(3 << 20)
+    for i in range(4):
+        (tmp_path / "t" / str(i)).write_bytes(data)
+    with pytest.raises(shutil.Error) as info:
+        copytree(str(tmp_path / "t"), str(tmp_path / "t2"))
+    [(s, d, why)] = info.value.args[0]
+    assert (s, d) == (str(tmp_path / "t" / "2"), str(tmp_path / "t2" / "2"))
+    assert "Input/output error" in why and str(tmp_path / "t" / "2") in why
+    for i in (0, 1, 3):
+        assert (tmp_path / "t2" / str(i)).read_bytes() == data
+    monkeypatch.undo()
+    _kernel_calls(monkeypatch, copy_file_range=_refuse(errno.ENOSPC))
+    with pytest.raises(OSError) as err:
+        copyfile(str(tmp_path / "t" / "0"), str(tmp_path / "full"))
+    assert (err.value.errno, err.value.filename) == (errno.ENOSPC, str(tmp_path / "full"))
+
+
+def test_an_interrupted_copy_leaves_no_thread_running(tmp_path, fds, monkeypatch):
+    # the progress callback raises while four files are copying in threads:
+    # each stops at its next chunk, and all have ended (their fds closed)
+    # when the exception reaches the caller
+    import threading
+    from py_io_uring import files
+    monkeypatch.setattr(files, "_KERNEL_CHUNK", 1 << 16)
+    (tmp_path / "t").mkdir()
+    data = os.urandom(8 << 20)
+    for i in range(8):
+        (tmp_path / "t" / str(i)).write_bytes(data)
+    seen = []
+
+    def progress(done, total, nfiles, files_total):
+        seen.append(done)
+        if done:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        copytree(str(tmp_path / "t"), str(tmp_path / "t2"), progress=progress)
+    assert not [t for t in threading.enumerate() if t.name.startswith("py_io_uring-copy")]
+    assert 0 < seen[-1] < 8 * len(data)
 
 
 def test_copyfile_procfs_reads_to_eof(tmp_path, fds):

@@ -15,15 +15,34 @@ read and send; the file position is left after the last byte sent)."""
 
 import asyncio
 import errno
+import fcntl
 import io
 import os
 import select
 
-from .files import _Pipe
-
 # a chunk: one pipe's worth (F_SETPIPE_SZ; the default 64 KiB where the
-# system refuses); files.py measured 1 MiB pipes best for its copies
+# system refuses); 1 MiB pipes measured best for file copies by splice
 _PIPE_SIZE = 1 << 20
+_F_SETPIPE_SZ, _F_GETPIPE_SZ = 1031, 1032
+
+
+class _Pipe(object):
+    """A pipe of about size bytes: a chunk goes file -> pipe -> socket."""
+    __slots__ = ("r", "w", "size")
+
+    def __init__(self, size):
+        self.r = self.w = None
+        self.r, self.w = os.pipe()
+        try:
+            self.size = fcntl.fcntl(self.w, _F_SETPIPE_SZ, size)
+        except OSError:     # over pipe-max-size, or the user's pipe pages
+            self.size = fcntl.fcntl(self.w, _F_GETPIPE_SZ)
+
+    def close(self):
+        for fd in (self.r, self.w):
+            if fd is not None:
+                os.close(fd)
+        self.r = self.w = None
 
 
 async def sock_sendfile_native(loop, sock, file, offset, count):

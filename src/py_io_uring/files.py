@@ -7,7 +7,6 @@ is drained and every descriptor the helper opened is closed before the
 error propagates."""
 
 import errno
-import fcntl
 import hashlib
 import os
 import shutil
@@ -502,22 +501,15 @@ def hash_files(paths: "_t.Iterable[_StrOrBytesPath]", digest: _Digest = "sha256"
 # ---------------------------------------------------------------- copying
 
 class _Copy(object):
-    __slots__ = ("src", "dst", "sfd", "dfd", "size", "next_read", "written",
-                 "pending", "error", "after", "redo", "got_r", "got_w", "eof")
+    __slots__ = ("src", "dst", "sfd", "dfd", "size", "written", "pending", "error", "after",
+                 "got_r", "got_w")
 
     def __init__(self, src, dst, after):
         self.src, self.dst, self.after = src, dst, after
         self.sfd = self.dfd = None
-        self.size = self.next_read = self.written = self.pending = 0
+        self.size = self.written = self.pending = 0
         self.error = None
-        self.redo = []      # (length, offset) left by short splices
         self.got_r = self.got_w = None  # a small file's read and write
-        self.eof = None     # where a splice found the end, if before size
-
-    def pending_done(self):
-        # no chunk in flight, and either failed or every byte written
-        return self.pending == 0 and (self.error is not None or
-                                      (not self.redo and self.next_read >= self.size))
 
 
 def _close_copy(c):
@@ -536,64 +528,80 @@ def _is_fifo(path):
     return _stat.S_ISFIFO(st.st_mode)
 
 
-class _Pipe(object):
-    # one pipe of the pool: a chunk goes src -> pipe -> dst through it
-    __slots__ = ("r", "w", "c", "n", "off", "got_in", "got_out", "pending", "flush", "size")
+# Files past _SMALL_COPY are copied by the kernel with copy_file_range(2)
+# (sendfile(2), then pread/pwrite, where a file system refuses it), a
+# chunk at a time, in worker threads: io_uring has no copy_file_range, and
+# its splices through pipes measured 0.29x shutil.copyfile on 1 GiB, 1.2-1.4x
+# shutil.copytree on 20 files of 32 MiB, where copy_file_range in threads
+# measured 0.98x and 1.8x (docs/files.md).  One file's chunks are
+# copied in order: its writes take the inode's lock, so two threads on one
+# file were no faster.
+_KERNEL_CHUNK = 8 << 20
+_COPY_THREADS = 4
+# errors of a first call that mean "not this way" (EXDEV: two file
+# systems, before 5.19 or of different types; EINVAL: a file this call
+# cannot take, such as a character device), and errors that are the
+# destination's (the others name the source, as a read's would)
+_REFUSED = frozenset((errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP))
+_DST_ERRORS = frozenset((errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS))
 
-    def __init__(self, size):
-        self.r = self.w = None
-        self.r, self.w = os.pipe()
+
+def _copy_in_kernel(c, halt):
+    """c's data from offset 0 to EOF (as shutil, what the file has now,
+    whatever its size was), by the kernel; run in a worker thread.
+    c.written grows as it goes (the caller's progress reads it); halt, once
+    set, stops it at the next chunk.  os's errors, with the path."""
+    off = 0
+    how = "copy_file_range" if hasattr(os, "copy_file_range") else "sendfile"
+    while not halt.is_set():
         try:
-            self.size = fcntl.fcntl(self.w, _F_SETPIPE_SZ, size)
-        except OSError:     # over pipe-max-size, or the user's pipe pages
-            self.size = fcntl.fcntl(self.w, _F_GETPIPE_SZ)
-        self.c = self.got_in = self.got_out = None
-        self.n = self.off = self.pending = self.flush = 0
-
-    def close(self):
-        for fd in (self.r, self.w):
-            if fd is not None:
-                os.close(fd)
-        self.r = self.w = None
-
-
-_F_SETPIPE_SZ, _F_GETPIPE_SZ = 1031, 1032
-# 1 MiB chunks: 4 pipes of 1 MiB measured faster for a large file than 16
-# of 256 KiB (docs/files.md); a pipe's pages are only taken as data fills it
-_PIPE_SIZE = 1 << 20
+            if how == "copy_file_range":
+                n = os.copy_file_range(c.sfd, c.dfd, _KERNEL_CHUNK, off, off)
+            elif how == "sendfile":
+                # (dst's own position: 0 until this call moves it on)
+                n = os.sendfile(c.dfd, c.sfd, off, _KERNEL_CHUNK)
+            else:
+                c.written = off + _copy_plain(c, off)
+                return
+        except OSError as e:
+            if off == 0 and e.errno in _REFUSED:
+                how = "sendfile" if how == "copy_file_range" else "plain"
+                continue
+            raise OSError(e.errno, e.strerror, c.dst if e.errno in _DST_ERRORS else c.src)
+        if n == 0:
+            return
+        off += n
+        c.written = off
 
 
 def _copy_many(pairs, depth, progress, errors):
     """Copy the data of each (src, dst, after) in pairs, several files at
-    once, in the kernel: per chunk, splice(src -> pipe) linked to
-    splice(pipe -> dst) at the same offset (measured faster than a
-    read/write pipeline through user memory: docs/files.md), depth // 2
-    pipes in flight over all files.  after(src, dst) runs once a file's data
-    is in.  Failures are appended to errors as (src, dst, str(why)) when
-    errors is a list, else raised after the drain."""
+    once: a small file by one read linked to one write on the ring, a
+    larger one by the kernel in a worker thread (_copy_in_kernel), up to
+    depth in flight over all files (half of them threads, at most
+    _COPY_THREADS).  after(src, dst) runs once a file's data is in.
+    Failures are appended to errors as (src, dst, str(why)) when errors is
+    a list, else raised after the drain: nothing is left running, or open,
+    on the way out."""
     pairs = list(pairs)
-    done = 0
-    nfiles = [0]        # files finished (copied or failed)
+    done = 0            # bytes of the files finished
+    nfiles = 0          # files finished (copied or failed)
     # the bytes to copy, known up front for a progress bar (sizes now;
     # a file that fails to stat counts 0)
     total = _total_size(p[0] for p in pairs) if progress is not None else 0
     depth = max(int(depth), 2)
+    threads = max(1, min(depth // 2, _COPY_THREADS))
     q = WorkQueue(None, depth)
-    pipes = []
-    free = []
-    active = []
+    pool = None
+    halt = threading.Event()
+    big = {}            # future -> its _Copy, copying in a thread
     smalls = set()      # small files in flight: read linked to write
     try:
-        for _ in range(depth // 2):
-            p = _Pipe(_PIPE_SIZE)
-            pipes.append(p)
-            free.append(p)
         nxt = 0
         while True:
             _checkpoint()
-            # open files while a pipe is free and nothing already open waits
-            while nxt < len(pairs) and free and q.room >= 2 and not any(
-                    c.error is None and (c.redo or c.next_read < c.size) for c in active):
+            # open files while there is room for them
+            while nxt < len(pairs) and q.room >= 2 and len(big) < threads:
                 src, dst, after = pairs[nxt]
                 nxt += 1
                 c = _Copy(src, dst, after)
@@ -615,33 +623,35 @@ def _copy_many(pairs, depth, progress, errors):
                     if errors is None:
                         raise
                     errors.append((src, dst, str(why)))
-                    nfiles[0] += 1
+                    nfiles += 1
                     continue
                 if c.size == 0:
                     _finish_copy(c, errors)
-                    nfiles[0] += 1
-                    continue
-                if c.size <= _SMALL_COPY:
+                    nfiles += 1
+                elif c.size <= _SMALL_COPY:
                     # one read of the whole file linked to one write of it
                     # through a buffer (both pinned by their records): one
-                    # round trip, and no io-wq hop as a splice takes
+                    # round trip, served inline from the page cache
                     buf = bytearray(c.size)
                     c.pending = 2
                     smalls.add(c)
                     q.put("read", c.sfd, buf, 0, data=(c, _SREAD), sqe_flags=IOSQE_IO_LINK)
                     q.put("write", c.dfd, buf, 0, data=(c, _SWRITE))
-                    continue
-                active.append(c)
-                _start_chunks(q, c, free)
-            for c in active:
-                if not free:
-                    break
-                _start_chunks(q, c, free)
-            if not q.in_flight:
+                else:
+                    if pool is None:
+                        from concurrent.futures import ThreadPoolExecutor
+                        pool = ThreadPoolExecutor(threads, thread_name_prefix="py_io_uring-copy")
+                    try:
+                        big[pool.submit(_copy_in_kernel, c, halt)] = c
+                    except BaseException:   # (an interpreter shutting down)
+                        _close_copy(c)
+                        raise
+            if not q.in_flight and not big:
                 break
-            for (p, kind), res, flags in q.complete(True):
-                if kind >= _SREAD:
-                    c = p
+            if q.in_flight:
+                # (a thread's copy that ends meanwhile waits for the next
+                # turn: the small files' round trips are short)
+                for (c, kind), res, flags in q.complete(True):
                     c.pending -= 1
                     if kind == _SREAD:
                         c.got_r = res
@@ -652,56 +662,34 @@ def _copy_many(pairs, depth, progress, errors):
                     smalls.discard(c)
                     done += _settle_small(c)
                     _settle_copy(c, errors)
-                    nfiles[0] += 1
-                    continue
-                p.pending -= 1
-                if kind == _READ:
-                    p.got_in = res
-                else:
-                    p.got_out = res
-                if p.pending:
-                    continue
-                c = p.c
-                moved, bad = _settle(q, p, c)
-                done += moved
-                if bad:
-                    # data may be left in it: a new pipe instead
-                    pipes.remove(p)
-                    p.close()
-                    p = _Pipe(_PIPE_SIZE)
-                    pipes.append(p)
-                if p.pending == 0:
-                    p.c = None
-                    free.append(p)
-                if c.pending_done():
-                    active.remove(c)
-                    if c.error is _FALLBACK:
-                        c.error = None
-                        try:
-                            done += _copy_plain(c)
-                        except OSError as why:
-                            c.error = why
-                    elif c.error is None:
-                        # as shutil, to EOF: what the file gained since
-                        # fstat() (one pread finding the end, usually)
-                        try:
-                            done += _copy_plain(c, c.size if c.eof is None else c.eof)
-                        except OSError as why:
-                            c.error = why
-                    _settle_copy(c, errors)
-                    nfiles[0] += 1
+                    nfiles += 1
+            else:
+                # only threads at work: wake for the first to end, or in
+                # time for the next progress report and cancellation check
+                from concurrent.futures import FIRST_COMPLETED, wait
+                wait(big, 0.1, FIRST_COMPLETED)
+            for fut in [f for f in big if f.done()]:
+                c = big.pop(fut)
+                failed = fut.exception()
+                if failed is not None:
+                    c.error = failed
+                done += c.written
+                _settle_copy(c, errors)
+                nfiles += 1
             if progress is not None:
-                progress(done, max(total, done), nfiles[0], len(pairs))
+                now = done + sum(c.written for c in big.values())
+                progress(now, max(total, now), nfiles, len(pairs))
     finally:
-        q.close()           # drains: no splice runs on a closed fd
-        for c in active:
+        halt.set()          # the threads stop at their next chunk
+        if pool is not None:
+            pool.shutdown(wait=True)
+        q.close()           # drains: no read or write runs on a closed fd
+        for c in big.values():
             _close_copy(c)
         for c in smalls:
             _close_copy(c)
-        for p in pipes:
-            p.close()
     if progress is not None:
-        progress(done, max(total, done), nfiles[0], len(pairs))
+        progress(done, max(total, done), nfiles, len(pairs))
 
 
 def _total_size(paths):
@@ -714,11 +702,12 @@ def _total_size(paths):
     return total
 
 
-_FALLBACK = OSError(errno.EINVAL, "splice refused: read/write instead")
 _SREAD, _SWRITE = 5, 6      # a small file's read and write (after _WRITE)
 # files up to this size are copied by one read linked to one write through
-# a buffer, not by splices (docs/files.md has the measurement)
+# a buffer on the ring, not by the kernel in a thread (docs/files.md has the
+# measurement); pread/pwrite copy this much at a time
 _SMALL_COPY = 256 * 1024
+_PLAIN_CHUNK = 1 << 20
 
 
 def _settle_small(c):
@@ -752,7 +741,7 @@ def _copy_plain(c, start=0):
     off = start
     while True:
         try:
-            data = os.pread(c.sfd, _PIPE_SIZE, off)
+            data = os.pread(c.sfd, _PLAIN_CHUNK, off)
         except OSError as e:
             raise OSError(e.errno, e.strerror, c.src)
         if not data:
@@ -765,71 +754,6 @@ def _copy_plain(c, start=0):
                 raise OSError(e.errno, e.strerror, c.dst)
             view = view[n:]
             off += n
-
-
-def _start_chunks(q, c, free):
-    # one chunk per free pipe: redo ranges (left by short splices) first
-    while free and c.error is None and (c.redo or c.next_read < c.size) and q.room >= 2:
-        p = free.pop()
-        if c.redo:
-            n, off = c.redo.pop()
-            if n > p.size:
-                c.redo.append((n - p.size, off + p.size))
-                n = p.size
-        else:
-            off = c.next_read
-            n = min(p.size, c.size - off)
-            c.next_read += n
-        p.c, p.n, p.off, p.flush = c, n, off, 0
-        p.got_in = p.got_out = None
-        p.pending = 2
-        c.pending += 1
-        q.put("splice", c.sfd, off, p.w, -1, n, data=(p, _READ), sqe_flags=IOSQE_IO_LINK)
-        q.put("splice", p.r, -1, c.dfd, off, n, data=(p, _WRITE))
-
-
-def _settle(q, p, c):
-    """Both entries of pipe p are in: account for them; queue the flush of
-    what is left in the pipe.  Returns (bytes written, whether the pipe must
-    be replaced)."""
-    k, m = p.got_in, p.got_out
-    if p.flush:
-        # a lone splice(pipe -> dst) of what a short one left
-        k, p.got_in = p.flush, None
-    if (k is not None and k == -errno.EINVAL) or m == -errno.EINVAL:
-        # a file splice refuses (a character device, some file systems):
-        # the whole file goes through read/write instead, as shutil falls
-        # back from sendfile
-        c.error = c.error or _FALLBACK
-        c.pending -= 1
-        return 0, True
-    if k is not None and k < 0:
-        c.error = c.error or _error(k, c.src)
-        c.pending -= 1
-        return 0, m is not None and m > 0
-    if m is not None and m < 0 and m != -errno.ECANCELED:
-        c.error = c.error or _error(m, c.dst)
-        c.pending -= 1
-        return 0, True
-    m = m if m is not None and m > 0 else 0
-    c.written += m
-    if not p.flush:
-        if k == 0:
-            # the end of the file, before the size fstat() gave: it shrank
-            # (shutil copies what there is, and so do we)
-            c.eof = p.off if c.eof is None else min(c.eof, p.off)
-        elif k < p.n:
-            c.redo.append((p.n - k, p.off + k))
-    left = k - m
-    if left > 0 and c.error is None:
-        # the rest of this chunk is in the pipe: push it on, same pipe
-        p.flush, p.off = left, p.off + m
-        p.got_out = None
-        p.pending = 1
-        q.put("splice", p.r, -1, c.dfd, p.off, left, data=(p, _WRITE))
-        return m, False
-    c.pending -= 1
-    return m, left > 0
 
 
 def _settle_copy(c, errors):
@@ -868,8 +792,11 @@ def copyfile(src: "_StrOrBytesPath", dst: "_t.Union[_t.AnyStr, os.PathLike[_t.An
              progress: _Progress = None, o_direct: bool = False) -> _t.AnyStr:
     """Copy the data of src to dst, as shutil.copyfile does (dst created or
     truncated, its mode not copied; SameFileError when they are the same
-    file; a symlink copied as a link with follow_symlinks=False), with up to
-    depth reads and writes in flight.  progress(bytes_done, bytes_total,
+    file; a symlink copied as a link with follow_symlinks=False): a file of
+    up to 256 KiB by one read linked to one write on a ring, a larger one
+    by the kernel's copy_file_range (sendfile, then read/write, where
+    refused) in a worker thread; with o_direct, up to depth reads and
+    writes in flight.  progress(bytes_done, bytes_total,
     files_done, files_total), if given, is called as the copy goes (the
     file count is 1).  o_direct=True bypasses the page cache (O_DIRECT on
     both files, where their file systems allow it): for copies that should
@@ -926,7 +853,9 @@ def copytree(src: "_StrOrBytesPath", dst: _P,
              ignore_dangling_symlinks: bool = False, dirs_exist_ok: bool = False, *,
              depth: int = 64, progress: _Progress = None) -> _P:
     """shutil.copytree, with the files' data copied several at once (up to
-    depth reads and writes in flight over all files) when copy_function is
+    depth in flight over all files: small ones on a ring, larger ones by
+    the kernel's copy_file_range in up to min(depth // 2, 4) worker
+    threads, as copyfile copies them) when copy_function is
     copy2 or copyfile of this module; any other copy_function is called
     once per file, in order, as shutil does.  Directories get their mode and
     times (copystat) after their files are in; errors are collected and
