@@ -19,6 +19,7 @@ _FILES_NAMES = ("read_files", "iter_read_files", "hash_files", "copyfile", "copy
 _AFILES_NAMES = ("aread_files", "aiter_read_files", "ahash_files", "acopyfile", "acopy2", "acopytree")
 _WORKQUEUE_NAMES = ("WorkQueue",)
 _AFILE_NAMES = ("open", "AsyncFile", "AsyncFileOpener")
+_WHOLE_NAMES = ("read_bytes", "read_text", "write_bytes", "write_text")
 
 
 def __getattr__(name):
@@ -34,6 +35,9 @@ def __getattr__(name):
     if name in _AFILE_NAMES:
         from . import afile
         return getattr(afile, name)
+    if name in _WHOLE_NAMES:
+        from . import afile_whole
+        return getattr(afile_whole, name)
     if name in _WORKQUEUE_NAMES:
         from . import workqueue
         return getattr(workqueue, name)
@@ -45,4 +49,5 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(_LOOP_NAMES) | set(_FILES_NAMES) | set(_WORKQUEUE_NAMES)
-                  | set(_AFILE_NAMES) | set(_AFILES_NAMES) | {"aos", "tempfile"})
+                  | set(_AFILE_NAMES) | set(_AFILES_NAMES) | set(_WHOLE_NAMES)
+                  | {"aos", "tempfile"})

@@ -203,6 +203,15 @@ async def files_helpers(path: str, tmp: str) -> None:
     async with await py_io_uring.open(os.path.join(tmp, "out.txt"), "w") as out:
         written: int = await out.write("typed\n")
         assert written == 6
+    # pathlib's whole-file calls, awaited
+    wrote: int = await py_io_uring.write_text(os.path.join(tmp, "whole.txt"), "whole\n")
+    whole = await py_io_uring.read_text(os.path.join(tmp, "whole.txt"), encoding="utf-8")
+    raw = await py_io_uring.read_bytes(os.path.join(tmp, "whole.txt"))
+    if TYPE_CHECKING:
+        reveal_type(whole)  # revealed: str
+        reveal_type(raw)  # revealed: bytes
+    assert wrote == 6 and whole == "whole\n" and raw == b"whole\n"
+    assert await py_io_uring.write_bytes(os.path.join(tmp, "whole.bin"), bytearray(b"ab")) == 2
     # aiofiles' form: the opener entered, without an await
     async with py_io_uring.open(os.path.join(tmp, "out.txt"), "rb") as back:
         if TYPE_CHECKING:
