@@ -18,7 +18,8 @@ DESCRIBE = (
     "repetitions. The "
     "\"1 io-wq worker\" row (4 buffers only) is the pipeline with `register_iowq_max_workers(1, 1)`; "
     "the splice row moves each chunk file -> pipe -> file with two linked splices, N pipes in "
-    "flight. Swept over N (%s); the table shows N = 4.")
+    "flight (what `py_io_uring.copyfile` did until it moved to `copy_file_range` in a worker "
+    "thread, its own row). Swept over N (%s); the table shows N = 4.")
 
 
 def inflight_counts(quick):
@@ -204,7 +205,8 @@ def cases(setup):
             case.variant("py_io_uring (4 buffers in flight, 1 io-wq worker)",
                          py_copy(m, big, dst, inflight=4, one_worker=True), against=["shutil.copyfile"])
         if inflight == 4:
-            case.variant("py_io_uring.copyfile (depth 8: 4 pipes)", uring_copyfile(m, big, dst, 8),
+            case.variant("py_io_uring.copyfile (copy_file_range in a thread)",
+                         uring_copyfile(m, big, dst, 8),
                          against=["shutil.copyfile"])
         case.variant("py_io_uring (linked splices through %d pipes)" % inflight,
                      py_copy_splice(m, big, dst, inflight=inflight), "linked splices", against=["shutil.copyfile"])
