@@ -376,6 +376,39 @@ def test_a_cancelled_acopytree_stops_between_rounds_and_closes_everything(tmp_pa
     assert copied < 2000
 
 
+def test_a_cancelled_acopyfile_stops_its_copy_thread(tmp_path, clean, monkeypatch):
+    # a large file goes by copy_file_range in a worker thread (slowed here
+    # to 64 KiB a millisecond): a cancel stops it at its next chunk, and the
+    # await returns once that thread has ended and the files are closed
+    import time
+    from py_io_uring import files
+    monkeypatch.setattr(files, "_KERNEL_CHUNK", 64 << 10)
+    real = os.copy_file_range
+
+    def slow(*args):
+        time.sleep(0.001)
+        return real(*args)
+    monkeypatch.setattr(os, "copy_file_range", slow)
+    src = tmp_path / "src"
+    size = 64 << 20
+    src.write_bytes(os.urandom(1 << 20) * (size >> 20))
+    dst = tmp_path / "dst"
+    seen = []
+
+    async def main():
+        task = None
+
+        def progress(*counts):
+            seen.append(counts)
+            task.cancel()
+        task = asyncio.ensure_future(acopyfile(str(src), str(dst), progress=progress))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    asyncio.run(main())
+    assert seen and os.stat(str(dst)).st_size < size
+    assert not [t for t in threading.enumerate() if t.name.startswith("py_io_uring-copy")]
+
+
 def test_a_cancelled_direct_acopyfile_drains_its_buffers_and_stops(tmp_path, clean):
     # o_direct=True: the kernel reads and writes the helper's own aligned
     # buffers; a cancel stops the copy at its next round, and the await
