@@ -17,6 +17,7 @@ from typing_extensions import deprecated
 from .loop import EventLoop as EventLoop, EventLoopPolicy as EventLoopPolicy, get_running_ring as get_running_ring, install as install, new_event_loop as new_event_loop, run as run
 from .workqueue import WorkQueue as WorkQueue
 from .afile import AsyncFile as AsyncFile, AsyncFileOpener as AsyncFileOpener, open as open
+from .apath import Path as Path
 from .afile_whole import read_bytes as read_bytes, read_text as read_text, write_bytes as write_bytes, write_text as write_text
 from .files import copy2 as copy2, copyfile as copyfile, copytree as copytree, hash_files as hash_files, iter_read_files as iter_read_files, read_files as read_files
 from .files_async import acopy2 as acopy2, acopyfile as acopyfile, acopytree as acopytree, ahash_files as ahash_files, aiter_read_files as aiter_read_files, aread_files as aread_files

@@ -20,6 +20,7 @@ _AFILES_NAMES = ("aread_files", "aiter_read_files", "ahash_files", "acopyfile", 
 _WORKQUEUE_NAMES = ("WorkQueue",)
 _AFILE_NAMES = ("open", "AsyncFile", "AsyncFileOpener")
 _WHOLE_NAMES = ("read_bytes", "read_text", "write_bytes", "write_text")
+_PATH_NAMES = ("Path",)
 
 
 def __getattr__(name):
@@ -38,6 +39,9 @@ def __getattr__(name):
     if name in _WHOLE_NAMES:
         from . import afile_whole
         return getattr(afile_whole, name)
+    if name in _PATH_NAMES:
+        from . import apath
+        return getattr(apath, name)
     if name in _WORKQUEUE_NAMES:
         from . import workqueue
         return getattr(workqueue, name)
@@ -50,4 +54,4 @@ def __getattr__(name):
 def __dir__():
     return sorted(set(globals()) | set(_LOOP_NAMES) | set(_FILES_NAMES) | set(_WORKQUEUE_NAMES)
                   | set(_AFILE_NAMES) | set(_AFILES_NAMES) | set(_WHOLE_NAMES)
-                  | {"aos", "tempfile"})
+                  | set(_PATH_NAMES) | {"aos", "tempfile"})

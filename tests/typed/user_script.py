@@ -203,6 +203,18 @@ async def files_helpers(path: str, tmp: str) -> None:
     async with await py_io_uring.open(os.path.join(tmp, "out.txt"), "w") as out:
         written: int = await out.write("typed\n")
         assert written == 6
+    # anyio.Path's shape: py_io_uring.Path
+    folder = py_io_uring.Path(tmp) / "sub"
+    await folder.mkdir(parents=True, exist_ok=True)
+    child = folder / "c.txt"
+    await child.write_text("c")
+    kids = [k async for k in folder.iterdir()]
+    if TYPE_CHECKING:
+        reveal_type(kids)  # revealed: list\[.*Path\]
+        reveal_type(await child.stat())  # revealed: .*os\.stat_result\]?
+    assert kids == [child] and await child.is_file() and child.suffix == ".txt"
+    async with child.open("rb") as cf:
+        assert await cf.read() == b"c"
     # pathlib's whole-file calls, awaited
     wrote: int = await py_io_uring.write_text(os.path.join(tmp, "whole.txt"), "whole\n")
     whole = await py_io_uring.read_text(os.path.join(tmp, "whole.txt"), encoding="utf-8")
