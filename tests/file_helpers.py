@@ -1,7 +1,37 @@
 """Files for the bulk helpers' tests (test_files.py, test_bulk_read.py,
-test_files_bulk_async.py), and a spy on the batches they read."""
+test_files_bulk_async.py), a spy on the batches they read, and for the
+async file tests (test_aos.py, test_tempfile.py, test_afile_whole.py,
+test_apath.py) the run of a coroutine on one backend and the check that
+no descriptor is left open."""
 
+import asyncio
 import os
+
+import pytest
+
+# the async libraries the file calls run on: asyncio's own loop,
+# py_io_uring's EventLoop, trio
+BACKENDS = ["asyncio", "eventloop", "trio"]
+
+
+def run_on(backend, main):
+    """main() run to its end on backend (trio's test skipped without trio)."""
+    if backend == "asyncio":
+        return asyncio.run(main())
+    if backend == "eventloop":
+        import py_io_uring
+        return py_io_uring.run(main())
+    trio = pytest.importorskip("trio")
+    return trio.run(main)
+
+
+@pytest.fixture
+def fds():
+    """Fails the test when it leaves a descriptor open (a module takes it
+    with `from file_helpers import fds`)."""
+    before = set(os.listdir("/proc/self/fd"))
+    yield
+    assert set(os.listdir("/proc/self/fd")) == before
 
 
 def make_files(folder, sizes):

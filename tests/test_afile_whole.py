@@ -10,25 +10,10 @@ import pathlib
 import sys
 
 import pytest
+from file_helpers import BACKENDS, fds, run_on  # noqa: F401 (fds: a fixture)
 
 import py_io_uring
 from py_io_uring import AsyncRing
-
-
-@pytest.fixture
-def fds():
-    before = set(os.listdir("/proc/self/fd"))
-    yield
-    assert set(os.listdir("/proc/self/fd")) == before
-
-
-def run_on(backend, main):
-    if backend == "asyncio":
-        return asyncio.run(main())
-    if backend == "eventloop":
-        return py_io_uring.run(main())
-    trio = pytest.importorskip("trio")
-    return trio.run(main)
 
 
 def outcome(fn, *args, **kw):
@@ -89,7 +74,7 @@ def _pathlib(name, path, *args, **kw):
     return getattr(pathlib.Path(path), name)(*args, **kw)
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "eventloop", "trio"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_each_call_does_what_pathlib_does(tmp_path, fds, backend):
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     for r in (a, b):

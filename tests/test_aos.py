@@ -9,16 +9,10 @@ import os
 import socket
 
 import pytest
+from file_helpers import fds, run_on  # noqa: F401 (fds: a fixture)
 
 import py_io_uring
 from py_io_uring import aos
-
-
-@pytest.fixture
-def fds():
-    before = set(os.listdir("/proc/self/fd"))
-    yield
-    assert set(os.listdir("/proc/self/fd")) == before
 
 
 def outcome(fn, *args, **kwargs):
@@ -104,15 +98,6 @@ def _same(mine, theirs, root_a, root_b):
     assert norm(mine) == norm(theirs)
 
 
-def _run_on(backend, main):
-    if backend == "asyncio":
-        return asyncio.run(main())
-    if backend == "eventloop":
-        return py_io_uring.run(main())
-    trio = pytest.importorskip("trio")
-    return trio.run(main)
-
-
 @pytest.mark.parametrize("backend", ["asyncio", "eventloop", "trio"])
 def test_each_call_does_what_os_does(tmp_path, fds, backend):
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
@@ -126,7 +111,7 @@ def test_each_call_does_what_os_does(tmp_path, fds, backend):
         for name, args, kw in calls(b):
             mine.append((name, await aoutcome(getattr(aos, name), *args, **kw)))
         return mine
-    mine = _run_on(backend, main)
+    mine = run_on(backend, main)
     for m, t in zip(mine, theirs):
         _same(m, t, b, a)
     # and the trees came out the same
@@ -161,7 +146,7 @@ def test_path_tests_do_what_os_path_does(tmp_path, fds, backend):
             await aos.path.getsize(j(r, "nope"))
         assert e.value.filename == j(r, "nope")
         return got, size, times
-    got, size, times = _run_on(backend, main)
+    got, size, times = run_on(backend, main)
     assert got == want
     assert size == 123
     assert times == [os.path.getmtime(j(r, "f")), os.path.getatime(j(r, "f")),
@@ -224,7 +209,7 @@ def test_path_extras_do_what_os_path_does(tmp_path, fds, backend):
             ab.append(await aos.path.abspath(p))
         return got, opened, ms, ab
     try:
-        got, opened, ms, ab = _run_on(backend, main)
+        got, opened, ms, ab = run_on(backend, main)
     finally:
         for fd in (fd1, fd2, fd3):
             os.close(fd)
@@ -283,7 +268,7 @@ def test_scandir_sendfile_and_wrap(tmp_path, fds, backend):
         await chmod(os.path.join(r, "big"), 0o600)
         assert chmod.__name__ == "chmod"
         return got, names, await aos.getcwd()
-    got, names, cwd = _run_on(backend, main)
+    got, names, cwd = run_on(backend, main)
     assert got == want
     assert names == sorted(os.fsencode(n) for n, _, _ in want)
     assert cwd == os.getcwd()

@@ -9,25 +9,10 @@ import stat
 import sys
 
 import pytest
+from file_helpers import BACKENDS, fds, run_on  # noqa: F401 (fds: a fixture)
 
 import py_io_uring
 from py_io_uring import Path
-
-
-@pytest.fixture
-def fds():
-    before = set(os.listdir("/proc/self/fd"))
-    yield
-    assert set(os.listdir("/proc/self/fd")) == before
-
-
-def run_on(backend, main):
-    if backend == "asyncio":
-        return asyncio.run(main())
-    if backend == "eventloop":
-        return py_io_uring.run(main())
-    trio = pytest.importorskip("trio")
-    return trio.run(main)
 
 
 def tree(root):
@@ -126,7 +111,7 @@ def _args(args, root):
                  for a in args)
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "eventloop", "trio"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_each_call_does_what_pathlib_does(tmp_path, fds, backend):
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     tree(a)

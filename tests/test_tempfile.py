@@ -12,27 +12,10 @@ import tempfile
 import warnings
 
 import pytest
+from file_helpers import BACKENDS, fds, run_on  # noqa: F401 (fds: a fixture)
 
 import py_io_uring
 from py_io_uring import tempfile as ptf
-
-BACKENDS = ["asyncio", "eventloop", "trio"]
-
-
-@pytest.fixture
-def fds():
-    before = set(os.listdir("/proc/self/fd"))
-    yield
-    assert set(os.listdir("/proc/self/fd")) == before
-
-
-def run_on(backend, main):
-    if backend == "asyncio":
-        return asyncio.run(main())
-    if backend == "eventloop":
-        return py_io_uring.run(main())
-    trio = pytest.importorskip("trio")
-    return trio.run(main)
 
 
 def outcome(fn):
