@@ -27,8 +27,9 @@ DESCRIBE = (
     "`copy_file_range` in one of 4 worker threads, many files at once; modes and times by "
     "`shutil.copystat`) against "
     "`shutil.copytree` (copy2: `copy_file_range`/`sendfile` per file, one at a time). The large files are read "
-    "again in processes of their own (`bench/read_child.py`: one untimed batch, then the timed "
-    "one, the cache warm or dropped before it) with malloc as is, with one malloc arena for every thread (`MALLOC_ARENA_MAX=1`) and "
+    "again in processes of their own (`bench/read_child.py`: three untimed batches, then the timed "
+    "one, so each reader meets its own steady state; read_files also called from a worker "
+    "thread, whose malloc arena keeps freed memory as a pool's do; the cache warm or dropped before it) with malloc as is, with one malloc arena for every thread (`MALLOC_ARENA_MAX=1`) and "
     "with glibc told to keep freed memory: how many fresh pages each batch faults in, and so "
     "the large-file ratios, is malloc's doing. Figures are files per second.")
 
@@ -182,6 +183,8 @@ def malloc_cases(setup):
             case.baseline("ThreadPoolExecutor(%d)" % t, read_child(build, "pool%d" % t, folder, count, env, cold))
         case.variant("py_io_uring.read_files (depth 64, C)",
                      read_child(build, "read_files", folder, count, env, cold))
+        case.variant("py_io_uring.read_files (depth 64, C), called in a worker thread",
+                     read_child(build, "read_files_thread", folder, count, env, cold))
         out.append(case)
     return out
 
