@@ -17,6 +17,7 @@ import typing as _t
 
 from . import AT_FDCWD, IOSQE_FIXED_FILE, IOSQE_IO_LINK, IoUring
 from . import read_many as _read_many
+from . import _read_worker
 from .workqueue import WorkQueue
 
 if _t.TYPE_CHECKING:
@@ -421,8 +422,11 @@ def read_files(paths: "_t.Iterable[_StrOrBytesPath]", *, depth: int = 64,  # noq
     """Return the contents of every file in paths, in order, as a list of
     bytes, with up to depth files in flight.  By default the per-file loop
     runs in C (read_many(): openat into a direct descriptor linked to two
-    reads, on a ring of its own); with a ring given, or direct=True, it is
-    the WorkQueue loop of iter_read_files().  errors="raise" (the default)
+    reads, on a ring of its own; from the main thread, for 64 paths or
+    more whose first file has 256 KiB or more, in a long-lived worker
+    thread, whose malloc arena keeps freed memory for the next batch);
+    with a ring given, or direct=True, it is the WorkQueue loop of
+    iter_read_files().  errors="raise" (the default)
     raises the first failure, as open(path, "rb").read() would, after
     draining; errors="return" puts the exception in the file's place.
     progress(bytes_done, None, files_done, files_total), if given, is called
@@ -434,7 +438,9 @@ def read_files(paths: "_t.Iterable[_StrOrBytesPath]", *, depth: int = 64,  # noq
         depth = int(depth)
         if depth < 1:
             raise ValueError("depth must be at least 1, not %d" % depth)
-        return _read_many(paths, depth, errors=errors, progress=progress)
+        # (in a worker thread for the main thread's larger calls: malloc's
+        # arena there keeps freed memory for the next batch, _read_worker.py)
+        return _read_worker.read_many(paths, depth, errors, progress)
     out = [None] * len(paths)
     done = nbytes = 0
     for index, path, data in _reader(paths, depth, errors, ring, direct):
