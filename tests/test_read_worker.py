@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -166,3 +167,36 @@ def test_malloc_tuned_by_the_environment(env, tuned):
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(tuned)
+
+
+def test_an_interrupt_while_the_worker_waits(tmp_path, big, where, fds):
+    # a SIGINT that comes while the caller waits (here for an open that
+    # blocks: a FIFO without a writer) raises KeyboardInterrupt in the
+    # caller; the worker's loop stops at its next round, cancels the open
+    # and closes every file before the call ends
+    paths, _ = big
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo)
+
+    def unblock():      # so that a failing build ends too: a writer comes
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:     # ENXIO: no reader (any more)
+            pass
+    interrupt = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    rescue = threading.Timer(10, unblock)
+    interrupt.start()
+    rescue.start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            py_io_uring.read_files(paths + [fifo])
+        took = time.monotonic() - t0
+    finally:
+        interrupt.cancel()
+        rescue.cancel()
+        interrupt.join()
+        rescue.join()
+    assert took < 5, "the call waited for the writer: %.1f s" % took
+    assert where == ["py_io_uring-read"]
+    assert _read_worker._worker is not None and not _read_worker._worker.busy
