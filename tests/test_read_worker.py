@@ -6,6 +6,7 @@ error, an exception from progress or an interrupt, nothing open and the
 worker free for the next call.  Small batches, small files, other
 threads and a call made while the worker is busy run in place."""
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -200,3 +201,46 @@ def test_an_interrupt_while_the_worker_waits(tmp_path, big, where, fds):
     assert took < 5, "the call waited for the writer: %.1f s" % took
     assert where == ["py_io_uring-read"]
     assert _read_worker._worker is not None and not _read_worker._worker.busy
+
+
+def test_the_awaitable_form_uses_the_worker(big, where, fds):
+    # aread_files() runs read_files() in a thread made for the call, which
+    # keeps no freed memory either: its large batches go to the worker too
+    paths, datas = big
+    loop_threads = []
+
+    async def main():
+        return await py_io_uring.aread_files(paths, progress=lambda *a: loop_threads.append(
+            threading.current_thread() is threading.main_thread()))
+    assert asyncio.run(main()) == datas
+    assert where == ["py_io_uring-read"]
+    assert loop_threads and all(loop_threads)
+
+
+def test_a_cancelled_await_stops_the_worker(tmp_path, big, where, fds):
+    paths, _ = big
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo)
+
+    def unblock():      # so that a failing build ends too: a writer comes
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:     # ENXIO: no reader (any more)
+            pass
+    rescue = threading.Timer(10, unblock)
+    rescue.start()
+
+    async def main():
+        t0 = time.monotonic()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(py_io_uring.aread_files(paths + [fifo]), 0.5)
+        return time.monotonic() - t0
+    try:
+        took = asyncio.run(main())
+    finally:
+        rescue.cancel()
+        rescue.join()
+    assert took < 5, "the call waited for the writer: %.1f s" % took
+    assert where == ["py_io_uring-read"]
+    assert not _read_worker._worker.busy
+    assert "py_io_uring-files" not in [t.name for t in threading.enumerate()]

@@ -23,7 +23,8 @@ nothing (their memory is reused either way; 256 files of 4 KiB took 14%
 longer): only calls of at least MIN_FILES paths whose first file has at
 least MIN_SIZE bytes take it (16 MiB or more: the hop is a few per cent of
 the first batch), and only from the main thread (any other thread has an
-arena of its own already).  The caller runs progress itself, with the latest counts
+arena of its own already) or from a thread that asked with hop_here():
+the awaitable forms' helper thread (files_async.py), made per call.  The caller runs progress itself, with the latest counts
 (never an older after a newer), and the last before the result; a
 KeyboardInterrupt or an error from progress stops the loop at its next
 round (its progress hook raises), waits for it to drain and close, and is
@@ -66,6 +67,7 @@ class _Worker(object):
 
 
 _worker: _t.Optional[_Worker] = None
+_local = threading.local()
 _lock = threading.Lock()
 
 
@@ -91,6 +93,12 @@ def _take() -> _t.Optional[_Worker]:
         return _worker
 
 
+def hop_here() -> None:
+    """This thread's large calls go to the worker too, as the main
+    thread's: it is made for one call, and keeps no memory for the next."""
+    _local.hop = True
+
+
 def _large(path: _t.Any) -> bool:
     try:
         return os.stat(path).st_size >= MIN_SIZE
@@ -103,7 +111,8 @@ def read_many(paths: _t.List[_t.Any], depth: int, errors: str,
     """read_many(paths, depth, errors=, progress=), in the worker when the
     call is from the main thread and large enough, else here."""
     if (len(paths) < MIN_FILES or _MALLOC_TUNED or
-            threading.current_thread() is not threading.main_thread() or not _large(paths[0])):
+            (threading.current_thread() is not threading.main_thread() and
+             not getattr(_local, "hop", False)) or not _large(paths[0])):
         return _read_many(paths, depth, errors=errors, progress=progress)
     worker = _take()
     if worker is None:

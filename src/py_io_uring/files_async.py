@@ -27,6 +27,7 @@ import threading
 import typing as _t
 
 from . import files as _files
+from . import _read_worker
 from ._aiolib import current_library
 
 if _t.TYPE_CHECKING:
@@ -150,6 +151,7 @@ async def _run(call: _t.Callable[[_t.Optional[_Reporter]], _T],
 
     def work() -> None:
         _files._tls.stop = stop
+        _read_worker.hop_here()   # (read_files() only: a large batch's reads in the worker)
         try:
             box.append((call(hook), None))
         except BaseException as e:
