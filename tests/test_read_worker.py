@@ -38,6 +38,25 @@ def big(tmp_path):
 
 
 @pytest.fixture
+def fifo(tmp_path):
+    """A FIFO without a writer (its open blocks), and a writer after 10 s
+    so that a broken build's test ends too."""
+    path = str(tmp_path / "fifo")
+    os.mkfifo(path)
+
+    def unblock():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:     # ENXIO: no reader (any more)
+            pass
+    rescue = threading.Timer(10, unblock)
+    rescue.start()
+    yield path
+    rescue.cancel()
+    rescue.join()
+
+
+@pytest.fixture
 def where(monkeypatch):
     """The threads read_many() ran in, in call order."""
     seen = []
@@ -170,24 +189,14 @@ def test_malloc_tuned_by_the_environment(env, tuned):
     assert out.stdout.strip() == str(tuned)
 
 
-def test_an_interrupt_while_the_worker_waits(tmp_path, big, where, fds):
+def test_an_interrupt_while_the_worker_waits(fifo, big, where, fds):
     # a SIGINT that comes while the caller waits (here for an open that
     # blocks: a FIFO without a writer) raises KeyboardInterrupt in the
     # caller; the worker's loop stops at its next round, cancels the open
     # and closes every file before the call ends
     paths, _ = big
-    fifo = str(tmp_path / "fifo")
-    os.mkfifo(fifo)
-
-    def unblock():      # so that a failing build ends too: a writer comes
-        try:
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError:     # ENXIO: no reader (any more)
-            pass
     interrupt = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
-    rescue = threading.Timer(10, unblock)
     interrupt.start()
-    rescue.start()
     t0 = time.monotonic()
     try:
         with pytest.raises(KeyboardInterrupt):
@@ -195,9 +204,7 @@ def test_an_interrupt_while_the_worker_waits(tmp_path, big, where, fds):
         took = time.monotonic() - t0
     finally:
         interrupt.cancel()
-        rescue.cancel()
         interrupt.join()
-        rescue.join()
     assert took < 5, "the call waited for the writer: %.1f s" % took
     assert where == ["py_io_uring-read"]
     assert _read_worker._worker is not None and not _read_worker._worker.busy
@@ -217,29 +224,15 @@ def test_the_awaitable_form_uses_the_worker(big, where, fds):
     assert loop_threads and all(loop_threads)
 
 
-def test_a_cancelled_await_stops_the_worker(tmp_path, big, where, fds):
+def test_a_cancelled_await_stops_the_worker(fifo, big, where, fds):
     paths, _ = big
-    fifo = str(tmp_path / "fifo")
-    os.mkfifo(fifo)
-
-    def unblock():      # so that a failing build ends too: a writer comes
-        try:
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError:     # ENXIO: no reader (any more)
-            pass
-    rescue = threading.Timer(10, unblock)
-    rescue.start()
 
     async def main():
         t0 = time.monotonic()
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(py_io_uring.aread_files(paths + [fifo]), 0.5)
         return time.monotonic() - t0
-    try:
-        took = asyncio.run(main())
-    finally:
-        rescue.cancel()
-        rescue.join()
+    took = asyncio.run(main())
     assert took < 5, "the call waited for the writer: %.1f s" % took
     assert where == ["py_io_uring-read"]
     assert not _read_worker._worker.busy
