@@ -6,6 +6,7 @@ no descriptor is left open."""
 
 import asyncio
 import os
+import threading
 
 import pytest
 
@@ -32,6 +33,25 @@ def fds():
     before = set(os.listdir("/proc/self/fd"))
     yield
     assert set(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.fixture
+def blocked_fifo(tmp_path):
+    """A FIFO without a writer, whose open blocks, and a writer after 8 s so
+    that a broken build's test ends too (a test asserts it ended sooner)."""
+    path = str(tmp_path / "fifo")
+    os.mkfifo(path)
+
+    def unblock():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:     # ENXIO: no reader (any more)
+            pass
+    rescue = threading.Timer(8, unblock)
+    rescue.start()
+    yield path
+    rescue.cancel()
+    rescue.join()
 
 
 def make_files(folder, sizes):

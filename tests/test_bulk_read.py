@@ -20,7 +20,7 @@ import pytest
 import py_io_uring
 from py_io_uring import read_many, read_files
 
-from file_helpers import make_files
+from file_helpers import blocked_fifo, make_files  # noqa: F401  (a fixture)
 
 FIRST = 64 * 1024       # each of the chain's two reads (bulk_read.c)
 
@@ -316,13 +316,12 @@ def test_signal_interrupts_a_blocked_open(tmp_path, opens):
     assert o == c > 0
 
 
-def test_progress_runs_while_nothing_completes(tmp_path, opens):
+def test_progress_runs_while_nothing_completes(blocked_fifo, opens):
     # the wait is bounded (a round at least every 250 ms): a progress hook
     # that raises ends a call whose one open blocks, here in a thread where
     # no signal reaches it (the awaitable forms stop so, files_async.py).
     # Without the bound the call would wait for the writer that comes at 8 s.
-    fifo = str(tmp_path / "fifo")
-    os.mkfifo(fifo)
+    fifo = blocked_fifo
     opens.reset()
     calls = []
 
@@ -331,13 +330,6 @@ def test_progress_runs_while_nothing_completes(tmp_path, opens):
         if len(calls) == 3:
             raise KeyError("enough")
 
-    def unblock():      # so that a failing build ends too: a writer comes
-        try:
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError:     # ENXIO: no reader (any more)
-            pass
-    rescue = threading.Timer(8, unblock)
-    rescue.start()
     out = []
 
     def run():
@@ -349,8 +341,6 @@ def test_progress_runs_while_nothing_completes(tmp_path, opens):
     t = threading.Thread(target=run)
     t.start()
     t.join()
-    rescue.cancel()
-    rescue.join()
     assert out and out[0] < 5, (out, calls)
     assert calls[0] == (0, None, 0, 1)
     o, c = opens.settle()

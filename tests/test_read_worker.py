@@ -19,7 +19,7 @@ import pytest
 import py_io_uring
 from py_io_uring import _read_worker
 
-from file_helpers import fds, make_files  # noqa: F401  (a fixture)
+from file_helpers import blocked_fifo, fds, make_files  # noqa: F401  (fixtures)
 from uring_helpers import fork
 from conftest import BUILD
 
@@ -35,25 +35,6 @@ def untuned(monkeypatch):
 @pytest.fixture
 def big(tmp_path):
     return make_files(tmp_path, [SIZE + i for i in range(_read_worker.MIN_FILES)])
-
-
-@pytest.fixture
-def fifo(tmp_path):
-    """A FIFO without a writer (its open blocks), and a writer after 10 s
-    so that a broken build's test ends too."""
-    path = str(tmp_path / "fifo")
-    os.mkfifo(path)
-
-    def unblock():
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError:     # ENXIO: no reader (any more)
-            pass
-    rescue = threading.Timer(10, unblock)
-    rescue.start()
-    yield path
-    rescue.cancel()
-    rescue.join()
 
 
 @pytest.fixture
@@ -189,7 +170,8 @@ def test_malloc_tuned_by_the_environment(env, tuned):
     assert out.stdout.strip() == str(tuned)
 
 
-def test_an_interrupt_while_the_worker_waits(fifo, big, where, fds):
+def test_an_interrupt_while_the_worker_waits(blocked_fifo, big, where, fds):
+    fifo = blocked_fifo
     # a SIGINT that comes while the caller waits (here for an open that
     # blocks: a FIFO without a writer) raises KeyboardInterrupt in the
     # caller; the worker's loop stops at its next round, cancels the open
@@ -224,7 +206,8 @@ def test_the_awaitable_form_uses_the_worker(big, where, fds):
     assert loop_threads and all(loop_threads)
 
 
-def test_a_cancelled_await_stops_the_worker(fifo, big, where, fds):
+def test_a_cancelled_await_stops_the_worker(blocked_fifo, big, where, fds):
+    fifo = blocked_fifo
     paths, _ = big
 
     async def main():
