@@ -280,9 +280,14 @@ BENCH_BIN = $(BUILD)/bench
 $(BENCH_BIN)/%: bench/%.c
 	@mkdir -p $(BENCH_BIN)
 	$(CC) -O2 -Wall -Wextra -o $@ $< -luring
+# the floor under the NOP loops (bench/ideal_ring.c, bench/instructions.py --floor)
+$(BENCH_BIN)/ideal_ring$(EXT_SUFFIX): bench/ideal_ring.c
+	@mkdir -p $(BENCH_BIN)
+	$(CC) $(CFLAGS) $(WARN) -fPIC -shared -I $(PY_INCLUDE) -o $@ $<
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(BENCH_BIN)/nop $(BENCH_BIN)/randread $(BENCH_BIN)/echo_load $(BENCH_BIN)/echo_server
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)/nop $(BENCH_BIN)/randread $(BENCH_BIN)/echo_load $(BENCH_BIN)/echo_server \
+		$(BENCH_BIN)/ideal_ring$(EXT_SUFFIX)
 	@# the peer binding and the plot are optional: try them, bounded, never fail
 	@$(PYTHON) -c "import liburing" 2>/dev/null || timeout 60 $(PYTHON) -m pip install -q liburing || true
 	@$(PYTHON) -c "import matplotlib" 2>/dev/null || timeout 120 $(PYTHON) -m pip install -q matplotlib || true
@@ -291,7 +296,9 @@ bench: deps
 	$(PYTHON) bench/run.py --build $(BUILD) --out docs/performance.md $(BENCH_ARGS)
 
 bench-ci: deps
-	@$(MAKE) --no-print-directory all $(BENCH_BIN)/nop $(BENCH_BIN)/randread $(BENCH_BIN)/echo_load $(BENCH_BIN)/echo_server
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)/nop $(BENCH_BIN)/randread $(BENCH_BIN)/echo_load $(BENCH_BIN)/echo_server \
+		$(BENCH_BIN)/ideal_ring$(EXT_SUFFIX)
 	$(PYTHON) bench/run.py --build $(BUILD) --quick --out $(BENCH_BIN)/performance.md $(BENCH_ARGS)
+	$(PYTHON) bench/loop_floor.py --build $(BUILD) --batch 64 --rounds 1
 
 .PHONY: bench bench-ci

@@ -51,7 +51,8 @@ def split(costs, c_program=False):
     """(module, interpreter, libc and the rest) from per-function costs."""
     mod = interp = rest = 0.0
     for (fn, obj), ir in costs.items():
-        if obj.startswith("_core") or (c_program and (obj == "nop" or obj.startswith("liburing"))):
+        if obj.startswith("_core") or obj.startswith("ideal_ring") or (
+                c_program and (obj == "nop" or obj.startswith("liburing"))):
             mod += ir
         elif obj.startswith("libpython") or obj.startswith("python"):
             interp += ir
@@ -70,6 +71,9 @@ def main():
                     help="tiers to measure (default: all, and C)")
     ap.add_argument("--functions", type=int, default=0, metavar="K",
                     help="also list the module's K costliest functions per tier")
+    ap.add_argument("--floor", action="store_true",
+                    help="also run each tier's loop on bench/ideal_ring.c: the same calls with "
+                         "nothing behind them, the least any module with this API costs")
     a = ap.parse_args()
     apis = a.api or ["c"] + list(NOP_APIS)
     nop_c = os.path.join(ROOT, a.build, "bench", "nop")
@@ -89,6 +93,11 @@ def main():
             print("... %s" % label, file=sys.stderr, flush=True)
             costs = per_op(cmd, a.ops, workdir)
             rows.append((label, split(costs, api == "c"), costs))
+            if a.floor and api != "c":
+                floor = lambda ops, cmd=cmd: cmd(ops) + ["--floor"]  # noqa: E731
+                print("... %s, floor" % label, file=sys.stderr, flush=True)
+                costs = per_op(floor, a.ops, workdir)
+                rows.append((label + ", floor (bench/ideal_ring.c)", split(costs), costs))
     print("| NOP round trip, batch %d (instructions/op) | module | interpreter | libc and the rest | total |" % a.batch)
     print("| --- | --- | --- | --- | --- |")
     for label, (mod, interp, rest), _ in rows:
@@ -96,7 +105,8 @@ def main():
     if a.functions:
         for label, _, costs in rows:
             mine = sorted(((ir, fn) for (fn, obj), ir in costs.items()
-                           if obj.startswith("_core") and ir >= 0.5), reverse=True)
+                           if (obj.startswith("_core") or obj.startswith("ideal_ring")) and ir >= 0.5),
+                          reverse=True)
             print("\n%s, module functions:" % label)
             for ir, fn in mine[:a.functions]:
                 print("  %6.1f  %s" % (ir, fn))

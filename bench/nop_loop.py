@@ -4,14 +4,17 @@
     valgrind --tool=callgrind python3 bench/nop_loop.py OPS [--api API] [--build build]
 
 Run it twice (OPS and 2*OPS) and divide the difference of the instruction
-counts by OPS: the per-op cost without the interpreter's start-up."""
+counts by OPS: the per-op cost without the interpreter's start-up.  With
+--floor the same loop runs on bench/ideal_ring.c (`make
+build/bench/ideal_ring<EXT_SUFFIX>`), py_io_uring's call shapes with
+nothing behind them: the least any module with this API costs."""
 
 import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from runner import load_module  # noqa: E402
+from runner import ROOT, load_module  # noqa: E402
 from workloads.nop import NOP_APIS  # noqa: E402
 
 
@@ -23,8 +26,13 @@ def main():
                     help="wait_cqe_nr: cqe_seen per op; batch: Sqe/Cqe with cq_advance; "
                          "fast: the fast forms; many: prep_many/reap(columns=True)")
     ap.add_argument("--build", default="build")
+    ap.add_argument("--floor", action="store_true", help="run the loop on bench/ideal_ring.c")
     a = ap.parse_args()
-    m = load_module(a.build)
+    if a.floor:
+        sys.path.insert(0, os.path.join(ROOT, a.build, "bench"))
+        import ideal_ring as m
+    else:
+        m = load_module(a.build)
     NOP_APIS[a.api](m, a.batch, a.ops)()
 
 

@@ -119,20 +119,28 @@ def rusage_per_op(make_cmd, n):
     return ((t[1][0] - t[0][0]) / n * 1e9, (t[1][1] - t[0][1]) / n * 1e9)
 
 
-def nop_loop_cmd(api, ops, build):
-    """The argv of bench/nop_loop.py: one NOP loop alone, batch 64."""
-    return [sys.executable, os.path.join(ROOT, "bench", "nop_loop.py"), str(ops), "--api", api, "--build", build]
+def nop_loop_cmd(api, ops, build, floor=False):
+    """The argv of bench/nop_loop.py: one NOP loop alone, batch 64; with
+    floor, on bench/ideal_ring.c instead of py_io_uring."""
+    return [sys.executable, os.path.join(ROOT, "bench", "nop_loop.py"), str(ops), "--api", api,
+            "--build", build] + (["--floor"] if floor else [])
 
 
 def gap_measure(build, binp, workdir, quick):
     """Per NOP round trip at batch 64: callgrind instructions per object and
-    user/system CPU time, for C and for each Python loop in NOP_APIS."""
-    def py_cmd(api):
-        return lambda ops: nop_loop_cmd(api, ops, build)
+    user/system CPU time, for C and for each Python loop in NOP_APIS; in a
+    full run, each loop also on bench/ideal_ring.c (when built), the floor
+    any module with these call shapes costs."""
+    def py_cmd(api, floor=False):
+        return lambda ops: nop_loop_cmd(api, ops, build, floor)
     cmds = [("C liburing", lambda ops: [os.path.join(binp, "nop"), "64", str(ops)])]
     label = {"wait_cqe_nr": "cqe_seen per op", "batch": "Sqe/Cqe objects, cq_advance",
              "fast": "fast forms, reap()", "many": "prep_many(), reap(columns=True)"}
-    cmds += [("py_io_uring, %s" % label[api], py_cmd(api)) for api in NOP_APIS]
+    floor = not quick and any(f.startswith("ideal_ring.") for f in os.listdir(binp))
+    for api in NOP_APIS:
+        cmds.append(("py_io_uring, %s" % label[api], py_cmd(api)))
+        if floor:
+            cmds.append(("floor (bench/ideal_ring.c), %s" % label[api], py_cmd(api, True)))
     res = {}
     for name, make in cmds:
         print("... callgrind and rusage: %s" % name, file=sys.stderr, flush=True)
