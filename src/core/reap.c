@@ -293,13 +293,32 @@ pu_cq_clear(RingObject *r)
  * needs happens before its CQE is consumed. */
 
 int
-pu_sink_new(pu_reap_sink *s, int kind, Py_ssize_t cap)
+pu_sink_new(pu_reap_sink *s, int kind, Py_ssize_t cap, PyObject **spare)
 {
     s->kind = kind;
     s->lists[0] = s->lists[1] = s->lists[2] = NULL;
-    s->spare = NULL;
+    s->spare = spare;
+    s->nreuse = 0;
+    s->keep = 1;
     if (kind == PU_SINK_ONE)
         return 0;   /* the item's own tuple is all it makes */
+    if (kind == PU_SINK_LIST && spare != NULL && *spare != NULL && cap > 0 &&
+        Py_REFCNT(*spare) == 1 && ((PyListObject *)*spare)->allocated >= cap) {
+        /* the list reap() returned last time, dropped by the caller since:
+         * it is this call's, its tuples refilled in place (pu_sink_slot()),
+         * as zip() and enumerate() reuse their tuple */
+        PyListObject *l = (PyListObject *)*spare;
+        Py_ssize_t n = Py_SIZE(l);
+
+        *spare = NULL;
+        for (Py_ssize_t i = n; i < cap; i++)
+            l->ob_item[i] = NULL;
+        if (n < cap)
+            Py_SET_SIZE(l, cap);
+        s->lists[0] = (PyObject *)l;
+        s->nreuse = n;
+        return 0;
+    }
     for (int i = 0; i < (kind == PU_SINK_COLUMNS ? 3 : 1); i++) {
         s->lists[i] = PyList_New(cap);
         if (s->lists[i] == NULL) {
@@ -339,10 +358,23 @@ pu_sink_finish(pu_reap_sink *s, Py_ssize_t got)
         }
         return s->lists[0];
     }
+    if (s->kind == PU_SINK_LIST) {
+        PyListObject *l = (PyListObject *)s->lists[0];
+        /* a reused list's tuples past the last item go (NULL otherwise) */
+        for (Py_ssize_t i = Py_SIZE(l); i > got; i--)
+            Py_CLEAR(l->ob_item[i - 1]);
+        Py_SET_SIZE(l, got);
+        if (s->spare != NULL && s->keep && got > 0) {
+            /* only exact ints in it: keeping it until the next reap()
+             * keeps nothing a user could see (no finalizer, no weak
+             * reference), and the ring's traverse visits it */
+            Py_INCREF(l);
+            Py_XSETREF(*s->spare, (PyObject *)l);
+        }
+        return (PyObject *)l;
+    }
     for (int k = 0; k < 3 && s->lists[k] != NULL; k++)
         Py_SET_SIZE(s->lists[k], got);
-    if (s->kind == PU_SINK_LIST)
-        return s->lists[0];
     ret = PyTuple_New(3);
     for (int k = 0; k < 3; k++) {
         if (ret != NULL)
@@ -358,8 +390,8 @@ pu_sink_finish(pu_reap_sink *s, Py_ssize_t got)
  * 0, or -1 with an exception and nothing made. */
 static inline __attribute__((always_inline)) int
 item_objects(RingObject *r, SqeObject *rec, const struct io_uring_cqe *c,
-             const pu_reap_sink *s, PyObject **t, PyObject **d, PyObject **v,
-             PyObject **f)
+             const pu_reap_sink *s, Py_ssize_t at, PyObject **t, PyObject **d,
+             PyObject **v, PyObject **f)
 {
     *v = pu_long(c->res);
     *f = c->flags < PU_SMALL_INTS ? pu_long((long)c->flags)
@@ -371,7 +403,7 @@ item_objects(RingObject *r, SqeObject *rec, const struct io_uring_cqe *c,
     } else {
         *d = PyLong_FromUnsignedLongLong(c->user_data);
     }
-    if (pu_sink_slot(s, *d, t) < 0 || *v == NULL || *f == NULL || *d == NULL) {
+    if (pu_sink_slot(s, at, *d, t) < 0 || *v == NULL || *f == NULL || *d == NULL) {
         Py_XDECREF(*t);
         Py_XDECREF(*v);
         Py_XDECREF(*f);
@@ -396,7 +428,7 @@ plain_item(RingObject *r, pu_reap_sink *s, Py_ssize_t at,
     if (rec == NULL || (c->flags & (IORING_CQE_F_MORE | IORING_CQE_F_BUFFER)) ||
         !rec_plain(rec))
         return 0;
-    if (item_objects(r, rec, c, s, &t, &d, &v, &f) < 0)
+    if (item_objects(r, rec, c, s, at, &t, &d, &v, &f) < 0)
         return -1;
     pu_record_finish(r, rec);
     rec_end_plain(rec);
@@ -455,12 +487,12 @@ pu_reap_one_plain(RingObject *r)
         return NULL;
     s.kind = PU_SINK_ONE;
     s.lists[0] = s.lists[1] = s.lists[2] = NULL;
-#if defined(Py_GIL_DISABLED) || PY_VERSION_HEX >= 0x030E0000
-    /* free-threaded, a reference count of 1 proves nothing; from 3.14 a
-     * tuple caches its hash, which a refill would leave stale */
-    s.spare = NULL;
-#else
+    s.nreuse = 0;
+    s.keep = 1;
+#ifdef PU_REFILL_TUPLES
     s.spare = &r->one_tuple;
+#else
+    s.spare = NULL;
 #endif
     /* the tuple's allocation may run the GC and finalizers: keep them off
      * the CQ until the head has moved */
@@ -539,7 +571,7 @@ pu_reap_direct(RingObject *r, pu_reap_sink *s, Py_ssize_t at, Py_ssize_t max)
                 stop = 1;
                 break;
             }
-            if (item_objects(r, rec, c, s, &t, &d, &v, &f) < 0) {
+            if (item_objects(r, rec, c, s, at + got, &t, &d, &v, &f) < 0) {
                 err = 1;    /* this CQE stays in the ring */
                 break;
             }

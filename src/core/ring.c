@@ -522,6 +522,7 @@ Ring_traverse(RingObject *self, visitproc visit, void *arg)
         Py_VISIT(self->slots[s]);
     for (Py_ssize_t i = self->cq_start; i < self->cq_end; i++)
         Py_VISIT(self->cq[i]);
+    Py_VISIT(self->last_list);   /* the caller may have put anything in it */
     return pu_rsrc_traverse(self, visit, arg);
 }
 
@@ -558,6 +559,7 @@ Ring_dealloc(RingObject *self)
      * ring; this closes the fd and unmaps the ring */
     Ring_clear(self);
     Py_CLEAR(self->one_tuple);   /* (teardown may not have run) */
+    Py_CLEAR(self->last_list);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 

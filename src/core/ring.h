@@ -113,6 +113,12 @@ typedef struct RingObject {
      * finalizer, no weak reference) and the tuple is in no cycle.  Not
      * kept free-threaded, nor from 3.14 (pu_reap_one_plain()). */
     PyObject *one_tuple;
+    /* reap()'s last list when every item is a tuple of exact ints: once
+     * the caller has dropped it, the next reap() fills its tuples again
+     * and returns it (pu_sink_new()), for the same reason.  The caller may
+     * have changed the list before dropping it, so each tuple is checked
+     * before it is refilled, and Ring_traverse() visits the list. */
+    PyObject *last_list;
     PyObject *weakreflist;
 } RingObject;
 

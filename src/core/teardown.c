@@ -209,6 +209,9 @@ pu_ring_teardown(RingObject *r)
     Py_CLEAR(r->one_tuple);
     r->nhidden = 0;
     r->closing = 0;
+    /* last, with the ring's state final: the caller may have put anything
+     * into reap()'s last list, whose release may run code */
+    Py_CLEAR(r->last_list);
 }
 
 /* The queue_exit() a signal handler or finalizer asked for inside a call

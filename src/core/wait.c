@@ -792,7 +792,7 @@ reap_to_sink_impl(RingObject *self, int kind, Py_ssize_t n, Py_ssize_t wait_nr,
     cap = PU_CQ_LEN(self) + (Py_ssize_t)io_uring_cq_ready(&self->ring);
     if (cap > n)
         cap = n;
-    if (pu_sink_new(&sink, kind, cap) < 0)
+    if (pu_sink_new(&sink, kind, cap, pu_sink_spare(self, kind)) < 0)
         return NULL;
     while (got < cap) {
         Py_ssize_t k = PU_CQ_LEN(self);
@@ -804,7 +804,7 @@ reap_to_sink_impl(RingObject *self, int kind, Py_ssize_t n, Py_ssize_t wait_nr,
             uint64_t held = pu_side_take(&self->cq_owner);
             for (Py_ssize_t i = 0; i < k; i++) {
                 PyObject *t, *d, *v, *f;
-                if (pu_sink_slot(&sink, NULL, &t) < 0 ||
+                if (pu_sink_slot(&sink, got + i, NULL, &t) < 0 ||
                     pu_cqe_parts(self->cq[self->cq_start + i], &d, &v, &f) < 0) {
                     Py_XDECREF(t);
                     pu_side_put(&self->cq_owner, held);
