@@ -6,7 +6,9 @@ tuple it holds never changes, every item is the completion it stands for,
 nothing but exact ints stays alive in what the ring keeps, and what it
 keeps goes with the ring.  (reap_one()'s tuple: test_fast_forms.py.)"""
 
+import errno
 import gc
+import os
 import sys
 import sysconfig
 import weakref
@@ -15,7 +17,7 @@ import pytest
 
 from py_io_uring import IoUring
 from op_helpers import Token
-from uring_helpers import TMP_CONTENT
+from uring_helpers import TMP_CONTENT, closed_fd
 
 BIG = 10 ** 30   # an int no cache holds: its reference count is ours to read
 # free-threaded builds and 3.14 on refill no tuple (3.14's tuples cache
@@ -137,3 +139,28 @@ def test_a_cycle_through_the_kept_list_is_collected():
     del got, r
     gc.collect()
     assert ref() is None
+
+
+def test_repeated_results_read_the_same_and_change_when_they_do(tmp_path):
+    # results of 256 or more repeat for reads of one size: each completion
+    # still reads as its own result, whatever came before
+    path = tmp_path / "f"
+    path.write_bytes(bytes(range(256)) * 8)
+    fd = os.open(path, os.O_RDONLY)
+    r = IoUring(16)
+    try:
+        bufs = [bytearray(n) for n in (300, 300, 500, 300, 1000, 1000)]
+        for i, b in enumerate(bufs):
+            r.prep_read(fd, b, 0, user_data=i)
+        bad = closed_fd()
+        r.prep_read(bad, bytearray(300), 0, user_data=6)
+        r.prep_read(bad, bytearray(300), 0, user_data=7)
+        got = sorted(r.reap(8, 8, True))
+        assert got == [(0, 300, 0), (1, 300, 0), (2, 500, 0), (3, 300, 0), (4, 1000, 0),
+                       (5, 1000, 0), (6, -errno.EBADF, 0), (7, -errno.EBADF, 0)]
+        r.prep_read(fd, bytearray(2048), 0, user_data=8)
+        r.prep_read(fd, bytearray(4096), 0, user_data=9)       # short: the file has 2048
+        assert sorted(r.reap(2, 2, True, columns=True)[1]) == [2048, 2048]
+    finally:
+        r.queue_exit()
+        os.close(fd)

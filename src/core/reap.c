@@ -385,6 +385,23 @@ pu_sink_finish(pu_reap_sink *s, Py_ssize_t got)
     return ret;
 }
 
+PyObject *
+pu_res_long_new(RingObject *r, int32_t res)
+{
+    PyObject *v = PyLong_FromLong(res);
+
+#ifndef Py_GIL_DISABLED
+    if (v != NULL) {
+        Py_INCREF(v);
+        Py_XSETREF(r->res_int, v);   /* an int: its release runs no code */
+        r->res_int_val = res;
+    }
+#else
+    (void)r;
+#endif
+    return v;
+}
+
 /* The objects of one completion's item, new references: the tuple the
  * sink needs (NULL for columns), the user data, the result and the flags.
  * 0, or -1 with an exception and nothing made. */
@@ -393,7 +410,7 @@ item_objects(RingObject *r, SqeObject *rec, const struct io_uring_cqe *c,
              const pu_reap_sink *s, Py_ssize_t at, PyObject **t, PyObject **d,
              PyObject **v, PyObject **f)
 {
-    *v = pu_long(c->res);
+    *v = pu_res_long(r, c->res);
     *f = c->flags < PU_SMALL_INTS ? pu_long((long)c->flags)
                                   : PyLong_FromUnsignedLong(c->flags);
     if (rec != NULL) {

@@ -560,6 +560,7 @@ Ring_dealloc(RingObject *self)
     Ring_clear(self);
     Py_CLEAR(self->one_tuple);   /* (teardown may not have run) */
     Py_CLEAR(self->last_list);
+    Py_CLEAR(self->res_int);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 

@@ -119,6 +119,10 @@ typedef struct RingObject {
      * have changed the list before dropping it, so each tuple is checked
      * before it is refilled, and Ring_traverse() visits the list. */
     PyObject *last_list;
+    /* The last result of 256 or more the ring made an int of, and that
+     * int (pu_res_long()) */
+    PyObject *res_int;
+    int32_t res_int_val;
     PyObject *weakreflist;
 } RingObject;
 
@@ -497,5 +501,29 @@ void pu_ring_fd_release(RingObject *r);
 /* Sqe._fuzz_prep_raw, in the fuzz build only (fuzz_raw.c) */
 extern PyMethodDef pu_fuzz_raw_methods[];
 #endif
+
+/* A completion's result as an int: 0..255 from the small-int table, a
+ * larger one made once and given again while the results repeat (reads of
+ * one block size: one int per run of completions, not one made and freed
+ * per completion).  Ints are immutable: sharing one shows only to `is`,
+ * as CPython's own caches do.  Not free-threaded, where two threads may
+ * reap the same ring's completions at once (pu_res_long_new() in reap.c). */
+PyObject *pu_res_long_new(RingObject *r, int32_t res);
+
+static inline PyObject *
+pu_res_long(RingObject *r, int32_t res)
+{
+    if ((uint32_t)res < PU_SMALL_INTS) {
+        Py_INCREF(pu_small_ints[res]);
+        return pu_small_ints[res];
+    }
+#ifndef Py_GIL_DISABLED
+    if (r->res_int != NULL && r->res_int_val == res) {
+        Py_INCREF(r->res_int);
+        return r->res_int;
+    }
+#endif
+    return pu_res_long_new(r, res);
+}
 
 #endif

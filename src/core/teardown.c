@@ -207,6 +207,7 @@ pu_ring_teardown(RingObject *r)
     r->cq_cap = 0;
     pu_record_pool_clear(r);
     Py_CLEAR(r->one_tuple);
+    Py_CLEAR(r->res_int);
     r->nhidden = 0;
     r->closing = 0;
     /* last, with the ring's state final: the caller may have put anything
