@@ -111,7 +111,7 @@ typedef struct RingObject {
      * theirs (core/reap_sink.h, pu_sink_slot()).  Ints only, so keeping
      * the last items a while longer keeps nothing a user could see (no
      * finalizer, no weak reference) and the tuple is in no cycle.  Not
-     * kept free-threaded, nor from 3.14 (pu_reap_one_plain()). */
+     * kept free-threaded, nor from 3.14 (PU_REFILL_TUPLES, reap_sink.h). */
     PyObject *one_tuple;
     /* reap()'s last list when every item is a tuple of exact ints: once
      * the caller has dropped it, the next reap() fills its tuples again
