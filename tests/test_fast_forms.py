@@ -1326,23 +1326,6 @@ def test_reap_one_keeps_no_user_data_but_plain_ints(ring, make):
     assert (ref() is None) if ref is not None else IntWithDel.dropped == 1
 
 
-@pytest.mark.skipif(NO_REFILL, reason="no tuple is refilled there")
-@pytest.mark.parametrize("end", ["queue_exit", "del"])
-def test_reap_one_tuple_kept_for_refilling_goes_with_the_ring(end):
-    big = BIG * 3
-    before = sys.getrefcount(big)
-    r = IoUring(4)
-    r.prep_nop(user_data=big)
-    assert r.reap_one(True, True) == (big, 0, 0)
-    assert sys.getrefcount(big) == before + 1                 # in the kept tuple
-    if end == "queue_exit":
-        r.queue_exit()
-    else:
-        del r
-        gc.collect()
-    assert sys.getrefcount(big) == before
-
-
 def test_reap_one_on_a_closed_ring():
     r = IoUring(4)
     r.queue_exit()

@@ -4,7 +4,7 @@ the caller has dropped them (as zip() and enumerate() reuse their tuple),
 and the int of a result that repeats.  What a caller can rely on: a list or
 tuple it holds never changes, every item is the completion it stands for,
 nothing but exact ints stays alive in what the ring keeps, and what it
-keeps goes with the ring.  (reap_one()'s tuple: test_fast_forms.py.)"""
+keeps goes with the ring.  (reap_one()'s refill: test_fast_forms.py.)"""
 
 import errno
 import gc
@@ -114,12 +114,18 @@ def test_only_a_list_of_ints_is_kept(ring, rfd):
 
 @refills
 @pytest.mark.parametrize("end", ["queue_exit", "del"])
-def test_the_kept_list_goes_with_the_ring(end):
+@pytest.mark.parametrize("form", ["reap", "reap_one"])
+def test_what_is_kept_for_refilling_goes_with_the_ring(form, end):
+    # reap()'s list or reap_one()'s tuple, kept for the next call
     big = BIG * 3
     before = sys.getrefcount(big)
     r = IoUring(8)
-    assert nops(r, [big]) == [(big, 0, 0)]
-    assert sys.getrefcount(big) == before + 1                 # in the kept list
+    if form == "reap":
+        assert nops(r, [big]) == [(big, 0, 0)]
+    else:
+        r.prep_nop(user_data=big)
+        assert r.reap_one(True, True) == (big, 0, 0)
+    assert sys.getrefcount(big) == before + 1                 # in what the ring kept
     if end == "queue_exit":
         r.queue_exit()
     else:
@@ -139,6 +145,34 @@ def test_a_cycle_through_the_kept_list_is_collected():
     del got, r
     gc.collect()
     assert ref() is None
+
+
+@refills
+def test_code_run_by_a_dropped_list_item_inside_reap_cannot_use_the_ring():
+    # a dropped list's item that is not a refillable tuple is released while
+    # reap() holds the completion side: a finalizer there that reaps or
+    # closes the same ring is refused or deferred, and the outer reap()
+    # still returns every completion
+    r = IoUring(16)
+    seen = []
+
+    class Reenter:
+        def __del__(self):
+            for call in (lambda: r.reap(4), r.queue_exit):
+                try:
+                    call()
+                    seen.append("ok")
+                except (RuntimeError, ValueError) as exc:
+                    seen.append(type(exc).__name__)
+
+    got = nops(r, [BIG + i for i in range(4)])
+    got[1] = Reenter()
+    got.append(r)                                             # a cycle too
+    del got
+    assert nops(r, list(range(6))) == [(i, 0, 0) for i in range(6)]
+    assert seen == ["RuntimeError", "ok"]                     # refused; deferred
+    with pytest.raises(ValueError):                           # closed once the call returned
+        r.reap(1)
 
 
 def test_repeated_results_read_the_same_and_change_when_they_do(tmp_path):
